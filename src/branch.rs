@@ -1,0 +1,260 @@
+//! The branch side, one message at a time: intake → application → issuance → documents
+//! → outbound. Takes a stored message and commits its outcome (the application record,
+//! certificates, registry entries and the reply in the outbox) in one transaction.
+//!
+//! Outcomes (`application-form.md` § Outcomes): `issued`, `rejected`, `held` (nothing
+//! sent, flagged for staff), `form_sent` (a request for the blank form), `duplicate`
+//! (the same Message-ID delivered again: a reply pointing to what was issued).
+
+use crate::application::{self, Decision, Existing, Sender, form};
+use crate::clock::{Clock, Random};
+use crate::config::{Branch, Config};
+use crate::documents::{DocumentKind, Documents};
+use crate::intake::letter::{self, Letter};
+use crate::issuance::{self, Issued};
+use crate::outbound::compose::{ComposeError, Composer, Draft, ReplyTo};
+use crate::product::Format;
+use crate::store::{Outgoing, Store, StoreError, StoredMessage, Tx};
+use serde_json::json;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Issued(Vec<String>),
+    Rejected(usize),
+    Held(String),
+    FormSent,
+    Duplicate,
+}
+
+impl Outcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Issued(_) => "issued",
+            Outcome::Rejected(_) => "rejected",
+            Outcome::Held(_) => "held",
+            Outcome::FormSent => "form_sent",
+            Outcome::Duplicate => "duplicate",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The store could not be written: nothing was committed, try again later.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Typesetting or composing failed for this message: it is held for staff.
+    #[error("cannot typeset the documents: {0}")]
+    Render(String),
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+}
+
+pub struct BranchFlow<'a> {
+    pub config: &'a Config,
+    pub composer: &'a Composer,
+    pub documents: &'a Documents,
+    pub clock: &'a dyn Clock,
+    pub rng: &'a dyn Random,
+}
+
+struct TxExisting<'t, 'c>(&'t Tx<'c>);
+
+impl Existing for TxExisting<'_, '_> {
+    fn issued_for(&self, works_key: &str) -> Option<String> {
+        self.0.issued_for_works(works_key).ok().flatten()
+    }
+}
+
+impl BranchFlow<'_> {
+    /// Decides and commits the outcome of one stored message.
+    pub fn process(&self, store: &mut Store, msg: &StoredMessage) -> Result<Outcome, ProcessError> {
+        let Some(branch) = self.config.branch_by_address(&msg.mailbox) else {
+            return self.hold(store, msg, format!("{} は支店のメールボックスではありません", msg.mailbox));
+        };
+        let letter = match letter::read(&msg.raw) {
+            Ok(l) => l,
+            Err(e) => return self.hold(store, msg, format!("メールとして読み取れません（{e}）")),
+        };
+        let Some(from) = letter.from.clone() else {
+            return self.hold(store, msg, "送信者（From）がありません".into());
+        };
+        let reply = ReplyTo { message_id: letter.message_id.clone(), references: letter.references.clone(), subject: letter.subject.clone() };
+        let Some(contractor) = self.config.contractor_by_email(&from) else {
+            return self.hold(store, msg, format!("送信者 {from} は登録されたアドレスではありません"));
+        };
+        let now = self.clock.now();
+
+        // A second delivery of the same message: point to what the first one got.
+        if let Some(mid) = &letter.message_id {
+            let earlier = store.write(|tx| tx.earlier_with_message_id(&msg.mailbox, mid, msg.id).map_err(ProcessError::from))?;
+            if let Some((first, first_outcome)) = earlier {
+                return self.duplicate(store, msg, branch, &letter, &reply, first, Some(first_outcome.as_str()), &contractor.name);
+            }
+        }
+
+        let subject = crate::text::squash(&letter.subject);
+        if subject.contains("変更申込") {
+            return self.hold(store, msg, "変更申込は職員が確認します".into());
+        }
+        let form_text = letter.texts().map(|(_, t)| t).find(|t| form::has_form(t)).map(str::to_string);
+        let Some(form_text) = form_text else {
+            if subject.contains("申込書") {
+                return self.reply_only(store, msg, branch, &reply, "form_sent", "blank_form", "mail/blank_form.txt", &from, json!({"contractor": contractor.name}));
+            }
+            if subject.contains("保証申込") {
+                let problems = vec!["申込書：本文または添付の .txt ファイルに申込書（【請負工事の情報】などの見出し）が見つかりませんでした".to_string()];
+                return self.reject(store, msg, branch, &reply, &from, Some(&contractor.name), problems, vec![], None);
+            }
+            return self.hold(store, msg, "申込書を含まないメールです（職員が確認します）".into());
+        };
+
+        let raw = form::parse(&form_text);
+        let sender = Sender { from: from.clone(), envelope: letter.envelope.clone() };
+        let config = self.config;
+        let decision = store.write(|tx| Ok::<_, ProcessError>(application::validate(&raw, config, branch, &sender, &TxExisting(tx))))?;
+        match decision {
+            Decision::Hold(why) => self.hold(store, msg, why),
+            Decision::Reject(problems) => {
+                let lines = problems.iter().map(ToString::to_string).collect();
+                self.reject(store, msg, branch, &reply, &from, raw.contractor.as_deref(), lines, raw.warnings.clone(), Some(&form_text))
+            }
+            Decision::Issue(app) => {
+                let outcome = store.write(|tx| -> Result<Vec<String>, ProcessError> {
+                    let app_id = tx.record_application(msg.id, &branch.office_code, "issued", &from, Some(&app.contractor), &json!([]), &raw.warnings, Some(&form_text), now)?;
+                    let serials = app.products.iter().map(|_| tx.next_serial(&branch.office_code)).collect::<Result<Vec<_>, _>>()?;
+                    let issued = issuance::issue(&app, &serials, self.rng, now);
+                    for i in &issued {
+                        let c = &i.certificate;
+                        let mut salt = [0u8; 16];
+                        self.rng.fill(&mut salt);
+                        let works = application::works_key(&app.contractor, &app.owner, &app.project, c.product);
+                        tx.insert_certificate(i, &works, app_id, letter.message_id.as_deref(), &salt)?;
+                    }
+                    let mut to = vec![from.clone()];
+                    if let Some(n) = &app.notify && !to.contains(n) {
+                        to.push(n.clone());
+                    }
+                    let out = self.completion(branch, &app, &issued, &raw.warnings, &reply, to)?;
+                    tx.enqueue(&out, Some(msg.id), now)?;
+                    let numbers: Vec<String> = issued.iter().map(|i| i.certificate.number.clone()).collect();
+                    tx.finish_message(msg.id, "issued", Some(&numbers.join(" ")), now)?;
+                    Ok(numbers)
+                });
+                let numbers = outcome?;
+                for n in &numbers {
+                    tracing::info!(event = "issued", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), number = %n);
+                }
+                Ok(Outcome::Issued(numbers))
+            }
+        }
+    }
+}
+
+impl BranchFlow<'_> {
+    fn hold(&self, store: &mut Store, msg: &StoredMessage, why: String) -> Result<Outcome, ProcessError> {
+        let now = self.clock.now();
+        store.write(|tx| tx.finish_message(msg.id, "held", Some(&why), now))?;
+        tracing::info!(event = "held", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), reason = %why);
+        Ok(Outcome::Held(why))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reject(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, reply: &ReplyTo, from: &str, contractor: Option<&str>, problems: Vec<String>, warnings: Vec<String>, form: Option<&str>) -> Result<Outcome, ProcessError> {
+        let now = self.clock.now();
+        let ctx = json!({"contractor": contractor, "problems": problems, "warnings": warnings, "form": form.map(str::trim)});
+        let out = self.draft(branch, "rejection", "mail/rejection.txt", ctx, reply, vec![from.to_string()], vec![])?;
+        let n = problems.len();
+        store.write(|tx| -> Result<(), ProcessError> {
+            tx.record_application(msg.id, &branch.office_code, "rejected", from, contractor, &json!(problems), &warnings, form, now)?;
+            tx.enqueue(&out, Some(msg.id), now)?;
+            tx.finish_message(msg.id, "rejected", Some(&problems.join("\n")), now)?;
+            Ok(())
+        })?;
+        tracing::info!(event = "rejected", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), problems = n);
+        Ok(Outcome::Rejected(n))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reply_only(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, reply: &ReplyTo, outcome: &str, kind: &'static str, template: &str, to: &str, ctx: serde_json::Value) -> Result<Outcome, ProcessError> {
+        let now = self.clock.now();
+        let out = self.draft(branch, kind, template, ctx, reply, vec![to.to_string()], vec![])?;
+        store.write(|tx| -> Result<(), ProcessError> {
+            tx.enqueue(&out, Some(msg.id), now)?;
+            tx.finish_message(msg.id, outcome, None, now)?;
+            Ok(())
+        })?;
+        tracing::info!(event = "replied", outcome = outcome, mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""));
+        Ok(if outcome == "duplicate" { Outcome::Duplicate } else { Outcome::FormSent })
+    }
+
+    /// The same Message-ID again. If the first delivery was issued, the sender is told the
+    /// numbers (never the keys); otherwise it was already answered or held, and this copy
+    /// is only recorded.
+    #[allow(clippy::too_many_arguments)]
+    fn duplicate(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, letter: &Letter, reply: &ReplyTo, first: i64, first_outcome: Option<&str>, contractor: &str) -> Result<Outcome, ProcessError> {
+        let now = self.clock.now();
+        let first_msg = store.message(first)?;
+        let certs = store.write(|tx| tx.certificates_of_message(first))?;
+        let from = letter.from.clone().unwrap_or_default();
+        if first_outcome != Some("issued") || certs.is_empty() {
+            let detail = format!("同じ Message-ID のメール（受付番号 {first}）は処理済みです");
+            store.write(|tx| tx.finish_message(msg.id, "duplicate", Some(&detail), now))?;
+            tracing::info!(event = "duplicate", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), first = first);
+            return Ok(Outcome::Duplicate);
+        }
+        let ctx = json!({
+            "contractor": contractor,
+            "original_message_id": letter.message_id,
+            "original_date": first_msg.and_then(|m| chrono::DateTime::parse_from_rfc3339(&m.received_at).ok()).map(|t| crate::text::format_era(t.date_naive())),
+            "certificates": certs.iter().map(|c| json!({"product": c.latest.product.name(), "format": c.latest.format.name(), "number": c.number})).collect::<Vec<_>>(),
+        });
+        self.reply_only(store, msg, branch, reply, "duplicate", "duplicate", "mail/duplicate.txt", &from, ctx)
+    }
+
+    fn completion(&self, branch: &Branch, app: &application::Application, issued: &[Issued], warnings: &[String], reply: &ReplyTo, to: Vec<String>) -> Result<Outgoing, ProcessError> {
+        let now = self.clock.now();
+        let mut attachments = Vec::new();
+        let mut certs = Vec::new();
+        for i in issued {
+            let c = &i.certificate;
+            let electronic = c.format == Format::Electronic;
+            let mut entry = json!({"product": c.product.name(), "format": c.format.name(), "number": c.number, "electronic": electronic});
+            if electronic {
+                let key = i.key.as_ref();
+                let mut kinds = vec![DocumentKind::Notice, DocumentKind::Certificate];
+                if c.fee_statement {
+                    kinds.push(DocumentKind::Fee);
+                }
+                for kind in kinds {
+                    let pdf = self.documents.render(kind, self.config, c, key, now).map_err(|e| ProcessError::Render(e.to_string()))?;
+                    let name = crate::documents::data::file_name(kind, c);
+                    entry[match kind { DocumentKind::Notice => "notice_file", DocumentKind::Certificate => "certificate_file", DocumentKind::Fee => "fee_file" }] = json!(name);
+                    attachments.push((name, pdf));
+                }
+                entry["key"] = json!(key.map(|k| k.reveal()));
+            }
+            certs.push(entry);
+        }
+        let any_electronic = issued.iter().any(|i| i.certificate.format == Format::Electronic);
+        let ctx = json!({
+            "contractor": app.jv.clone().unwrap_or_else(|| app.contractor.clone()),
+            "project": app.project, "owner": app.owner,
+            "certificates": certs, "any_electronic": any_electronic, "warnings": warnings,
+        });
+        let (kind, template) = if any_electronic { ("completion", "mail/completion.txt") } else { ("paper_accepted", "mail/paper_accepted.txt") };
+        self.draft(branch, kind, template, ctx, reply, to, attachments)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn draft(&self, branch: &Branch, kind: &'static str, template: &str, mut ctx: serde_json::Value, reply: &ReplyTo, to: Vec<String>, attachments: Vec<(String, Vec<u8>)>) -> Result<Outgoing, ProcessError> {
+        ctx["company"] = json!({"name": self.config.company.name});
+        ctx["branch"] = json!({"name": branch.name, "tel": branch.tel, "fax": branch.fax, "address": branch.address});
+        Ok(self.composer.compose(Draft {
+            kind, template, context: ctx,
+            from_name: format!("{} {}", self.config.company.name, branch.name),
+            from: branch.address.clone(),
+            to, reply: Some(reply), attachments,
+        }, self.rng, self.clock.now())?)
+    }
+}

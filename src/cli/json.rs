@@ -1,0 +1,91 @@
+//! The JSON contract of `cli.md`: field names are fixed there; more fields are added beside.
+//! Keys never appear here.
+
+use crate::registry::Verification;
+use crate::store::{CertificateRow, OutboxRow, VersionRow};
+use serde_json::{Value, json};
+
+pub fn certificate(row: &CertificateRow) -> Value {
+    let c = &row.latest;
+    json!({
+        "number": row.number,
+        "product": c.product.name(),
+        "format": c.format.name(),
+        "status": row.status,
+        "contractor": c.contractor,
+        "jv": c.jv,
+        "owner": c.owner,
+        "project": c.project,
+        "amount": c.amount,
+        "contract_price": c.contract_price,
+        "guarantee_end": c.guarantee_end.to_string(),
+        "term_start": c.term_start.to_string(),
+        "term_end": c.term_end.to_string(),
+        "contract_date": c.contract_date.to_string(),
+        "issue_date": c.issue_date.to_string(),
+        "version": c.version,
+        "office_code": c.office_code,
+        "application_message_id": row.application_message_id,
+        "print_state": row.print_state,
+    })
+}
+
+pub fn version(v: &VersionRow) -> Value {
+    json!({
+        "version": v.version,
+        "kind": v.kind,
+        "issued_at": v.issued_at,
+        "change_label": v.contents.change_label(),
+        "amount": v.contents.amount,
+        "contract_price": v.contents.contract_price,
+        "guarantee_end": v.contents.guarantee_end.to_string(),
+        "term_start": v.contents.term_start.to_string(),
+        "term_end": v.contents.term_end.to_string(),
+    })
+}
+
+pub fn verification(v: &Verification) -> Value {
+    match v {
+        Verification::Valid { number, status, latest, history } => {
+            let c = &latest.contents;
+            json!({
+                "result": "valid",
+                "certificate": {
+                    "number": number,
+                    "product": c.product.name(),
+                    "format": c.format.name(),
+                    "status": status,
+                    "contractor": c.contractor,
+                    "jv": c.jv,
+                    "owner": c.owner,
+                    "project": c.project,
+                    "amount": c.amount,
+                    "contract_price": c.contract_price,
+                    "guarantee_end": c.guarantee_end.to_string(),
+                    "term_start": c.term_start.to_string(),
+                    "term_end": c.term_end.to_string(),
+                    "contract_date": c.contract_date.to_string(),
+                    "version": c.version,
+                },
+                "history": history.iter().map(|h| json!({"kind": h.kind, "version": h.version, "issued_at": h.issued_at})).collect::<Vec<_>>(),
+            })
+        }
+        Verification::Locked { until } => json!({"result": "locked", "locked_until": until.to_rfc3339()}),
+        other => json!({"result": other.result()}),
+    }
+}
+
+pub fn outbox(r: &OutboxRow) -> Value {
+    json!({
+        "message_id": r.message_id,
+        "to": r.recipients,
+        "from": r.sender,
+        "subject": r.subject,
+        "kind": r.kind,
+        "status": r.status,
+        "attempts": r.attempts,
+        "last_error": r.last_error,
+        "created_at": r.created_at,
+        "sent_at": r.sent_at,
+    })
+}

@@ -1,0 +1,223 @@
+//! The command line (`cli.md`): argument parsing and one function per command. The only
+//! place besides `main` that uses `anyhow`: errors here are told to a person and end the
+//! process with a non-zero status.
+
+mod json;
+
+use crate::clock::{Clock, OsRandom, Random, SeededRandom, SystemClock, FixedClock};
+use crate::config::Config;
+use crate::registry::{Lockout, verify};
+use crate::run::Engine;
+use crate::store::Store;
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser, Debug)]
+#[command(name = "esurety", version, about = "電子保証 (electronic surety certificates) over email: branch side and owner side")]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, default_value = "esurety.toml", env = "ESURETY_CONFIG")]
+    pub config: PathBuf,
+    /// Log as JSON lines (to standard error).
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write the embedded default (demo parties, Maildirs, templates) into DIR.
+    Init { dir: PathBuf },
+    /// Watch every mailbox, process what arrives, send what is due.
+    Run {
+        /// Process everything waiting now, send what is due, and exit.
+        #[arg(long)]
+        once: bool,
+        /// Seconds between passes when not --once.
+        #[arg(long, default_value_t = 5)]
+        interval: u64,
+    },
+    /// The whole story on sample data in DIR (default: a new folder in the temp dir).
+    Demo { dir: Option<PathBuf> },
+    /// The branch side's certificates.
+    Certificates {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One certificate with its versions.
+    Certificate {
+        number: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The registry's answer to an owner who types number and key.
+    Verify {
+        number: String,
+        key: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every outgoing message and its state.
+    Outbox {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Typeset a certificate's key notice, certificate or fee statement again.
+    Render {
+        kind: RenderKind,
+        number: String,
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum RenderKind {
+    Notice,
+    Certificate,
+    Fee,
+}
+
+/// The clock and random source: the system's, unless a test fixes them
+/// (`ESURETY_TEST_NOW` = RFC 3339 instant, `ESURETY_TEST_SEED` = integer).
+pub fn sources() -> Result<(Box<dyn Clock>, Box<dyn Random>)> {
+    let clock: Box<dyn Clock> = match std::env::var("ESURETY_TEST_NOW") {
+        Ok(s) => Box::new(FixedClock::parse(&s).with_context(|| format!("ESURETY_TEST_NOW={s} is not an RFC 3339 time"))?),
+        Err(_) => Box::new(SystemClock),
+    };
+    let rng: Box<dyn Random> = match std::env::var("ESURETY_TEST_SEED") {
+        Ok(s) => Box::new(SeededRandom::new(s.parse().with_context(|| format!("ESURETY_TEST_SEED={s} is not a number"))?)),
+        Err(_) => Box::new(OsRandom),
+    };
+    Ok((clock, rng))
+}
+
+/// Runs a command; `Ok(code)` is the exit status.
+pub fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Init { dir } => {
+            let config = crate::config::default::init(&dir)?;
+            println!("esurety: wrote the embedded default into {}", dir.display());
+            println!("  configuration: {}", config.path.display());
+            println!("  mailboxes:     {}", config.mail.maildir_root.display());
+            println!("  store:         {}", config.store.display());
+            Ok(0)
+        }
+        Command::Run { once, interval } => {
+            let (clock, rng) = sources()?;
+            let config = Config::load(&cli.config)?;
+            crate::daemon::run(config, once, interval, clock.as_ref(), rng.as_ref())?;
+            Ok(0)
+        }
+        Command::Demo { dir } => {
+            let (clock, rng) = sources()?;
+            crate::demo::run(dir, clock.as_ref(), rng.as_ref())?;
+            Ok(0)
+        }
+        Command::Certificates { json } => {
+            let (_, store) = open(&cli.config)?;
+            let rows = store.certificates()?;
+            if json {
+                print_json(&serde_json::Value::Array(rows.iter().map(json::certificate).collect()));
+            } else {
+                for r in &rows {
+                    let c = &r.latest;
+                    println!("{}  {}  {}  {}  v{}  {}  {}  {}", r.number, c.product.name(), c.format.name(), r.status, c.version, c.contractor, c.owner, c.project);
+                }
+                if rows.is_empty() {
+                    println!("(no certificates)");
+                }
+            }
+            Ok(0)
+        }
+        Command::Certificate { number, json } => {
+            let (_, store) = open(&cli.config)?;
+            let Some(row) = store.certificate(&normal_number(&number))? else {
+                eprintln!("esurety: no certificate {number}");
+                return Ok(1);
+            };
+            let versions = store.versions(&row.number)?;
+            if json {
+                let mut v = json::certificate(&row);
+                v["versions"] = versions.iter().map(json::version).collect();
+                print_json(&v);
+            } else {
+                let c = &row.latest;
+                println!("{} {} ({}) {}", row.number, c.product.name(), c.format.name(), row.status);
+                println!("  受注者: {}\n  発注者: {}\n  工事名: {}\n  保証金額: {}\n  保証期限: {}", c.contractor, c.owner, c.project, crate::text::format_yen(c.amount), crate::text::format_era(c.guarantee_end));
+                for v in &versions {
+                    println!("  version {} {} {}", v.version, v.kind, v.issued_at);
+                }
+            }
+            Ok(0)
+        }
+        Command::Verify { number, key, json } => {
+            let (clock, _) = sources()?;
+            let (_, store) = open(&cli.config)?;
+            let v = verify(&store, &number, &key, clock.now(), Lockout::default())?;
+            if json {
+                print_json(&json::verification(&v));
+            } else {
+                match &v {
+                    crate::registry::Verification::Valid { number, latest, history, .. } => {
+                        let c = &latest.contents;
+                        println!("valid: {number} {} {} / {} / {} / 保証金額 {} / 保証期限 {}", c.product.name(), c.contractor, c.owner, c.project, crate::text::format_yen(c.amount), crate::text::format_era(c.guarantee_end));
+                        for h in history {
+                            println!("  {} {}", h.kind, h.issued_at);
+                        }
+                    }
+                    other => println!("{}", other.result()),
+                }
+            }
+            Ok(if matches!(v, crate::registry::Verification::Valid { .. }) { 0 } else { 1 })
+        }
+        Command::Outbox { json } => {
+            let (_, store) = open(&cli.config)?;
+            let rows = store.outbox()?;
+            if json {
+                print_json(&serde_json::Value::Array(rows.iter().map(json::outbox).collect()));
+            } else {
+                for r in &rows {
+                    println!("{}  {}  attempts={}  to={}  {}", r.status, r.message_id, r.attempts, r.recipients.join(","), r.subject);
+                }
+            }
+            Ok(0)
+        }
+        Command::Render { kind, number, output } => {
+            let (clock, _) = sources()?;
+            let (config, store) = open(&cli.config)?;
+            let number = normal_number(&number);
+            let Some(row) = store.certificate(&number)? else { bail!("no certificate {number}") };
+            let key = store.key_of(&number)?;
+            let kind = match kind {
+                RenderKind::Notice => crate::documents::DocumentKind::Notice,
+                RenderKind::Certificate => crate::documents::DocumentKind::Certificate,
+                RenderKind::Fee => crate::documents::DocumentKind::Fee,
+            };
+            if kind == crate::documents::DocumentKind::Notice && key.is_none() {
+                bail!("{number} is a paper certificate: it has no key notice");
+            }
+            let engine = Engine::new(config)?;
+            let pdf = engine.documents.render(kind, &engine.config, &row.latest, key.as_ref(), clock.now())?;
+            std::fs::write(&output, pdf).with_context(|| format!("cannot write {}", output.display()))?;
+            println!("wrote {}", output.display());
+            Ok(0)
+        }
+    }
+}
+
+fn open(config: &Path) -> Result<(Config, Store)> {
+    let config = Config::load(config)?;
+    let store = Store::open(&config.store)?;
+    Ok((config, store))
+}
+
+fn normal_number(n: &str) -> String {
+    crate::issuance::CertificateNumber::parse(n).map(|n| n.to_string()).unwrap_or_else(|| n.to_string())
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).expect("JSON values serialise"));
+}

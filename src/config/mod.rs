@@ -1,0 +1,311 @@
+//! The configuration: read raw from TOML, then validated into [`Config`].
+//!
+//! `RawConfig` only checks shape (`deny_unknown_fields`: a typo is an error naming the key);
+//! [`Config::from_raw`] checks meaning (dates, office codes, cross references) and resolves
+//! every path against the config file's folder. Everything downstream takes `&Config`.
+
+pub mod default;
+mod raw;
+
+use crate::product::Product;
+use crate::text::{nfkc, squash};
+use chrono::NaiveDate;
+pub use raw::RawConfig;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("the configuration {path} is not valid: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("the configuration {path} has problems:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid { path: PathBuf, problems: Vec<String> },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub store: PathBuf,
+    pub templates: Option<PathBuf>,
+    pub company: Company,
+    pub mail: MailConfig,
+    pub branches: Vec<Branch>,
+    pub owners: Vec<Owner>,
+    pub contractors: Vec<Contractor>,
+    pub joint_ventures: Vec<JointVenture>,
+    pub fees: Vec<FeeRate>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Company {
+    pub name: String,
+    pub address: String,
+    pub representative: String,
+    pub registry_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// Embedded default: one Maildir per address under this folder, `relay/` for the rest.
+    pub maildir_root: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Branch {
+    pub name: String,
+    pub office_code: String,
+    pub address: String,
+    pub tel: String,
+    pub fax: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub name: String,
+    pub accepts_electronic: bool,
+    pub electronic_contract_date_from: Option<NaiveDate>,
+    pub electronic_award_date_from: Option<NaiveDate>,
+    pub contracts_address: String,
+    pub branch: String,
+    pub advance_ratio_percent: u32,
+    pub contract_ratio_percent: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Contractor {
+    pub name: String,
+    pub address: String,
+    pub emails: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JointVenture {
+    pub name: String,
+    pub representative: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct FeeRate {
+    pub product: Product,
+    /// Annual rate in millionths (0.31 % = 3100).
+    pub annual_rate_ppm: u64,
+    pub annual_rate_text: String,
+    pub minimum_yen: u64,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let raw: RawConfig = toml::from_str(&text)
+            .map_err(|e| ConfigError::Syntax { path: path.to_path_buf(), message: e.to_string() })?;
+        Config::from_raw(raw, path)
+    }
+
+    pub fn from_raw(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        let mut problems = Vec::new();
+        let date = |key: String, v: &Option<String>, problems: &mut Vec<String>| {
+            v.as_deref().and_then(|s| {
+                let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
+                if d.is_none() {
+                    problems.push(format!("{key}: \"{s}\" is not a date (YYYY-MM-DD)"));
+                }
+                d
+            })
+        };
+
+        let branches: Vec<Branch> = raw.branches.into_iter().enumerate().map(|(i, b)| {
+            if b.office_code.len() != 5 || !b.office_code.bytes().all(|c| c.is_ascii_digit()) {
+                problems.push(format!("branches[{i}].office_code: \"{}\" must be five digits", b.office_code));
+            }
+            if !is_email(&b.address) {
+                problems.push(format!("branches[{i}].address: \"{}\" is not an email address", b.address));
+            }
+            Branch { name: b.name, office_code: b.office_code, address: b.address.to_ascii_lowercase(), tel: b.tel, fax: b.fax }
+        }).collect();
+        for (i, b) in branches.iter().enumerate() {
+            if branches[..i].iter().any(|o| o.office_code == b.office_code) {
+                problems.push(format!("branches[{i}].office_code: \"{}\" is used by two branches", b.office_code));
+            }
+        }
+
+        let owners = raw.owners.into_iter().enumerate().map(|(i, o)| {
+            let contract_from = date(format!("owners[{i}].electronic_contract_date_from"), &o.electronic_contract_date_from, &mut problems);
+            let award_from = date(format!("owners[{i}].electronic_award_date_from"), &o.electronic_award_date_from, &mut problems);
+            if !branches.iter().any(|b| squash(&b.name) == squash(&o.branch)) {
+                problems.push(format!("owners[{i}].branch: \"{}\" is not one of the branches", o.branch));
+            }
+            if !is_email(&o.contracts_address) {
+                problems.push(format!("owners[{i}].contracts_address: \"{}\" is not an email address", o.contracts_address));
+            }
+            Owner {
+                name: o.name,
+                accepts_electronic: o.accepts_electronic,
+                electronic_contract_date_from: contract_from,
+                electronic_award_date_from: award_from,
+                contracts_address: o.contracts_address.to_ascii_lowercase(),
+                branch: o.branch,
+                advance_ratio_percent: o.advance_ratio_percent.unwrap_or(40),
+                contract_ratio_percent: o.contract_ratio_percent.unwrap_or(10),
+            }
+        }).collect();
+
+        let contractors = raw.contractors.into_iter().enumerate().map(|(i, c)| {
+            for e in &c.emails {
+                if !is_email(e) {
+                    problems.push(format!("contractors[{i}].emails: \"{e}\" is not an email address"));
+                }
+            }
+            Contractor { name: c.name, address: c.address, emails: c.emails.iter().map(|e| e.to_ascii_lowercase()).collect() }
+        }).collect::<Vec<_>>();
+
+        let joint_ventures = raw.joint_ventures.into_iter().enumerate().map(|(i, j)| {
+            if !contractors.iter().any(|c| squash(&c.name) == squash(&j.representative)) {
+                problems.push(format!("joint_ventures[{i}].representative: \"{}\" is not one of the contractors", j.representative));
+            }
+            JointVenture { name: j.name, representative: j.representative }
+        }).collect();
+
+        let fees = raw.fees.into_iter().enumerate().filter_map(|(i, f)| {
+            let product = Product::from_name(&f.product);
+            let ppm = parse_percent_ppm(&f.annual_rate_percent);
+            if product.is_none() {
+                problems.push(format!("fees[{i}].product: \"{}\" must be 前払金保証 or 契約保証", f.product));
+            }
+            if ppm.is_none() {
+                problems.push(format!("fees[{i}].annual_rate_percent: \"{}\" must be a percentage such as \"0.31\"", f.annual_rate_percent));
+            }
+            Some(FeeRate { product: product?, annual_rate_ppm: ppm?, annual_rate_text: nfkc(&f.annual_rate_percent), minimum_yen: f.minimum_yen.unwrap_or(0) })
+        }).collect();
+
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid { path: path.to_path_buf(), problems });
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            store: base.join(raw.store),
+            templates: raw.templates.map(|t| base.join(t)),
+            company: Company {
+                name: raw.company.name,
+                address: raw.company.address,
+                representative: raw.company.representative,
+                registry_name: raw.company.registry_name.unwrap_or_else(|| "保証確認サービス".into()),
+            },
+            mail: MailConfig { maildir_root: base.join(raw.mail.maildir_root) },
+            branches,
+            owners,
+            contractors,
+            joint_ventures,
+            fees,
+        })
+    }
+
+    pub fn branch_by_address(&self, address: &str) -> Option<&Branch> {
+        self.branches.iter().find(|b| b.address.eq_ignore_ascii_case(address))
+    }
+    pub fn branch_by_name(&self, name: &str) -> Option<&Branch> {
+        let n = squash(name);
+        self.branches.iter().find(|b| squash(&b.name) == n)
+    }
+    pub fn branch_by_code(&self, code: &str) -> Option<&Branch> {
+        self.branches.iter().find(|b| b.office_code == code)
+    }
+    /// Owner names match after NFKC with spaces ignored.
+    pub fn owner_by_name(&self, name: &str) -> Option<&Owner> {
+        let n = squash(name);
+        self.owners.iter().find(|o| squash(&o.name) == n)
+    }
+    pub fn contractor_by_name(&self, name: &str) -> Option<&Contractor> {
+        let n = squash(name);
+        self.contractors.iter().find(|c| squash(&c.name) == n)
+    }
+    pub fn contractor_by_email(&self, email: &str) -> Option<&Contractor> {
+        self.contractors.iter().find(|c| c.emails.iter().any(|e| e.eq_ignore_ascii_case(email)))
+    }
+    pub fn joint_venture(&self, name: &str) -> Option<&JointVenture> {
+        let n = squash(name);
+        self.joint_ventures.iter().find(|j| squash(&j.name) == n)
+    }
+    pub fn fee_rate(&self, product: Product) -> Option<&FeeRate> {
+        self.fees.iter().find(|f| f.product == product)
+    }
+    /// Every address that has a local mailbox in the embedded default.
+    pub fn local_addresses(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.branches.iter().map(|b| b.address.clone())
+            .chain(self.owners.iter().map(|o| o.contracts_address.clone()))
+            .chain(self.contractors.iter().flat_map(|c| c.emails.clone()))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+/// A plain check of `local@domain.tld`: what R8 asks and what a mail server would accept.
+pub fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else { return false };
+    let ok_local = !local.is_empty() && local.len() <= 64
+        && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b))
+        && !local.starts_with('.') && !local.ends_with('.') && !local.contains("..");
+    let labels: Vec<&str> = domain.split('.').collect();
+    let ok_domain = labels.len() >= 2 && domain.len() <= 253
+        && labels.iter().all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    ok_local && ok_domain
+}
+
+/// `"0.31"` (percent) → 3100 millionths.
+fn parse_percent_ppm(s: &str) -> Option<u64> {
+    let t = nfkc(s);
+    let t = t.trim_end_matches('%').trim();
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    if int.is_empty() || frac.len() > 4 || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let frac4: u64 = format!("{frac:0<4}").parse().ok()?;
+    Some(int.parse::<u64>().ok()? * 10_000 + frac4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_is_valid() {
+        let raw: RawConfig = toml::from_str(default::DEFAULT_CONFIG).unwrap();
+        let c = Config::from_raw(raw, Path::new("/x/esurety.toml")).unwrap();
+        assert_eq!(c.branches.len(), 5);
+        assert_eq!(c.store, Path::new("/x/esurety.db"));
+        assert!(c.owner_by_name("神奈川県内広域水道企業団企業長").is_some());
+        assert_eq!(c.fee_rate(Product::Advance).unwrap().annual_rate_ppm, 3100);
+    }
+
+    #[test]
+    fn a_typo_names_the_key() {
+        let text = default::DEFAULT_CONFIG.replace("accepts_electronic = false", "accept_electronic = false");
+        let err = toml::from_str::<RawConfig>(&text).unwrap_err().to_string();
+        assert!(err.contains("accept_electronic"), "{err}");
+    }
+
+    #[test]
+    fn meaning_is_checked_with_the_key_named() {
+        let text = default::DEFAULT_CONFIG.replace("\"2026-04-01\"", "\"2026-04-31\"").replace("\"35075\"", "\"3507\"");
+        let raw: RawConfig = toml::from_str(&text).unwrap();
+        let err = Config::from_raw(raw, Path::new("c.toml")).unwrap_err().to_string();
+        assert!(err.contains("owners[0].electronic_contract_date_from"), "{err}");
+        assert!(err.contains("branches[3].office_code"), "{err}");
+    }
+
+    #[test]
+    fn email_shapes() {
+        for ok in ["soumu@maruichi.example", "a.b+c@x-y.co.jp"] {
+            assert!(is_email(ok), "{ok}");
+        }
+        for bad in ["", "soumu", "soumu@", "@x.jp", "a@b", "a b@x.jp", "a@@x.jp", "山田@x.jp", "a@x..jp"] {
+            assert!(!is_email(bad), "{bad}");
+        }
+    }
+}

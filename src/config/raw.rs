@@ -1,0 +1,84 @@
+//! The configuration file exactly as written: shape only, no meaning checked yet.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub store: PathBuf,
+    pub templates: Option<PathBuf>,
+    pub company: RawCompany,
+    pub mail: RawMail,
+    #[serde(default)]
+    pub branches: Vec<RawBranch>,
+    #[serde(default)]
+    pub owners: Vec<RawOwner>,
+    #[serde(default)]
+    pub contractors: Vec<RawContractor>,
+    #[serde(default)]
+    pub joint_ventures: Vec<RawJointVenture>,
+    #[serde(default)]
+    pub fees: Vec<RawFeeRate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCompany {
+    pub name: String,
+    pub address: String,
+    pub representative: String,
+    pub registry_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMail {
+    pub maildir_root: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBranch {
+    pub name: String,
+    pub office_code: String,
+    pub address: String,
+    pub tel: String,
+    pub fax: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOwner {
+    pub name: String,
+    pub accepts_electronic: bool,
+    pub electronic_contract_date_from: Option<String>,
+    pub electronic_award_date_from: Option<String>,
+    pub contracts_address: String,
+    pub branch: String,
+    pub advance_ratio_percent: Option<u32>,
+    pub contract_ratio_percent: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawContractor {
+    pub name: String,
+    pub address: String,
+    pub emails: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJointVenture {
+    pub name: String,
+    pub representative: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFeeRate {
+    pub product: String,
+    pub annual_rate_percent: String,
+    pub minimum_yen: Option<u64>,
+}

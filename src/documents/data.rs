@@ -1,0 +1,89 @@
+//! Certificate → the JSON the Typst templates read as `/data.json`. Display values are
+//! formatted here (era dates, yen), so templates stay free of logic; `machine` is the raw
+//! record attached inside every PDF (read back quickly on the owner side, never trusted).
+
+use crate::config::Config;
+use crate::issuance::{AuthKey, Certificate, fee};
+use crate::text::{format_era, format_yen};
+use serde_json::{Value, json};
+
+pub fn document_data(config: &Config, cert: &Certificate, key: Option<&AuthKey>) -> Value {
+    let branch = config.branch_by_code(&cert.office_code);
+    let jv = cert.jv.as_ref().map(|name| json!({
+        "name": name,
+        "representative": config.joint_venture(name).map(|j| j.representative.clone()).unwrap_or_else(|| cert.contractor.clone()),
+    }));
+    let fee_value = config.fee_rate(cert.product).map(|rate| {
+        let f = fee(cert, rate);
+        json!({
+            "amount": format_yen(cert.amount),
+            "days": f.days,
+            "rate": format!("年 {} %", rate.annual_rate_text),
+            "fee": format_yen(f.fee),
+            "fee_yen": f.fee,
+            "payment_method": cert.payment_method,
+            "billing": cert.billing,
+        })
+    });
+    json!({
+        "issue_date": format_era(cert.issue_date),
+        "number": cert.number,
+        "key": key.map(AuthKey::reveal),
+        "product": cert.product.name(),
+        "product_terms": cert.product.terms(),
+        "procedure": cert.product.procedure(),
+        "electronic": cert.format == crate::product::Format::Electronic,
+        "change_label": cert.change_label(),
+        "contractor": {"name": cert.contractor, "address": cert.contractor_address},
+        "jv": jv,
+        "addressee": cert.jv.clone().unwrap_or_else(|| cert.contractor.clone()),
+        "owner": cert.owner,
+        "project": cert.project,
+        "site": cert.site,
+        "amount": format_yen(cert.amount),
+        "contract_price": format_yen(cert.contract_price),
+        "this_year_amount": cert.this_year_amount.map(format_yen),
+        "guarantee_end": format_era(cert.guarantee_end),
+        "term_from": format_era(cert.term_start),
+        "term_to": format_era(cert.term_end),
+        "contract_date": format_era(cert.contract_date),
+        "bank": cert.bank,
+        "redeposit": cert.redeposit.map(|r| if r { "再預託を利用する" } else { "再預託を利用しない" }),
+        "company": {
+            "name": config.company.name,
+            "address": config.company.address,
+            "representative": config.company.representative,
+            "registry_name": config.company.registry_name,
+        },
+        "branch": {
+            "name": branch.map(|b| b.name.clone()).unwrap_or_default(),
+            "tel": branch.map(|b| b.tel.clone()).unwrap_or_default(),
+            "fax": branch.map(|b| b.fax.clone()).unwrap_or_default(),
+            "email": branch.map(|b| b.address.clone()).unwrap_or_default(),
+        },
+        "fee": fee_value,
+        "machine": {
+            "schema": "esurety/1",
+            "number": cert.number,
+            "key": key.map(AuthKey::reveal),
+            "product": cert.product.name(),
+            "project": cert.project,
+            "contractor": cert.contractor,
+            "owner": cert.owner,
+            "version": cert.version,
+        },
+    })
+}
+
+/// Attachment file names: Japanese, as the contractor files them.
+pub fn file_name(kind: super::DocumentKind, cert: &Certificate) -> String {
+    let stem = match kind {
+        super::DocumentKind::Notice => "認証キーのお知らせ",
+        super::DocumentKind::Certificate => "保証証書",
+        super::DocumentKind::Fee => "保証料計算書",
+    };
+    match cert.change_label() {
+        Some(label) => format!("{stem}_{}_{label}.pdf", cert.number),
+        None => format!("{stem}_{}.pdf", cert.number),
+    }
+}

@@ -1,0 +1,37 @@
+//! Branch side, step 4: documents. The key notice, the certificate and the fee statement
+//! typeset with Typst from `templates/*.typ`, with the project's own fonts; data goes in
+//! as the virtual file `/data.json` built by [`data`], never pasted into markup.
+//! [`Documents`] is built once per process (fonts loaded, templates parsed) and reused.
+
+pub mod data;
+mod render;
+mod world;
+
+use crate::config::Config;
+use crate::issuance::{AuthKey, Certificate};
+use crate::templates::{FONTS, TemplateSet};
+use chrono::{DateTime, FixedOffset};
+pub use render::{DocumentKind, RenderError, Renderer, Templates};
+
+pub struct Documents {
+    renderer: Renderer,
+}
+
+impl Documents {
+    pub fn new(templates: &TemplateSet) -> Result<Self, RenderError> {
+        let t = Templates {
+            notice: templates.get("notice.typ").to_string(),
+            certificate: templates.get("certificate.typ").to_string(),
+            fee: templates.get("fee.typ").to_string(),
+        };
+        Ok(Documents { renderer: Renderer::new(FONTS, t)? })
+    }
+
+    /// One PDF for one certificate version. `key` is printed on the notice only.
+    pub fn render(&self, kind: DocumentKind, config: &Config, cert: &Certificate, key: Option<&AuthKey>, now: DateTime<FixedOffset>) -> Result<Vec<u8>, RenderError> {
+        let key = if kind == DocumentKind::Notice { key } else { None };
+        let data = data::document_data(config, cert, key);
+        let bytes = serde_json::to_vec(&data).expect("document data serialises");
+        self.renderer.render(kind, &bytes, now)
+    }
+}

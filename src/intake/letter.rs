@@ -1,0 +1,154 @@
+//! Raw bytes → [`Letter`]: who sent it, its subject and Message-ID, and every piece of
+//! content found by walking the whole MIME tree: text bodies, HTML bodies turned into
+//! text, text attachments, PDF attachments, and the same inside forwarded messages.
+//!
+//! Charsets: mail-parser (with `full_encoding`) decodes declared UTF-8, ISO-2022-JP and
+//! Shift_JIS. A text part that declares no charset but is not UTF-8 (a Shift_JIS `.txt`
+//! attachment from Windows) is decoded again here from its raw bytes.
+
+use mail_parser::decoders::charsets::map::charset_decoder;
+use mail_parser::{Encoding, Message, MessageParser, MimeHeaders, PartType};
+
+/// Forwarded messages nested deeper than this are not opened.
+const MAX_DEPTH: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct Letter {
+    /// `<id@host>`, with angle brackets, when the message has one.
+    pub message_id: Option<String>,
+    /// The `From` address, lower case.
+    pub from: Option<String>,
+    /// The envelope sender (`Return-Path`), lower case.
+    pub envelope: Option<String>,
+    pub subject: String,
+    pub references: Vec<String>,
+    pub pieces: Vec<Piece>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A text/plain body part.
+    Body,
+    /// A text/html body part, turned into text.
+    Html,
+    /// An attachment, with its file name when it has one.
+    Attachment(Option<String>),
+}
+
+#[derive(Debug, Clone)]
+pub enum Piece {
+    Text { origin: Origin, depth: usize, text: String },
+    Pdf { name: Option<String>, depth: usize, bytes: Vec<u8> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LetterError {
+    #[error("the message is not a readable email (no headers could be parsed)")]
+    Unparseable,
+}
+
+pub fn read(raw: &[u8]) -> Result<Letter, LetterError> {
+    let msg = MessageParser::default().parse(raw).ok_or(LetterError::Unparseable)?;
+    if msg.headers().is_empty() {
+        return Err(LetterError::Unparseable);
+    }
+    let mut pieces = Vec::new();
+    walk(&msg, 0, &mut pieces);
+    let addr = |a: Option<&mail_parser::Address>| a.and_then(|a| a.first()).and_then(|a| a.address()).map(|s| s.trim().to_ascii_lowercase());
+    Ok(Letter {
+        message_id: msg.message_id().map(|id| format!("<{}>", id.trim())),
+        from: addr(msg.from()),
+        envelope: msg.return_address().map(|s| s.trim().trim_matches(['<', '>']).to_ascii_lowercase()).filter(|s| !s.is_empty()),
+        subject: msg.subject().unwrap_or_default().to_string(),
+        references: msg.references().as_text_list().map(|l| l.iter().map(|s| format!("<{s}>")).collect()).unwrap_or_default(),
+        pieces,
+    })
+}
+
+fn walk(msg: &Message, depth: usize, out: &mut Vec<Piece>) {
+    let text_ids: Vec<u32> = msg.text_body.clone();
+    let html_ids: Vec<u32> = msg.html_body.clone();
+    for (i, part) in msg.parts.iter().enumerate() {
+        let i = i as u32;
+        let name = part.attachment_name().map(str::to_string);
+        let is_body = text_ids.contains(&i) || html_ids.contains(&i);
+        let ctype = part.content_type().map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or(""))).unwrap_or_default().to_ascii_lowercase();
+        match &part.body {
+            PartType::Text(text) => {
+                let origin = if is_body && name.is_none() { Origin::Body } else { Origin::Attachment(name) };
+                out.push(Piece::Text { origin, depth, text: redecode_if_needed(msg, part, text) });
+            }
+            PartType::Html(html) => {
+                let origin = if is_body && name.is_none() { Origin::Html } else { Origin::Attachment(name) };
+                out.push(Piece::Text { origin, depth, text: mail_parser::decoders::html::html_to_text(html) });
+            }
+            PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
+                let is_pdf = ctype == "application/pdf"
+                    || name.as_deref().is_some_and(|n| n.to_ascii_lowercase().ends_with(".pdf"))
+                    || bytes.starts_with(b"%PDF-");
+                if is_pdf {
+                    out.push(Piece::Pdf { name, depth, bytes: bytes.to_vec() });
+                } else if name.as_deref().is_some_and(|n| n.to_ascii_lowercase().ends_with(".txt")) {
+                    out.push(Piece::Text { origin: Origin::Attachment(name), depth, text: decode_unlabelled(bytes) });
+                }
+            }
+            PartType::Message(inner) => {
+                if depth < MAX_DEPTH {
+                    walk(inner, depth + 1, out);
+                }
+            }
+            PartType::Multipart(_) => {}
+        }
+    }
+}
+
+/// mail-parser decodes a text part without a charset as UTF-8, lossily. When that lost
+/// characters, decode the part's raw bytes as Japanese legacy text instead.
+fn redecode_if_needed(msg: &Message, part: &mail_parser::MessagePart, text: &str) -> String {
+    let declared = part.content_type().and_then(|c| c.attribute("charset")).is_some();
+    if declared || !text.contains('\u{FFFD}') {
+        return text.to_string();
+    }
+    let raw = msg.raw_message();
+    let (start, end) = (part.offset_body as usize, part.offset_end as usize);
+    let Some(body) = raw.get(start..end.min(raw.len())) else { return text.to_string() };
+    let bytes = match part.encoding {
+        Encoding::Base64 => mail_parser::decoders::base64::base64_decode(body),
+        Encoding::QuotedPrintable => mail_parser::decoders::quoted_printable::quoted_printable_decode(body),
+        Encoding::None => Some(body.to_vec()),
+    };
+    bytes.map(|b| decode_unlabelled(&b)).unwrap_or_else(|| text.to_string())
+}
+
+/// Bytes of unknown charset: UTF-8 if valid, ISO-2022-JP if it has its escapes, else the
+/// one of Shift_JIS and EUC-JP that loses fewer characters.
+pub fn decode_unlabelled(bytes: &[u8]) -> String {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return s.to_string();
+    }
+    let with = |cs: &[u8]| charset_decoder(cs).map(|d| d(bytes));
+    if bytes.windows(3).any(|w| w == b"\x1b$B" || w == b"\x1b$@")
+        && let Some(s) = with(b"iso-2022-jp")
+    {
+        return s;
+    }
+    let bad = |s: &String| s.chars().filter(|c| *c == '\u{FFFD}').count();
+    match (with(b"shift_jis"), with(b"euc-jp")) {
+        (Some(a), Some(b)) => if bad(&b) < bad(&a) { b } else { a },
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+impl Letter {
+    /// Texts in the order a form is looked for: plain bodies, HTML bodies, text attachments.
+    pub fn texts(&self) -> impl Iterator<Item = (&Origin, &str)> {
+        let rank = |o: &Origin| match o { Origin::Body => 0, Origin::Html => 1, Origin::Attachment(_) => 2 };
+        let mut v: Vec<(&Origin, &str, usize)> = self.pieces.iter().filter_map(|p| match p {
+            Piece::Text { origin, depth: 0, text } => Some((origin, text.as_str(), rank(origin))),
+            _ => None,
+        }).collect();
+        v.sort_by_key(|(_, _, r)| *r);
+        v.into_iter().map(|(o, t, _)| (o, t))
+    }
+}

@@ -1,0 +1,160 @@
+//! The Maildir adapter: lists messages waiting in `new/` (and unread ones in `cur/`, which
+//! a mail client may have moved), reads their bytes, and marks them by moving to `cur/`
+//! with Maildir flags, as any mail client would (`S` seen, `F` flagged).
+
+use super::Mark;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct Maildir {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The unique name (the file name without `:2,flags`): stable across moves.
+    pub uid: String,
+    pub path: PathBuf,
+}
+
+impl Maildir {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Maildir { path: path.into() }
+    }
+
+    pub fn create(&self) -> io::Result<()> {
+        for sub in ["tmp", "new", "cur"] {
+            fs::create_dir_all(self.path.join(sub))?;
+        }
+        Ok(())
+    }
+
+    /// Messages in `new/`, and in `cur/` those not yet seen, sorted by name (arrival order
+    /// for names that start with a timestamp, as Maildir names do).
+    pub fn waiting(&self) -> io::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for (sub, skip_seen) in [("new", false), ("cur", true)] {
+            let dir = self.path.join(sub);
+            let rd = match fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for ent in rd {
+                let ent = ent?;
+                let name = ent.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') || !ent.file_type()?.is_file() {
+                    continue;
+                }
+                let (uid, flags) = split_name(&name);
+                if skip_seen && flags.contains('S') {
+                    continue;
+                }
+                out.push(Entry { uid: uid.to_string(), path: ent.path() });
+            }
+        }
+        out.sort_by(|a, b| a.uid.cmp(&b.uid));
+        Ok(out)
+    }
+
+    /// Finds a message by unique name, wherever it is now.
+    pub fn find(&self, uid: &str) -> io::Result<Option<Entry>> {
+        let direct = self.path.join("new").join(uid);
+        if direct.is_file() {
+            return Ok(Some(Entry { uid: uid.into(), path: direct }));
+        }
+        let cur = self.path.join("cur");
+        let rd = match fs::read_dir(&cur) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        for ent in rd {
+            let ent = ent?;
+            let name = ent.file_name().to_string_lossy().into_owned();
+            if split_name(&name).0 == uid {
+                return Ok(Some(Entry { uid: uid.into(), path: ent.path() }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Moves the message to `cur/` adding the mark's flag (keeping flags already set).
+    pub fn mark(&self, entry: &Entry, mark: Mark) -> io::Result<()> {
+        let name = entry.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let (uid, flags) = split_name(&name);
+        let add = match mark {
+            Mark::Processed => 'S',
+            Mark::Held => 'F',
+        };
+        let mut f: Vec<char> = flags.chars().filter(|c| c.is_ascii_alphabetic()).collect();
+        if !f.contains(&add) {
+            f.push(add);
+        }
+        f.sort_unstable();
+        f.dedup();
+        let target = self.path.join("cur").join(format!("{uid}:2,{}", f.into_iter().collect::<String>()));
+        if target != entry.path {
+            fs::rename(&entry.path, &target)?;
+            sync_dir(&self.path.join("cur"))?;
+        }
+        Ok(())
+    }
+
+    /// Delivers a message the way an MDA does: write to `tmp/`, fsync, rename into `new/`,
+    /// fsync the folder. `unique` must be unique in this Maildir; delivering a name that is
+    /// already there (in `new/` or `cur/`) does nothing, so a retry never delivers twice.
+    pub fn deliver(&self, unique: &str, bytes: &[u8]) -> io::Result<bool> {
+        if self.find(unique)?.is_some() {
+            return Ok(false);
+        }
+        let tmp = self.path.join("tmp").join(unique);
+        {
+            use std::io::Write;
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, self.path.join("new").join(unique))?;
+        sync_dir(&self.path.join("new"))?;
+        Ok(true)
+    }
+}
+
+/// `1700000000.M1P2.host:2,FS` → (`1700000000.M1P2.host`, `FS`).
+pub fn split_name(name: &str) -> (&str, &str) {
+    match name.rsplit_once(":2,") {
+        Some((uid, flags)) => (uid, flags),
+        None => (name, ""),
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deliver_list_mark_and_deliver_again() {
+        let t = tempfile::tempdir().unwrap();
+        let md = Maildir::new(t.path().join("a@b.example"));
+        md.create().unwrap();
+        assert!(md.deliver("100.x", b"one").unwrap());
+        assert!(md.deliver("200.y", b"two").unwrap());
+        let w = md.waiting().unwrap();
+        assert_eq!(w.iter().map(|e| e.uid.as_str()).collect::<Vec<_>>(), ["100.x", "200.y"]);
+        md.mark(&w[0], Mark::Processed).unwrap();
+        md.mark(&w[1], Mark::Held).unwrap();
+        assert!(t.path().join("a@b.example/cur/100.x:2,S").is_file());
+        assert!(t.path().join("a@b.example/cur/200.y:2,F").is_file());
+        // Seen ones are no longer waiting; flagged unread ones still are (the store knows them).
+        assert_eq!(md.waiting().unwrap().len(), 1);
+        assert!(!md.deliver("100.x", b"again").unwrap(), "a second delivery of the same name is a no-op");
+        assert_eq!(fs::read(md.find("100.x").unwrap().unwrap().path).unwrap(), b"one");
+    }
+}

@@ -1,0 +1,161 @@
+//! Certificates, their append-only versions, the branch's copy of each key, and the
+//! registry (保証確認サービス) that owners check against, which keeps only a salted hash.
+
+use super::{Result, Store, StoreError, Tx};
+use crate::issuance::{AuthKey, Certificate, Issued};
+use rusqlite::{Connection, OptionalExtension, params};
+
+#[derive(Debug, Clone)]
+pub struct CertificateRow {
+    pub number: String,
+    pub status: String,
+    pub application_message_id: Option<String>,
+    pub print_state: Option<String>,
+    /// The latest version's contents.
+    pub latest: Certificate,
+}
+
+#[derive(Debug, Clone)]
+pub struct VersionRow {
+    pub version: u32,
+    pub kind: String,
+    pub issued_at: String,
+    pub contents: Certificate,
+}
+
+impl Tx<'_> {
+    /// The next serial of an office; never handed out twice, even across crashes (the
+    /// increment commits with the certificate that uses it).
+    pub fn next_serial(&self, office_code: &str) -> Result<u32> {
+        self.execute(
+            "INSERT INTO serials (office_code, last) VALUES (?1, 1)
+             ON CONFLICT (office_code) DO UPDATE SET last = last + 1",
+            [office_code],
+        )?;
+        Ok(self.query_row("SELECT last FROM serials WHERE office_code = ?1", [office_code], |r| r.get(0))?)
+    }
+
+    /// Records a new certificate (version 1), keeps its key for the branch and publishes
+    /// electronic ones to the registry with a salted hash of the key.
+    pub fn insert_certificate(&self, issued: &Issued, works_key: &str, application: i64, message_id: Option<&str>, salt: &[u8]) -> Result<()> {
+        let c = &issued.certificate;
+        let at = issued.issued_at.to_rfc3339();
+        let contents = serde_json::to_string(c).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let paper = c.format == crate::product::Format::Paper;
+        self.execute(
+            "INSERT INTO certificates (number, product, format, status, office_code, contractor, owner, project, works_key,
+                                       application, application_message_id, current_version, print_state, created_at)
+             VALUES (?1, ?2, ?3, 'valid', ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?12)",
+            params![c.number, c.product.name(), c.format.name(), c.office_code, c.contractor, c.owner, c.project, works_key,
+                    application, message_id, paper.then_some("waiting"), at],
+        )?;
+        self.execute(
+            "INSERT INTO certificate_versions (number, version, kind, issued_at, contents) VALUES (?1, 1, '新規', ?2, ?3)",
+            params![c.number, at, contents],
+        )?;
+        if let Some(key) = &issued.key {
+            self.execute("INSERT INTO certificate_keys (number, key) VALUES (?1, ?2)", params![c.number, key.reveal()])?;
+            self.execute(
+                "INSERT INTO registry (number, key_salt, key_hash, owner, status, published_at) VALUES (?1, ?2, ?3, ?4, 'valid', ?5)",
+                params![c.number, salt, &key.hash(salt)[..], c.owner, at],
+            )?;
+            self.execute(
+                "INSERT INTO registry_versions (number, version, kind, published_at, contents) VALUES (?1, 1, '新規', ?2, ?3)",
+                params![c.number, at, contents],
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn issued_for_works(&self, works_key: &str) -> Result<Option<String>> {
+        Ok(self.query_row(
+            "SELECT number FROM certificates WHERE works_key = ?1 AND status = 'valid' ORDER BY number LIMIT 1",
+            [works_key], |r| r.get(0),
+        ).optional()?)
+    }
+
+    /// Certificates issued for an application message (for a second delivery's reply).
+    pub fn certificates_of_message(&self, message: i64) -> Result<Vec<CertificateRow>> {
+        let numbers: Vec<String> = {
+            let mut st = self.prepare(
+                "SELECT c.number FROM certificates c JOIN applications a ON a.id = c.application WHERE a.message = ?1 ORDER BY c.number")?;
+            st.query_map([message], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+        };
+        numbers.iter().filter_map(|n| certificate(self, n).transpose()).collect()
+    }
+}
+
+impl Store {
+    pub fn certificates(&self) -> Result<Vec<CertificateRow>> {
+        let numbers: Vec<String> = {
+            let mut st = self.conn.prepare("SELECT number FROM certificates ORDER BY created_at, number")?;
+            st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+        };
+        numbers.iter().filter_map(|n| certificate(&self.conn, n).transpose()).collect()
+    }
+
+    pub fn certificate(&self, number: &str) -> Result<Option<CertificateRow>> {
+        certificate(&self.conn, number)
+    }
+
+    pub fn versions(&self, number: &str) -> Result<Vec<VersionRow>> {
+        versions(&self.conn, "certificate_versions", "issued_at", number)
+    }
+
+    /// The branch's copy of a key, for `render` and resends. Never logged.
+    pub fn key_of(&self, number: &str) -> Result<Option<AuthKey>> {
+        let k: Option<String> = self.conn.query_row("SELECT key FROM certificate_keys WHERE number = ?1", [number], |r| r.get(0)).optional()?;
+        Ok(k.and_then(|k| AuthKey::parse(&k)))
+    }
+
+    /// The registry's record of a number: salt, hash, status, owner.
+    pub fn registry_entry(&self, number: &str) -> Result<Option<(Vec<u8>, Vec<u8>, String, String)>> {
+        Ok(self.conn.query_row(
+            "SELECT key_salt, key_hash, status, owner FROM registry WHERE number = ?1", [number],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        ).optional()?)
+    }
+
+    /// The registry's published versions (its history), oldest first.
+    pub fn registry_versions(&self, number: &str) -> Result<Vec<VersionRow>> {
+        versions(&self.conn, "registry_versions", "published_at", number)
+    }
+
+    pub fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)> {
+        Ok(self.conn.query_row(
+            "SELECT count(*), max(at) FROM registry_failures WHERE number = ?1 AND at >= ?2", params![number, since],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    pub fn record_failure(&self, number: &str, at: i64) -> Result<()> {
+        self.conn.execute("INSERT INTO registry_failures (number, at) VALUES (?1, ?2)", params![number, at])?;
+        Ok(())
+    }
+}
+
+fn certificate(conn: &Connection, number: &str) -> Result<Option<CertificateRow>> {
+    let row = conn.query_row(
+        "SELECT c.number, c.status, c.application_message_id, c.print_state, v.contents
+         FROM certificates c JOIN certificate_versions v ON v.number = c.number AND v.version = c.current_version
+         WHERE c.number = ?1",
+        [number],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, String>(4)?)),
+    ).optional()?;
+    row.map(|(number, status, application_message_id, print_state, contents)| {
+        Ok(CertificateRow { number, status, application_message_id, print_state, latest: parse_contents(&contents)? })
+    }).transpose()
+}
+
+fn versions(conn: &Connection, table: &str, at: &str, number: &str) -> Result<Vec<VersionRow>> {
+    let mut st = conn.prepare(&format!("SELECT version, kind, {at}, contents FROM {table} WHERE number = ?1 ORDER BY version"))?;
+    let rows = st.query_map([number], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)))?;
+    rows.map(|r| {
+        let (version, kind, issued_at, contents) = r?;
+        Ok(VersionRow { version, kind, issued_at, contents: parse_contents(&contents)? })
+    }).collect()
+}
+
+fn parse_contents(s: &str) -> Result<Certificate> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("certificate contents: {e}")))
+}

@@ -1,0 +1,119 @@
+//! Incoming messages: stored raw before anything else happens, processed once.
+//!
+//! A message is known by (mailbox, source uid): the Maildir file's unique name or the IMAP
+//! UIDVALIDITY:UID. Storing the same one again is a no-op, so a rescan after a crash finds
+//! it already there; its `state` says whether its outcome was committed.
+
+use super::{Result, Store, Tx};
+use chrono::{DateTime, FixedOffset};
+use rusqlite::{OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+/// A message as it comes out of a mailbox.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub mailbox: String,
+    pub side: &'static str,
+    pub source_uid: String,
+    pub raw: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub mailbox: String,
+    pub side: String,
+    pub source_uid: String,
+    pub message_id: Option<String>,
+    pub raw: Vec<u8>,
+    pub state: String,
+    pub outcome: Option<String>,
+    pub detail: Option<String>,
+    pub received_at: String,
+}
+
+impl Store {
+    /// Stores the raw bytes (committed before returning). `Ok(None)` when already stored.
+    pub fn record_incoming(&mut self, m: &Incoming, message_id: Option<&str>, now: DateTime<FixedOffset>) -> Result<Option<i64>> {
+        let sha: [u8; 32] = Sha256::digest(&m.raw).into();
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO messages (mailbox, side, source_uid, message_id, sha256, raw, size, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![m.mailbox, m.side, m.source_uid, message_id, &sha[..], m.raw, m.raw.len() as i64, now.to_rfc3339()],
+        )?;
+        Ok((n == 1).then(|| self.conn.last_insert_rowid()))
+    }
+
+    /// The state of a stored message, if this (mailbox, uid) is known.
+    pub fn known(&self, mailbox: &str, source_uid: &str) -> Result<Option<(i64, String, Option<String>)>> {
+        Ok(self.conn.query_row(
+            "SELECT id, state, outcome FROM messages WHERE mailbox = ?1 AND source_uid = ?2",
+            params![mailbox, source_uid],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        ).optional()?)
+    }
+
+    /// Messages whose outcome is not committed yet, oldest first.
+    pub fn pending_messages(&self) -> Result<Vec<StoredMessage>> {
+        let mut st = self.conn.prepare(&format!("{SELECT} WHERE state = 'new' ORDER BY id"))?;
+        let rows = st.query_map([], row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn message(&self, id: i64) -> Result<Option<StoredMessage>> {
+        Ok(self.conn.query_row(&format!("{SELECT} WHERE id = ?1"), [id], row).optional()?)
+    }
+
+    pub fn messages(&self) -> Result<Vec<StoredMessage>> {
+        let mut st = self.conn.prepare(&format!("{SELECT} ORDER BY id"))?;
+        let rows = st.query_map([], row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+const SELECT: &str = "SELECT id, mailbox, side, source_uid, message_id, raw, state, outcome, detail, received_at FROM messages";
+
+fn row(r: &rusqlite::Row) -> rusqlite::Result<StoredMessage> {
+    Ok(StoredMessage {
+        id: r.get(0)?,
+        mailbox: r.get(1)?,
+        side: r.get(2)?,
+        source_uid: r.get(3)?,
+        message_id: r.get(4)?,
+        raw: r.get(5)?,
+        state: r.get(6)?,
+        outcome: r.get(7)?,
+        detail: r.get(8)?,
+        received_at: r.get(9)?,
+    })
+}
+
+impl Tx<'_> {
+    /// An earlier message with the same Message-ID in the same mailbox that has an outcome.
+    pub fn earlier_with_message_id(&self, mailbox: &str, message_id: &str, id: i64) -> Result<Option<(i64, String)>> {
+        Ok(self.query_row(
+            "SELECT id, outcome FROM messages WHERE mailbox = ?1 AND message_id = ?2 AND id <> ?3 AND state = 'done' ORDER BY id LIMIT 1",
+            params![mailbox, message_id, id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        ).optional()?)
+    }
+
+    /// Commits the message's outcome; the caller's other writes share the transaction.
+    pub fn finish_message(&self, id: i64, outcome: &str, detail: Option<&str>, now: DateTime<FixedOffset>) -> Result<()> {
+        self.execute(
+            "UPDATE messages SET state = 'done', outcome = ?2, detail = ?3, processed_at = ?4 WHERE id = ?1",
+            params![id, outcome, detail, now.to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_application(&self, message: i64, office_code: &str, outcome: &str, sender: &str, contractor: Option<&str>, problems: &serde_json::Value, warnings: &[String], form: Option<&str>, now: DateTime<FixedOffset>) -> Result<i64> {
+        self.execute(
+            "INSERT INTO applications (message, office_code, outcome, sender, contractor, problems, warnings, form, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![message, office_code, outcome, sender, contractor, problems.to_string(), serde_json::to_string(warnings).unwrap_or_default(), form, now.to_rfc3339()],
+        )?;
+        Ok(self.last_insert_rowid())
+    }
+}

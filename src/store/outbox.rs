@@ -1,0 +1,126 @@
+//! The outbox: every outgoing message, written in the same transaction as the outcome it
+//! reports, delivered afterwards, retried until a server (or the local Maildir) accepts
+//! it, and kept after sending.
+
+use super::{Result, Store, Tx};
+use chrono::{DateTime, FixedOffset};
+use rusqlite::{OptionalExtension, params};
+
+/// A composed message waiting to be written to the outbox.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub message_id: String,
+    pub kind: &'static str,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub raw: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub message_id: String,
+    pub kind: String,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub status: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub sent_at: Option<String>,
+}
+
+/// Retries stop after this many attempts; the message is kept as `failed`.
+pub const MAX_ATTEMPTS: u32 = 10;
+
+impl Tx<'_> {
+    pub fn enqueue(&self, m: &Outgoing, source: Option<i64>, now: DateTime<FixedOffset>) -> Result<i64> {
+        self.execute(
+            "INSERT INTO outbox (message_id, source, kind, sender, recipients, subject, raw, next_attempt_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![m.message_id, source, m.kind, m.sender, serde_json::to_string(&m.recipients).unwrap_or_default(),
+                    m.subject, m.raw, now.timestamp(), now.to_rfc3339()],
+        )?;
+        Ok(self.last_insert_rowid())
+    }
+}
+
+impl Store {
+    pub fn outbox(&self) -> Result<Vec<OutboxRow>> {
+        let mut st = self.conn.prepare(&format!("SELECT {COLUMNS} FROM outbox ORDER BY id"))?;
+        let rows = st.query_map([], row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Pending messages whose next attempt is due, with their raw bytes.
+    pub fn due(&self, now: DateTime<FixedOffset>) -> Result<Vec<(OutboxRow, Vec<u8>)>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {COLUMNS}, raw FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY id"
+        ))?;
+        let rows = st.query_map([now.timestamp()], |r| Ok((row(r)?, r.get::<_, Vec<u8>>(11)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn delivered_to(&self, outbox: i64, recipient: &str) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT 1 FROM outbox_deliveries WHERE outbox = ?1 AND recipient = ?2", params![outbox, recipient], |_| Ok(()),
+        ).optional()?.is_some())
+    }
+
+    pub fn mark_delivered(&self, outbox: i64, recipient: &str, now: DateTime<FixedOffset>) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO outbox_deliveries (outbox, recipient, delivered_at) VALUES (?1, ?2, ?3)",
+            params![outbox, recipient, now.to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    pub fn mark_sent(&self, outbox: i64, now: DateTime<FixedOffset>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE outbox SET status = 'sent', attempts = attempts + 1, last_error = NULL, sent_at = ?2 WHERE id = ?1",
+            params![outbox, now.to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    /// A failed attempt: retried later with growing backoff, or given up for good.
+    pub fn mark_attempt_failed(&self, outbox: i64, error: &str, permanent: bool, now: DateTime<FixedOffset>) -> Result<()> {
+        let attempts: u32 = self.conn.query_row("SELECT attempts FROM outbox WHERE id = ?1", [outbox], |r| r.get(0))?;
+        let attempts = attempts + 1;
+        let give_up = permanent || attempts >= MAX_ATTEMPTS;
+        let backoff = 30i64 << attempts.min(10); // 1 min, 2 min, 4 min … about 8.5 h
+        self.conn.execute(
+            "UPDATE outbox SET attempts = ?2, last_error = ?3, status = ?4, next_attempt_at = ?5 WHERE id = ?1",
+            params![outbox, attempts, error, if give_up { "failed" } else { "pending" }, now.timestamp() + backoff],
+        )?;
+        Ok(())
+    }
+}
+
+const COLUMNS: &str = "id, message_id, kind, sender, recipients, subject, status, attempts, last_error, created_at, sent_at";
+
+fn row(r: &rusqlite::Row) -> rusqlite::Result<OutboxRow> {
+    let recipients: String = r.get(4)?;
+    Ok(OutboxRow {
+        id: r.get(0)?,
+        message_id: r.get(1)?,
+        kind: r.get(2)?,
+        sender: r.get(3)?,
+        recipients: serde_json::from_str(&recipients).unwrap_or_default(),
+        subject: r.get(5)?,
+        status: r.get(6)?,
+        attempts: r.get(7)?,
+        last_error: r.get(8)?,
+        created_at: r.get(9)?,
+        sent_at: r.get(10)?,
+    })
+}
+
+impl Store {
+    /// The message as it was handed to the transport.
+    pub fn outbox_raw(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        Ok(self.conn.query_row("SELECT raw FROM outbox WHERE id = ?1", [id], |r| r.get(0)).optional()?)
+    }
+}

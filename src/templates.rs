@@ -1,0 +1,63 @@
+//! Templates: the Typst documents and the mail wording, built in and overridable.
+//!
+//! The built-in set is compiled into the binary so `esurety demo` works anywhere;
+//! `esurety init` writes an editable copy, and a configured `templates` folder takes
+//! precedence file by file, so a branch changes wording without touching code.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("notice.typ", include_str!("../templates/notice.typ")),
+    ("certificate.typ", include_str!("../templates/certificate.typ")),
+    ("fee.typ", include_str!("../templates/fee.typ")),
+    ("mail/_footer.txt", include_str!("../templates/mail/_footer.txt")),
+    ("mail/form.txt", include_str!("../templates/mail/form.txt")),
+    ("mail/completion.txt", include_str!("../templates/mail/completion.txt")),
+    ("mail/paper_accepted.txt", include_str!("../templates/mail/paper_accepted.txt")),
+    ("mail/rejection.txt", include_str!("../templates/mail/rejection.txt")),
+    ("mail/blank_form.txt", include_str!("../templates/mail/blank_form.txt")),
+    ("mail/duplicate.txt", include_str!("../templates/mail/duplicate.txt")),
+];
+
+/// The fonts shipped with the project (licences beside them in `templates/fonts/`).
+pub const FONTS: &[&[u8]] = &[
+    include_bytes!("../templates/fonts/ipaexm.ttf"),
+    include_bytes!("../templates/fonts/ipaexg.ttf"),
+    include_bytes!("../templates/fonts/DejaVuSansMono.ttf"),
+    include_bytes!("../templates/fonts/DejaVuSansMono-Bold.ttf"),
+];
+
+#[derive(Debug, Clone)]
+pub struct TemplateSet {
+    files: BTreeMap<&'static str, String>,
+}
+
+impl TemplateSet {
+    pub fn embedded() -> Self {
+        TemplateSet { files: EMBEDDED.iter().map(|(n, t)| (*n, t.to_string())).collect() }
+    }
+
+    /// The built-in set with every file found in `dir` taking its place.
+    pub fn load(dir: Option<&Path>) -> std::io::Result<Self> {
+        let mut set = Self::embedded();
+        if let Some(dir) = dir {
+            for (name, text) in set.files.iter_mut() {
+                match std::fs::read_to_string(dir.join(name)) {
+                    Ok(t) => *text = t,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(std::io::Error::new(e.kind(), format!("{}: {e}", dir.join(name).display()))),
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    pub fn get(&self, name: &str) -> &str {
+        self.files.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.files.iter().map(|(n, t)| (*n, t.as_str()))
+    }
+}

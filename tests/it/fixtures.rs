@@ -1,0 +1,95 @@
+//! Golden fixtures: every `tests/fixtures/applications/{valid,invalid,malformed}/NNN.eml`
+//! is dropped into its branch mailbox of a fresh embedded default and processed; what the
+//! contractor and staff would observe is summarised and compared with `NNN.expected.json`.
+//! On a mismatch the observed summary is written to `NNN.failed` beside it.
+
+use crate::common::Setup;
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// What a user can observe after one pass, as JSON comparable to the expected file.
+fn observe(s: &Setup, mailbox: &str, sender: Option<&str>, uid: &str) -> Value {
+    let certs = s.json(&["certificates"]);
+    let certs: Vec<String> = certs.as_array().unwrap().iter().map(|c| format!("{}/{}", c["product"].as_str().unwrap(), c["format"].as_str().unwrap())).collect();
+    let replies = sender.map(|a| s.mails(a)).unwrap_or_default();
+    let relay = s.mails("relay");
+    let flags = s.files(mailbox).into_iter().find(|(u, _, _)| u == uid).map(|(_, f, _)| f).unwrap_or_default();
+    let outcome = match replies.first().map(|m| m.subject.as_str()) {
+        None if flags.contains('F') && relay.is_empty() => "held",
+        None => "no reply",
+        Some(sub) if sub.starts_with("電子保証（認証キー）発行完了のお知らせ") || sub.starts_with("保証申込受付のお知らせ") => "issued",
+        Some(sub) if sub.starts_with("【要確認】保証申込の内容に不備があります") => "rejected",
+        Some(sub) if sub.starts_with("保証申込書（様式）") => "form_sent",
+        Some(_) => "other reply",
+    };
+    let mut v = json!({"mailbox": mailbox, "outcome": outcome});
+    if outcome == "issued" {
+        v["certificates"] = json!(certs);
+    }
+    if outcome == "rejected" {
+        // The problem lines of the reply: "・<field>：<what is wrong>".
+        let body = &replies[0].body;
+        let section = body.split("【ご確認いただきたい点】").nth(1).unwrap_or("").split("\n\n").next().unwrap_or("");
+        let fields: Vec<String> = section.lines().filter_map(|l| l.strip_prefix("・")).map(|l| l.split('：').next().unwrap_or("").to_string()).collect();
+        if !fields.is_empty() && fields != ["申込書"] {
+            v["fields"] = json!(fields);
+        }
+    }
+    v
+}
+
+fn check_dir(kind: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/applications").join(kind);
+    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| {
+        let p = e.unwrap().path();
+        (p.extension()? == "eml").then_some(p)
+    }).collect();
+    names.sort();
+    assert!(!names.is_empty(), "no fixtures in {}", dir.display());
+    let mut failures = vec![];
+    for eml in names {
+        let expected: Value = serde_json::from_str(&std::fs::read_to_string(eml.with_extension("expected.json")).unwrap()).unwrap();
+        let mailbox = expected["mailbox"].as_str().unwrap();
+        let raw = std::fs::read(&eml).unwrap();
+        let sender = mail_parser::MessageParser::default().parse(&raw)
+            .and_then(|m| m.from().and_then(|a| a.first()).and_then(|a| a.address()).map(str::to_ascii_lowercase));
+        let s = Setup::new();
+        let uid = s.drop_mail(mailbox, &raw);
+        s.once();
+        let mut got = observe(&s, mailbox, sender.as_deref().filter(|a| s.maildir(a).is_dir()), &uid);
+        // Compare problem fields as sets: their order follows the form.
+        if let (Some(g), Some(e)) = (got.get("fields").cloned(), expected.get("fields")) {
+            let mut gs: Vec<_> = g.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect();
+            let mut es: Vec<_> = e.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect();
+            gs.sort();
+            gs.dedup();
+            es.sort();
+            if gs == es {
+                got["fields"] = e.clone();
+            }
+        }
+        let failed = eml.with_extension("failed");
+        if got != expected {
+            std::fs::write(&failed, serde_json::to_string_pretty(&got).unwrap()).unwrap();
+            failures.push(format!("{}: expected {expected}, got {got}", eml.display()));
+        } else {
+            let _ = std::fs::remove_file(&failed);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn valid_applications_are_issued() {
+    check_dir("valid");
+}
+
+#[test]
+fn invalid_applications_get_every_problem_in_one_reply() {
+    check_dir("invalid");
+}
+
+#[test]
+fn malformed_mail_gets_a_clear_outcome() {
+    check_dir("malformed");
+}

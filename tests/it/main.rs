@@ -1,0 +1,7 @@
+//! The one integration test binary: drives the `esurety` binary against real Maildirs and
+//! real SQLite files in temp dirs, and checks what a contractor, branch staff or an owner
+//! would see (mails in Maildirs, PDFs read back, JSON of the CLI).
+
+mod branch;
+mod common;
+mod fixtures;
