@@ -33,8 +33,9 @@ pub fn run(config: Config, once: bool, interval: u64, clock: &dyn Clock, rng: &d
     let mut store = Store::open(&config.store)?;
     let engine = Engine::new(config)?;
     eprintln!(
-        "esurety: {} branch mailbox(es) under {}, store {}, delivery into local Maildirs{}",
+        "esurety: {} branch and {} owner mailbox(es) under {}, store {}, delivery into local Maildirs{}",
         engine.config.branches.len(),
+        engine.config.owners.len(),
         engine.config.mail.maildir_root.display(),
         engine.config.store.display(),
         if once { ", one pass" } else { "" },
@@ -67,7 +68,7 @@ pub fn run(config: Config, once: bool, interval: u64, clock: &dyn Clock, rng: &d
 
 pub fn summary(r: &RunReport) -> String {
     format!(
-        "stored {} new message(s): issued {}, rejected {}, held {}, other replies {}, errors {}; mail sent {}, retrying {}, failed {}",
-        r.stored, r.issued, r.rejected, r.held, r.replied, r.errors, r.delivery.sent, r.delivery.retrying, r.delivery.failed
+        "stored {} new message(s): issued {}, rejected {}, held {}, other replies {}; submissions {} (pairs accepted {}, rejected {}), other mail left alone {}; errors {}; mail sent {}, retrying {}, failed {}",
+        r.stored, r.issued, r.rejected, r.held, r.replied, r.submissions, r.accepted, r.refused, r.ignored, r.errors, r.delivery.sent, r.delivery.retrying, r.delivery.failed
     )
 }

@@ -16,6 +16,7 @@
 
 pub mod application;
 pub mod branch;
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -26,9 +27,11 @@ pub mod faults;
 pub mod intake;
 pub mod issuance;
 pub mod outbound;
+pub mod owner;
 pub mod product;
 pub mod registry;
 pub mod run;
 pub mod store;
+pub mod submission;
 pub mod templates;
 pub mod text;

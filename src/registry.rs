@@ -6,7 +6,8 @@
 //! number answers `locked` (even to the right key) until the window has passed.
 
 use crate::issuance::{AuthKey, CertificateNumber};
-use crate::store::{Result, Store, VersionRow};
+use crate::store::{RegistryStore, Result, VersionRow};
+use rusqlite::Connection;
 use chrono::{DateTime, FixedOffset};
 
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +42,7 @@ impl Verification {
     }
 }
 
-pub fn verify(store: &Store, number: &str, key: &str, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Verification> {
+pub fn verify(store: &Connection, number: &str, key: &str, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Verification> {
     let (Some(number), Some(key)) = (CertificateNumber::parse(number), AuthKey::parse(key)) else {
         return Ok(Verification::Malformed);
     };

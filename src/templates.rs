@@ -18,6 +18,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("mail/rejection.txt", include_str!("../templates/mail/rejection.txt")),
     ("mail/blank_form.txt", include_str!("../templates/mail/blank_form.txt")),
     ("mail/duplicate.txt", include_str!("../templates/mail/duplicate.txt")),
+    ("mail/receipt.txt", include_str!("../templates/mail/receipt.txt")),
 ];
 
 /// The fonts shipped with the project (licences beside them in `templates/fonts/`).

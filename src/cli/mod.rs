@@ -64,6 +64,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read a key notice PDF or a whole email (.eml) and print every number/key pair found.
+    Extract {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The owner side's register of checked submissions.
+    Submissions {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Internal: the PDF reading process the daemon starts (reads frames on stdin).
+    #[command(hide = true)]
+    PdfWorker,
     /// Typeset a certificate's key notice, certificate or fee statement again.
     Render {
         kind: RenderKind,
@@ -156,7 +170,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Verify { number, key, json } => {
             let (clock, _) = sources()?;
             let (_, store) = open(&cli.config)?;
-            let v = verify(&store, &number, &key, clock.now(), Lockout::default())?;
+            let v = verify(store.conn(), &number, &key, clock.now(), Lockout::default())?;
             if json {
                 print_json(&json::verification(&v));
             } else {
@@ -183,6 +197,54 @@ pub fn run(cli: Cli) -> Result<i32> {
                     println!("{}  {}  attempts={}  to={}  {}", r.status, r.message_id, r.attempts, r.recipients.join(","), r.subject);
                 }
             }
+            Ok(0)
+        }
+        Command::Extract { file, json } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let exe = std::env::current_exe()?;
+            let reader = crate::submission::worker::Isolated::new(exe, std::time::Duration::from_secs(10), 1 << 30);
+            let letter = if bytes.starts_with(b"%PDF-") {
+                crate::intake::letter::Letter {
+                    message_id: None, from: None, envelope: None, subject: String::new(), references: vec![],
+                    pieces: vec![crate::intake::letter::Piece::Pdf { name: file.file_name().map(|n| n.to_string_lossy().into_owned()), depth: 0, bytes }],
+                }
+            } else {
+                crate::intake::letter::read(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+            };
+            let reading = crate::submission::read(&letter, &reader);
+            for (name, e) in &reading.unreadable {
+                eprintln!("esurety: {}: {e}", name.as_deref().unwrap_or("PDF"));
+            }
+            if json {
+                let found: Vec<serde_json::Value> = reading.found.iter().map(|f| serde_json::json!({
+                    "number": f.number, "key": f.key, "product": f.product, "project": f.project,
+                    "contractor": f.contractor, "source": f.source,
+                })).collect();
+                print_json(&serde_json::json!({"found": found}));
+            } else {
+                for f in &reading.found {
+                    println!("{}  {}  {}  {}  {}  ({})", f.number, f.key, f.product.as_deref().unwrap_or("-"), f.project.as_deref().unwrap_or("-"), f.contractor.as_deref().unwrap_or("-"), f.source);
+                }
+            }
+            Ok(if reading.found.is_empty() { 1 } else { 0 })
+        }
+        Command::Submissions { json } => {
+            let (_, store) = open(&cli.config)?;
+            let rows = store.submissions()?;
+            if json {
+                print_json(&serde_json::to_value(&rows)?);
+            } else {
+                for r in &rows {
+                    println!("{}  {}  {}  {}  {}  {}", r.received_at, r.owner, r.from, r.number, r.result, r.reasons.join(" / "));
+                }
+                if rows.is_empty() {
+                    println!("(no submissions)");
+                }
+            }
+            Ok(0)
+        }
+        Command::PdfWorker => {
+            crate::submission::worker::serve()?;
             Ok(0)
         }
         Command::Render { kind, number, output } => {

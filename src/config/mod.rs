@@ -4,12 +4,14 @@
 //! [`Config::from_raw`] checks meaning (dates, office codes, cross references) and resolves
 //! every path against the config file's folder. Everything downstream takes `&Config`.
 
+pub mod contracts;
 pub mod default;
 mod raw;
 
 use crate::product::Product;
 use crate::text::{nfkc, squash};
 use chrono::NaiveDate;
+pub use contracts::ContractEntry;
 pub use raw::RawConfig;
 use std::path::{Path, PathBuf};
 
@@ -70,6 +72,8 @@ pub struct Owner {
     pub branch: String,
     pub advance_ratio_percent: u32,
     pub contract_ratio_percent: u32,
+    /// Check 5: the owner's list of contracts, when it keeps one.
+    pub contracts: Option<Vec<ContractEntry>>,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +142,16 @@ impl Config {
             if !branches.iter().any(|b| squash(&b.name) == squash(&o.branch)) {
                 problems.push(format!("owners[{i}].branch: \"{}\" is not one of the branches", o.branch));
             }
+            let contracts = o.contracts_csv.as_ref().and_then(|p| {
+                let path = base.join(p);
+                match std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|t| contracts::parse(&t)) {
+                    Ok(list) => Some(list),
+                    Err(e) => {
+                        problems.push(format!("owners[{i}].contracts_csv: {}: {e}", path.display()));
+                        None
+                    }
+                }
+            });
             if !is_email(&o.contracts_address) {
                 problems.push(format!("owners[{i}].contracts_address: \"{}\" is not an email address", o.contracts_address));
             }
@@ -150,6 +164,7 @@ impl Config {
                 branch: o.branch,
                 advance_ratio_percent: o.advance_ratio_percent.unwrap_or(40),
                 contract_ratio_percent: o.contract_ratio_percent.unwrap_or(10),
+                contracts,
             }
         }).collect();
 
@@ -203,6 +218,9 @@ impl Config {
         })
     }
 
+    pub fn owner_by_address(&self, address: &str) -> Option<&Owner> {
+        self.owners.iter().find(|o| o.contracts_address.eq_ignore_ascii_case(address))
+    }
     pub fn branch_by_address(&self, address: &str) -> Option<&Branch> {
         self.branches.iter().find(|b| b.address.eq_ignore_ascii_case(address))
     }

@@ -58,6 +58,8 @@ pub struct RawOwner {
     pub branch: String,
     pub advance_ratio_percent: Option<u32>,
     pub contract_ratio_percent: Option<u32>,
+    /// CSV: 工事名,受注者名,請負金額,工期,請負契約日 (check 5 of the owner side).
+    pub contracts_csv: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]

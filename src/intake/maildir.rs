@@ -31,11 +31,12 @@ impl Maildir {
         Ok(())
     }
 
-    /// Messages in `new/`, and in `cur/` those not yet seen, sorted by name (arrival order
-    /// for names that start with a timestamp, as Maildir names do).
+    /// Every message in `new/` and `cur/`, sorted by name (arrival order for names that
+    /// start with a timestamp, as Maildir names do). Whether one is already handled is the
+    /// store's to say, not the flags': people may read a message before the daemon does.
     pub fn waiting(&self) -> io::Result<Vec<Entry>> {
         let mut out = Vec::new();
-        for (sub, skip_seen) in [("new", false), ("cur", true)] {
+        for sub in ["new", "cur"] {
             let dir = self.path.join(sub);
             let rd = match fs::read_dir(&dir) {
                 Ok(rd) => rd,
@@ -48,10 +49,7 @@ impl Maildir {
                 if name.starts_with('.') || !ent.file_type()?.is_file() {
                     continue;
                 }
-                let (uid, flags) = split_name(&name);
-                if skip_seen && flags.contains('S') {
-                    continue;
-                }
+                let (uid, _) = split_name(&name);
                 out.push(Entry { uid: uid.to_string(), path: ent.path() });
             }
         }
@@ -88,8 +86,10 @@ impl Maildir {
         let add = match mark {
             Mark::Processed => 'S',
             Mark::Held => 'F',
+            Mark::Checked => self.keyword_letter(super::CHECKED_KEYWORD)?,
         };
         let mut f: Vec<char> = flags.chars().filter(|c| c.is_ascii_alphabetic()).collect();
+        // Maildir lists flags in ASCII order: capitals (standard flags) before keywords.
         if !f.contains(&add) {
             f.push(add);
         }
@@ -101,6 +101,34 @@ impl Maildir {
             sync_dir(&self.path.join("cur"))?;
         }
         Ok(())
+    }
+
+    /// The flag letter of a keyword, as Dovecot keeps them: `dovecot-keywords` lists
+    /// `N name` lines and letter `a` + N marks the keyword in a file name. Adds the keyword
+    /// (written through a temporary file and renamed) when it is not listed yet.
+    pub fn keyword_letter(&self, keyword: &str) -> io::Result<char> {
+        let path = self.path.join("dovecot-keywords");
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
+        let mut used = Vec::new();
+        for line in text.lines() {
+            if let Some((n, name)) = line.split_once(' ')
+                && let Ok(n) = n.parse::<u32>()
+            {
+                if name == keyword && n < 26 {
+                    return Ok((b'a' + n as u8) as char);
+                }
+                used.push(n);
+            }
+        }
+        let n = (0..26).find(|n| !used.contains(n)).ok_or_else(|| io::Error::other("no free keyword slot in dovecot-keywords"))?;
+        let tmp = self.path.join("tmp").join("dovecot-keywords.esurety");
+        fs::write(&tmp, format!("{text}{n} {keyword}\n"))?;
+        fs::rename(&tmp, &path)?;
+        Ok((b'a' + n as u8) as char)
     }
 
     /// Delivers a message the way an MDA does: write to `tmp/`, fsync, rename into `new/`,
@@ -152,8 +180,11 @@ mod tests {
         md.mark(&w[1], Mark::Held).unwrap();
         assert!(t.path().join("a@b.example/cur/100.x:2,S").is_file());
         assert!(t.path().join("a@b.example/cur/200.y:2,F").is_file());
-        // Seen ones are no longer waiting; flagged unread ones still are (the store knows them).
-        assert_eq!(md.waiting().unwrap().len(), 1);
+        assert_eq!(md.waiting().unwrap().len(), 2, "marking moves, never removes");
+        let checked = md.find("100.x").unwrap().unwrap();
+        md.mark(&checked, Mark::Checked).unwrap();
+        assert!(t.path().join("a@b.example/cur/100.x:2,Sa").is_file());
+        assert_eq!(fs::read_to_string(t.path().join("a@b.example/dovecot-keywords")).unwrap(), "0 esurety-checked\n");
         assert!(!md.deliver("100.x", b"again").unwrap(), "a second delivery of the same name is a no-op");
         assert_eq!(fs::read(md.find("100.x").unwrap().unwrap().path).unwrap(), b"one");
     }

@@ -13,4 +13,10 @@ pub enum Mark {
     Processed,
     /// Waiting for staff: flagged (`F`), left unread.
     Held,
+    /// A checked submission in an owner's shared mailbox: the keyword `esurety-checked`,
+    /// left unread for the people who read the mailbox.
+    Checked,
 }
+
+/// The keyword a mail client shows on a checked submission.
+pub const CHECKED_KEYWORD: &str = "esurety-checked";

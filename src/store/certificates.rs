@@ -107,29 +107,40 @@ impl Store {
         let k: Option<String> = self.conn.query_row("SELECT key FROM certificate_keys WHERE number = ?1", [number], |r| r.get(0)).optional()?;
         Ok(k.and_then(|k| AuthKey::parse(&k)))
     }
+}
 
+/// The registry's tables, read and written inside or outside a transaction (both a
+/// `Store`'s connection and a `Tx` are a `Connection`).
+pub trait RegistryStore {
     /// The registry's record of a number: salt, hash, status, owner.
-    pub fn registry_entry(&self, number: &str) -> Result<Option<(Vec<u8>, Vec<u8>, String, String)>> {
-        Ok(self.conn.query_row(
+    fn registry_entry(&self, number: &str) -> Result<Option<(Vec<u8>, Vec<u8>, String, String)>>;
+    /// The registry's published versions (its history), oldest first.
+    fn registry_versions(&self, number: &str) -> Result<Vec<VersionRow>>;
+    fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)>;
+    fn record_failure(&self, number: &str, at: i64) -> Result<()>;
+}
+
+impl RegistryStore for Connection {
+    fn registry_entry(&self, number: &str) -> Result<Option<(Vec<u8>, Vec<u8>, String, String)>> {
+        Ok(self.query_row(
             "SELECT key_salt, key_hash, status, owner FROM registry WHERE number = ?1", [number],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         ).optional()?)
     }
 
-    /// The registry's published versions (its history), oldest first.
-    pub fn registry_versions(&self, number: &str) -> Result<Vec<VersionRow>> {
-        versions(&self.conn, "registry_versions", "published_at", number)
+    fn registry_versions(&self, number: &str) -> Result<Vec<VersionRow>> {
+        versions(self, "registry_versions", "published_at", number)
     }
 
-    pub fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)> {
-        Ok(self.conn.query_row(
+    fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)> {
+        Ok(self.query_row(
             "SELECT count(*), max(at) FROM registry_failures WHERE number = ?1 AND at >= ?2", params![number, since],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?)
     }
 
-    pub fn record_failure(&self, number: &str, at: i64) -> Result<()> {
-        self.conn.execute("INSERT INTO registry_failures (number, at) VALUES (?1, ?2)", params![number, at])?;
+    fn record_failure(&self, number: &str, at: i64) -> Result<()> {
+        self.execute("INSERT INTO registry_failures (number, at) VALUES (?1, ?2)", params![number, at])?;
         Ok(())
     }
 }

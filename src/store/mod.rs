@@ -8,16 +8,18 @@
 mod certificates;
 mod messages;
 mod outbox;
+mod submissions;
 
-pub use certificates::{CertificateRow, VersionRow};
+pub use certificates::{CertificateRow, RegistryStore, VersionRow};
 pub use messages::{Incoming, StoredMessage};
 pub use outbox::{Outgoing, OutboxRow};
+pub use submissions::SubmissionRow;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::time::Duration;
 
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -1,0 +1,84 @@
+//! Owner side, step 3: the checks of `owner-side.md`, in order, for one pair found in a
+//! submission. The registry's answer comes in (see [`crate::registry`]); this decides
+//! accepted or rejected and says why, in plain Japanese. Pure.
+
+use crate::config::{ContractEntry, Owner};
+use crate::product::Product;
+use crate::registry::Verification;
+use crate::submission::Found;
+use crate::text::{format_yen, squash};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Checked {
+    pub accepted: bool,
+    pub reasons: Vec<String>,
+    /// The registry's version when checked (when number and key matched).
+    pub version: Option<u32>,
+    /// Whether the sender proved the key: only then may the reply tell registry contents.
+    pub proven: bool,
+}
+
+pub fn check(found: &Found, v: &Verification, owner: &Owner, contracts: Option<&[ContractEntry]>) -> Checked {
+    let rejected = |reason: String| Checked { accepted: false, reasons: vec![reason], version: None, proven: false };
+    // 1. Known number and the right key (unknown and wrong are the same answer).
+    let (status, latest) = match v {
+        Verification::Valid { status, latest, .. } => (status, latest),
+        Verification::Mismatch => return rejected("保証契約番号または認証キーが一致しません。お手元の「認証キーのお知らせ」をご確認ください".into()),
+        Verification::Malformed => return rejected(format!("保証契約番号または認証キーの形式が正しくありません（認証キーは12文字です：{}文字読み取りました）", found.key.chars().count())),
+        Verification::Locked { until } => return rejected(format!("この保証契約番号は確認の失敗が続いたため、{}まで確認できません", until.format("%Y-%m-%d %H:%M"))),
+    };
+    let c = &latest.contents;
+    let mut reasons = Vec::new();
+    // 2. Current: not cancelled.
+    if status != "valid" {
+        reasons.push("この保証は現在有効ではありません".to_string());
+    }
+    // 3. For this owner.
+    if squash(&c.owner) != squash(&owner.name) {
+        reasons.push(format!("この保証の発注者（被保証者）は{}様です。{}様宛の保証ではありません", c.owner, owner.name));
+    }
+    // 4. The notice agrees with the registry.
+    if let Some(p) = &found.project
+        && squash(p) != squash(&c.project)
+    {
+        reasons.push(format!("お知らせの工事名「{p}」が登録内容「{}」と一致しません", c.project));
+    }
+    if let Some(k) = &found.contractor
+        && squash(k) != squash(&c.contractor)
+        && c.jv.as_deref().is_none_or(|jv| squash(jv) != squash(k))
+    {
+        reasons.push(format!("お知らせの受注者名「{k}」が登録内容「{}」と一致しません", c.contractor));
+    }
+    if let Some(p) = found.product.as_deref().and_then(Product::from_name)
+        && p != c.product
+    {
+        reasons.push(format!("お知らせの保証区分「{}」が登録内容「{}」と一致しません", p.name(), c.product.name()));
+    }
+    // 5. The owner's own list of contracts, where it keeps one.
+    if let Some(list) = contracts {
+        match list.iter().find(|e| squash(&e.project) == squash(&c.project) && squash(&e.contractor) == squash(&c.contractor)) {
+            None => reasons.push(format!("工事名「{}」・受注者名「{}」の契約が契約一覧にありません", c.project, c.contractor)),
+            Some(e) => {
+                match c.product {
+                    Product::Contract => {
+                        let floor = (e.price as u128 * owner.contract_ratio_percent as u128).div_ceil(100) as u64;
+                        if c.amount < floor {
+                            reasons.push(format!("契約保証金額 {} は請負金額 {} の{}%（{}）に足りません", format_yen(c.amount), format_yen(e.price), owner.contract_ratio_percent, format_yen(floor)));
+                        }
+                    }
+                    Product::Advance => {
+                        let cap = (e.price as u128 * owner.advance_ratio_percent as u128 / 100) as u64;
+                        if c.amount > cap {
+                            reasons.push(format!("前払金保証金額 {} は請負金額 {} の{}%（{}）を超えています", format_yen(c.amount), format_yen(e.price), owner.advance_ratio_percent, format_yen(cap)));
+                        }
+                    }
+                }
+                if c.guarantee_end < e.term_end {
+                    reasons.push(format!("保証期限（{}）が工期の終了日（{}）より前です", c.guarantee_end, e.term_end));
+                }
+            }
+        }
+    }
+    Checked { accepted: reasons.is_empty(), reasons, version: Some(c.version), proven: true }
+}

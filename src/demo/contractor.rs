@@ -1,0 +1,52 @@
+//! What the demo's contractors do with the completion mail, as real ones would: forward it
+//! whole to the owner, attach the key notice PDF to a new mail among other documents, or
+//! type number and key into a mail. Builds real RFC 5322 messages with lettre.
+
+use lettre::message::header::{ContentDisposition, ContentTransferEncoding, ContentType};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
+
+pub enum Submit<'a> {
+    /// The completion mail forwarded as it came (an attached `message/rfc822`).
+    Forward { completion: &'a [u8] },
+    /// A new mail with the key notice PDF among other documents.
+    Attach { notice_name: &'a str, notice: &'a [u8] },
+    /// Number and key typed into the body.
+    Typed { number: &'a str, key: &'a str },
+}
+
+pub fn submission(from: &str, to: &str, subject: &str, message_id: &str, how: Submit<'_>) -> Vec<u8> {
+    let mb = |a: &str| Mailbox::new(None, a.parse().expect("a demo address"));
+    let b = lettre::Message::builder().from(mb(from)).to(mb(to)).subject(subject).message_id(Some(message_id.to_string()));
+    let text = |t: &str| SinglePart::plain(t.to_string());
+    let msg = match how {
+        Submit::Forward { completion } => {
+            let body = Body::new_with_encoding(completion.to_vec(), ContentTransferEncoding::SevenBit)
+                .unwrap_or_else(|_| Body::new(completion.to_vec()));
+            let inner = SinglePart::builder()
+                .header(ContentType::parse("message/rfc822").expect("a content type"))
+                .header(ContentDisposition::attachment("forwarded.eml"))
+                .body(body);
+            b.multipart(MultiPart::mixed().singlepart(text("お世話になっております。\n電子保証の発行完了のお知らせを転送いたします。\nご確認のほどよろしくお願いいたします。\n")).singlepart(inner))
+        }
+        Submit::Attach { notice_name, notice } => {
+            let pdf = ContentType::parse("application/pdf").expect("a content type");
+            let other = "工事請負契約書（写し）\n".as_bytes().to_vec();
+            b.multipart(MultiPart::mixed()
+                .singlepart(text("お世話になっております。\n契約関係書類と、電子保証の認証キーのお知らせをお送りします。\n"))
+                .singlepart(Attachment::new("契約書写し.txt".into()).body(other, ContentType::TEXT_PLAIN))
+                .singlepart(Attachment::new(notice_name.to_string()).body(notice.to_vec(), pdf)))
+        }
+        Submit::Typed { number, key } => b.singlepart(text(&format!(
+            "お世話になっております。\n前払金保証の電子保証について、下記のとおりお知らせします。\n\n保証契約番号：{number}\n認証キー：{key}\n\nよろしくお願いいたします。\n"
+        ))),
+    };
+    msg.expect("a demo submission builds").formatted()
+}
+
+/// An ordinary mail in the owner's shared mailbox: not a submission.
+pub fn unrelated(from: &str, to: &str) -> Vec<u8> {
+    let mb = |a: &str| Mailbox::new(None, a.parse().expect("a demo address"));
+    lettre::Message::builder().from(mb(from)).to(mb(to)).subject("来週の入札説明会について").message_id(Some("<meeting@kwsa.example>".into()))
+        .singlepart(SinglePart::plain("来週火曜日の入札説明会は第2会議室で行います。\n".to_string()))
+        .expect("a demo mail builds").formatted()
+}

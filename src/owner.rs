@@ -1,0 +1,120 @@
+//! The owner side, one message at a time: intake → submission → check → register → reply.
+//! A message without a number/key pair is not a submission: it is left exactly as it was
+//! and only a log line tells of it (its content is not kept). A submission's register
+//! entries, the registry's failure counts and the reply commit in one transaction.
+
+use crate::branch::ProcessError;
+use crate::check::{Checked, check};
+use crate::clock::{Clock, Random};
+use crate::config::{Config, Owner};
+use crate::intake::letter;
+use crate::outbound::compose::{Composer, Draft, ReplyTo};
+use crate::registry::{Lockout, verify};
+use crate::store::{Store, StoredMessage, SubmissionRow};
+use crate::submission::{self, worker::PdfReader};
+use serde_json::json;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerOutcome {
+    /// Not a submission: untouched.
+    Ignored,
+    /// The same Message-ID was already checked and answered.
+    Duplicate,
+    Checked { accepted: usize, rejected: usize },
+}
+
+pub struct OwnerFlow<'a> {
+    pub config: &'a Config,
+    pub composer: &'a Composer,
+    pub reader: &'a dyn PdfReader,
+    pub clock: &'a dyn Clock,
+    pub rng: &'a dyn Random,
+    pub lockout: Lockout,
+}
+
+impl OwnerFlow<'_> {
+    pub fn process(&self, store: &mut Store, msg: &StoredMessage) -> Result<OwnerOutcome, ProcessError> {
+        let now = self.clock.now();
+        let ignore = |store: &mut Store, why: &str| -> Result<OwnerOutcome, ProcessError> {
+            store.write(|tx| -> Result<(), ProcessError> {
+                tx.forget_content(msg.id)?;
+                tx.finish_message(msg.id, "ignored", None, now)?;
+                Ok(())
+            })?;
+            tracing::info!(event = "not_a_submission", mailbox = %msg.mailbox, reason = why);
+            Ok(OwnerOutcome::Ignored)
+        };
+        let Some(owner) = self.config.owner_by_address(&msg.mailbox) else { return ignore(store, "not an owner's mailbox") };
+        let Ok(letter) = letter::read(&msg.raw) else { return ignore(store, "not a readable email") };
+        let reading = submission::read(&letter, self.reader);
+        if reading.found.is_empty() {
+            let why = if reading.unreadable.is_empty() { "no number/key pair" } else { "no number/key pair; a PDF could not be read" };
+            return ignore(store, why);
+        }
+        if let Some(mid) = &letter.message_id {
+            let earlier = store.write(|tx| tx.earlier_with_message_id(&msg.mailbox, mid, msg.id))?;
+            if let Some((first, outcome)) = earlier
+                && outcome != "ignored"
+            {
+                store.write(|tx| tx.finish_message(msg.id, "duplicate", Some(&format!("受付番号 {first} と同じメール")), now))?;
+                tracing::info!(event = "duplicate", mailbox = %msg.mailbox, message_id = %mid, first = first);
+                return Ok(OwnerOutcome::Duplicate);
+            }
+        }
+        let from = letter.from.clone().unwrap_or_default();
+        let reply = ReplyTo { message_id: letter.message_id.clone(), references: letter.references.clone(), subject: letter.subject.clone() };
+        let checked_at = now.to_rfc3339();
+        let (accepted, rejected) = store.write(|tx| -> Result<(usize, usize), ProcessError> {
+            let mut results: Vec<(submission::Found, Checked, Option<crate::store::VersionRow>)> = Vec::new();
+            for f in &reading.found {
+                let v = verify(tx, &f.number, &f.key, now, self.lockout)?;
+                let latest = match &v { crate::registry::Verification::Valid { latest, .. } => Some(latest.clone()), _ => None };
+                let c = check(f, &v, owner, owner.contracts.as_deref());
+                tx.register(msg.id, &SubmissionRow {
+                    owner: owner.name.clone(),
+                    message_id: letter.message_id.clone(),
+                    from: from.clone(),
+                    received_at: msg.received_at.clone(),
+                    number: f.number.clone(),
+                    source: f.source.clone(),
+                    product: latest.as_ref().map(|l| l.contents.product.name().to_string()).or(f.product.clone()),
+                    project: latest.as_ref().map(|l| l.contents.project.clone()).or(f.project.clone()),
+                    result: if c.accepted { "accepted" } else { "rejected" }.into(),
+                    reasons: c.reasons.clone(),
+                    version: c.version,
+                    checked_at: checked_at.clone(),
+                })?;
+                tracing::info!(event = "checked", mailbox = %msg.mailbox, message_id = letter.message_id.as_deref().unwrap_or(""), number = %f.number, accepted = c.accepted);
+                results.push((f.clone(), c, latest));
+            }
+            let accepted: Vec<_> = results.iter().filter(|(_, c, _)| c.accepted).map(|(f, _, l)| {
+                let c = &l.as_ref().expect("accepted implies the registry's contents").contents;
+                json!({"number": f.number, "project": c.project, "product": c.product.name(), "checked_at": crate::text::format_era(now.date_naive()) + &now.format(" %H:%M").to_string()})
+            }).collect();
+            // Nothing of the registry for pairs whose key was not proven.
+            let rejected: Vec<_> = results.iter().filter(|(_, c, _)| !c.accepted).map(|(f, c, _)| json!({"number": f.number, "reasons": c.reasons})).collect();
+            if !from.is_empty() {
+                let out = self.reply(owner, &reply, &from, &accepted, &rejected)?;
+                tx.enqueue(&out, Some(msg.id), now)?;
+            }
+            let detail = format!("accepted {}, rejected {}", accepted.len(), rejected.len());
+            tx.finish_message(msg.id, "submission", Some(&detail), now)?;
+            Ok((accepted.len(), rejected.len()))
+        })?;
+        Ok(OwnerOutcome::Checked { accepted, rejected })
+    }
+
+    fn reply(&self, owner: &Owner, reply: &ReplyTo, to: &str, accepted: &[serde_json::Value], rejected: &[serde_json::Value]) -> Result<crate::store::Outgoing, ProcessError> {
+        let ctx = json!({"owner": owner.name, "address": owner.contracts_address, "sender": to, "accepted": accepted, "rejected": rejected});
+        Ok(self.composer.compose(Draft {
+            kind: "receipt",
+            template: "mail/receipt.txt",
+            context: ctx,
+            from_name: format!("{} 契約担当", owner.name),
+            from: owner.contracts_address.clone(),
+            to: vec![to.to_string()],
+            reply: Some(reply),
+            attachments: vec![],
+        }, self.rng, self.clock.now())?)
+    }
+}

@@ -1,0 +1,58 @@
+//! The owner side's register: every checked pair with its message, sender, time, result
+//! and reasons, and the registry version it was checked against. Never the key.
+
+use super::{Result, Store, Tx};
+use rusqlite::params;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SubmissionRow {
+    pub owner: String,
+    pub message_id: Option<String>,
+    pub from: String,
+    pub received_at: String,
+    pub number: String,
+    pub source: String,
+    pub product: Option<String>,
+    pub project: Option<String>,
+    pub result: String,
+    pub reasons: Vec<String>,
+    pub version: Option<u32>,
+    pub checked_at: String,
+}
+
+impl Tx<'_> {
+    pub fn register(&self, message: i64, row: &SubmissionRow) -> Result<()> {
+        self.execute(
+            "INSERT INTO submissions (message, owner, message_id, sender, received_at, number, source, product, project, result, reasons, version, checked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![message, row.owner, row.message_id, row.from, row.received_at, row.number, row.source, row.product, row.project,
+                    row.result, serde_json::to_string(&row.reasons).unwrap_or_default(), row.version, row.checked_at],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets the content of a message that turned out not to be for us (people's mail in
+    /// a shared mailbox): only the fact that it was looked at stays.
+    pub fn forget_content(&self, message: i64) -> Result<()> {
+        self.execute("UPDATE messages SET raw = x'', message_id = NULL WHERE id = ?1", [message])?;
+        Ok(())
+    }
+}
+
+impl Store {
+    pub fn submissions(&self) -> Result<Vec<SubmissionRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT owner, message_id, sender, received_at, number, source, product, project, result, reasons, version, checked_at
+             FROM submissions ORDER BY id")?;
+        let rows = st.query_map([], |r| {
+            let reasons: String = r.get(9)?;
+            Ok(SubmissionRow {
+                owner: r.get(0)?, message_id: r.get(1)?, from: r.get(2)?, received_at: r.get(3)?, number: r.get(4)?,
+                source: r.get(5)?, product: r.get(6)?, project: r.get(7)?, result: r.get(8)?,
+                reasons: serde_json::from_str(&reasons).unwrap_or_default(), version: r.get(10)?, checked_at: r.get(11)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}

@@ -1,0 +1,169 @@
+//! Number/key pairs in text: the text of one key notice (a PDF page) or of a mail body.
+//!
+//! Works on NFKC text with all whitespace removed, so spaced labels (`保 証 契 約 番 号 ：`,
+//! `認　　証　　キ　　ー`) read like unspaced ones. Each `保証契約番号` label takes the
+//! number right after it and each `認証キー` label the 12 letters and digits right after
+//! it; numbers are paired with keys in order of appearance. When a page's layout puts the
+//! values away from their labels (as other tools' PDFs do), a page with exactly one
+//! number-shaped and one key-shaped value is paired by position-free matching.
+//! 工事名, 受注者名 and 商品（保証区分） are read the same way when their labels are there.
+
+use crate::issuance::CertificateNumber;
+use crate::text::squash;
+use serde::Serialize;
+
+/// One pair as read, before any check. `key` is what was read, malformed or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Found {
+    pub number: String,
+    #[serde(skip)]
+    pub key: String,
+    pub product: Option<String>,
+    pub project: Option<String>,
+    pub contractor: Option<String>,
+    /// `pdf`, `body`, `json`…
+    pub source: String,
+}
+
+const NUMBER_LABEL: &str = "保証契約番号";
+const KEY_LABEL: &str = "認証キー";
+/// Labels that end a value (the next field of a notice).
+const LABELS: &[&str] = &["工事名", "受注者名", "(JVの場合は代表者)", "商品(保証区分)", "保証区分", "商品", NUMBER_LABEL, KEY_LABEL, "発注者", "【", "以上", "記"];
+
+/// Every pair in one notice's or one body's text.
+pub fn pairs(text: &str, source: &str) -> Vec<Found> {
+    let s = squash(text).replace(['ー', '－', '‐', '−', '—'], "-").replace("キ-", "キー");
+    let numbers = labelled(&s, NUMBER_LABEL, read_number);
+    let keys = labelled(&s, KEY_LABEL, read_key);
+    let (numbers, keys) = if !numbers.is_empty() && !keys.is_empty() {
+        (numbers, keys)
+    } else {
+        // Layout without values next to labels: take the values wherever they are, but
+        // only when there is no doubt which belongs to which.
+        let all_n = anywhere(&s, read_number);
+        let all_k: Vec<(usize, String)> = anywhere(&s, read_key).into_iter().filter(|(_, k)| is_key_like(k)).collect();
+        let n = if numbers.is_empty() { all_n } else { numbers };
+        let k = if keys.is_empty() { all_k } else { keys };
+        if n.len() != 1 || k.len() != 1 {
+            return Vec::new();
+        }
+        (n, k)
+    };
+    let fields = |label: &str| field(&s, label);
+    let project = fields("工事名");
+    let contractor = fields("受注者名").map(|c| c.trim_start_matches("(JVの場合は代表者)").to_string()).filter(|c| !c.is_empty());
+    let product = fields("商品(保証区分)").or_else(|| fields("保証区分"));
+    numbers.iter().zip(keys.iter()).map(|((_, n), (_, k))| Found {
+        number: n.clone(),
+        key: k.clone(),
+        product: product.clone().or_else(|| CertificateNumber::parse(n).map(|c| c.product.name().to_string())),
+        project: if numbers.len() == 1 { project.clone() } else { None },
+        contractor: if numbers.len() == 1 { contractor.clone() } else { None },
+        source: source.to_string(),
+    }).collect()
+}
+
+/// Values right after each occurrence of a label (a `:` between is skipped).
+fn labelled(s: &str, label: &str, read: fn(&str) -> Option<String>) -> Vec<(usize, String)> {
+    s.match_indices(label).filter_map(|(i, l)| {
+        let rest = s[i + l.len()..].trim_start_matches([':', '：']);
+        read(rest).map(|v| (i, v))
+    }).collect()
+}
+
+/// Values anywhere, at character boundaries where the previous char is not ASCII alnum.
+fn anywhere(s: &str, read: fn(&str) -> Option<String>) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut prev_alnum = false;
+    for (i, c) in s.char_indices() {
+        if !prev_alnum && c.is_ascii_alphanumeric()
+            && let Some(v) = read(&s[i..])
+        {
+            out.push((i, v));
+        }
+        prev_alnum = c.is_ascii_alphanumeric();
+    }
+    out.dedup_by(|a, b| a.1 == b.1);
+    out
+}
+
+/// `35075-00001M` at the start of `s`.
+fn read_number(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    if b.len() < 12 || !b[..5].iter().all(u8::is_ascii_digit) || b[5] != b'-' || !b[6..11].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let letter = (b[11] as char).to_ascii_uppercase();
+    if b.get(12).is_some_and(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    CertificateNumber::parse(&s[..12]).map(|_| format!("{}{letter}", &s[..11]))
+}
+
+/// 12 ASCII letters and digits at the start of `s`, not followed by another one.
+fn read_key(s: &str) -> Option<String> {
+    let k: String = s.chars().take_while(char::is_ascii_alphanumeric).collect();
+    (k.len() == 12).then_some(k)
+}
+
+/// A free-standing token that could be a key: letters and digits mixed.
+fn is_key_like(k: &str) -> bool {
+    k.bytes().any(|b| b.is_ascii_digit()) && k.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
+/// The text after a label up to the next label.
+fn field(s: &str, label: &str) -> Option<String> {
+    let i = s.find(label)? + label.len();
+    let rest = s[i..].trim_start_matches([':', '：']);
+    let end = LABELS.iter().filter_map(|l| rest.find(l)).filter(|&e| e > 0).min().unwrap_or(rest.len().min(200));
+    let v = rest[..end].trim_end_matches([':', '：']).to_string();
+    (!v.is_empty()).then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typed_body() {
+        let f = pairs("お世話になっております。\n保証契約番号：35075-00001M\n認証キー：CDEF34679HJK\nよろしくお願いします。", "body");
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].number.as_str(), f[0].key.as_str()), ("35075-00001M", "CDEF34679HJK"));
+        assert_eq!(f[0].product.as_deref(), Some("前払金保証"));
+    }
+
+    #[test]
+    fn spaced_labels_and_full_width_values() {
+        let t = "工　　　事　　　名 ：○○浄水場△△修繕工事\n受　注　者　名 ：\n（ＪＶの場合は代表者）丸一建設株式会社\n商品 （保証区分） ：前払金保証\n保 証 契 約 番 号 ：\n３５０７５－００００１Ｍ\n認　　証　　キ　　ー ：\nＣＤＥＦ３４６７９ＨＪＫ\n";
+        let f = pairs(t, "pdf");
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].number, "35075-00001M");
+        assert_eq!(f[0].key, "CDEF34679HJK");
+        assert_eq!(f[0].project.as_deref(), Some("○○浄水場△△修繕工事"));
+        assert_eq!(f[0].contractor.as_deref(), Some("丸一建設株式会社"));
+        assert_eq!(f[0].product.as_deref(), Some("前払金保証"));
+    }
+
+    #[test]
+    fn values_away_from_their_labels() {
+        // As a foreign PDF extracts: labels in one block, values in another.
+        let t = "保 証 契 約 番 号 ：\n認　　証　　キ　　ー ：\n記\n前払金保証\n20,000,000 円\nZ28YUE4J3Bux\n35075-00000M\n";
+        let f = pairs(t, "pdf");
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!((f[0].number.as_str(), f[0].key.as_str()), ("35075-00000M", "Z28YUE4J3Bux"));
+    }
+
+    #[test]
+    fn two_notices_in_one_body_pair_in_order() {
+        let f = pairs("保証契約番号：35075-00001M 認証キー：CDEF34679HJK\n保証契約番号：35075-00002K 認証キー：HJK34679CDEF\n", "body");
+        assert_eq!(f.iter().map(|f| (f.number.as_str(), f.key.as_str())).collect::<Vec<_>>(),
+            [("35075-00001M", "CDEF34679HJK"), ("35075-00002K", "HJK34679CDEF")]);
+    }
+
+    #[test]
+    fn nothing_without_both() {
+        assert!(pairs("保証契約番号：35075-00001M のキーを失くしました", "body").is_empty());
+        assert!(pairs("会議は 2026-07-01 です。ABCDEF123456", "body").is_empty());
+        assert!(pairs("", "body").is_empty());
+    }
+}

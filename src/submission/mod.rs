@@ -1,0 +1,69 @@
+//! Owner side, step 2: the submission. Every number/key pair found in a message: in PDF
+//! attachments at any depth (also inside forwarded messages), in plain and HTML bodies and
+//! text attachments. PDFs are read through a [`worker::PdfReader`]; the text of each page
+//! and each body goes through [`find::pairs`]. The check step takes the pairs from here.
+
+pub mod find;
+pub mod pdf;
+pub mod worker;
+
+use crate::intake::letter::{Letter, Piece};
+pub use find::Found;
+use pdf::PdfError;
+use worker::PdfReader;
+
+/// What reading a message gave: the pairs, and the PDFs that could not be read.
+#[derive(Debug, Default)]
+pub struct Reading {
+    pub found: Vec<Found>,
+    pub unreadable: Vec<(Option<String>, PdfError)>,
+}
+
+/// Every pair in a message; one per certificate number, a PDF's reading preferred.
+pub fn read(letter: &Letter, reader: &dyn PdfReader) -> Reading {
+    let mut r = Reading::default();
+    for piece in &letter.pieces {
+        match piece {
+            Piece::Pdf { name, bytes, .. } => match reader.read(bytes) {
+                Ok(t) => {
+                    for page in &t.pages {
+                        r.found.extend(find::pairs(page, "pdf"));
+                    }
+                    if let Some(f) = from_data(&t) {
+                        r.found.push(f);
+                    }
+                }
+                Err(e) => {
+                    tracing::info!(event = "pdf_unreadable", name = name.as_deref().unwrap_or(""), error = %e);
+                    r.unreadable.push((name.clone(), e));
+                }
+            },
+            Piece::Text { text, .. } => r.found.extend(find::pairs(text, "body")),
+        }
+    }
+    // One entry per number: a PDF's reading first, then the first one seen.
+    let mut out: Vec<Found> = Vec::new();
+    for f in r.found.drain(..) {
+        match out.iter_mut().find(|o| o.number == f.number) {
+            Some(o) if o.source != "pdf" && f.source == "pdf" => *o = f,
+            Some(_) => {}
+            None => out.push(f),
+        }
+    }
+    r.found = out;
+    r
+}
+
+/// esurety's own PDFs carry their data; it is used only when the page text confirms it
+/// (the text shows that number and key) and the text alone gave no pair.
+fn from_data(t: &pdf::PdfText) -> Option<Found> {
+    let d = t.data.as_ref()?;
+    let number = d.get("number")?.as_str()?.to_string();
+    let key = d.get("key")?.as_str()?.to_string();
+    let text: String = t.pages.concat().chars().filter(|c| !c.is_whitespace()).collect();
+    if !(text.contains(&number) && text.contains(&key)) {
+        return None;
+    }
+    let s = |k: &str| d.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    Some(Found { number, key, product: s("product"), project: s("project"), contractor: s("contractor"), source: "pdf".into() })
+}

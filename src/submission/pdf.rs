@@ -1,0 +1,98 @@
+//! Reading a PDF: the text of each page (lopdf), and the data esurety attaches to its own
+//! PDFs (`esurety.json`, an embedded file). Runs inside the PDF worker process (see
+//! [`super::worker`]), which bounds its time and memory; this file only reads.
+
+use lopdf::{Document, Object};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PdfText {
+    /// Extracted text, one entry per page.
+    pub pages: Vec<String>,
+    /// The embedded `esurety.json`, when the PDF carries one.
+    pub data: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
+pub enum PdfError {
+    #[error("PDF を読み取れません（{0}）")]
+    Unreadable(String),
+    #[error("暗号化された PDF は読み取れません")]
+    Encrypted,
+    #[error("PDF が大きすぎます（{0} バイト）")]
+    TooLarge(usize),
+    #[error("PDF のページが多すぎます（{0} ページ）")]
+    TooManyPages(usize),
+    #[error("PDF の読み取りが時間内に終わりませんでした")]
+    Timeout,
+    #[error("PDF の読み取り中に処理が停止しました（{0}）")]
+    Crashed(String),
+}
+
+pub const MAX_PDF_BYTES: usize = 20 * 1024 * 1024;
+pub const MAX_PAGES: usize = 50;
+
+pub fn read(bytes: &[u8]) -> Result<PdfText, PdfError> {
+    if bytes.len() > MAX_PDF_BYTES {
+        return Err(PdfError::TooLarge(bytes.len()));
+    }
+    let doc = Document::load_mem(bytes).map_err(|e| PdfError::Unreadable(e.to_string()))?;
+    if doc.is_encrypted() {
+        return Err(PdfError::Encrypted);
+    }
+    let page_numbers: Vec<u32> = doc.get_pages().keys().copied().collect();
+    if page_numbers.len() > MAX_PAGES {
+        return Err(PdfError::TooManyPages(page_numbers.len()));
+    }
+    let pages = page_numbers.iter().map(|p| doc.extract_text(&[*p]).unwrap_or_default()).collect();
+    Ok(PdfText { pages, data: embedded_json(&doc) })
+}
+
+/// catalog → /Names → /EmbeddedFiles → (name tree) → filespec /EF /F → stream.
+fn embedded_json(doc: &Document) -> Option<serde_json::Value> {
+    let catalog = doc.catalog().ok()?;
+    let names = deref(doc, catalog.get(b"Names").ok()?)?.as_dict().ok()?;
+    let tree = deref(doc, names.get(b"EmbeddedFiles").ok()?)?;
+    let mut found = None;
+    walk_name_tree(doc, tree, 0, &mut |name, spec| {
+        if found.is_some() || name != b"esurety.json" {
+            return;
+        }
+        let stream = (|| {
+            let ef = deref(doc, deref(doc, spec)?.as_dict().ok()?.get(b"EF").ok()?)?.as_dict().ok()?;
+            let s = deref(doc, ef.get(b"F").ok()?)?.as_stream().ok()?;
+            let bytes = s.decompressed_content().ok().unwrap_or_else(|| s.content.clone());
+            (bytes.len() <= 64 * 1024).then_some(bytes)
+        })();
+        found = stream.and_then(|b| serde_json::from_slice(&b).ok());
+    });
+    found
+}
+
+fn walk_name_tree<'a>(doc: &'a Document, node: &'a Object, depth: usize, f: &mut dyn FnMut(&[u8], &'a Object)) {
+    let Some(dict) = node.as_dict().ok() else { return };
+    if depth > 8 {
+        return;
+    }
+    if let Some(names) = dict.get(b"Names").ok().and_then(|n| deref(doc, n)).and_then(|n| n.as_array().ok()) {
+        for pair in names.chunks(2) {
+            if let [Object::String(name, _), spec] = pair {
+                f(name, spec);
+            }
+        }
+    }
+    if let Some(kids) = dict.get(b"Kids").ok().and_then(|k| deref(doc, k)).and_then(|k| k.as_array().ok()) {
+        for kid in kids.iter().take(64) {
+            if let Some(k) = deref(doc, kid) {
+                walk_name_tree(doc, k, depth + 1, f);
+            }
+        }
+    }
+}
+
+fn deref<'a>(doc: &'a Document, o: &'a Object) -> Option<&'a Object> {
+    match o {
+        Object::Reference(id) => doc.get_object(*id).ok(),
+        other => Some(other),
+    }
+}
