@@ -7,16 +7,14 @@
 //! `/data.json` (`#let d = json("/data.json")`), never pasted into markup, so
 //! values print literally whatever characters they contain.
 
-
-
 use std::fmt;
 use std::path::Path;
 
 use chrono::{DateTime, Datelike, FixedOffset, Timelike};
+use typst::World;
 use typst::WorldExt;
 use typst::diag::{SourceDiagnostic, Warned};
 use typst::foundations::{Datetime, Smart};
-use typst::World;
 use typst_layout::PagedDocument;
 use typst_pdf::{PdfOptions, Timestamp};
 
@@ -103,7 +101,11 @@ impl Renderer {
     /// Builds a renderer from font files (TTF/OTF/TTC bytes; system fonts are
     /// never consulted) and the template sources.
     pub fn new(fonts: &[&'static [u8]], templates: Templates) -> Result<Self, RenderError> {
-        let Templates { notice, certificate, fee } = templates;
+        let Templates {
+            notice,
+            certificate,
+            fee,
+        } = templates;
         let base = Base::new(fonts, [notice, certificate, fee]).map_err(RenderError::Font)?;
         Ok(Self { base })
     }
@@ -121,7 +123,8 @@ impl Renderer {
         data_json: &[u8],
         now: DateTime<FixedOffset>,
     ) -> Result<Vec<u8>, RenderError> {
-        self.render_with_warnings(kind, data_json, now).map(|(pdf, _)| pdf)
+        self.render_with_warnings(kind, data_json, now)
+            .map(|(pdf, _)| pdf)
     }
 
     /// Like [`render`](Self::render), but also returns Typst's warnings
@@ -151,8 +154,12 @@ impl Renderer {
 
         let world = RenderWorld::new(&self.base, kind.index(), data_json, now);
         let Warned { output, warnings } = typst::compile::<PagedDocument>(&world);
-        let warnings = warnings.iter().map(|d| format_diagnostic(&world, d)).collect();
-        let document = output.map_err(|errors| template_err(format_diagnostics(&world, &errors)))?;
+        let warnings = warnings
+            .iter()
+            .map(|d| format_diagnostic(&world, d))
+            .collect();
+        let document =
+            output.map_err(|errors| template_err(format_diagnostics(&world, &errors)))?;
 
         let options = PdfOptions {
             ident: Smart::Custom(pdf_ident(kind, &data)),
@@ -169,7 +176,11 @@ impl Renderer {
 /// same PDF `/ID` base, as the PDF spec intends for revisions of one document.
 fn pdf_ident(kind: DocumentKind, data: &serde_json::Value) -> String {
     let field = |name: &str| data.get(name).and_then(|v| v.as_str()).unwrap_or("");
-    format!("esurety/{kind}/{}/{}", field("number"), field("change_label"))
+    format!(
+        "esurety/{kind}/{}/{}",
+        field("number"),
+        field("change_label")
+    )
 }
 
 fn timestamp(now: DateTime<FixedOffset>) -> Option<Timestamp> {
@@ -195,7 +206,11 @@ fn format_diagnostic(world: &dyn World, diag: &SourceDiagnostic) -> String {
     if let Some(id) = diag.span.id() {
         out.push_str(id.vpath().get_with_slash());
         let position = world.range(diag.span).and_then(|range| {
-            world.source(id).ok()?.lines().byte_to_line_column(range.start)
+            world
+                .source(id)
+                .ok()?
+                .lines()
+                .byte_to_line_column(range.start)
         });
         if let Some((line, col)) = position {
             out.push_str(&format!(":{}:{}", line + 1, col + 1));

@@ -51,16 +51,22 @@ impl Base {
             let before = loaded.len();
             loaded.extend(Font::iter(Bytes::new(*data)));
             if loaded.len() == before {
-                return Err(format!("font #{i} ({} bytes) could not be parsed", data.len()));
+                return Err(format!(
+                    "font #{i} ({} bytes) could not be parsed",
+                    data.len()
+                ));
             }
         }
         if loaded.is_empty() {
             return Err("no fonts supplied".into());
         }
-        let templates = templates.into_iter().zip(TEMPLATE_PATHS).map(|(text, path)| Template {
-            bytes: Bytes::from_string(text.clone()),
-            source: Source::new(file_id(path), text),
-        });
+        let templates = templates
+            .into_iter()
+            .zip(TEMPLATE_PATHS)
+            .map(|(text, path)| Template {
+                bytes: Bytes::from_string(text.clone()),
+                source: Source::new(file_id(path), text),
+            });
         Ok(Self {
             library: LazyHash::new(Library::default()),
             book: LazyHash::new(FontBook::from_fonts(&loaded)),
@@ -95,7 +101,12 @@ pub(crate) struct RenderWorld<'a> {
 
 impl<'a> RenderWorld<'a> {
     /// `template` indexes [`TEMPLATE_PATHS`]; `data` is the raw JSON.
-    pub(crate) fn new(base: &'a Base, template: usize, data: &[u8], now: DateTime<FixedOffset>) -> Self {
+    pub(crate) fn new(
+        base: &'a Base,
+        template: usize,
+        data: &[u8],
+        now: DateTime<FixedOffset>,
+    ) -> Self {
         Self {
             base,
             main: base.templates[template].source.id(),

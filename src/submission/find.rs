@@ -40,8 +40,13 @@ pub fn pairs(text: &str, source: &str) -> Vec<Found> {
     } else {
         // Layout without values next to labels: take the values wherever they are, but
         // only when there is no doubt which belongs to which.
-        let all_n = anywhere(&s, read_number);
-        let all_k: Vec<(usize, String)> = anywhere(&s, read_key).into_iter().filter(|(_, k)| is_key_like(k)).collect();
+        // Tokens stay apart here: whitespace is kept, so a key and a number on separate
+        // lines do not run together.
+        let spaced: String = unicode_normalization::UnicodeNormalization::nfkc(text).collect::<String>().replace(['ー', '－', '‐', '−', '—'], "-");
+        // Numbers have a shape of their own: found in the squashed text, since extractors
+        // may break them into fragments (`35075-00001` / `M`).
+        let all_n = numbers_anywhere(&s);
+        let all_k: Vec<(usize, String)> = anywhere(&spaced, read_key).into_iter().filter(|(_, k)| is_key_like(k)).collect();
         let n = if numbers.is_empty() { all_n } else { numbers };
         let k = if keys.is_empty() { all_k } else { keys };
         if n.len() != 1 || k.len() != 1 {
@@ -51,7 +56,7 @@ pub fn pairs(text: &str, source: &str) -> Vec<Found> {
     };
     let fields = |label: &str| field(&s, label);
     let project = fields("工事名");
-    let contractor = fields("受注者名").map(|c| c.trim_start_matches("(JVの場合は代表者)").to_string()).filter(|c| !c.is_empty());
+    let contractor = fields("受注者名");
     let product = fields("商品(保証区分)").or_else(|| fields("保証区分"));
     numbers.iter().zip(keys.iter()).map(|((_, n), (_, k))| Found {
         number: n.clone(),
@@ -87,6 +92,21 @@ fn anywhere(s: &str, read: fn(&str) -> Option<String>) -> Vec<(usize, String)> {
     out
 }
 
+/// Every `35075-00001M` in squashed text that is not the tail of a longer digit run.
+fn numbers_anywhere(s: &str) -> Vec<(usize, String)> {
+    let b = s.as_bytes();
+    let mut out: Vec<(usize, String)> = Vec::new();
+    for i in 0..b.len().saturating_sub(11) {
+        if b[i].is_ascii_digit() && (i == 0 || !b[i - 1].is_ascii_digit()) && s.is_char_boundary(i) && s.is_char_boundary(i + 12)
+            && let Some(c) = CertificateNumber::parse(&s[i..i + 12])
+            && !out.iter().any(|(_, n)| *n == c.to_string())
+        {
+            out.push((i, c.to_string()));
+        }
+    }
+    out
+}
+
 /// `35075-00001M` at the start of `s`.
 fn read_number(s: &str) -> Option<String> {
     let b = s.as_bytes();
@@ -115,6 +135,10 @@ fn is_key_like(k: &str) -> bool {
 fn field(s: &str, label: &str) -> Option<String> {
     let i = s.find(label)? + label.len();
     let rest = s[i..].trim_start_matches([':', '：']);
+    let rest = rest.strip_prefix("(JVの場合は代表者)").unwrap_or(rest).trim_start_matches([':', '：']);
+    if LABELS.iter().any(|l| rest.starts_with(l)) {
+        return None; // a block of labels: the value is elsewhere
+    }
     let end = LABELS.iter().filter_map(|l| rest.find(l)).filter(|&e| e > 0).min().unwrap_or(rest.len().min(200));
     let v = rest[..end].trim_end_matches([':', '：']).to_string();
     (!v.is_empty()).then_some(v)

@@ -5,3 +5,5 @@
 mod branch;
 mod common;
 mod fixtures;
+mod owner;
+mod support;

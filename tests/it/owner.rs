@@ -1,0 +1,199 @@
+//! The owner side end to end: submissions built from what the branch side really issued,
+//! checked by `run --once`, read back through `submissions --json`, the reply in the
+//! contractor's Maildir and the flags in the owner's Maildir.
+
+use crate::common::{Mail, Setup, key_in, pdf_text};
+use crate::support;
+use serde_json::Value;
+use std::path::Path;
+
+const KWSA: &str = "keiyaku@kwsa.example";
+const TORIDE_CITY: &str = "keiyaku@city.toride.example";
+const MARUICHI: &str = "soumu@maruichi.example";
+const TORIDE_KOGYO: &str = "info@toride-kogyo.example";
+
+fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/applications").join(path)).unwrap()
+}
+
+/// A setup where the branch side has issued 35075-00001M/00002K (for the water authority,
+/// to 丸一建設) and 08075-00001M (for 取手市, to 取手興業); returns their completion mails.
+fn issued() -> (Setup, Mail, Mail) {
+    let s = Setup::new();
+    s.drop_mail("kanagawa@ejcs.example", &fixture("valid/001.eml"));
+    s.drop_mail("ibaraki@ejcs.example", &fixture("valid/002.eml"));
+    s.once();
+    let m = s.mails(MARUICHI).remove(0);
+    let t = s.mails(TORIDE_KOGYO).remove(0);
+    (s, m, t)
+}
+
+fn submissions(s: &Setup) -> Vec<Value> {
+    s.json(&["submissions"]).as_array().unwrap().clone()
+}
+
+fn notice(m: &Mail, number: &str) -> Vec<u8> {
+    m.attachments.iter().find(|(n, _)| n == &format!("認証キーのお知らせ_{number}.pdf")).unwrap().1.clone()
+}
+
+#[test]
+fn the_whole_completion_mail_forwarded_is_accepted_once_and_answered_once() {
+    let (s, m, _) = issued();
+    let fwd = support::forward(MARUICHI, KWSA, "<fwd-1@maruichi.example>", &m.raw);
+    let uid = s.drop_mail(KWSA, &fwd);
+    s.once();
+    let subs = submissions(&s);
+    assert_eq!(subs.len(), 2, "{subs:?}");
+    for (sub, number) in subs.iter().zip(["35075-00001M", "35075-00002K"]) {
+        assert_eq!(sub["number"], number);
+        assert_eq!(sub["result"], "accepted");
+        assert_eq!(sub["owner"], "神奈川県内広域水道企業団 企業長");
+        assert_eq!(sub["from"], MARUICHI);
+        assert_eq!(sub["message_id"], "<fwd-1@maruichi.example>");
+        assert_eq!(sub["reasons"], serde_json::json!([]));
+        assert!(sub["received_at"].as_str().unwrap().starts_with("2026-07-04T10:00:00"));
+    }
+    let replies: Vec<Mail> = s.mails(MARUICHI).into_iter().filter(|r| r.subject.starts_with("【電子保証】受付結果のお知らせ")).collect();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].from, KWSA);
+    assert_eq!(replies[0].in_reply_to.as_deref(), Some("<fwd-1@maruichi.example>"));
+    assert!(replies[0].body.contains("35075-00001M") && replies[0].body.contains("○○浄水場△△修繕工事"), "{}", replies[0].body);
+    // Marked with a keyword a client shows, left unread, not deleted.
+    let files = s.files(KWSA);
+    assert_eq!(files.len(), 1);
+    assert_eq!((files[0].0.as_str(), files[0].1.as_str()), (uid.as_str(), "a"));
+    let kw = std::fs::read_to_string(s.maildir(KWSA).join("dovecot-keywords")).unwrap();
+    assert_eq!(kw.trim(), "0 esurety-checked");
+
+    // The same submission delivered again: registered and answered once.
+    s.drop_mail(KWSA, &fwd);
+    s.once();
+    assert_eq!(submissions(&s).len(), 2);
+    assert_eq!(s.mails(MARUICHI).iter().filter(|r| r.subject.starts_with("【電子保証】受付結果")).count(), 1);
+}
+
+#[test]
+fn a_notice_attached_among_other_documents_and_a_typed_key_are_accepted() {
+    let (s, m, t) = issued();
+    s.drop_mail(KWSA, &support::attach(MARUICHI, KWSA, "<att-1@maruichi.example>", "認証キーのお知らせ_35075-00002K.pdf", &notice(&m, "35075-00002K")));
+    let key = key_in(&pdf_text(&notice(&t, "08075-00001M"))).unwrap();
+    s.drop_mail(TORIDE_CITY, &support::typed(TORIDE_KOGYO, TORIDE_CITY, "<typed-1@toride-kogyo.example>", "０８０７５－００００１Ｍ", &key.to_lowercase()));
+    s.once();
+    let subs = submissions(&s);
+    assert_eq!(subs.len(), 2, "{subs:?}");
+    let by = |n: &str| subs.iter().find(|x| x["number"] == n).unwrap_or_else(|| panic!("{n} registered: {subs:?}")).clone();
+    let (a, t) = (by("35075-00002K"), by("08075-00001M"));
+    assert_eq!((a["result"].as_str(), a["source"].as_str(), a["owner"].as_str()), (Some("accepted"), Some("pdf"), Some("神奈川県内広域水道企業団 企業長")));
+    assert_eq!((t["result"].as_str(), t["source"].as_str(), t["owner"].as_str()), (Some("accepted"), Some("body"), Some("取手市長")));
+    assert_eq!(s.mails(TORIDE_KOGYO).iter().filter(|r| r.subject.starts_with("【電子保証】受付結果")).count(), 1);
+}
+
+#[test]
+fn a_wrong_key_tells_nothing_about_the_certificate() {
+    let (s, _, t) = issued();
+    let key = key_in(&pdf_text(&notice(&t, "08075-00001M"))).unwrap();
+    let wrong: String = key.chars().rev().collect();
+    s.drop_mail(TORIDE_CITY, &support::typed(TORIDE_KOGYO, TORIDE_CITY, "<typed-2@toride-kogyo.example>", "08075-00001M", &wrong));
+    s.once();
+    let subs = submissions(&s);
+    assert_eq!(subs[0]["result"], "rejected");
+    assert!(subs[0]["reasons"][0].as_str().unwrap().contains("一致しません"));
+    let reply = s.mails(TORIDE_KOGYO).into_iter().find(|r| r.subject.starts_with("【電子保証】受付結果")).unwrap();
+    assert!(reply.body.contains("一致しません"));
+    for secret in ["取手市立第一小学校体育館改修工事", "35,200,000", &key] {
+        assert!(!reply.body.contains(secret), "the reply tells {secret}");
+    }
+}
+
+#[test]
+fn another_owners_certificate_is_rejected_with_the_reason() {
+    let (s, m, _) = issued();
+    s.drop_mail(TORIDE_CITY, &support::attach(MARUICHI, TORIDE_CITY, "<wrong-owner@maruichi.example>", "認証キーのお知らせ_35075-00001M.pdf", &notice(&m, "35075-00001M")));
+    s.once();
+    let subs = submissions(&s);
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0]["result"], "rejected");
+    assert!(subs[0]["reasons"][0].as_str().unwrap().contains("神奈川県内広域水道企業団"), "{}", subs[0]);
+}
+
+#[test]
+fn a_notice_typeset_by_another_tool_with_spaced_labels_is_read_and_accepted() {
+    let (s, m, _) = issued();
+    let key = key_in(&pdf_text(&notice(&m, "35075-00001M"))).unwrap();
+    let foreign = support::foreign_notice("35075-00001M", &key, "○○浄水場△△修繕工事", "丸一建設株式会社");
+    // What an extractor sees: spaced labels, values elsewhere.
+    let text = pdf_text(&foreign);
+    assert!(!text.contains("保証契約番号:35075") && !text.contains("保証契約番号35075"), "the layout keeps values away from labels: {text}");
+    let path = s.dir.join("foreign.pdf");
+    std::fs::write(&path, &foreign).unwrap();
+    let ex = s.json(&["extract", path.to_str().unwrap()]);
+    assert_eq!(ex["found"][0]["number"], "35075-00001M");
+    assert_eq!(ex["found"][0]["key"], key.as_str());
+    assert_eq!(ex["found"][0]["source"], "pdf");
+    s.drop_mail(KWSA, &support::attach(MARUICHI, KWSA, "<foreign@maruichi.example>", "notice.pdf", &foreign));
+    s.once();
+    let subs = submissions(&s);
+    assert_eq!((subs[0]["number"].as_str(), subs[0]["result"].as_str()), (Some("35075-00001M"), Some("accepted")), "{subs:?}");
+}
+
+#[test]
+fn a_notice_whose_works_were_altered_is_rejected() {
+    let (s, m, _) = issued();
+    let key = key_in(&pdf_text(&notice(&m, "35075-00001M"))).unwrap();
+    let forged = support::altered_notice(&s, "35075-00001M", &key, "××浄水場全面更新工事");
+    assert!(pdf_text(&forged).contains("××浄水場全面更新工事"));
+    s.drop_mail(KWSA, &support::attach(MARUICHI, KWSA, "<forged@maruichi.example>", "notice.pdf", &forged));
+    s.once();
+    let subs = submissions(&s);
+    assert_eq!(subs[0]["result"], "rejected", "{subs:?}");
+    assert!(subs[0]["reasons"][0].as_str().unwrap().contains("工事名"), "{}", subs[0]);
+}
+
+#[test]
+fn unrelated_mail_in_the_shared_mailbox_is_left_exactly_as_it_was() {
+    let (s, _, _) = issued();
+    let relay_before = s.mails("relay").len();
+    let raw = b"From: somu@kwsa.example\r\nTo: keiyaku@kwsa.example\r\nSubject: =?utf-8?B?5YWl5pyt6Kqs5piO5Lya?=\r\nMessage-ID: <meeting@kwsa.example>\r\n\r\nNext week.\r\n";
+    let uid = s.drop_mail(KWSA, raw);
+    let hostile = b"From: x@evil.example\r\nTo: keiyaku@kwsa.example\r\nSubject: doc\r\nMessage-ID: <bad-pdf@evil.example>\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"a.pdf\"\r\n\r\n%PDF-1.7\r\n1 0 obj << /Kids [1 0 R] >> endobj trailer << /Root 1 0 R >>\r\n";
+    let uid2 = s.drop_mail(KWSA, hostile);
+    s.once();
+    s.once();
+    let mut files = s.files(KWSA);
+    files.sort();
+    let mut want = vec![(uid, String::new(), true), (uid2, String::new(), true)];
+    want.sort();
+    assert_eq!(files, want, "still in new/, no flags");
+    assert!(submissions(&s).is_empty());
+    assert_eq!(s.mails("relay").len(), relay_before, "no reply to anyone");
+    assert_eq!(std::fs::read(s.maildir(KWSA).join("new").join(&want[0].0)).unwrap().len(), if want[0].0.ends_with(".T3.testhost") { raw.len() } else { hostile.len() });
+}
+
+#[test]
+fn a_crash_in_the_middle_neither_loses_nor_doubles_a_register_entry_or_a_reply() {
+    for point in ["stored", "processed", "marked", "delivered_before_record"] {
+        let (s, m, _) = issued();
+        s.drop_mail(KWSA, &support::forward(MARUICHI, KWSA, "<fwd-crash@maruichi.example>", &m.raw));
+        let out = s.cmd().args(["run", "--once"]).env("ESURETY_CRASH_AT", point).output().unwrap();
+        assert!(!out.status.success(), "{point}");
+        s.read_all(MARUICHI);
+        s.once();
+        assert_eq!(submissions(&s).len(), 2, "{point}");
+        assert_eq!(s.mails(MARUICHI).iter().filter(|r| r.subject.starts_with("【電子保証】受付結果")).count(), 1, "{point}");
+    }
+}
+
+#[test]
+fn failures_lock_a_number_and_the_right_key_works_after_the_lock() {
+    let (s, m, _) = issued();
+    let key = key_in(&pdf_text(&notice(&m, "35075-00001M"))).unwrap();
+    let verify = |k: &str| -> Value { serde_json::from_slice(&s.run(&["verify", "35075-00001M", k, "--json"]).stdout).unwrap() };
+    for _ in 0..5 {
+        assert_eq!(verify("CDEF34679HJK")["result"], "mismatch");
+    }
+    assert_eq!(verify(&key)["result"], "locked", "even the right key waits");
+    let later = s.cmd().args(["verify", "35075-00001M", &key, "--json"]).env("ESURETY_TEST_NOW", "2026-07-04T10:16:00+09:00").output().unwrap();
+    let v: Value = serde_json::from_slice(&later.stdout).unwrap();
+    assert_eq!(v["result"], "valid", "after the lock expires");
+}
+
