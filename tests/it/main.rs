@@ -4,6 +4,7 @@
 
 mod branch;
 mod common;
+mod demo;
 mod fixtures;
 mod owner;
 mod support;

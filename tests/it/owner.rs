@@ -197,3 +197,26 @@ fn failures_lock_a_number_and_the_right_key_works_after_the_lock() {
     assert_eq!(v["result"], "valid", "after the lock expires");
 }
 
+
+#[test]
+fn hostile_pdfs_get_an_outcome_and_the_run_goes_on() {
+    let (s, m, _) = issued();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pdfs");
+    let mut hostile = vec![];
+    for (i, name) in ["bomb.pdf", "deep.pdf", "cyclic.pdf"].iter().enumerate() {
+        let pdf = std::fs::read(dir.join(name)).unwrap();
+        hostile.push(s.drop_mail(KWSA, &support::attach("x@evil.example", KWSA, &format!("<hostile-{i}@evil.example>"), name, &pdf)));
+    }
+    s.drop_mail(KWSA, &support::forward(MARUICHI, KWSA, "<after@maruichi.example>", &m.raw));
+    s.once();
+    let subs = submissions(&s);
+    assert_eq!(subs.len(), 2, "the genuine submission after them was checked: {subs:?}");
+    assert!(subs.iter().all(|x| x["result"] == "accepted"));
+    for uid in hostile {
+        assert!(s.files(KWSA).iter().any(|(u, f, new)| *u == uid && f.is_empty() && *new), "{uid} left as it was");
+    }
+    for name in ["bomb.pdf", "deep.pdf", "cyclic.pdf"] {
+        let out = s.run(&["extract", dir.join(name).to_str().unwrap(), "--json"]);
+        assert_eq!(out.status.code(), Some(1), "{name}: nothing found, no crash");
+    }
+}

@@ -1,0 +1,30 @@
+//! `esurety demo`, the README's first command: the whole story runs, and at the most
+//! verbose log level no issued key appears in anything it prints.
+
+use crate::common::{key_in, pdf_text};
+use std::process::Command;
+
+#[test]
+fn the_demo_tells_the_whole_story_without_printing_a_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let out = Command::new(env!("CARGO_BIN_EXE_esurety")).arg("demo").arg(&dir).env("ESURETY_LOG", "trace").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let said = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    for step in ["issued 4, rejected 1, held 1", "submissions 3 (pairs accepted 4, rejected 0), other mail left alone 1", "[accepted] 神奈川県内広域水道企業団 企業長  35075-00001M"] {
+        assert!(stdout.contains(step), "{step} in:\n{stdout}");
+    }
+    assert!(said.contains("event=\"checked\"") || said.contains("checked"), "trace logs were on");
+    let mut keys = vec![];
+    for e in std::fs::read_dir(dir.join("pdfs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().starts_with("認証キーのお知らせ") {
+            keys.push(key_in(&pdf_text(&std::fs::read(&p).unwrap())).unwrap());
+        }
+    }
+    assert_eq!(keys.len(), 5, "five electronic certificates, five notices");
+    for k in keys {
+        assert!(!said.contains(&k), "key {k} printed by the demo");
+    }
+}
