@@ -2,16 +2,24 @@
 //! Keys never appear here.
 
 use crate::registry::Verification;
+use crate::issuance::Certificate;
 use crate::store::{CertificateRow, OutboxRow, VersionRow};
 use serde_json::{Value, json};
 
 pub fn certificate(row: &CertificateRow) -> Value {
-    let c = &row.latest;
+    let mut v = contents(&row.number, &row.status, &row.latest);
+    v["application_message_id"] = json!(row.application_message_id);
+    v["print_state"] = json!(row.print_state);
+    v
+}
+
+/// The fields of `cli.md`'s certificate object (and more beside them), for one version.
+fn contents(number: &str, status: &str, c: &Certificate) -> Value {
     json!({
-        "number": row.number,
+        "number": number,
         "product": c.product.name(),
         "format": c.format.name(),
-        "status": row.status,
+        "status": status,
         "contractor": c.contractor,
         "jv": c.jv,
         "owner": c.owner,
@@ -25,8 +33,6 @@ pub fn certificate(row: &CertificateRow) -> Value {
         "issue_date": c.issue_date.to_string(),
         "version": c.version,
         "office_code": c.office_code,
-        "application_message_id": row.application_message_id,
-        "print_state": row.print_state,
     })
 }
 
@@ -47,26 +53,9 @@ pub fn version(v: &VersionRow) -> Value {
 pub fn verification(v: &Verification) -> Value {
     match v {
         Verification::Valid { number, status, latest, history } => {
-            let c = &latest.contents;
             json!({
                 "result": "valid",
-                "certificate": {
-                    "number": number,
-                    "product": c.product.name(),
-                    "format": c.format.name(),
-                    "status": status,
-                    "contractor": c.contractor,
-                    "jv": c.jv,
-                    "owner": c.owner,
-                    "project": c.project,
-                    "amount": c.amount,
-                    "contract_price": c.contract_price,
-                    "guarantee_end": c.guarantee_end.to_string(),
-                    "term_start": c.term_start.to_string(),
-                    "term_end": c.term_end.to_string(),
-                    "contract_date": c.contract_date.to_string(),
-                    "version": c.version,
-                },
+                "certificate": contents(number, status, &latest.contents),
                 "history": history.iter().map(|h| json!({"kind": h.kind, "version": h.version, "issued_at": h.issued_at})).collect::<Vec<_>>(),
             })
         }
