@@ -31,7 +31,9 @@ fn main() {
     let engine = Engine::new(config).unwrap();
     let setup = t.elapsed();
     let cert = {
-        engine.run_once(&mut store, &clock, &rng).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let mut adapters = engine.adapters(rt.handle()).unwrap();
+        engine.run_once(&mut store, &mut adapters, &clock, &rng).unwrap();
         store.certificate("35075-00001M").unwrap().expect("issued by the pass").latest
     };
     let key = store.key_of("35075-00001M").unwrap();

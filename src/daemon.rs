@@ -1,15 +1,19 @@
 //! `esurety run`: the process around [`crate::run::Engine`]. Takes the store's lock so two
 //! processes on one configuration never both work (the second refuses to start), prints a
-//! health line, then passes over the mailboxes until SIGINT/SIGTERM; a pass in hand is
+//! health line, then passes over the mailboxes: at once when an IMAP mailbox reports new
+//! mail through IDLE, else every `poll_seconds`. On SIGINT/SIGTERM the pass in hand is
 //! finished before stopping, so no message is left half done.
 
 use crate::clock::{Clock, Random};
-use crate::config::Config;
+use crate::config::{Config, Security};
 use crate::run::{Engine, RunReport};
 use crate::store::Store;
 use anyhow::{Context, Result, bail};
 use std::fs::{File, OpenOptions};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// Holds the exclusive lock beside the store for as long as it lives.
 pub struct InstanceLock(#[allow(dead_code)] File);
@@ -28,47 +32,126 @@ pub fn lock(config: &Config) -> Result<InstanceLock> {
     }
 }
 
-pub fn run(config: Config, once: bool, interval: u64, clock: &dyn Clock, rng: &dyn Random) -> Result<RunReport> {
+pub fn run(config: Config, once: bool, interval: Option<u64>, clock: &dyn Clock, rng: &dyn Random) -> Result<RunReport> {
     let _lock = lock(&config)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut store = Store::open(&config.store)?;
     let engine = Engine::new(config)?;
-    eprintln!(
-        "esurety: {} branch and {} owner mailbox(es) under {}, store {}, delivery into local Maildirs{}",
-        engine.config.branches.len(),
-        engine.config.owners.len(),
-        engine.config.mail.maildir_root.display(),
-        engine.config.store.display(),
-        if once { ", one pass" } else { "" },
-    );
+    let mut adapters = engine.adapters(rt.handle())?;
+    let interval = Duration::from_secs(interval.unwrap_or(engine.config.mail.poll_seconds).max(1));
+    eprintln!("esurety: {}", health(&engine, once, interval));
     if once {
-        let report = engine.run_once(&mut store, clock, rng)?;
+        let report = engine.run_once(&mut store, &mut adapters, clock, rng)?;
         eprintln!("esurety: {}", summary(&report));
         return Ok(report);
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let mut total = RunReport::default();
-        loop {
-            let report = engine.run_once(&mut store, clock, rng)?;
-            if report != RunReport::default() {
-                eprintln!("esurety: {}", summary(&report));
-            }
-            total.issued += report.issued;
+
+    let wake = Arc::new(Notify::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    if let Some(server) = engine.config.mail.imap.clone() {
+        for account in engine.config.mail.accounts.clone() {
+            rt.spawn(watch(server.clone(), account, wake.clone()));
+        }
+    }
+    {
+        let (wake, stop) = (wake.clone(), stop.clone());
+        rt.spawn(async move {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return,
+            };
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(interval.max(1))) => {}
-                _ = tokio::signal::ctrl_c() => break,
-                _ = term.recv() => break,
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            stop.store(true, Ordering::SeqCst);
+            wake.notify_one();
+        });
+    }
+    let mut total = RunReport::default();
+    let mut backoff = Duration::from_secs(1);
+    while !stop.load(Ordering::SeqCst) {
+        let wait = match engine.run_once(&mut store, &mut adapters, clock, rng) {
+            Ok(report) => {
+                if report.stored + report.delivery.sent + report.delivery.retrying + report.delivery.failed > 0 || !report.unavailable.is_empty() {
+                    eprintln!("esurety: {}", summary(&report));
+                }
+                total.issued += report.issued;
+                total.submissions += report.submissions;
+                backoff = Duration::from_secs(1);
+                interval
+            }
+            Err(e) => {
+                // The store could not be written (a full disk, a read-only file): take no
+                // new work until it can; nothing already accepted is lost.
+                tracing::error!(event = "pass_failed", error = %e);
+                eprintln!("esurety: the pass failed, trying again in {}s: {e}", backoff.as_secs());
+                let w = backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+                w
+            }
+        };
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let w = wake.clone();
+        rt.block_on(async move {
+            tokio::select! {
+                _ = w.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        });
+    }
+    eprintln!("esurety: stopped");
+    Ok(total)
+}
+
+/// Watches one IMAP folder with IDLE and wakes the pass when something changes; on a lost
+/// connection waits with growing backoff and connects again.
+async fn watch(server: crate::config::Server, account: crate::config::Account, wake: Arc<Notify>) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match crate::intake::imap::wait_for_change(&server, &account, Duration::from_secs(25 * 60)).await {
+            Ok(changed) => {
+                backoff = Duration::from_secs(1);
+                if changed {
+                    tracing::debug!(event = "idle_wake", mailbox = %account.address);
+                    wake.notify_one();
+                }
+            }
+            Err(e) => {
+                tracing::warn!(event = "idle_failed", mailbox = %account.address, error = %e, retry_in = backoff.as_secs());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+                wake.notify_one(); // a pass after reconnecting catches up on what arrived meanwhile
             }
         }
-        eprintln!("esurety: stopped");
-        Ok(total)
-    })
+    }
+}
+
+fn health(engine: &Engine, once: bool, interval: Duration) -> String {
+    let mail = &engine.config.mail;
+    let sec = |s: Security| match s { Security::Tls => "TLS", Security::StartTls => "STARTTLS", Security::Plain => "plain" };
+    let intake = match &mail.imap {
+        Some(s) => format!("IMAP {}:{} ({}, IDLE)", s.host, s.port, sec(s.security)),
+        None => format!("Maildirs under {}", mail.maildir_root.display()),
+    };
+    let out = match &mail.smtp {
+        Some(s) => format!("SMTP {}:{} ({}{})", s.host, s.port, sec(s.security), if s.credentials.is_some() { ", AUTH" } else { "" }),
+        None => "delivery into local Maildirs".into(),
+    };
+    let boxes = engine.watched().iter().map(|(a, side)| format!("{a} ({side})")).collect::<Vec<_>>().join(", ");
+    let schedule = if once { "one pass".to_string() } else { format!("a pass on new mail and every {}s", interval.as_secs()) };
+    format!("watching {boxes}; intake {intake}; outgoing {out}; store {}; {schedule}", engine.config.store.display())
 }
 
 pub fn summary(r: &RunReport) -> String {
-    format!(
+    let mut s = format!(
         "stored {} new message(s): issued {}, rejected {}, held {}, other replies {}; submissions {} (pairs accepted {}, rejected {}), other mail left alone {}; errors {}; mail sent {}, retrying {}, failed {}",
         r.stored, r.issued, r.rejected, r.held, r.replied, r.submissions, r.accepted, r.refused, r.ignored, r.errors, r.delivery.sent, r.delivery.retrying, r.delivery.failed
-    )
+    );
+    if !r.unavailable.is_empty() {
+        s += &format!("; unavailable: {}", r.unavailable.join(", "));
+    }
+    s
 }

@@ -35,3 +35,4 @@ pub mod store;
 pub mod submission;
 pub mod templates;
 pub mod text;
+pub mod tls;

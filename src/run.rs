@@ -1,36 +1,35 @@
-//! `esurety run`: one pass takes every waiting message from every mailbox into the store,
-//! processes every message whose outcome is not committed yet, marks each in its mailbox,
-//! then delivers what the outbox has due.
+//! One pass of `esurety run`: take every new message from every mailbox into the store,
+//! process every message whose outcome is not committed yet, mark in its mailbox every
+//! message whose outcome is committed but not marked, and deliver what the outbox has due.
 //!
 //! Exactly once: a message is stored (committed) before it is processed; its outcome and
-//! its reply are committed together; marking it in the mailbox comes last and is repeated
-//! on the next pass if a crash came in between, because the store, not the mailbox,
-//! says what is done. Deliveries are recorded per recipient and the Maildir transport
-//! recognises a delivery it already made.
+//! its reply are committed together; marking comes after and is tracked in the store, so
+//! a crash between them only means marking again (harmless). Deliveries are recorded per
+//! recipient, and the Maildir transport recognises a delivery it already made.
 
 use crate::branch::{BranchFlow, Outcome, ProcessError};
 use crate::clock::{Clock, Random};
 use crate::config::Config;
 use crate::documents::Documents;
-use crate::intake::Mark;
-use crate::intake::maildir::Maildir;
+use crate::intake::imap::ImapBox;
+use crate::intake::maildir::{Maildir, MaildirBox};
+use crate::intake::{Mailbox, MailboxError, Mark};
 use crate::outbound::compose::Composer;
 use crate::outbound::maildir::MaildirTransport;
-use crate::outbound::{DeliveryReport, deliver};
+use crate::outbound::smtp::SmtpTransport;
+use crate::outbound::{DeliveryReport, Transport, deliver};
 use crate::owner::{OwnerFlow, OwnerOutcome};
 use crate::registry::Lockout;
+use crate::store::{Store, StoreError};
 use crate::submission::worker::{Isolated, PdfReader};
-use crate::store::{Incoming, Store, StoreError};
 use crate::templates::TemplateSet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot read the mailbox {path}: {source}")]
-    Mailbox { path: String, source: std::io::Error },
-    #[error("cannot load the templates: {0}")]
-    Templates(String),
+    #[error("cannot set up: {0}")]
+    Setup(String),
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -46,10 +45,12 @@ pub struct RunReport {
     pub refused: usize,
     pub ignored: usize,
     pub errors: usize,
+    /// Mailboxes that could not be reached in this pass (tried again next pass).
+    pub unavailable: Vec<String>,
     pub delivery: DeliveryReport,
 }
 
-/// What a pass needs that lives as long as the process: templates parsed, fonts loaded.
+/// What lives as long as the process: templates parsed, fonts loaded, the PDF worker.
 pub struct Engine {
     pub config: Config,
     pub composer: Composer,
@@ -57,61 +58,104 @@ pub struct Engine {
     pub reader: Box<dyn PdfReader>,
 }
 
+/// The mail adapters a pass works with.
+pub struct Adapters {
+    pub mailboxes: Vec<(&'static str, Box<dyn Mailbox + Send>)>,
+    pub transport: Box<dyn Transport + Send + Sync>,
+}
+
 impl Engine {
     pub fn new(config: Config) -> Result<Engine, RunError> {
-        let templates = TemplateSet::load(config.templates.as_deref()).map_err(|e| RunError::Templates(e.to_string()))?;
-        let composer = Composer::new(&templates).map_err(|e| RunError::Templates(e.to_string()))?;
-        let documents = Documents::new(&templates).map_err(|e| RunError::Templates(e.to_string()))?;
+        let setup = |e: &dyn std::fmt::Display| RunError::Setup(e.to_string());
+        let templates = TemplateSet::load(config.templates.as_deref()).map_err(|e| setup(&e))?;
+        let composer = Composer::new(&templates).map_err(|e| setup(&e))?;
+        let documents = Documents::new(&templates).map_err(|e| setup(&e))?;
         // PDFs are read by a worker process of this same binary (see submission::worker).
-        let exe = std::env::current_exe().map_err(|e| RunError::Templates(format!("cannot find the esurety binary: {e}")))?;
+        let exe = std::env::current_exe().map_err(|e| setup(&format!("cannot find the esurety binary: {e}")))?;
         let reader = Box::new(Isolated::new(exe, std::time::Duration::from_secs(10), 1 << 30));
         Ok(Engine { config, composer, documents, reader })
     }
 
-    /// Every watched mailbox: (address, side, Maildir).
-    fn mailboxes(&self) -> Vec<(String, &'static str, Maildir)> {
-        let root = &self.config.mail.maildir_root;
+    /// Every watched address with its side, branch mailboxes first.
+    pub fn watched(&self) -> Vec<(String, &'static str)> {
+        let mut all: Vec<(String, &'static str)> = Vec::new();
         let branches = self.config.branches.iter().map(|b| (b.address.clone(), "branch"));
-        let owners = self.config.owners.iter().map(|o| (o.contracts_address.clone(), "owner"));
-        let mut all: Vec<(String, &'static str, Maildir)> = Vec::new();
-        for (a, side) in branches.chain(owners) {
-            if !all.iter().any(|(x, _, _)| *x == a) {
-                let md = Maildir::new(root.join(&a));
-                all.push((a, side, md));
+        for (a, side) in branches.chain(self.config.owners.iter().map(|o| (o.contracts_address.clone(), "owner"))) {
+            if !all.iter().any(|(x, _)| *x == a) {
+                all.push((a, side));
             }
         }
         all
     }
 
-    /// One pass over every mailbox and the outbox.
-    pub fn run_once(&self, store: &mut Store, clock: &dyn Clock, rng: &dyn Random) -> Result<RunReport, RunError> {
-        let mut report = RunReport::default();
-        let boxes = self.mailboxes();
-
-        // 1. Store every waiting message before anything else happens.
-        for (address, side, md) in &boxes {
-            let waiting = md.waiting().map_err(|source| RunError::Mailbox { path: md.path.display().to_string(), source })?;
-            for entry in waiting {
-                if store.known(address, &entry.uid)?.is_some() {
-                    continue;
+    /// Maildirs and local delivery, or IMAP and SMTP, as configured. `rt` runs the
+    /// network adapters' I/O.
+    pub fn adapters(&self, rt: &tokio::runtime::Handle) -> Result<Adapters, RunError> {
+        let mail = &self.config.mail;
+        let mailboxes = self.watched().into_iter().map(|(address, side)| -> (&'static str, Box<dyn Mailbox + Send>) {
+            match (&mail.imap, mail.accounts.iter().find(|a| a.address == address)) {
+                (Some(server), Some(account)) => (side, Box::new(ImapBox::new(address, side, server.clone(), account.clone(), rt.clone()))),
+                _ => {
+                    let dir = Maildir::new(mail.maildir_root.join(&address));
+                    (side, Box::new(MaildirBox { address, side, dir }))
                 }
-                let raw = match std::fs::read(&entry.path) {
-                    Ok(raw) => raw,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // moved by a client meanwhile
-                    Err(source) => return Err(RunError::Mailbox { path: entry.path.display().to_string(), source }),
-                };
-                let message_id = crate::intake::letter::read(&raw).ok().and_then(|l| l.message_id);
-                let incoming = Incoming { mailbox: address.clone(), side, source_uid: entry.uid.clone(), raw };
-                if store.record_incoming(&incoming, message_id.as_deref(), clock.now())?.is_some() {
-                    report.stored += 1;
-                    tracing::info!(event = "received", mailbox = %address, message_id = message_id.as_deref().unwrap_or(""), uid = %entry.uid);
+            }
+        }).collect();
+        let transport: Box<dyn Transport + Send + Sync> = match &mail.smtp {
+            Some(server) => Box::new(SmtpTransport::new(server, rt.clone()).map_err(RunError::Setup)?),
+            None => Box::new(MaildirTransport { root: mail.maildir_root.clone() }),
+        };
+        Ok(Adapters { mailboxes, transport })
+    }
+
+    /// One pass over every mailbox and the outbox. A mailbox that cannot be reached is
+    /// reported and skipped; the rest of the pass goes on.
+    pub fn run_once(&self, store: &mut Store, adapters: &mut Adapters, clock: &dyn Clock, rng: &dyn Random) -> Result<RunReport, RunError> {
+        let mut report = RunReport::default();
+
+        // 1. Store every new message before anything else happens.
+        for (_, mb) in adapters.mailboxes.iter_mut() {
+            match mb.fetch_new(store, clock.now()) {
+                Ok(n) => report.stored += n,
+                Err(MailboxError::Store(e)) => return Err(e.into()),
+                Err(MailboxError::Unavailable(e)) => {
+                    tracing::warn!(event = "mailbox_unavailable", mailbox = %mb.address(), error = %e);
+                    report.unavailable.push(mb.address().to_string());
                 }
             }
         }
-
         crate::faults::point("stored");
 
         // 2. Process what has no committed outcome yet (also what a crash left behind).
+        self.process_pending(store, &mut report, clock, rng)?;
+
+        // 3. Mark in its mailbox what the store says is done and not yet marked.
+        crate::faults::point("marked_before");
+        for (side, mb) in adapters.mailboxes.iter_mut() {
+            for (id, uid, outcome) in store.unmarked(mb.address())? {
+                let mark = match (*side, outcome.as_deref()) {
+                    (_, Some("ignored" | "error")) => None,
+                    ("owner", _) => Some(Mark::Checked),
+                    (_, Some("held")) => Some(Mark::Held),
+                    _ => Some(Mark::Processed),
+                };
+                if let Some(mark) = mark
+                    && let Err(e) = mb.mark(&uid, mark)
+                {
+                    tracing::warn!(event = "mark_failed", mailbox = %mb.address(), uid = %uid, error = %e);
+                    break; // the mailbox is unavailable: try again next pass
+                }
+                store.set_marked(id)?;
+            }
+        }
+        crate::faults::point("marked");
+
+        // 4. Send what is due.
+        report.delivery = deliver(store, adapters.transport.as_ref(), clock)?;
+        Ok(report)
+    }
+
+    fn process_pending(&self, store: &mut Store, report: &mut RunReport, clock: &dyn Clock, rng: &dyn Random) -> Result<(), RunError> {
         let flow = BranchFlow { config: &self.config, composer: &self.composer, documents: &self.documents, clock, rng };
         let owner_flow = OwnerFlow { config: &self.config, composer: &self.composer, reader: self.reader.as_ref(), clock, rng, lockout: Lockout::default() };
         for msg in store.pending_messages()? {
@@ -156,32 +200,6 @@ impl Engine {
                 Outcome::FormSent | Outcome::Duplicate => report.replied += 1,
             }
         }
-
-        // 3. Mark in the mailbox what the store says is done (again after a crash).
-        for (address, side, md) in &boxes {
-            let waiting = md.waiting().map_err(|source| RunError::Mailbox { path: md.path.display().to_string(), source })?;
-            for entry in waiting {
-                if let Some((_, state, outcome)) = store.known(address, &entry.uid)?
-                    && state == "done"
-                {
-                    let mark = match (*side, outcome.as_deref()) {
-                        (_, Some("ignored" | "error")) => continue,
-                        ("owner", _) => Mark::Checked,
-                        (_, Some("held")) => Mark::Held,
-                        _ => Mark::Processed,
-                    };
-                    if let Err(e) = md.mark(&entry, mark) {
-                        tracing::warn!(event = "mark_failed", mailbox = %address, uid = %entry.uid, error = %e);
-                    }
-                }
-            }
-        }
-
-        crate::faults::point("marked");
-
-        // 4. Send what is due.
-        let transport = MaildirTransport { root: self.config.mail.maildir_root.clone() };
-        report.delivery = deliver(store, &transport, clock)?;
-        Ok(report)
+        Ok(())
     }
 }

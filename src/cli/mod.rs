@@ -35,9 +35,9 @@ pub enum Command {
         /// Process everything waiting now, send what is due, and exit.
         #[arg(long)]
         once: bool,
-        /// Seconds between passes when not --once.
-        #[arg(long, default_value_t = 5)]
-        interval: u64,
+        /// Seconds between passes when not --once (default: the configuration's poll_seconds).
+        #[arg(long)]
+        interval: Option<u64>,
     },
     /// The whole story on sample data in DIR (default: a new folder in the temp dir).
     Demo { dir: Option<PathBuf> },

@@ -51,6 +51,64 @@ pub struct Company {
 pub struct MailConfig {
     /// Embedded default: one Maildir per address under this folder, `relay/` for the rest.
     pub maildir_root: PathBuf,
+    pub imap: Option<Server>,
+    pub smtp: Option<Server>,
+    pub accounts: Vec<Account>,
+    pub poll_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Tls,
+    StartTls,
+    /// No TLS: loopback, or `allow_plaintext = true`.
+    Plain,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub ca_file: Option<PathBuf>,
+    pub credentials: Option<Credentials>,
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub address: String,
+    pub credentials: Credentials,
+    pub folder: String,
+}
+
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: Secret,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({}, ****)", self.username)
+    }
+}
+
+/// A password: never shown by `Debug` or `Display`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("****")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -136,7 +194,7 @@ impl Config {
             }
         }
 
-        let owners = raw.owners.into_iter().enumerate().map(|(i, o)| {
+        let owners: Vec<Owner> = raw.owners.into_iter().enumerate().map(|(i, o)| {
             let contract_from = date(format!("owners[{i}].electronic_contract_date_from"), &o.electronic_contract_date_from, &mut problems);
             let award_from = date(format!("owners[{i}].electronic_award_date_from"), &o.electronic_award_date_from, &mut problems);
             if !branches.iter().any(|b| squash(&b.name) == squash(&o.branch)) {
@@ -196,6 +254,15 @@ impl Config {
             Some(FeeRate { product: product?, annual_rate_ppm: ppm?, annual_rate_text: nfkc(&f.annual_rate_percent), minimum_yen: f.minimum_yen.unwrap_or(0) })
         }).collect();
 
+        let mail = mail(raw.mail, &base, &mut problems);
+        if mail.imap.is_some() {
+            let watched = branches.iter().map(|b| b.address.clone()).chain(owners.iter().map(|o: &Owner| o.contracts_address.clone()));
+            for a in watched {
+                if !mail.accounts.iter().any(|x| x.address == a) {
+                    problems.push(format!("mail.accounts: no login for the watched mailbox {a} (add [[mail.accounts]] with address = \"{a}\")"));
+                }
+            }
+        }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid { path: path.to_path_buf(), problems });
         }
@@ -209,7 +276,7 @@ impl Config {
                 representative: raw.company.representative,
                 registry_name: raw.company.registry_name.unwrap_or_else(|| "保証確認サービス".into()),
             },
-            mail: MailConfig { maildir_root: base.join(raw.mail.maildir_root) },
+            mail,
             branches,
             owners,
             contractors,
@@ -259,6 +326,79 @@ impl Config {
         all.sort();
         all.dedup();
         all
+    }
+}
+
+fn mail(raw: raw::RawMail, base: &Path, problems: &mut Vec<String>) -> MailConfig {
+    let password = |key: &str, p: &Option<String>, env: &Option<String>, problems: &mut Vec<String>| -> Option<Secret> {
+        match (p, env) {
+            (Some(p), None) => Some(Secret(p.clone())),
+            (None, Some(var)) => match std::env::var(var) {
+                Ok(v) => Some(Secret(v)),
+                Err(_) => {
+                    problems.push(format!("{key}.password_env: the environment variable {var} is not set"));
+                    None
+                }
+            },
+            (Some(_), Some(_)) => {
+                problems.push(format!("{key}: give password or password_env, not both"));
+                None
+            }
+            (None, None) => None,
+        }
+    };
+    let server = |key: &str, r: Option<raw::RawServer>, problems: &mut Vec<String>| -> Option<Server> {
+        let r = r?;
+        let security = match r.security.as_str() {
+            "tls" => Security::Tls,
+            "starttls" => Security::StartTls,
+            "plain" => Security::Plain,
+            other => {
+                problems.push(format!("{key}.security: \"{other}\" must be tls, starttls or plain"));
+                Security::Tls
+            }
+        };
+        let loopback = matches!(r.host.as_str(), "127.0.0.1" | "::1" | "localhost");
+        if security == Security::Plain && !loopback && !r.allow_plaintext {
+            problems.push(format!("{key}.security: plain (no TLS) to {} is allowed only on loopback or with allow_plaintext = true", r.host));
+        }
+        let pw = password(key, &r.password, &r.password_env, problems);
+        let credentials = match (r.username, pw) {
+            (Some(username), Some(password)) => Some(Credentials { username, password }),
+            (None, None) => None,
+            _ => {
+                problems.push(format!("{key}: username and a password go together"));
+                None
+            }
+        };
+        Some(Server {
+            host: r.host,
+            port: r.port,
+            security,
+            ca_file: r.ca_file.map(|p| base.join(p)),
+            credentials,
+            timeout: std::time::Duration::from_secs(r.timeout_seconds.unwrap_or(30)),
+        })
+    };
+    let imap = server("mail.imap", raw.imap, problems);
+    let smtp = server("mail.smtp", raw.smtp, problems);
+    let accounts = raw.accounts.into_iter().enumerate().filter_map(|(i, a)| {
+        let key = format!("mail.accounts[{i}]");
+        let pw = password(&key, &a.password, &a.password_env, problems);
+        if pw.is_none() && a.password.is_none() && a.password_env.is_none() {
+            problems.push(format!("{key}: a password (password or password_env) is needed"));
+        }
+        Some(Account { address: a.address.to_ascii_lowercase(), credentials: Credentials { username: a.username, password: pw? }, folder: a.folder.unwrap_or_else(|| "INBOX".into()) })
+    }).collect();
+    if raw.maildir_root.is_none() && (imap.is_none() || smtp.is_none()) {
+        problems.push("mail: set maildir_root, or both mail.imap and mail.smtp".into());
+    }
+    MailConfig {
+        maildir_root: base.join(raw.maildir_root.unwrap_or_else(|| "mailboxes".into())),
+        imap,
+        smtp,
+        accounts,
+        poll_seconds: raw.poll_seconds.unwrap_or(60),
     }
 }
 

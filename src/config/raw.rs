@@ -34,7 +34,45 @@ pub struct RawCompany {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMail {
-    pub maildir_root: PathBuf,
+    /// The embedded default's Maildirs (and where mail goes when no SMTP server is set).
+    pub maildir_root: Option<PathBuf>,
+    /// Watch the addresses' mailboxes on this IMAP server instead of local Maildirs.
+    pub imap: Option<RawServer>,
+    /// Send through this SMTP server instead of delivering into local Maildirs.
+    pub smtp: Option<RawServer>,
+    /// One login per watched address (IMAP).
+    #[serde(default)]
+    pub accounts: Vec<RawAccount>,
+    /// Seconds between passes when a mailbox cannot IDLE (and for the outbox).
+    pub poll_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub host: String,
+    pub port: u16,
+    /// `tls` (implicit), `starttls`, or `plain` (loopback only unless `allow_plaintext`).
+    pub security: String,
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// An extra CA certificate (PEM) to trust, e.g. a company CA.
+    pub ca_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The name of an environment variable holding the password.
+    pub password_env: Option<String>,
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccount {
+    pub address: String,
+    pub username: String,
+    pub password: Option<String>,
+    pub password_env: Option<String>,
+    pub folder: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

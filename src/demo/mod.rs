@@ -42,7 +42,9 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     let _lock = crate::daemon::lock(&config)?;
     let mut store = Store::open(&config.store)?;
     let engine = Engine::new(config)?;
-    let report = engine.run_once(&mut store, clock, rng)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut adapters = engine.adapters(rt.handle())?;
+    let report = engine.run_once(&mut store, &mut adapters, clock, rng)?;
     println!("\n2. esurety run --once: {}\n", crate::daemon::summary(&report));
 
     println!("3. 申込ごとの結果");
@@ -103,7 +105,7 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     Maildir::new(engine.config.mail.maildir_root.join(kwsa)).deliver(&format!("{}.other.esurety", clock.now().timestamp()), &contractor::unrelated("somu@kwsa.example", kwsa))?;
     println!("   somu@kwsa.example → {kwsa}: 入札説明会の連絡（電子保証とは関係のないメール）");
 
-    let report = engine.run_once(&mut store, clock, rng)?;
+    let report = engine.run_once(&mut store, &mut adapters, clock, rng)?;
     println!("\n7. esurety run --once（発注者側）: {}\n", crate::daemon::summary(&report));
     println!("8. 発注者の受付簿（esurety --config {} submissions）", engine.config.path.display());
     for s in store.submissions()? {

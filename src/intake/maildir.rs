@@ -2,7 +2,9 @@
 //! a mail client may have moved), reads their bytes, and marks them by moving to `cur/`
 //! with Maildir flags, as any mail client would (`S` seen, `F` flagged).
 
-use super::Mark;
+use super::{Mailbox, MailboxError, Mark};
+use crate::store::{Incoming, Store};
+use chrono::{DateTime, FixedOffset};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -148,6 +150,49 @@ impl Maildir {
         fs::rename(&tmp, self.path.join("new").join(unique))?;
         sync_dir(&self.path.join("new"))?;
         Ok(true)
+    }
+}
+
+/// A Maildir watched as one address's mailbox.
+pub struct MaildirBox {
+    pub address: String,
+    pub side: &'static str,
+    pub dir: Maildir,
+}
+
+impl Mailbox for MaildirBox {
+    fn address(&self) -> &str {
+        &self.address
+    }
+
+    fn fetch_new(&mut self, store: &mut Store, now: DateTime<FixedOffset>) -> Result<usize, MailboxError> {
+        let unavailable = |e: io::Error| MailboxError::Unavailable(format!("Maildir {}: {e}", self.dir.path.display()));
+        let mut n = 0;
+        for entry in self.dir.waiting().map_err(unavailable)? {
+            if store.known(&self.address, &entry.uid)?.is_some() {
+                continue;
+            }
+            let raw = match fs::read(&entry.path) {
+                Ok(raw) => raw,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // moved by a client meanwhile
+                Err(e) => return Err(unavailable(e)),
+            };
+            let message_id = super::letter::read(&raw).ok().and_then(|l| l.message_id);
+            let incoming = Incoming { mailbox: self.address.clone(), side: self.side, source_uid: entry.uid.clone(), raw };
+            if store.record_incoming(&incoming, message_id.as_deref(), now)?.is_some() {
+                tracing::info!(event = "received", mailbox = %self.address, message_id = message_id.as_deref().unwrap_or(""), uid = %entry.uid);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn mark(&mut self, source_uid: &str, mark: Mark) -> Result<(), MailboxError> {
+        let unavailable = |e: io::Error| MailboxError::Unavailable(format!("Maildir {}: {e}", self.dir.path.display()));
+        match self.dir.find(source_uid).map_err(unavailable)? {
+            Some(entry) => self.dir.mark(&entry, mark).map_err(unavailable),
+            None => Ok(()), // deleted or moved away by a person: nothing to mark
+        }
     }
 }
 

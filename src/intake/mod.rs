@@ -3,8 +3,31 @@
 //! subject, every text and PDF found in the MIME tree). The store keeps the raw bytes
 //! before anything else happens; the branch and owner flows take the `Letter` from there.
 
+pub mod imap;
 pub mod letter;
 pub mod maildir;
+
+use crate::store::{Store, StoreError};
+use chrono::{DateTime, FixedOffset};
+
+/// A watched mailbox: local Maildir or IMAP folder.
+pub trait Mailbox {
+    fn address(&self) -> &str;
+    /// Stores every message not stored yet, each committed as soon as it is read; returns
+    /// how many were new.
+    fn fetch_new(&mut self, store: &mut Store, now: DateTime<FixedOffset>) -> Result<usize, MailboxError>;
+    /// Marks a message the way a mail client shows it. Doing it twice does no harm.
+    fn mark(&mut self, source_uid: &str, mark: Mark) -> Result<(), MailboxError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailboxError {
+    /// The server or the folder cannot be reached now: try again later.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// How a processed message is left in its mailbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 
 pub mod compose;
 pub mod maildir;
+pub mod smtp;
 
 use crate::clock::Clock;
 use crate::store::Store;

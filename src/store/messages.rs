@@ -64,6 +64,48 @@ impl Store {
         Ok(self.conn.query_row(&format!("{SELECT} WHERE id = ?1"), [id], row).optional()?)
     }
 
+    /// Done messages not yet marked in their mailbox: (id, source uid, outcome).
+    pub fn unmarked(&self, mailbox: &str) -> Result<Vec<(i64, String, Option<String>)>> {
+        let mut st = self.conn.prepare("SELECT id, source_uid, outcome FROM messages WHERE mailbox = ?1 AND state = 'done' AND marked = 0 ORDER BY id")?;
+        let rows = st.query_map([mailbox], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn set_marked(&self, id: i64) -> Result<()> {
+        self.conn.execute("UPDATE messages SET marked = 1 WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// The highest IMAP UID stored for a mailbox under one UIDVALIDITY.
+    pub fn imap_highwater(&self, mailbox: &str, validity: u32) -> Result<Option<u32>> {
+        let prefix = format!("{validity}:");
+        Ok(self.conn.query_row(
+            "SELECT max(CAST(substr(source_uid, length(?2) + 1) AS INTEGER)) FROM messages WHERE mailbox = ?1 AND substr(source_uid, 1, length(?2)) = ?2",
+            params![mailbox, prefix], |r| r.get::<_, Option<u32>>(0),
+        )?)
+    }
+
+    /// Whether a mailbox has messages stored under another UIDVALIDITY than this one.
+    pub fn other_validity(&self, mailbox: &str, validity: u32) -> Result<bool> {
+        let prefix = format!("{validity}:");
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM messages WHERE mailbox = ?1 AND substr(source_uid, 1, length(?2)) <> ?2)",
+            params![mailbox, prefix], |r| r.get(0),
+        )?)
+    }
+
+    /// After a UIDVALIDITY change: the message stored with this Message-ID takes its new
+    /// UID, and will be marked again in the new mailbox. `false` when there is none.
+    pub fn rekey_by_message_id(&self, mailbox: &str, message_id: &str, source_uid: &str) -> Result<bool> {
+        let prefix = source_uid.split_once(':').map(|(v, _)| format!("{v}:")).unwrap_or_default();
+        let n = self.conn.execute(
+            "UPDATE messages SET source_uid = ?3, marked = 0 WHERE id = (SELECT id FROM messages WHERE mailbox = ?1 AND message_id = ?2
+                 AND substr(source_uid, 1, length(?4)) <> ?4 ORDER BY id LIMIT 1)",
+            params![mailbox, message_id, source_uid, prefix],
+        )?;
+        Ok(n == 1)
+    }
+
     pub fn messages(&self) -> Result<Vec<StoredMessage>> {
         let mut st = self.conn.prepare(&format!("{SELECT} ORDER BY id"))?;
         let rows = st.query_map([], row)?;

@@ -1,0 +1,228 @@
+//! The IMAP adapter (async-imap over tokio, rustls). A message is known by
+//! `UIDVALIDITY:UID`; only UIDs above the highest one stored are fetched, with
+//! `BODY.PEEK[]` so fetching marks nothing read. When UIDVALIDITY changes, messages are
+//! matched to what is stored by Message-ID and never processed again; marking is `UID
+//! STORE` of a flag or keyword, after a NOOP (a server may ignore a STORE on messages it
+//! has not told this session about). A broken connection is dropped and made again on the
+//! next call; what was stored stays stored.
+
+use super::{CHECKED_KEYWORD, Mailbox, MailboxError, Mark};
+use crate::config::{Account, Security, Server};
+use crate::store::{Incoming, Store};
+use async_imap::Session;
+use chrono::{DateTime, FixedOffset};
+use futures::StreamExt;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::runtime::Handle;
+
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Io for T {}
+pub type ImapSession = Session<Box<dyn Io>>;
+
+/// Fetch this many messages' bodies per command.
+const CHUNK: usize = 20;
+
+pub struct ImapBox {
+    address: String,
+    side: &'static str,
+    server: Server,
+    account: Account,
+    rt: Handle,
+    session: Option<(ImapSession, u32)>,
+}
+
+impl ImapBox {
+    pub fn new(address: String, side: &'static str, server: Server, account: Account, rt: Handle) -> Self {
+        ImapBox { address, side, server, account, rt, session: None }
+    }
+
+    /// A session with the folder selected, and its UIDVALIDITY.
+    fn session(&mut self) -> Result<&mut (ImapSession, u32), MailboxError> {
+        if self.session.is_none() {
+            let (server, account) = (self.server.clone(), self.account.clone());
+            let s = self.rt.block_on(async move { select(login(&server, &account).await?, &account.folder).await })?;
+            self.session = Some(s);
+        }
+        Ok(self.session.as_mut().expect("just connected"))
+    }
+
+    /// Runs an operation on the session; on any error the connection is dropped.
+    fn with<T>(&mut self, f: impl AsyncFnOnce(&mut ImapSession, u32) -> Result<T, MailboxError>) -> Result<T, MailboxError> {
+        let rt = self.rt.clone();
+        let (session, validity) = self.session()?;
+        let v = *validity;
+        let r = rt.block_on(f(session, v));
+        if r.is_err() {
+            self.session = None;
+        }
+        r
+    }
+}
+
+pub async fn login(server: &Server, account: &Account) -> Result<ImapSession, MailboxError> {
+    let unavailable = |what: &str, e: &dyn std::fmt::Display| MailboxError::Unavailable(format!("IMAP {}:{} {what}: {e}", server.host, server.port));
+    let tcp = tokio::time::timeout(server.timeout, TcpStream::connect((server.host.as_str(), server.port))).await
+        .map_err(|e| unavailable("connect", &e))?
+        .map_err(|e| unavailable("connect", &e))?;
+    let _ = tcp.set_nodelay(true);
+    let tls = || crate::tls::connector(server.ca_file.as_deref()).map_err(|e| unavailable("TLS", &e));
+    let name = crate::tls::server_name(&server.host).map_err(|e| unavailable("TLS", &e))?;
+    let client = match server.security {
+        Security::Tls => {
+            let s = tls()?.connect(name, tcp).await.map_err(|e| unavailable("TLS", &e))?;
+            let mut c = async_imap::Client::new(Box::new(s) as Box<dyn Io>);
+            c.read_response().await.map_err(|e| unavailable("greeting", &e))?;
+            c
+        }
+        Security::Plain => {
+            let mut c = async_imap::Client::new(Box::new(tcp) as Box<dyn Io>);
+            c.read_response().await.map_err(|e| unavailable("greeting", &e))?;
+            c
+        }
+        Security::StartTls => {
+            let mut c = async_imap::Client::new(tcp);
+            c.read_response().await.map_err(|e| unavailable("greeting", &e))?;
+            c.run_command_and_check_ok("STARTTLS", None).await.map_err(|e| unavailable("STARTTLS", &e))?;
+            let s = tls()?.connect(name, c.into_inner()).await.map_err(|e| unavailable("TLS", &e))?;
+            async_imap::Client::new(Box::new(s) as Box<dyn Io>)
+        }
+    };
+    let session = tokio::time::timeout(server.timeout, client.login(&account.credentials.username, account.credentials.password.expose())).await
+        .map_err(|e| unavailable("login", &e))?
+        .map_err(|(e, _)| MailboxError::Unavailable(format!("IMAP login as {} failed: {e}", account.credentials.username)))?;
+    Ok(session)
+}
+
+pub async fn select(mut session: ImapSession, folder: &str) -> Result<(ImapSession, u32), MailboxError> {
+    let mb = session.select(folder).await.map_err(|e| MailboxError::Unavailable(format!("IMAP SELECT {folder}: {e}")))?;
+    let validity = mb.uid_validity.ok_or_else(|| MailboxError::Unavailable(format!("IMAP {folder}: the server gave no UIDVALIDITY")))?;
+    Ok((session, validity))
+}
+
+fn imap_err(e: async_imap::error::Error) -> MailboxError {
+    MailboxError::Unavailable(format!("IMAP: {e}"))
+}
+
+/// (uid, body) of the given UIDs (BODY.PEEK[]: nothing is marked read).
+async fn bodies(s: &mut ImapSession, uids: &[u32], what: &str) -> Result<Vec<(u32, Vec<u8>)>, MailboxError> {
+    let set = uids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    let mut out = Vec::new();
+    let mut stream = s.uid_fetch(&set, format!("(UID {what})")).await.map_err(imap_err)?;
+    while let Some(f) = stream.next().await {
+        let f = f.map_err(imap_err)?;
+        if let Some(uid) = f.uid
+            && uids.contains(&uid)
+        {
+            let body = f.body().or_else(|| f.header()).unwrap_or_default().to_vec();
+            out.push((uid, body));
+        }
+    }
+    drop(stream);
+    out.sort_by_key(|(u, _)| *u);
+    Ok(out)
+}
+
+async fn uids_above(s: &mut ImapSession, last: u32) -> Result<Vec<u32>, MailboxError> {
+    s.noop().await.map_err(imap_err)?;
+    let found = s.uid_search(format!("UID {}:*", last + 1)).await.map_err(imap_err)?;
+    // `n:*` also returns the highest message when its UID is below n: filter.
+    let mut v: Vec<u32> = found.into_iter().filter(|u| *u > last).collect();
+    v.sort_unstable();
+    Ok(v)
+}
+
+impl Mailbox for ImapBox {
+    fn address(&self) -> &str {
+        &self.address
+    }
+
+    fn fetch_new(&mut self, store: &mut Store, now: DateTime<FixedOffset>) -> Result<usize, MailboxError> {
+        let validity = self.session()?.1;
+        let address = self.address.clone();
+        let side = self.side;
+        let mut last = store.imap_highwater(&address, validity)?;
+        if last.is_none() && store.other_validity(&address, validity)? {
+            // UIDVALIDITY changed: match what is there to what was stored, by Message-ID.
+            let all = self.with(async |s, _| uids_above(s, 0).await)?;
+            let mut fresh = Vec::new();
+            for chunk in all.chunks(200) {
+                let heads = self.with(async |s, _| bodies(s, chunk, "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]").await)?;
+                for (uid, head) in heads {
+                    let mid = crate::intake::letter::read(&head).ok().and_then(|l| l.message_id);
+                    let key = format!("{validity}:{uid}");
+                    let matched = match &mid { Some(m) => store.rekey_by_message_id(&address, m, &key)?, None => false };
+                    if !matched {
+                        fresh.push(uid);
+                    }
+                }
+            }
+            tracing::warn!(event = "uidvalidity_changed", mailbox = %address, validity = validity, matched = all.len() - fresh.len(), new = fresh.len());
+            let mut n = 0;
+            for chunk in fresh.chunks(CHUNK) {
+                n += self.store_bodies(store, chunk, validity, side, now)?;
+            }
+            return Ok(n);
+        }
+        let uids = self.with(async |s, _| uids_above(s, last.unwrap_or(0)).await)?;
+        let mut n = 0;
+        for chunk in uids.chunks(CHUNK) {
+            n += self.store_bodies(store, chunk, validity, side, now)?;
+            last = chunk.last().copied();
+        }
+        let _ = last;
+        Ok(n)
+    }
+
+    fn mark(&mut self, source_uid: &str, mark: Mark) -> Result<(), MailboxError> {
+        let Some((v, uid)) = source_uid.split_once(':') else { return Ok(()) };
+        let validity = self.session()?.1;
+        if v != validity.to_string() {
+            return Ok(()); // from an older UIDVALIDITY and not found again: nothing to mark
+        }
+        let flag = match mark {
+            Mark::Processed => "\\Seen".to_string(),
+            Mark::Held => "\\Flagged".to_string(),
+            Mark::Checked => CHECKED_KEYWORD.to_string(),
+        };
+        let uid = uid.to_string();
+        self.with(async move |s, _| {
+            s.noop().await.map_err(imap_err)?;
+            let mut st = s.uid_store(&uid, format!("+FLAGS ({flag})")).await.map_err(imap_err)?;
+            while let Some(r) = st.next().await {
+                r.map_err(imap_err)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl ImapBox {
+    fn store_bodies(&mut self, store: &mut Store, uids: &[u32], validity: u32, side: &'static str, now: DateTime<FixedOffset>) -> Result<usize, MailboxError> {
+        let got = self.with(async |s, _| bodies(s, uids, "BODY.PEEK[]").await)?;
+        let mut n = 0;
+        for (uid, raw) in got {
+            let message_id = crate::intake::letter::read(&raw).ok().and_then(|l| l.message_id);
+            let incoming = Incoming { mailbox: self.address.clone(), side, source_uid: format!("{validity}:{uid}"), raw };
+            if store.record_incoming(&incoming, message_id.as_deref(), now)?.is_some() {
+                tracing::info!(event = "received", mailbox = %self.address, message_id = message_id.as_deref().unwrap_or(""), uid = uid);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Waits until the server tells of a change in the folder (IDLE), or `max` has passed.
+/// A separate connection from the one that fetches, so a pass never waits for IDLE.
+pub async fn wait_for_change(server: &Server, account: &Account, max: Duration) -> Result<bool, MailboxError> {
+    let (session, _) = select(login(server, account).await?, &account.folder).await?;
+    let mut idle = session.idle();
+    idle.init().await.map_err(imap_err)?;
+    let (wait, _stop) = idle.wait_with_timeout(max);
+    let changed = matches!(wait.await.map_err(imap_err)?, async_imap::extensions::idle::IdleResponse::NewData(_));
+    let mut session = idle.done().await.map_err(imap_err)?;
+    let _ = session.logout().await;
+    Ok(changed)
+}

@@ -1,0 +1,149 @@
+#!/bin/sh
+# Starts a real Dovecot (IMAP, IMAPS, LMTP) and a real Postfix (SMTP, submission with
+# AUTH + STARTTLS) on loopback from config files in DIR; nothing in /etc is touched and
+# nothing can leave the machine (Postfix has no SMTP client: other domains get error:).
+#
+#   tests/servers/start.sh DIR IMAP IMAPS SMTP SUBMISSION USER:PASSWORD...
+#
+# Mail for USER (a full address) ends in DIR/home/<domain>/<local>/Maildir.
+# Stop with tests/servers/stop.sh DIR.
+set -eu
+DIR=$1; IMAP=$2; IMAPS=$3; SMTP=$4; SUB=$5; shift 5
+mkdir -p "$DIR/dovecot/run" "$DIR/dovecot/state" "$DIR/home" "$DIR/pf/queue" "$DIR/pf/data"
+chown mail:mail "$DIR/home"
+
+# A self-signed certificate for localhost and 127.0.0.1.
+if [ ! -f "$DIR/cert.pem" ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+        -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        -keyout "$DIR/key.pem" -out "$DIR/cert.pem" >/dev/null 2>&1
+fi
+
+: > "$DIR/dovecot/users"
+: > "$DIR/pf/vmailbox"
+domains=""
+for up in "$@"; do
+    user=${up%%:*}; pw=${up#*:}
+    echo "$user:{PLAIN}$pw" >> "$DIR/dovecot/users"
+    echo "$user OK" >> "$DIR/pf/vmailbox"
+    d=${user#*@}
+    case " $domains " in *" $d "*) ;; *) domains="$domains $d" ;; esac
+done
+
+cat > "$DIR/dovecot/dovecot.conf" <<CONF
+instance_name = esurety-$(basename "$DIR")
+base_dir = $DIR/dovecot/run
+state_dir = $DIR/dovecot/state
+log_path = $DIR/dovecot/log
+listen = 127.0.0.1
+protocols = imap lmtp
+ssl = yes
+ssl_cert = <$DIR/cert.pem
+ssl_key = <$DIR/key.pem
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = 1
+mail_location = maildir:~/Maildir
+mail_max_userip_connections = 200
+stats_writer_socket_path =
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $DIR/dovecot/users
+}
+userdb {
+  driver = static
+  args = uid=mail gid=mail home=$DIR/home/%d/%n
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $IMAP
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = $IMAPS
+    ssl = yes
+  }
+}
+service lmtp {
+  unix_listener $DIR/dovecot/lmtp {
+    mode = 0666
+  }
+}
+service auth {
+  unix_listener $DIR/pf/queue/private/auth {
+    mode = 0666
+  }
+}
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+CONF
+
+cat > "$DIR/pf/main.cf" <<CONF
+compatibility_level = 3.6
+queue_directory = $DIR/pf/queue
+data_directory = $DIR/pf/data
+meta_directory = /etc/postfix
+mail_owner = postfix
+myhostname = mail.test.example
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mydestination =
+mynetworks = 127.0.0.0/8
+virtual_alias_domains =
+virtual_mailbox_domains =$domains
+virtual_mailbox_maps = texthash:$DIR/pf/vmailbox
+virtual_transport = lmtp:unix:$DIR/dovecot/lmtp
+default_transport = error:this test server delivers only to its own users
+relay_transport = error:this test server delivers only to its own users
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+smtpd_tls_cert_file = $DIR/cert.pem
+smtpd_tls_key_file = $DIR/key.pem
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = private/auth
+maillog_file = $DIR/pf/maillog
+maillog_file_prefixes = $DIR
+biff = no
+CONF
+
+cat > "$DIR/pf/master.cf" <<CONF
+127.0.0.1:$SMTP inet n - n - - smtpd
+127.0.0.1:$SUB inet n - n - - smtpd
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+pickup    unix  n - n 60 1 pickup
+cleanup   unix  n - n - 0 cleanup
+qmgr      unix  n - n 300 1 qmgr
+tlsmgr    unix  - - n 1000? 1 tlsmgr
+rewrite   unix  - - n - - trivial-rewrite
+bounce    unix  - - n - 0 bounce
+defer     unix  - - n - 0 bounce
+trace     unix  - - n - 0 bounce
+verify    unix  - - n - 1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n - - proxymap
+showq     unix  n - n - - showq
+error     unix  - - n - - error
+retry     unix  - - n - - error
+discard   unix  - - n - - discard
+lmtp      unix  - - n - - lmtp
+anvil     unix  - - n - 1 anvil
+scache    unix  - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+CONF
+# A main.cf younger than a few seconds makes Postfix re-read it after start.
+touch -d '10 seconds ago' "$DIR/pf/main.cf" "$DIR/pf/master.cf"
+for q in active bounce corrupt defer deferred flush hold incoming maildrop pid private public saved trace; do
+    mkdir -p "$DIR/pf/queue/$q"
+done
+chown -R postfix "$DIR/pf/queue" "$DIR/pf/data"
+chown root "$DIR/pf/queue" "$DIR/pf/queue/pid"
+chgrp postdrop "$DIR/pf/queue/maildrop" "$DIR/pf/queue/public" 2>/dev/null || true
+chmod 730 "$DIR/pf/queue/maildrop"; chmod 710 "$DIR/pf/queue/public"
+
+dovecot -c "$DIR/dovecot/dovecot.conf" </dev/null >/dev/null 2>&1
+postfix -c "$DIR/pf" start </dev/null >"$DIR/pf/start.log" 2>&1 || { cat "$DIR/pf/start.log" "$DIR/pf/maillog" >&2 2>/dev/null; exit 1; }
