@@ -12,8 +12,16 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tokio::runtime::Handle;
 
 pub struct SmtpTransport {
-    inner: AsyncSmtpTransport<Tokio1Executor>,
+    /// Built and dropped inside the runtime: lettre's connection pool lives on it.
+    inner: Option<AsyncSmtpTransport<Tokio1Executor>>,
     rt: Handle,
+}
+
+impl Drop for SmtpTransport {
+    fn drop(&mut self) {
+        let _in_runtime = self.rt.enter();
+        drop(self.inner.take());
+    }
 }
 
 impl SmtpTransport {
@@ -36,7 +44,8 @@ impl SmtpTransport {
         if let Some(c) = &server.credentials {
             b = b.credentials(Credentials::new(c.username.clone(), c.password.expose().to_string()));
         }
-        Ok(SmtpTransport { inner: b.build(), rt })
+        let _in_runtime = rt.enter();
+        Ok(SmtpTransport { inner: Some(b.build()), rt: rt.clone() })
     }
 }
 
@@ -44,7 +53,8 @@ impl Transport for SmtpTransport {
     fn send(&self, _unique: &str, sender: &str, recipient: &str, raw: &[u8]) -> Result<(), SendError> {
         let parse = |a: &str| a.parse().map_err(|e| SendError::Permanent(format!("{a}: {e}")));
         let envelope = Envelope::new(Some(parse(sender)?), vec![parse(recipient)?]).map_err(|e| SendError::Permanent(e.to_string()))?;
-        match self.rt.block_on(self.inner.send_raw(&envelope, raw)) {
+        let inner = self.inner.as_ref().expect("present until dropped");
+        match self.rt.block_on(inner.send_raw(&envelope, raw)) {
             Ok(_) => Ok(()),
             Err(e) if e.is_permanent() => Err(SendError::Permanent(format!("{recipient}: {e}"))),
             Err(e) => Err(SendError::Transient(format!("{recipient}: {e}"))),

@@ -42,7 +42,7 @@ impl Setup {
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_esurety"));
-        c.arg("--config").arg(self.config()).env("ESURETY_TEST_NOW", NOW).env_remove("ESURETY_TEST_SEED").env_remove("ESURETY_CRASH_AT");
+        c.arg("--config").arg(self.config()).env("ESURETY_TEST_NOW", NOW).env("ESURETY_TEST_SMTP_PASSWORD", "pw").env_remove("ESURETY_TEST_SEED").env_remove("ESURETY_CRASH_AT");
         c
     }
 

@@ -6,5 +6,7 @@ mod branch;
 mod common;
 mod demo;
 mod fixtures;
+mod mail_servers;
 mod owner;
+mod servers;
 mod support;

@@ -1,0 +1,273 @@
+//! The daemon against real Dovecot and Postfix on loopback (see `servers.rs`): IDLE and
+//! latency, SIGKILL and restart, SMTP down, IMAP restarted, UIDVALIDITY changed, and an
+//! owner's shared mailbox.
+
+use crate::common::{Mail, Setup, key_in, parse_mail, pdf_text};
+use crate::servers::Servers;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const KANAGAWA: &str = "kanagawa@ejcs.example";
+const MARUICHI: &str = "soumu@maruichi.example";
+const KWSA: &str = "keiyaku@kwsa.example";
+
+fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/applications").join(path)).unwrap()
+}
+
+/// An application for its own works (so R10 never joins two of them), as 丸一建設 sends it.
+fn application(n: usize) -> Vec<u8> {
+    let raw = String::from_utf8(fixture("valid/001.eml")).unwrap().replace("<v001@mail.example>", &format!("<app-{n}@maruichi.example>")).into_bytes();
+    if n == 0 { raw } else { with_project(&raw, &format!("第{n}工区")) }
+}
+
+/// The fixture's body is quoted-printable: replace the 工事名 in the decoded form and encode again.
+fn with_project(raw: &[u8], suffix: &str) -> Vec<u8> {
+    let m = parse_mail(raw);
+    let body = m.body.replace("工事名：○○浄水場△△修繕工事", &format!("工事名：○○浄水場△△修繕工事{suffix}"));
+    let mid = String::from_utf8_lossy(raw).lines().find(|l| l.starts_with("Message-ID:")).unwrap().to_string();
+    format!("From: {MARUICHI}\r\nTo: {KANAGAWA}\r\nSubject: =?utf-8?B?5L+d6Ki855Sz6L68?=\r\n{mid}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}", body.replace('\n', "\r\n")).into_bytes()
+}
+
+fn users(s: &Setup) -> Vec<String> {
+    let config = esurety::config::Config::load(&s.config()).unwrap();
+    let mut u = config.local_addresses();
+    u.push("keiri@toride-kogyo.example".into());
+    u
+}
+
+/// The embedded default pointed at the servers: IMAP (implicit TLS or STARTTLS) for every
+/// watched address, SMTP submission with STARTTLS and AUTH.
+fn configure(s: &Setup, m: &Servers, implicit_tls: bool) {
+    let config = esurety::config::Config::load(&s.config()).unwrap();
+    let (port, security) = if implicit_tls { (m.imaps, "tls") } else { (m.imap, "starttls") };
+    let mut mail = format!(
+        "maildir_root = \"mailboxes\"\npoll_seconds = 2\n\n[mail.imap]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"{security}\"\nca_file = \"{cert}\"\n\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {sub}\nsecurity = \"starttls\"\nca_file = \"{cert}\"\nusername = \"{KANAGAWA}\"\npassword_env = \"ESURETY_TEST_SMTP_PASSWORD\"\n",
+        cert = m.ca().display(), sub = m.submission,
+    );
+    for (a, _) in config.branches.iter().map(|b| (b.address.clone(), ())).chain(config.owners.iter().map(|o| (o.contracts_address.clone(), ()))) {
+        mail += &format!("\n[[mail.accounts]]\naddress = \"{a}\"\nusername = \"{a}\"\npassword = \"pw\"\n");
+    }
+    let text = std::fs::read_to_string(s.config()).unwrap().replace("maildir_root = \"mailboxes\"\n", &mail);
+    std::fs::write(s.config(), text).unwrap();
+}
+
+fn with_servers(implicit_tls: bool) -> (Setup, Servers) {
+    let s = Setup::new();
+    let m = Servers::start(&users(&s));
+    configure(&s, &m, implicit_tls);
+    (s, m)
+}
+
+fn cmd(s: &Setup) -> Command {
+    let mut c = s.cmd();
+    c.env("ESURETY_TEST_SMTP_PASSWORD", "pw");
+    c
+}
+
+fn once(s: &Setup) -> String {
+    let out = cmd(s).args(["run", "--once"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn daemon(s: &Setup) -> Child {
+    cmd(s).args(["run"]).env_remove("ESURETY_TEST_NOW").env("ESURETY_LOG", "info")
+        .stdout(Stdio::null()).stderr(std::fs::File::create(s.dir.join(format!("daemon-{}.log", s.seq.get()))).unwrap())
+        .spawn().unwrap()
+}
+
+fn stop(mut child: Child) {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success(), "the daemon stopped cleanly: {st:?}");
+            return;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "the daemon did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every message in a server-side Maildir (new and cur), with its file name.
+fn server_mails(dir: &Path) -> Vec<(String, Mail)> {
+    let mut out = vec![];
+    for sub in ["new", "cur"] {
+        let Ok(rd) = std::fs::read_dir(dir.join(sub)) else { continue };
+        for e in rd {
+            let p = e.unwrap().path();
+            out.push((p.file_name().unwrap().to_string_lossy().into_owned(), parse_mail(&std::fs::read(&p).unwrap())));
+        }
+    }
+    out
+}
+
+fn completions(m: &Servers) -> Vec<Mail> {
+    server_mails(&m.maildir(MARUICHI)).into_iter().map(|(_, m)| m).filter(|m| m.subject.starts_with("電子保証（認証キー）発行完了のお知らせ")).collect()
+}
+
+fn wait_for(what: &str, max: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < max, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    t.elapsed()
+}
+
+fn flags_of(dir: &Path, message_id: &str) -> String {
+    server_mails(dir).into_iter().find(|(_, m)| m.raw.windows(message_id.len()).any(|w| w == message_id.as_bytes()))
+        .map(|(name, _)| name.rsplit_once(":2,").map(|(_, f)| f.to_string()).unwrap_or_default())
+        .unwrap_or_else(|| panic!("{message_id} in {}", dir.display()))
+}
+
+#[test]
+fn an_application_by_smtp_is_seen_through_idle_and_the_notice_arrives_by_imap() {
+    let (s, m) = with_servers(true);
+    let d = daemon(&s);
+    std::thread::sleep(Duration::from_millis(1500)); // the IDLE connection is up
+    let t0 = Instant::now();
+    m.send(MARUICHI, &[KANAGAWA], &application(0));
+    let accepted = t0.elapsed();
+    let latency = wait_for("the completion notice", Duration::from_secs(30), || !completions(&m).is_empty());
+    eprintln!("notice latency (application's 250 → notice in the contractor's Maildir): {} ms (SMTP transaction {} ms)", latency.as_millis(), accepted.as_millis());
+    std::fs::write(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/notice-latency.txt"), format!("{}\n", latency.as_millis())).ok();
+    stop(d);
+    let c = completions(&m);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].in_reply_to.as_deref(), Some("<app-0@maruichi.example>"));
+    let key = key_in(&pdf_text(&c[0].attachments[0].1)).unwrap();
+    assert_eq!(s.json(&["verify", "35075-00001M", &key])["result"], "valid");
+    assert!(flags_of(&m.maildir(KANAGAWA), "<app-0@maruichi.example>").contains('S'), "the application is marked seen on the server");
+    assert!(std::fs::read_to_string(s.dir.join("daemon-0.log")).unwrap().contains("watching"), "a health line at start");
+}
+
+#[test]
+fn a_daemon_killed_while_processing_and_restarted_gives_every_application_one_outcome_and_one_reply() {
+    let (s, m) = with_servers(false);
+    let n = 6;
+    for i in 0..n {
+        m.send(MARUICHI, &[KANAGAWA], &application(i));
+    }
+    wait_for("delivery to the branch", Duration::from_secs(20), || server_mails(&m.maildir(KANAGAWA)).len() == n);
+    // Killed right after the first outcome is committed, before its mailbox mark and its reply.
+    let crashed = cmd(&s).args(["run"]).env_remove("ESURETY_TEST_NOW").env("ESURETY_CRASH_AT", "processed").output().unwrap();
+    assert!(!crashed.status.success());
+    assert!(completions(&m).is_empty(), "nothing was sent before the crash");
+    // Killed again with SIGKILL while it works through the rest.
+    let mut d = daemon(&s);
+    wait_for("a notice", Duration::from_secs(30), || !completions(&m).is_empty());
+    d.kill().unwrap();
+    d.wait().unwrap();
+    s.seq.set(s.seq.get() + 1);
+    let d = daemon(&s);
+    wait_for("every notice", Duration::from_secs(60), || completions(&m).len() >= n);
+    std::thread::sleep(Duration::from_secs(3)); // nothing more should come
+    stop(d);
+    let c = completions(&m);
+    let mut ids: Vec<String> = c.iter().map(|x| String::from_utf8_lossy(&x.raw).lines().find(|l| l.to_ascii_lowercase().starts_with("message-id:")).unwrap_or("").to_string()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "exactly one reply per application");
+    // SMTP's own window (RFC 1047): a kill between the server's 250 and our record of it
+    // sends that message again, with the same Message-ID. One kill, at most one copy.
+    assert!(c.len() <= n + 1, "{} copies of {n} replies", c.len());
+    let mut replied_to: Vec<_> = c.iter().map(|x| x.in_reply_to.clone().unwrap()).collect();
+    replied_to.sort();
+    replied_to.dedup();
+    assert_eq!(replied_to.len(), n);
+    assert_eq!(s.json(&["certificates"]).as_array().unwrap().len(), 2 * n, "two certificates per application, none twice");
+    for i in 0..n {
+        assert!(flags_of(&m.maildir(KANAGAWA), &format!("<app-{i}@maruichi.example>")).contains('S'));
+    }
+}
+
+#[test]
+fn with_the_smtp_server_down_notices_wait_in_the_outbox_and_go_out_once_when_it_is_back() {
+    let (s, m) = with_servers(false);
+    m.send(MARUICHI, &[KANAGAWA], &application(0));
+    wait_for("delivery to the branch", Duration::from_secs(10), || !server_mails(&m.maildir(KANAGAWA)).is_empty());
+    m.stop_smtp();
+    once(&s);
+    let o = s.json(&["outbox"]);
+    assert_eq!(o[0]["status"], "pending");
+    assert_eq!(o[0]["attempts"], 1);
+    assert!(o[0]["last_error"].as_str().unwrap().contains("soumu@maruichi.example"), "{o}");
+    once(&s); // not due yet: no second attempt
+    assert_eq!(s.json(&["outbox"])[0]["attempts"], 1);
+    m.start_smtp();
+    let later = cmd(&s).args(["run", "--once"]).env("ESURETY_TEST_NOW", "2026-07-04T10:10:00+09:00").output().unwrap();
+    assert!(later.status.success());
+    let o = s.json(&["outbox"]);
+    assert_eq!((o[0]["status"].as_str(), o[0]["attempts"].as_i64()), (Some("sent"), Some(2)));
+    wait_for("the notice", Duration::from_secs(10), || !completions(&m).is_empty());
+    cmd(&s).args(["run", "--once"]).env("ESURETY_TEST_NOW", "2026-07-04T11:00:00+09:00").output().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(completions(&m).len(), 1, "sent once");
+}
+
+#[test]
+fn the_daemon_reconnects_when_the_imap_server_restarts_under_it() {
+    let (s, m) = with_servers(false);
+    let d = daemon(&s);
+    std::thread::sleep(Duration::from_millis(1500));
+    m.restart_imap();
+    m.send(MARUICHI, &[KANAGAWA], &application(0));
+    wait_for("the notice after the restart", Duration::from_secs(60), || !completions(&m).is_empty());
+    stop(d);
+    assert_eq!(completions(&m).len(), 1);
+}
+
+#[test]
+fn a_mailbox_whose_uidvalidity_changed_is_resynchronised_without_reprocessing() {
+    let (s, m) = with_servers(false);
+    m.send(MARUICHI, &[KANAGAWA], &application(0));
+    wait_for("delivery", Duration::from_secs(10), || !server_mails(&m.maildir(KANAGAWA)).is_empty());
+    once(&s);
+    wait_for("the notice", Duration::from_secs(10), || completions(&m).len() == 1);
+    // Dovecot's view of the folder is rebuilt: new UIDVALIDITY, new UIDs, flags kept in the file names.
+    std::thread::sleep(Duration::from_millis(1100));
+    let md = m.maildir(KANAGAWA);
+    let validity = |md: &Path| std::fs::read_to_string(md.join("dovecot-uidlist")).unwrap().split_whitespace().nth(1).unwrap().to_string();
+    let before = validity(&md);
+    for f in ["dovecot-uidlist", "dovecot.index", "dovecot.index.cache", "dovecot.index.log"] {
+        let _ = std::fs::remove_file(md.join(f));
+    }
+    // A second application arrives under the new UIDVALIDITY.
+    m.send(MARUICHI, &[KANAGAWA], &application(1));
+    wait_for("delivery", Duration::from_secs(10), || server_mails(&md).len() == 2);
+    once(&s);
+    wait_for("the second notice", Duration::from_secs(10), || completions(&m).len() == 2);
+    std::thread::sleep(Duration::from_millis(700));
+    assert_ne!(validity(&md), before, "UIDVALIDITY changed");
+    assert_eq!(completions(&m).len(), 2, "the first application was not processed again");
+    assert!(flags_of(&md, "<app-0@maruichi.example>").contains('S') && flags_of(&md, "<app-1@maruichi.example>").contains('S'));
+    assert_eq!(s.json(&["certificates"]).as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn an_owner_mailbox_flags_the_submission_and_leaves_other_mail_unseen() {
+    let (s, m) = with_servers(false);
+    m.send(MARUICHI, &[KANAGAWA], &application(0));
+    wait_for("delivery", Duration::from_secs(10), || !server_mails(&m.maildir(KANAGAWA)).is_empty());
+    once(&s);
+    wait_for("the notice", Duration::from_secs(10), || completions(&m).len() == 1);
+    let completion = completions(&m).remove(0);
+    let fwd = crate::support::forward(MARUICHI, KWSA, "<fwd@maruichi.example>", &completion.raw);
+    m.send(MARUICHI, &[KWSA], &fwd);
+    m.send("somu@kwsa.example", &[KWSA], b"From: somu@kwsa.example\r\nTo: keiyaku@kwsa.example\r\nSubject: meeting\r\nMessage-ID: <meeting@kwsa.example>\r\n\r\nNext Tuesday.\r\n");
+    wait_for("both in the owner's mailbox", Duration::from_secs(10), || server_mails(&m.maildir(KWSA)).len() == 2);
+    once(&s);
+    let subs = s.json(&["submissions"]);
+    assert_eq!(subs.as_array().unwrap().len(), 2);
+    assert!(subs.as_array().unwrap().iter().all(|x| x["result"] == "accepted"));
+    let md = m.maildir(KWSA);
+    let kw = std::fs::read_to_string(md.join("dovecot-keywords")).unwrap();
+    let letter = kw.lines().find_map(|l| l.strip_suffix(" esurety-checked")).map(|n| (b'a' + n.parse::<u8>().unwrap()) as char).expect("the keyword is known to Dovecot");
+    let sub_flags = flags_of(&md, "<fwd@maruichi.example>");
+    assert!(sub_flags.contains(letter) && !sub_flags.contains('S'), "checked, left unread: {sub_flags}");
+    assert_eq!(flags_of(&md, "<meeting@kwsa.example>"), "", "the other mail: not seen, not flagged");
+    wait_for("the receipt", Duration::from_secs(10), || server_mails(&m.maildir(MARUICHI)).iter().any(|(_, x)| x.subject.starts_with("【電子保証】受付結果")));
+}
