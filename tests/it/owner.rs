@@ -220,3 +220,37 @@ fn hostile_pdfs_get_an_outcome_and_the_run_goes_on() {
         assert_eq!(out.status.code(), Some(1), "{name}: nothing found, no crash");
     }
 }
+
+#[test]
+fn an_owners_contract_list_adds_check_5() {
+    let (s, m, _) = issued();
+    // The water authority keeps a list: the works are there, but with a longer 工期 than
+    // the guarantee covers.
+    std::fs::write(s.dir.join("kwsa-contracts.csv"), "工事名,受注者名,請負金額,工期,請負契約日\n○○浄水場△△修繕工事,丸一建設株式会社,\"50,000,000\",令和8年7月10日～令和9年6月30日,令和8年7月10日\n").unwrap();
+    let config = std::fs::read_to_string(s.config()).unwrap().replace(
+        "contracts_address = \"keiyaku@kwsa.example\"",
+        "contracts_address = \"keiyaku@kwsa.example\"\ncontracts_csv = \"kwsa-contracts.csv\"",
+    );
+    std::fs::write(s.config(), config).unwrap();
+    s.drop_mail(KWSA, &support::forward(MARUICHI, KWSA, "<fwd-csv@maruichi.example>", &m.raw));
+    s.once();
+    let subs = submissions(&s);
+    assert_eq!(subs.len(), 2);
+    for sub in &subs {
+        assert_eq!(sub["result"], "rejected", "{sub}");
+        assert!(sub["reasons"][0].as_str().unwrap().contains("保証期限"), "{sub}");
+    }
+    // With the list matching the works, both pass.
+    std::fs::write(s.dir.join("kwsa-contracts.csv"), "工事名,受注者名,請負金額,工期,請負契約日\n○○浄水場△△修繕工事,丸一建設株式会社,50000000,2026/07/10～2027/03/31,2026/07/10\n").unwrap();
+    s.drop_mail(KWSA, &support::forward(MARUICHI, KWSA, "<fwd-csv-2@maruichi.example>", &m.raw));
+    s.once();
+    let subs = submissions(&s);
+    assert_eq!(subs.len(), 4);
+    assert!(subs[2..].iter().all(|x| x["result"] == "accepted"), "{subs:?}");
+    // Works that are not in the list at all.
+    std::fs::write(s.dir.join("kwsa-contracts.csv"), "工事名,受注者名,請負金額,工期,請負契約日\n別の工事,丸一建設株式会社,50000000,2026/07/10～2027/03/31,2026/07/10\n").unwrap();
+    s.drop_mail(KWSA, &support::forward(MARUICHI, KWSA, "<fwd-csv-3@maruichi.example>", &m.raw));
+    s.once();
+    let subs = submissions(&s);
+    assert!(subs[4].get("reasons").unwrap()[0].as_str().unwrap().contains("契約一覧にありません"), "{}", subs[4]);
+}
