@@ -7,6 +7,7 @@
 use crate::clock::{Clock, Random};
 use crate::config::{Config, Security};
 use crate::run::{Engine, RunReport};
+use crate::schedule::Job;
 use crate::store::Store;
 use anyhow::{Context, Result, bail};
 use std::fs::{File, OpenOptions};
@@ -32,14 +33,17 @@ pub fn lock(config: &Config) -> Result<InstanceLock> {
     }
 }
 
-pub fn run(config: Config, once: bool, interval: Option<u64>, clock: &dyn Clock, rng: &dyn Random) -> Result<RunReport> {
+pub fn run(mut config: Config, once: bool, interval: Option<u64>, clock: &dyn Clock, rng: &dyn Random) -> Result<RunReport> {
+    if let Some(secs) = interval {
+        let s = &config.schedule.text;
+        config.schedule = crate::schedule::Jobs::parse(&crate::schedule::every_seconds(secs), &s[1].1, &s[2].1).map_err(anyhow::Error::msg)?;
+    }
     let _lock = lock(&config)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut store = Store::open(&config.store)?;
     let engine = Engine::new(config)?;
     let mut adapters = engine.adapters(rt.handle())?;
-    let interval = Duration::from_secs(interval.unwrap_or(engine.config.mail.poll_seconds).max(1));
-    eprintln!("esurety: {}", health(&engine, once, interval));
+    eprintln!("esurety: {}", health(&engine, once));
     if once {
         let report = engine.run_once(&mut store, &mut adapters, clock, rng)?;
         eprintln!("esurety: {}", summary(&report));
@@ -70,7 +74,28 @@ pub fn run(config: Config, once: bool, interval: Option<u64>, clock: &dyn Clock,
     }
     let mut total = RunReport::default();
     let mut backoff = Duration::from_secs(1);
+    let mut job = Job::Poll;
     while !stop.load(Ordering::SeqCst) {
+        match job {
+            Job::Poll => {}
+            Job::Outbox => {
+                if let Err(e) = engine.sweep_outbox(&mut store, &mut adapters, clock, rng) {
+                    tracing::error!(event = "outbox_sweep_failed", error = %e);
+                }
+                job = wait_for_job(&rt, &engine, &wake, clock, None);
+                continue;
+            }
+            Job::Digest => {
+                match crate::staff::send_digests(&engine, &mut store, clock, rng) {
+                    Ok(_) => {
+                        let _ = engine.sweep_outbox(&mut store, &mut adapters, clock, rng);
+                    }
+                    Err(e) => tracing::error!(event = "digest_failed", error = %e),
+                }
+                job = wait_for_job(&rt, &engine, &wake, clock, None);
+                continue;
+            }
+        }
         let wait = match engine.run_once(&mut store, &mut adapters, clock, rng) {
             Ok(report) => {
                 if report.stored + report.delivery.sent + report.delivery.retrying + report.delivery.failed > 0 || !report.unavailable.is_empty() {
@@ -79,7 +104,7 @@ pub fn run(config: Config, once: bool, interval: Option<u64>, clock: &dyn Clock,
                 total.issued += report.issued;
                 total.submissions += report.submissions;
                 backoff = Duration::from_secs(1);
-                interval
+                None
             }
             Err(e) => {
                 // The store could not be written (a full disk, a read-only file): take no
@@ -88,22 +113,35 @@ pub fn run(config: Config, once: bool, interval: Option<u64>, clock: &dyn Clock,
                 eprintln!("esurety: the pass failed, trying again in {}s: {e}", backoff.as_secs());
                 let w = backoff;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
-                w
+                Some(w)
             }
         };
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        let w = wake.clone();
-        rt.block_on(async move {
-            tokio::select! {
-                _ = w.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
-            }
-        });
+        job = wait_for_job(&rt, &engine, &wake, clock, wait);
     }
     eprintln!("esurety: stopped");
     Ok(total)
+}
+
+/// Sleeps until the next scheduled job, new mail (a wake), or `retry` after a failure;
+/// returns what to do then (a wake means a pass).
+fn wait_for_job(rt: &tokio::runtime::Runtime, engine: &Engine, wake: &Arc<Notify>, clock: &dyn Clock, retry: Option<Duration>) -> Job {
+    let now = clock.now();
+    let (at, job) = engine.config.schedule.next(now).unwrap_or((now + chrono::Duration::hours(1), Job::Poll));
+    let until = (at - now).to_std().unwrap_or_default();
+    let (sleep, job) = match retry {
+        Some(r) if r < until => (r, Job::Poll),
+        _ => (until, job),
+    };
+    let w = wake.clone();
+    rt.block_on(async move {
+        tokio::select! {
+            _ = w.notified() => Job::Poll,
+            _ = tokio::time::sleep(sleep) => job,
+        }
+    })
 }
 
 /// Watches one IMAP folder with IDLE and wakes the pass when something changes; on a lost
@@ -129,7 +167,7 @@ async fn watch(server: crate::config::Server, account: crate::config::Account, w
     }
 }
 
-fn health(engine: &Engine, once: bool, interval: Duration) -> String {
+fn health(engine: &Engine, once: bool) -> String {
     let mail = &engine.config.mail;
     let sec = |s: Security| match s { Security::Tls => "TLS", Security::StartTls => "STARTTLS", Security::Plain => "plain" };
     let intake = match &mail.imap {
@@ -141,7 +179,7 @@ fn health(engine: &Engine, once: bool, interval: Duration) -> String {
         None => "delivery into local Maildirs".into(),
     };
     let boxes = engine.watched().iter().map(|(a, side)| format!("{a} ({side})")).collect::<Vec<_>>().join(", ");
-    let schedule = if once { "one pass".to_string() } else { format!("a pass on new mail and every {}s", interval.as_secs()) };
+    let schedule = if once { "one pass".to_string() } else { format!("a pass on new mail (IDLE) and on schedule: {}", engine.config.schedule.describe()) };
     format!("watching {boxes}; intake {intake}; outgoing {out}; store {}; {schedule}", engine.config.store.display())
 }
 

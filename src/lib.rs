@@ -31,6 +31,8 @@ pub mod owner;
 pub mod product;
 pub mod registry;
 pub mod run;
+pub mod schedule;
+pub mod staff;
 pub mod store;
 pub mod submission;
 pub mod templates;

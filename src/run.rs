@@ -151,7 +151,21 @@ impl Engine {
         crate::faults::point("marked");
 
         // 4. Send what is due.
-        report.delivery = deliver(store, adapters.transport.as_ref(), clock)?;
+        report.delivery = self.sweep_outbox(store, adapters, clock, rng)?;
+        Ok(report)
+    }
+
+    /// Sends what the outbox has due, and tells staff about mail given up on.
+    pub fn sweep_outbox(&self, store: &mut Store, adapters: &mut Adapters, clock: &dyn Clock, rng: &dyn Random) -> Result<DeliveryReport, RunError> {
+        let report = deliver(store, adapters.transport.as_ref(), clock)?;
+        match crate::staff::notify_failures(self, store, clock, rng) {
+            Ok(0) => {}
+            Ok(_) => {
+                deliver(store, adapters.transport.as_ref(), clock)?;
+            }
+            Err(crate::staff::StaffError::Store(e)) => return Err(e.into()),
+            Err(e) => tracing::error!(event = "staff_notice_failed", error = %e),
+        }
         Ok(report)
     }
 

@@ -19,6 +19,9 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("mail/blank_form.txt", include_str!("../templates/mail/blank_form.txt")),
     ("mail/duplicate.txt", include_str!("../templates/mail/duplicate.txt")),
     ("mail/receipt.txt", include_str!("../templates/mail/receipt.txt")),
+    ("mail/digest_branch.txt", include_str!("../templates/mail/digest_branch.txt")),
+    ("mail/digest_owner.txt", include_str!("../templates/mail/digest_owner.txt")),
+    ("mail/send_failed.txt", include_str!("../templates/mail/send_failed.txt")),
 ];
 
 /// The fonts shipped with the project (licences beside them in `templates/fonts/`).

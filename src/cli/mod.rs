@@ -75,6 +75,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the staff's digest for the time since the last one, and send it.
+    Digest,
     /// Internal: the PDF reading process the daemon starts (reads frames on stdin).
     #[command(hide = true)]
     PdfWorker,
@@ -241,6 +243,19 @@ pub fn run(cli: Cli) -> Result<i32> {
                     println!("(no submissions)");
                 }
             }
+            Ok(0)
+        }
+        Command::Digest => {
+            let (clock, rng) = sources()?;
+            let config = Config::load(&cli.config)?;
+            let _lock = crate::daemon::lock(&config)?;
+            let mut store = Store::open(&config.store)?;
+            let engine = Engine::new(config)?;
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+            let mut adapters = engine.adapters(rt.handle())?;
+            let n = crate::staff::send_digests(&engine, &mut store, clock.as_ref(), rng.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let sent = engine.sweep_outbox(&mut store, &mut adapters, clock.as_ref(), rng.as_ref())?;
+            println!("{n} digest(s) written; {} mail(s) sent", sent.sent);
             Ok(0)
         }
         Command::PdfWorker => {

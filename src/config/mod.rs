@@ -37,6 +37,7 @@ pub struct Config {
     pub contractors: Vec<Contractor>,
     pub joint_ventures: Vec<JointVenture>,
     pub fees: Vec<FeeRate>,
+    pub schedule: crate::schedule::Jobs,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +119,7 @@ pub struct Branch {
     pub address: String,
     pub tel: String,
     pub fax: String,
+    pub staff_address: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +134,7 @@ pub struct Owner {
     pub contract_ratio_percent: u32,
     /// Check 5: the owner's list of contracts, when it keeps one.
     pub contracts: Option<Vec<ContractEntry>>,
+    pub staff_address: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -186,7 +189,10 @@ impl Config {
             if !is_email(&b.address) {
                 problems.push(format!("branches[{i}].address: \"{}\" is not an email address", b.address));
             }
-            Branch { name: b.name, office_code: b.office_code, address: b.address.to_ascii_lowercase(), tel: b.tel, fax: b.fax }
+            if let Some(a) = &b.staff_address && !is_email(a) {
+                problems.push(format!("branches[{i}].staff_address: \"{a}\" is not an email address"));
+            }
+            Branch { name: b.name, office_code: b.office_code, address: b.address.to_ascii_lowercase(), tel: b.tel, fax: b.fax, staff_address: b.staff_address.map(|a| a.to_ascii_lowercase()) }
         }).collect();
         for (i, b) in branches.iter().enumerate() {
             if branches[..i].iter().any(|o| o.office_code == b.office_code) {
@@ -223,6 +229,7 @@ impl Config {
                 advance_ratio_percent: o.advance_ratio_percent.unwrap_or(40),
                 contract_ratio_percent: o.contract_ratio_percent.unwrap_or(10),
                 contracts,
+                staff_address: o.staff_address.map(|a| a.to_ascii_lowercase()),
             }
         }).collect();
 
@@ -255,6 +262,12 @@ impl Config {
         }).collect();
 
         let mail = mail(raw.mail, &base, &mut problems);
+        let poll = raw.schedule.poll.clone().unwrap_or_else(|| crate::schedule::every_seconds(mail.poll_seconds));
+        let schedule = crate::schedule::Jobs::parse(
+            &poll,
+            raw.schedule.outbox.as_deref().unwrap_or(crate::schedule::DEFAULT_OUTBOX),
+            raw.schedule.digest.as_deref().unwrap_or(crate::schedule::DEFAULT_DIGEST),
+        ).map_err(|e| problems.push(e)).ok();
         if mail.imap.is_some() {
             let watched = branches.iter().map(|b| b.address.clone()).chain(owners.iter().map(|o: &Owner| o.contracts_address.clone()));
             for a in watched {
@@ -277,6 +290,7 @@ impl Config {
                 registry_name: raw.company.registry_name.unwrap_or_else(|| "保証確認サービス".into()),
             },
             mail,
+            schedule: schedule.expect("no problems means the schedule parsed"),
             branches,
             owners,
             contractors,

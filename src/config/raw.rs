@@ -20,6 +20,20 @@ pub struct RawConfig {
     pub joint_ventures: Vec<RawJointVenture>,
     #[serde(default)]
     pub fees: Vec<RawFeeRate>,
+    #[serde(default)]
+    pub schedule: RawSchedule,
+}
+
+/// Cron expressions in Japan time, seconds first (`sec min hour day month weekday`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    /// A pass over every mailbox (default: every `mail.poll_seconds`).
+    pub poll: Option<String>,
+    /// Sending what the outbox has due (default: every minute).
+    pub outbox: Option<String>,
+    /// The daily digest to staff (default: 08:00).
+    pub digest: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +97,8 @@ pub struct RawBranch {
     pub address: String,
     pub tel: String,
     pub fax: String,
+    /// Where the daily digest and notices of failed mail go.
+    pub staff_address: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,6 +114,8 @@ pub struct RawOwner {
     pub contract_ratio_percent: Option<u32>,
     /// CSV: 工事名,受注者名,請負金額,工期,請負契約日 (check 5 of the owner side).
     pub contracts_csv: Option<std::path::PathBuf>,
+    /// Where the daily digest goes.
+    pub staff_address: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

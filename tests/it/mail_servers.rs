@@ -34,6 +34,7 @@ fn users(s: &Setup) -> Vec<String> {
     let config = esurety::config::Config::load(&s.config()).unwrap();
     let mut u = config.local_addresses();
     u.push("keiri@toride-kogyo.example".into());
+    u.push("kanagawa-staff@ejcs.example".into());
     u
 }
 
@@ -49,7 +50,8 @@ fn configure(s: &Setup, m: &Servers, implicit_tls: bool) {
     for (a, _) in config.branches.iter().map(|b| (b.address.clone(), ())).chain(config.owners.iter().map(|o| (o.contracts_address.clone(), ()))) {
         mail += &format!("\n[[mail.accounts]]\naddress = \"{a}\"\nusername = \"{a}\"\npassword = \"pw\"\n");
     }
-    let text = std::fs::read_to_string(s.config()).unwrap().replace("maildir_root = \"mailboxes\"\n", &mail);
+    let text = std::fs::read_to_string(s.config()).unwrap().replace("maildir_root = \"mailboxes\"\n", &mail)
+        .replace("address = \"kanagawa@ejcs.example\"\ntel", "address = \"kanagawa@ejcs.example\"\nstaff_address = \"kanagawa-staff@ejcs.example\"\ntel");
     std::fs::write(s.config(), text).unwrap();
 }
 
@@ -270,4 +272,29 @@ fn an_owner_mailbox_flags_the_submission_and_leaves_other_mail_unseen() {
     assert!(sub_flags.contains(letter) && !sub_flags.contains('S'), "checked, left unread: {sub_flags}");
     assert_eq!(flags_of(&md, "<meeting@kwsa.example>"), "", "the other mail: not seen, not flagged");
     wait_for("the receipt", Duration::from_secs(10), || server_mails(&m.maildir(MARUICHI)).iter().any(|(_, x)| x.subject.starts_with("【電子保証】受付結果")));
+}
+
+#[test]
+fn a_permanent_refusal_marks_the_mail_failed_keeps_it_and_tells_the_branch_staff() {
+    let (s, m) = with_servers(false);
+    // The notice is to go to soumu@ and to an address the server does not know.
+    let raw = with_notify(&application(0), "nobody@maruichi.example");
+    m.send(MARUICHI, &[KANAGAWA], &raw);
+    wait_for("delivery", Duration::from_secs(10), || !server_mails(&m.maildir(KANAGAWA)).is_empty());
+    once(&s);
+    let o = s.json(&["outbox"]);
+    let notice = o.as_array().unwrap().iter().find(|x| x["kind"] == "completion").unwrap();
+    assert_eq!(notice["status"], "failed", "{o}");
+    assert!(notice["last_error"].as_str().unwrap().contains("550"), "the server's reply is kept: {notice}");
+    assert_eq!(completions(&m).len(), 1, "the recipient the server knows got it");
+    wait_for("the staff notice", Duration::from_secs(10), || {
+        server_mails(&m.maildir("kanagawa-staff@ejcs.example")).iter().any(|(_, x)| x.subject.starts_with("【esurety】メールを送信できませんでした") && x.body.contains("nobody@maruichi.example"))
+    });
+}
+
+/// The same application with another 電子保証発行完了のお知らせ address.
+fn with_notify(raw: &[u8], address: &str) -> Vec<u8> {
+    let m = parse_mail(raw);
+    let body = m.body.replace("メールアドレス：soumu@maruichi.example", &format!("メールアドレス：{address}"));
+    format!("From: {MARUICHI}\r\nTo: {KANAGAWA}\r\nSubject: =?utf-8?B?5L+d6Ki855Sz6L68?=\r\nMessage-ID: <notify@maruichi.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}", body.replace('\n', "\r\n")).into_bytes()
 }

@@ -9,4 +9,5 @@ mod fixtures;
 mod mail_servers;
 mod owner;
 mod servers;
+mod staff;
 mod support;

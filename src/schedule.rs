@@ -1,0 +1,74 @@
+//! The daemon's scheduled jobs, as cron expressions in Japan time (seconds first, as the
+//! `cron` crate reads them: `sec min hour day month weekday`):
+//! a pass over the mailboxes (for servers without IDLE, and as a safety net), the outbox
+//! sweep, and the daily digest to the branches' and owners' staff.
+
+use chrono::{DateTime, FixedOffset};
+use cron::Schedule;
+use std::str::FromStr;
+
+#[derive(Debug, Clone)]
+pub struct Jobs {
+    pub poll: Schedule,
+    pub outbox: Schedule,
+    pub digest: Schedule,
+    pub text: [(String, String); 3],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    Poll,
+    Outbox,
+    Digest,
+}
+
+pub const DEFAULT_OUTBOX: &str = "0 * * * * *";
+pub const DEFAULT_DIGEST: &str = "0 0 8 * * *";
+
+impl Jobs {
+    pub fn parse(poll: &str, outbox: &str, digest: &str) -> Result<Jobs, String> {
+        let p = |key: &str, s: &str| Schedule::from_str(s).map_err(|e| format!("schedule.{key}: \"{s}\" is not a cron expression (sec min hour day month weekday): {e}"));
+        Ok(Jobs {
+            poll: p("poll", poll)?,
+            outbox: p("outbox", outbox)?,
+            digest: p("digest", digest)?,
+            text: [("poll".into(), poll.into()), ("outbox".into(), outbox.into()), ("digest".into(), digest.into())],
+        })
+    }
+
+    /// The next job due after `now`, and when.
+    pub fn next(&self, now: DateTime<FixedOffset>) -> Option<(DateTime<FixedOffset>, Job)> {
+        [(Job::Poll, &self.poll), (Job::Outbox, &self.outbox), (Job::Digest, &self.digest)]
+            .into_iter()
+            .filter_map(|(job, s)| s.after(&now).next().map(|t| (t, job)))
+            .min_by_key(|(t, _)| *t)
+    }
+
+    pub fn describe(&self) -> String {
+        self.text.iter().map(|(k, v)| format!("{k} \"{v}\"")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// A poll every `seconds` as a cron expression (the configuration's `poll_seconds`).
+pub fn every_seconds(seconds: u64) -> String {
+    match seconds {
+        0..=59 => format!("*/{} * * * * *", seconds.max(1)),
+        _ => format!("0 */{} * * * *", (seconds / 60).clamp(1, 59)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_jobs_in_japan_time() {
+        let j = Jobs::parse(&every_seconds(300), DEFAULT_OUTBOX, DEFAULT_DIGEST).unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-07-04T07:59:30+09:00").unwrap();
+        let (t, job) = j.next(now).unwrap();
+        assert_eq!((t.to_rfc3339(), job), ("2026-07-04T08:00:00+09:00".to_string(), Job::Poll));
+        let digest = j.digest.after(&now).next().unwrap();
+        assert_eq!(digest.to_rfc3339(), "2026-07-04T08:00:00+09:00");
+        assert!(Jobs::parse("every minute", DEFAULT_OUTBOX, DEFAULT_DIGEST).unwrap_err().contains("schedule.poll"));
+    }
+}

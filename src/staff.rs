@@ -1,0 +1,113 @@
+//! What esurety tells the staff by mail: the daily digest to each branch's and owner's
+//! staff address, and a notice when an outgoing mail was given up on. Each is written to
+//! the outbox in the same transaction that records it, so a restart never sends one twice.
+
+use crate::clock::{Clock, Random};
+use crate::outbound::compose::{ComposeError, Draft};
+use crate::run::Engine;
+use crate::store::{Store, StoreError};
+use chrono::Duration;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StaffError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+}
+
+/// One digest per branch and owner with a staff address, for the time since the last one
+/// (or the last 24 hours). Returns how many were written to the outbox.
+pub fn send_digests(engine: &Engine, store: &mut Store, clock: &dyn Clock, rng: &dyn Random) -> Result<usize, StaffError> {
+    let now = clock.now();
+    let to = now.to_rfc3339();
+    let date = crate::text::format_era(now.date_naive());
+    let mut n = 0;
+    let config = &engine.config;
+    let period = |from: &str| format!("{} ～ {}", &from[..16].replace('T', " "), &to[..16].replace('T', " "));
+    for b in &config.branches {
+        let Some(staff) = &b.staff_address else { continue };
+        let from = store.last_digest(&b.address)?.unwrap_or_else(|| (now - Duration::hours(24)).to_rfc3339());
+        if !later(&to, &from) {
+            continue; // this period's digest is already written
+        }
+        let f = store.branch_figures(&b.address, &from, &to)?;
+        let ctx = json!({"branch": {"name": b.name}, "date": date, "period": period(&from), "f": f});
+        let out = compose(engine, "digest", "mail/digest_branch.txt", ctx, &b.address, &format!("esurety {}", b.name), staff, rng, clock)?;
+        store.write(|tx| -> Result<(), StoreError> {
+            let id = tx.enqueue(&out, None, now)?;
+            tx.record_digest(&b.address, &from, &to, id)
+        })?;
+        n += 1;
+    }
+    for o in &config.owners {
+        let Some(staff) = &o.staff_address else { continue };
+        let from = store.last_digest(&o.contracts_address)?.unwrap_or_else(|| (now - Duration::hours(24)).to_rfc3339());
+        if !later(&to, &from) {
+            continue;
+        }
+        let f = store.owner_figures(&o.name, &from, &to)?;
+        let ctx = json!({"owner": {"name": o.name}, "date": date, "period": period(&from), "f": f});
+        let out = compose(engine, "digest", "mail/digest_owner.txt", ctx, &o.contracts_address, &format!("esurety {}", o.name), staff, rng, clock)?;
+        store.write(|tx| -> Result<(), StoreError> {
+            let id = tx.enqueue(&out, None, now)?;
+            tx.record_digest(&o.contracts_address, &from, &to, id)
+        })?;
+        n += 1;
+    }
+    if n > 0 {
+        tracing::info!(event = "digests_queued", count = n);
+    }
+    Ok(n)
+}
+
+fn later(a: &str, b: &str) -> bool {
+    match (chrono::DateTime::parse_from_rfc3339(a), chrono::DateTime::parse_from_rfc3339(b)) {
+        (Ok(a), Ok(b)) => a > b,
+        _ => a > b,
+    }
+}
+
+/// Tells the staff of the sending branch (or owner) about each mail given up on.
+pub fn notify_failures(engine: &Engine, store: &mut Store, clock: &dyn Clock, rng: &dyn Random) -> Result<usize, StaffError> {
+    let now = clock.now();
+    let mut n = 0;
+    for (id, sender, kind, recipients, subject, error) in store.failed_unnotified()? {
+        let config = &engine.config;
+        let staff = config.branch_by_address(&sender).map(|b| (b.staff_address.clone(), b.name.clone()))
+            .or_else(|| config.owner_by_address(&sender).map(|o| (o.staff_address.clone(), o.name.clone())));
+        // Nobody to tell, or a mail to staff that failed itself: record it and go on.
+        let out = match staff {
+            Some((Some(staff), name)) if kind != "staff" && kind != "digest" => {
+                let to: Vec<String> = serde_json::from_str(&recipients).unwrap_or_default();
+                let ctx = json!({"name": name, "subject": subject, "to": to.join(", "), "error": error.unwrap_or_default()});
+                Some(compose(engine, "staff", "mail/send_failed.txt", ctx, &sender, &format!("esurety {name}"), &staff, rng, clock)?)
+            }
+            _ => {
+                tracing::error!(event = "send_given_up", outbox = id, sender = %sender, "no staff address to tell");
+                None
+            }
+        };
+        store.write(|tx| -> Result<(), StoreError> {
+            if let Some(out) = &out {
+                tx.enqueue(out, None, now)?;
+            }
+            tx.set_staff_notified(id)
+        })?;
+        n += out.is_some() as usize;
+    }
+    Ok(n)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compose(engine: &Engine, kind: &'static str, template: &str, context: serde_json::Value, from: &str, from_name: &str, to: &str, rng: &dyn Random, clock: &dyn Clock) -> Result<crate::store::Outgoing, ComposeError> {
+    engine.composer.compose(Draft {
+        kind, template, context,
+        from_name: from_name.to_string(),
+        from: from.to_string(),
+        to: vec![to.to_string()],
+        reply: None,
+        attachments: vec![],
+    }, rng, clock.now())
+}

@@ -1,0 +1,68 @@
+//! What the staff's digests and failure notices read and record.
+
+use super::{Result, Store, Tx};
+use rusqlite::{OptionalExtension, params};
+
+/// A branch's figures for a period (and the waiting ones, whenever they came).
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BranchFigures {
+    pub received: u32,
+    pub issued: u32,
+    pub rejected: u32,
+    pub held: u32,
+    pub held_waiting: u32,
+    pub failed_mails: u32,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OwnerFigures {
+    pub submissions: u32,
+    pub accepted: u32,
+    pub rejected: u32,
+}
+
+impl Store {
+    pub fn last_digest(&self, target: &str) -> Result<Option<String>> {
+        Ok(self.conn.query_row("SELECT max(period_end) FROM digests WHERE target = ?1", [target], |r| r.get(0)).optional()?.flatten())
+    }
+
+    pub fn branch_figures(&self, address: &str, from: &str, to: &str) -> Result<BranchFigures> {
+        let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u32> { Ok(self.conn.query_row(sql, p, |r| r.get(0))?) };
+        let in_period = "mailbox = ?1 AND received_at > ?2 AND received_at <= ?3";
+        Ok(BranchFigures {
+            received: count(&format!("SELECT count(*) FROM messages WHERE {in_period}"), &[&address, &from, &to])?,
+            issued: count(&format!("SELECT count(*) FROM messages WHERE {in_period} AND outcome = 'issued'"), &[&address, &from, &to])?,
+            rejected: count(&format!("SELECT count(*) FROM messages WHERE {in_period} AND outcome = 'rejected'"), &[&address, &from, &to])?,
+            held: count(&format!("SELECT count(*) FROM messages WHERE {in_period} AND outcome = 'held'"), &[&address, &from, &to])?,
+            held_waiting: count("SELECT count(*) FROM messages WHERE mailbox = ?1 AND outcome = 'held'", &[&address])?,
+            failed_mails: count("SELECT count(*) FROM outbox WHERE sender = ?1 AND status = 'failed'", &[&address])?,
+        })
+    }
+
+    pub fn owner_figures(&self, owner: &str, from: &str, to: &str) -> Result<OwnerFigures> {
+        Ok(self.conn.query_row(
+            "SELECT count(DISTINCT message), coalesce(sum(result = 'accepted'), 0), coalesce(sum(result = 'rejected'), 0)
+             FROM submissions WHERE owner = ?1 AND checked_at > ?2 AND checked_at <= ?3",
+            params![owner, from, to], |r| Ok(OwnerFigures { submissions: r.get(0)?, accepted: r.get(1)?, rejected: r.get(2)? }),
+        )?)
+    }
+
+    /// Outgoing mails given up on that staff have not been told about: (id, sender, kind, recipients, subject, last error).
+    pub fn failed_unnotified(&self) -> Result<Vec<(i64, String, String, String, String, Option<String>)>> {
+        let mut st = self.conn.prepare("SELECT id, sender, kind, recipients, subject, last_error FROM outbox WHERE status = 'failed' AND staff_notified = 0 ORDER BY id")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+impl Tx<'_> {
+    pub fn record_digest(&self, target: &str, from: &str, to: &str, outbox: i64) -> Result<()> {
+        self.execute("INSERT INTO digests (target, period_start, period_end, outbox) VALUES (?1, ?2, ?3, ?4)", params![target, from, to, outbox])?;
+        Ok(())
+    }
+
+    pub fn set_staff_notified(&self, outbox: i64) -> Result<()> {
+        self.execute("UPDATE outbox SET staff_notified = 1 WHERE id = ?1", [outbox])?;
+        Ok(())
+    }
+}

@@ -1,0 +1,39 @@
+//! What the staff get by mail: the daily digest with the day's figures, once per period.
+
+use crate::common::Setup;
+use std::path::Path;
+
+fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/applications").join(path)).unwrap()
+}
+
+#[test]
+fn the_branch_staff_get_a_digest_of_the_day_once() {
+    let s = Setup::new();
+    let config = std::fs::read_to_string(s.config()).unwrap().replace(
+        "address = \"kanagawa@ejcs.example\"",
+        "address = \"kanagawa@ejcs.example\"\nstaff_address = \"kanagawa-staff@ejcs.example\"",
+    );
+    std::fs::write(s.config(), config).unwrap();
+    s.drop_mail("kanagawa@ejcs.example", &fixture("valid/001.eml"));
+    s.drop_mail("kanagawa@ejcs.example", &fixture("invalid/105.eml"));
+    s.drop_mail("kanagawa@ejcs.example", &fixture("malformed/201.eml"));
+    s.once();
+    let out = s.run_ok(&["digest"]);
+    assert!(out.contains("1 digest(s) written"), "{out}");
+    let staff: Vec<_> = s.mails("relay").into_iter().filter(|m| m.to == ["kanagawa-staff@ejcs.example"]).collect();
+    assert_eq!(staff.len(), 1);
+    let d = &staff[0];
+    assert!(d.subject.starts_with("【esurety】日次報告 神奈川支店"), "{}", d.subject);
+    for line in ["受け付けたメール　　　　　：3 件", "発行　　　　　　　　　　　：1 件", "不備のため返信　　　　　　：1 件", "職員の確認待ちとして保留　：1 件", "現在、確認を待っているもの：1 件", "送信できなかったメール　　：0 件"] {
+        assert!(d.body.contains(line), "{line} in:\n{}", d.body);
+    }
+    // Again at the same moment: that period's digest is written already.
+    assert!(s.run_ok(&["digest"]).contains("0 digest(s) written"));
+    // The next day's covers only what came after the first.
+    let next = s.cmd().args(["digest"]).env("ESURETY_TEST_NOW", "2026-07-05T08:00:00+09:00").output().unwrap();
+    assert!(next.status.success(), "{}", String::from_utf8_lossy(&next.stderr));
+    let staff: Vec<_> = s.mails("relay").into_iter().filter(|m| m.to == ["kanagawa-staff@ejcs.example"]).collect();
+    assert_eq!(staff.len(), 2);
+    assert!(staff[1].body.contains("受け付けたメール　　　　　：0 件") && staff[1].body.contains("現在、確認を待っているもの：1 件"), "{}", staff[1].body);
+}
