@@ -82,6 +82,7 @@ pub struct Account {
     pub address: String,
     pub credentials: Credentials,
     pub folder: String,
+    pub move_processed_to: Option<String>,
 }
 
 #[derive(Clone)]
@@ -402,7 +403,7 @@ fn mail(raw: raw::RawMail, base: &Path, problems: &mut Vec<String>) -> MailConfi
         if pw.is_none() && a.password.is_none() && a.password_env.is_none() {
             problems.push(format!("{key}: a password (password or password_env) is needed"));
         }
-        Some(Account { address: a.address.to_ascii_lowercase(), credentials: Credentials { username: a.username, password: pw? }, folder: a.folder.unwrap_or_else(|| "INBOX".into()) })
+        Some(Account { address: a.address.to_ascii_lowercase(), credentials: Credentials { username: a.username, password: pw? }, folder: a.folder.unwrap_or_else(|| "INBOX".into()), move_processed_to: a.move_processed_to })
     }).collect();
     if raw.maildir_root.is_none() && (imap.is_none() || smtp.is_none()) {
         problems.push("mail: set maildir_root, or both mail.imap and mail.smtp".into());

@@ -87,6 +87,8 @@ pub struct RawAccount {
     pub password: Option<String>,
     pub password_env: Option<String>,
     pub folder: Option<String>,
+    /// Move processed messages (and checked submissions) to this folder after marking them.
+    pub move_processed_to: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -187,11 +187,17 @@ impl Mailbox for ImapBox {
             Mark::Checked => CHECKED_KEYWORD.to_string(),
         };
         let uid = uid.to_string();
+        let move_to = self.account.move_processed_to.clone().filter(|_| mark != Mark::Held);
         self.with(async move |s, _| {
             s.noop().await.map_err(imap_err)?;
             let mut st = s.uid_store(&uid, format!("+FLAGS ({flag})")).await.map_err(imap_err)?;
             while let Some(r) = st.next().await {
                 r.map_err(imap_err)?;
+            }
+            drop(st);
+            if let Some(folder) = move_to {
+                let _ = s.create(&folder).await; // exists already, most of the time
+                s.uid_mv(&uid, &folder).await.map_err(imap_err)?;
             }
             Ok(())
         })

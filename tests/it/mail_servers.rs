@@ -298,3 +298,21 @@ fn with_notify(raw: &[u8], address: &str) -> Vec<u8> {
     let body = m.body.replace("メールアドレス：soumu@maruichi.example", &format!("メールアドレス：{address}"));
     format!("From: {MARUICHI}\r\nTo: {KANAGAWA}\r\nSubject: =?utf-8?B?5L+d6Ki855Sz6L68?=\r\nMessage-ID: <notify@maruichi.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}", body.replace('\n', "\r\n")).into_bytes()
 }
+
+#[test]
+fn processed_applications_can_be_moved_to_a_folder() {
+    let (s, m) = with_servers(false);
+    let text = std::fs::read_to_string(s.config()).unwrap().replace(
+        "address = \"kanagawa@ejcs.example\"\nusername = \"kanagawa@ejcs.example\"\npassword = \"pw\"\n",
+        "address = \"kanagawa@ejcs.example\"\nusername = \"kanagawa@ejcs.example\"\npassword = \"pw\"\nmove_processed_to = \"Processed\"\n",
+    );
+    std::fs::write(s.config(), text).unwrap();
+    m.send(MARUICHI, &[KANAGAWA], &application(0));
+    wait_for("delivery", Duration::from_secs(10), || !server_mails(&m.maildir(KANAGAWA)).is_empty());
+    once(&s);
+    wait_for("the notice", Duration::from_secs(10), || completions(&m).len() == 1);
+    assert!(server_mails(&m.maildir(KANAGAWA)).is_empty(), "moved out of INBOX");
+    assert!(flags_of(&m.maildir(KANAGAWA).join(".Processed"), "<app-0@maruichi.example>").contains('S'), "in Processed, seen");
+    once(&s);
+    assert_eq!(completions(&m).len(), 1);
+}
