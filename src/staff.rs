@@ -20,46 +20,47 @@ pub enum StaffError {
 /// One digest per branch and owner with a staff address, for the time since the last one
 /// (or the last 24 hours). Returns how many were written to the outbox.
 pub fn send_digests(engine: &Engine, store: &mut Store, clock: &dyn Clock, rng: &dyn Random) -> Result<usize, StaffError> {
-    let now = clock.now();
-    let to = now.to_rfc3339();
-    let date = crate::text::format_era(now.date_naive());
-    let mut n = 0;
     let config = &engine.config;
-    let period = |from: &str| format!("{} ～ {}", &from[..16].replace('T', " "), &to[..16].replace('T', " "));
+    let mut n = 0;
     for b in &config.branches {
-        let Some(staff) = &b.staff_address else { continue };
-        let from = store.last_digest(&b.address)?.unwrap_or_else(|| (now - Duration::hours(24)).to_rfc3339());
-        if !later(&to, &from) {
-            continue; // this period's digest is already written
+        if let Some(staff) = &b.staff_address {
+            n += digest(engine, store, clock, rng, &b.address, &b.name, staff, "mail/digest_branch.txt", |store, from, to| {
+                Ok(json!({"branch": {"name": b.name}, "f": store.branch_figures(&b.address, from, to)?}))
+            })?;
         }
-        let f = store.branch_figures(&b.address, &from, &to)?;
-        let ctx = json!({"branch": {"name": b.name}, "date": date, "period": period(&from), "f": f});
-        let out = compose(engine, "digest", "mail/digest_branch.txt", ctx, &b.address, &format!("esurety {}", b.name), staff, rng, clock)?;
-        store.write(|tx| -> Result<(), StoreError> {
-            let id = tx.enqueue(&out, None, now)?;
-            tx.record_digest(&b.address, &from, &to, id)
-        })?;
-        n += 1;
     }
     for o in &config.owners {
-        let Some(staff) = &o.staff_address else { continue };
-        let from = store.last_digest(&o.contracts_address)?.unwrap_or_else(|| (now - Duration::hours(24)).to_rfc3339());
-        if !later(&to, &from) {
-            continue;
+        if let Some(staff) = &o.staff_address {
+            n += digest(engine, store, clock, rng, &o.contracts_address, &o.name, staff, "mail/digest_owner.txt", |store, from, to| {
+                Ok(json!({"owner": {"name": o.name}, "f": store.owner_figures(&o.name, from, to)?}))
+            })?;
         }
-        let f = store.owner_figures(&o.name, &from, &to)?;
-        let ctx = json!({"owner": {"name": o.name}, "date": date, "period": period(&from), "f": f});
-        let out = compose(engine, "digest", "mail/digest_owner.txt", ctx, &o.contracts_address, &format!("esurety {}", o.name), staff, rng, clock)?;
-        store.write(|tx| -> Result<(), StoreError> {
-            let id = tx.enqueue(&out, None, now)?;
-            tx.record_digest(&o.contracts_address, &from, &to, id)
-        })?;
-        n += 1;
     }
     if n > 0 {
         tracing::info!(event = "digests_queued", count = n);
     }
     Ok(n)
+}
+
+/// One target's digest for the time since its last one; 0 when that period is written.
+#[allow(clippy::too_many_arguments)]
+fn digest(engine: &Engine, store: &mut Store, clock: &dyn Clock, rng: &dyn Random, target: &str, name: &str, staff: &str, template: &str,
+          figures: impl FnOnce(&Store, &str, &str) -> Result<serde_json::Value, StoreError>) -> Result<usize, StaffError> {
+    let now = clock.now();
+    let to = now.to_rfc3339();
+    let from = store.last_digest(target)?.unwrap_or_else(|| (now - Duration::hours(24)).to_rfc3339());
+    if !later(&to, &from) {
+        return Ok(0);
+    }
+    let mut ctx = figures(store, &from, &to)?;
+    ctx["date"] = json!(crate::text::format_era(now.date_naive()));
+    ctx["period"] = json!(format!("{} ～ {}", from.get(..16).unwrap_or(&from).replace('T', " "), to.get(..16).unwrap_or(&to).replace('T', " ")));
+    let out = compose(engine, "digest", template, ctx, target, &format!("esurety {name}"), staff, rng, clock)?;
+    store.write(|tx| -> Result<(), StoreError> {
+        let id = tx.enqueue(&out, None, now)?;
+        tx.record_digest(target, &from, &to, id)
+    })?;
+    Ok(1)
 }
 
 fn later(a: &str, b: &str) -> bool {

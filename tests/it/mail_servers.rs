@@ -106,6 +106,14 @@ fn server_mails(dir: &Path) -> Vec<(String, Mail)> {
     out
 }
 
+/// 丸一建設's application 0 sent to the branch, one pass, and its notice arrived.
+fn issue_one(s: &Setup, m: &Servers) {
+    m.send(MARUICHI, &[KANAGAWA], &application(0));
+    wait_for("delivery", Duration::from_secs(10), || !server_mails(&m.maildir(KANAGAWA)).is_empty());
+    once(s);
+    wait_for("the notice", Duration::from_secs(10), || completions(m).len() == 1);
+}
+
 fn completions(m: &Servers) -> Vec<Mail> {
     server_mails(&m.maildir(MARUICHI)).into_iter().map(|(_, m)| m).filter(|m| m.subject.starts_with("電子保証（認証キー）発行完了のお知らせ")).collect()
 }
@@ -225,10 +233,7 @@ fn the_daemon_reconnects_when_the_imap_server_restarts_under_it() {
 #[test]
 fn a_mailbox_whose_uidvalidity_changed_is_resynchronised_without_reprocessing() {
     let (s, m) = with_servers(false);
-    m.send(MARUICHI, &[KANAGAWA], &application(0));
-    wait_for("delivery", Duration::from_secs(10), || !server_mails(&m.maildir(KANAGAWA)).is_empty());
-    once(&s);
-    wait_for("the notice", Duration::from_secs(10), || completions(&m).len() == 1);
+    issue_one(&s, &m);
     // Dovecot's view of the folder is rebuilt: new UIDVALIDITY, new UIDs, flags kept in the file names.
     std::thread::sleep(Duration::from_millis(1100));
     let md = m.maildir(KANAGAWA);
@@ -252,10 +257,7 @@ fn a_mailbox_whose_uidvalidity_changed_is_resynchronised_without_reprocessing() 
 #[test]
 fn an_owner_mailbox_flags_the_submission_and_leaves_other_mail_unseen() {
     let (s, m) = with_servers(false);
-    m.send(MARUICHI, &[KANAGAWA], &application(0));
-    wait_for("delivery", Duration::from_secs(10), || !server_mails(&m.maildir(KANAGAWA)).is_empty());
-    once(&s);
-    wait_for("the notice", Duration::from_secs(10), || completions(&m).len() == 1);
+    issue_one(&s, &m);
     let completion = completions(&m).remove(0);
     let fwd = crate::support::forward(MARUICHI, KWSA, "<fwd@maruichi.example>", &completion.raw);
     m.send(MARUICHI, &[KWSA], &fwd);
@@ -307,10 +309,7 @@ fn processed_applications_can_be_moved_to_a_folder() {
         "address = \"kanagawa@ejcs.example\"\nusername = \"kanagawa@ejcs.example\"\npassword = \"pw\"\nmove_processed_to = \"Processed\"\n",
     );
     std::fs::write(s.config(), text).unwrap();
-    m.send(MARUICHI, &[KANAGAWA], &application(0));
-    wait_for("delivery", Duration::from_secs(10), || !server_mails(&m.maildir(KANAGAWA)).is_empty());
-    once(&s);
-    wait_for("the notice", Duration::from_secs(10), || completions(&m).len() == 1);
+    issue_one(&s, &m);
     assert!(server_mails(&m.maildir(KANAGAWA)).is_empty(), "moved out of INBOX");
     assert!(flags_of(&m.maildir(KANAGAWA).join(".Processed"), "<app-0@maruichi.example>").contains('S'), "in Processed, seen");
     once(&s);
