@@ -92,12 +92,17 @@ impl Engine {
     /// network adapters' I/O.
     pub fn adapters(&self, rt: &tokio::runtime::Handle) -> Result<Adapters, RunError> {
         let mail = &self.config.mail;
+        let since = mail.process_since.and_then(|d| d.and_hms_opt(0, 0, 0)).and_then(|t| t.and_local_timezone(crate::clock::jst()).single());
         let mailboxes = self.watched().into_iter().map(|(address, side)| -> (&'static str, Box<dyn Mailbox + Send>) {
             match (&mail.imap, mail.accounts.iter().find(|a| a.address == address)) {
-                (Some(server), Some(account)) => (side, Box::new(ImapBox::new(address, side, server.clone(), account.clone(), rt.clone()))),
+                (Some(server), Some(account)) => {
+                    let mut b = ImapBox::new(address, side, server.clone(), account.clone(), rt.clone());
+                    b.since = mail.process_since;
+                    (side, Box::new(b))
+                }
                 _ => {
                     let dir = Maildir::new(mail.maildir_root.join(&address));
-                    (side, Box::new(MaildirBox { address, side, dir }))
+                    (side, Box::new(MaildirBox { address, side, dir, since: since.map(std::time::SystemTime::from) }))
                 }
             }
         }).collect();

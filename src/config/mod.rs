@@ -56,6 +56,7 @@ pub struct MailConfig {
     pub smtp: Option<Server>,
     pub accounts: Vec<Account>,
     pub poll_seconds: u64,
+    pub process_since: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -414,6 +415,13 @@ fn mail(raw: raw::RawMail, base: &Path, problems: &mut Vec<String>) -> MailConfi
         smtp,
         accounts,
         poll_seconds: raw.poll_seconds.unwrap_or(60),
+        process_since: raw.process_since.as_deref().and_then(|d| {
+            let date = NaiveDate::parse_from_str(d, "%Y-%m-%d").ok();
+            if date.is_none() {
+                problems.push(format!("mail.process_since: \"{d}\" is not a date (YYYY-MM-DD)"));
+            }
+            date
+        }),
     }
 }
 

@@ -59,6 +59,9 @@ pub struct RawMail {
     pub accounts: Vec<RawAccount>,
     /// Seconds between passes when a mailbox cannot IDLE (and for the outbox).
     pub poll_seconds: Option<u64>,
+    /// Mail that arrived before this date (YYYY-MM-DD, Japan time) is never read: for
+    /// pointing esurety at a mailbox that already has years of mail in it.
+    pub process_since: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

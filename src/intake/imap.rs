@@ -31,11 +31,13 @@ pub struct ImapBox {
     account: Account,
     rt: Handle,
     session: Option<(ImapSession, u32)>,
+    /// Messages with an internal date before this day are not read (`mail.process_since`).
+    pub since: Option<chrono::NaiveDate>,
 }
 
 impl ImapBox {
     pub fn new(address: String, side: &'static str, server: Server, account: Account, rt: Handle) -> Self {
-        ImapBox { address, side, server, account, rt, session: None }
+        ImapBox { address, side, server, account, rt, session: None, since: None }
     }
 
     /// A session with the folder selected, and its UIDVALIDITY.
@@ -124,9 +126,10 @@ async fn bodies(s: &mut ImapSession, uids: &[u32], what: &str) -> Result<Vec<(u3
     Ok(out)
 }
 
-async fn uids_above(s: &mut ImapSession, last: u32) -> Result<Vec<u32>, MailboxError> {
+async fn uids_above(s: &mut ImapSession, last: u32, since: Option<chrono::NaiveDate>) -> Result<Vec<u32>, MailboxError> {
     s.noop().await.map_err(imap_err)?;
-    let found = s.uid_search(format!("UID {}:*", last + 1)).await.map_err(imap_err)?;
+    let since = since.map(|d| format!(" SINCE {}", d.format("%-d-%b-%Y"))).unwrap_or_default();
+    let found = s.uid_search(format!("UID {}:*{since}", last + 1)).await.map_err(imap_err)?;
     // `n:*` also returns the highest message when its UID is below n: filter.
     let mut v: Vec<u32> = found.into_iter().filter(|u| *u > last).collect();
     v.sort_unstable();
@@ -145,7 +148,7 @@ impl Mailbox for ImapBox {
         let mut last = store.imap_highwater(&address, validity)?;
         if last.is_none() && store.other_validity(&address, validity)? {
             // UIDVALIDITY changed: match what is there to what was stored, by Message-ID.
-            let all = self.with(async |s, _| uids_above(s, 0).await)?;
+            let all = self.with(async |s, _| uids_above(s, 0, None).await)?;
             let mut fresh = Vec::new();
             for chunk in all.chunks(200) {
                 let heads = self.with(async |s, _| bodies(s, chunk, "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]").await)?;
@@ -165,7 +168,8 @@ impl Mailbox for ImapBox {
             }
             return Ok(n);
         }
-        let uids = self.with(async |s, _| uids_above(s, last.unwrap_or(0)).await)?;
+        let since = self.since;
+        let uids = self.with(async |s, _| uids_above(s, last.unwrap_or(0), since).await)?;
         let mut n = 0;
         for chunk in uids.chunks(CHUNK) {
             n += self.store_bodies(store, chunk, validity, side, now)?;

@@ -158,6 +158,8 @@ pub struct MaildirBox {
     pub address: String,
     pub side: &'static str,
     pub dir: Maildir,
+    /// Files delivered before this instant are not read (`mail.process_since`).
+    pub since: Option<std::time::SystemTime>,
 }
 
 impl Mailbox for MaildirBox {
@@ -171,6 +173,11 @@ impl Mailbox for MaildirBox {
         for entry in self.dir.waiting().map_err(unavailable)? {
             if store.known(&self.address, &entry.uid)?.is_some() {
                 continue;
+            }
+            if let Some(since) = self.since
+                && fs::metadata(&entry.path).and_then(|m| m.modified()).is_ok_and(|t| t < since)
+            {
+                continue; // older than process_since: left to people
             }
             let raw = match fs::read(&entry.path) {
                 Ok(raw) => raw,

@@ -254,3 +254,21 @@ fn an_owners_contract_list_adds_check_5() {
     let subs = submissions(&s);
     assert!(subs[4].get("reasons").unwrap()[0].as_str().unwrap().contains("契約一覧にありません"), "{}", subs[4]);
 }
+
+#[test]
+fn mail_older_than_process_since_is_never_read() {
+    let (s, m, _) = issued();
+    let text = std::fs::read_to_string(s.config()).unwrap().replace("maildir_root = \"mailboxes\"\n", "maildir_root = \"mailboxes\"\nprocess_since = \"2026-07-01\"\n");
+    std::fs::write(s.config(), text).unwrap();
+    // A submission from before esurety watched this mailbox, and one after.
+    let old = s.drop_mail(KWSA, &support::forward(MARUICHI, KWSA, "<old@maruichi.example>", &m.raw));
+    let f = std::fs::File::options().write(true).open(s.maildir(KWSA).join("new").join(&old)).unwrap();
+    f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600)).unwrap(); // 2026-01-01
+    drop(f);
+    s.drop_mail(KWSA, &support::forward(MARUICHI, KWSA, "<new@maruichi.example>", &m.raw));
+    s.once();
+    let subs = submissions(&s);
+    assert_eq!(subs.len(), 2, "only the new one's two pairs");
+    assert!(subs.iter().all(|x| x["message_id"] == "<new@maruichi.example>"));
+    assert!(s.files(KWSA).iter().any(|(u, f, new)| *u == old && f.is_empty() && *new), "the old one is untouched");
+}
