@@ -24,6 +24,8 @@ pub enum Outcome {
     Held(String),
     FormSent,
     Duplicate,
+    /// A resend of a certificate's documents (or the answer that none was found).
+    Resent,
 }
 
 impl Outcome {
@@ -34,6 +36,7 @@ impl Outcome {
             Outcome::Held(_) => "held",
             Outcome::FormSent => "form_sent",
             Outcome::Duplicate => "duplicate",
+            Outcome::Resent => "resent",
         }
     }
 }
@@ -96,6 +99,9 @@ impl BranchFlow<'_> {
         let subject = crate::text::squash(&letter.subject);
         if subject.contains("変更申込") {
             return self.hold(store, msg, "変更申込は職員が確認します".into());
+        }
+        if subject.contains("再送") {
+            return self.resend(store, msg, branch, &letter, &reply, &from);
         }
         let form_text = letter.texts().map(|(_, t)| t).find(|t| form::has_form(t)).map(str::to_string);
         let Some(form_text) = form_text else {
@@ -185,7 +191,11 @@ impl BranchFlow<'_> {
             Ok(())
         })?;
         tracing::info!(event = "replied", outcome = outcome, mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""));
-        Ok(if outcome == "duplicate" { Outcome::Duplicate } else { Outcome::FormSent })
+        Ok(match outcome {
+            "duplicate" => Outcome::Duplicate,
+            "resent" => Outcome::Resent,
+            _ => Outcome::FormSent,
+        })
     }
 
     /// The same Message-ID again. If the first delivery was issued, the sender is told the
@@ -256,5 +266,50 @@ impl BranchFlow<'_> {
             from: branch.address.clone(),
             to, reply: Some(reply), attachments,
         }, self.rng, self.clock.now())?)
+    }
+}
+
+impl BranchFlow<'_> {
+    /// 再送: the current version's key notice and certificate, to the registered addresses
+    /// of the certificate's contractor only, whatever address the request names. A number
+    /// that is unknown, or not this sender's contractor's, gets the same answer.
+    fn resend(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, letter: &Letter, reply: &ReplyTo, from: &str) -> Result<Outcome, ProcessError> {
+        let now = self.clock.now();
+        let number = letter.texts().flat_map(|(_, t)| crate::submission::find::certificate_numbers(t)).next();
+        let sender = self.config.contractor_by_email(from);
+        let found = match &number {
+            Some(n) => store.certificate(n)?.filter(|c| {
+                let owner_of = self.config.contractor_by_name(&c.latest.contractor)
+                    .or_else(|| c.latest.jv.as_deref().and_then(|j| self.config.joint_venture(j)).and_then(|j| self.config.contractor_by_name(&j.representative)));
+                matches!((owner_of, sender), (Some(a), Some(b)) if a.name == b.name)
+            }),
+            None => None,
+        };
+        let Some(row) = found else {
+            let ctx = json!({"number": number.as_deref().unwrap_or("（記載なし）")});
+            return self.reply_only(store, msg, branch, reply, "resent", "not_found", "mail/not_found.txt", from, ctx);
+        };
+        let contractor = sender.expect("a found certificate has the sender's contractor");
+        let c = &row.latest;
+        let mut entry = json!({"product": c.product.name(), "format": c.format.name(), "number": c.number, "project": c.project, "owner": c.owner, "electronic": c.format == Format::Electronic});
+        let mut attachments = Vec::new();
+        if c.format == Format::Electronic {
+            let key = store.key_of(&c.number)?;
+            for (kind, field) in [(DocumentKind::Notice, "notice_file"), (DocumentKind::Certificate, "certificate_file")] {
+                let pdf = self.documents.render(kind, self.config, c, key.as_ref(), now).map_err(|e| ProcessError::Render(e.to_string()))?;
+                let name = crate::documents::data::file_name(kind, c);
+                entry[field] = json!(name);
+                attachments.push((name, pdf));
+            }
+        }
+        let ctx = json!({"contractor": c.jv.clone().unwrap_or_else(|| c.contractor.clone()), "c": entry});
+        let out = self.draft(branch, "resend", "mail/resend.txt", ctx, reply, contractor.emails.clone(), attachments)?;
+        store.write(|tx| -> Result<(), ProcessError> {
+            tx.enqueue(&out, Some(msg.id), now)?;
+            tx.finish_message(msg.id, "resent", Some(&row.number), now)?;
+            Ok(())
+        })?;
+        tracing::info!(event = "resent", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), number = %row.number);
+        Ok(Outcome::Resent)
     }
 }

@@ -216,7 +216,7 @@ impl Engine {
                 Outcome::Issued(_) => report.issued += 1,
                 Outcome::Rejected(_) => report.rejected += 1,
                 Outcome::Held(_) => report.held += 1,
-                Outcome::FormSent | Outcome::Duplicate => report.replied += 1,
+                Outcome::FormSent | Outcome::Duplicate | Outcome::Resent => report.replied += 1,
             }
         }
         Ok(())

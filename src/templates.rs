@@ -22,6 +22,8 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("mail/digest_branch.txt", include_str!("../templates/mail/digest_branch.txt")),
     ("mail/digest_owner.txt", include_str!("../templates/mail/digest_owner.txt")),
     ("mail/send_failed.txt", include_str!("../templates/mail/send_failed.txt")),
+    ("mail/resend.txt", include_str!("../templates/mail/resend.txt")),
+    ("mail/not_found.txt", include_str!("../templates/mail/not_found.txt")),
 ];
 
 /// The fonts shipped with the project (licences beside them in `templates/fonts/`).

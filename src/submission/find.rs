@@ -92,6 +92,12 @@ fn anywhere(s: &str, read: fn(&str) -> Option<String>) -> Vec<(usize, String)> {
     out
 }
 
+/// Every 保証契約番号 in a text, in order (spacing and full-width forms allowed).
+pub fn certificate_numbers(text: &str) -> Vec<String> {
+    let s = squash(text).replace(['ー', '－', '‐', '−', '—'], "-");
+    numbers_anywhere(&s).into_iter().map(|(_, n)| n).collect()
+}
+
 /// Every `35075-00001M` in squashed text that is not the tail of a longer digit run.
 fn numbers_anywhere(s: &str) -> Vec<(usize, String)> {
     let b = s.as_bytes();

@@ -227,3 +227,39 @@ fn no_key_appears_in_logs_or_listings() {
         assert!(!said.contains(&key), "key {key} leaked");
     }
 }
+
+fn request(from: &str, subject_b64: &str, body: &str, mid: &str) -> Vec<u8> {
+    format!("From: {from}\r\nTo: {KANAGAWA}\r\nSubject: =?utf-8?B?{subject_b64}?=\r\nMessage-ID: <{mid}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n").into_bytes()
+}
+
+#[test]
+fn a_resend_goes_to_the_registered_addresses_only() {
+    let s = Setup::new();
+    s.drop_mail(KANAGAWA, &fixture("valid/001.eml"));
+    s.once();
+    let key = key_in(&pdf_text(&s.mails(MARUICHI)[0].attachments[0].1)).unwrap();
+    // 「認証キーのお知らせの再送のお願い」, from 丸一建設's other registered address.
+    let subject = "6KqN6Ki844Kt44O844Gu44GK55+l44KJ44Gb44Gu5YaN6YCB44Gu44GK6aGY44GE";
+    s.drop_mail(KANAGAWA, &request("keiri@maruichi.example", subject, "保証契約番号：３５０７５－００００１Ｍ\r\n送付先：tanaka@other.example 宛にお願いします。", "resend-1@maruichi.example"));
+    // Another contractor asking for 丸一建設's certificate, and an unknown number.
+    s.drop_mail(KANAGAWA, &request("keiyaku@sanwa-doboku.example", subject, "保証契約番号：35075-00001M", "resend-2@sanwa.example"));
+    s.drop_mail(KANAGAWA, &request(MARUICHI, subject, "保証契約番号：35075-09999M", "resend-3@maruichi.example"));
+    // And a stranger.
+    let stranger = s.drop_mail(KANAGAWA, &request("x@stranger.example", subject, "保証契約番号：35075-00001M", "resend-4@stranger.example"));
+    s.once();
+
+    for to in [MARUICHI, "keiri@maruichi.example"] {
+        let resent: Vec<_> = s.mails(to).into_iter().filter(|m| m.subject.starts_with("電子保証（認証キー）のお知らせ（再送）")).collect();
+        assert_eq!(resent.len(), 1, "{to}");
+        let names: Vec<&str> = resent[0].attachments.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["認証キーのお知らせ_35075-00001M.pdf", "保証証書_35075-00001M.pdf"]);
+        assert_eq!(key_in(&pdf_text(&resent[0].attachments[0].1)).as_deref(), Some(key.as_str()), "the same key");
+    }
+    assert!(s.mails("relay").iter().all(|m| !m.to.iter().any(|t| t.contains("other.example") || t.contains("stranger"))), "never to an address the request names, never to a stranger");
+    let sanwa = s.mails("keiyaku@sanwa-doboku.example");
+    assert_eq!(sanwa.len(), 1);
+    assert!(sanwa[0].subject.starts_with("【要確認】お問い合わせの保証が見つかりません") && sanwa[0].attachments.is_empty());
+    let unknown: Vec<_> = s.mails(MARUICHI).into_iter().filter(|m| m.subject.starts_with("【要確認】お問い合わせの保証が見つかりません")).collect();
+    assert_eq!(unknown.len(), 1, "an unknown number gets the same answer");
+    assert!(s.files(KANAGAWA).iter().any(|(u, f, _)| *u == stranger && f == "F"), "a stranger's request is held");
+}
