@@ -23,26 +23,22 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that stands still, or moves only when told to.
-pub struct FixedClock(Mutex<DateTime<FixedOffset>>);
+/// A clock that stands still (tests, `ESURETY_TEST_NOW`).
+pub struct FixedClock(DateTime<FixedOffset>);
 
 impl FixedClock {
     pub fn new(at: DateTime<FixedOffset>) -> Self {
-        FixedClock(Mutex::new(at))
+        FixedClock(at)
     }
     /// `2026-07-04T10:00:00+09:00`
     pub fn parse(rfc3339: &str) -> Option<Self> {
         DateTime::parse_from_rfc3339(rfc3339).ok().map(Self::new)
     }
-    pub fn advance(&self, by: chrono::Duration) {
-        let mut t = self.0.lock().expect("clock lock");
-        *t += by;
-    }
 }
 
 impl Clock for FixedClock {
     fn now(&self) -> DateTime<FixedOffset> {
-        *self.0.lock().expect("clock lock")
+        self.0
     }
 }
 

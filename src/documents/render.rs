@@ -8,7 +8,6 @@
 //! values print literally whatever characters they contain.
 
 use std::fmt;
-use std::path::Path;
 
 use chrono::{DateTime, Datelike, FixedOffset, Timelike};
 use typst::World;
@@ -63,18 +62,6 @@ pub struct Templates {
     pub fee: String,
 }
 
-impl Templates {
-    /// Reads `notice.typ`, `certificate.typ` and `fee.typ` from `dir`.
-    pub fn load_dir(dir: &Path) -> std::io::Result<Self> {
-        let read = |name: &str| std::fs::read_to_string(dir.join(name));
-        Ok(Self {
-            notice: read("notice.typ")?,
-            certificate: read("certificate.typ")?,
-            fee: read("fee.typ")?,
-        })
-    }
-}
-
 /// Rendering failure.
 #[derive(thiserror::Error, Debug)]
 pub enum RenderError {
@@ -108,11 +95,6 @@ impl Renderer {
         } = templates;
         let base = Base::new(fonts, [notice, certificate, fee]).map_err(RenderError::Font)?;
         Ok(Self { base })
-    }
-
-    /// Family names of the loaded fonts, one per face.
-    pub fn font_families(&self) -> Vec<String> {
-        self.base.families()
     }
 
     /// Renders one document. `data_json` is the serialized data document;

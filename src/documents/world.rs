@@ -76,11 +76,6 @@ impl Base {
         })
     }
 
-    /// Family names of the loaded fonts (for error messages and debugging).
-    pub(crate) fn families(&self) -> Vec<String> {
-        self.fonts.iter().map(|f| f.info().family.clone()).collect()
-    }
-
     fn template(&self, id: FileId) -> Option<&Template> {
         self.templates.iter().find(|t| t.source.id() == id)
     }

@@ -65,10 +65,6 @@ impl Store {
     pub fn conn(&self) -> &Connection {
         &self.conn
     }
-
-    pub fn integrity_check(&self) -> Result<String> {
-        Ok(self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
-    }
 }
 
 /// A write transaction; commits when [`Store::write`]'s closure returns `Ok`.
