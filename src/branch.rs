@@ -6,15 +6,16 @@
 //! sent, flagged for staff), `form_sent` (a request for the blank form), `duplicate`
 //! (the same Message-ID delivered again: a reply pointing to what was issued).
 
+use crate::application::change::{self, ChangeDecision};
 use crate::application::{self, Decision, Existing, Sender, form};
 use crate::clock::{Clock, Random};
-use crate::config::{Branch, Config};
+use crate::config::{Branch, Config, Contractor};
 use crate::documents::{DocumentKind, Documents};
 use crate::intake::letter::{self, Letter};
-use crate::issuance::{self, Issued};
+use crate::issuance::{self, CertificateNumber, Issued};
 use crate::outbound::compose::{ComposeError, Composer, Draft, ReplyTo};
 use crate::product::Format;
-use crate::store::{Outgoing, Store, StoreError, StoredMessage, Tx};
+use crate::store::{CertificateRow, Outgoing, Store, StoreError, StoredMessage, Tx};
 use serde_json::json;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,10 @@ pub enum Outcome {
     Duplicate,
     /// A resend of a certificate's documents (or the answer that none was found).
     Resent,
+    /// A change made a new version of this certificate.
+    Changed(String),
+    /// A change of 請負金額 alone: told that no procedure is needed; nothing changed.
+    NoChangeNeeded,
 }
 
 impl Outcome {
@@ -37,6 +42,8 @@ impl Outcome {
             Outcome::FormSent => "form_sent",
             Outcome::Duplicate => "duplicate",
             Outcome::Resent => "resent",
+            Outcome::Changed(_) => "changed",
+            Outcome::NoChangeNeeded => "no_change_needed",
         }
     }
 }
@@ -79,12 +86,25 @@ impl BranchFlow<'_> {
             Ok(l) => l,
             Err(e) => return self.hold(store, msg, format!("メールとして読み取れません（{e}）")),
         };
-        let Some(from) = letter.from.clone() else {
-            return self.hold(store, msg, "送信者（From）がありません".into());
-        };
         let reply = ReplyTo { message_id: letter.message_id.clone(), references: letter.references.clone(), subject: letter.subject.clone() };
-        let Some(contractor) = self.config.contractor_by_email(&from) else {
-            return self.hold(store, msg, format!("送信者 {from} は登録されたアドレスではありません"));
+        // A message staff released is processed as if its registered contractor had sent it
+        // from its first registered address; replies go there, never to the original sender.
+        let (from, contractor, envelope) = match &msg.released_as {
+            Some(name) => {
+                let Some(c) = self.config.contractor_by_name(name).filter(|c| !c.emails.is_empty()) else {
+                    return self.hold(store, msg, format!("解除先の事業者「{name}」が登録されていません"));
+                };
+                (c.emails[0].clone(), c, None)
+            }
+            None => {
+                let Some(from) = letter.from.clone() else {
+                    return self.hold(store, msg, "送信者（From）がありません".into());
+                };
+                let Some(c) = self.config.contractor_by_email(&from) else {
+                    return self.hold(store, msg, format!("送信者 {from} は登録されたアドレスではありません"));
+                };
+                (from, c, letter.envelope.clone())
+            }
         };
         let now = self.clock.now();
 
@@ -97,8 +117,9 @@ impl BranchFlow<'_> {
         }
 
         let subject = crate::text::squash(&letter.subject);
-        if subject.contains("変更申込") {
-            return self.hold(store, msg, "変更申込は職員が確認します".into());
+        if subject.contains("変更申込") || letter.texts().any(|(_, t)| change::has_change(t)) {
+            let sender = Sender { from: from.clone(), envelope };
+            return self.change(store, msg, branch, &letter, &reply, &sender, contractor);
         }
         if subject.contains("再送") {
             return self.resend(store, msg, branch, &letter, &reply, &from);
@@ -110,20 +131,20 @@ impl BranchFlow<'_> {
             }
             if subject.contains("保証申込") {
                 let problems = vec!["申込書：本文または添付の .txt ファイルに申込書（【請負工事の情報】などの見出し）が見つかりませんでした".to_string()];
-                return self.reject(store, msg, branch, &reply, &from, Some(&contractor.name), problems, vec![], None);
+                return self.reject(store, msg, branch, &reply, &from, Some(&contractor.name), problems, vec![], None, REJECT_APPLICATION);
             }
             return self.hold(store, msg, "申込書を含まないメールです（職員が確認します）".into());
         };
 
         let raw = form::parse(&form_text);
-        let sender = Sender { from: from.clone(), envelope: letter.envelope.clone() };
+        let sender = Sender { from: from.clone(), envelope };
         let config = self.config;
         let decision = store.write(|tx| Ok::<_, ProcessError>(application::validate(&raw, config, branch, &sender, &TxExisting(tx))))?;
         match decision {
             Decision::Hold(why) => self.hold(store, msg, why),
             Decision::Reject(problems) => {
                 let lines = problems.iter().map(ToString::to_string).collect();
-                self.reject(store, msg, branch, &reply, &from, raw.contractor.as_deref(), lines, raw.warnings.clone(), Some(&form_text))
+                self.reject(store, msg, branch, &reply, &from, raw.contractor.as_deref(), lines, raw.warnings.clone(), Some(&form_text), REJECT_APPLICATION)
             }
             Decision::Issue(app) => {
                 let outcome = store.write(|tx| -> Result<Vec<String>, ProcessError> {
@@ -157,6 +178,9 @@ impl BranchFlow<'_> {
     }
 }
 
+const REJECT_APPLICATION: (&str, &str) = ("rejection", "mail/rejection.txt");
+const REJECT_CHANGE: (&str, &str) = ("change_rejection", "mail/change_rejection.txt");
+
 impl BranchFlow<'_> {
     fn hold(&self, store: &mut Store, msg: &StoredMessage, why: String) -> Result<Outcome, ProcessError> {
         let now = self.clock.now();
@@ -166,10 +190,10 @@ impl BranchFlow<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn reject(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, reply: &ReplyTo, from: &str, contractor: Option<&str>, problems: Vec<String>, warnings: Vec<String>, form: Option<&str>) -> Result<Outcome, ProcessError> {
+    fn reject(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, reply: &ReplyTo, from: &str, contractor: Option<&str>, problems: Vec<String>, warnings: Vec<String>, form: Option<&str>, (kind, template): (&'static str, &str)) -> Result<Outcome, ProcessError> {
         let now = self.clock.now();
         let ctx = json!({"contractor": contractor, "problems": problems, "warnings": warnings, "form": form.map(str::trim)});
-        let out = self.draft(branch, "rejection", "mail/rejection.txt", ctx, reply, vec![from.to_string()], vec![])?;
+        let out = self.draft(branch, kind, template, ctx, reply, vec![from.to_string()], vec![])?;
         let n = problems.len();
         store.write(|tx| -> Result<(), ProcessError> {
             tx.record_application(msg.id, &branch.office_code, "rejected", from, contractor, &json!(problems), &warnings, form, now)?;
@@ -194,6 +218,7 @@ impl BranchFlow<'_> {
         Ok(match outcome {
             "duplicate" => Outcome::Duplicate,
             "resent" => Outcome::Resent,
+            "no_change_needed" => Outcome::NoChangeNeeded,
             _ => Outcome::FormSent,
         })
     }
@@ -277,13 +302,9 @@ impl BranchFlow<'_> {
         let now = self.clock.now();
         let number = letter.texts().flat_map(|(_, t)| crate::submission::find::certificate_numbers(t)).next();
         let sender = self.config.contractor_by_email(from);
-        let found = match &number {
-            Some(n) => store.certificate(n)?.filter(|c| {
-                let owner_of = self.config.contractor_by_name(&c.latest.contractor)
-                    .or_else(|| c.latest.jv.as_deref().and_then(|j| self.config.joint_venture(j)).and_then(|j| self.config.contractor_by_name(&j.representative)));
-                matches!((owner_of, sender), (Some(a), Some(b)) if a.name == b.name)
-            }),
-            None => None,
+        let found = match (&number, sender) {
+            (Some(n), Some(s)) => self.certificate_of(store, n, s)?,
+            _ => None,
         };
         let Some(row) = found else {
             let ctx = json!({"number": number.as_deref().unwrap_or("（記載なし）")});
@@ -311,5 +332,91 @@ impl BranchFlow<'_> {
         })?;
         tracing::info!(event = "resent", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), number = %row.number);
         Ok(Outcome::Resent)
+    }
+}
+
+impl BranchFlow<'_> {
+    /// The certificate with this number if it is `contractor`'s (directly or as a JV's
+    /// representative). Someone else's number is treated exactly like an unknown one.
+    fn certificate_of(&self, store: &Store, number: &str, contractor: &Contractor) -> Result<Option<CertificateRow>, ProcessError> {
+        let Some(n) = CertificateNumber::parse(number) else { return Ok(None) };
+        Ok(store.certificate(&n.to_string())?.filter(|c| {
+            let owner_of = self.config.contractor_by_name(&c.latest.contractor)
+                .or_else(|| c.latest.jv.as_deref().and_then(|j| self.config.joint_venture(j)).and_then(|j| self.config.contractor_by_name(&j.representative)));
+            owner_of.is_some_and(|a| a.name == contractor.name)
+        }))
+    }
+
+    /// 変更申込: the changed fields over the current version, checked by the application
+    /// rules; a new version with new documents, the answer that a change of 請負金額 alone
+    /// needs no procedure, or every problem in one reply.
+    #[allow(clippy::too_many_arguments)]
+    fn change(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, letter: &Letter, reply: &ReplyTo, sender: &Sender, contractor: &Contractor) -> Result<Outcome, ProcessError> {
+        let now = self.clock.now();
+        let from = sender.from.as_str();
+        let Some(text) = letter.texts().map(|(_, t)| t).find(|t| change::has_change(t)) else {
+            let problems = vec!["変更申込：本文に【変更申込】の欄が見つかりませんでした。下記の様式でお送りください".to_string()];
+            return self.reject(store, msg, branch, reply, from, Some(&contractor.name), problems, vec![], None, REJECT_CHANGE);
+        };
+        let raw = change::parse(text);
+        let found = match raw.number.as_deref() {
+            Some(n) => self.certificate_of(store, n, contractor)?,
+            None => None,
+        };
+        let Some(row) = found else {
+            let problem = match raw.number.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+                Some(n) => format!("保証契約番号：「{n}」に該当する保証が見つかりません。ご登録の事業者の保証契約番号をご確認ください"),
+                None => "保証契約番号：記入されていません（必須項目です）".to_string(),
+            };
+            return self.reject(store, msg, branch, reply, from, Some(&contractor.name), vec![problem], raw.warnings.clone(), Some(text), REJECT_CHANGE);
+        };
+        let issuing = self.config.branch_by_code(&row.latest.office_code).unwrap_or(branch);
+        let config = self.config;
+        let decision = store.write(|tx| Ok::<_, ProcessError>(change::decide(&raw, &row.latest, config, branch, issuing, sender, &TxExisting(tx), now)))?;
+        let (contents, changed) = match decision {
+            ChangeDecision::Hold(why) => return self.hold(store, msg, why),
+            ChangeDecision::Reject(problems) => {
+                let lines = problems.iter().map(ToString::to_string).collect();
+                return self.reject(store, msg, branch, reply, from, Some(&contractor.name), lines, raw.warnings.clone(), Some(text), REJECT_CHANGE);
+            }
+            ChangeDecision::PriceOnly => {
+                let ctx = json!({"contractor": contractor.name, "number": row.number, "project": row.latest.project});
+                return self.reply_only(store, msg, branch, reply, "no_change_needed", "change_not_needed", "mail/change_not_needed.txt", from, ctx);
+            }
+            ChangeDecision::Change { contents, changed } => (contents, changed),
+        };
+        let c = &contents;
+        let electronic = c.format == Format::Electronic;
+        let mut entry = json!({"product": c.product.name(), "format": c.format.name(), "number": c.number, "label": c.change_label(), "electronic": electronic});
+        let mut attachments = Vec::new();
+        if electronic {
+            let key = store.key_of(&c.number)?;
+            let mut kinds = vec![(DocumentKind::Notice, "notice_file"), (DocumentKind::Certificate, "certificate_file")];
+            if c.fee_statement {
+                kinds.push((DocumentKind::Fee, "fee_file"));
+            }
+            for (kind, field) in kinds {
+                let pdf = self.documents.render(kind, self.config, c, key.as_ref(), now).map_err(|e| ProcessError::Render(e.to_string()))?;
+                let name = crate::documents::data::file_name(kind, c);
+                entry[field] = json!(name);
+                attachments.push((name, pdf));
+            }
+        }
+        let ctx = json!({
+            "contractor": c.jv.clone().unwrap_or_else(|| c.contractor.clone()),
+            "project": c.project, "owner": c.owner, "c": entry, "changed": changed,
+            "reason": raw.reason, "warnings": raw.warnings,
+        });
+        let out = self.draft(branch, "change_done", "mail/change_done.txt", ctx, reply, vec![from.to_string()], attachments)?;
+        let works = application::works_key(&c.contractor, &c.owner, &c.project, c.product);
+        store.write(|tx| -> Result<(), ProcessError> {
+            tx.record_application(msg.id, &c.office_code, "changed", from, Some(&contractor.name), &json!([]), &raw.warnings, Some(text), now)?;
+            tx.append_version(c, &works, now)?;
+            tx.enqueue(&out, Some(msg.id), now)?;
+            tx.finish_message(msg.id, "changed", Some(&format!("{} {}", c.number, c.change_label().unwrap_or_default())), now)?;
+            Ok(())
+        })?;
+        tracing::info!(event = "changed", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), number = %c.number, version = c.version);
+        Ok(Outcome::Changed(c.number.clone()))
     }
 }

@@ -17,13 +17,15 @@ pub struct Checked {
     pub version: Option<u32>,
     /// Whether the sender proved the key: only then may the reply tell registry contents.
     pub proven: bool,
+    /// Told to the sender beside the result (an accepted notice of an earlier version).
+    pub notes: Vec<String>,
 }
 
 pub fn check(found: &Found, v: &Verification, owner: &Owner, contracts: Option<&[ContractEntry]>) -> Checked {
-    let rejected = |reason: String| Checked { accepted: false, reasons: vec![reason], version: None, proven: false };
+    let rejected = |reason: String| Checked { accepted: false, reasons: vec![reason], version: None, proven: false, notes: vec![] };
     // 1. Known number and the right key (unknown and wrong are the same answer).
-    let (status, latest) = match v {
-        Verification::Valid { status, latest, .. } => (status, latest),
+    let (status, latest, history) = match v {
+        Verification::Valid { status, latest, history, .. } => (status, latest, history),
         Verification::Mismatch => return rejected("保証契約番号または認証キーが一致しません。お手元の「認証キーのお知らせ」をご確認ください".into()),
         Verification::Malformed => return rejected(format!("保証契約番号または認証キーの形式が正しくありません（認証キーは12文字です：{}文字読み取りました）", found.key.chars().count())),
         Verification::Locked { until } => return rejected(format!("この保証契約番号は確認の失敗が続いたため、{}まで確認できません", until.format("%Y-%m-%d %H:%M"))),
@@ -38,11 +40,22 @@ pub fn check(found: &Found, v: &Verification, owner: &Owner, contracts: Option<&
     if squash(&c.owner) != squash(&owner.name) {
         reasons.push(format!("この保証の発注者（被保証者）は{}様です。{}様宛の保証ではありません", c.owner, owner.name));
     }
-    // 4. The notice agrees with the registry.
+    // 4. The notice agrees with the registry. A notice of an earlier version (the
+    // certificate has changed since) is checked against the latest contents, and told so.
+    let mut notes = Vec::new();
     if let Some(p) = &found.project
         && squash(p) != squash(&c.project)
     {
-        reasons.push(format!("お知らせの工事名「{p}」が登録内容「{}」と一致しません", c.project));
+        if history.iter().any(|h| squash(&h.contents.project) == squash(p)) {
+            notes.push(format!("お知らせの工事名「{p}」は変更前のものです。最新の内容（工事名「{}」）で確認しました", c.project));
+        } else {
+            reasons.push(format!("お知らせの工事名「{p}」が登録内容「{}」と一致しません", c.project));
+        }
+    }
+    if let Some(label) = c.change_label()
+        && found.label.as_deref().is_none_or(|l| squash(l) != squash(&label))
+    {
+        notes.push(format!("この保証は変更されています。最新の内容（{label}）で確認しました。最新の「認証キーのお知らせ」は受注者にお送りしています"));
     }
     if let Some(k) = &found.contractor
         && squash(k) != squash(&c.contractor)
@@ -80,5 +93,5 @@ pub fn check(found: &Found, v: &Verification, owner: &Owner, contracts: Option<&
             }
         }
     }
-    Checked { accepted: reasons.is_empty(), reasons, version: Some(c.version), proven: true }
+    Checked { accepted: reasons.is_empty(), reasons, version: Some(c.version), proven: true, notes }
 }

@@ -185,8 +185,8 @@ fn health(engine: &Engine, once: bool) -> String {
 
 pub fn summary(r: &RunReport) -> String {
     let mut s = format!(
-        "stored {} new message(s): issued {}, rejected {}, held {}, other replies {}; submissions {} (pairs accepted {}, rejected {}), other mail left alone {}; errors {}; mail sent {}, retrying {}, failed {}",
-        r.stored, r.issued, r.rejected, r.held, r.replied, r.submissions, r.accepted, r.refused, r.ignored, r.errors, r.delivery.sent, r.delivery.retrying, r.delivery.failed
+        "stored {} new message(s): issued {}, rejected {}, held {}, changed {}, other replies {}; submissions {} (pairs accepted {}, rejected {}), other mail left alone {}; errors {}; mail sent {}, retrying {}, failed {}",
+        r.stored, r.issued, r.rejected, r.held, r.changed, r.replied, r.submissions, r.accepted, r.refused, r.ignored, r.errors, r.delivery.sent, r.delivery.retrying, r.delivery.failed
     );
     if !r.unavailable.is_empty() {
         s += &format!("; unavailable: {}", r.unavailable.join(", "));

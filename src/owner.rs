@@ -87,9 +87,10 @@ impl OwnerFlow<'_> {
                 tracing::info!(event = "checked", mailbox = %msg.mailbox, message_id = letter.message_id.as_deref().unwrap_or(""), number = %f.number, accepted = c.accepted);
                 results.push((f.clone(), c, latest));
             }
-            let accepted: Vec<_> = results.iter().filter(|(_, c, _)| c.accepted).map(|(f, _, l)| {
+            let accepted: Vec<_> = results.iter().filter(|(_, c, _)| c.accepted).map(|(f, ch, l)| {
                 let c = &l.as_ref().expect("accepted implies the registry's contents").contents;
-                json!({"number": f.number, "project": c.project, "product": c.product.name(), "checked_at": crate::text::format_era(now.date_naive()) + &now.format(" %H:%M").to_string()})
+                json!({"number": f.number, "project": c.project, "product": c.product.name(), "label": c.change_label(), "notes": ch.notes,
+                       "checked_at": crate::text::format_era(now.date_naive()) + &now.format(" %H:%M").to_string()})
             }).collect();
             // Nothing of the registry for pairs whose key was not proven.
             let rejected: Vec<_> = results.iter().filter(|(_, c, _)| !c.accepted).map(|(f, c, _)| json!({"number": f.number, "reasons": c.reasons})).collect();

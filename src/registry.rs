@@ -67,7 +67,10 @@ pub fn verify(store: &Connection, number: &str, key: &str, now: DateTime<FixedOf
         return Ok(Verification::Mismatch);
     }
     let (_, _, status, _) = entry.expect("matched implies an entry");
-    let history = store.registry_versions(&number)?;
+    let mut history = store.registry_versions(&number)?;
     let latest = history.last().cloned().ok_or_else(|| crate::store::StoreError::Corrupt(format!("{number} has no published version")))?;
+    // The owner sees the latest contents and the history of 新規 and 変更 only: corrections
+    // (訂正) and withdrawn changes (変更取消) are not listed (`domain.md` § History).
+    history.retain(|h| matches!(h.kind.as_str(), "新規" | "変更"));
     Ok(Verification::Valid { number, status, latest, history })
 }

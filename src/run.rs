@@ -36,6 +36,8 @@ pub enum RunError {
 pub struct RunReport {
     pub stored: usize,
     pub issued: usize,
+    /// Changes that made a new version.
+    pub changed: usize,
     pub rejected: usize,
     pub held: usize,
     pub replied: usize,
@@ -216,7 +218,8 @@ impl Engine {
                 Outcome::Issued(_) => report.issued += 1,
                 Outcome::Rejected(_) => report.rejected += 1,
                 Outcome::Held(_) => report.held += 1,
-                Outcome::FormSent | Outcome::Duplicate | Outcome::Resent => report.replied += 1,
+                Outcome::Changed(_) => report.changed += 1,
+                Outcome::FormSent | Outcome::Duplicate | Outcome::Resent | Outcome::NoChangeNeeded => report.replied += 1,
             }
         }
         Ok(())

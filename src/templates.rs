@@ -24,6 +24,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("mail/send_failed.txt", include_str!("../templates/mail/send_failed.txt")),
     ("mail/resend.txt", include_str!("../templates/mail/resend.txt")),
     ("mail/not_found.txt", include_str!("../templates/mail/not_found.txt")),
+    ("mail/change_done.txt", include_str!("../templates/mail/change_done.txt")),
+    ("mail/change_rejection.txt", include_str!("../templates/mail/change_rejection.txt")),
+    ("mail/change_not_needed.txt", include_str!("../templates/mail/change_not_needed.txt")),
+    ("mail/staff_rejection.txt", include_str!("../templates/mail/staff_rejection.txt")),
 ];
 
 /// The fonts shipped with the project (licences beside them in `templates/fonts/`).

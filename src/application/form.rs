@@ -58,7 +58,7 @@ pub const SECTION_INFO: &str = "インフォメーション";
 pub const SECTION_CONTACT: &str = "連絡先";
 
 #[derive(Clone, Copy, PartialEq)]
-enum Section {
+pub(crate) enum Section {
     Works,
     Advance,
     Contract,
@@ -156,7 +156,16 @@ fn raw_value(raw_line: &str) -> Option<String> {
     Some(raw_line[i + sep_len..].trim().trim_matches('\u{3000}').trim().to_string())
 }
 
-fn assign(app: &mut RawApplication, sec: Section, label: &str, value: String) -> bool {
+/// A `label：value` line: the label normalised (see [`canonical_label`]), the value as written.
+pub(crate) fn split_line(raw_line: &str) -> Option<(String, String)> {
+    let line = nfkc(raw_line);
+    let (label, value) = line.split_once(':')?;
+    let value = raw_value(raw_line).unwrap_or_else(|| value.trim().to_string());
+    Some((canonical_label(label), value))
+}
+
+/// Puts a value in its slot; `false` when the section has no such label.
+pub(crate) fn assign(app: &mut RawApplication, sec: Section, label: &str, value: String) -> bool {
     let slot: &mut Option<String> = match sec {
         Section::Works => match label {
             "受注者名" | "請負契約者名" | "請負契約者" => &mut app.contractor,

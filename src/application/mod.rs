@@ -2,6 +2,7 @@
 //! [`validate`] applies the rules R1–R10 of `application-form.md` and yields an
 //! [`Application`] ready for issuance, a list of every problem, or a hold for staff.
 
+pub mod change;
 pub mod form;
 pub mod validate;
 

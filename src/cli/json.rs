@@ -56,7 +56,7 @@ pub fn verification(v: &Verification) -> Value {
             json!({
                 "result": "valid",
                 "certificate": contents(number, status, &latest.contents),
-                "history": history.iter().map(|h| json!({"kind": h.kind, "version": h.version, "issued_at": h.issued_at})).collect::<Vec<_>>(),
+                "history": history.iter().map(|h| json!({"kind": h.kind, "version": h.version, "label": h.contents.change_label(), "issued_at": h.issued_at})).collect::<Vec<_>>(),
             })
         }
         Verification::Locked { until } => json!({"result": "locked", "locked_until": until.to_rfc3339()}),

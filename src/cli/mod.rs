@@ -3,6 +3,7 @@
 //! process with a non-zero status.
 
 mod json;
+mod staff;
 
 use crate::clock::{Clock, OsRandom, Random, SeededRandom, SystemClock, FixedClock};
 use crate::config::Config;
@@ -77,6 +78,11 @@ pub enum Command {
     },
     /// Write the staff's digest for the time since the last one, and send it.
     Digest,
+    /// What waits for branch staff (held, paper to print, failed mail) and their actions.
+    Staff {
+        #[command(subcommand)]
+        action: staff::StaffCommand,
+    },
     /// Internal: the PDF reading process the daemon starts (reads frames on stdin).
     #[command(hide = true)]
     PdfWorker,
@@ -180,8 +186,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                     crate::registry::Verification::Valid { number, latest, history, .. } => {
                         let c = &latest.contents;
                         println!("valid: {number} {} {} / {} / {} / 保証金額 {} / 保証期限 {}", c.product.name(), c.contractor, c.owner, c.project, crate::text::format_yen(c.amount), crate::text::format_era(c.guarantee_end));
+                        println!("  ※最新の情報を表示しています（{}）", c.change_label().unwrap_or_else(|| "新規".into()));
                         for h in history {
-                            println!("  {} {}", h.kind, h.issued_at);
+                            println!("  {} {}", h.contents.change_label().unwrap_or_else(|| h.kind.clone()), h.issued_at);
                         }
                     }
                     other => println!("{}", other.result()),
@@ -258,6 +265,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             println!("{n} digest(s) written; {} mail(s) sent", sent.sent);
             Ok(0)
         }
+        Command::Staff { action } => staff::run(&cli.config, action),
         Command::PdfWorker => {
             crate::submission::worker::serve()?;
             Ok(0)

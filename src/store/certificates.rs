@@ -67,6 +67,39 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Appends version N+1 (a 変更) of a certificate and publishes it to the registry.
+    /// Earlier versions are never touched: (number, version) is a primary key, and the
+    /// version must follow the current one, so a change applied twice fails rather than
+    /// overwriting. A paper certificate waits to be printed again.
+    pub fn append_version(&self, c: &Certificate, works_key: &str, at: chrono::DateTime<chrono::FixedOffset>) -> Result<()> {
+        let current: u32 = self.query_row("SELECT current_version FROM certificates WHERE number = ?1", [&c.number], |r| r.get(0))?;
+        if c.version != current + 1 {
+            return Err(StoreError::Corrupt(format!("{}: version {} does not follow {current}", c.number, c.version)));
+        }
+        let at = at.to_rfc3339();
+        let contents = serde_json::to_string(c).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.execute(
+            "INSERT INTO certificate_versions (number, version, kind, issued_at, contents) VALUES (?1, ?2, '変更', ?3, ?4)",
+            params![c.number, c.version, at, contents],
+        )?;
+        let paper = c.format == crate::product::Format::Paper;
+        self.execute(
+            "UPDATE certificates SET current_version = ?2, project = ?3, works_key = ?4,
+                    print_state = CASE WHEN ?5 THEN 'waiting' ELSE print_state END,
+                    printed_at = CASE WHEN ?5 THEN NULL ELSE printed_at END
+             WHERE number = ?1",
+            params![c.number, c.version, c.project, works_key, paper],
+        )?;
+        let published: bool = self.query_row("SELECT count(*) FROM registry WHERE number = ?1", [&c.number], |r| r.get::<_, i64>(0))? > 0;
+        if published {
+            self.execute(
+                "INSERT INTO registry_versions (number, version, kind, published_at, contents) VALUES (?1, ?2, '変更', ?3, ?4)",
+                params![c.number, c.version, at, contents],
+            )?;
+        }
+        Ok(())
+    }
+
     pub fn issued_for_works(&self, works_key: &str) -> Result<Option<String>> {
         Ok(self.query_row(
             "SELECT number FROM certificates WHERE works_key = ?1 AND status = 'valid' ORDER BY number LIMIT 1",

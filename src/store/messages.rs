@@ -30,6 +30,8 @@ pub struct StoredMessage {
     pub outcome: Option<String>,
     pub detail: Option<String>,
     pub received_at: String,
+    /// Held, then released by staff to be processed as if from this registered contractor.
+    pub released_as: Option<String>,
 }
 
 impl Store {
@@ -113,9 +115,9 @@ impl Store {
     }
 }
 
-const SELECT: &str = "SELECT id, mailbox, side, source_uid, message_id, raw, state, outcome, detail, received_at FROM messages";
+pub(super) const SELECT: &str = "SELECT id, mailbox, side, source_uid, message_id, raw, state, outcome, detail, received_at, released_as FROM messages";
 
-fn row(r: &rusqlite::Row) -> rusqlite::Result<StoredMessage> {
+pub(super) fn row(r: &rusqlite::Row) -> rusqlite::Result<StoredMessage> {
     Ok(StoredMessage {
         id: r.get(0)?,
         mailbox: r.get(1)?,
@@ -127,6 +129,7 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<StoredMessage> {
         outcome: r.get(7)?,
         detail: r.get(8)?,
         received_at: r.get(9)?,
+        released_as: r.get(10)?,
     })
 }
 

@@ -6,12 +6,14 @@
 //! mail) happen in one transaction, so a crash leaves either all of them or none.
 
 mod certificates;
+mod desk;
 mod digests;
 mod messages;
 mod outbox;
 mod submissions;
 
 pub use certificates::{CertificateRow, RegistryStore, VersionRow};
+pub use desk::{ActionError, ActionRow};
 pub use digests::{BranchFigures, OwnerFigures};
 pub use messages::{Incoming, StoredMessage};
 pub use outbox::{Outgoing, OutboxRow};
@@ -21,7 +23,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::time::Duration;
 
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql"), include_str!("schema_v3.sql"), include_str!("schema_v4.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql"), include_str!("schema_v3.sql"), include_str!("schema_v4.sql"), include_str!("schema_v5.sql")];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -23,6 +23,8 @@ pub struct Found {
     pub contractor: Option<String>,
     /// `pdf`, `body`, `json`…
     pub source: String,
+    /// `変更-N` when the notice says it is of a change.
+    pub label: Option<String>,
 }
 
 const NUMBER_LABEL: &str = "保証契約番号";
@@ -65,7 +67,15 @@ pub fn pairs(text: &str, source: &str) -> Vec<Found> {
         project: if numbers.len() == 1 { project.clone() } else { None },
         contractor: if numbers.len() == 1 { contractor.clone() } else { None },
         source: source.to_string(),
+        label: if numbers.len() == 1 { change_label(&s) } else { None },
     }).collect()
+}
+
+/// `変更-N` as printed under a notice's title (in the squashed text).
+fn change_label(s: &str) -> Option<String> {
+    let i = s.find("変更-")?;
+    let digits: String = s[i + "変更-".len()..].chars().take_while(char::is_ascii_digit).collect();
+    (!digits.is_empty()).then(|| format!("変更-{digits}"))
 }
 
 /// Values right after each occurrence of a label (a `:` between is skipped).

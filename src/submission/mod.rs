@@ -65,5 +65,6 @@ fn from_data(t: &pdf::PdfText) -> Option<Found> {
         return None;
     }
     let s = |k: &str| d.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    Some(Found { number, key, product: s("product"), project: s("project"), contractor: s("contractor"), source: "pdf".into() })
+    let label = d.get("version").and_then(|v| v.as_u64()).filter(|&v| v > 1).map(|v| format!("変更-{}", v - 1));
+    Some(Found { number, key, product: s("product"), project: s("project"), contractor: s("contractor"), source: "pdf".into(), label })
 }

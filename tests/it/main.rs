@@ -2,6 +2,7 @@
 //! real SQLite files in temp dirs, and checks what a contractor, branch staff or an owner
 //! would see (mails in Maildirs, PDFs read back, JSON of the CLI).
 
+mod after;
 mod branch;
 mod common;
 mod demo;

@@ -1,0 +1,170 @@
+//! The staff's desk: what waits for branch staff and what they do about it from the command
+//! line. Held messages are released (processed as if from the registered contractor) or
+//! rejected with a reason that is mailed; paper certificates are typeset for printing and
+//! marked printed; mail given up on is retried. Every action is recorded with who did it
+//! and when (`staff_actions`), in the transaction that does it.
+
+use crate::application::form;
+use crate::clock::{Clock, Random};
+use crate::config::Contractor;
+use crate::documents::DocumentKind;
+use crate::intake::letter;
+use crate::outbound::compose::{ComposeError, Draft, ReplyTo};
+use crate::run::Engine;
+use crate::store::{ActionError, CertificateRow, OutboxRow, Store, StoreError, StoredMessage};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeskError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Not in a state the action applies to (already released, not held, printed …).
+    #[error("{0}")]
+    NotApplicable(String),
+    /// The action needs something the command did not say (who it is released as).
+    #[error("{0}")]
+    Needs(String),
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+    #[error("cannot typeset {0}: {1}")]
+    Render(String, String),
+    #[error("cannot write {0}: {1}")]
+    Write(PathBuf, std::io::Error),
+}
+
+impl From<ActionError> for DeskError {
+    fn from(e: ActionError) -> Self {
+        match e {
+            ActionError::Store(e) => DeskError::Store(e),
+            ActionError::NotApplicable(s) => DeskError::NotApplicable(s),
+        }
+    }
+}
+
+/// A held message as staff see it.
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub message: StoredMessage,
+    pub from: Option<String>,
+    pub subject: String,
+    /// The contractor the form names (受注者名), when registered: the default to release as.
+    pub named: Option<String>,
+}
+
+pub fn held(engine: &Engine, store: &Store) -> Result<Vec<Held>, DeskError> {
+    Ok(store.held_messages()?.into_iter().map(|m| {
+        let letter = letter::read(&m.raw).ok();
+        let named = letter.as_ref().and_then(|l| {
+            let text = l.texts().map(|(_, t)| t).find(|t| form::has_form(t))?;
+            let name = form::parse(text).contractor?;
+            engine.config.contractor_by_name(&name)
+                .or_else(|| engine.config.joint_venture(&name).and_then(|j| engine.config.contractor_by_name(&j.representative)))
+                .map(|c| c.name.clone())
+        });
+        Held {
+            from: letter.as_ref().and_then(|l| l.from.clone()),
+            subject: letter.map(|l| l.subject).unwrap_or_default(),
+            named,
+            message: m,
+        }
+    }).collect())
+}
+
+/// Releases a held message to be processed by the next pass as if `contractor` (or, when
+/// not given, the registered contractor its form names) had sent it from a registered
+/// address. Returns the contractor's name.
+pub fn release(engine: &Engine, store: &mut Store, id: i64, contractor: Option<&str>, by: &str, clock: &dyn Clock) -> Result<String, DeskError> {
+    let entry = held(engine, store)?.into_iter().find(|h| h.message.id == id)
+        .ok_or_else(|| DeskError::NotApplicable(format!("message {id} is not held")))?;
+    let c: &Contractor = match contractor {
+        Some(name) => engine.config.contractor_by_name(name).ok_or_else(|| DeskError::Needs(format!("「{name}」 is not a registered contractor")))?,
+        None => {
+            let name = entry.named.ok_or_else(|| DeskError::Needs(format!("message {id} names no registered contractor: say which with --as NAME")))?;
+            engine.config.contractor_by_name(&name).expect("named comes from the configuration")
+        }
+    };
+    store.write(|tx| tx.release_held(id, &c.name, by, clock.now()))?;
+    tracing::info!(event = "released", message = id, by = by);
+    Ok(c.name.clone())
+}
+
+/// Rejects a held message with staff's reason, mailed to its sender. Returns the recipient.
+pub fn reject(engine: &Engine, store: &mut Store, id: i64, reason: &str, by: &str, clock: &dyn Clock, rng: &dyn Random) -> Result<String, DeskError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(DeskError::Needs("give the reason to mail with --reason".into()));
+    }
+    let msg = store.held_messages()?.into_iter().find(|m| m.id == id)
+        .ok_or_else(|| DeskError::NotApplicable(format!("message {id} is not held")))?;
+    let letter = letter::read(&msg.raw).map_err(|_| DeskError::NotApplicable(format!("message {id} cannot be read as an email, so it cannot be answered")))?;
+    let to = letter.from.clone().ok_or_else(|| DeskError::NotApplicable(format!("message {id} has no sender to answer")))?;
+    let branch = engine.config.branch_by_address(&msg.mailbox)
+        .ok_or_else(|| DeskError::NotApplicable(format!("message {id} did not arrive in a branch mailbox")))?;
+    let reply = ReplyTo { message_id: letter.message_id.clone(), references: letter.references.clone(), subject: letter.subject.clone() };
+    let now = clock.now();
+    let ctx = json!({
+        "company": {"name": engine.config.company.name},
+        "branch": {"name": branch.name, "tel": branch.tel, "fax": branch.fax, "address": branch.address},
+        "reason": reason, "subject": letter.subject,
+        "received": crate::text::format_era(chrono::DateTime::parse_from_rfc3339(&msg.received_at).map(|t| t.date_naive()).unwrap_or(now.date_naive())),
+    });
+    let out = engine.composer.compose(Draft {
+        kind: "staff_rejection", template: "mail/staff_rejection.txt", context: ctx,
+        from_name: format!("{} {}", engine.config.company.name, branch.name),
+        from: branch.address.clone(), to: vec![to.clone()], reply: Some(&reply), attachments: vec![],
+    }, rng, now)?;
+    store.write(|tx| -> Result<(), DeskError> {
+        tx.reject_held(id, reason, by, now)?;
+        tx.enqueue(&out, Some(id), now).map_err(DeskError::from)?;
+        Ok(())
+    })?;
+    tracing::info!(event = "rejected_by_staff", message = id, by = by);
+    Ok(to)
+}
+
+/// Paper certificates waiting to be printed.
+pub fn paper(store: &Store) -> Result<Vec<CertificateRow>, DeskError> {
+    Ok(store.paper_waiting()?)
+}
+
+/// Typesets the printable PDFs of a paper certificate (its current version: the
+/// certificate, and the fee statement when asked for) into `dir`.
+pub fn print(engine: &Engine, row: &CertificateRow, dir: &Path, clock: &dyn Clock) -> Result<Vec<PathBuf>, DeskError> {
+    std::fs::create_dir_all(dir).map_err(|e| DeskError::Write(dir.to_path_buf(), e))?;
+    let c = &row.latest;
+    let mut kinds = vec![DocumentKind::Certificate];
+    if c.fee_statement {
+        kinds.push(DocumentKind::Fee);
+    }
+    let mut paths = Vec::new();
+    for kind in kinds {
+        let pdf = engine.documents.render(kind, &engine.config, c, None, clock.now()).map_err(|e| DeskError::Render(row.number.clone(), e.to_string()))?;
+        // The name is built from the number and fixed words only (see documents::data).
+        let path = dir.join(crate::documents::data::file_name(kind, c));
+        std::fs::write(&path, pdf).map_err(|e| DeskError::Write(path.clone(), e))?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+pub fn printed(store: &mut Store, number: &str, by: &str, clock: &dyn Clock) -> Result<(), DeskError> {
+    let number = crate::issuance::CertificateNumber::parse(number).map(|n| n.to_string()).unwrap_or_else(|| number.to_string());
+    store.write(|tx| tx.mark_printed(&number, by, clock.now()))?;
+    tracing::info!(event = "printed", number = %number, by = by);
+    Ok(())
+}
+
+/// Outgoing mail given up on.
+pub fn failed(store: &Store) -> Result<Vec<OutboxRow>, DeskError> {
+    Ok(store.outbox()?.into_iter().filter(|r| r.status == "failed").collect())
+}
+
+/// Puts a failed mail back in the outbox; the next sweep sends it.
+pub fn retry(store: &mut Store, message_id: &str, by: &str, clock: &dyn Clock) -> Result<(), DeskError> {
+    let id = message_id.trim();
+    let id = if id.starts_with('<') { id.to_string() } else { format!("<{id}>") };
+    store.write(|tx| tx.retry_failed(&id, by, clock.now()))?;
+    tracing::info!(event = "retry", message_id = %id, by = by);
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! What waits for branch staff (held messages, paper certificates to print, mail given up
+//! on) and the record of what they did about it: who, when, to what. Each action changes
+//! its target and writes its record in one transaction, and only from the state it acts
+//! on, so an action done twice (or by two people at once) happens once.
+
+use super::{Result, Store, StoreError, Tx};
+use chrono::{DateTime, FixedOffset};
+use rusqlite::params;
+
+#[derive(Debug, Clone)]
+pub struct ActionRow {
+    pub id: i64,
+    pub at: String,
+    pub by: String,
+    pub action: String,
+    pub target: String,
+    pub detail: Option<String>,
+}
+
+/// Why a staff action was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The target is not (or no longer) in the state the action applies to.
+    #[error("{0}")]
+    NotApplicable(String),
+}
+
+impl From<rusqlite::Error> for ActionError {
+    fn from(e: rusqlite::Error) -> Self {
+        ActionError::Store(e.into())
+    }
+}
+
+impl Tx<'_> {
+    pub fn record_action(&self, by: &str, action: &str, target: &str, detail: Option<&str>, at: DateTime<FixedOffset>) -> Result<()> {
+        self.execute(
+            "INSERT INTO staff_actions (at, by, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![at.to_rfc3339(), by, action, target, detail],
+        )?;
+        Ok(())
+    }
+
+    /// A held branch message goes back to be processed as if `contractor` had sent it.
+    pub fn release_held(&self, id: i64, contractor: &str, by: &str, at: DateTime<FixedOffset>) -> std::result::Result<(), ActionError> {
+        let why: Option<String> = self.query_row("SELECT detail FROM messages WHERE id = ?1", [id], |r| r.get(0)).ok().flatten();
+        let n = self.execute(
+            "UPDATE messages SET state = 'new', outcome = NULL, detail = NULL, released_as = ?2, marked = 0
+             WHERE id = ?1 AND side = 'branch' AND state = 'done' AND outcome = 'held'",
+            params![id, contractor],
+        )?;
+        if n == 0 {
+            return Err(ActionError::NotApplicable(format!("message {id} is not held")));
+        }
+        let detail = format!("as {contractor}; held because: {}", why.unwrap_or_default());
+        self.record_action(by, "release", &id.to_string(), Some(&detail), at)?;
+        Ok(())
+    }
+
+    /// A held branch message is answered with staff's reason (the reply is enqueued by the
+    /// caller in the same transaction).
+    pub fn reject_held(&self, id: i64, reason: &str, by: &str, at: DateTime<FixedOffset>) -> std::result::Result<(), ActionError> {
+        let n = self.execute(
+            "UPDATE messages SET outcome = 'rejected', detail = ?2, marked = 0, processed_at = ?3
+             WHERE id = ?1 AND side = 'branch' AND state = 'done' AND outcome = 'held'",
+            params![id, reason, at.to_rfc3339()],
+        )?;
+        if n == 0 {
+            return Err(ActionError::NotApplicable(format!("message {id} is not held")));
+        }
+        self.record_action(by, "reject", &id.to_string(), Some(reason), at)?;
+        Ok(())
+    }
+
+    pub fn mark_printed(&self, number: &str, by: &str, at: DateTime<FixedOffset>) -> std::result::Result<(), ActionError> {
+        let n = self.execute(
+            "UPDATE certificates SET print_state = 'printed', printed_at = ?2 WHERE number = ?1 AND print_state = 'waiting'",
+            params![number, at.to_rfc3339()],
+        )?;
+        if n == 0 {
+            return Err(ActionError::NotApplicable(format!("{number} is not a paper certificate waiting to be printed")));
+        }
+        let version: u32 = self.query_row("SELECT current_version FROM certificates WHERE number = ?1", [number], |r| r.get(0))?;
+        self.record_action(by, "printed", number, Some(&format!("version {version}")), at)?;
+        Ok(())
+    }
+
+    /// A mail given up on goes back to the outbox for a new round of attempts.
+    pub fn retry_failed(&self, message_id: &str, by: &str, at: DateTime<FixedOffset>) -> std::result::Result<(), ActionError> {
+        let before: Option<(u32, Option<String>)> = self.query_row(
+            "SELECT attempts, last_error FROM outbox WHERE message_id = ?1 AND status = 'failed'", [message_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        ).ok();
+        let Some((attempts, last_error)) = before else {
+            return Err(ActionError::NotApplicable(format!("{message_id} is not a failed outgoing mail")));
+        };
+        self.execute(
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?2, staff_notified = 0 WHERE message_id = ?1",
+            params![message_id, at.timestamp()],
+        )?;
+        let detail = format!("after {attempts} attempt(s): {}", last_error.unwrap_or_default());
+        self.record_action(by, "retry", message_id, Some(&detail), at)?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Held branch messages, oldest first.
+    pub fn held_messages(&self) -> Result<Vec<super::StoredMessage>> {
+        let mut st = self.conn.prepare(&format!("{} WHERE side = 'branch' AND state = 'done' AND outcome = 'held' ORDER BY id", super::messages::SELECT))?;
+        let rows = st.query_map([], super::messages::row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Paper certificates waiting to be printed (their current version).
+    pub fn paper_waiting(&self) -> Result<Vec<super::CertificateRow>> {
+        let numbers: Vec<String> = {
+            let mut st = self.conn.prepare("SELECT number FROM certificates WHERE print_state = 'waiting' ORDER BY created_at, number")?;
+            st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+        };
+        numbers.iter().filter_map(|n| self.certificate(n).transpose()).collect()
+    }
+
+    pub fn actions(&self) -> Result<Vec<ActionRow>> {
+        let mut st = self.conn.prepare("SELECT id, at, by, action, target, detail FROM staff_actions ORDER BY id")?;
+        let rows = st.query_map([], |r| Ok(ActionRow { id: r.get(0)?, at: r.get(1)?, by: r.get(2)?, action: r.get(3)?, target: r.get(4)?, detail: r.get(5)? }))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
