@@ -20,13 +20,14 @@ fn observe(s: &Setup, mailbox: &str, sender: Option<&str>, uid: &str) -> Value {
         Some(sub) if sub.starts_with("電子保証（認証キー）発行完了のお知らせ") || sub.starts_with("保証申込受付のお知らせ") => "issued",
         Some(sub) if sub.starts_with("【要確認】保証申込の内容に不備があります") => "rejected",
         Some(sub) if sub.starts_with("保証申込書（様式）") => "form_sent",
+        Some(sub) if sub.starts_with("【要確認】変更申込の内容に不備があります") => "change_rejected",
         Some(_) => "other reply",
     };
     let mut v = json!({"mailbox": mailbox, "outcome": outcome});
     if outcome == "issued" {
         v["certificates"] = json!(certs);
     }
-    if outcome == "rejected" {
+    if outcome == "rejected" || outcome == "change_rejected" {
         // The problem lines of the reply: "・<field>：<what is wrong>".
         let body = &replies[0].body;
         let section = body.split("【ご確認いただきたい点】").nth(1).unwrap_or("").split("\n\n").next().unwrap_or("");

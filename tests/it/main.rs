@@ -6,6 +6,7 @@ mod after;
 mod branch;
 mod common;
 mod demo;
+mod desk;
 mod fixtures;
 mod mail_servers;
 mod owner;
