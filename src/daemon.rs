@@ -21,7 +21,10 @@ pub struct InstanceLock(#[allow(dead_code)] File);
 
 pub fn lock(config: &Config) -> Result<InstanceLock> {
     let path = config.store.with_extension("lock");
+    // A lock is taken on a read-only descriptor too, so an existing lock file still works
+    // when the store's file system is read-only (the store then says why nothing is done).
     let f = OpenOptions::new().create(true).truncate(false).write(true).open(&path)
+        .or_else(|e| File::open(&path).map_err(|_| e))
         .with_context(|| format!("cannot open the lock file {}", path.display()))?;
     match f.try_lock() {
         Ok(()) => Ok(InstanceLock(f)),
@@ -40,7 +43,7 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, clock: &dyn Cl
     }
     let _lock = lock(&config)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let mut store = Store::open(&config.store)?;
+    let mut store = open_store(&config.store, once)?;
     let engine = Engine::new(config)?;
     let mut adapters = engine.adapters(rt.handle())?;
     eprintln!("esurety: {}", health(&engine, once));
@@ -123,6 +126,40 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, clock: &dyn Cl
     }
     eprintln!("esurety: stopped");
     Ok(total)
+}
+
+/// Opens the store; a daemon waits (with backoff) while it cannot be written, rather than
+/// exiting: nothing is taken from the mailboxes until it can.
+fn open_store(path: &std::path::Path, once: bool) -> Result<Store> {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match Store::open(path) {
+            Ok(s) => return Ok(s),
+            Err(e) if !once && (e.is_unwritable() || fs_unwritable(path).is_some()) => {
+                let why = fs_unwritable(path).map(|w| format!(" (the store cannot be written: {w}; no new mail is taken until it can be)")).unwrap_or_default();
+                tracing::error!(event = "store_unwritable", error = %e);
+                eprintln!("esurety: {e}{why}; trying again in {}s", backoff.as_secs());
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Why the store's folder cannot take a new file, if it cannot: a read-only or full file
+/// system (found by writing a probe file beside the store).
+fn fs_unwritable(store: &std::path::Path) -> Option<&'static str> {
+    let probe = store.with_extension("probe");
+    match std::fs::write(&probe, b"") {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem => Some("its file system is read-only"),
+        Err(e) if e.kind() == std::io::ErrorKind::StorageFull => Some("the disk is full"),
+        Err(_) => None,
+    }
 }
 
 /// Sleeps until the next scheduled job, new mail (a wake), or `retry` after a failure;

@@ -27,17 +27,42 @@ const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schem
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the store {path}: {source}")]
+    #[error("cannot open the store {path}: {}", explain(source))]
     Open { path: String, source: rusqlite::Error },
     #[error("the store {path} was written by a newer esurety (schema {found}, this one knows {known})")]
     TooNew { path: String, found: i64, known: i64 },
-    #[error("store: {0}")]
+    #[error("store: {}", explain(.0))]
     Sql(#[from] rusqlite::Error),
     #[error("store: stored data is damaged: {0}")]
     Corrupt(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+impl StoreError {
+    /// The store cannot be written at all (a full disk, a read-only file system): no new
+    /// work can be taken until it can; retrying later is right.
+    pub fn is_unwritable(&self) -> bool {
+        matches!(self, StoreError::Sql(e) | StoreError::Open { source: e, .. } if unwritable(e).is_some())
+    }
+}
+
+fn unwritable(e: &rusqlite::Error) -> Option<&'static str> {
+    use rusqlite::ErrorCode::*;
+    match e.sqlite_error_code()? {
+        DiskFull => Some("the disk is full"),
+        ReadOnly => Some("the store is read-only"),
+        SystemIoFailure => Some("the store's disk cannot be written (an I/O error: full, read-only or failing)"),
+        _ => None,
+    }
+}
+
+fn explain(e: &rusqlite::Error) -> String {
+    match unwritable(e) {
+        Some(why) => format!("the store cannot be written: {why} ({e}); no new mail is taken until it can be"),
+        None => e.to_string(),
+    }
+}
 
 pub struct Store {
     conn: Connection,

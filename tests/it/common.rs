@@ -154,3 +154,18 @@ pub fn key_in(text: &str) -> Option<String> {
         (k.chars().count() == 12 && k.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())).then_some(k)
     })
 }
+
+/// An application for its own works (so R10 never joins two of them), as 丸一建設 sends it.
+pub fn application(n: usize) -> Vec<u8> {
+    let raw = String::from_utf8(std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/applications/valid/001.eml")).unwrap()).unwrap().replace("<v001@mail.example>", &format!("<app-{n}@maruichi.example>")).into_bytes();
+    if n == 0 { raw } else { with_project(&raw, &format!("第{n}工区")) }
+}
+
+/// The fixture's body is quoted-printable: replace the 工事名 in the decoded form and encode again.
+pub fn with_project(raw: &[u8], suffix: &str) -> Vec<u8> {
+    let m = parse_mail(raw);
+    let body = m.body.replace("工事名：○○浄水場△△修繕工事", &format!("工事名：○○浄水場△△修繕工事{suffix}"));
+    let mid = String::from_utf8_lossy(raw).lines().find(|l| l.starts_with("Message-ID:")).unwrap().to_string();
+    format!("From: soumu@maruichi.example\r\nTo: kanagawa@ejcs.example\r\nSubject: =?utf-8?B?5L+d6Ki855Sz6L68?=\r\n{mid}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}", body.replace('\n', "\r\n")).into_bytes()
+}
+

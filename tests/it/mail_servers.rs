@@ -2,7 +2,7 @@
 //! latency, SIGKILL and restart, SMTP down, IMAP restarted, UIDVALIDITY changed, and an
 //! owner's shared mailbox.
 
-use crate::common::{Mail, Setup, key_in, parse_mail, pdf_text};
+use crate::common::{Mail, Setup, application, key_in, parse_mail, pdf_text};
 use crate::servers::Servers;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -11,24 +11,6 @@ use std::time::{Duration, Instant};
 const KANAGAWA: &str = "kanagawa@ejcs.example";
 const MARUICHI: &str = "soumu@maruichi.example";
 const KWSA: &str = "keiyaku@kwsa.example";
-
-fn fixture(path: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/applications").join(path)).unwrap()
-}
-
-/// An application for its own works (so R10 never joins two of them), as 丸一建設 sends it.
-fn application(n: usize) -> Vec<u8> {
-    let raw = String::from_utf8(fixture("valid/001.eml")).unwrap().replace("<v001@mail.example>", &format!("<app-{n}@maruichi.example>")).into_bytes();
-    if n == 0 { raw } else { with_project(&raw, &format!("第{n}工区")) }
-}
-
-/// The fixture's body is quoted-printable: replace the 工事名 in the decoded form and encode again.
-fn with_project(raw: &[u8], suffix: &str) -> Vec<u8> {
-    let m = parse_mail(raw);
-    let body = m.body.replace("工事名：○○浄水場△△修繕工事", &format!("工事名：○○浄水場△△修繕工事{suffix}"));
-    let mid = String::from_utf8_lossy(raw).lines().find(|l| l.starts_with("Message-ID:")).unwrap().to_string();
-    format!("From: {MARUICHI}\r\nTo: {KANAGAWA}\r\nSubject: =?utf-8?B?5L+d6Ki855Sz6L68?=\r\n{mid}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}", body.replace('\n', "\r\n")).into_bytes()
-}
 
 fn users(s: &Setup) -> Vec<String> {
     let config = esurety::config::Config::load(&s.config()).unwrap();

@@ -10,6 +10,7 @@ mod desk;
 mod fixtures;
 mod mail_servers;
 mod owner;
+mod reliability;
 mod servers;
 mod staff;
 mod support;
