@@ -192,7 +192,7 @@ impl BranchFlow<'_> {
     #[allow(clippy::too_many_arguments)]
     fn reject(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, reply: &ReplyTo, from: &str, contractor: Option<&str>, problems: Vec<String>, warnings: Vec<String>, form: Option<&str>, (kind, template): (&'static str, &str)) -> Result<Outcome, ProcessError> {
         let now = self.clock.now();
-        let ctx = json!({"contractor": contractor, "problems": problems, "warnings": warnings, "form": form.map(str::trim)});
+        let ctx = json!({"contractor": contractor, "problems": problems, "warnings": warnings, "form": form.map(|f| crate::text::printable(f.trim()))});
         let out = self.draft(branch, kind, template, ctx, reply, vec![from.to_string()], vec![])?;
         let n = problems.len();
         store.write(|tx| -> Result<(), ProcessError> {

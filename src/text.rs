@@ -20,6 +20,17 @@ pub fn squash(s: &str) -> String {
 
 /// Converts ASCII and spaces to their full-width forms (after NFKC, so half-width katakana
 /// are already full-width): 預託金融機関 is stored and printed this way.
+/// Text as it may be printed or mailed: C0 and C1 control characters removed (a tab
+/// becomes a space, line breaks stay), and the bidirectional controls that make text
+/// display in another order than it is stored.
+pub fn printable(s: &str) -> String {
+    let bad = |c: char| (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}');
+    if !s.chars().any(|c| bad(c) || c == '\t') {
+        return s.to_string();
+    }
+    s.chars().filter(|&c| !bad(c)).map(|c| if c == '\t' { ' ' } else { c }).collect()
+}
+
 pub fn to_fullwidth(s: &str) -> String {
     nfkc(s)
         .chars()

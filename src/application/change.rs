@@ -55,10 +55,13 @@ pub fn parse(text: &str) -> RawChange {
         if !inside || line.is_empty() || line.starts_with('>') || line.starts_with('※') || line.starts_with('#') {
             continue;
         }
-        let Some((label, value)) = form::split_line(raw_line) else {
+        let Some((label, value, stripped)) = form::split_line(raw_line) else {
             change.warnings.push(format!("読み取れない行「{line}」は読み飛ばしました"));
             continue;
         };
+        if stripped {
+            change.warnings.push(format!("「{label}」から制御文字を取り除きました"));
+        }
         match label.as_str() {
             "保証契約番号" => change.number = Some(value),
             "変更理由" | "変更の理由" => change.reason = Some(value),

@@ -125,7 +125,7 @@ pub fn parse(text: &str) -> RawApplication {
             continue;
         }
         let Some(sec) = section else { continue }; // greeting text before the form
-        let Some((label, value)) = line.split_once(':') else {
+        let Some((label, value, stripped)) = split_line(raw_line) else {
             if last_free_text {
                 if let Some(m) = app.message.as_mut() {
                     m.push('\n');
@@ -136,10 +136,10 @@ pub fn parse(text: &str) -> RawApplication {
             }
             continue;
         };
-        // Keep the value as written (not normalised): names are printed as the contractor wrote them.
-        let value = raw_value(raw_line).unwrap_or_else(|| value.trim().to_string());
-        let label = canonical_label(label);
         last_free_text = false;
+        if stripped {
+            app.warnings.push(format!("「{label}」から制御文字を取り除きました"));
+        }
         if !assign(&mut app, sec, &label, value) && sec != Section::Unknown {
             app.warnings.push(format!("不明な項目「{label}」は読み飛ばしました"));
         } else if sec == Section::Contact && label == "お客様から弊社への連絡事項" {
@@ -156,12 +156,23 @@ fn raw_value(raw_line: &str) -> Option<String> {
     Some(raw_line[i + sep_len..].trim().trim_matches('\u{3000}').trim().to_string())
 }
 
-/// A `label：value` line: the label normalised (see [`canonical_label`]), the value as written.
-pub(crate) fn split_line(raw_line: &str) -> Option<(String, String)> {
+/// A `label：value` line: the label normalised (see [`canonical_label`]), the value as
+/// written (not normalised: names are printed as the contractor wrote them) but without
+/// control characters, and whether any were removed.
+pub(crate) fn split_line(raw_line: &str) -> Option<(String, String, bool)> {
     let line = nfkc(raw_line);
     let (label, value) = line.split_once(':')?;
     let value = raw_value(raw_line).unwrap_or_else(|| value.trim().to_string());
-    Some((canonical_label(label), value))
+    let (value, stripped) = without_controls(&value);
+    Some((canonical_label(label), value, stripped))
+}
+
+/// The value without control characters (see [`crate::text::printable`]), and whether
+/// any were removed.
+pub fn without_controls(s: &str) -> (String, bool) {
+    let out = crate::text::printable(s).replace('\n', " ");
+    let stripped = out != s.replace('\t', " ");
+    (out.trim().to_string(), stripped)
 }
 
 /// Puts a value in its slot; `false` when the section has no such label.

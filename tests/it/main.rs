@@ -8,6 +8,7 @@ mod common;
 mod demo;
 mod desk;
 mod fixtures;
+mod hostile;
 mod mail_servers;
 mod owner;
 mod reliability;
