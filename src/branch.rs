@@ -82,7 +82,11 @@ impl BranchFlow<'_> {
         let Some(branch) = self.config.branch_by_address(&msg.mailbox) else {
             return self.hold(store, msg, format!("{} は支店のメールボックスではありません", msg.mailbox));
         };
-        let letter = match letter::read(&msg.raw) {
+        let limits = &self.config.limits;
+        if msg.raw.len() > limits.max_message_bytes() {
+            return self.hold(store, msg, format!("大きすぎるメールです（{} MB、上限 {} MB）", msg.raw.len() >> 20, limits.max_message_mib));
+        }
+        let letter = match letter::read_with(&msg.raw, limits) {
             Ok(l) => l,
             Err(e) => return self.hold(store, msg, format!("メールとして読み取れません（{e}）")),
         };

@@ -45,7 +45,10 @@ impl OwnerFlow<'_> {
             Ok(OwnerOutcome::Ignored)
         };
         let Some(owner) = self.config.owner_by_address(&msg.mailbox) else { return ignore(store, "not an owner's mailbox") };
-        let Ok(letter) = letter::read(&msg.raw) else { return ignore(store, "not a readable email") };
+        if msg.raw.len() > self.config.limits.max_message_bytes() {
+            return ignore(store, "larger than limits.max_message_mib");
+        }
+        let Ok(letter) = letter::read_with(&msg.raw, &self.config.limits) else { return ignore(store, "not a readable email") };
         let reading = submission::read(&letter, self.reader);
         if reading.found.is_empty() {
             let why = if reading.unreadable.is_empty() { "no number/key pair" } else { "no number/key pair; a PDF could not be read" };

@@ -74,7 +74,7 @@ impl Engine {
         let documents = Documents::new(&templates).map_err(|e| setup(&e))?;
         // PDFs are read by a worker process of this same binary (see submission::worker).
         let exe = std::env::current_exe().map_err(|e| setup(&format!("cannot find the esurety binary: {e}")))?;
-        let reader = Box::new(Isolated::new(exe, std::time::Duration::from_secs(10), 1 << 30));
+        let reader = Box::new(Isolated::configured(exe, &config.limits));
         Ok(Engine { config, composer, documents, reader })
     }
 
@@ -179,7 +179,8 @@ impl Engine {
     fn process_pending(&self, store: &mut Store, report: &mut RunReport, clock: &dyn Clock, rng: &dyn Random) -> Result<(), RunError> {
         let flow = BranchFlow { config: &self.config, composer: &self.composer, documents: &self.documents, clock, rng };
         let owner_flow = OwnerFlow { config: &self.config, composer: &self.composer, reader: self.reader.as_ref(), clock, rng, lockout: Lockout::default() };
-        for msg in store.pending_messages()? {
+        for id in store.pending_ids()? {
+            let Some(msg) = store.message(id)? else { continue };
             if msg.side == "owner" {
                 match owner_flow.process(store, &msg) {
                     Ok(OwnerOutcome::Ignored) => report.ignored += 1,

@@ -41,6 +41,41 @@ pub struct Config {
     pub joint_ventures: Vec<JointVenture>,
     pub fees: Vec<FeeRate>,
     pub schedule: crate::schedule::Jobs,
+    pub limits: Limits,
+}
+
+/// Bounds on what one incoming message may cost (`[limits]`); the defaults are safe.
+/// Whatever passes a bound gets a recorded outcome with the reason, never a stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// A larger message is stored and held for staff (branch) or left alone (owner).
+    pub max_message_mib: u64,
+    /// MIME parts read per message; the rest are not looked at.
+    pub max_parts: usize,
+    /// Forwarded messages (message/rfc822) read inside each other.
+    pub max_depth: usize,
+    /// A larger PDF, or one with more pages, is refused with the reason.
+    pub pdf_max_mib: u64,
+    pub pdf_max_pages: usize,
+    /// Time and address space of the PDF-reading process per PDF.
+    pub pdf_seconds: u64,
+    pub pdf_memory_mib: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_message_mib: 30, max_parts: 500, max_depth: 10, pdf_max_mib: 20, pdf_max_pages: 50, pdf_seconds: 10, pdf_memory_mib: 1024 }
+    }
+}
+
+impl Limits {
+    pub fn max_message_bytes(&self) -> usize {
+        (self.max_message_mib as usize).saturating_mul(1 << 20)
+    }
+    pub fn pdf_max_bytes(&self) -> usize {
+        (self.pdf_max_mib as usize).saturating_mul(1 << 20)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -215,10 +250,21 @@ impl Config {
                 }
             }
         }
+        let limits = raw.limits;
+        for (name, v) in [("max_message_mib", limits.max_message_mib), ("max_parts", limits.max_parts as u64), ("max_depth", limits.max_depth as u64),
+                          ("pdf_max_mib", limits.pdf_max_mib), ("pdf_max_pages", limits.pdf_max_pages as u64), ("pdf_seconds", limits.pdf_seconds), ("pdf_memory_mib", limits.pdf_memory_mib)] {
+            if v == 0 {
+                problems.push(format!("limits.{name} must be above 0"));
+            }
+        }
+        if limits.pdf_memory_mib < 64 {
+            problems.push("limits.pdf_memory_mib below 64 leaves the PDF reader no room to start".into());
+        }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid { path: path.to_path_buf(), problems });
         }
         Ok(Config {
+            limits,
             path: path.to_path_buf(),
             store: base.join(raw.store),
             templates: raw.templates.map(|t| base.join(t)),

@@ -22,6 +22,8 @@ pub struct RawConfig {
     pub fees: Vec<RawFeeRate>,
     #[serde(default)]
     pub schedule: RawSchedule,
+    #[serde(default)]
+    pub limits: crate::config::Limits,
 }
 
 /// Cron expressions in Japan time, seconds first (`sec min hour day month weekday`).

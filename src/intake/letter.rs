@@ -10,7 +10,6 @@ use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::{Encoding, Message, MessageParser, MimeHeaders, PartType};
 
 /// Forwarded messages nested deeper than this are not opened.
-const MAX_DEPTH: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct Letter {
@@ -48,12 +47,19 @@ pub enum LetterError {
 }
 
 pub fn read(raw: &[u8]) -> Result<Letter, LetterError> {
+    read_with(raw, &crate::config::Limits::default())
+}
+
+/// Reads at most `limits.max_parts` pieces, and forwarded messages at most
+/// `limits.max_depth` deep; what lies beyond is not looked at.
+pub fn read_with(raw: &[u8], limits: &crate::config::Limits) -> Result<Letter, LetterError> {
     let msg = MessageParser::default().parse(raw).ok_or(LetterError::Unparseable)?;
     if msg.headers().is_empty() {
         return Err(LetterError::Unparseable);
     }
     let mut pieces = Vec::new();
-    walk(&msg, 0, &mut pieces);
+    let mut budget = Budget { parts: limits.max_parts, depth: limits.max_depth };
+    walk(&msg, 0, &mut pieces, &mut budget);
     let addr = |a: Option<&mail_parser::Address>| a.and_then(|a| a.first()).and_then(|a| a.address()).map(|s| s.trim().to_ascii_lowercase());
     Ok(Letter {
         message_id: msg.message_id().map(|id| format!("<{}>", id.trim())),
@@ -65,10 +71,19 @@ pub fn read(raw: &[u8]) -> Result<Letter, LetterError> {
     })
 }
 
-fn walk(msg: &Message, depth: usize, out: &mut Vec<Piece>) {
+struct Budget {
+    parts: usize,
+    depth: usize,
+}
+
+fn walk(msg: &Message, depth: usize, out: &mut Vec<Piece>, budget: &mut Budget) {
     let text_ids: Vec<u32> = msg.text_body.clone();
     let html_ids: Vec<u32> = msg.html_body.clone();
     for (i, part) in msg.parts.iter().enumerate() {
+        if budget.parts == 0 {
+            return;
+        }
+        budget.parts -= 1;
         let i = i as u32;
         let name = part.attachment_name().map(str::to_string);
         let is_body = text_ids.contains(&i) || html_ids.contains(&i);
@@ -93,8 +108,8 @@ fn walk(msg: &Message, depth: usize, out: &mut Vec<Piece>) {
                 }
             }
             PartType::Message(inner) => {
-                if depth < MAX_DEPTH {
-                    walk(inner, depth + 1, out);
+                if depth < budget.depth {
+                    walk(inner, depth + 1, out, budget);
                 }
             }
             PartType::Multipart(_) => {}

@@ -56,9 +56,11 @@ impl Store {
     }
 
     /// Messages whose outcome is not committed yet, oldest first.
-    pub fn pending_messages(&self) -> Result<Vec<StoredMessage>> {
-        let mut st = self.conn.prepare(&format!("{SELECT} WHERE state = 'new' ORDER BY id"))?;
-        let rows = st.query_map([], row)?;
+    /// The ids of messages whose outcome is not committed yet, oldest first (each is then
+    /// read on its own, so only one message's bytes are in memory at a time).
+    pub fn pending_ids(&self) -> Result<Vec<i64>> {
+        let mut st = self.conn.prepare("SELECT id FROM messages WHERE state = 'new' ORDER BY id")?;
+        let rows = st.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

@@ -29,11 +29,26 @@ pub enum PdfError {
     Crashed(String),
 }
 
-pub const MAX_PDF_BYTES: usize = 20 * 1024 * 1024;
-pub const MAX_PAGES: usize = 50;
+/// Size and page bounds (`[limits]` pdf_max_mib, pdf_max_pages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PdfLimits {
+    pub max_bytes: usize,
+    pub max_pages: usize,
+}
+
+impl Default for PdfLimits {
+    fn default() -> Self {
+        let l = crate::config::Limits::default();
+        PdfLimits { max_bytes: l.pdf_max_bytes(), max_pages: l.pdf_max_pages }
+    }
+}
 
 pub fn read(bytes: &[u8]) -> Result<PdfText, PdfError> {
-    if bytes.len() > MAX_PDF_BYTES {
+    read_with(bytes, PdfLimits::default())
+}
+
+pub fn read_with(bytes: &[u8], limits: PdfLimits) -> Result<PdfText, PdfError> {
+    if bytes.len() > limits.max_bytes {
         return Err(PdfError::TooLarge(bytes.len()));
     }
     let doc = Document::load_mem(bytes).map_err(|e| PdfError::Unreadable(e.to_string()))?;
@@ -41,7 +56,7 @@ pub fn read(bytes: &[u8]) -> Result<PdfText, PdfError> {
         return Err(PdfError::Encrypted);
     }
     let page_numbers: Vec<u32> = doc.get_pages().keys().copied().collect();
-    if page_numbers.len() > MAX_PAGES {
+    if page_numbers.len() > limits.max_pages {
         return Err(PdfError::TooManyPages(page_numbers.len()));
     }
     let pages = page_numbers.iter().map(|p| doc.extract_text(&[*p]).unwrap_or_default()).collect();

@@ -30,6 +30,7 @@ pub struct Isolated {
     exe: PathBuf,
     timeout: Duration,
     memory_limit: u64,
+    limits: pdf::PdfLimits,
     child: Mutex<Option<Worker>>,
 }
 
@@ -42,13 +43,26 @@ struct Worker {
 impl Isolated {
     /// `exe` is the esurety binary (usually `std::env::current_exe()`).
     pub fn new(exe: PathBuf, timeout: Duration, memory_limit: u64) -> Self {
-        Isolated { exe, timeout, memory_limit, child: Mutex::new(None) }
+        Isolated { exe, timeout, memory_limit, limits: pdf::PdfLimits::default(), child: Mutex::new(None) }
+    }
+
+    /// The reader the configuration's `[limits]` ask for.
+    pub fn configured(exe: PathBuf, l: &crate::config::Limits) -> Self {
+        Isolated {
+            exe,
+            timeout: Duration::from_secs(l.pdf_seconds),
+            memory_limit: l.pdf_memory_mib.saturating_mul(1 << 20),
+            limits: pdf::PdfLimits { max_bytes: l.pdf_max_bytes(), max_pages: l.pdf_max_pages },
+            child: Mutex::new(None),
+        }
     }
 
     fn spawn(&self) -> std::io::Result<Worker> {
         let mut child = Command::new(&self.exe)
             .arg("pdf-worker")
             .env("ESURETY_PDF_WORKER_MEMORY", self.memory_limit.to_string())
+            .env("ESURETY_PDF_WORKER_MAX_BYTES", self.limits.max_bytes.to_string())
+            .env("ESURETY_PDF_WORKER_MAX_PAGES", self.limits.max_pages.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -57,7 +71,7 @@ impl Isolated {
         let mut stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = channel();
         std::thread::spawn(move || loop {
-            let frame = read_frame(&mut stdout).ok().flatten();
+            let frame = read_frame(&mut stdout, MAX_ANSWER).ok().flatten();
             let end = frame.is_none();
             if tx.send(frame).is_err() || end {
                 break;
@@ -69,7 +83,7 @@ impl Isolated {
 
 impl PdfReader for Isolated {
     fn read(&self, bytes: &[u8]) -> Result<PdfText, PdfError> {
-        if bytes.len() > pdf::MAX_PDF_BYTES {
+        if bytes.len() > self.limits.max_bytes {
             return Err(PdfError::TooLarge(bytes.len()));
         }
         let mut slot = self.child.lock().unwrap_or_else(|p| p.into_inner());
@@ -116,15 +130,21 @@ pub fn serve() -> std::io::Result<()> {
         let rl = libc::rlimit { rlim_cur: limit as libc::rlim_t, rlim_max: limit as libc::rlim_t };
         libc::setrlimit(libc::RLIMIT_AS, &rl);
     }
+    let env = |k: &str| std::env::var(k).ok().and_then(|s| s.parse().ok());
+    let d = pdf::PdfLimits::default();
+    let limits = pdf::PdfLimits { max_bytes: env("ESURETY_PDF_WORKER_MAX_BYTES").unwrap_or(d.max_bytes), max_pages: env("ESURETY_PDF_WORKER_MAX_PAGES").unwrap_or(d.max_pages) };
     let mut stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
-    while let Some(req) = read_frame(&mut stdin)? {
-        let result = InProcess.read(&req);
+    while let Some(req) = read_frame(&mut stdin, limits.max_bytes + (1 << 20))? {
+        let result = pdf::read_with(&req, limits);
         let bytes = serde_json::to_vec(&result).unwrap_or_else(|_| b"{\"Err\":{\"Crashed\":\"encode\"}}".to_vec());
         write_frame(&mut stdout, &bytes)?;
     }
     Ok(())
 }
+
+/// The largest answer taken from the worker (the text of every page, as JSON).
+const MAX_ANSWER: usize = 64 << 20;
 
 fn write_frame(w: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
     w.write_all(&(bytes.len() as u64).to_be_bytes())?;
@@ -132,7 +152,7 @@ fn write_frame(w: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
     w.flush()
 }
 
-fn read_frame(r: &mut impl Read) -> std::io::Result<Option<Vec<u8>>> {
+fn read_frame(r: &mut impl Read, max: usize) -> std::io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 8];
     match r.read_exact(&mut len) {
         Ok(()) => {}
@@ -140,7 +160,7 @@ fn read_frame(r: &mut impl Read) -> std::io::Result<Option<Vec<u8>>> {
         Err(e) => return Err(e),
     }
     let len = u64::from_be_bytes(len) as usize;
-    if len > pdf::MAX_PDF_BYTES + 1024 * 1024 {
+    if len > max {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "frame too large"));
     }
     let mut buf = vec![0u8; len];

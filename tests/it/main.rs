@@ -4,6 +4,7 @@
 
 mod after;
 mod branch;
+mod broken;
 mod common;
 mod demo;
 mod desk;
