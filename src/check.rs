@@ -29,6 +29,7 @@ pub fn check(found: &Found, v: &Verification, owner: &Owner, contracts: Option<&
         Verification::Mismatch => return rejected("保証契約番号または認証キーが一致しません。お手元の「認証キーのお知らせ」をご確認ください".into()),
         Verification::Malformed => return rejected(format!("保証契約番号または認証キーの形式が正しくありません（認証キーは12文字です：{}文字読み取りました）", found.key.chars().count())),
         Verification::Locked { until } => return rejected(format!("この保証契約番号は確認の失敗が続いたため、{}まで確認できません", until.format("%Y-%m-%d %H:%M"))),
+        Verification::SenderLocked { until } => return rejected(format!("このメールアドレスからの確認の失敗が続いたため、{}まで確認できません", until.format("%Y-%m-%d %H:%M"))),
     };
     let c = &latest.contents;
     let mut reasons = Vec::new();

@@ -70,7 +70,7 @@ impl OwnerFlow<'_> {
         let (accepted, rejected) = store.write(|tx| -> Result<(usize, usize), ProcessError> {
             let mut results: Vec<(submission::Found, Checked, Option<crate::store::VersionRow>)> = Vec::new();
             for f in &reading.found {
-                let v = verify(tx, &f.number, &f.key, now, self.lockout)?;
+                let v = verify(tx, &f.number, &f.key, (!from.is_empty()).then_some(from.as_str()), now, self.lockout)?;
                 let latest = match &v { crate::registry::Verification::Valid { latest, .. } => Some(latest.clone()), _ => None };
                 let c = check(f, &v, owner, owner.contracts.as_deref());
                 tx.register(msg.id, &SubmissionRow {

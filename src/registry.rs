@@ -12,14 +12,20 @@ use chrono::{DateTime, FixedOffset};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Lockout {
+    /// Failures on one number within `window_secs` that lock it.
     pub max_failures: u32,
     pub window_secs: i64,
+    /// Failures by one sender (on any numbers) within `sender_window_secs` after which
+    /// that sender's pairs are not checked until the window has passed.
+    pub sender_max_failures: u32,
+    pub sender_window_secs: i64,
 }
 
 impl Default for Lockout {
     fn default() -> Self {
-        // 5 tries per 15 minutes: 480 guesses a day against 21^12 keys.
-        Lockout { max_failures: 5, window_secs: 15 * 60 }
+        // 5 tries per 15 minutes per number: 480 guesses a day against 21^12 ≈ 7.4 × 10^15
+        // keys. 10 failures an hour per sender: a sender cannot spread guesses over numbers.
+        Lockout { max_failures: 5, window_secs: 15 * 60, sender_max_failures: 10, sender_window_secs: 60 * 60 }
     }
 }
 
@@ -29,6 +35,8 @@ pub enum Verification {
     Mismatch,
     Malformed,
     Locked { until: DateTime<FixedOffset> },
+    /// Too many failures from this sender: not checked (and not counted against the number).
+    SenderLocked { until: DateTime<FixedOffset> },
 }
 
 impl Verification {
@@ -37,15 +45,25 @@ impl Verification {
             Verification::Valid { .. } => "valid",
             Verification::Mismatch => "mismatch",
             Verification::Malformed => "malformed",
-            Verification::Locked { .. } => "locked",
+            Verification::Locked { .. } | Verification::SenderLocked { .. } => "locked",
         }
     }
 }
 
-pub fn verify(store: &Connection, number: &str, key: &str, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Verification> {
+/// Checks a number and key. `sender` is who asks (a submission's From), counted apart
+/// from the number; `None` for the owner's own staff at the command line.
+pub fn verify(store: &Connection, number: &str, key: &str, sender: Option<&str>, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Verification> {
     let (Some(number), Some(key)) = (CertificateNumber::parse(number), AuthKey::parse(key)) else {
         return Ok(Verification::Malformed);
     };
+    if let Some(s) = sender {
+        let (failures, last) = store.sender_failures_since(s, now.timestamp() - lockout.sender_window_secs)?;
+        if failures >= lockout.sender_max_failures {
+            let until = crate::clock::from_unix(last.unwrap_or(now.timestamp()) + lockout.sender_window_secs);
+            tracing::info!(event = "verify_sender_locked", sender = %s);
+            return Ok(Verification::SenderLocked { until });
+        }
+    }
     let number = number.to_string();
     let (failures, last) = store.failures_since(&number, now.timestamp() - lockout.window_secs)?;
     if failures >= lockout.max_failures {
@@ -62,7 +80,7 @@ pub fn verify(store: &Connection, number: &str, key: &str, now: DateTime<FixedOf
         }
     };
     if !matched {
-        store.record_failure(&number, now.timestamp())?;
+        store.record_failure(&number, sender, now.timestamp())?;
         tracing::info!(event = "verify_failed", number = %number);
         return Ok(Verification::Mismatch);
     }

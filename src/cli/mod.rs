@@ -178,7 +178,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Verify { number, key, json } => {
             let (clock, _) = sources()?;
             let (_, store) = open(&cli.config)?;
-            let v = verify(store.conn(), &number, &key, clock.now(), Lockout::default())?;
+            let v = verify(store.conn(), &number, &key, None, clock.now(), Lockout::default())?;
             if json {
                 print_json(&json::verification(&v));
             } else {

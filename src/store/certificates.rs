@@ -150,7 +150,9 @@ pub trait RegistryStore {
     /// The registry's published versions (its history), oldest first.
     fn registry_versions(&self, number: &str) -> Result<Vec<VersionRow>>;
     fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)>;
-    fn record_failure(&self, number: &str, at: i64) -> Result<()>;
+    /// Failed checks by one sender (any number) since a time, and the latest.
+    fn sender_failures_since(&self, sender: &str, since: i64) -> Result<(u32, Option<i64>)>;
+    fn record_failure(&self, number: &str, sender: Option<&str>, at: i64) -> Result<()>;
 }
 
 impl RegistryStore for Connection {
@@ -172,8 +174,15 @@ impl RegistryStore for Connection {
         )?)
     }
 
-    fn record_failure(&self, number: &str, at: i64) -> Result<()> {
-        self.execute("INSERT INTO registry_failures (number, at) VALUES (?1, ?2)", params![number, at])?;
+    fn sender_failures_since(&self, sender: &str, since: i64) -> Result<(u32, Option<i64>)> {
+        Ok(self.query_row(
+            "SELECT count(*), max(at) FROM registry_failures WHERE sender = ?1 AND at >= ?2", params![sender, since],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    fn record_failure(&self, number: &str, sender: Option<&str>, at: i64) -> Result<()> {
+        self.execute("INSERT INTO registry_failures (number, sender, at) VALUES (?1, ?2, ?3)", params![number, sender, at])?;
         Ok(())
     }
 }

@@ -10,3 +10,7 @@ CREATE TABLE staff_actions (
 );
 ALTER TABLE messages ADD COLUMN released_as TEXT;  -- the contractor staff released it as
 ALTER TABLE certificates ADD COLUMN printed_at TEXT;
+-- Failed checks are also counted per sender (the address a submission came from), so one
+-- sender cannot go on guessing across many numbers.
+ALTER TABLE registry_failures ADD COLUMN sender TEXT;
+CREATE INDEX registry_failures_by_sender ON registry_failures (sender, at) WHERE sender IS NOT NULL;

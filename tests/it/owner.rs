@@ -197,6 +197,36 @@ fn failures_lock_a_number_and_the_right_key_works_after_the_lock() {
     assert_eq!(v["result"], "valid", "after the lock expires");
 }
 
+#[test]
+fn a_sender_guessing_across_many_numbers_is_stopped_and_others_are_not_affected() {
+    let (s, m, _) = issued();
+    let key = key_in(&pdf_text(&notice(&m, "35075-00001M"))).unwrap();
+    // Twelve wrong guesses, each on another number, from one address (none locks a number).
+    for i in 0..12 {
+        s.drop_mail(KWSA, &support::typed("x@guesser.example", KWSA, &format!("<guess-{i}@guesser.example>"), &format!("35075-{:05}M", 100 + i), "CDEF34679HJK"));
+    }
+    s.once();
+    let subs = submissions(&s);
+    let stopped = subs.iter().filter(|x| x["reasons"][0].as_str().unwrap().contains("このメールアドレスからの確認の失敗が続いた")).count();
+    let mismatched = subs.iter().filter(|x| x["reasons"][0].as_str().unwrap().contains("一致しません")).count();
+    assert_eq!((mismatched, stopped), (10, 2), "ten guesses checked, then the sender is stopped: {subs:?}");
+    // Then the same address sends the right pair: it is not checked until the hour is over.
+    s.drop_mail(KWSA, &support::typed("x@guesser.example", KWSA, "<guess-right@guesser.example>", "35075-00001M", &key));
+    // The contractor itself is not affected.
+    s.drop_mail(KWSA, &support::typed(MARUICHI, KWSA, "<right@maruichi.example>", "35075-00001M", &key));
+    s.once();
+    let subs = submissions(&s);
+    let of = |mid: &str| subs.iter().find(|x| x["message_id"] == mid).unwrap_or_else(|| panic!("{mid}: {subs:?}")).clone();
+    let right = of("<guess-right@guesser.example>");
+    assert_eq!(right["result"], "rejected", "even the right key waits for this sender");
+    assert_eq!(of("<right@maruichi.example>")["result"], "accepted");
+    // An hour later the same sender is checked again.
+    s.drop_mail(KWSA, &support::typed("x@guesser.example", KWSA, "<guess-later@guesser.example>", "35075-00001M", &key));
+    let later = s.cmd().args(["run", "--once"]).env("ESURETY_TEST_NOW", "2026-07-04T11:01:00+09:00").output().unwrap();
+    assert!(later.status.success());
+    assert_eq!(submissions(&s).iter().find(|x| x["message_id"] == "<guess-later@guesser.example>").unwrap()["result"], "accepted");
+}
+
 
 #[test]
 fn hostile_pdfs_get_an_outcome_and_the_run_goes_on() {
