@@ -64,6 +64,8 @@ pub struct BranchFlow<'a> {
     pub config: &'a Config,
     pub composer: &'a Composer,
     pub documents: &'a Documents,
+    /// When set, an application or change must come with an aligned DKIM or SPF pass.
+    pub auth: Option<&'a crate::intake::auth::SenderAuth>,
     pub clock: &'a dyn Clock,
     pub rng: &'a dyn Random,
 }
@@ -121,7 +123,16 @@ impl BranchFlow<'_> {
         }
 
         let subject = crate::text::squash(&letter.subject);
-        if subject.contains("変更申込") || letter.texts().any(|(_, t)| change::has_change(t)) {
+        let is_change = subject.contains("変更申込") || letter.texts().any(|(_, t)| change::has_change(t));
+        let is_application = letter.texts().any(|(_, t)| form::has_form(t));
+        if (is_change || is_application)
+            && msg.released_as.is_none()
+            && let Some(auth) = self.auth
+            && let crate::intake::auth::Verdict::NotAligned(why) = auth.check(&msg.raw, &from, envelope.as_deref())
+        {
+            return self.hold(store, msg, format!("送信元を確認できません（DKIM・SPF）：{why}"));
+        }
+        if is_change {
             let sender = Sender { from: from.clone(), envelope };
             return self.change(store, msg, branch, &letter, &reply, &sender, contractor);
         }

@@ -55,6 +55,8 @@ pub struct RunReport {
 /// What lives as long as the process: templates parsed, fonts loaded, the PDF worker.
 pub struct Engine {
     pub config: Config,
+    /// DKIM/SPF checking of applications and changes (`[sender_auth]`).
+    pub auth: Option<crate::intake::auth::SenderAuth>,
     pub composer: Composer,
     pub documents: Documents,
     pub reader: Box<dyn PdfReader>,
@@ -70,12 +72,17 @@ impl Engine {
     pub fn new(config: Config) -> Result<Engine, RunError> {
         let setup = |e: &dyn std::fmt::Display| RunError::Setup(e.to_string());
         let templates = TemplateSet::load(config.templates.as_deref()).map_err(|e| setup(&e))?;
-        let composer = Composer::new(&templates).map_err(|e| setup(&e))?;
+        let signer = config.dkim.as_ref().map(|d| crate::intake::auth::Signer::from_pem(d.key_pem.expose(), &d.domain, &d.selector)).transpose().map_err(|e| setup(&e))?;
+        let composer = Composer::new(&templates).map_err(|e| setup(&e))?.with_signer(signer);
+        let auth = config.sender_auth.as_ref().map(|a| {
+            let answers = crate::intake::auth::Answers::parse(&a.dns_answers, a.offline)?;
+            crate::intake::auth::SenderAuth::new(answers, &a.host)
+        }).transpose().map_err(|e| setup(&e))?;
         let documents = Documents::new(&templates).map_err(|e| setup(&e))?;
         // PDFs are read by a worker process of this same binary (see submission::worker).
         let exe = std::env::current_exe().map_err(|e| setup(&format!("cannot find the esurety binary: {e}")))?;
         let reader = Box::new(Isolated::configured(exe, &config.limits));
-        Ok(Engine { config, composer, documents, reader })
+        Ok(Engine { config, auth, composer, documents, reader })
     }
 
     /// Every watched address with its side, branch mailboxes first.
@@ -177,7 +184,7 @@ impl Engine {
     }
 
     fn process_pending(&self, store: &mut Store, report: &mut RunReport, clock: &dyn Clock, rng: &dyn Random) -> Result<(), RunError> {
-        let flow = BranchFlow { config: &self.config, composer: &self.composer, documents: &self.documents, clock, rng };
+        let flow = BranchFlow { config: &self.config, composer: &self.composer, documents: &self.documents, auth: self.auth.as_ref(), clock, rng };
         let owner_flow = OwnerFlow { config: &self.config, composer: &self.composer, reader: self.reader.as_ref(), clock, rng, lockout: Lockout::default() };
         for id in store.pending_ids()? {
             let Some(msg) = store.message(id)? else { continue };

@@ -61,6 +61,9 @@ impl std::fmt::Debug for Credentials {
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(s: String) -> Secret {
+        Secret(s)
+    }
     pub fn expose(&self) -> &str {
         &self.0
     }

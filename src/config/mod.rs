@@ -42,6 +42,31 @@ pub struct Config {
     pub fees: Vec<FeeRate>,
     pub schedule: crate::schedule::Jobs,
     pub limits: Limits,
+    /// DKIM/SPF checking of applications and changes, when enabled.
+    pub sender_auth: Option<SenderAuthConfig>,
+    /// Signing outgoing mail.
+    pub dkim: Option<DkimConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SenderAuthConfig {
+    /// The text of the fixed DNS answers (empty when none).
+    pub dns_answers: String,
+    pub offline: bool,
+    pub host: String,
+}
+
+#[derive(Clone)]
+pub struct DkimConfig {
+    pub domain: String,
+    pub selector: String,
+    pub key_pem: crate::config::Secret,
+}
+
+impl std::fmt::Debug for DkimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DkimConfig {{ domain: {}, selector: {}, key: **** }}", self.domain, self.selector)
+    }
 }
 
 /// Bounds on what one incoming message may cost (`[limits]`); the defaults are safe.
@@ -250,6 +275,26 @@ impl Config {
                 }
             }
         }
+        let read = |p: &Path, what: &str, problems: &mut Vec<String>| -> Option<String> {
+            std::fs::read_to_string(base.join(p)).map_err(|e| problems.push(format!("{what}: cannot read {}: {e}", base.join(p).display()))).ok()
+        };
+        let sender_auth = raw.sender_auth.filter(|a| a.enabled).map(|a| SenderAuthConfig {
+            dns_answers: a.dns_answers.as_deref().and_then(|p| read(p, "sender_auth.dns_answers", &mut problems)).unwrap_or_default(),
+            offline: a.offline,
+            host: a.host.unwrap_or_else(|| "localhost".into()),
+        });
+        if let Some(a) = &sender_auth
+            && let Err(e) = crate::intake::auth::Answers::parse(&a.dns_answers, a.offline)
+        {
+            problems.push(format!("sender_auth.dns_answers: {e}"));
+        }
+        let dkim = raw.dkim.and_then(|d| {
+            let pem = read(&d.key_file, "dkim.key_file", &mut problems)?;
+            if let Err(e) = crate::intake::auth::Signer::from_pem(&pem, &d.domain, &d.selector) {
+                problems.push(format!("dkim.key_file: {e}"));
+            }
+            Some(DkimConfig { domain: d.domain, selector: d.selector, key_pem: Secret::new(pem) })
+        });
         let limits = raw.limits;
         for (name, v) in [("max_message_mib", limits.max_message_mib), ("max_parts", limits.max_parts as u64), ("max_depth", limits.max_depth as u64),
                           ("pdf_max_mib", limits.pdf_max_mib), ("pdf_max_pages", limits.pdf_max_pages as u64), ("pdf_seconds", limits.pdf_seconds), ("pdf_memory_mib", limits.pdf_memory_mib)] {
@@ -265,6 +310,8 @@ impl Config {
         }
         Ok(Config {
             limits,
+            sender_auth,
+            dkim,
             path: path.to_path_buf(),
             store: base.join(raw.store),
             templates: raw.templates.map(|t| base.join(t)),

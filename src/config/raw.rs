@@ -24,6 +24,32 @@ pub struct RawConfig {
     pub schedule: RawSchedule,
     #[serde(default)]
     pub limits: crate::config::Limits,
+    pub sender_auth: Option<RawSenderAuth>,
+    pub dkim: Option<RawDkim>,
+}
+
+/// `[sender_auth]`: DKIM/SPF alignment of applications and changes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSenderAuth {
+    pub enabled: bool,
+    /// Fixed DNS TXT answers, `name value` per line, consulted before any query.
+    pub dns_answers: Option<PathBuf>,
+    /// Never query DNS: a name not in `dns_answers` has no record.
+    #[serde(default)]
+    pub offline: bool,
+    /// This host's name, as SPF macros see it (default "localhost").
+    pub host: Option<String>,
+}
+
+/// `[dkim]`: sign outgoing mail.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDkim {
+    pub domain: String,
+    pub selector: String,
+    /// A PKCS#8 PEM private key, Ed25519 or RSA.
+    pub key_file: PathBuf,
 }
 
 /// Cron expressions in Japan time, seconds first (`sec min hour day month weekday`).

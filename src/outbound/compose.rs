@@ -20,6 +20,8 @@ pub enum ComposeError {
 
 pub struct Composer {
     env: minijinja::Environment<'static>,
+    /// Signs every message with DKIM when a key is configured.
+    signer: Option<crate::intake::auth::Signer>,
 }
 
 /// The message being answered.
@@ -49,7 +51,12 @@ impl Composer {
             env.add_template_owned(name.to_string(), text.to_string())
                 .map_err(|e| ComposeError::Template { name: name.to_string(), message: e.to_string() })?;
         }
-        Ok(Composer { env })
+        Ok(Composer { env, signer: None })
+    }
+
+    pub fn with_signer(mut self, signer: Option<crate::intake::auth::Signer>) -> Self {
+        self.signer = signer;
+        self
     }
 
     /// Renders the wording: (subject, body).
@@ -99,7 +106,11 @@ impl Composer {
             }
             b.multipart(mp)
         }.map_err(|e| build(&e))?;
-        Ok(Outgoing { message_id, kind: draft.kind, sender: draft.from, recipients: draft.to, subject, raw: msg.formatted() })
+        let raw = match &self.signer {
+            Some(signer) => signer.sign(&msg.formatted()).map_err(ComposeError::Build)?,
+            None => msg.formatted(),
+        };
+        Ok(Outgoing { message_id, kind: draft.kind, sender: draft.from, recipients: draft.to, subject, raw })
     }
 }
 

@@ -5,7 +5,7 @@
 //! rewrites it) — within bounded time and memory, and a genuine application queued after
 //! them is still issued.
 
-use crate::common::{Setup, application};
+use crate::common::{Setup, application, base64};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -31,21 +31,6 @@ fn with_attachment(to: &str, mid: &str, name: &str, ctype: &str, bytes: &[u8]) -
     m
 }
 
-fn base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for c in bytes.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
 
 /// The largest resident set of any child process waited for so far, in MB.
 fn children_max_rss_mb() -> u64 {
