@@ -24,7 +24,17 @@ fn the_demo_tells_the_whole_story_without_printing_a_key() {
         }
     }
     assert_eq!(keys.len(), 5, "five electronic certificates, five notices");
+    // And no listing of the store prints one either, logs on.
+    let mut listings = String::new();
+    for args in [&["certificates", "--json"][..], &["submissions", "--json"], &["outbox", "--json"], &["staff", "list", "--json"], &["staff", "actions", "--json"], &["certificate", "35075-00001M", "--json"]] {
+        let o = Command::new(env!("CARGO_BIN_EXE_esurety")).arg("--config").arg(dir.join("esurety.toml")).args(args).env("ESURETY_LOG", "trace").output().unwrap();
+        assert!(o.status.success(), "{args:?}");
+        listings += &String::from_utf8_lossy(&o.stdout);
+        listings += &String::from_utf8_lossy(&o.stderr);
+    }
+    assert!(listings.contains("35075-00001M"));
     for k in keys {
         assert!(!said.contains(&k), "key {k} printed by the demo");
+        assert!(!listings.contains(&k), "key {k} printed by a listing");
     }
 }
