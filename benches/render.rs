@@ -5,38 +5,19 @@
 //! document typeset by a new `esurety render` process per document — the way a shell
 //! script around a typesetting CLI would do it.
 
-use esurety::clock::{Clock, FixedClock, SeededRandom};
+mod common;
+
+use esurety::clock::Clock;
 use esurety::documents::DocumentKind;
 use esurety::run::Engine;
-use esurety::store::Store;
 use std::time::{Duration, Instant};
 
-fn stats(mut v: Vec<Duration>) -> (f64, f64) {
-    v.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    (ms(v[v.len() / 2]), ms(v[v.len() * 9 / 10]))
-}
-
 fn main() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("bench");
-    let config = esurety::config::default::init(&dir).unwrap();
-    let md = esurety::intake::maildir::Maildir::new(config.mail.maildir_root.join("kanagawa@ejcs.example"));
-    md.deliver("1.bench", esurety::demo::SAMPLES[0].2).unwrap();
-    let clock = FixedClock::parse("2026-07-04T10:00:00+09:00").unwrap();
-    let rng = SeededRandom::new(1);
-    let mut store = Store::open(&config.store).unwrap();
-
+    let issued = common::Issued::new();
+    let (engine, cert, key, clock, dir) = (&issued.engine, &issued.cert, &issued.key, &issued.clock, &issued.dir);
     let t = Instant::now();
-    let engine = Engine::new(config).unwrap();
+    let _ = Engine::new(engine.config.clone()).unwrap();
     let setup = t.elapsed();
-    let cert = {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let mut adapters = engine.adapters(rt.handle()).unwrap();
-        engine.run_once(&mut store, &mut adapters, &clock, &rng).unwrap();
-        store.certificate("35075-00001M").unwrap().expect("issued by the pass").latest
-    };
-    let key = store.key_of("35075-00001M").unwrap();
 
     let fresh = Engine::new(engine.config.clone()).unwrap();
     let t = Instant::now();
@@ -55,7 +36,7 @@ fn main() {
             engine.documents.render(kind, &engine.config, &cert, key.as_ref(), clock.now()).unwrap();
             t.elapsed()
         }).collect();
-        let (median, p90) = stats(times);
+        let (median, p90, _) = common::percentiles(times);
         println!("warm render, {kind:<11} median {median:.2} ms, p90 {p90:.2} ms ({n} renders)");
     }
 
@@ -72,6 +53,6 @@ fn main() {
         assert!(st.success());
         t.elapsed()
     }).collect();
-    let (median, p90) = stats(times);
+    let (median, p90, _) = common::percentiles(times);
     println!("one process per document (esurety render notice): median {median:.1} ms, p90 {p90:.1} ms ({runs} runs)");
 }

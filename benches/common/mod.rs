@@ -1,0 +1,58 @@
+//! What the benchmarks share: an embedded default in a temp dir with the first sample
+//! application issued, so there is a real certificate, key and key notice to work on.
+#![allow(dead_code)]
+
+use esurety::clock::{Clock, FixedClock, SeededRandom};
+use esurety::documents::DocumentKind;
+use esurety::issuance::{AuthKey, Certificate};
+use esurety::run::Engine;
+use esurety::store::Store;
+use std::time::Duration;
+
+pub const NOW: &str = "2026-07-04T10:00:00+09:00";
+
+pub struct Issued {
+    pub _tmp: tempfile::TempDir,
+    pub dir: std::path::PathBuf,
+    pub engine: Engine,
+    pub store: Store,
+    pub cert: Certificate,
+    pub key: Option<AuthKey>,
+    pub clock: FixedClock,
+}
+
+impl Issued {
+    pub fn new() -> Issued {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("bench");
+        let config = esurety::config::default::init(&dir).unwrap();
+        let md = esurety::intake::maildir::Maildir::new(config.mail.maildir_root.join("kanagawa@ejcs.example"));
+        md.deliver("1.bench", esurety::demo::SAMPLES[0].2).unwrap();
+        let clock = FixedClock::parse(NOW).unwrap();
+        let rng = SeededRandom::new(1);
+        let mut store = Store::open(&config.store).unwrap();
+        let engine = Engine::new(config).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let mut adapters = engine.adapters(rt.handle()).unwrap();
+        engine.run_once(&mut store, &mut adapters, &clock, &rng).unwrap();
+        let cert = store.certificate("35075-00001M").unwrap().expect("issued by the pass").latest;
+        let key = store.key_of("35075-00001M").unwrap();
+        Issued { _tmp: tmp, dir, engine, store, cert, key, clock }
+    }
+
+    pub fn render(&self, kind: DocumentKind) -> Vec<u8> {
+        self.engine.documents.render(kind, &self.engine.config, &self.cert, self.key.as_ref(), self.clock.now()).unwrap()
+    }
+
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.dir.join("esurety.toml")
+    }
+}
+
+/// Median, p90 and p99 in milliseconds.
+pub fn percentiles(mut v: Vec<Duration>) -> (f64, f64, f64) {
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let at = |q: f64| ms(v[((v.len() as f64 * q) as usize).min(v.len() - 1)]);
+    (at(0.5), at(0.9), at(0.99))
+}
