@@ -58,6 +58,9 @@ pub enum ProcessError {
     Render(String),
     #[error(transparent)]
     Compose(#[from] ComposeError),
+    /// A bug of ours on this message (caught panic): it gets an error outcome, the rest go on.
+    #[error("internal error on this message: {0}")]
+    Bug(String),
 }
 
 pub struct BranchFlow<'a> {
@@ -81,6 +84,7 @@ impl Existing for TxExisting<'_, '_> {
 impl BranchFlow<'_> {
     /// Decides and commits the outcome of one stored message.
     pub fn process(&self, store: &mut Store, msg: &StoredMessage) -> Result<Outcome, ProcessError> {
+        crate::faults::panic_on(msg.message_id.as_deref());
         let Some(branch) = self.config.branch_by_address(&msg.mailbox) else {
             return self.hold(store, msg, format!("{} は支店のメールボックスではありません", msg.mailbox));
         };

@@ -11,3 +11,14 @@ pub fn point(name: &str) {
         std::process::abort();
     }
 }
+
+/// A bug for tests: with `ESURETY_PANIC_ON=<Message-ID>`, processing that message panics,
+/// as a bug of ours on one odd input would.
+pub fn panic_on(message_id: Option<&str>) {
+    static ON: OnceLock<Option<String>> = OnceLock::new();
+    if let (Some(on), Some(id)) = (ON.get_or_init(|| std::env::var("ESURETY_PANIC_ON").ok()).as_deref(), message_id)
+        && on == id
+    {
+        panic!("injected for a test on {id}");
+    }
+}

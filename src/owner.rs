@@ -34,6 +34,7 @@ pub struct OwnerFlow<'a> {
 
 impl OwnerFlow<'_> {
     pub fn process(&self, store: &mut Store, msg: &StoredMessage) -> Result<OwnerOutcome, ProcessError> {
+        crate::faults::panic_on(msg.message_id.as_deref());
         let now = self.clock.now();
         let ignore = |store: &mut Store, why: &str| -> Result<OwnerOutcome, ProcessError> {
             store.write(|tx| -> Result<(), ProcessError> {

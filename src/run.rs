@@ -189,7 +189,7 @@ impl Engine {
         for id in store.pending_ids()? {
             let Some(msg) = store.message(id)? else { continue };
             if msg.side == "owner" {
-                match owner_flow.process(store, &msg) {
+                match guarded(|| owner_flow.process(store, &msg)) {
                     Ok(OwnerOutcome::Ignored) => report.ignored += 1,
                     Ok(OwnerOutcome::Duplicate) => report.replied += 1,
                     Ok(OwnerOutcome::Checked { accepted, rejected }) => {
@@ -208,7 +208,7 @@ impl Engine {
                 crate::faults::point("processed");
                 continue;
             }
-            let outcome = match flow.process(store, &msg) {
+            let outcome = match guarded(|| flow.process(store, &msg)) {
                 Ok(o) => o,
                 Err(ProcessError::Store(e)) => return Err(e.into()),
                 Err(e) => {
@@ -232,4 +232,14 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Runs one message's processing so that a bug of ours on it (a panic) becomes that
+/// message's error outcome instead of stopping the daemon. Whatever the message had
+/// written is rolled back with its unfinished transaction.
+fn guarded<T>(f: impl FnOnce() -> Result<T, ProcessError>) -> Result<T, ProcessError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "a panic".into());
+        Err(ProcessError::Bug(what))
+    })
 }

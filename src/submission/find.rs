@@ -126,8 +126,8 @@ fn numbers_anywhere(s: &str) -> Vec<(usize, String)> {
 /// `35075-00001M` at the start of `s`.
 fn read_number(s: &str) -> Option<String> {
     let b = s.as_bytes();
-    if b.len() < 12 || !b[..5].iter().all(u8::is_ascii_digit) || b[5] != b'-' || !b[6..11].iter().all(u8::is_ascii_digit) {
-        return None;
+    if b.len() < 12 || !b[..5].iter().all(u8::is_ascii_digit) || b[5] != b'-' || !b[6..11].iter().all(u8::is_ascii_digit) || !b[11].is_ascii_alphabetic() {
+        return None; // (the last test also keeps byte 12 on a character boundary)
     }
     let letter = (b[11] as char).to_ascii_uppercase();
     if b.get(12).is_some_and(|c| c.is_ascii_alphanumeric()) {

@@ -10,6 +10,7 @@ mod common;
 mod demo;
 mod desk;
 mod fixtures;
+mod fuzz_regressions;
 mod hostile;
 mod mail_servers;
 mod owner;

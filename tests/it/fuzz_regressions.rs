@@ -1,0 +1,50 @@
+//! Every input a fuzzer found a crash or hang with (`tests/fixtures/fuzz/`) goes through
+//! what it broke — the form and change parsers, the rules, the pair finder, the MIME walk,
+//! the PDF reader — and must come back; and a bug on one message (a panic) gives that
+//! message an outcome while the pass goes on.
+
+use crate::common::{Setup, application};
+use esurety::application::{Sender, change, form, validate};
+use esurety::config::{Config, RawConfig, default::DEFAULT_CONFIG};
+use std::path::Path;
+
+#[test]
+fn every_input_the_fuzzers_broke_on_is_handled_now() {
+    let config = Config::from_raw(toml::from_str::<RawConfig>(DEFAULT_CONFIG).unwrap(), Path::new("x/esurety.toml")).unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let data = std::fs::read(e.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&data);
+        let raw = form::parse(&text);
+        let sender = Sender { from: "soumu@maruichi.example".into(), envelope: None };
+        let _ = validate(&raw, &config, &config.branches[0], &sender, &Vec::<(String, String)>::new());
+        let _ = change::parse(&text);
+        let _ = esurety::submission::find::pairs(&text, "body");
+        let _ = esurety::submission::find::certificate_numbers(&text);
+        if let Ok(letter) = esurety::intake::letter::read(&data) {
+            for (_, t) in letter.texts() {
+                let _ = esurety::submission::find::pairs(t, "body");
+            }
+        }
+        let _ = esurety::submission::pdf::read(&data);
+        n += 1;
+    }
+    assert!(n >= 1, "the regression fixtures are there");
+}
+
+#[test]
+fn a_bug_on_one_message_gives_it_an_outcome_and_the_pass_goes_on() {
+    let s = Setup::new();
+    s.drop_mail("kanagawa@ejcs.example", &application(1));
+    s.drop_mail("kanagawa@ejcs.example", &application(2));
+    let out = s.cmd().args(["run", "--once"]).env("ESURETY_PANIC_ON", "<app-1@maruichi.example>").output().unwrap();
+    assert!(out.status.success(), "the pass went on: {}", String::from_utf8_lossy(&out.stderr));
+    let replies: Vec<String> = s.mails("soumu@maruichi.example").into_iter().map(|m| m.in_reply_to.unwrap_or_default()).collect();
+    assert_eq!(replies, ["<app-2@maruichi.example>"]);
+    let held = s.json(&["staff", "held"]);
+    let h = &held.as_array().unwrap()[0];
+    assert_eq!(h["message_id"], "<app-1@maruichi.example>");
+    assert!(h["reason"].as_str().unwrap().contains("internal error"), "{h}");
+    assert!(s.json(&["certificates"]).as_array().unwrap().len() == 2, "nothing half-written for the first");
+}
