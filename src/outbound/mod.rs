@@ -36,7 +36,8 @@ pub struct DeliveryReport {
 /// Delivers every due outbox message; a message is `sent` once every recipient accepted it.
 pub fn deliver(store: &Store, transport: &dyn Transport, clock: &dyn Clock) -> crate::store::Result<DeliveryReport> {
     let mut report = DeliveryReport::default();
-    for (row, raw) in store.due(clock.now())? {
+    for row in store.due(clock.now())? {
+        let raw = store.raw_of(row.id)?;
         let mut error: Option<SendError> = None;
         for (i, rcpt) in row.recipients.iter().enumerate() {
             if store.delivered_to(row.id, rcpt)? {

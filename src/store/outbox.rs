@@ -54,13 +54,19 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Pending messages whose next attempt is due, with their raw bytes.
-    pub fn due(&self, now: DateTime<FixedOffset>) -> Result<Vec<(OutboxRow, Vec<u8>)>> {
+    /// Pending messages whose next attempt is due (without their bytes: see [`Store::raw_of`],
+    /// so only one message's bytes are in memory at a time).
+    pub fn due(&self, now: DateTime<FixedOffset>) -> Result<Vec<OutboxRow>> {
         let mut st = self.conn.prepare(&format!(
-            "SELECT {COLUMNS}, raw FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY id"
+            "SELECT {COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY id"
         ))?;
-        let rows = st.query_map([now.timestamp()], |r| Ok((row(r)?, r.get::<_, Vec<u8>>(11)?)))?;
+        let rows = st.query_map([now.timestamp()], row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The bytes of one outgoing message.
+    pub fn raw_of(&self, outbox: i64) -> Result<Vec<u8>> {
+        Ok(self.conn.query_row("SELECT raw FROM outbox WHERE id = ?1", [outbox], |r| r.get(0))?)
     }
 
     pub fn delivered_to(&self, outbox: i64, recipient: &str) -> Result<bool> {
