@@ -4,7 +4,8 @@
 //! Maildir of many messages. `cargo bench --bench throughput` (release build).
 //!
 //! `ESURETY_BENCH_APPLICATIONS` (default 1,000) and `ESURETY_BENCH_MEMORY_N` (default
-//! 10,000) change the sizes.
+//! 10,000) change the sizes. `ESURETY_BENCH_PREPARE=DIR` only writes the queue into DIR, to
+//! profile a run by hand (with `ESURETY_TEST_NOW` set as below).
 
 mod common;
 
@@ -61,6 +62,12 @@ fn main() {
     let apps: usize = std::env::var("ESURETY_BENCH_APPLICATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000);
     let mem_n: usize = std::env::var("ESURETY_BENCH_MEMORY_N").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let form = sample_form();
+    // For profiling: only write a queue of `apps` applications into this folder.
+    if let Ok(dir) = std::env::var("ESURETY_BENCH_PREPARE") {
+        let config = queue(Path::new(&dir), &form, apps);
+        println!("{apps} applications waiting; run: esurety --config {} run --once", config.display());
+        return;
+    }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
 
     // The reference: P1's warm per-PDF time, notice and certificate, in this run.

@@ -197,6 +197,15 @@ impl BranchFlow<'_> {
     }
 }
 
+/// The completion mail's field naming a document's attachment.
+fn file_field(kind: DocumentKind) -> &'static str {
+    match kind {
+        DocumentKind::Notice => "notice_file",
+        DocumentKind::Certificate => "certificate_file",
+        DocumentKind::Fee => "fee_file",
+    }
+}
+
 const REJECT_APPLICATION: (&str, &str) = ("rejection", "mail/rejection.txt");
 const REJECT_CHANGE: (&str, &str) = ("change_rejection", "mail/change_rejection.txt");
 
@@ -268,7 +277,8 @@ impl BranchFlow<'_> {
 
     fn completion(&self, branch: &Branch, app: &application::Application, issued: &[Issued], warnings: &[String], reply: &ReplyTo, to: Vec<String>) -> Result<Outgoing, ProcessError> {
         let now = self.clock.now();
-        let mut attachments = Vec::new();
+        // Every document of every certificate, typeset in parallel.
+        let mut jobs = Vec::new();
         let mut certs = Vec::new();
         for i in issued {
             let c = &i.certificate;
@@ -281,15 +291,14 @@ impl BranchFlow<'_> {
                     kinds.push(DocumentKind::Fee);
                 }
                 for kind in kinds {
-                    let pdf = self.documents.render(kind, self.config, c, key, now).map_err(|e| ProcessError::Render(e.to_string()))?;
-                    let name = crate::documents::data::file_name(kind, c);
-                    entry[match kind { DocumentKind::Notice => "notice_file", DocumentKind::Certificate => "certificate_file", DocumentKind::Fee => "fee_file" }] = json!(name);
-                    attachments.push((name, pdf));
+                    entry[file_field(kind)] = json!(crate::documents::data::file_name(kind, c));
+                    jobs.push((kind, c, key));
                 }
                 entry["key"] = json!(key.map(|k| k.reveal()));
             }
             certs.push(entry);
         }
+        let attachments = self.typeset(&jobs, now)?;
         let any_electronic = issued.iter().any(|i| i.certificate.format == Format::Electronic);
         let ctx = json!({
             "contractor": app.jv.clone().unwrap_or_else(|| app.contractor.clone()),
@@ -298,6 +307,12 @@ impl BranchFlow<'_> {
         });
         let (kind, template) = if any_electronic { ("completion", "mail/completion.txt") } else { ("paper_accepted", "mail/paper_accepted.txt") };
         self.draft(branch, kind, template, ctx, reply, to, attachments)
+    }
+
+    /// The PDFs, typeset in parallel, each with its file name.
+    fn typeset(&self, jobs: &[(DocumentKind, &crate::issuance::Certificate, Option<&crate::issuance::AuthKey>)], now: chrono::DateTime<chrono::FixedOffset>) -> Result<Vec<(String, Vec<u8>)>, ProcessError> {
+        let pdfs = self.documents.render_all(jobs, self.config, now).map_err(|e| ProcessError::Render(e.to_string()))?;
+        Ok(jobs.iter().zip(pdfs).map(|((kind, c, _), pdf)| (crate::documents::data::file_name(*kind, c), pdf)).collect())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -335,12 +350,11 @@ impl BranchFlow<'_> {
         let mut attachments = Vec::new();
         if c.format == Format::Electronic {
             let key = store.key_of(&c.number)?;
-            for (kind, field) in [(DocumentKind::Notice, "notice_file"), (DocumentKind::Certificate, "certificate_file")] {
-                let pdf = self.documents.render(kind, self.config, c, key.as_ref(), now).map_err(|e| ProcessError::Render(e.to_string()))?;
-                let name = crate::documents::data::file_name(kind, c);
-                entry[field] = json!(name);
-                attachments.push((name, pdf));
+            let kinds = [DocumentKind::Notice, DocumentKind::Certificate];
+            for kind in kinds {
+                entry[file_field(kind)] = json!(crate::documents::data::file_name(kind, c));
             }
+            attachments = self.typeset(&kinds.map(|k| (k, c, key.as_ref())), now)?;
         }
         let ctx = json!({"contractor": c.jv.clone().unwrap_or_else(|| c.contractor.clone()), "c": entry});
         let out = self.draft(branch, "resend", "mail/resend.txt", ctx, reply, contractor.emails.clone(), attachments)?;
@@ -410,16 +424,15 @@ impl BranchFlow<'_> {
         let mut attachments = Vec::new();
         if electronic {
             let key = store.key_of(&c.number)?;
-            let mut kinds = vec![(DocumentKind::Notice, "notice_file"), (DocumentKind::Certificate, "certificate_file")];
+            let mut kinds = vec![DocumentKind::Notice, DocumentKind::Certificate];
             if c.fee_statement {
-                kinds.push((DocumentKind::Fee, "fee_file"));
+                kinds.push(DocumentKind::Fee);
             }
-            for (kind, field) in kinds {
-                let pdf = self.documents.render(kind, self.config, c, key.as_ref(), now).map_err(|e| ProcessError::Render(e.to_string()))?;
-                let name = crate::documents::data::file_name(kind, c);
-                entry[field] = json!(name);
-                attachments.push((name, pdf));
+            for &kind in &kinds {
+                entry[file_field(kind)] = json!(crate::documents::data::file_name(kind, c));
             }
+            let jobs: Vec<_> = kinds.into_iter().map(|k| (k, c, key.as_ref())).collect();
+            attachments = self.typeset(&jobs, now)?;
         }
         let ctx = json!({
             "contractor": c.jv.clone().unwrap_or_else(|| c.contractor.clone()),

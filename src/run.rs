@@ -50,6 +50,17 @@ pub struct RunReport {
     /// Mailboxes that could not be reached in this pass (tried again next pass).
     pub unavailable: Vec<String>,
     pub delivery: DeliveryReport,
+    /// How long each step of the pass took (store, process, mark, send), for the log.
+    pub timing: Timing,
+}
+
+/// Wall-clock time of each step of one pass.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub store: std::time::Duration,
+    pub process: std::time::Duration,
+    pub mark: std::time::Duration,
+    pub send: std::time::Duration,
 }
 
 /// What lives as long as the process: templates parsed, fonts loaded, the PDF worker.
@@ -111,7 +122,7 @@ impl Engine {
                 }
                 _ => {
                     let dir = Maildir::new(mail.maildir_root.join(&address));
-                    (side, Box::new(MaildirBox { address, side, dir, since: since.map(std::time::SystemTime::from) }))
+                    (side, Box::new(MaildirBox::new(address, side, dir, since.map(std::time::SystemTime::from))))
                 }
             }
         }).collect();
@@ -126,6 +137,7 @@ impl Engine {
     /// reported and skipped; the rest of the pass goes on.
     pub fn run_once(&self, store: &mut Store, adapters: &mut Adapters, clock: &dyn Clock, rng: &dyn Random) -> Result<RunReport, RunError> {
         let mut report = RunReport::default();
+        let started = std::time::Instant::now();
 
         // 1. Store every new message before anything else happens.
         for (_, mb) in adapters.mailboxes.iter_mut() {
@@ -139,33 +151,56 @@ impl Engine {
             }
         }
         crate::faults::point("stored");
+        report.timing.store = started.elapsed();
 
         // 2. Process what has no committed outcome yet (also what a crash left behind).
+        let step = std::time::Instant::now();
         self.process_pending(store, &mut report, clock, rng)?;
+        report.timing.process = step.elapsed();
+        let step = std::time::Instant::now();
 
         // 3. Mark in its mailbox what the store says is done and not yet marked.
         crate::faults::point("marked_before");
         for (side, mb) in adapters.mailboxes.iter_mut() {
-            for (id, uid, outcome) in store.unmarked(mb.address())? {
-                let mark = match (*side, outcome.as_deref()) {
-                    (_, Some("ignored" | "error")) => None,
-                    ("owner", _) => Some(Mark::Checked),
-                    (_, Some("held")) => Some(Mark::Held),
-                    _ => Some(Mark::Processed),
-                };
-                if let Some(mark) = mark
-                    && let Err(e) = mb.mark(&uid, mark)
-                {
-                    tracing::warn!(event = "mark_failed", mailbox = %mb.address(), uid = %uid, error = %e);
-                    break; // the mailbox is unavailable: try again next pass
+            let unmarked = store.unmarked(mb.address())?;
+            for chunk in unmarked.chunks(crate::store::BATCH) {
+                // The marks, then one sync of the mailbox, then one commit recording them.
+                let done = store.batch(|store| -> Result<(), MarkStop> {
+                    for (id, uid, outcome) in chunk {
+                        let mark = match (*side, outcome.as_deref()) {
+                            (_, Some("ignored" | "error")) => None,
+                            ("owner", _) => Some(Mark::Checked),
+                            (_, Some("held")) => Some(Mark::Held),
+                            _ => Some(Mark::Processed),
+                        };
+                        if let Some(mark) = mark {
+                            mb.mark(uid, mark).map_err(MarkStop::Unavailable)?;
+                        }
+                        store.set_marked(*id)?;
+                    }
+                    mb.sync().map_err(MarkStop::Unavailable)
+                });
+                match done {
+                    Ok(()) => {}
+                    Err(MarkStop::Store(e)) => return Err(e.into()),
+                    Err(MarkStop::Unavailable(e)) => {
+                        // Nothing of this chunk is recorded as marked: marked again next pass.
+                        tracing::warn!(event = "mark_failed", mailbox = %mb.address(), error = %e);
+                        break;
+                    }
                 }
-                store.set_marked(id)?;
             }
         }
         crate::faults::point("marked");
+        report.timing.mark = step.elapsed();
 
         // 4. Send what is due.
+        let step = std::time::Instant::now();
         report.delivery = self.sweep_outbox(store, adapters, clock, rng)?;
+        report.timing.send = step.elapsed();
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        let t = report.timing;
+        tracing::info!(event = "pass", stored = report.stored, store_ms = ms(t.store), process_ms = ms(t.process), mark_ms = ms(t.mark), send_ms = ms(t.send), sent = report.delivery.sent);
         Ok(report)
     }
 
@@ -186,8 +221,17 @@ impl Engine {
     fn process_pending(&self, store: &mut Store, report: &mut RunReport, clock: &dyn Clock, rng: &dyn Random) -> Result<(), RunError> {
         let flow = BranchFlow { config: &self.config, composer: &self.composer, documents: &self.documents, auth: self.auth.as_ref(), clock, rng };
         let owner_flow = OwnerFlow { config: &self.config, composer: &self.composer, reader: self.reader.as_ref(), clock, rng, lockout: Lockout::default() };
-        for id in store.pending_ids()? {
-            let Some(msg) = store.message(id)? else { continue };
+        // One commit per batch of messages; each message's outcome is still all or nothing
+        // (a savepoint), and nothing leaves before the commit (the outbox is swept after).
+        for chunk in store.pending_ids()?.chunks(crate::store::BATCH) {
+            store.batch(|store| chunk.iter().try_for_each(|&id| self.process_one(store, id, &flow, &owner_flow, report, clock)))?;
+        }
+        Ok(())
+    }
+
+    fn process_one(&self, store: &mut Store, id: i64, flow: &BranchFlow, owner_flow: &OwnerFlow, report: &mut RunReport, clock: &dyn Clock) -> Result<(), RunError> {
+        {
+            let Some(msg) = store.message(id)? else { return Ok(()) };
             if msg.side == "owner" {
                 match guarded(|| owner_flow.process(store, &msg)) {
                     Ok(OwnerOutcome::Ignored) => report.ignored += 1,
@@ -206,7 +250,7 @@ impl Engine {
                     }
                 }
                 crate::faults::point("processed");
-                continue;
+                return Ok(());
             }
             let outcome = match guarded(|| flow.process(store, &msg)) {
                 Ok(o) => o,
@@ -231,6 +275,18 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// Why marking a mailbox stopped.
+enum MarkStop {
+    Store(StoreError),
+    Unavailable(MailboxError),
+}
+
+impl From<StoreError> for MarkStop {
+    fn from(e: StoreError) -> Self {
+        MarkStop::Store(e)
     }
 }
 

@@ -49,6 +49,16 @@ impl Issued {
     }
 }
 
+/// A different certificate of the same shape: its own number, key and 工事名, as the
+/// daemon typesets them one after another.
+pub fn variant(cert: &Certificate, i: usize, rng: &dyn esurety::clock::Random) -> (Certificate, AuthKey) {
+    let mut c = cert.clone();
+    c.number = format!("35075-{:05}{}", 10_000 + i, c.product.letter());
+    c.project = format!("{}（第{i}工区）", c.project);
+    c.amount += (i as u64 % 97) * 10_000;
+    (c, AuthKey::generate(rng))
+}
+
 /// Median, p90 and p99 in milliseconds.
 pub fn percentiles(mut v: Vec<Duration>) -> (f64, f64, f64) {
     v.sort();

@@ -34,4 +34,11 @@ impl Documents {
         let bytes = serde_json::to_vec(&data).expect("document data serialises");
         self.renderer.render(kind, &bytes, now)
     }
+
+    /// Several PDFs at once, typeset in parallel on the worker pool (one thread per core:
+    /// typesetting is CPU-bound and independent per document), in the order given.
+    pub fn render_all(&self, jobs: &[(DocumentKind, &Certificate, Option<&AuthKey>)], config: &Config, now: DateTime<FixedOffset>) -> Result<Vec<Vec<u8>>, RenderError> {
+        use rayon::prelude::*;
+        jobs.par_iter().map(|(kind, cert, key)| self.render(*kind, config, cert, *key, now)).collect()
+    }
 }

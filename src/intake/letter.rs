@@ -50,6 +50,14 @@ pub fn read(raw: &[u8]) -> Result<Letter, LetterError> {
     read_with(raw, &crate::config::Limits::default())
 }
 
+/// The Message-ID, read from the header alone (the body is not parsed).
+pub fn message_id(raw: &[u8]) -> Option<String> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 2))
+        .unwrap_or(raw.len());
+    read(&raw[..end]).ok().and_then(|l| l.message_id)
+}
+
 /// Reads at most `limits.max_parts` pieces, and forwarded messages at most
 /// `limits.max_depth` deep; what lies beyond is not looked at.
 pub fn read_with(raw: &[u8], limits: &crate::config::Limits) -> Result<Letter, LetterError> {

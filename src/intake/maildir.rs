@@ -81,8 +81,18 @@ impl Maildir {
         Ok(None)
     }
 
-    /// Moves the message to `cur/` adding the mark's flag (keeping flags already set).
+    /// Moves the message to `cur/` adding the mark's flag (keeping flags already set),
+    /// and syncs the folder.
     pub fn mark(&self, entry: &Entry, mark: Mark) -> io::Result<()> {
+        if self.mark_unsynced(entry, mark)?.is_some() {
+            sync_dir(&self.path.join("cur"))?;
+        }
+        Ok(())
+    }
+
+    /// [`Maildir::mark`] without the folder sync (see [`Maildir::sync`]); the new path
+    /// when the file moved.
+    pub fn mark_unsynced(&self, entry: &Entry, mark: Mark) -> io::Result<Option<PathBuf>> {
         let name = entry.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let (uid, flags) = split_name(&name);
         let add = match mark {
@@ -98,11 +108,16 @@ impl Maildir {
         f.sort_unstable();
         f.dedup();
         let target = self.path.join("cur").join(format!("{uid}:2,{}", f.into_iter().collect::<String>()));
-        if target != entry.path {
-            fs::rename(&entry.path, &target)?;
-            sync_dir(&self.path.join("cur"))?;
+        if target == entry.path {
+            return Ok(None);
         }
-        Ok(())
+        fs::rename(&entry.path, &target)?;
+        Ok(Some(target))
+    }
+
+    /// Makes renames into `cur/` durable.
+    pub fn sync(&self) -> io::Result<()> {
+        sync_dir(&self.path.join("cur"))
     }
 
     /// The flag letter of a keyword, as Dovecot keeps them: `dovecot-keywords` lists
@@ -160,6 +175,16 @@ pub struct MaildirBox {
     pub dir: Maildir,
     /// Files delivered before this instant are not read (`mail.process_since`).
     pub since: Option<std::time::SystemTime>,
+    /// Where each message was last seen, so marking does not search the folder.
+    pub seen: std::collections::HashMap<String, PathBuf>,
+    /// Marks made since the last [`Mailbox::sync`].
+    pub unsynced: bool,
+}
+
+impl MaildirBox {
+    pub fn new(address: String, side: &'static str, dir: Maildir, since: Option<std::time::SystemTime>) -> Self {
+        MaildirBox { address, side, dir, since, seen: Default::default(), unsynced: false }
+    }
 }
 
 impl Mailbox for MaildirBox {
@@ -167,10 +192,15 @@ impl Mailbox for MaildirBox {
         &self.address
     }
 
+    /// Stores what is new in batches (one commit for up to [`crate::store::BATCH`]
+    /// messages or 64 MB).
     fn fetch_new(&mut self, store: &mut Store, now: DateTime<FixedOffset>) -> Result<usize, MailboxError> {
-        let unavailable = |e: io::Error| MailboxError::Unavailable(format!("Maildir {}: {e}", self.dir.path.display()));
-        let mut n = 0;
-        for entry in self.dir.waiting().map_err(unavailable)? {
+        let path = self.dir.path.clone();
+        let unavailable = move |e: io::Error| MailboxError::Unavailable(format!("Maildir {}: {e}", path.display()));
+        let waiting = self.dir.waiting().map_err(&unavailable)?;
+        self.seen = waiting.iter().map(|e| (e.uid.clone(), e.path.clone())).collect();
+        let mut fresh = Vec::new();
+        for entry in waiting {
             if store.known(&self.address, &entry.uid)?.is_some() {
                 continue;
             }
@@ -179,27 +209,63 @@ impl Mailbox for MaildirBox {
             {
                 continue; // older than process_since: left to people
             }
-            let raw = match fs::read(&entry.path) {
-                Ok(raw) => raw,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // moved by a client meanwhile
-                Err(e) => return Err(unavailable(e)),
-            };
-            let message_id = super::letter::read(&raw).ok().and_then(|l| l.message_id);
-            let incoming = Incoming { mailbox: self.address.clone(), side: self.side, source_uid: entry.uid.clone(), raw };
-            if store.record_incoming(&incoming, message_id.as_deref(), now)?.is_some() {
-                tracing::info!(event = "received", mailbox = %self.address, message_id = message_id.as_deref().unwrap_or(""), uid = %entry.uid);
-                n += 1;
-            }
+            fresh.push(entry);
+        }
+        let mut n = 0;
+        let mut rest = fresh.as_slice();
+        while !rest.is_empty() {
+            let address = &self.address;
+            let side = self.side;
+            rest = store.batch(|store| -> Result<&[Entry], MailboxError> {
+                let (mut count, mut bytes) = (0, 0);
+                let mut rest = rest;
+                while let Some((entry, tail)) = rest.split_first() {
+                    if count == crate::store::BATCH || bytes > 64 << 20 {
+                        break;
+                    }
+                    rest = tail;
+                    let raw = match fs::read(&entry.path) {
+                        Ok(raw) => raw,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // moved by a client meanwhile
+                        Err(e) => return Err(unavailable(e)),
+                    };
+                    count += 1;
+                    bytes += raw.len();
+                    let message_id = super::letter::message_id(&raw);
+                    let incoming = Incoming { mailbox: address.clone(), side, source_uid: entry.uid.clone(), raw };
+                    if store.record_incoming(&incoming, message_id.as_deref(), now)?.is_some() {
+                        tracing::info!(event = "received", mailbox = %address, message_id = message_id.as_deref().unwrap_or(""), uid = %entry.uid);
+                        n += 1;
+                    }
+                }
+                Ok(rest)
+            })?;
         }
         Ok(n)
     }
 
     fn mark(&mut self, source_uid: &str, mark: Mark) -> Result<(), MailboxError> {
         let unavailable = |e: io::Error| MailboxError::Unavailable(format!("Maildir {}: {e}", self.dir.path.display()));
-        match self.dir.find(source_uid).map_err(unavailable)? {
-            Some(entry) => self.dir.mark(&entry, mark).map_err(unavailable),
-            None => Ok(()), // deleted or moved away by a person: nothing to mark
+        let entry = match self.seen.get(source_uid).filter(|p| p.is_file()) {
+            Some(path) => Some(Entry { uid: source_uid.to_string(), path: path.clone() }),
+            None => self.dir.find(source_uid).map_err(unavailable)?,
+        };
+        let Some(entry) = entry else {
+            return Ok(()); // deleted or moved away by a person: nothing to mark
+        };
+        let moved = self.dir.mark_unsynced(&entry, mark).map_err(unavailable)?;
+        if let Some(path) = moved {
+            self.seen.insert(source_uid.to_string(), path);
+            self.unsynced = true;
         }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), MailboxError> {
+        if std::mem::take(&mut self.unsynced) {
+            self.dir.sync().map_err(|e| MailboxError::Unavailable(format!("Maildir {}: {e}", self.dir.path.display())))?;
+        }
+        Ok(())
     }
 }
 

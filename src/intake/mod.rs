@@ -14,11 +14,15 @@ use chrono::{DateTime, FixedOffset};
 /// A watched mailbox: local Maildir or IMAP folder.
 pub trait Mailbox {
     fn address(&self) -> &str;
-    /// Stores every message not stored yet, each committed as soon as it is read; returns
-    /// how many were new.
+    /// Stores every message not stored yet, committed before this returns; returns how
+    /// many were new.
     fn fetch_new(&mut self, store: &mut Store, now: DateTime<FixedOffset>) -> Result<usize, MailboxError>;
     /// Marks a message the way a mail client shows it. Doing it twice does no harm.
     fn mark(&mut self, source_uid: &str, mark: Mark) -> Result<(), MailboxError>;
+    /// Makes the marks made so far durable (before the store records them as made).
+    fn sync(&mut self) -> Result<(), MailboxError> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

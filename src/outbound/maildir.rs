@@ -26,4 +26,9 @@ impl Transport for MaildirTransport {
             .map(|_| ())
             .map_err(|e| SendError::Transient(format!("cannot deliver into {}: {e}", md.path.display())))
     }
+
+    /// A Maildir delivery under the same unique name is found and not made twice.
+    fn recognises_redelivery(&self) -> bool {
+        true
+    }
 }

@@ -39,11 +39,16 @@ impl Store {
     pub fn record_incoming(&mut self, m: &Incoming, message_id: Option<&str>, now: DateTime<FixedOffset>) -> Result<Option<i64>> {
         let sha: [u8; 32] = Sha256::digest(&m.raw).into();
         let n = self.conn.execute(
-            "INSERT OR IGNORE INTO messages (mailbox, side, source_uid, message_id, sha256, raw, size, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![m.mailbox, m.side, m.source_uid, message_id, &sha[..], m.raw, m.raw.len() as i64, now.to_rfc3339()],
+            "INSERT OR IGNORE INTO messages (mailbox, side, source_uid, message_id, sha256, size, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![m.mailbox, m.side, m.source_uid, message_id, &sha[..], m.raw.len() as i64, now.to_rfc3339()],
         )?;
-        Ok((n == 1).then(|| self.conn.last_insert_rowid()))
+        if n != 1 {
+            return Ok(None);
+        }
+        let id = self.conn.last_insert_rowid();
+        self.conn.execute("INSERT INTO message_bodies (message, raw) VALUES (?1, ?2)", params![id, m.raw])?;
+        Ok(Some(id))
     }
 
     /// The state of a stored message, if this (mailbox, uid) is known.
@@ -117,7 +122,7 @@ impl Store {
     }
 }
 
-pub(super) const SELECT: &str = "SELECT id, mailbox, side, source_uid, message_id, raw, state, outcome, detail, received_at, released_as FROM messages";
+pub(super) const SELECT: &str = "SELECT id, mailbox, side, source_uid, message_id, (SELECT raw FROM message_bodies WHERE message_bodies.message = messages.id), state, outcome, detail, received_at, released_as FROM messages";
 
 pub(super) fn row(r: &rusqlite::Row) -> rusqlite::Result<StoredMessage> {
     Ok(StoredMessage {

@@ -23,7 +23,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::time::Duration;
 
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql"), include_str!("schema_v3.sql"), include_str!("schema_v4.sql"), include_str!("schema_v5.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql"), include_str!("schema_v3.sql"), include_str!("schema_v4.sql"), include_str!("schema_v5.sql"), include_str!("schema_v6.sql")];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -66,6 +66,8 @@ fn explain(e: &rusqlite::Error) -> String {
 
 pub struct Store {
     conn: Connection,
+    /// Inside [`Store::batch`]: writes are savepoints of the batch's one transaction.
+    batching: bool,
 }
 
 impl Store {
@@ -78,15 +80,63 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
         migrate(&mut conn, &p)?;
-        Ok(Store { conn })
+        Ok(Store { conn, batching: false })
     }
 
     /// Runs `f` in one immediate (write-locked) transaction: all of it or none of it.
+    /// Inside [`Store::batch`] it is a savepoint: all of it or none of it, made durable
+    /// when the batch commits.
     pub fn write<T, E: From<StoreError>>(&mut self, f: impl FnOnce(&Tx) -> std::result::Result<T, E>) -> std::result::Result<T, E> {
-        let tx = Tx(self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?);
+        let tx = if self.batching {
+            Tx(Inner::Savepoint(self.conn.savepoint().map_err(StoreError::from)?))
+        } else {
+            self.recover();
+            Tx(Inner::Transaction(self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?))
+        };
         let out = f(&tx)?;
-        tx.0.commit().map_err(StoreError::from)?;
+        tx.commit().map_err(StoreError::from)?;
         Ok(out)
+    }
+
+    /// Runs `f` with every write in it (each [`Store::write`], and single statements)
+    /// in one transaction, committed (one `fsync`) when `f` returns `Ok`, rolled back
+    /// entirely when it returns `Err`. A write in it that fails rolls back only itself.
+    /// Used to take a pass's many small writes in a few commits; the write lock is held
+    /// meanwhile, so a batch should be short (see [`BATCH`]).
+    pub fn batch<T, E: From<StoreError>>(&mut self, f: impl FnOnce(&mut Store) -> std::result::Result<T, E>) -> std::result::Result<T, E> {
+        if self.batching {
+            return f(self);
+        }
+        self.recover();
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from)?;
+        self.batching = true;
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
+        self.batching = false;
+        let out = out.unwrap_or_else(|panic| {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            std::panic::resume_unwind(panic)
+        });
+        match out {
+            Ok(v) => {
+                if let Err(e) = self.conn.execute_batch("COMMIT") {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    return Err(StoreError::from(e).into());
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// A transaction left open by a batch that was unwound by a panic is rolled back.
+    fn recover(&mut self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.batching = false;
     }
 
     pub fn conn(&self) -> &Connection {
@@ -94,13 +144,34 @@ impl Store {
     }
 }
 
-/// A write transaction; commits when [`Store::write`]'s closure returns `Ok`.
-pub struct Tx<'c>(Transaction<'c>);
+/// How many messages, or outgoing mails, one batch commit covers at most.
+pub const BATCH: usize = 50;
+
+/// A write transaction (or a savepoint inside a batch); commits when [`Store::write`]'s
+/// closure returns `Ok`.
+pub struct Tx<'c>(Inner<'c>);
+
+enum Inner<'c> {
+    Transaction(Transaction<'c>),
+    Savepoint(rusqlite::Savepoint<'c>),
+}
+
+impl Tx<'_> {
+    fn commit(self) -> rusqlite::Result<()> {
+        match self.0 {
+            Inner::Transaction(t) => t.commit(),
+            Inner::Savepoint(s) => s.commit(),
+        }
+    }
+}
 
 impl<'c> std::ops::Deref for Tx<'c> {
     type Target = Connection;
     fn deref(&self) -> &Connection {
-        &self.0
+        match &self.0 {
+            Inner::Transaction(t) => t,
+            Inner::Savepoint(s) => s,
+        }
     }
 }
 
@@ -122,4 +193,88 @@ fn migrate(conn: &mut Connection, path: &str) -> Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Incoming;
+
+    fn incoming(uid: &str) -> Incoming {
+        Incoming { mailbox: "kanagawa@ejcs.example".into(), side: "branch", source_uid: uid.into(), raw: format!("Subject: {uid}\r\n\r\nbody").into_bytes() }
+    }
+
+    fn now() -> chrono::DateTime<chrono::FixedOffset> {
+        chrono::DateTime::parse_from_rfc3339("2026-07-04T10:00:00+09:00").unwrap()
+    }
+
+    #[test]
+    fn a_batch_commits_its_writes_together_and_a_failed_write_in_it_rolls_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut store = Store::open(&path).unwrap();
+        let ids = store.batch(|s| -> Result<Vec<i64>> {
+            let a = s.record_incoming(&incoming("a"), None, now())?.unwrap();
+            let b = s.record_incoming(&incoming("b"), None, now())?.unwrap();
+            // One message's outcome fails half-way: only its own writes are undone.
+            let failed: Result<()> = s.write(|tx| {
+                tx.finish_message(a, "issued", None, now())?;
+                Err(StoreError::Corrupt("half-way".into()))
+            });
+            assert!(failed.is_err());
+            s.write(|tx| tx.finish_message(b, "held", Some("why"), now()))?;
+            // Not visible to another connection before the batch commits.
+            let other = Store::open(&path).unwrap();
+            assert!(other.message(a).unwrap().is_none());
+            Ok(vec![a, b])
+        }).unwrap();
+        let other = Store::open(&path).unwrap();
+        let a = other.message(ids[0]).unwrap().unwrap();
+        let b = other.message(ids[1]).unwrap().unwrap();
+        assert_eq!((a.state.as_str(), a.outcome), ("new", None));
+        assert_eq!((b.state.as_str(), b.outcome.as_deref()), ("done", Some("held")));
+        assert_eq!(b.raw, b"Subject: b\r\n\r\nbody");
+    }
+
+    #[test]
+    fn a_batch_that_fails_or_panics_leaves_nothing_and_the_store_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let r: Result<()> = store.batch(|s| {
+            s.record_incoming(&incoming("a"), None, now())?;
+            Err(StoreError::Corrupt("stop".into()))
+        });
+        assert!(r.is_err());
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _: Result<()> = store.batch(|s| {
+                s.record_incoming(&incoming("b"), None, now())?;
+                panic!("a bug in the middle of a batch");
+            });
+        }));
+        assert!(panicked.is_err());
+        assert!(store.messages().unwrap().is_empty());
+        store.record_incoming(&incoming("c"), None, now()).unwrap();
+        assert_eq!(store.messages().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_version_5_store_keeps_every_message_and_outgoing_mail_when_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            for (i, sql) in MIGRATIONS[..5].iter().enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", i as i64 + 1).unwrap();
+            }
+            let tx = conn.transaction().unwrap();
+            tx.execute("INSERT INTO messages (mailbox, side, source_uid, sha256, raw, size, received_at) VALUES ('m@x.example', 'branch', 'u1', x'00', x'616263', 3, '2026-07-04T10:00:00+09:00')", []).unwrap();
+            tx.execute("INSERT INTO outbox (message_id, kind, sender, recipients, subject, raw, next_attempt_at, created_at) VALUES ('<o@x>', 'completion', 's@x.example', '[\"r@x.example\"]', 'subj', x'787978', 0, '2026-07-04T10:00:00+09:00')", []).unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.messages().unwrap()[0].raw, b"abc");
+        let out = store.outbox().unwrap();
+        assert_eq!(store.outbox_raw(out[0].id).unwrap().unwrap(), b"xyx");
+    }
 }

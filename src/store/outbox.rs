@@ -38,12 +38,14 @@ pub const MAX_ATTEMPTS: u32 = 10;
 impl Tx<'_> {
     pub fn enqueue(&self, m: &Outgoing, source: Option<i64>, now: DateTime<FixedOffset>) -> Result<i64> {
         self.execute(
-            "INSERT INTO outbox (message_id, source, kind, sender, recipients, subject, raw, next_attempt_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO outbox (message_id, source, kind, sender, recipients, subject, next_attempt_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![m.message_id, source, m.kind, m.sender, serde_json::to_string(&m.recipients).unwrap_or_default(),
-                    m.subject, m.raw, now.timestamp(), now.to_rfc3339()],
+                    m.subject, now.timestamp(), now.to_rfc3339()],
         )?;
-        Ok(self.last_insert_rowid())
+        let id = self.last_insert_rowid();
+        self.execute("INSERT INTO outbox_bodies (outbox, raw) VALUES (?1, ?2)", params![id, m.raw])?;
+        Ok(id)
     }
 }
 
@@ -66,7 +68,7 @@ impl Store {
 
     /// The bytes of one outgoing message.
     pub fn raw_of(&self, outbox: i64) -> Result<Vec<u8>> {
-        Ok(self.conn.query_row("SELECT raw FROM outbox WHERE id = ?1", [outbox], |r| r.get(0))?)
+        Ok(self.conn.query_row("SELECT raw FROM outbox_bodies WHERE outbox = ?1", [outbox], |r| r.get(0))?)
     }
 
     pub fn delivered_to(&self, outbox: i64, recipient: &str) -> Result<bool> {
@@ -127,6 +129,6 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<OutboxRow> {
 impl Store {
     /// The message as it was handed to the transport.
     pub fn outbox_raw(&self, id: i64) -> Result<Option<Vec<u8>>> {
-        Ok(self.conn.query_row("SELECT raw FROM outbox WHERE id = ?1", [id], |r| r.get(0)).optional()?)
+        Ok(self.conn.query_row("SELECT raw FROM outbox_bodies WHERE outbox = ?1", [id], |r| r.get(0)).optional()?)
     }
 }

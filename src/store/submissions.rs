@@ -35,7 +35,8 @@ impl Tx<'_> {
     /// Forgets the content of a message that turned out not to be for us (people's mail in
     /// a shared mailbox): only the fact that it was looked at stays.
     pub fn forget_content(&self, message: i64) -> Result<()> {
-        self.execute("UPDATE messages SET raw = x'', message_id = NULL WHERE id = ?1", [message])?;
+        self.execute("UPDATE messages SET message_id = NULL WHERE id = ?1", [message])?;
+        self.execute("UPDATE message_bodies SET raw = x'' WHERE message = ?1", [message])?;
         Ok(())
     }
 }
