@@ -21,7 +21,7 @@ fn main() {
 
     let fresh = Engine::new(engine.config.clone()).unwrap();
     let t = Instant::now();
-    fresh.documents.render(DocumentKind::Notice, &fresh.config, &cert, key.as_ref(), clock.now()).unwrap();
+    fresh.documents.render(DocumentKind::Notice, &fresh.config, cert, key.as_ref(), clock.now()).unwrap();
     let first = t.elapsed();
 
     println!("engine set-up (fonts, templates): {:.1} ms", setup.as_secs_f64() * 1000.0);

@@ -84,7 +84,7 @@ fn main() {
     let issued = common::Issued::new();
     let rng = esurety::clock::SeededRandom::new(3);
     let render_variant = |i: usize| {
-        let kind = if i % 2 == 0 { DocumentKind::Notice } else { DocumentKind::Certificate };
+        let kind = if i.is_multiple_of(2) { DocumentKind::Notice } else { DocumentKind::Certificate };
         let (c, k) = common::variant(&issued.cert, i, &rng);
         let t = Instant::now();
         issued.engine.documents.render(kind, &issued.engine.config, &c, Some(&k), issued.clock.now()).unwrap();

@@ -6,6 +6,11 @@
 //! its reply are committed together; marking comes after and is tracked in the store, so
 //! a crash between them only means marking again (harmless). Deliveries are recorded per
 //! recipient, and the Maildir transport recognises a delivery it already made.
+//!
+//! Each step commits in batches (`Store::batch`, up to `store::BATCH` messages): one
+//! `fsync` per batch instead of several per message. A message's outcome is a savepoint in
+//! its batch, still all or nothing; a crash before the batch commits only means the batch
+//! is done again, since nothing was sent or marked for it yet.
 
 use crate::branch::{BranchFlow, Outcome, ProcessError};
 use crate::clock::{Clock, Random};
@@ -230,49 +235,47 @@ impl Engine {
     }
 
     fn process_one(&self, store: &mut Store, id: i64, flow: &BranchFlow, owner_flow: &OwnerFlow, report: &mut RunReport, clock: &dyn Clock) -> Result<(), RunError> {
-        {
-            let Some(msg) = store.message(id)? else { return Ok(()) };
-            if msg.side == "owner" {
-                match guarded(|| owner_flow.process(store, &msg)) {
-                    Ok(OwnerOutcome::Ignored) => report.ignored += 1,
-                    Ok(OwnerOutcome::Duplicate) => report.replied += 1,
-                    Ok(OwnerOutcome::Checked { accepted, rejected }) => {
-                        report.submissions += 1;
-                        report.accepted += accepted;
-                        report.refused += rejected;
-                    }
-                    Err(ProcessError::Store(e)) => return Err(e.into()),
-                    Err(e) => {
-                        // Our fault on this message: leave it to the people of the mailbox.
-                        tracing::error!(event = "process_failed", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), error = %e);
-                        report.errors += 1;
-                        store.write(|tx| tx.finish_message(msg.id, "error", Some(&e.to_string()), clock.now()))?;
-                    }
+        let Some(msg) = store.message(id)? else { return Ok(()) };
+        if msg.side == "owner" {
+            match guarded(|| owner_flow.process(store, &msg)) {
+                Ok(OwnerOutcome::Ignored) => report.ignored += 1,
+                Ok(OwnerOutcome::Duplicate) => report.replied += 1,
+                Ok(OwnerOutcome::Checked { accepted, rejected }) => {
+                    report.submissions += 1;
+                    report.accepted += accepted;
+                    report.refused += rejected;
                 }
-                crate::faults::point("processed");
-                return Ok(());
-            }
-            let outcome = match guarded(|| flow.process(store, &msg)) {
-                Ok(o) => o,
                 Err(ProcessError::Store(e)) => return Err(e.into()),
                 Err(e) => {
-                    // A fault of ours on this message (a template, typesetting): hold it for
-                    // staff with the reason rather than retrying forever.
+                    // Our fault on this message: leave it to the people of the mailbox.
                     tracing::error!(event = "process_failed", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), error = %e);
                     report.errors += 1;
-                    let why = format!("処理できませんでした: {e}");
-                    store.write(|tx| tx.finish_message(msg.id, "held", Some(&why), clock.now()))?;
-                    Outcome::Held(why)
+                    store.write(|tx| tx.finish_message(msg.id, "error", Some(&e.to_string()), clock.now()))?;
                 }
-            };
-            crate::faults::point("processed");
-            match outcome {
-                Outcome::Issued(_) => report.issued += 1,
-                Outcome::Rejected(_) => report.rejected += 1,
-                Outcome::Held(_) => report.held += 1,
-                Outcome::Changed(_) => report.changed += 1,
-                Outcome::FormSent | Outcome::Duplicate | Outcome::Resent | Outcome::NoChangeNeeded => report.replied += 1,
             }
+            crate::faults::point("processed");
+            return Ok(());
+        }
+        let outcome = match guarded(|| flow.process(store, &msg)) {
+            Ok(o) => o,
+            Err(ProcessError::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                // A fault of ours on this message (a template, typesetting): hold it for
+                // staff with the reason rather than retrying forever.
+                tracing::error!(event = "process_failed", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), error = %e);
+                report.errors += 1;
+                let why = format!("処理できませんでした: {e}");
+                store.write(|tx| tx.finish_message(msg.id, "held", Some(&why), clock.now()))?;
+                Outcome::Held(why)
+            }
+        };
+        crate::faults::point("processed");
+        match outcome {
+            Outcome::Issued(_) => report.issued += 1,
+            Outcome::Rejected(_) => report.rejected += 1,
+            Outcome::Held(_) => report.held += 1,
+            Outcome::Changed(_) => report.changed += 1,
+            Outcome::FormSent | Outcome::Duplicate | Outcome::Resent | Outcome::NoChangeNeeded => report.replied += 1,
         }
         Ok(())
     }
