@@ -81,9 +81,93 @@ impl Existing for TxExisting<'_, '_> {
     }
 }
 
+/// What [`BranchFlow::start`] leaves to do.
+pub enum Step {
+    /// The outcome is committed (in the open batch), reply included.
+    Done(Outcome),
+    /// Certificates issued and recorded (in the open batch); their documents are to be
+    /// typeset ([`Pending::typeset`], on any thread) and mailed ([`BranchFlow::finish`]),
+    /// in the same batch.
+    Typeset(Box<Pending>),
+}
+
+/// An application whose certificates are recorded and whose completion mail is not
+/// composed yet.
+pub struct Pending {
+    msg_id: i64,
+    mailbox: String,
+    message_id: Option<String>,
+    office_code: String,
+    app: application::Application,
+    issued: Vec<Issued>,
+    warnings: Vec<String>,
+    reply: ReplyTo,
+    to: Vec<String>,
+    now: chrono::DateTime<chrono::FixedOffset>,
+}
+
+impl Pending {
+    /// Every document of every electronic certificate, in the completion mail's order.
+    fn jobs(&self) -> Vec<(DocumentKind, &crate::issuance::Certificate, Option<&crate::issuance::AuthKey>)> {
+        let mut jobs = Vec::new();
+        for i in self.issued.iter().filter(|i| i.certificate.format == Format::Electronic) {
+            let c = &i.certificate;
+            jobs.push((DocumentKind::Notice, c, i.key.as_ref()));
+            jobs.push((DocumentKind::Certificate, c, i.key.as_ref()));
+            if c.fee_statement {
+                jobs.push((DocumentKind::Fee, c, i.key.as_ref()));
+            }
+        }
+        jobs
+    }
+
+    /// The PDFs, typeset in parallel on the worker pool. Pure: touches no store.
+    pub fn typeset(&self, documents: &Documents, config: &Config) -> Result<Vec<Vec<u8>>, ProcessError> {
+        crate::faults::panic_at("typesetting", self.message_id.as_deref());
+        documents.render_all(&self.jobs(), config, self.now).map_err(|e| ProcessError::Render(e.to_string()))
+    }
+}
+
 impl BranchFlow<'_> {
-    /// Decides and commits the outcome of one stored message.
+    /// Decides and commits the outcome of one stored message: all of it or nothing (a
+    /// batch of its own, or a savepoint of the open one).
     pub fn process(&self, store: &mut Store, msg: &StoredMessage) -> Result<Outcome, ProcessError> {
+        store.batch(|store| match self.start(store, msg)? {
+            Step::Done(outcome) => Ok(outcome),
+            Step::Typeset(pending) => {
+                let pdfs = pending.typeset(self.documents, self.config)?;
+                self.finish(store, *pending, pdfs)
+            }
+        })
+    }
+
+    /// The completion mail of a [`Pending`] application with its typeset PDFs, into the
+    /// outbox.
+    pub fn finish(&self, store: &mut Store, p: Pending, pdfs: Vec<Vec<u8>>) -> Result<Outcome, ProcessError> {
+        let branch = self.config.branch_by_code(&p.office_code).ok_or_else(|| ProcessError::Bug(format!("no branch {}", p.office_code)))?;
+        let attachments = p.jobs().iter().zip(pdfs).map(|((kind, c, _), pdf)| (crate::documents::data::file_name(*kind, c), pdf)).collect();
+        let out = self.completion(branch, &p.app, &p.issued, &p.warnings, &p.reply, p.to.clone(), attachments)?;
+        store.write(|tx| tx.enqueue(&out, Some(p.msg_id), p.now))?;
+        let numbers: Vec<String> = p.issued.iter().map(|i| i.certificate.number.clone()).collect();
+        for n in &numbers {
+            tracing::info!(event = "issued", mailbox = %p.mailbox, message_id = p.message_id.as_deref().unwrap_or(""), number = %n);
+        }
+        Ok(Outcome::Issued(numbers))
+    }
+
+    /// Everything of one stored message up to typesetting: the outcome committed (in the
+    /// open batch), or the certificates recorded and their documents left to typeset.
+    pub fn start(&self, store: &mut Store, msg: &StoredMessage) -> Result<Step, ProcessError> {
+        let mut pending = None;
+        let outcome = self.decide(store, msg, &mut pending)?;
+        Ok(match pending {
+            Some(p) => Step::Typeset(p),
+            None => Step::Done(outcome),
+        })
+    }
+
+    /// The outcome of one message; an issue leaves its documents in `pending`.
+    fn decide(&self, store: &mut Store, msg: &StoredMessage, pending: &mut Option<Box<Pending>>) -> Result<Outcome, ProcessError> {
         crate::faults::panic_on(msg.message_id.as_deref());
         let Some(branch) = self.config.branch_by_address(&msg.mailbox) else {
             return self.hold(store, msg, format!("{} は支店のメールボックスではありません", msg.mailbox));
@@ -166,7 +250,7 @@ impl BranchFlow<'_> {
                 self.reject(store, msg, branch, &reply, &from, raw.contractor.as_deref(), lines, raw.warnings.clone(), Some(&form_text), REJECT_APPLICATION)
             }
             Decision::Issue(app) => {
-                let outcome = store.write(|tx| -> Result<Vec<String>, ProcessError> {
+                let issued = store.write(|tx| -> Result<Vec<Issued>, ProcessError> {
                     let app_id = tx.record_application(msg.id, &branch.office_code, "issued", &from, Some(&app.contractor), &json!([]), &raw.warnings, Some(&form_text), now)?;
                     let serials = app.products.iter().map(|_| tx.next_serial(&branch.office_code)).collect::<Result<Vec<_>, _>>()?;
                     let issued = issuance::issue(&app, &serials, self.rng, now);
@@ -177,20 +261,19 @@ impl BranchFlow<'_> {
                         let works = application::works_key(&app.contractor, &app.owner, &app.project, c.product);
                         tx.insert_certificate(i, &works, app_id, letter.message_id.as_deref(), &salt)?;
                     }
-                    let mut to = vec![from.clone()];
-                    if let Some(n) = &app.notify && !to.contains(n) {
-                        to.push(n.clone());
-                    }
-                    let out = self.completion(branch, &app, &issued, &raw.warnings, &reply, to)?;
-                    tx.enqueue(&out, Some(msg.id), now)?;
                     let numbers: Vec<String> = issued.iter().map(|i| i.certificate.number.clone()).collect();
                     tx.finish_message(msg.id, "issued", Some(&numbers.join(" ")), now)?;
-                    Ok(numbers)
-                });
-                let numbers = outcome?;
-                for n in &numbers {
-                    tracing::info!(event = "issued", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), number = %n);
+                    Ok(issued)
+                })?;
+                let mut to = vec![from.clone()];
+                if let Some(n) = &app.notify && !to.contains(n) {
+                    to.push(n.clone());
                 }
+                let numbers = issued.iter().map(|i| i.certificate.number.clone()).collect();
+                *pending = Some(Box::new(Pending {
+                    msg_id: msg.id, mailbox: msg.mailbox.clone(), message_id: msg.message_id.clone(),
+                    office_code: branch.office_code.clone(), app, issued, warnings: raw.warnings, reply, to, now,
+                }));
                 Ok(Outcome::Issued(numbers))
             }
         }
@@ -275,30 +358,25 @@ impl BranchFlow<'_> {
         self.reply_only(store, msg, branch, reply, "duplicate", "duplicate", "mail/duplicate.txt", &from, ctx)
     }
 
-    fn completion(&self, branch: &Branch, app: &application::Application, issued: &[Issued], warnings: &[String], reply: &ReplyTo, to: Vec<String>) -> Result<Outgoing, ProcessError> {
-        let now = self.clock.now();
-        // Every document of every certificate, typeset in parallel.
-        let mut jobs = Vec::new();
+    #[allow(clippy::too_many_arguments)]
+    fn completion(&self, branch: &Branch, app: &application::Application, issued: &[Issued], warnings: &[String], reply: &ReplyTo, to: Vec<String>, attachments: Vec<(String, Vec<u8>)>) -> Result<Outgoing, ProcessError> {
         let mut certs = Vec::new();
         for i in issued {
             let c = &i.certificate;
             let electronic = c.format == Format::Electronic;
             let mut entry = json!({"product": c.product.name(), "format": c.format.name(), "number": c.number, "electronic": electronic});
             if electronic {
-                let key = i.key.as_ref();
                 let mut kinds = vec![DocumentKind::Notice, DocumentKind::Certificate];
                 if c.fee_statement {
                     kinds.push(DocumentKind::Fee);
                 }
                 for kind in kinds {
                     entry[file_field(kind)] = json!(crate::documents::data::file_name(kind, c));
-                    jobs.push((kind, c, key));
                 }
-                entry["key"] = json!(key.map(|k| k.reveal()));
+                entry["key"] = json!(i.key.as_ref().map(|k| k.reveal()));
             }
             certs.push(entry);
         }
-        let attachments = self.typeset(&jobs, now)?;
         let any_electronic = issued.iter().any(|i| i.certificate.format == Format::Electronic);
         let ctx = json!({
             "contractor": app.jv.clone().unwrap_or_else(|| app.contractor.clone()),

@@ -13,12 +13,18 @@ pub fn point(name: &str) {
 }
 
 /// A bug for tests: with `ESURETY_PANIC_ON=<Message-ID>`, processing that message panics,
-/// as a bug of ours on one odd input would.
+/// as a bug of ours on one odd input would; with `ESURETY_PANIC_ON=typesetting:<Message-ID>`,
+/// typesetting its documents does.
 pub fn panic_on(message_id: Option<&str>) {
+    panic_at("", message_id);
+}
+
+/// [`panic_on`] at a named stage (`typesetting`).
+pub fn panic_at(stage: &str, message_id: Option<&str>) {
     static ON: OnceLock<Option<String>> = OnceLock::new();
-    if let (Some(on), Some(id)) = (ON.get_or_init(|| std::env::var("ESURETY_PANIC_ON").ok()).as_deref(), message_id)
-        && on == id
-    {
+    let Some(on) = ON.get_or_init(|| std::env::var("ESURETY_PANIC_ON").ok()).as_deref() else { return };
+    let (at, id) = on.split_once(":<").map(|(s, rest)| (s, format!("<{rest}"))).unwrap_or(("", on.to_string()));
+    if at == stage && message_id == Some(id.as_str()) {
         panic!("injected for a test on {id}");
     }
 }

@@ -12,7 +12,7 @@
 //! its batch, still all or nothing; a crash before the batch commits only means the batch
 //! is done again, since nothing was sent or marked for it yet.
 
-use crate::branch::{BranchFlow, Outcome, ProcessError};
+use crate::branch::{BranchFlow, Outcome, Pending, ProcessError, Step};
 use crate::clock::{Clock, Random};
 use crate::config::Config;
 use crate::documents::Documents;
@@ -228,10 +228,88 @@ impl Engine {
         let owner_flow = OwnerFlow { config: &self.config, composer: &self.composer, reader: self.reader.as_ref(), clock, rng, lockout: Lockout::default() };
         // One commit per batch of messages; each message's outcome is still all or nothing
         // (a savepoint), and nothing leaves before the commit (the outbox is swept after).
+        // A batch is first tried as a pipeline (typesetting one application while the next
+        // is decided); if anything but the store fails in it, it is rolled back and done
+        // again one message at a time, where each failure becomes that message's outcome.
         for chunk in store.pending_ids()?.chunks(crate::store::BATCH) {
-            store.batch(|store| chunk.iter().try_for_each(|&id| self.process_one(store, id, &flow, &owner_flow, report, clock)))?;
+            let mut counted = RunReport::default();
+            let piped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                store.batch(|store| self.pipelined(store, chunk, &flow, &owner_flow, &mut counted))
+            }));
+            match piped {
+                Ok(Ok(())) => report.absorb(&counted),
+                Ok(Err(Stop::Store(e))) => return Err(e.into()),
+                Ok(Err(Stop::Retry(why))) => {
+                    tracing::warn!(event = "batch_one_by_one", reason = %why);
+                    store.batch(|store| chunk.iter().try_for_each(|&id| self.process_one(store, id, &flow, &owner_flow, report, clock)))?;
+                }
+                Err(_) => {
+                    tracing::warn!(event = "batch_one_by_one", reason = "a panic");
+                    store.batch(|store| chunk.iter().try_for_each(|&id| self.process_one(store, id, &flow, &owner_flow, report, clock)))?;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// A batch as a pipeline on the one writer thread: while an application's PDFs are
+    /// typeset (on another thread, itself using the pool), the one before it is mailed and
+    /// the next message is decided and recorded.
+    fn pipelined(&self, store: &mut Store, chunk: &[i64], flow: &BranchFlow, owner_flow: &OwnerFlow, report: &mut RunReport) -> Result<(), Stop> {
+        let (documents, config) = (&self.documents, &self.config);
+        let mut recorded: Option<Box<Pending>> = None;
+        let mut typeset: Option<(Box<Pending>, Vec<Vec<u8>>)> = None;
+        let mut ids = chunk.iter().copied();
+        loop {
+            let next = ids.next();
+            if next.is_none() && recorded.is_none() && typeset.is_none() {
+                return Ok(());
+            }
+            let to_typeset = recorded.take();
+            let pdfs = std::thread::scope(|s| -> Result<Option<Vec<Vec<u8>>>, Stop> {
+                let job = to_typeset.as_ref().map(|p| s.spawn(move || p.typeset(documents, config)));
+                if let Some((p, pdfs)) = typeset.take() {
+                    count(report, &flow.finish(store, *p, pdfs).map_err(Stop::from)?);
+                    crate::faults::point("processed");
+                }
+                if let Some(id) = next {
+                    recorded = self.start_one(store, id, flow, owner_flow, report)?;
+                }
+                match job.map(|j| j.join()) {
+                    None => Ok(None),
+                    Some(Ok(Ok(pdfs))) => Ok(Some(pdfs)),
+                    Some(Ok(Err(e))) => Err(Stop::from(e)),
+                    Some(Err(_)) => Err(Stop::Retry("a panic while typesetting".into())),
+                }
+            })?;
+            typeset = to_typeset.zip(pdfs);
+        }
+    }
+
+    /// One message up to typesetting, in a pipelined batch.
+    fn start_one(&self, store: &mut Store, id: i64, flow: &BranchFlow, owner_flow: &OwnerFlow, report: &mut RunReport) -> Result<Option<Box<Pending>>, Stop> {
+        let Some(msg) = store.message(id)? else { return Ok(None) };
+        if msg.side == "owner" {
+            match owner_flow.process(store, &msg).map_err(Stop::from)? {
+                OwnerOutcome::Ignored => report.ignored += 1,
+                OwnerOutcome::Duplicate => report.replied += 1,
+                OwnerOutcome::Checked { accepted, rejected } => {
+                    report.submissions += 1;
+                    report.accepted += accepted;
+                    report.refused += rejected;
+                }
+            }
+            crate::faults::point("processed");
+            return Ok(None);
+        }
+        match flow.start(store, &msg).map_err(Stop::from)? {
+            Step::Done(outcome) => {
+                count(report, &outcome);
+                crate::faults::point("processed");
+                Ok(None)
+            }
+            Step::Typeset(p) => Ok(Some(p)),
+        }
     }
 
     fn process_one(&self, store: &mut Store, id: i64, flow: &BranchFlow, owner_flow: &OwnerFlow, report: &mut RunReport, clock: &dyn Clock) -> Result<(), RunError> {
@@ -270,14 +348,56 @@ impl Engine {
             }
         };
         crate::faults::point("processed");
-        match outcome {
-            Outcome::Issued(_) => report.issued += 1,
-            Outcome::Rejected(_) => report.rejected += 1,
-            Outcome::Held(_) => report.held += 1,
-            Outcome::Changed(_) => report.changed += 1,
-            Outcome::FormSent | Outcome::Duplicate | Outcome::Resent | Outcome::NoChangeNeeded => report.replied += 1,
-        }
+        count(report, &outcome);
         Ok(())
+    }
+}
+
+fn count(report: &mut RunReport, outcome: &Outcome) {
+    match outcome {
+        Outcome::Issued(_) => report.issued += 1,
+        Outcome::Rejected(_) => report.rejected += 1,
+        Outcome::Held(_) => report.held += 1,
+        Outcome::Changed(_) => report.changed += 1,
+        Outcome::FormSent | Outcome::Duplicate | Outcome::Resent | Outcome::NoChangeNeeded => report.replied += 1,
+    }
+}
+
+impl RunReport {
+    /// Adds the outcome counts of a batch (once it is committed).
+    fn absorb(&mut self, b: &RunReport) {
+        self.issued += b.issued;
+        self.changed += b.changed;
+        self.rejected += b.rejected;
+        self.held += b.held;
+        self.replied += b.replied;
+        self.submissions += b.submissions;
+        self.accepted += b.accepted;
+        self.refused += b.refused;
+        self.ignored += b.ignored;
+        self.errors += b.errors;
+    }
+}
+
+/// Why a pipelined batch stopped: the store failed (the pass stops), or something else
+/// did (the batch is done again one message at a time).
+enum Stop {
+    Store(StoreError),
+    Retry(String),
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        Stop::Store(e)
+    }
+}
+
+impl From<ProcessError> for Stop {
+    fn from(e: ProcessError) -> Self {
+        match e {
+            ProcessError::Store(e) => Stop::Store(e),
+            e => Stop::Retry(e.to_string()),
+        }
     }
 }
 

@@ -100,32 +100,37 @@ impl Store {
 
     /// Runs `f` with every write in it (each [`Store::write`], and single statements)
     /// in one transaction, committed (one `fsync`) when `f` returns `Ok`, rolled back
-    /// entirely when it returns `Err`. A write in it that fails rolls back only itself.
-    /// Used to take a pass's many small writes in a few commits; the write lock is held
-    /// meanwhile, so a batch should be short (see [`BATCH`]).
+    /// entirely when it returns `Err` or panics. A write in it that fails rolls back only
+    /// itself; a batch inside a batch is a savepoint of the outer one (all or nothing,
+    /// durable when the outer one commits). Used to take a pass's many small writes in a
+    /// few commits; the write lock is held meanwhile, so a batch should be short (see
+    /// [`BATCH`]).
     pub fn batch<T, E: From<StoreError>>(&mut self, f: impl FnOnce(&mut Store) -> std::result::Result<T, E>) -> std::result::Result<T, E> {
-        if self.batching {
-            return f(self);
-        }
-        self.recover();
-        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from)?;
+        let nested = self.batching;
+        let (begin, commit, rollback) = if nested {
+            ("SAVEPOINT esurety_batch", "RELEASE esurety_batch", "ROLLBACK TO esurety_batch; RELEASE esurety_batch")
+        } else {
+            self.recover();
+            ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
+        };
+        self.conn.execute_batch(begin).map_err(StoreError::from)?;
         self.batching = true;
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
-        self.batching = false;
+        self.batching = nested;
         let out = out.unwrap_or_else(|panic| {
-            let _ = self.conn.execute_batch("ROLLBACK");
+            let _ = self.conn.execute_batch(rollback);
             std::panic::resume_unwind(panic)
         });
         match out {
             Ok(v) => {
-                if let Err(e) = self.conn.execute_batch("COMMIT") {
-                    let _ = self.conn.execute_batch("ROLLBACK");
+                if let Err(e) = self.conn.execute_batch(commit) {
+                    let _ = self.conn.execute_batch(rollback);
                     return Err(StoreError::from(e).into());
                 }
                 Ok(v)
             }
             Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
+                let _ = self.conn.execute_batch(rollback);
                 Err(e)
             }
         }
@@ -234,6 +239,24 @@ mod tests {
         assert_eq!((a.state.as_str(), a.outcome), ("new", None));
         assert_eq!((b.state.as_str(), b.outcome.as_deref()), ("done", Some("held")));
         assert_eq!(b.raw, b"Subject: b\r\n\r\nbody");
+    }
+
+    #[test]
+    fn a_batch_in_a_batch_is_all_or_nothing_and_lasts_with_the_outer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        store.batch(|s| -> Result<()> {
+            s.record_incoming(&incoming("a"), None, now())?;
+            let inner: Result<()> = s.batch(|s| {
+                s.record_incoming(&incoming("b"), None, now())?;
+                Err(StoreError::Corrupt("undo b".into()))
+            });
+            assert!(inner.is_err());
+            s.batch(|s| s.record_incoming(&incoming("c"), None, now()).map(|_| ()))?;
+            Ok(())
+        }).unwrap();
+        let uids: Vec<String> = store.messages().unwrap().into_iter().map(|m| m.source_uid).collect();
+        assert_eq!(uids, ["a", "c"]);
     }
 
     #[test]

@@ -48,3 +48,28 @@ fn a_bug_on_one_message_gives_it_an_outcome_and_the_pass_goes_on() {
     assert!(h["reason"].as_str().unwrap().contains("internal error"), "{h}");
     assert!(s.json(&["certificates"]).as_array().unwrap().len() == 2, "nothing half-written for the first");
 }
+
+#[test]
+fn a_bug_while_typesetting_one_application_of_a_batch_holds_it_and_issues_the_others() {
+    // The pass typesets one application while it records the next; a failure there rolls
+    // the batch back and does it again one message at a time.
+    let s = Setup::new();
+    for n in 1..=3 {
+        s.drop_mail("kanagawa@ejcs.example", &application(n));
+    }
+    let out = s.cmd().args(["run", "--once"]).env("ESURETY_PANIC_ON", "typesetting:<app-2@maruichi.example>").output().unwrap();
+    assert!(out.status.success(), "the pass went on: {}", String::from_utf8_lossy(&out.stderr));
+    let mut replies: Vec<String> = s.mails("soumu@maruichi.example").into_iter().map(|m| m.in_reply_to.unwrap_or_default()).collect();
+    replies.sort();
+    assert_eq!(replies, ["<app-1@maruichi.example>", "<app-3@maruichi.example>"]);
+    let held = s.json(&["staff", "held"]);
+    assert_eq!(held.as_array().unwrap().len(), 1, "{held}");
+    assert_eq!(held[0]["message_id"], "<app-2@maruichi.example>");
+    assert!(held[0]["reason"].as_str().unwrap().contains("internal error"), "{held}");
+    let certificates = s.json(&["certificates"]);
+    assert_eq!(certificates.as_array().unwrap().len(), 4, "two for each mailed application, none for the held one: {certificates}");
+    // Numbers were not used up by the rolled-back attempt: they follow on.
+    let mut numbers: Vec<String> = certificates.as_array().unwrap().iter().map(|c| c["number"].as_str().unwrap().to_string()).collect();
+    numbers.sort();
+    assert_eq!(numbers, ["35075-00001M", "35075-00002K", "35075-00003M", "35075-00004K"]);
+}
