@@ -109,16 +109,8 @@ pub struct Pending {
 impl Pending {
     /// Every document of every electronic certificate, in the completion mail's order.
     fn jobs(&self) -> Vec<(DocumentKind, &crate::issuance::Certificate, Option<&crate::issuance::AuthKey>)> {
-        let mut jobs = Vec::new();
-        for i in self.issued.iter().filter(|i| i.certificate.format == Format::Electronic) {
-            let c = &i.certificate;
-            jobs.push((DocumentKind::Notice, c, i.key.as_ref()));
-            jobs.push((DocumentKind::Certificate, c, i.key.as_ref()));
-            if c.fee_statement {
-                jobs.push((DocumentKind::Fee, c, i.key.as_ref()));
-            }
-        }
-        jobs
+        let electronic = self.issued.iter().filter(|i| i.certificate.format == Format::Electronic);
+        electronic.flat_map(|i| documents_of(&i.certificate).into_iter().map(move |kind| (kind, &i.certificate, i.key.as_ref()))).collect()
     }
 
     /// The PDFs, typeset in parallel on the worker pool. Pure: touches no store.
@@ -280,6 +272,16 @@ impl BranchFlow<'_> {
     }
 }
 
+/// The documents an electronic certificate is mailed with: the key notice, the
+/// certificate, and the fee statement when it was asked for.
+fn documents_of(c: &crate::issuance::Certificate) -> Vec<DocumentKind> {
+    let mut kinds = vec![DocumentKind::Notice, DocumentKind::Certificate];
+    if c.fee_statement {
+        kinds.push(DocumentKind::Fee);
+    }
+    kinds
+}
+
 /// The completion mail's field naming a document's attachment.
 fn file_field(kind: DocumentKind) -> &'static str {
     match kind {
@@ -366,11 +368,7 @@ impl BranchFlow<'_> {
             let electronic = c.format == Format::Electronic;
             let mut entry = json!({"product": c.product.name(), "format": c.format.name(), "number": c.number, "electronic": electronic});
             if electronic {
-                let mut kinds = vec![DocumentKind::Notice, DocumentKind::Certificate];
-                if c.fee_statement {
-                    kinds.push(DocumentKind::Fee);
-                }
-                for kind in kinds {
+                for kind in documents_of(c) {
                     entry[file_field(kind)] = json!(crate::documents::data::file_name(kind, c));
                 }
                 entry["key"] = json!(i.key.as_ref().map(|k| k.reveal()));
@@ -502,10 +500,7 @@ impl BranchFlow<'_> {
         let mut attachments = Vec::new();
         if electronic {
             let key = store.key_of(&c.number)?;
-            let mut kinds = vec![DocumentKind::Notice, DocumentKind::Certificate];
-            if c.fee_statement {
-                kinds.push(DocumentKind::Fee);
-            }
+            let kinds = documents_of(c);
             for &kind in &kinds {
                 entry[file_field(kind)] = json!(crate::documents::data::file_name(kind, c));
             }
