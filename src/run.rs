@@ -236,18 +236,17 @@ impl Engine {
             let piped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 store.batch(|store| self.pipelined(store, chunk, &flow, &owner_flow, &mut counted))
             }));
-            match piped {
-                Ok(Ok(())) => report.absorb(&counted),
+            let why = match piped {
+                Ok(Ok(())) => {
+                    report.absorb(&counted);
+                    continue;
+                }
                 Ok(Err(Stop::Store(e))) => return Err(e.into()),
-                Ok(Err(Stop::Retry(why))) => {
-                    tracing::warn!(event = "batch_one_by_one", reason = %why);
-                    store.batch(|store| chunk.iter().try_for_each(|&id| self.process_one(store, id, &flow, &owner_flow, report, clock)))?;
-                }
-                Err(_) => {
-                    tracing::warn!(event = "batch_one_by_one", reason = "a panic");
-                    store.batch(|store| chunk.iter().try_for_each(|&id| self.process_one(store, id, &flow, &owner_flow, report, clock)))?;
-                }
-            }
+                Ok(Err(Stop::Retry(why))) => why,
+                Err(_) => "a panic".to_string(),
+            };
+            tracing::warn!(event = "batch_one_by_one", reason = %why);
+            store.batch(|store| chunk.iter().try_for_each(|&id| self.process_one(store, id, &flow, &owner_flow, report, clock)))?;
         }
         Ok(())
     }
