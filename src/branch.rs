@@ -73,11 +73,37 @@ pub struct BranchFlow<'a> {
     pub rng: &'a dyn Random,
 }
 
-struct TxExisting<'t, 'c>(&'t Tx<'c>);
+/// R10's question put to the store. The rules are pure and ask through [`Existing`]; a
+/// store that cannot answer is remembered here and turns the whole decision into an error
+/// ([`TxExisting::answer`]): "could not read" must never pass for "not issued yet".
+struct TxExisting<'t, 'c> {
+    tx: &'t Tx<'c>,
+    failed: std::cell::RefCell<Option<StoreError>>,
+}
+
+impl<'t, 'c> TxExisting<'t, 'c> {
+    fn new(tx: &'t Tx<'c>) -> Self {
+        TxExisting { tx, failed: std::cell::RefCell::new(None) }
+    }
+
+    /// The decision made with the store's answers, or the store's error if one failed.
+    fn answer<T>(self, decision: T) -> Result<T, ProcessError> {
+        match self.failed.into_inner() {
+            Some(e) => Err(ProcessError::Store(e)),
+            None => Ok(decision),
+        }
+    }
+}
 
 impl Existing for TxExisting<'_, '_> {
     fn issued_for(&self, works_key: &str) -> Option<String> {
-        self.0.issued_for_works(works_key).ok().flatten()
+        match self.tx.issued_for_works(works_key) {
+            Ok(found) => found,
+            Err(e) => {
+                self.failed.borrow_mut().get_or_insert(e);
+                None
+            }
+        }
     }
 }
 
@@ -165,8 +191,8 @@ impl BranchFlow<'_> {
             return self.hold(store, msg, format!("{} は支店のメールボックスではありません", msg.mailbox));
         };
         let limits = &self.config.limits;
-        if msg.raw.len() > limits.max_message_bytes() {
-            return self.hold(store, msg, format!("大きすぎるメールです（{} MB、上限 {} MB）", msg.raw.len() >> 20, limits.max_message_mib));
+        if msg.over(limits.max_message_bytes()) {
+            return self.hold(store, msg, format!("大きすぎるメールです（{} MB、上限 {} MB）", msg.size.max(msg.raw.len()) >> 20, limits.max_message_mib));
         }
         let letter = match letter::read_with(&msg.raw, limits) {
             Ok(l) => l,
@@ -198,7 +224,7 @@ impl BranchFlow<'_> {
         if let Some(mid) = &letter.message_id {
             let earlier = store.write(|tx| tx.earlier_with_message_id(&msg.mailbox, mid, msg.id).map_err(ProcessError::from))?;
             if let Some((first, first_outcome)) = earlier {
-                return self.duplicate(store, msg, branch, &letter, &reply, first, Some(first_outcome.as_str()), &contractor.name);
+                return self.duplicate(store, msg, branch, &letter, &reply, first, Some(first_outcome.as_str()), contractor, &from);
             }
         }
 
@@ -234,7 +260,11 @@ impl BranchFlow<'_> {
         let raw = form::parse(&form_text);
         let sender = Sender { from: from.clone(), envelope };
         let config = self.config;
-        let decision = store.write(|tx| Ok::<_, ProcessError>(application::validate(&raw, config, branch, &sender, &TxExisting(tx))))?;
+        let decision = store.write(|tx| {
+            let existing = TxExisting::new(tx);
+            let decision = application::validate(&raw, config, branch, &sender, &existing);
+            existing.answer(decision)
+        })?;
         match decision {
             Decision::Hold(why) => self.hold(store, msg, why),
             Decision::Reject(problems) => {
@@ -340,11 +370,15 @@ impl BranchFlow<'_> {
     /// numbers (never the keys); otherwise it was already answered or held, and this copy
     /// is only recorded.
     #[allow(clippy::too_many_arguments)]
-    fn duplicate(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, letter: &Letter, reply: &ReplyTo, first: i64, first_outcome: Option<&str>, contractor: &str) -> Result<Outcome, ProcessError> {
+    ///
+    /// The answer goes to `from`, a registered address of `contractor` (the sender's when it
+    /// is registered, the contractor's first when staff released the copy), and names only
+    /// certificates of that contractor: a copy of a message released from an untrusted
+    /// address never tells that address anything.
+    fn duplicate(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, letter: &Letter, reply: &ReplyTo, first: i64, first_outcome: Option<&str>, contractor: &Contractor, from: &str) -> Result<Outcome, ProcessError> {
         let now = self.clock.now();
         let first_msg = store.message(first)?;
-        let certs = store.write(|tx| tx.certificates_of_message(first))?;
-        let from = letter.from.clone().unwrap_or_default();
+        let certs: Vec<CertificateRow> = store.write(|tx| tx.certificates_of_message(first))?.into_iter().filter(|c| self.belongs(c, contractor)).collect();
         if first_outcome != Some("issued") || certs.is_empty() {
             let detail = format!("同じ Message-ID のメール（受付番号 {first}）は処理済みです");
             store.write(|tx| tx.finish_message(msg.id, "duplicate", Some(&detail), now))?;
@@ -352,12 +386,12 @@ impl BranchFlow<'_> {
             return Ok(Outcome::Duplicate);
         }
         let ctx = json!({
-            "contractor": contractor,
+            "contractor": contractor.name,
             "original_message_id": letter.message_id,
             "original_date": first_msg.and_then(|m| chrono::DateTime::parse_from_rfc3339(&m.received_at).ok()).map(|t| crate::text::format_era(t.date_naive())),
             "certificates": certs.iter().map(|c| json!({"product": c.latest.product.name(), "format": c.latest.format.name(), "number": c.number})).collect::<Vec<_>>(),
         });
-        self.reply_only(store, msg, branch, reply, "duplicate", "duplicate", "mail/duplicate.txt", &from, ctx)
+        self.reply_only(store, msg, branch, reply, "duplicate", "duplicate", "mail/duplicate.txt", from, ctx)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -449,11 +483,14 @@ impl BranchFlow<'_> {
     /// representative). Someone else's number is treated exactly like an unknown one.
     fn certificate_of(&self, store: &Store, number: &str, contractor: &Contractor) -> Result<Option<CertificateRow>, ProcessError> {
         let Some(n) = CertificateNumber::parse(number) else { return Ok(None) };
-        Ok(store.certificate(&n.to_string())?.filter(|c| {
-            let owner_of = self.config.contractor_by_name(&c.latest.contractor)
-                .or_else(|| c.latest.jv.as_deref().and_then(|j| self.config.joint_venture(j)).and_then(|j| self.config.contractor_by_name(&j.representative)));
-            owner_of.is_some_and(|a| a.name == contractor.name)
-        }))
+        Ok(store.certificate(&n.to_string())?.filter(|c| self.belongs(c, contractor)))
+    }
+
+    /// Whether a certificate is `contractor`'s (its own, or its joint venture's).
+    fn belongs(&self, c: &CertificateRow, contractor: &Contractor) -> bool {
+        let owner_of = self.config.contractor_by_name(&c.latest.contractor)
+            .or_else(|| c.latest.jv.as_deref().and_then(|j| self.config.joint_venture(j)).and_then(|j| self.config.contractor_by_name(&j.representative)));
+        owner_of.is_some_and(|a| a.name == contractor.name)
     }
 
     /// 変更申込: the changed fields over the current version, checked by the application
@@ -481,7 +518,11 @@ impl BranchFlow<'_> {
         };
         let issuing = self.config.branch_by_code(&row.latest.office_code).unwrap_or(branch);
         let config = self.config;
-        let decision = store.write(|tx| Ok::<_, ProcessError>(change::decide(&raw, &row.latest, config, branch, issuing, sender, &TxExisting(tx), now)))?;
+        let decision = store.write(|tx| {
+            let existing = TxExisting::new(tx);
+            let decision = change::decide(&raw, &row.latest, config, branch, issuing, sender, &existing, now);
+            existing.answer(decision)
+        })?;
         let (contents, changed) = match decision {
             ChangeDecision::Hold(why) => return self.hold(store, msg, why),
             ChangeDecision::Reject(problems) => {

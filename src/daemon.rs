@@ -77,27 +77,21 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, clock: &dyn Cl
     }
     let mut total = RunReport::default();
     let mut backoff = Duration::from_secs(1);
-    let mut job = Job::Poll;
+    let mut jobs = vec![Job::Poll];
     while !stop.load(Ordering::SeqCst) {
-        match job {
-            Job::Poll => {}
-            Job::Outbox => {
-                if let Err(e) = engine.sweep_outbox(&mut store, &mut adapters, clock, rng) {
-                    tracing::error!(event = "outbox_sweep_failed", error = %e);
-                }
-                job = wait_for_job(&rt, &engine, &wake, clock, None);
-                continue;
+        // Every job due at this instant runs: the digest first (so the sweep below sends
+        // it), then a pass (which ends with a sweep) or the sweep alone.
+        if jobs.contains(&Job::Digest) {
+            if let Err(e) = crate::staff::send_digests(&engine, &mut store, clock, rng) {
+                tracing::error!(event = "digest_failed", error = %e);
             }
-            Job::Digest => {
-                match crate::staff::send_digests(&engine, &mut store, clock, rng) {
-                    Ok(_) => {
-                        let _ = engine.sweep_outbox(&mut store, &mut adapters, clock, rng);
-                    }
-                    Err(e) => tracing::error!(event = "digest_failed", error = %e),
-                }
-                job = wait_for_job(&rt, &engine, &wake, clock, None);
-                continue;
+        }
+        if !jobs.contains(&Job::Poll) {
+            if let Err(e) = engine.sweep_outbox(&mut store, &mut adapters, clock, rng) {
+                tracing::error!(event = "outbox_sweep_failed", error = %e);
             }
+            jobs = wait_for_job(&rt, &engine, &wake, clock, None);
+            continue;
         }
         let wait = match engine.run_once(&mut store, &mut adapters, clock, rng) {
             Ok(report) => {
@@ -122,7 +116,7 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, clock: &dyn Cl
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        job = wait_for_job(&rt, &engine, &wake, clock, wait);
+        jobs = wait_for_job(&rt, &engine, &wake, clock, wait);
     }
     eprintln!("esurety: stopped");
     Ok(total)
@@ -162,21 +156,21 @@ fn fs_unwritable(store: &std::path::Path) -> Option<&'static str> {
     }
 }
 
-/// Sleeps until the next scheduled job, new mail (a wake), or `retry` after a failure;
+/// Sleeps until the next scheduled jobs, new mail (a wake), or `retry` after a failure;
 /// returns what to do then (a wake means a pass).
-fn wait_for_job(rt: &tokio::runtime::Runtime, engine: &Engine, wake: &Arc<Notify>, clock: &dyn Clock, retry: Option<Duration>) -> Job {
+fn wait_for_job(rt: &tokio::runtime::Runtime, engine: &Engine, wake: &Arc<Notify>, clock: &dyn Clock, retry: Option<Duration>) -> Vec<Job> {
     let now = clock.now();
-    let (at, job) = engine.config.schedule.next(now).unwrap_or((now + chrono::Duration::hours(1), Job::Poll));
+    let (at, jobs) = engine.config.schedule.next(now).unwrap_or((now + chrono::Duration::hours(1), vec![Job::Poll]));
     let until = (at - now).to_std().unwrap_or_default();
-    let (sleep, job) = match retry {
-        Some(r) if r < until => (r, Job::Poll),
-        _ => (until, job),
+    let (sleep, jobs) = match retry {
+        Some(r) if r < until => (r, vec![Job::Poll]),
+        _ => (until, jobs),
     };
     let w = wake.clone();
     rt.block_on(async move {
         tokio::select! {
-            _ = w.notified() => Job::Poll,
-            _ = tokio::time::sleep(sleep) => job,
+            _ = w.notified() => vec![Job::Poll],
+            _ = tokio::time::sleep(sleep) => jobs,
         }
     })
 }

@@ -46,7 +46,7 @@ impl OwnerFlow<'_> {
             Ok(OwnerOutcome::Ignored)
         };
         let Some(owner) = self.config.owner_by_address(&msg.mailbox) else { return ignore(store, "not an owner's mailbox") };
-        if msg.raw.len() > self.config.limits.max_message_bytes() {
+        if msg.over(self.config.limits.max_message_bytes()) {
             return ignore(store, "larger than limits.max_message_mib");
         }
         let Ok(letter) = letter::read_with(&msg.raw, &self.config.limits) else { return ignore(store, "not a readable email") };
@@ -54,6 +54,11 @@ impl OwnerFlow<'_> {
         if reading.found.is_empty() {
             let why = if reading.unreadable.is_empty() { "no number/key pair" } else { "no number/key pair; a PDF could not be read" };
             return ignore(store, why);
+        }
+        if reading.found.len() > self.config.limits.max_pairs {
+            // Not a submission anyone makes; checking them all would be a registry check
+            // each (and failures counted against real numbers): left to the owner's staff.
+            return ignore(store, "more number/key pairs than limits.max_pairs");
         }
         if let Some(mid) = &letter.message_id {
             let earlier = store.write(|tx| tx.earlier_with_message_id(&msg.mailbox, mid, msg.id))?;

@@ -7,10 +7,14 @@
 //! a crash between them only means marking again (harmless). Deliveries are recorded per
 //! recipient, and the Maildir transport recognises a delivery it already made.
 //!
-//! Each step commits in batches (`Store::batch`, up to `store::BATCH` messages): one
-//! `fsync` per batch instead of several per message. A message's outcome is a savepoint in
-//! its batch, still all or nothing; a crash before the batch commits only means the batch
-//! is done again, since nothing was sent or marked for it yet.
+//! Each step commits in batches (`Store::batch`): one `fsync` per batch instead of several
+//! per message. A batch closes after [`crate::store::BATCH`] messages or once it has worked
+//! for [`crate::store::BATCH_TIME`], whichever comes first (the message in hand is
+//! finished), so a daemon that lives longer than that and one message's work always
+//! commits some work, however slow the machine: a crash loop still gets through the
+//! queue. A message's outcome is a savepoint in its batch, still all or nothing; a crash
+//! before the batch commits only means the batch is done again, since nothing was sent or
+//! marked for it yet.
 
 use crate::branch::{BranchFlow, Outcome, Pending, ProcessError, Step};
 use crate::clock::{Clock, Random};
@@ -123,11 +127,14 @@ impl Engine {
                 (Some(server), Some(account)) => {
                     let mut b = ImapBox::new(address, side, server.clone(), account.clone(), rt.clone());
                     b.since = mail.process_since;
+                    b.max_bytes = self.config.limits.max_message_bytes();
                     (side, Box::new(b))
                 }
                 _ => {
                     let dir = Maildir::new(mail.maildir_root.join(&address));
-                    (side, Box::new(MaildirBox::new(address, side, dir, since.map(std::time::SystemTime::from))))
+                    let mut b = MaildirBox::new(address, side, dir, since.map(std::time::SystemTime::from));
+                    b.max_bytes = self.config.limits.max_message_bytes();
+                    (side, Box::new(b))
                 }
             }
         }).collect();
@@ -231,22 +238,34 @@ impl Engine {
         // A batch is first tried as a pipeline (typesetting one application while the next
         // is decided); if anything but the store fails in it, it is rolled back and done
         // again one message at a time, where each failure becomes that message's outcome.
-        for chunk in store.pending_ids()?.chunks(crate::store::BATCH) {
+        let pending = store.pending_ids()?;
+        let mut rest = pending.as_slice();
+        while !rest.is_empty() {
+            let chunk = &rest[..rest.len().min(crate::store::BATCH)];
+            let budget = crate::store::Budget::start();
             let mut counted = RunReport::default();
+            let mut taken = 0;
             let piped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                store.batch(|store| self.pipelined(store, chunk, &flow, &owner_flow, &mut counted))
+                store.batch(|store| self.pipelined(store, chunk, &budget, &mut taken, &flow, &owner_flow, &mut counted))
             }));
             let why = match piped {
                 Ok(Ok(())) => {
                     report.absorb(&counted);
+                    rest = &rest[taken..];
                     continue;
                 }
                 Ok(Err(Stop::Store(e))) => return Err(e.into()),
                 Ok(Err(Stop::Retry(why))) => why,
                 Err(_) => "a panic".to_string(),
             };
+            // What the batch had taken is done again, one message and one commit at a
+            // time, so each failure becomes that message's outcome.
             tracing::warn!(event = "batch_one_by_one", reason = %why);
-            store.batch(|store| chunk.iter().try_for_each(|&id| self.process_one(store, id, &flow, &owner_flow, report, clock)))?;
+            let taken = taken.clamp(1, chunk.len());
+            for &id in &chunk[..taken] {
+                store.batch(|store| self.process_one(store, id, &flow, &owner_flow, report, clock))?;
+            }
+            rest = &rest[taken..];
         }
         Ok(())
     }
@@ -254,13 +273,18 @@ impl Engine {
     /// A batch as a pipeline on the one writer thread: while an application's PDFs are
     /// typeset (on another thread, itself using the pool), the one before it is mailed and
     /// the next message is decided and recorded.
-    fn pipelined(&self, store: &mut Store, chunk: &[i64], flow: &BranchFlow, owner_flow: &OwnerFlow, report: &mut RunReport) -> Result<(), Stop> {
+    ///
+    /// The batch stops taking messages when its budget is spent (time or count, see
+    /// [`crate::store::Budget`]); `taken` says how many of `chunk` it took, all of which
+    /// are finished when it returns `Ok`.
+    #[allow(clippy::too_many_arguments)]
+    fn pipelined(&self, store: &mut Store, chunk: &[i64], budget: &crate::store::Budget, taken: &mut usize, flow: &BranchFlow, owner_flow: &OwnerFlow, report: &mut RunReport) -> Result<(), Stop> {
         let (documents, config) = (&self.documents, &self.config);
         let mut recorded: Option<Box<Pending>> = None;
         let mut typeset: Option<(Box<Pending>, Vec<Vec<u8>>)> = None;
-        let mut ids = chunk.iter().copied();
         loop {
-            let next = ids.next();
+            let next = if *taken < chunk.len() && !budget.spent(*taken) { Some(chunk[*taken]) } else { None };
+            *taken += next.is_some() as usize;
             if next.is_none() && recorded.is_none() && typeset.is_none() {
                 return Ok(());
             }
@@ -312,7 +336,17 @@ impl Engine {
     }
 
     fn process_one(&self, store: &mut Store, id: i64, flow: &BranchFlow, owner_flow: &OwnerFlow, report: &mut RunReport, clock: &dyn Clock) -> Result<(), RunError> {
-        let Some(msg) = store.message(id)? else { return Ok(()) };
+        let msg = match store.message(id) {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return Ok(()),
+            Err(e) if e.stops_the_pass() => return Err(e.into()),
+            Err(e) => {
+                // The stored row cannot be read: an error outcome for it, the rest go on.
+                tracing::error!(event = "process_failed", message = id, error = %e);
+                report.errors += 1;
+                return self.finish_failed(store, id, "error", &format!("保存したメールを読み取れません: {e}"), clock);
+            }
+        };
         if msg.side == "owner" {
             match guarded(|| owner_flow.process(store, &msg)) {
                 Ok(OwnerOutcome::Ignored) => report.ignored += 1,
@@ -322,12 +356,12 @@ impl Engine {
                     report.accepted += accepted;
                     report.refused += rejected;
                 }
-                Err(ProcessError::Store(e)) => return Err(e.into()),
+                Err(ProcessError::Store(e)) if e.stops_the_pass() => return Err(e.into()),
                 Err(e) => {
                     // Our fault on this message: leave it to the people of the mailbox.
                     tracing::error!(event = "process_failed", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), error = %e);
                     report.errors += 1;
-                    store.write(|tx| tx.finish_message(msg.id, "error", Some(&e.to_string()), clock.now()))?;
+                    self.finish_failed(store, msg.id, "error", &e.to_string(), clock)?;
                 }
             }
             crate::faults::point("processed");
@@ -335,20 +369,33 @@ impl Engine {
         }
         let outcome = match guarded(|| flow.process(store, &msg)) {
             Ok(o) => o,
-            Err(ProcessError::Store(e)) => return Err(e.into()),
+            Err(ProcessError::Store(e)) if e.stops_the_pass() => return Err(e.into()),
             Err(e) => {
-                // A fault of ours on this message (a template, typesetting): hold it for
-                // staff with the reason rather than retrying forever.
+                // A fault of ours on this message (a template, typesetting, its data in the
+                // store): hold it for staff with the reason rather than retrying forever.
                 tracing::error!(event = "process_failed", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), error = %e);
                 report.errors += 1;
                 let why = format!("処理できませんでした: {e}");
-                store.write(|tx| tx.finish_message(msg.id, "held", Some(&why), clock.now()))?;
+                self.finish_failed(store, msg.id, "held", &why, clock)?;
                 Outcome::Held(why)
             }
         };
         crate::faults::point("processed");
         count(report, &outcome);
         Ok(())
+    }
+
+    /// Records a message's failure as its outcome. If even that cannot be written for this
+    /// message alone, it is left for the next pass and the others go on.
+    fn finish_failed(&self, store: &mut Store, id: i64, outcome: &str, why: &str, clock: &dyn Clock) -> Result<(), RunError> {
+        match store.write(|tx| tx.finish_message(id, outcome, Some(why), clock.now())) {
+            Ok(()) => Ok(()),
+            Err(e) if e.stops_the_pass() => Err(e.into()),
+            Err(e) => {
+                tracing::error!(event = "outcome_not_recorded", message = id, error = %e);
+                Ok(())
+            }
+        }
     }
 }
 
@@ -387,14 +434,14 @@ enum Stop {
 
 impl From<StoreError> for Stop {
     fn from(e: StoreError) -> Self {
-        Stop::Store(e)
+        if e.stops_the_pass() { Stop::Store(e) } else { Stop::Retry(e.to_string()) }
     }
 }
 
 impl From<ProcessError> for Stop {
     fn from(e: ProcessError) -> Self {
         match e {
-            ProcessError::Store(e) => Stop::Store(e),
+            ProcessError::Store(e) => Stop::from(e),
             e => Stop::Retry(e.to_string()),
         }
     }

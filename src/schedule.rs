@@ -36,12 +36,16 @@ impl Jobs {
         })
     }
 
-    /// The next job due after `now`, and when.
-    pub fn next(&self, now: DateTime<FixedOffset>) -> Option<(DateTime<FixedOffset>, Job)> {
-        [(Job::Poll, &self.poll), (Job::Outbox, &self.outbox), (Job::Digest, &self.digest)]
+    /// The next instant after `now` at which something is due, and every job due then
+    /// (several schedules often meet: at 08:00:00 the poll, the outbox sweep and the
+    /// digest are all due, and each of them must run).
+    pub fn next(&self, now: DateTime<FixedOffset>) -> Option<(DateTime<FixedOffset>, Vec<Job>)> {
+        let due: Vec<(DateTime<FixedOffset>, Job)> = [(Job::Poll, &self.poll), (Job::Outbox, &self.outbox), (Job::Digest, &self.digest)]
             .into_iter()
             .filter_map(|(job, s)| s.after(&now).next().map(|t| (t, job)))
-            .min_by_key(|(t, _)| *t)
+            .collect();
+        let at = due.iter().map(|(t, _)| *t).min()?;
+        Some((at, due.into_iter().filter(|(t, _)| *t == at).map(|(_, j)| j).collect()))
     }
 
     pub fn describe(&self) -> String {
@@ -65,10 +69,12 @@ mod tests {
     fn next_jobs_in_japan_time() {
         let j = Jobs::parse(&every_seconds(300), DEFAULT_OUTBOX, DEFAULT_DIGEST).unwrap();
         let now = DateTime::parse_from_rfc3339("2026-07-04T07:59:30+09:00").unwrap();
-        let (t, job) = j.next(now).unwrap();
-        assert_eq!((t.to_rfc3339(), job), ("2026-07-04T08:00:00+09:00".to_string(), Job::Poll));
-        let digest = j.digest.after(&now).next().unwrap();
-        assert_eq!(digest.to_rfc3339(), "2026-07-04T08:00:00+09:00");
+        // At 08:00:00 the poll, the sweep and the digest meet: all three are due.
+        let (t, jobs) = j.next(now).unwrap();
+        assert_eq!((t.to_rfc3339(), jobs), ("2026-07-04T08:00:00+09:00".to_string(), vec![Job::Poll, Job::Outbox, Job::Digest]));
+        // At 08:01:00 only the sweep.
+        let (t, jobs) = j.next(DateTime::parse_from_rfc3339("2026-07-04T08:00:30+09:00").unwrap()).unwrap();
+        assert_eq!((t.to_rfc3339(), jobs), ("2026-07-04T08:01:00+09:00".to_string(), vec![Job::Outbox]));
         assert!(Jobs::parse("every minute", DEFAULT_OUTBOX, DEFAULT_DIGEST).unwrap_err().contains("schedule.poll"));
     }
 }

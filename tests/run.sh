@@ -26,4 +26,16 @@ if [ -n "$need" ]; then
     rm -f /usr/sbin/policy-rc.d
 fi
 
+# Each test's time: with cargo-nextest (on the machines this project runs on) every test is
+# reported with its time and the ten slowest are listed at the end; without it, cargo test.
+# Both build the same test profile as `cargo test`, so nothing is compiled twice.
+if cargo nextest --version >/dev/null 2>&1; then
+    log=$(mktemp)
+    { rc=0; cargo nextest run --locked --no-fail-fast --status-level pass --final-status-level fail "$@" || rc=$?; echo "$rc" >"$log.rc"; } 2>&1 | tee "$log"
+    echo "tests/run.sh: the slowest tests:"
+    grep -E '^ *(PASS|FAIL|SIGKILL|TIMEOUT) +\[' "$log" | sed -E 's/^ *([A-Z]+) +\[ *([0-9.]+)s\]( +\( *[0-9]+\/[0-9]+\))? +/\2s \1 /' | sort -u | sort -rn | head -10
+    status=$(cat "$log.rc")
+    rm -f "$log" "$log.rc"
+    exit "$status"
+fi
 cargo test --locked "$@"

@@ -5,7 +5,9 @@
 mod json;
 mod staff;
 
-use crate::clock::{Clock, OsRandom, Random, SeededRandom, SystemClock, FixedClock};
+use crate::clock::{Clock, OsRandom, Random, SystemClock};
+#[cfg(feature = "test-hooks")]
+use crate::clock::{FixedClock, SeededRandom};
 use crate::config::Config;
 use crate::registry::{Lockout, verify};
 use crate::run::Engine;
@@ -102,18 +104,24 @@ pub enum RenderKind {
     Fee,
 }
 
-/// The clock and random source: the system's, unless a test fixes them
-/// (`ESURETY_TEST_NOW` = RFC 3339 instant, `ESURETY_TEST_SEED` = integer).
+/// The clock and random source: the system's. A build with the `test-hooks` feature (the
+/// tests' build, never a release) lets a test fix them (`ESURETY_TEST_NOW` = RFC 3339
+/// instant, `ESURETY_TEST_SEED` = integer).
 pub fn sources() -> Result<(Box<dyn Clock>, Box<dyn Random>)> {
-    let clock: Box<dyn Clock> = match std::env::var("ESURETY_TEST_NOW") {
-        Ok(s) => Box::new(FixedClock::parse(&s).with_context(|| format!("ESURETY_TEST_NOW={s} is not an RFC 3339 time"))?),
-        Err(_) => Box::new(SystemClock),
-    };
-    let rng: Box<dyn Random> = match std::env::var("ESURETY_TEST_SEED") {
-        Ok(s) => Box::new(SeededRandom::new(s.parse().with_context(|| format!("ESURETY_TEST_SEED={s} is not a number"))?)),
-        Err(_) => Box::new(OsRandom),
-    };
-    Ok((clock, rng))
+    #[cfg(feature = "test-hooks")]
+    {
+        let clock: Box<dyn Clock> = match std::env::var("ESURETY_TEST_NOW") {
+            Ok(s) => Box::new(FixedClock::parse(&s).with_context(|| format!("ESURETY_TEST_NOW={s} is not an RFC 3339 time"))?),
+            Err(_) => Box::new(SystemClock),
+        };
+        let rng: Box<dyn Random> = match std::env::var("ESURETY_TEST_SEED") {
+            Ok(s) => Box::new(SeededRandom::new(s.parse().with_context(|| format!("ESURETY_TEST_SEED={s} is not a number"))?)),
+            Err(_) => Box::new(OsRandom),
+        };
+        Ok((clock, rng))
+    }
+    #[cfg(not(feature = "test-hooks"))]
+    Ok((Box::new(SystemClock), Box::new(OsRandom)))
 }
 
 /// Runs a command; `Ok(code)` is the exit status.

@@ -86,11 +86,14 @@ pub struct Limits {
     /// Time and address space of the PDF-reading process per PDF.
     pub pdf_seconds: u64,
     pub pdf_memory_mib: u64,
+    /// Number/key pairs checked per submission (distinct numbers). A message with more is
+    /// not a submission anyone makes: it is left to the owner's staff, nothing checked.
+    pub max_pairs: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_message_mib: 30, max_parts: 500, max_depth: 10, pdf_max_mib: 20, pdf_max_pages: 50, pdf_seconds: 10, pdf_memory_mib: 1024 }
+        Limits { max_message_mib: 30, max_parts: 500, max_depth: 10, pdf_max_mib: 20, pdf_max_pages: 50, pdf_seconds: 10, pdf_memory_mib: 1024, max_pairs: 20 }
     }
 }
 
@@ -297,7 +300,7 @@ impl Config {
         });
         let limits = raw.limits;
         for (name, v) in [("max_message_mib", limits.max_message_mib), ("max_parts", limits.max_parts as u64), ("max_depth", limits.max_depth as u64),
-                          ("pdf_max_mib", limits.pdf_max_mib), ("pdf_max_pages", limits.pdf_max_pages as u64), ("pdf_seconds", limits.pdf_seconds), ("pdf_memory_mib", limits.pdf_memory_mib)] {
+                          ("pdf_max_mib", limits.pdf_max_mib), ("pdf_max_pages", limits.pdf_max_pages as u64), ("pdf_seconds", limits.pdf_seconds), ("pdf_memory_mib", limits.pdf_memory_mib), ("max_pairs", limits.max_pairs as u64)] {
             if v == 0 {
                 problems.push(format!("limits.{name} must be above 0"));
             }

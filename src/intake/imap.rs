@@ -33,11 +33,14 @@ pub struct ImapBox {
     session: Option<(ImapSession, u32)>,
     /// Messages with an internal date before this day are not read (`mail.process_since`).
     pub since: Option<chrono::NaiveDate>,
+    /// A message larger than this (RFC822.SIZE, asked before fetching) is not fetched
+    /// whole: only its header is stored, with its size (`limits.max_message_mib`).
+    pub max_bytes: usize,
 }
 
 impl ImapBox {
     pub fn new(address: String, side: &'static str, server: Server, account: Account, rt: Handle) -> Self {
-        ImapBox { address, side, server, account, rt, session: None, since: None }
+        ImapBox { address, side, server, account, rt, session: None, since: None, max_bytes: usize::MAX }
     }
 
     /// A session with the folder selected, and its UIDVALIDITY.
@@ -105,6 +108,22 @@ pub async fn select(mut session: ImapSession, folder: &str) -> Result<(ImapSessi
 
 fn imap_err(e: async_imap::error::Error) -> MailboxError {
     MailboxError::Unavailable(format!("IMAP: {e}"))
+}
+
+/// (uid, RFC822.SIZE) of the given UIDs.
+async fn sizes(s: &mut ImapSession, uids: &[u32]) -> Result<Vec<(u32, usize)>, MailboxError> {
+    let set = uids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    let mut out = Vec::new();
+    let mut stream = s.uid_fetch(&set, "(UID RFC822.SIZE)").await.map_err(imap_err)?;
+    while let Some(f) = stream.next().await {
+        let f = f.map_err(imap_err)?;
+        if let (Some(uid), Some(size)) = (f.uid, f.size)
+            && uids.contains(&uid)
+        {
+            out.push((uid, size as usize));
+        }
+    }
+    Ok(out)
 }
 
 /// (uid, body) of the given UIDs (BODY.PEEK[]: nothing is marked read).
@@ -209,18 +228,41 @@ impl Mailbox for ImapBox {
 }
 
 impl ImapBox {
+    /// Stores these messages in one commit. Sizes are asked first: a message over the limit
+    /// is stored as its header and size only, never fetched whole.
     fn store_bodies(&mut self, store: &mut Store, uids: &[u32], validity: u32, side: &'static str, now: DateTime<FixedOffset>) -> Result<usize, MailboxError> {
-        let got = self.with(async |s, _| bodies(s, uids, "BODY.PEEK[]").await)?;
-        let mut n = 0;
-        for (uid, raw) in got {
-            let message_id = crate::intake::letter::read(&raw).ok().and_then(|l| l.message_id);
-            let incoming = Incoming { mailbox: self.address.clone(), side, source_uid: format!("{validity}:{uid}"), raw };
-            if store.record_incoming(&incoming, message_id.as_deref(), now)?.is_some() {
-                tracing::info!(event = "received", mailbox = %self.address, message_id = message_id.as_deref().unwrap_or(""), uid = uid);
-                n += 1;
+        let max = self.max_bytes;
+        let got = self.with(async |s, _| {
+            // A UID the server gave no size for is fetched whole, never skipped.
+            let sizes = sizes(s, uids).await?;
+            let size_told = |u: &u32| sizes.iter().find(|(x, _)| x == u).map(|(_, n)| *n).unwrap_or(0);
+            let (small, large): (Vec<(u32, usize)>, Vec<(u32, usize)>) = uids.iter().map(|u| (*u, size_told(u))).partition(|(_, n)| *n <= max);
+            let size_of = |u: u32, of: &[(u32, usize)]| of.iter().find(|(x, _)| *x == u).map(|(_, n)| *n).unwrap_or(0);
+            let mut got = Vec::new();
+            if !small.is_empty() {
+                let uids: Vec<u32> = small.iter().map(|(u, _)| *u).collect();
+                got.extend(bodies(s, &uids, "BODY.PEEK[]").await?.into_iter().map(|(u, raw)| (u, raw, size_of(u, &small))));
             }
-        }
-        Ok(n)
+            if !large.is_empty() {
+                let uids: Vec<u32> = large.iter().map(|(u, _)| *u).collect();
+                got.extend(bodies(s, &uids, "BODY.PEEK[HEADER]").await?.into_iter().map(|(u, head)| (u, head, size_of(u, &large))));
+            }
+            got.sort_by_key(|(u, _, _)| *u);
+            Ok(got)
+        })?;
+        let address = self.address.clone();
+        store.batch(|store| -> Result<usize, MailboxError> {
+            let mut n = 0;
+            for (uid, raw, size) in got {
+                let message_id = crate::intake::letter::message_id(&raw);
+                let incoming = Incoming { mailbox: address.clone(), side, source_uid: format!("{validity}:{uid}"), raw, size };
+                if store.record_incoming(&incoming, message_id.as_deref(), now)?.is_some() {
+                    tracing::info!(event = "received", mailbox = %address, message_id = message_id.as_deref().unwrap_or(""), uid = uid);
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
     }
 }
 
@@ -230,6 +272,7 @@ pub async fn wait_for_change(server: &Server, account: &Account, max: Duration) 
     let (session, _) = select(login(server, account).await?, &account.folder).await?;
     let mut idle = session.idle();
     idle.init().await.map_err(imap_err)?;
+    tracing::info!(event = "idle_ready", mailbox = %account.address);
     let (wait, _stop) = idle.wait_with_timeout(max);
     let changed = matches!(wait.await.map_err(imap_err)?, async_imap::extensions::idle::IdleResponse::NewData(_));
     let mut session = idle.done().await.map_err(imap_err)?;

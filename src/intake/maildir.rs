@@ -179,12 +179,34 @@ pub struct MaildirBox {
     pub seen: std::collections::HashMap<String, PathBuf>,
     /// Marks made since the last [`Mailbox::sync`].
     pub unsynced: bool,
+    /// A file larger than this is not read whole: only its head is stored, with its size,
+    /// and it gets the "too large" outcome (`limits.max_message_mib`).
+    pub max_bytes: usize,
 }
 
 impl MaildirBox {
     pub fn new(address: String, side: &'static str, dir: Maildir, since: Option<std::time::SystemTime>) -> Self {
-        MaildirBox { address, side, dir, since, seen: Default::default(), unsynced: false }
+        MaildirBox { address, side, dir, since, seen: Default::default(), unsynced: false, max_bytes: usize::MAX }
     }
+}
+
+/// How much of a message over the size limit is kept: enough for its headers.
+pub const HEAD_BYTES: usize = 64 << 10;
+
+/// The message in `path`, whole, or only its first [`HEAD_BYTES`] when it is larger than
+/// `max` (checked before reading); with its size on disk.
+fn read_bounded(path: &std::path::Path, max: usize) -> io::Result<(Vec<u8>, usize)> {
+    use std::io::Read;
+    let mut f = fs::File::open(path)?;
+    let size = f.metadata()?.len() as usize;
+    if size <= max {
+        let mut raw = Vec::with_capacity(size);
+        f.read_to_end(&mut raw)?;
+        return Ok((raw, size));
+    }
+    let mut head = Vec::with_capacity(HEAD_BYTES);
+    f.take(HEAD_BYTES as u64).read_to_end(&mut head)?;
+    Ok((head, size))
 }
 
 impl Mailbox for MaildirBox {
@@ -216,23 +238,25 @@ impl Mailbox for MaildirBox {
         while !rest.is_empty() {
             let address = &self.address;
             let side = self.side;
+            let max_bytes = self.max_bytes;
             rest = store.batch(|store| -> Result<&[Entry], MailboxError> {
                 let (mut count, mut bytes) = (0, 0);
+                let budget = crate::store::Budget::start();
                 let mut rest = rest;
                 while let Some((entry, tail)) = rest.split_first() {
-                    if count == crate::store::BATCH || bytes > 64 << 20 {
+                    if budget.spent(count) || bytes > 64 << 20 {
                         break;
                     }
                     rest = tail;
-                    let raw = match fs::read(&entry.path) {
-                        Ok(raw) => raw,
+                    let (raw, size) = match read_bounded(&entry.path, max_bytes) {
+                        Ok(read) => read,
                         Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // moved by a client meanwhile
                         Err(e) => return Err(unavailable(e)),
                     };
                     count += 1;
                     bytes += raw.len();
                     let message_id = super::letter::message_id(&raw);
-                    let incoming = Incoming { mailbox: address.clone(), side, source_uid: entry.uid.clone(), raw };
+                    let incoming = Incoming { mailbox: address.clone(), side, source_uid: entry.uid.clone(), raw, size };
                     if store.record_incoming(&incoming, message_id.as_deref(), now)?.is_some() {
                         tracing::info!(event = "received", mailbox = %address, message_id = message_id.as_deref().unwrap_or(""), uid = %entry.uid);
                         n += 1;

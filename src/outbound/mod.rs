@@ -46,8 +46,18 @@ pub fn deliver(store: &mut Store, transport: &dyn Transport, clock: &dyn Clock) 
     let mut report = DeliveryReport::default();
     let due = store.due(clock.now())?;
     if transport.recognises_redelivery() {
-        for chunk in due.chunks(crate::store::BATCH) {
-            store.batch(|store| chunk.iter().try_for_each(|row| deliver_one(store, transport, clock, row, &mut report)))?;
+        let mut rest = due.as_slice();
+        while !rest.is_empty() {
+            let budget = crate::store::Budget::start();
+            rest = store.batch(|store| -> crate::store::Result<&[OutboxRow]> {
+                let mut rest = rest;
+                let mut taken = 0;
+                while let Some((row, tail)) = rest.split_first().filter(|_| !budget.spent(taken)) {
+                    deliver_one(store, transport, clock, row, &mut report)?;
+                    (rest, taken) = (tail, taken + 1);
+                }
+                Ok(rest)
+            })?;
         }
     } else {
         for row in &due {
@@ -57,11 +67,26 @@ pub fn deliver(store: &mut Store, transport: &dyn Transport, clock: &dyn Clock) 
     Ok(report)
 }
 
+/// Tries every recipient that neither has the mail nor refused it for good. Each recipient
+/// has its own state: a 4xx for one is retried later while a 5xx for another is recorded
+/// as that recipient's refusal; the mail is `sent` when every recipient has it, `failed`
+/// when none is left to retry and one refused it, and otherwise waits for its next attempt.
 fn deliver_one(store: &Store, transport: &dyn Transport, clock: &dyn Clock, row: &OutboxRow, report: &mut DeliveryReport) -> crate::store::Result<()> {
+    if row.recipients.is_empty() {
+        tracing::error!(event = "send_failed", outbox = row.id, message_id = %row.message_id, error = "no recipient can be read");
+        store.mark_attempt_failed(row.id, "no recipient can be read from the stored mail", true, clock.now())?;
+        report.failed += 1;
+        return Ok(());
+    }
     let raw = store.raw_of(row.id)?;
-    let mut error: Option<SendError> = None;
+    let mut temporary: Vec<String> = Vec::new();
+    let mut refused: Vec<String> = Vec::new();
     for (i, rcpt) in row.recipients.iter().enumerate() {
         if store.delivered_to(row.id, rcpt)? {
+            continue;
+        }
+        if store.refused(row.id, rcpt)? {
+            refused.push(format!("{rcpt}: refused earlier"));
             continue;
         }
         let unique = format!("{}.M{}R{}.esurety", created_unix(&row.created_at), row.id, i);
@@ -73,25 +98,100 @@ fn deliver_one(store: &Store, transport: &dyn Transport, clock: &dyn Clock, row:
             }
             Err(e) => {
                 tracing::warn!(event = "send_failed", outbox = row.id, message_id = %row.message_id, recipient = %rcpt, error = %e);
-                error = Some(e);
+                match e {
+                    SendError::Permanent(why) => {
+                        store.mark_refused(row.id, rcpt, &why, clock.now())?;
+                        refused.push(format!("permanent failure: {why}"));
+                    }
+                    SendError::Transient(why) => temporary.push(format!("temporary failure: {why}")),
+                }
             }
         }
     }
-    match error {
-        None => {
-            store.mark_sent(row.id, clock.now())?;
-            tracing::info!(event = "sent", outbox = row.id, message_id = %row.message_id, kind = %row.kind, recipients = row.recipients.len());
-            report.sent += 1;
-        }
-        Some(e) => {
-            let permanent = matches!(e, SendError::Permanent(_));
-            store.mark_attempt_failed(row.id, &e.to_string(), permanent, clock.now())?;
-            if permanent { report.failed += 1 } else { report.retrying += 1 }
-        }
+    if temporary.is_empty() && refused.is_empty() {
+        store.mark_sent(row.id, clock.now())?;
+        tracing::info!(event = "sent", outbox = row.id, message_id = %row.message_id, kind = %row.kind, recipients = row.recipients.len());
+        report.sent += 1;
+        return Ok(());
     }
+    // Retried while any recipient's failure is temporary; given up when only refusals remain.
+    let permanent = temporary.is_empty();
+    let error = temporary.into_iter().chain(refused).collect::<Vec<_>>().join("; ");
+    store.mark_attempt_failed(row.id, &error, permanent, clock.now())?;
+    if permanent { report.failed += 1 } else { report.retrying += 1 }
     Ok(())
 }
 
 fn created_unix(rfc3339: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(rfc3339).map(|t| t.timestamp()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::store::Outgoing;
+    use std::sync::Mutex;
+
+    /// A mail system that answers each recipient as a real server might: `ok@` accepts,
+    /// `busy@` says 4xx the first time and accepts after, `gone@` says 5xx every time.
+    #[derive(Default)]
+    struct Answers(Mutex<Vec<String>>);
+
+    impl Transport for Answers {
+        fn send(&self, _unique: &str, _sender: &str, recipient: &str, _raw: &[u8]) -> Result<(), SendError> {
+            let mut tried = self.0.lock().unwrap();
+            let before = tried.iter().filter(|r| *r == recipient).count();
+            tried.push(recipient.to_string());
+            match recipient.split('@').next() {
+                Some("busy") if before == 0 => Err(SendError::Transient(format!("{recipient}: 451 try again later"))),
+                Some("gone") => Err(SendError::Permanent(format!("{recipient}: 550 no such user"))),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    fn at(s: &str) -> FixedClock {
+        FixedClock::parse(s).unwrap()
+    }
+
+    fn store_with(recipients: &[&str]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let m = Outgoing { message_id: "<m@x>".into(), kind: "completion", sender: "b@x".into(), recipients: recipients.iter().map(|r| r.to_string()).collect(), subject: "s".into(), raw: b"Subject: s\r\n\r\nx\r\n".to_vec() };
+        let now = at("2026-07-04T10:00:00+09:00").now();
+        store.write(|tx| tx.enqueue(&m, None, now)).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn each_recipient_has_its_own_state() {
+        let (_d, mut store) = store_with(&["ok@x", "busy@x", "gone@x"]);
+        let t = Answers::default();
+        let first = deliver(&mut store, &t, &at("2026-07-04T10:00:00+09:00")).unwrap();
+        // The 4xx is retried later; the 5xx does not decide for it.
+        assert_eq!((first.sent, first.retrying, first.failed), (0, 1, 0));
+        assert_eq!(store.outbox().unwrap()[0].status, "pending");
+        let second = deliver(&mut store, &t, &at("2026-07-04T11:00:00+09:00")).unwrap();
+        assert_eq!((second.sent, second.retrying, second.failed), (0, 0, 1));
+        let row = &store.outbox().unwrap()[0];
+        assert_eq!(row.status, "failed", "only the refusal is left");
+        assert!(row.last_error.as_deref().unwrap().contains("gone@x"), "{row:?}");
+        // Each recipient tried as its state says: ok once, busy twice, gone once (refused for good).
+        let tried = t.0.lock().unwrap().clone();
+        assert_eq!(tried, ["ok@x", "busy@x", "gone@x", "busy@x"]);
+        assert!(store.delivered_to(row.id, "busy@x").unwrap() && store.delivered_to(row.id, "ok@x").unwrap());
+    }
+
+    #[test]
+    fn an_unreadable_recipient_list_is_a_failure_not_a_sent_mail() {
+        let (d, mut store) = store_with(&["ok@x"]);
+        let raw = rusqlite::Connection::open(d.path().join("s.db")).unwrap();
+        raw.execute("UPDATE outbox SET recipients = '[\"ok@x\", tru'", []).unwrap();
+        let t = Answers::default();
+        let r = deliver(&mut store, &t, &at("2026-07-04T10:00:00+09:00")).unwrap();
+        assert_eq!((r.sent, r.failed), (0, 1));
+        assert_eq!(store.outbox().unwrap()[0].status, "failed");
+        assert!(t.0.lock().unwrap().is_empty());
+    }
 }

@@ -99,6 +99,8 @@ impl Tx<'_> {
             "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?2, staff_notified = 0 WHERE message_id = ?1",
             params![message_id, at.timestamp()],
         )?;
+        // Recipients refused before are tried again; those that have the mail are not.
+        self.execute("DELETE FROM outbox_refusals WHERE outbox = (SELECT id FROM outbox WHERE message_id = ?1)", [message_id])?;
         let detail = format!("after {attempts} attempt(s): {}", last_error.unwrap_or_default());
         self.record_action(by, "retry", message_id, Some(&detail), at)?;
         Ok(())

@@ -16,6 +16,10 @@ pub struct Incoming {
     pub side: &'static str,
     pub source_uid: String,
     pub raw: Vec<u8>,
+    /// The message's size in its mailbox. Larger than `raw` when the message was over the
+    /// size limit and only its head was read: the flows then give it the "too large"
+    /// outcome without ever holding the whole of it.
+    pub size: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -32,23 +36,37 @@ pub struct StoredMessage {
     pub received_at: String,
     /// Held, then released by staff to be processed as if from this registered contractor.
     pub released_as: Option<String>,
+    /// The size in its mailbox (see [`Incoming::size`]).
+    pub size: usize,
+}
+
+impl StoredMessage {
+    /// Whether the message was over `limit` bytes in its mailbox.
+    pub fn over(&self, limit: usize) -> bool {
+        self.size.max(self.raw.len()) > limit
+    }
 }
 
 impl Store {
-    /// Stores the raw bytes (committed before returning). `Ok(None)` when already stored.
+    /// Stores the message: its row and its bytes in one transaction (a savepoint inside a
+    /// batch), so a crash or a full disk never leaves a row without its bytes.
+    /// `Ok(None)` when already stored.
     pub fn record_incoming(&mut self, m: &Incoming, message_id: Option<&str>, now: DateTime<FixedOffset>) -> Result<Option<i64>> {
         let sha: [u8; 32] = Sha256::digest(&m.raw).into();
-        let n = self.conn.execute(
-            "INSERT OR IGNORE INTO messages (mailbox, side, source_uid, message_id, sha256, size, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![m.mailbox, m.side, m.source_uid, message_id, &sha[..], m.raw.len() as i64, now.to_rfc3339()],
-        )?;
-        if n != 1 {
-            return Ok(None);
-        }
-        let id = self.conn.last_insert_rowid();
-        self.conn.execute("INSERT INTO message_bodies (message, raw) VALUES (?1, ?2)", params![id, m.raw])?;
-        Ok(Some(id))
+        self.batch(|store| {
+            let n = store.conn.execute(
+                "INSERT OR IGNORE INTO messages (mailbox, side, source_uid, message_id, sha256, size, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![m.mailbox, m.side, m.source_uid, message_id, &sha[..], m.size.max(m.raw.len()) as i64, now.to_rfc3339()],
+            )?;
+            if n != 1 {
+                return Ok(None);
+            }
+            let id = store.conn.last_insert_rowid();
+            crate::faults::point("stored_row");
+            store.conn.execute("INSERT INTO message_bodies (message, raw) VALUES (?1, ?2)", params![id, m.raw])?;
+            Ok(Some(id))
+        })
     }
 
     /// The state of a stored message, if this (mailbox, uid) is known.
@@ -122,7 +140,7 @@ impl Store {
     }
 }
 
-pub(super) const SELECT: &str = "SELECT id, mailbox, side, source_uid, message_id, (SELECT raw FROM message_bodies WHERE message_bodies.message = messages.id), state, outcome, detail, received_at, released_as FROM messages";
+pub(super) const SELECT: &str = "SELECT id, mailbox, side, source_uid, message_id, (SELECT raw FROM message_bodies WHERE message_bodies.message = messages.id), state, outcome, detail, received_at, released_as, size FROM messages";
 
 pub(super) fn row(r: &rusqlite::Row) -> rusqlite::Result<StoredMessage> {
     Ok(StoredMessage {
@@ -137,6 +155,7 @@ pub(super) fn row(r: &rusqlite::Row) -> rusqlite::Result<StoredMessage> {
         detail: r.get(8)?,
         received_at: r.get(9)?,
         released_as: r.get(10)?,
+        size: r.get::<_, i64>(11)?.max(0) as usize,
     })
 }
 

@@ -23,7 +23,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::time::Duration;
 
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql"), include_str!("schema_v3.sql"), include_str!("schema_v4.sql"), include_str!("schema_v5.sql"), include_str!("schema_v6.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql"), include_str!("schema_v3.sql"), include_str!("schema_v4.sql"), include_str!("schema_v5.sql"), include_str!("schema_v6.sql"), include_str!("schema_v7.sql")];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -44,6 +44,19 @@ impl StoreError {
     /// work can be taken until it can; retrying later is right.
     pub fn is_unwritable(&self) -> bool {
         matches!(self, StoreError::Sql(e) | StoreError::Open { source: e, .. } if unwritable(e).is_some())
+    }
+
+    /// Whether the error is the store's as a whole (it cannot be written, is busy, or is
+    /// not open), so the pass stops and waits; otherwise it is about one message's data
+    /// (a damaged row, a value of the wrong type), which becomes that message's error
+    /// outcome while the others go on.
+    pub fn stops_the_pass(&self) -> bool {
+        use rusqlite::ErrorCode::*;
+        match self {
+            StoreError::Open { .. } | StoreError::TooNew { .. } => true,
+            StoreError::Sql(e) => unwritable(e).is_some() || matches!(e.sqlite_error_code(), Some(DatabaseBusy | DatabaseLocked | OutOfMemory | CannotOpen | NotADatabase | DatabaseCorrupt)),
+            StoreError::Corrupt(_) => false,
+        }
     }
 }
 
@@ -152,6 +165,25 @@ impl Store {
 /// How many messages, or outgoing mails, one batch commit covers at most.
 pub const BATCH: usize = 50;
 
+/// How long a batch takes new work: after this, it finishes what it has and commits.
+/// Bounds the work a crash can undo, so progress never depends on the machine's speed.
+pub const BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// When a batch stops taking work: [`BATCH`] items or [`BATCH_TIME`], whichever first.
+/// The first item is always taken, so every batch makes progress.
+pub struct Budget(std::time::Instant);
+
+impl Budget {
+    pub fn start() -> Budget {
+        Budget(std::time::Instant::now())
+    }
+
+    /// Whether a batch that has taken `taken` items should take no more.
+    pub fn spent(&self, taken: usize) -> bool {
+        taken >= BATCH || (taken > 0 && self.0.elapsed() >= BATCH_TIME)
+    }
+}
+
 /// A write transaction (or a savepoint inside a batch); commits when [`Store::write`]'s
 /// closure returns `Ok`.
 pub struct Tx<'c>(Inner<'c>);
@@ -206,7 +238,7 @@ mod tests {
     use crate::store::Incoming;
 
     fn incoming(uid: &str) -> Incoming {
-        Incoming { mailbox: "kanagawa@ejcs.example".into(), side: "branch", source_uid: uid.into(), raw: format!("Subject: {uid}\r\n\r\nbody").into_bytes() }
+        Incoming { mailbox: "kanagawa@ejcs.example".into(), side: "branch", source_uid: uid.into(), raw: format!("Subject: {uid}\r\n\r\nbody").into_bytes(), size: 0 }
     }
 
     fn now() -> chrono::DateTime<chrono::FixedOffset> {

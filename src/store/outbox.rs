@@ -85,6 +85,21 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the server refused this recipient for good (until staff retry the mail).
+    pub fn refused(&self, outbox: i64, recipient: &str) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT 1 FROM outbox_refusals WHERE outbox = ?1 AND recipient = ?2", params![outbox, recipient], |_| Ok(()),
+        ).optional()?.is_some())
+    }
+
+    pub fn mark_refused(&self, outbox: i64, recipient: &str, error: &str, now: DateTime<FixedOffset>) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO outbox_refusals (outbox, recipient, error, refused_at) VALUES (?1, ?2, ?3, ?4)",
+            params![outbox, recipient, error, now.to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
     pub fn mark_sent(&self, outbox: i64, now: DateTime<FixedOffset>) -> Result<()> {
         self.conn.execute(
             "UPDATE outbox SET status = 'sent', attempts = attempts + 1, last_error = NULL, sent_at = ?2 WHERE id = ?1",
@@ -116,6 +131,8 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<OutboxRow> {
         message_id: r.get(1)?,
         kind: r.get(2)?,
         sender: r.get(3)?,
+        // An unreadable list reads as none, which delivery treats as a permanent failure
+        // (a mail is never without recipients), never as "sent to everyone".
         recipients: serde_json::from_str(&recipients).unwrap_or_default(),
         subject: r.get(5)?,
         status: r.get(6)?,

@@ -43,11 +43,15 @@ pub fn read(letter: &Letter, reader: &dyn PdfReader) -> Reading {
     }
     // One entry per number: a PDF's reading first, then the first one seen.
     let mut out: Vec<Found> = Vec::new();
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for f in r.found.drain(..) {
-        match out.iter_mut().find(|o| o.number == f.number) {
-            Some(o) if o.source != "pdf" && f.source == "pdf" => *o = f,
+        match at.get(&f.number) {
+            Some(&i) if out[i].source != "pdf" && f.source == "pdf" => out[i] = f,
             Some(_) => {}
-            None => out.push(f),
+            None => {
+                at.insert(f.number.clone(), out.len());
+                out.push(f);
+            }
         }
     }
     r.found = out;

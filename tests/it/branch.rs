@@ -263,3 +263,32 @@ fn a_resend_goes_to_the_registered_addresses_only() {
     assert_eq!(unknown.len(), 1, "an unknown number gets the same answer");
     assert!(s.files(KANAGAWA).iter().any(|(u, f, _)| *u == stranger && f == "F"), "a stranger's request is held");
 }
+
+/// R10 (one certificate per works) asks the store what was issued. When the store cannot
+/// answer (here a damaged row), the application is held for staff with the reason: it is
+/// never taken as "nothing issued yet", which would issue the works a second time. The
+/// pass goes on with the other messages.
+#[test]
+fn r10_on_a_store_that_cannot_answer_holds_instead_of_issuing_twice() {
+    let s = Setup::new();
+    s.drop_mail(KANAGAWA, &crate::common::application(1));
+    s.once();
+    assert_eq!(s.json(&["certificates"]).as_array().unwrap().len(), 2);
+    // The certificates' rows are damaged: their numbers can no longer be read as text.
+    let db = rusqlite::Connection::open(s.dir.join("esurety.db")).unwrap();
+    db.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+    db.execute("UPDATE certificates SET number = CAST(number AS BLOB)", []).unwrap();
+    drop(db);
+    // The same works again (another message), and another works.
+    let again = String::from_utf8(crate::common::application(1)).unwrap().replace("<app-1@", "<app-1-again@").into_bytes();
+    s.drop_mail(KANAGAWA, &again);
+    s.drop_mail(KANAGAWA, &crate::common::application(2));
+    s.once();
+    let db = rusqlite::Connection::open(s.dir.join("esurety.db")).unwrap();
+    let certificates: i64 = db.query_row("SELECT count(*) FROM certificates", [], |r| r.get(0)).unwrap();
+    assert_eq!(certificates, 4, "the first works once, the second works once, nothing twice");
+    let (outcome, detail): (String, String) = db.query_row(
+        "SELECT outcome, detail FROM messages WHERE message_id = '<app-1-again@maruichi.example>'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert_eq!(outcome, "held", "{detail}");
+    assert!(detail.contains("処理できませんでした") && detail.contains("store"), "{detail}");
+}

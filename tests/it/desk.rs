@@ -140,3 +140,29 @@ fn mail_given_up_on_is_listed_and_retried_by_staff_and_reaches_only_who_lacked_i
     assert!(!arr(s.json(&["staff", "failed"])).iter().any(|f| f["message_id"] == mid.as_str()));
     assert_eq!(actions(&s), [("佐藤".to_string(), "retry".to_string(), mid)]);
 }
+
+/// A second copy of a message staff released from an untrusted address, released too: the
+/// answer pointing to the certificates goes to the contractor's registered address, and the
+/// untrusted address learns nothing.
+#[test]
+fn a_released_duplicate_is_answered_only_at_the_registered_address() {
+    let s = Setup::new();
+    s.drop_mail(KANAGAWA, &application(STRANGER, "twice@stranger.example", |b| b));
+    s.once();
+    let first = arr(s.json(&["staff", "held"]))[0]["id"].as_i64().unwrap().to_string();
+    s.run_ok(&["staff", "release", &first, "--by", "佐藤"]);
+    s.once();
+    assert_eq!(arr(s.json(&["certificates"])).len(), 2);
+    // The same message again (a second delivery), held again, and released again.
+    s.drop_mail(KANAGAWA, &application(STRANGER, "twice@stranger.example", |b| b));
+    s.once();
+    let second = arr(s.json(&["staff", "held"]))[0]["id"].as_i64().unwrap().to_string();
+    s.run_ok(&["staff", "release", &second, "--by", "佐藤"]);
+    s.once();
+    assert_eq!(arr(s.json(&["certificates"])).len(), 2, "nothing issued twice");
+    let to_stranger: Vec<_> = s.mails("relay").into_iter().filter(|m| m.to.iter().any(|t| t == STRANGER)).collect();
+    assert!(to_stranger.is_empty(), "nothing told to the untrusted address: {:?}", to_stranger.iter().map(|m| &m.subject).collect::<Vec<_>>());
+    let to_contractor = s.mails(MARUICHI);
+    assert_eq!(to_contractor.len(), 2, "the completion and the answer to the copy");
+    assert!(to_contractor.iter().all(|m| m.in_reply_to.as_deref() == Some("<twice@stranger.example>")));
+}

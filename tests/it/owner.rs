@@ -302,3 +302,23 @@ fn mail_older_than_process_since_is_never_read() {
     assert!(subs.iter().all(|x| x["message_id"] == "<new@maruichi.example>"));
     assert!(s.files(KWSA).iter().any(|(u, f, new)| *u == old && f.is_empty() && *new), "the old one is untouched");
 }
+
+/// A message carrying more number/key pairs than anyone submits (here 25, the limit being
+/// 20) is not checked pair by pair: no registry check, no failure counted against those
+/// numbers, nothing registered; it is left in the mailbox for the owner's staff.
+#[test]
+fn a_message_with_more_pairs_than_the_limit_is_left_to_staff_unchecked() {
+    let s = Setup::new();
+    let alphabet: Vec<char> = "34679CDEFHJKLMNPRTWXY".chars().collect();
+    let pairs: String = (1..=25).map(|i| format!("保証契約番号：35075-{i:05}M\n認証キー：CDEFHJKLMN{}{}\n\n", alphabet[i / 21], alphabet[i % 21])).collect();
+    let raw = format!("From: {MARUICHI}\r\nTo: {KWSA}\r\nSubject: =?utf-8?B?6Zu75a2Q5L+d6Ki8?=\r\nMessage-ID: <many@maruichi.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}", pairs.replace('\n', "\r\n"));
+    s.drop_mail(KWSA, raw.as_bytes());
+    s.once();
+    assert!(s.json(&["submissions"]).as_array().unwrap().is_empty(), "nothing registered");
+    assert!(s.mails(MARUICHI).is_empty(), "no reply");
+    let db = rusqlite::Connection::open(s.dir.join("esurety.db")).unwrap();
+    let failures: i64 = db.query_row("SELECT count(*) FROM registry_failures", [], |r| r.get(0)).unwrap();
+    assert_eq!(failures, 0, "no failure counted against those numbers");
+    let outcome: String = db.query_row("SELECT outcome FROM messages WHERE mailbox = 'keiyaku@kwsa.example'", [], |r| r.get(0)).unwrap();
+    assert_eq!(outcome, "ignored");
+}

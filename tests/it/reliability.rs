@@ -71,16 +71,36 @@ struct Figures {
     missing: usize,
 }
 
+/// How far the queue has got: messages stored, outcomes committed, mailbox marks and
+/// outgoing mails handed over. Any work a daemon commits raises it.
+fn progress(s: &Setup) -> i64 {
+    count(s, "SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM messages WHERE state != 'new') \
+        + (SELECT count(*) FROM messages WHERE marked = 1) + (SELECT count(*) FROM outbox_deliveries)")
+}
+
 fn crash_test(warmup: usize, apps: usize, subs: usize, min_kills: usize) -> Figures {
     let s = Setup::new();
-    // Certificates to submit: `warmup` applications issued before the storm.
+    // Certificates to submit: `warmup` applications issued before the storm. Timing this
+    // pass and an idle one tells how long this machine takes to start and per message, so
+    // the kill moments below fit the machine instead of a figure from a faster one.
     for n in 0..warmup {
         s.drop_mail(KANAGAWA, &application(10_000 + n));
     }
+    let t = Instant::now();
     s.once();
+    let busy = t.elapsed();
     let mut issued: Vec<(String, String)> = s.mails(MARUICHI).iter().flat_map(|m| pairs_in(&m.body)).collect();
     assert_eq!(issued.len(), warmup * 2);
     s.read_all(MARUICHI);
+    let t = Instant::now();
+    s.once();
+    let start_up = t.elapsed();
+    let per_message = busy.saturating_sub(start_up) / warmup.max(1) as u32;
+    // A life of `unit` is long enough to start and commit one batch (its time budget and
+    // the messages in hand); lives are drawn from a quarter of that to twice it, so many
+    // end while starting, deciding, typesetting, committing or sending, and most commit.
+    let unit = start_up + esurety::store::BATCH_TIME + per_message * 3;
+    let unit_ms = unit.as_millis() as u64;
 
     // The queue: applications for distinct works, and typed submissions of real pairs.
     for n in 0..apps {
@@ -99,9 +119,10 @@ fn crash_test(warmup: usize, apps: usize, subs: usize, min_kills: usize) -> Figu
     let queue_done = |s: &Setup| count(s, "SELECT count(*) FROM messages WHERE state = 'new'") == 0
         && count(s, "SELECT count(*) FROM messages") == (warmup + apps + subs) as i64
         && count(s, "SELECT count(*) FROM outbox WHERE status = 'pending'") == 0;
+    let (mut last, mut stalled, mut longest_stall) = (progress(&s), 0, 0);
     loop {
         let mut d = daemon(&s);
-        std::thread::sleep(Duration::from_millis(150 + rng.below(900)));
+        std::thread::sleep(Duration::from_millis(unit_ms / 4 + rng.below(unit_ms * 7 / 4)));
         sigkill(&mut d);
         kills += 1;
         // Meanwhile the contractor's mail client reads what has arrived.
@@ -111,8 +132,15 @@ fn crash_test(warmup: usize, apps: usize, subs: usize, min_kills: usize) -> Figu
         if kills >= min_kills && queue_done(&s) {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(900), "the queue never finished ({kills} kills)");
+        // Progress, not a deadline: lives that end before any commit happen, but a long run
+        // of them means work is redone without end (the defect of fixed-size batches).
+        let now = progress(&s);
+        stalled = if now > last { 0 } else { stalled + 1 };
+        longest_stall = longest_stall.max(stalled);
+        last = now;
+        assert!(stalled < 40, "no progress in 40 lives in a row (lives of {}–{} ms; start-up {start_up:?}, {per_message:?} a message; {kills} kills)", unit_ms / 4, unit_ms * 2);
     }
+    eprintln!("crash test: start-up {start_up:?}, {per_message:?} a message, lives {}–{} ms, longest run of lives without progress {longest_stall}", unit_ms / 4, unit_ms * 2);
     // One last clean pass changes nothing.
     s.once();
 

@@ -37,3 +37,26 @@ fn the_branch_staff_get_a_digest_of_the_day_once() {
     assert_eq!(staff.len(), 2);
     assert!(staff[1].body.contains("受け付けたメール　　　　　：0 件") && staff[1].body.contains("現在、確認を待っているもの：1 件"), "{}", staff[1].body);
 }
+
+/// The daemon on the default schedule, a second before 08:00:00 (when the poll, the outbox
+/// sweep and the digest are all due): the staff get their digest.
+#[test]
+fn the_daemon_sends_the_digest_due_at_the_same_second_as_the_poll() {
+    let s = Setup::new();
+    let config = std::fs::read_to_string(s.config()).unwrap().replace(
+        "address = \"kanagawa@ejcs.example\"",
+        "address = \"kanagawa@ejcs.example\"\nstaff_address = \"kanagawa-staff@ejcs.example\"",
+    );
+    std::fs::write(s.config(), config).unwrap();
+    let mut d = s.cmd().args(["run"]).env("ESURETY_TEST_NOW", "2026-07-04T07:59:59+09:00")
+        .stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    let digests = || s.mails("relay").into_iter().filter(|m| m.to == ["kanagawa-staff@ejcs.example"]).count();
+    // The fixed clock stands at 07:59:59, so the jobs due at 08:00:00 come every second.
+    while digests() == 0 && started.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    d.kill().unwrap();
+    d.wait().unwrap();
+    assert!(digests() >= 1, "the digest due at 08:00:00 was sent");
+}
