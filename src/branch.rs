@@ -61,6 +61,10 @@ pub enum ProcessError {
     /// A bug of ours on this message (caught panic): it gets an error outcome, the rest go on.
     #[error("internal error on this message: {0}")]
     Bug(String),
+    /// Nothing can be decided now (a temporary DNS failure while checking the sender):
+    /// nothing was written, and the message is tried again by a later pass.
+    #[error("deferred: {0}")]
+    Deferred(String),
 }
 
 pub struct BranchFlow<'a> {
@@ -69,6 +73,8 @@ pub struct BranchFlow<'a> {
     pub documents: &'a Documents,
     /// When set, an application or change must come with an aligned DKIM or SPF pass.
     pub auth: Option<&'a crate::intake::auth::SenderAuth>,
+    /// Seals each key for the store and keys the registry's hash of it.
+    pub secrets: &'a crate::secrets::Secrets,
     pub clock: &'a dyn Clock,
     pub rng: &'a dyn Random,
 }
@@ -234,9 +240,21 @@ impl BranchFlow<'_> {
         if (is_change || is_application)
             && msg.released_as.is_none()
             && let Some(auth) = self.auth
-            && let crate::intake::auth::Verdict::NotAligned(why) = auth.check(&msg.raw, &from, envelope.as_deref())
         {
-            return self.hold(store, msg, format!("送信元を確認できません（DKIM・SPF）：{why}"));
+            match auth.check(&msg.raw, &from, envelope.as_deref()) {
+                crate::intake::auth::Verdict::Aligned { .. } => {}
+                crate::intake::auth::Verdict::NotAligned(why) => return self.hold(store, msg, format!("送信元を確認できません（DKIM・SPF）：{why}")),
+                crate::intake::auth::Verdict::Unsure(why) => {
+                    // DNS did not answer: try again later, and hold only once that has
+                    // gone on for `retry_hours`.
+                    let hours = self.config.sender_auth.as_ref().map_or(24, |a| a.retry_hours);
+                    let waited = chrono::DateTime::parse_from_rfc3339(&msg.received_at).map(|t| now - t).unwrap_or_default();
+                    if waited < chrono::Duration::hours(hours.into()) {
+                        return Err(ProcessError::Deferred(why));
+                    }
+                    return self.hold(store, msg, format!("送信元を {hours} 時間確認できませんでした（DNS の一時的な障害）：{why}"));
+                }
+            }
         }
         if is_change {
             let sender = Sender { from: from.clone(), envelope };
@@ -275,13 +293,17 @@ impl BranchFlow<'_> {
                 let issued = store.write(|tx| -> Result<Vec<Issued>, ProcessError> {
                     let app_id = tx.record_application(msg.id, &branch.office_code, "issued", &from, Some(&app.contractor), &json!([]), &raw.warnings, Some(&form_text), now)?;
                     let serials = app.products.iter().map(|_| tx.next_serial(&branch.office_code)).collect::<Result<Vec<_>, _>>()?;
-                    let issued = issuance::issue(&app, &serials, self.rng, now);
+                    let mut issued = issuance::issue(&app, &serials, self.rng, now);
+                    for i in &mut issued {
+                        let c = &i.certificate;
+                        i.certificate.fee = config.fee_rate(c.product).map(|rate| issuance::IssuedFee::at(c, rate));
+                    }
                     for i in &issued {
                         let c = &i.certificate;
                         let mut salt = [0u8; 16];
                         self.rng.fill(&mut salt);
                         let works = application::works_key(&app.contractor, &app.owner, &app.project, c.product);
-                        tx.insert_certificate(i, &works, app_id, letter.message_id.as_deref(), &salt)?;
+                        tx.insert_certificate(i, &works, app_id, letter.message_id.as_deref(), &salt, self.secrets, self.rng)?;
                     }
                     let numbers: Vec<String> = issued.iter().map(|i| i.certificate.number.clone()).collect();
                     tx.finish_message(msg.id, "issued", Some(&numbers.join(" ")), now)?;
@@ -459,7 +481,7 @@ impl BranchFlow<'_> {
         let mut entry = json!({"product": c.product.name(), "format": c.format.name(), "number": c.number, "project": c.project, "owner": c.owner, "electronic": c.format == Format::Electronic});
         let mut attachments = Vec::new();
         if c.format == Format::Electronic {
-            let key = store.key_of(&c.number)?;
+            let key = store.key_of(&c.number, self.secrets)?;
             let kinds = [DocumentKind::Notice, DocumentKind::Certificate];
             for kind in kinds {
                 entry[file_field(kind)] = json!(crate::documents::data::file_name(kind, c));
@@ -540,7 +562,7 @@ impl BranchFlow<'_> {
         let mut entry = json!({"product": c.product.name(), "format": c.format.name(), "number": c.number, "label": c.change_label(), "electronic": electronic});
         let mut attachments = Vec::new();
         if electronic {
-            let key = store.key_of(&c.number)?;
+            let key = store.key_of(&c.number, self.secrets)?;
             let kinds = documents_of(c);
             for &kind in &kinds {
                 entry[file_field(kind)] = json!(crate::documents::data::file_name(kind, c));

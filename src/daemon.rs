@@ -45,6 +45,10 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, clock: &dyn Cl
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut store = open_store(&config.store, once)?;
     let engine = Engine::new(config)?;
+    let sealed = store.seal_legacy_keys(&engine.secrets, rng)?;
+    if sealed > 0 {
+        eprintln!("esurety: sealed {sealed} key(s) an earlier version kept in clear; the registry's hashes of them are now keyed by the secret");
+    }
     let mut adapters = engine.adapters(rt.handle())?;
     eprintln!("esurety: {}", health(&engine, once));
     if once {
@@ -216,8 +220,8 @@ fn health(engine: &Engine, once: bool) -> String {
 
 pub fn summary(r: &RunReport) -> String {
     let mut s = format!(
-        "stored {} new message(s): issued {}, rejected {}, held {}, changed {}, other replies {}; submissions {} (pairs accepted {}, rejected {}), other mail left alone {}; errors {}; mail sent {}, retrying {}, failed {}",
-        r.stored, r.issued, r.rejected, r.held, r.changed, r.replied, r.submissions, r.accepted, r.refused, r.ignored, r.errors, r.delivery.sent, r.delivery.retrying, r.delivery.failed
+        "stored {} new message(s): issued {}, rejected {}, held {}, changed {}, other replies {}; submissions {} (pairs accepted {}, rejected {}), other mail left alone {}; errors {}; left for a later pass {}; mail sent {}, retrying {}, failed {}",
+        r.stored, r.issued, r.rejected, r.held, r.changed, r.replied, r.submissions, r.accepted, r.refused, r.ignored, r.errors, r.deferred, r.delivery.sent, r.delivery.retrying, r.delivery.failed
     );
     if !r.unavailable.is_empty() {
         s += &format!("; unavailable: {}", r.unavailable.join(", "));

@@ -52,30 +52,45 @@ pub struct Held {
     pub named: Option<String>,
 }
 
+/// Every held message, oldest first. Each is read on its own and listed without its bytes
+/// (`message.raw` is empty), so a long list of large held mails is never all in memory.
 pub fn held(engine: &Engine, store: &Store) -> Result<Vec<Held>, DeskError> {
-    Ok(store.held_messages()?.into_iter().map(|m| {
-        let letter = letter::read(&m.raw).ok();
-        let named = letter.as_ref().and_then(|l| {
-            let text = l.texts().map(|(_, t)| t).find(|t| form::has_form(t))?;
-            let name = form::parse(text).contractor?;
-            engine.config.contractor_by_name(&name)
-                .or_else(|| engine.config.joint_venture(&name).and_then(|j| engine.config.contractor_by_name(&j.representative)))
-                .map(|c| c.name.clone())
-        });
-        Held {
-            from: letter.as_ref().and_then(|l| l.from.clone()),
-            subject: letter.map(|l| l.subject).unwrap_or_default(),
-            named,
-            message: m,
+    let mut out = Vec::new();
+    for id in store.held_ids()? {
+        if let Some(mut h) = held_one(engine, store, id)? {
+            h.message.raw = Vec::new();
+            out.push(h);
         }
-    }).collect())
+    }
+    Ok(out)
+}
+
+/// One held message with its bytes, or `None` when `id` is not held.
+pub fn held_one(engine: &Engine, store: &Store, id: i64) -> Result<Option<Held>, DeskError> {
+    let Some(m) = store.message(id)?.filter(|m| m.side == "branch" && m.state == "done" && m.outcome.as_deref() == Some("held")) else {
+        return Ok(None);
+    };
+    let letter = letter::read_with(&m.raw, &engine.config.limits).ok();
+    let named = letter.as_ref().and_then(|l| {
+        let text = l.texts().map(|(_, t)| t).find(|t| form::has_form(t))?;
+        let name = form::parse(text).contractor?;
+        engine.config.contractor_by_name(&name)
+            .or_else(|| engine.config.joint_venture(&name).and_then(|j| engine.config.contractor_by_name(&j.representative)))
+            .map(|c| c.name.clone())
+    });
+    Ok(Some(Held {
+        from: letter.as_ref().and_then(|l| l.from.clone()),
+        subject: letter.map(|l| l.subject).unwrap_or_default(),
+        named,
+        message: m,
+    }))
 }
 
 /// Releases a held message to be processed by the next pass as if `contractor` (or, when
 /// not given, the registered contractor its form names) had sent it from a registered
 /// address. Returns the contractor's name.
 pub fn release(engine: &Engine, store: &mut Store, id: i64, contractor: Option<&str>, by: &str, clock: &dyn Clock) -> Result<String, DeskError> {
-    let entry = held(engine, store)?.into_iter().find(|h| h.message.id == id)
+    let entry = held_one(engine, store, id)?
         .ok_or_else(|| DeskError::NotApplicable(format!("message {id} is not held")))?;
     let c: &Contractor = match contractor {
         Some(name) => engine.config.contractor_by_name(name).ok_or_else(|| DeskError::Needs(format!("「{name}」 is not a registered contractor")))?,
@@ -95,7 +110,7 @@ pub fn reject(engine: &Engine, store: &mut Store, id: i64, reason: &str, by: &st
     if reason.is_empty() {
         return Err(DeskError::Needs("give the reason to mail with --reason".into()));
     }
-    let msg = store.held_messages()?.into_iter().find(|m| m.id == id)
+    let msg = held_one(engine, store, id)?.map(|h| h.message)
         .ok_or_else(|| DeskError::NotApplicable(format!("message {id} is not held")))?;
     let letter = letter::read(&msg.raw).map_err(|_| DeskError::NotApplicable(format!("message {id} cannot be read as an email, so it cannot be answered")))?;
     let to = letter.from.clone().ok_or_else(|| DeskError::NotApplicable(format!("message {id} has no sender to answer")))?;

@@ -33,6 +33,7 @@ pub mod product;
 pub mod registry;
 pub mod run;
 pub mod schedule;
+pub mod secrets;
 pub mod staff;
 pub mod store;
 pub mod submission;

@@ -27,6 +27,7 @@ pub struct OwnerFlow<'a> {
     pub config: &'a Config,
     pub composer: &'a Composer,
     pub reader: &'a dyn PdfReader,
+    pub secrets: &'a crate::secrets::Secrets,
     pub clock: &'a dyn Clock,
     pub rng: &'a dyn Random,
     pub lockout: Lockout,
@@ -76,7 +77,7 @@ impl OwnerFlow<'_> {
         let (accepted, rejected) = store.write(|tx| -> Result<(usize, usize), ProcessError> {
             let mut results: Vec<(submission::Found, Checked, Option<crate::store::VersionRow>)> = Vec::new();
             for f in &reading.found {
-                let v = verify(tx, &f.number, &f.key, (!from.is_empty()).then_some(from.as_str()), now, self.lockout)?;
+                let v = verify(tx, self.secrets, &f.number, &f.key, (!from.is_empty()).then_some(from.as_str()), now, self.lockout)?;
                 let latest = match &v { crate::registry::Verification::Valid { latest, .. } => Some(latest.clone()), _ => None };
                 let c = check(f, &v, owner, owner.contracts.as_deref());
                 tx.register(msg.id, &SubmissionRow {
@@ -109,6 +110,7 @@ impl OwnerFlow<'_> {
             }
             let detail = format!("accepted {}, rejected {}", accepted.len(), rejected.len());
             tx.finish_message(msg.id, "submission", Some(&detail), now)?;
+            tx.forget_body(msg.id)?;
             Ok((accepted.len(), rejected.len()))
         })?;
         Ok(OwnerOutcome::Checked { accepted, rejected })

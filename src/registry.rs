@@ -6,6 +6,7 @@
 //! number answers `locked` (even to the right key) until the window has passed.
 
 use crate::issuance::{AuthKey, CertificateNumber};
+use crate::secrets::Secrets;
 use crate::store::{RegistryStore, Result, VersionRow};
 use rusqlite::Connection;
 use chrono::{DateTime, FixedOffset};
@@ -52,7 +53,7 @@ impl Verification {
 
 /// Checks a number and key. `sender` is who asks (a submission's From), counted apart
 /// from the number; `None` for the owner's own staff at the command line.
-pub fn verify(store: &Connection, number: &str, key: &str, sender: Option<&str>, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Verification> {
+pub fn verify(store: &Connection, secrets: &Secrets, number: &str, key: &str, sender: Option<&str>, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Verification> {
     let (Some(number), Some(key)) = (CertificateNumber::parse(number), AuthKey::parse(key)) else {
         return Ok(Verification::Malformed);
     };
@@ -72,10 +73,11 @@ pub fn verify(store: &Connection, number: &str, key: &str, sender: Option<&str>,
     }
     let entry = store.registry_entry(&number)?;
     let matched = match &entry {
-        Some((salt, hash, _, _)) => key.matches(salt, hash),
+        Some(e) if e.mac => secrets.mac_matches(&e.salt, &key, &e.hash),
+        Some(e) => key.matches(&e.salt, &e.hash),
         None => {
             // Same work as a real check, so timing does not tell unknown from wrong.
-            let _ = key.matches(&[0u8; 16], &[0u8; 32]);
+            let _ = secrets.mac_matches(&[0u8; 16], &key, &[0u8; 32]);
             false
         }
     };
@@ -84,7 +86,7 @@ pub fn verify(store: &Connection, number: &str, key: &str, sender: Option<&str>,
         tracing::info!(event = "verify_failed", number = %number);
         return Ok(Verification::Mismatch);
     }
-    let (_, _, status, _) = entry.expect("matched implies an entry");
+    let status = entry.expect("matched implies an entry").status;
     let mut history = store.registry_versions(&number)?;
     let latest = history.last().cloned().ok_or_else(|| crate::store::StoreError::Corrupt(format!("{number} has no published version")))?;
     // The owner sees the latest contents and the history of 新規 and 変更 only: corrections

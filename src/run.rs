@@ -56,6 +56,8 @@ pub struct RunReport {
     pub refused: usize,
     pub ignored: usize,
     pub errors: usize,
+    /// Messages left for a later pass (a temporary DNS failure while checking the sender).
+    pub deferred: usize,
     /// Mailboxes that could not be reached in this pass (tried again next pass).
     pub unavailable: Vec<String>,
     pub delivery: DeliveryReport,
@@ -80,6 +82,8 @@ pub struct Engine {
     pub composer: Composer,
     pub documents: Documents,
     pub reader: Box<dyn PdfReader>,
+    /// Seals the branch's keys and keys the registry's hashes (from the secret file).
+    pub secrets: crate::secrets::Secrets,
 }
 
 /// The mail adapters a pass works with.
@@ -96,13 +100,14 @@ impl Engine {
         let composer = Composer::new(&templates).map_err(|e| setup(&e))?.with_signer(signer);
         let auth = config.sender_auth.as_ref().map(|a| {
             let answers = crate::intake::auth::Answers::parse(&a.dns_answers, a.offline)?;
-            crate::intake::auth::SenderAuth::new(answers, &a.host)
+            crate::intake::auth::SenderAuth::new(answers, &a.host, &a.nameservers)
         }).transpose().map_err(|e| setup(&e))?;
         let documents = Documents::new(&templates).map_err(|e| setup(&e))?;
         // PDFs are read by a worker process of this same binary (see submission::worker).
         let exe = std::env::current_exe().map_err(|e| setup(&format!("cannot find the esurety binary: {e}")))?;
         let reader = Box::new(Isolated::configured(exe, &config.limits));
-        Ok(Engine { config, auth, composer, documents, reader })
+        let secrets = crate::secrets::Secrets::load(&config.secret_file).map_err(|e| setup(&e))?;
+        Ok(Engine { config, auth, composer, documents, reader, secrets })
     }
 
     /// Every watched address with its side, branch mailboxes first.
@@ -231,8 +236,8 @@ impl Engine {
     }
 
     fn process_pending(&self, store: &mut Store, report: &mut RunReport, clock: &dyn Clock, rng: &dyn Random) -> Result<(), RunError> {
-        let flow = BranchFlow { config: &self.config, composer: &self.composer, documents: &self.documents, auth: self.auth.as_ref(), clock, rng };
-        let owner_flow = OwnerFlow { config: &self.config, composer: &self.composer, reader: self.reader.as_ref(), clock, rng, lockout: Lockout::default() };
+        let flow = BranchFlow { config: &self.config, composer: &self.composer, documents: &self.documents, auth: self.auth.as_ref(), secrets: &self.secrets, clock, rng };
+        let owner_flow = OwnerFlow { config: &self.config, composer: &self.composer, reader: self.reader.as_ref(), secrets: &self.secrets, clock, rng, lockout: Lockout::default() };
         // One commit per batch of messages; each message's outcome is still all or nothing
         // (a savepoint), and nothing leaves before the commit (the outbox is swept after).
         // A batch is first tried as a pipeline (typesetting one application while the next
@@ -325,7 +330,15 @@ impl Engine {
             crate::faults::point("processed");
             return Ok(None);
         }
-        match flow.start(store, &msg).map_err(Stop::from)? {
+        let started = match flow.start(store, &msg) {
+            Err(ProcessError::Deferred(why)) => {
+                tracing::info!(event = "deferred", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), reason = %why);
+                report.deferred += 1;
+                return Ok(None);
+            }
+            other => other.map_err(Stop::from)?,
+        };
+        match started {
             Step::Done(outcome) => {
                 count(report, &outcome);
                 crate::faults::point("processed");
@@ -370,6 +383,11 @@ impl Engine {
         let outcome = match guarded(|| flow.process(store, &msg)) {
             Ok(o) => o,
             Err(ProcessError::Store(e)) if e.stops_the_pass() => return Err(e.into()),
+            Err(ProcessError::Deferred(why)) => {
+                tracing::info!(event = "deferred", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), reason = %why);
+                report.deferred += 1;
+                return Ok(());
+            }
             Err(e) => {
                 // A fault of ours on this message (a template, typesetting, its data in the
                 // store): hold it for staff with the reason rather than retrying forever.
@@ -422,6 +440,7 @@ impl RunReport {
         self.refused += b.refused;
         self.ignored += b.ignored;
         self.errors += b.errors;
+        self.deferred += b.deferred;
     }
 }
 

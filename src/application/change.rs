@@ -138,7 +138,8 @@ pub fn decide(raw: &RawChange, current: &Certificate, config: &Config, branch: &
         return ChangeDecision::Reject(problems);
     }
     let app = checked.expect("no problems means an application");
-    let contents = next_version(current, &app, now);
+    let mut contents = next_version(current, &app, now);
+    contents.fee = config.fee_rate(contents.product).map(|rate| crate::issuance::IssuedFee::at(&contents, rate));
     let changed = differences(current, &contents);
     if changed.is_empty() {
         return ChangeDecision::Reject(vec![Problem { rule: "R1", field: "変更内容".into(), message: "記入された内容は現在の保証内容と同じです。変更する項目をご確認ください".into() }]);
@@ -215,6 +216,7 @@ fn next_version(current: &Certificate, app: &Application, now: chrono::DateTime<
         office_code: current.office_code.clone(),
         version: current.version + 1,
         issue_date: now.date_naive(),
+        fee: None,
     }
 }
 

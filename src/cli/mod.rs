@@ -185,8 +185,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Verify { number, key, json } => {
             let (clock, _) = sources()?;
-            let (_, store) = open(&cli.config)?;
-            let v = verify(store.conn(), &number, &key, None, clock.now(), Lockout::default())?;
+            let (config, store) = open(&cli.config)?;
+            let secrets = crate::secrets::Secrets::load(&config.secret_file)?;
+            let v = verify(store.conn(), &secrets, &number, &key, None, clock.now(), Lockout::default())?;
             if json {
                 print_json(&json::verification(&v));
             } else {
@@ -283,7 +284,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let (config, store) = open(&cli.config)?;
             let number = normal_number(&number);
             let Some(row) = store.certificate(&number)? else { bail!("no certificate {number}") };
-            let key = store.key_of(&number)?;
+            let key = store.key_of(&number, &crate::secrets::Secrets::load(&config.secret_file)?)?;
             let kind = match kind {
                 RenderKind::Notice => crate::documents::DocumentKind::Notice,
                 RenderKind::Certificate => crate::documents::DocumentKind::Certificate,

@@ -42,6 +42,9 @@ pub fn init(dir: &Path) -> Result<Config, InitError> {
             std::fs::write(&path, text).map_err(io(&path))?;
         }
     }
+    if !config.secret_file.exists() {
+        crate::secrets::Secrets::create_file(&config.secret_file, &crate::clock::OsRandom).map_err(io(&config.secret_file))?;
+    }
     std::fs::write(&config_path, DEFAULT_CONFIG).map_err(io(&config_path))?;
     Ok(config)
 }

@@ -32,6 +32,8 @@ pub enum ConfigError {
 pub struct Config {
     pub path: PathBuf,
     pub store: PathBuf,
+    /// The company's secret, outside the store (see `secrets.rs`).
+    pub secret_file: PathBuf,
     pub templates: Option<PathBuf>,
     pub company: Company,
     pub mail: MailConfig,
@@ -54,6 +56,10 @@ pub struct SenderAuthConfig {
     pub dns_answers: String,
     pub offline: bool,
     pub host: String,
+    /// DNS servers to ask; empty: the system's.
+    pub nameservers: Vec<std::net::SocketAddr>,
+    /// How long a temporary DNS failure is retried before the message is held.
+    pub retry_hours: u32,
 }
 
 #[derive(Clone)]
@@ -285,6 +291,14 @@ impl Config {
             dns_answers: a.dns_answers.as_deref().and_then(|p| read(p, "sender_auth.dns_answers", &mut problems)).unwrap_or_default(),
             offline: a.offline,
             host: a.host.unwrap_or_else(|| "localhost".into()),
+            nameservers: a.nameservers.iter().filter_map(|n| {
+                let parsed = n.parse::<std::net::SocketAddr>().ok().or_else(|| n.parse::<std::net::IpAddr>().ok().map(|ip| std::net::SocketAddr::new(ip, 53)));
+                if parsed.is_none() {
+                    problems.push(format!("sender_auth.nameservers: \"{n}\" is not an IP address (\"192.0.2.53\" or \"192.0.2.53:53\")"));
+                }
+                parsed
+            }).collect(),
+            retry_hours: a.retry_hours.unwrap_or(24),
         });
         if let Some(a) = &sender_auth
             && let Err(e) = crate::intake::auth::Answers::parse(&a.dns_answers, a.offline)
@@ -317,6 +331,7 @@ impl Config {
             dkim,
             path: path.to_path_buf(),
             store: base.join(raw.store),
+            secret_file: base.join(raw.secret_file.unwrap_or_else(|| "esurety.secret".into())),
             templates: raw.templates.map(|t| base.join(t)),
             company: Company {
                 name: raw.company.name,

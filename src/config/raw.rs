@@ -7,6 +7,8 @@ use std::path::PathBuf;
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub store: PathBuf,
+    /// The company's secret (32 bytes, mode 0600), default `esurety.secret`.
+    pub secret_file: Option<PathBuf>,
     pub templates: Option<PathBuf>,
     pub company: RawCompany,
     pub mail: RawMail,
@@ -40,6 +42,13 @@ pub struct RawSenderAuth {
     pub offline: bool,
     /// This host's name, as SPF macros see it (default "localhost").
     pub host: Option<String>,
+    /// The DNS servers to ask, `"ip"` or `"ip:port"` (default: the system's, from
+    /// /etc/resolv.conf).
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    /// How long an application whose check met a temporary DNS failure is retried before
+    /// it is held for staff (default 24).
+    pub retry_hours: Option<u32>,
 }
 
 /// `[dkim]`: sign outgoing mail.

@@ -3,7 +3,7 @@
 //! record attached inside every PDF (read back quickly on the owner side, never trusted).
 
 use crate::config::Config;
-use crate::issuance::{AuthKey, Certificate, fee};
+use crate::issuance::{AuthKey, Certificate, IssuedFee};
 use crate::text::{format_era, format_yen};
 use serde_json::{Value, json};
 
@@ -13,12 +13,13 @@ pub fn document_data(config: &Config, cert: &Certificate, key: Option<&AuthKey>)
         "name": name,
         "representative": config.joint_venture(name).map(|j| j.representative.clone()).unwrap_or_else(|| cert.contractor.clone()),
     }));
-    let fee_value = config.fee_rate(cert.product).map(|rate| {
-        let f = fee(cert, rate);
+    // The fee as issued; only versions stored before it was kept are computed again.
+    let issued = cert.fee.clone().or_else(|| config.fee_rate(cert.product).map(|rate| IssuedFee::at(cert, rate)));
+    let fee_value = issued.map(|f| {
         json!({
             "amount": format_yen(cert.amount),
             "days": f.days,
-            "rate": format!("年 {} %", rate.annual_rate_text),
+            "rate": format!("年 {} %", f.rate_text),
             "fee": format_yen(f.fee),
             "fee_yen": f.fee,
             "payment_method": cert.payment_method,

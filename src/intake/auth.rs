@@ -36,6 +36,9 @@ pub enum Verdict {
     Aligned { via: &'static str, domain: String },
     /// Neither: why, in words for staff.
     NotAligned(String),
+    /// Neither, but a DNS lookup failed for now (a timeout, a server failure): the answer
+    /// may well be a pass once DNS answers, so the message is tried again later.
+    Unsure(String),
 }
 
 /// A DNS TXT cache filled from fixed answers; in offline mode every other name is "not found".
@@ -107,13 +110,25 @@ pub struct SenderAuth {
 }
 
 impl SenderAuth {
-    pub fn new(answers: Answers, host: &str) -> Result<SenderAuth, String> {
+    /// `nameservers`: the DNS servers to ask; none means the system's (/etc/resolv.conf).
+    pub fn new(answers: Answers, host: &str, nameservers: &[std::net::SocketAddr]) -> Result<SenderAuth, String> {
+        use mail_auth::hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        let config = if nameservers.is_empty() {
+            mail_auth::hickory_resolver::system_conf::read_system_conf().map(|(c, _)| c).map_err(|e| format!("cannot read the system's DNS configuration: {e}"))?
+        } else {
+            let servers = nameservers.iter().map(|a| {
+                let mut s = NameServerConfig::udp_and_tcp(a.ip());
+                s.connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()].into_iter().map(|mut c| { c.port = a.port(); c }).collect();
+                s
+            }).collect();
+            ResolverConfig::from_parts(None, vec![], servers)
+        };
         let authenticator = rt.block_on(async {
             let mut opts = mail_auth::hickory_resolver::config::ResolverOpts::default();
             opts.timeout = std::time::Duration::from_secs(5);
             opts.attempts = 1;
-            MessageAuthenticator::new(mail_auth::hickory_resolver::config::ResolverConfig::default(), opts)
+            MessageAuthenticator::new(config, opts)
         }).map_err(|e| format!("cannot set up DNS: {e}"))?;
         Ok(SenderAuth { authenticator, answers, rt, host: host.to_string() })
     }
@@ -125,13 +140,17 @@ impl SenderAuth {
             return Verdict::NotAligned("メールのヘッダーを読み取れないため、送信元を確認できません".into());
         };
         let mut why = Vec::new();
+        let mut temporary = false;
         let dkim = self.rt.block_on(self.authenticator.verify_dkim(Parameters::new(&msg).with_txt_cache(&self.answers)));
         for out in &dkim {
             let d = out.signature().map(|s| s.d.to_ascii_lowercase()).unwrap_or_default();
             match out.result() {
                 DkimResult::Pass if aligned(&d, &from_domain) => return Verdict::Aligned { via: "dkim", domain: d },
                 DkimResult::Pass => why.push(format!("DKIM 署名（{d}）は送信者のドメイン（{from_domain}）のものではありません")),
-                other => why.push(format!("DKIM 署名（{d}）を確認できません（{}）", dkim_words(other))),
+                other => {
+                    temporary |= matches!(other, DkimResult::TempError(_));
+                    why.push(format!("DKIM 署名（{d}）を確認できません（{}）", dkim_words(other)));
+                }
             }
         }
         if dkim.is_empty() {
@@ -147,12 +166,15 @@ impl SenderAuth {
                 match spf.result() {
                     SpfResult::Pass if aligned(&d, &from_domain) => return Verdict::Aligned { via: "spf", domain: d },
                     SpfResult::Pass => why.push(format!("SPF は {d} について合格ですが、送信者のドメイン（{from_domain}）と一致しません")),
-                    other => why.push(format!("SPF（{d}、送信元 {ip}）が合格しません（{other:?}）")),
+                    other => {
+                        temporary |= other == SpfResult::TempError;
+                        why.push(format!("SPF（{d}、送信元 {ip}）が合格しません（{other:?}）"));
+                    }
                 }
             }
             None => why.push("受信経路（Received）に送信元の IP アドレスがないため SPF を確認できません".into()),
         }
-        Verdict::NotAligned(why.join("。"))
+        if temporary { Verdict::Unsure(why.join("。")) } else { Verdict::NotAligned(why.join("。")) }
     }
 }
 

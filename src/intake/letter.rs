@@ -11,7 +11,9 @@ use mail_parser::{Encoding, Message, MessageParser, MimeHeaders, PartType};
 
 /// Forwarded messages nested deeper than this are not opened.
 
-#[derive(Debug, Clone)]
+/// An email as read. Its texts and PDFs may carry a 認証キー, so `Debug` shows only the
+/// headers and the pieces' kinds and sizes.
+#[derive(Clone)]
 pub struct Letter {
     /// `<id@host>`, with angle brackets, when the message has one.
     pub message_id: Option<String>,
@@ -34,10 +36,27 @@ pub enum Origin {
     Attachment(Option<String>),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Piece {
     Text { origin: Origin, depth: usize, text: String },
     Pdf { name: Option<String>, depth: usize, bytes: Vec<u8> },
+}
+
+impl std::fmt::Debug for Letter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Letter").field("message_id", &self.message_id).field("from", &self.from).field("envelope", &self.envelope)
+            .field("subject", &self.subject).field("references", &self.references).field("pieces", &self.pieces).finish()
+    }
+}
+
+/// The kind, origin and size of a piece, never its content.
+impl std::fmt::Debug for Piece {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Piece::Text { origin, depth, text } => write!(f, "Text({origin:?}, depth {depth}, {} chars)", text.chars().count()),
+            Piece::Pdf { name, depth, bytes } => write!(f, "Pdf({name:?}, depth {depth}, {} bytes)", bytes.len()),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

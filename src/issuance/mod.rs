@@ -73,6 +73,28 @@ pub struct Certificate {
     /// 1 for 新規, N+1 for 変更-N.
     pub version: u32,
     pub issue_date: NaiveDate,
+    /// The fee as issued with this version, at that day's rate. Every later print (a
+    /// resend, a paper copy, `render`) shows this one, whatever the rates are by then.
+    /// Absent only in versions stored before the fee was kept (they are computed at the
+    /// current rate, as then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee: Option<IssuedFee>,
+}
+
+/// The fee of a version as issued: what the fee statement prints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IssuedFee {
+    pub days: i64,
+    pub fee: u64,
+    /// The annual rate as printed ("0.31").
+    pub rate_text: String,
+}
+
+impl IssuedFee {
+    pub fn at(cert: &Certificate, rate: &FeeRate) -> IssuedFee {
+        let f = fee(cert, rate);
+        IssuedFee { days: f.days, fee: f.fee, rate_text: rate.annual_rate_text.clone() }
+    }
 }
 
 impl Certificate {
@@ -124,6 +146,7 @@ pub fn issue(app: &Application, serials: &[u32], rng: &dyn Random, now: DateTime
                 office_code: app.office_code.clone(),
                 version: 1,
                 issue_date: now.date_naive(),
+                fee: None,
             },
             key,
             issued_at: now,
@@ -171,7 +194,7 @@ mod tests {
             term_start: d("2026-07-10"), term_end: d("2027-03-31"), guarantee_end: d("2027-03-31"),
             contract_date: d("2026-07-10"), award_date: None, bank: None, redeposit: None,
             payment_method: "一括納付".into(), billing: "本社".into(), fee_statement: true, office_code: "35075".into(),
-            version: 1, issue_date: d("2026-07-04"),
+            version: 1, issue_date: d("2026-07-04"), fee: None,
         };
         // 265 days: 20,000,000 × 0.31 % × 265 / 365 = 45,013.69…
         assert_eq!(fee(&c, &rate), Fee { days: 265, fee: 45_013 });

@@ -1,8 +1,11 @@
-//! Certificates, their append-only versions, the branch's copy of each key, and the
-//! registry (保証確認サービス) that owners check against, which keeps only a salted hash.
+//! Certificates, their append-only versions, the branch's copy of each key (sealed), and
+//! the registry (保証確認サービス) that owners check against, which keeps only a salted
+//! HMAC of each key.
 
 use super::{Result, Store, StoreError, Tx};
+use crate::clock::Random;
 use crate::issuance::{AuthKey, Certificate, Issued};
+use crate::secrets::Secrets;
 use rusqlite::{Connection, OptionalExtension, params};
 
 #[derive(Debug, Clone)]
@@ -37,7 +40,11 @@ impl Tx<'_> {
 
     /// Records a new certificate (version 1), keeps its key for the branch and publishes
     /// electronic ones to the registry with a salted hash of the key.
-    pub fn insert_certificate(&self, issued: &Issued, works_key: &str, application: i64, message_id: Option<&str>, salt: &[u8]) -> Result<()> {
+    ///
+    /// The key is kept sealed under `secrets`, and the registry holds an HMAC of it under
+    /// the same secret: neither can be read or tested from the store alone.
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert_certificate(&self, issued: &Issued, works_key: &str, application: i64, message_id: Option<&str>, salt: &[u8], secrets: &Secrets, rng: &dyn Random) -> Result<()> {
         let c = &issued.certificate;
         let at = issued.issued_at.to_rfc3339();
         let contents = serde_json::to_string(c).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -54,14 +61,14 @@ impl Tx<'_> {
             params![c.number, at, contents],
         )?;
         if let Some(key) = &issued.key {
-            self.execute("INSERT INTO certificate_keys (number, key) VALUES (?1, ?2)", params![c.number, key.reveal()])?;
+            self.execute("INSERT INTO sealed_keys (number, sealed) VALUES (?1, ?2)", params![c.number, secrets.seal(&c.number, key, rng)])?;
             self.execute(
-                "INSERT INTO registry (number, key_salt, key_hash, owner, status, published_at) VALUES (?1, ?2, ?3, ?4, 'valid', ?5)",
-                params![c.number, salt, &key.hash(salt)[..], c.owner, at],
+                "INSERT INTO registry (number, key_salt, key_hash, key_mac, owner, status, published_at) VALUES (?1, ?2, ?3, 1, ?4, 'valid', ?5)",
+                params![c.number, salt, &secrets.mac(salt, key)[..], c.owner, at],
             )?;
             self.execute(
                 "INSERT INTO registry_versions (number, version, kind, published_at, contents) VALUES (?1, 1, '新規', ?2, ?3)",
-                params![c.number, at, contents],
+                params![c.number, at, public_contents(c)?],
             )?;
         }
         Ok(())
@@ -94,7 +101,7 @@ impl Tx<'_> {
         if published {
             self.execute(
                 "INSERT INTO registry_versions (number, version, kind, published_at, contents) VALUES (?1, ?2, '変更', ?3, ?4)",
-                params![c.number, c.version, at, contents],
+                params![c.number, c.version, at, public_contents(c)?],
             )?;
         }
         Ok(())
@@ -135,18 +142,60 @@ impl Store {
         versions(&self.conn, "certificate_versions", "issued_at", number)
     }
 
-    /// The branch's copy of a key, for `render` and resends. Never logged.
-    pub fn key_of(&self, number: &str) -> Result<Option<AuthKey>> {
-        let k: Option<String> = self.conn.query_row("SELECT key FROM certificate_keys WHERE number = ?1", [number], |r| r.get(0)).optional()?;
-        Ok(k.and_then(|k| AuthKey::parse(&k)))
+    /// The branch's copy of a key, opened for `render` and resends. Never logged. A sealed
+    /// key that does not open under `secrets` (another secret) is an error, not "no key".
+    pub fn key_of(&self, number: &str, secrets: &Secrets) -> Result<Option<AuthKey>> {
+        let sealed: Option<Vec<u8>> = self.conn.query_row("SELECT sealed FROM sealed_keys WHERE number = ?1", [number], |r| r.get(0)).optional()?;
+        match sealed {
+            None => Ok(None),
+            Some(s) => secrets.open(number, &s).map(Some)
+                .ok_or_else(|| StoreError::Corrupt(format!("the key of {number} does not open with this secret (was the secret file replaced?)"))),
+        }
     }
+
+    /// Keys an earlier version kept in clear: sealed, and their registry hashes made again
+    /// as HMACs, in one transaction; `certificate_keys` is left empty. Returns how many.
+    pub fn seal_legacy_keys(&mut self, secrets: &Secrets, rng: &dyn Random) -> Result<usize> {
+        let legacy: Vec<(String, String)> = {
+            let mut st = self.conn.prepare("SELECT number, key FROM certificate_keys")?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?
+        };
+        if legacy.is_empty() {
+            return Ok(0);
+        }
+        self.write(|tx| {
+            for (number, key) in &legacy {
+                let Some(key) = AuthKey::parse(key) else {
+                    return Err(StoreError::Corrupt(format!("the stored key of {number} is not a key")));
+                };
+                tx.execute("INSERT OR REPLACE INTO sealed_keys (number, sealed) VALUES (?1, ?2)", params![number, secrets.seal(number, &key, rng)])?;
+                let salt: Option<Vec<u8>> = tx.query_row("SELECT key_salt FROM registry WHERE number = ?1", [number], |r| r.get(0)).optional()?;
+                if let Some(salt) = salt {
+                    tx.execute("UPDATE registry SET key_hash = ?2, key_mac = 1 WHERE number = ?1", params![number, &secrets.mac(&salt, &key)[..]])?;
+                }
+            }
+            tx.execute("DELETE FROM certificate_keys", [])?;
+            Ok(legacy.len())
+        })
+    }
+}
+
+/// What the registry keeps of a number: the key's salt and hash (an HMAC under the secret
+/// when `mac`, a salted SHA-256 from before v8 otherwise), its status and owner.
+#[derive(Debug, Clone)]
+pub struct RegistryEntry {
+    pub salt: Vec<u8>,
+    pub hash: Vec<u8>,
+    pub mac: bool,
+    pub status: String,
+    pub owner: String,
 }
 
 /// The registry's tables, read and written inside or outside a transaction (both a
 /// `Store`'s connection and a `Tx` are a `Connection`).
 pub trait RegistryStore {
-    /// The registry's record of a number: salt, hash, status, owner.
-    fn registry_entry(&self, number: &str) -> Result<Option<(Vec<u8>, Vec<u8>, String, String)>>;
+    /// The registry's record of a number.
+    fn registry_entry(&self, number: &str) -> Result<Option<RegistryEntry>>;
     /// The registry's published versions (its history), oldest first.
     fn registry_versions(&self, number: &str) -> Result<Vec<VersionRow>>;
     fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)>;
@@ -156,10 +205,10 @@ pub trait RegistryStore {
 }
 
 impl RegistryStore for Connection {
-    fn registry_entry(&self, number: &str) -> Result<Option<(Vec<u8>, Vec<u8>, String, String)>> {
+    fn registry_entry(&self, number: &str) -> Result<Option<RegistryEntry>> {
         Ok(self.query_row(
-            "SELECT key_salt, key_hash, status, owner FROM registry WHERE number = ?1", [number],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            "SELECT key_salt, key_hash, key_mac, status, owner FROM registry WHERE number = ?1", [number],
+            |r| Ok(RegistryEntry { salt: r.get(0)?, hash: r.get(1)?, mac: r.get(2)?, status: r.get(3)?, owner: r.get(4)? }),
         ).optional()?)
     }
 
@@ -211,4 +260,11 @@ fn versions(conn: &Connection, table: &str, at: &str, number: &str) -> Result<Ve
 
 fn parse_contents(s: &str) -> Result<Certificate> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("certificate contents: {e}")))
+}
+
+/// A version's contents as the registry publishes them: without the fee, which is between
+/// the contractor and the company.
+fn public_contents(c: &Certificate) -> Result<String> {
+    let public = Certificate { fee: None, ..c.clone() };
+    serde_json::to_string(&public).map_err(|e| StoreError::Corrupt(e.to_string()))
 }

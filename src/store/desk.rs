@@ -108,10 +108,10 @@ impl Tx<'_> {
 }
 
 impl Store {
-    /// Held branch messages, oldest first.
-    pub fn held_messages(&self) -> Result<Vec<super::StoredMessage>> {
-        let mut st = self.conn.prepare(&format!("{} WHERE side = 'branch' AND state = 'done' AND outcome = 'held' ORDER BY id", super::messages::SELECT))?;
-        let rows = st.query_map([], super::messages::row)?;
+    /// The ids of held branch messages, oldest first (each is then read on its own).
+    pub fn held_ids(&self) -> Result<Vec<i64>> {
+        let mut st = self.conn.prepare("SELECT id FROM messages WHERE side = 'branch' AND state = 'done' AND outcome = 'held' ORDER BY id")?;
+        let rows = st.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

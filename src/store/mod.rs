@@ -12,7 +12,7 @@ mod messages;
 mod outbox;
 mod submissions;
 
-pub use certificates::{CertificateRow, RegistryStore, VersionRow};
+pub use certificates::{CertificateRow, RegistryEntry, RegistryStore, VersionRow};
 pub use desk::{ActionError, ActionRow};
 pub use digests::{BranchFigures, OwnerFigures};
 pub use messages::{Incoming, StoredMessage};
@@ -23,7 +23,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::time::Duration;
 
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql"), include_str!("schema_v3.sql"), include_str!("schema_v4.sql"), include_str!("schema_v5.sql"), include_str!("schema_v6.sql"), include_str!("schema_v7.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql"), include_str!("schema_v3.sql"), include_str!("schema_v4.sql"), include_str!("schema_v5.sql"), include_str!("schema_v6.sql"), include_str!("schema_v7.sql"), include_str!("schema_v8.sql")];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -92,6 +92,9 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        // What is deleted or cut (a sent mail's key-carrying bytes, a checked submission)
+        // is overwritten, not left in free pages of the file.
+        conn.pragma_update(None, "secure_delete", "ON").map_err(open_err)?;
         migrate(&mut conn, &p)?;
         Ok(Store { conn, batching: false })
     }

@@ -6,8 +6,9 @@ use super::{Result, Store, Tx};
 use chrono::{DateTime, FixedOffset};
 use rusqlite::{OptionalExtension, params};
 
-/// A composed message waiting to be written to the outbox.
-#[derive(Debug, Clone)]
+/// A composed message waiting to be written to the outbox. A completion's bytes carry the
+/// key, so `Debug` shows everything but them.
+#[derive(Clone)]
 pub struct Outgoing {
     pub message_id: String,
     pub kind: &'static str,
@@ -16,6 +17,17 @@ pub struct Outgoing {
     pub subject: String,
     pub raw: Vec<u8>,
 }
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing").field("message_id", &self.message_id).field("kind", &self.kind).field("sender", &self.sender)
+            .field("recipients", &self.recipients).field("subject", &self.subject).field("raw", &format_args!("{} bytes", self.raw.len())).finish()
+    }
+}
+
+/// Outgoing mail whose bytes carry a 認証キー (in the body or a key notice PDF): once every
+/// recipient has it, the stored copy keeps its headers only.
+pub const CARRIES_KEY: &[&str] = &["completion", "resend", "change_done"];
 
 #[derive(Debug, Clone)]
 pub struct OutboxRow {
@@ -100,11 +112,22 @@ impl Store {
         Ok(())
     }
 
+    /// Every recipient has the mail. If it carries a key ([`CARRIES_KEY`]), its stored
+    /// bytes are cut to the headers in the same transaction: the key leaves the store with
+    /// the mail (`render` and a 再送 typeset it again from the sealed copy when needed).
     pub fn mark_sent(&self, outbox: i64, now: DateTime<FixedOffset>) -> Result<()> {
         self.conn.execute(
             "UPDATE outbox SET status = 'sent', attempts = attempts + 1, last_error = NULL, sent_at = ?2 WHERE id = ?1",
             params![outbox, now.to_rfc3339()],
         )?;
+        let kind: String = self.conn.query_row("SELECT kind FROM outbox WHERE id = ?1", [outbox], |r| r.get(0))?;
+        if CARRIES_KEY.contains(&kind.as_str()) {
+            let raw = self.raw_of(outbox)?;
+            let end = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4).unwrap_or(raw.len());
+            let mut kept = raw[..end].to_vec();
+            kept.extend_from_slice("（本文と添付は送信後に削除しました：認証キーを含むため）\r\n".as_bytes());
+            self.conn.execute("UPDATE outbox_bodies SET raw = ?2 WHERE outbox = ?1", params![outbox, kept])?;
+        }
         Ok(())
     }
 

@@ -34,6 +34,14 @@ impl Tx<'_> {
 
     /// Forgets the content of a message that turned out not to be for us (people's mail in
     /// a shared mailbox): only the fact that it was looked at stays.
+    /// A checked submission keeps what was checked (its register rows), not the mail that
+    /// carried the key: its bytes are dropped with the outcome; its Message-ID stays, so a
+    /// second delivery is still recognised.
+    pub fn forget_body(&self, message: i64) -> Result<()> {
+        self.execute("UPDATE message_bodies SET raw = x'' WHERE message = ?1", [message])?;
+        Ok(())
+    }
+
     pub fn forget_content(&self, message: i64) -> Result<()> {
         self.execute("UPDATE messages SET message_id = NULL WHERE id = ?1", [message])?;
         self.execute("UPDATE message_bodies SET raw = x'' WHERE message = ?1", [message])?;

@@ -12,8 +12,9 @@ use crate::issuance::CertificateNumber;
 use crate::text::squash;
 use serde::Serialize;
 
-/// One pair as read, before any check. `key` is what was read, malformed or not.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One pair as read, before any check. `key` is what was read, malformed or not; `Debug`
+/// prints it as `****`.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Found {
     pub number: String,
     #[serde(skip)]
@@ -25,6 +26,13 @@ pub struct Found {
     pub source: String,
     /// `変更-N` when the notice says it is of a change.
     pub label: Option<String>,
+}
+
+impl std::fmt::Debug for Found {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Found").field("number", &self.number).field("key", &"****").field("product", &self.product)
+            .field("project", &self.project).field("contractor", &self.contractor).field("source", &self.source).field("label", &self.label).finish()
+    }
 }
 
 const NUMBER_LABEL: &str = "保証契約番号";

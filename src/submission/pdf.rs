@@ -5,12 +5,19 @@
 use lopdf::{Document, Object};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// A PDF's text. A key notice's text holds its key, so `Debug` shows only sizes.
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct PdfText {
     /// Extracted text, one entry per page.
     pub pages: Vec<String>,
     /// The embedded `esurety.json`, when the PDF carries one.
     pub data: Option<serde_json::Value>,
+}
+
+impl std::fmt::Debug for PdfText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PdfText({} page(s), {} chars, data: {})", self.pages.len(), self.pages.iter().map(|p| p.chars().count()).sum::<usize>(), self.data.is_some())
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]

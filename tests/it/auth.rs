@@ -79,10 +79,37 @@ fn applications_need_an_aligned_dkim_or_spf_pass_and_outgoing_mail_is_signed() {
     assert_eq!(s.mails(MARUICHI).len(), 3);
 
     // Every mail esurety sent is signed for ejcs.example, and the signature verifies.
-    let verifier = SenderAuth::new(Answers::parse(&answers, true).unwrap(), "test").unwrap();
+    let verifier = SenderAuth::new(Answers::parse(&answers, true).unwrap(), "test", &[]).unwrap();
     for m in s.mails(MARUICHI) {
         let head = String::from_utf8_lossy(&m.raw);
         assert!(head.contains("DKIM-Signature:") && head.contains("d=ejcs.example") && head.contains("c=relaxed/relaxed"), "signed");
         assert_eq!(verifier.check(&m.raw, KANAGAWA, None), Verdict::Aligned { via: "dkim", domain: "ejcs.example".into() }, "{}", m.subject);
     }
+}
+
+/// DNS that does not answer (here a name server on a closed port: every query is refused)
+/// is a temporary failure: the application is neither held nor answered, but tried again
+/// by later passes, and issued once DNS answers.
+#[test]
+fn a_temporary_dns_failure_leaves_the_application_for_a_later_pass() {
+    let s = Setup::new();
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let config = std::fs::read_to_string(s.config()).unwrap();
+    std::fs::write(s.config(), format!("{config}\n[sender_auth]\nenabled = true\nnameservers = [\"{closed}\"]\n")).unwrap();
+    let app = with_header("Return-Path: <soumu@maruichi.example>\r\nReceived: from mx.maruichi.example (mx.maruichi.example [192.0.2.10])\r\n\tby mx.ejcs.example; Fri, 3 Jul 2026 09:00:00 +0900\r\n", &application(1));
+    s.drop_mail(KANAGAWA, &app);
+    for _ in 0..2 {
+        let out = s.once();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("left for a later pass 1"), "{said}");
+    }
+    assert!(s.mails(MARUICHI).is_empty(), "no answer yet");
+    assert!(s.json(&["staff", "held"]).as_array().unwrap().is_empty(), "not held for staff");
+    // DNS answers again (here: the record is known): the next pass issues.
+    std::fs::write(s.dir.join("dns-answers.txt"), "maruichi.example v=spf1 ip4:192.0.2.10 -all\n").unwrap();
+    std::fs::write(s.config(), format!("{config}\n[sender_auth]\nenabled = true\ndns_answers = \"dns-answers.txt\"\noffline = true\n")).unwrap();
+    s.once();
+    let mails = s.mails(MARUICHI);
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].subject.starts_with("電子保証（認証キー）発行完了のお知らせ"), "{}", mails[0].subject);
 }

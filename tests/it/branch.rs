@@ -292,3 +292,24 @@ fn r10_on_a_store_that_cannot_answer_holds_instead_of_issuing_twice() {
     assert_eq!(outcome, "held", "{detail}");
     assert!(detail.contains("処理できませんでした") && detail.contains("store"), "{detail}");
 }
+
+/// The fee statement printed again after the company changed its rates shows the fee that
+/// was issued, not one computed at the new rate.
+#[test]
+fn a_fee_statement_printed_after_a_rate_change_shows_the_fee_issued() {
+    let s = Setup::new();
+    s.drop_mail("ibaraki@ejcs.example", &fixture("valid/002.eml"));
+    s.once();
+    let mails = s.mails("info@toride-kogyo.example");
+    let issued = pdf_text(&mails[0].attachments[2].1);
+    assert!(issued.contains("年0.31%"), "{issued}");
+    // The rates change: 0.31 % becomes 0.45 %.
+    let config = std::fs::read_to_string(s.config()).unwrap();
+    assert!(config.contains("annual_rate_percent = \"0.31\""));
+    std::fs::write(s.config(), config.replace("annual_rate_percent = \"0.31\"", "annual_rate_percent = \"0.45\"")).unwrap();
+    let out = s.dir.join("fee-again.pdf");
+    s.run_ok(&["render", "fee", "08075-00001M", "-o", out.to_str().unwrap()]);
+    let again = pdf_text(&std::fs::read(&out).unwrap());
+    assert_eq!(again, issued, "the same statement, word for word");
+    assert!(!again.contains("0.45"));
+}

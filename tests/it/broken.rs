@@ -4,6 +4,34 @@
 //! outcome — the same as last time (`outcomes.json`, a golden file: `ESURETY_BLESS=1`
 //! rewrites it) — within bounded time and memory, and a genuine application queued after
 //! them is still issued.
+//!
+//! # What each outcome must be, and why
+//!
+//! A reviewer judging a blessed change to `outcomes.json` checks it against these rules,
+//! which the test also asserts for every input whatever the golden file says:
+//!
+//! - **Owner side: always `ignored`.** No input carries a number/key pair an owner could
+//!   check (`101` carries 399, more than `limits.max_pairs`: no one submits that), so the
+//!   owner side leaves each in the shared mailbox, untouched, for its people. `submission`
+//!   would mean a pair was read out of garbage; `error` a fault of ours.
+//! - **Branch side: `rejected`, `held` or `issued`, never `error`.**
+//!   - `rejected`: from a registered contractor (丸一建設) and still recognisable as an
+//!     application (its subject or the form's headings) that the damage left incomplete
+//!     or unreadable: one reply listing every problem. Truncations from 10 %, wrong or
+//!     unknown charsets, broken transfer encodings and MIME structure, file names that try
+//!     to escape, header floods, HTML-only bodies, thousands of parts.
+//!   - `held`: nothing can be answered safely. No usable sender (`061`, `063`–`065`,
+//!     `067`, `069`), nothing recognisable as a request in what is read (empty mail,
+//!     garbage, a bare PDF, `001`/`002` cut before the form, the form behind forwards
+//!     nested deeper than `limits.max_depth`, the owner-side samples and the built mails
+//!     with no form), or too large (`built-50mb-attachment`). Staff see it with the
+//!     reason; nobody is answered.
+//!   - `issued`: `053` is a complete, valid application; the broken PDF beside it is not
+//!     something the branch needs.
+//!
+//! Nothing in a mail becomes a file: the pass runs with a temp dir and a working directory
+//! of its own, both empty afterwards, and the only new files in the data dir are mail
+//! delivered or moved inside Maildirs and the store's own files.
 
 use crate::common::{Setup, application, base64};
 use std::collections::BTreeMap;
@@ -73,8 +101,12 @@ fn every_broken_input_gets_a_recorded_outcome_in_bounded_time_and_memory() {
     // A genuine application after all of them.
     s.drop_mail(KANAGAWA, &application(1));
 
+    let before = files_under(&s.dir);
+    let (tmp, cwd) = (s.dir.parent().unwrap().join("private-tmp"), s.dir.parent().unwrap().join("private-cwd"));
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::create_dir_all(&cwd).unwrap();
     let started = Instant::now();
-    let out = s.cmd().args(["run", "--once"]).output().unwrap();
+    let out = s.cmd().args(["run", "--once"]).env("TMPDIR", &tmp).current_dir(&cwd).output().unwrap();
     let took = started.elapsed();
     let rss = children_max_rss_mb();
     assert!(out.status.success(), "the pass went through: {}", String::from_utf8_lossy(&out.stderr));
@@ -105,25 +137,48 @@ fn every_broken_input_gets_a_recorded_outcome_in_bounded_time_and_memory() {
     }
     let want = std::fs::read_to_string(&golden).unwrap_or_default();
     assert!(got == want, "outcomes differ from {} (ESURETY_BLESS=1 rewrites it after review):\n{got}", golden.display());
+    // The rules at the top of this file, whatever the golden file says.
+    for (name, sides) in &outcomes {
+        assert_eq!(sides.get("owner").map(String::as_str), Some("ignored"), "{name}: the owner side leaves broken mail to people");
+        let branch = sides.get("branch").map(String::as_str).unwrap_or("");
+        assert!(["rejected", "held", "issued"].contains(&branch), "{name}: branch outcome {branch}");
+        assert!(branch != "issued" || name.starts_with("053-"), "{name}: only 053 is a valid application");
+    }
 
     // The daemon went on: the genuine application was issued in the same pass.
     let done: Vec<_> = s.mails(MARUICHI).into_iter().filter(|m| m.in_reply_to.as_deref() == Some("<app-1@maruichi.example>")).collect();
     assert_eq!(done.len(), 1);
     assert!(done[0].subject.starts_with("電子保証（認証キー）発行完了のお知らせ"));
 
-    // File names from mail never became paths.
+    // Nothing in a mail became a file: not in the process's temp dir or working directory,
+    // and in the data dir only mail in Maildirs and the store's own files are new.
+    for d in [&tmp, &cwd] {
+        let left = files_under(d);
+        assert!(left.is_empty(), "files left in {}: {left:?}", d.display());
+    }
+    for p in files_under(&s.dir).difference(&before) {
+        let in_maildir = p.starts_with("mailboxes") && p.parent().and_then(|d| d.file_name()).is_some_and(|d| d == "new" || d == "cur");
+        let store_file = p.parent() == Some(Path::new("")) && p.to_string_lossy().starts_with("esurety.");
+        assert!(in_maildir || store_file, "a new file in the data dir: {}", p.display());
+    }
     for p in ["/tmp/esurety-owned.pdf", "/etc/passwd.pdf"] {
         assert!(!Path::new(p).exists(), "{p}");
     }
-    let mut stack = vec![s.dir.parent().unwrap().to_path_buf()];
+}
+
+/// Every file under `root`, as paths relative to it.
+fn files_under(root: &Path) -> std::collections::BTreeSet<std::path::PathBuf> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let e = e.unwrap();
-            let name = e.file_name().to_string_lossy().into_owned();
-            assert!(!name.contains("escape") && !name.contains("passwd") && !name.contains("a.pdf"), "{}", e.path().display());
             if e.file_type().unwrap().is_dir() {
                 stack.push(e.path());
+            } else {
+                out.insert(e.path().strip_prefix(root).unwrap().to_path_buf());
             }
         }
     }
+    out
 }

@@ -23,6 +23,8 @@ fn observe(s: &Setup, mailbox: &str, sender: Option<&str>, uid: &str) -> Value {
         Some(sub) if sub.starts_with("【要確認】変更申込の内容に不備があります") => "change_rejected",
         Some(_) => "other reply",
     };
+    // One message, one answer: never a second reply beside the one summarised here.
+    assert!(replies.len() <= 1, "{mailbox} {uid}: {} replies ({:?})", replies.len(), replies.iter().map(|m| &m.subject).collect::<Vec<_>>());
     let mut v = json!({"mailbox": mailbox, "outcome": outcome});
     if outcome == "issued" {
         v["certificates"] = json!(certs);

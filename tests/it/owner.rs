@@ -322,3 +322,49 @@ fn a_message_with_more_pairs_than_the_limit_is_left_to_staff_unchecked() {
     let outcome: String = db.query_row("SELECT outcome FROM messages WHERE mailbox = 'keiyaku@kwsa.example'", [], |r| r.get(0)).unwrap();
     assert_eq!(outcome, "ignored");
 }
+
+/// Keys at rest: once the completion mail has gone and the owner has checked the key, no
+/// 認証キー is left in any table of the store, in clear: not the branch's copy (sealed),
+/// not the sent mail (cut to its headers), not the submission (its mail dropped once
+/// checked), nor in the store's file after a checkpoint (deleted bytes are overwritten).
+/// The branch can still typeset the notice again, with the same key.
+#[test]
+fn no_key_is_left_in_the_store_once_the_mail_has_gone_and_the_owner_checked_it() {
+    let s = Setup::new();
+    s.drop_mail("kanagawa@ejcs.example", &crate::common::application(1));
+    s.once();
+    let completion = &s.mails(MARUICHI)[0];
+    let pairs: Vec<(String, String)> = completion.attachments.iter().filter(|(n, _)| n.starts_with("認証キーのお知らせ"))
+        .map(|(n, pdf)| (n.trim_end_matches(".pdf").rsplit('_').next().unwrap().to_string(), key_in(&pdf_text(pdf)).unwrap())).collect();
+    assert_eq!(pairs.len(), 2);
+    let (number, key) = &pairs[0];
+    s.drop_mail(KWSA, &support::typed(MARUICHI, KWSA, "<keys-at-rest@maruichi.example>", number, key));
+    s.once();
+    assert_eq!(s.json(&["submissions"])[0]["result"], "accepted");
+
+    let db = rusqlite::Connection::open(s.dir.join("esurety.db")).unwrap();
+    let tables: Vec<String> = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").unwrap()
+        .query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert!(tables.len() > 10, "{tables:?}");
+    for table in &tables {
+        let columns: Vec<String> = db.prepare(&format!("SELECT name FROM pragma_table_info('{table}')")).unwrap()
+            .query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        for column in columns {
+            for (_, key) in &pairs {
+                let n: i64 = db.query_row(&format!("SELECT count(*) FROM \"{table}\" WHERE instr(CAST(\"{column}\" AS BLOB), CAST(?1 AS BLOB)) > 0"), [key], |r| r.get(0)).unwrap();
+                assert_eq!(n, 0, "a key in {table}.{column}");
+            }
+        }
+    }
+    db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    drop(db);
+    let file = std::fs::read(s.dir.join("esurety.db")).unwrap();
+    for (_, key) in &pairs {
+        assert!(!file.windows(12).any(|w| w == key.as_bytes()), "a key in the store's file");
+    }
+    // The sealed copy still serves the branch.
+    let out = s.dir.join("again.pdf");
+    s.run_ok(&["render", "notice", number, "-o", out.to_str().unwrap()]);
+    assert_eq!(key_in(&pdf_text(&std::fs::read(&out).unwrap())).as_deref(), Some(key.as_str()));
+    assert!(s.run(&["verify", number, key]).status.success());
+}

@@ -155,7 +155,7 @@ fn crash_test(warmup: usize, apps: usize, subs: usize, min_kills: usize) -> Figu
     // The registry agrees with the certificates.
     assert_eq!(count(&s, "SELECT count(*) FROM registry"), count(&s, "SELECT count(*) FROM certificates WHERE format = '電子保証'"));
     assert_eq!(count(&s, "SELECT count(*) FROM certificates c JOIN registry r ON r.number = c.number WHERE r.owner != c.owner OR r.status != c.status"), 0);
-    assert_eq!(count(&s, "SELECT count(*) FROM certificate_versions v JOIN registry_versions r USING (number, version) WHERE r.contents != v.contents"), 0);
+    assert_eq!(count(&s, "SELECT count(*) FROM certificate_versions v JOIN registry_versions r USING (number, version) WHERE r.contents != json_remove(v.contents, '$.fee')"), 0);
     assert_eq!(count(&s, "SELECT count(*) FROM submissions"), subs as i64);
     assert_eq!(count(&s, "SELECT count(*) FROM submissions WHERE result != 'accepted'"), 0);
     let ok: String = store(&s).conn().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();

@@ -1,0 +1,11 @@
+-- esurety store, version 8: keys at rest. The branch's copy of each 認証キー is kept sealed
+-- (ChaCha20-Poly1305 under a key derived from the secret outside the store, see
+-- src/secrets.rs) in sealed_keys; the registry's hash of a key becomes an HMAC under the
+-- same secret (key_mac = 1). Keys stored in clear by earlier versions (certificate_keys)
+-- are sealed, and their registry hashes made again, by `Store::seal_legacy_keys` the first
+-- time esurety starts with the secret; certificate_keys is then empty.
+CREATE TABLE sealed_keys (
+    number TEXT PRIMARY KEY REFERENCES certificates (number),
+    sealed BLOB NOT NULL                  -- nonce ‖ ciphertext ‖ tag, the number as associated data
+);
+ALTER TABLE registry ADD COLUMN key_mac INTEGER NOT NULL DEFAULT 0;  -- 1: HMAC-SHA256(secret; salt ‖ key); 0: salted SHA-256 (before v8)
