@@ -23,6 +23,9 @@ pub enum OwnerOutcome {
     Checked { accepted: usize, rejected: usize },
 }
 
+/// How long a submission waits on a lock before the owner's staff are told.
+pub const LOCK_NOTICE_HOURS: i64 = 2;
+
 pub struct OwnerFlow<'a> {
     pub config: &'a Config,
     pub composer: &'a Composer,
@@ -72,6 +75,20 @@ impl OwnerFlow<'_> {
             }
         }
         let from = letter.from.clone().unwrap_or_default();
+        // A lock in force on any of its numbers (or on its sender): the submission waits
+        // for it to lift and is checked then; it is never answered "locked".
+        let sender = (!from.is_empty()).then_some(from.as_str());
+        let lock = store.write(|tx| -> Result<Option<crate::registry::Verification>, ProcessError> {
+            for f in &reading.found {
+                if let Some(lock) = crate::registry::lock_in_force(tx, &f.number, sender, now, self.lockout)? {
+                    return Ok(Some(lock));
+                }
+            }
+            Ok(None)
+        })?;
+        if let Some(lock) = lock {
+            return self.wait_for_lock(store, msg, owner, &letter, &lock);
+        }
         let reply = ReplyTo { message_id: letter.message_id.clone(), references: letter.references.clone(), subject: letter.subject.clone() };
         let checked_at = now.to_rfc3339();
         let (accepted, rejected) = store.write(|tx| -> Result<(usize, usize), ProcessError> {
@@ -114,6 +131,34 @@ impl OwnerFlow<'_> {
             Ok((accepted.len(), rejected.len()))
         })?;
         Ok(OwnerOutcome::Checked { accepted, rejected })
+    }
+
+    /// Leaves a submission that met a lock for a later pass; once it has waited
+    /// [`LOCK_NOTICE_HOURS`], tells the owner's staff (once).
+    fn wait_for_lock(&self, store: &mut Store, msg: &StoredMessage, owner: &Owner, letter: &crate::intake::letter::Letter, lock: &crate::registry::Verification) -> Result<OwnerOutcome, ProcessError> {
+        let now = self.clock.now();
+        let (what, until) = match lock {
+            crate::registry::Verification::SenderLocked { until } => ("送信者について確認の失敗が続いています", until),
+            crate::registry::Verification::Locked { until } => ("保証契約番号について確認の失敗が続いています", until),
+            _ => ("", &now),
+        };
+        let reason = format!("{what}（{} にロックが解けます）", until.format("%Y-%m-%d %H:%M"));
+        let received = chrono::DateTime::parse_from_rfc3339(&msg.received_at).unwrap_or(now);
+        if let Some(staff) = &owner.staff_address
+            && now - received >= chrono::Duration::hours(LOCK_NOTICE_HOURS)
+            && !store.has_mail_about(msg.id, "lock_wait")?
+        {
+            let ctx = json!({"name": owner.name, "hours": LOCK_NOTICE_HOURS, "received": received.format("%Y-%m-%d %H:%M").to_string(),
+                             "from": letter.from, "subject": letter.subject, "message_id": letter.message_id, "reason": reason});
+            let out = self.composer.compose(Draft {
+                kind: "lock_wait", template: "mail/lock_wait.txt", context: ctx,
+                from_name: format!("esurety {}", owner.name), from: owner.contracts_address.clone(),
+                to: vec![staff.clone()], reply: None, attachments: vec![],
+            }, self.rng, now)?;
+            store.write(|tx| tx.enqueue(&out, Some(msg.id), now))?;
+        }
+        tracing::info!(event = "deferred", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), reason = %reason);
+        Err(ProcessError::Deferred(reason))
     }
 
     fn reply(&self, owner: &Owner, reply: &ReplyTo, to: &str, accepted: &[serde_json::Value], rejected: &[serde_json::Value]) -> Result<crate::store::Outgoing, ProcessError> {

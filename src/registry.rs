@@ -51,25 +51,37 @@ impl Verification {
     }
 }
 
+/// The lock that stops a check of `number` (from `sender`) now, if any: `Locked` or
+/// `SenderLocked` with when it lifts. The owner side asks this before checking a
+/// submission, and a submission that meets a lock waits for it to lift instead of being
+/// answered: a lock slows guessing down, it never turns away the real key.
+pub fn lock_in_force(store: &Connection, number: &str, sender: Option<&str>, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Option<Verification>> {
+    if let Some(s) = sender {
+        let (failures, last) = store.sender_failures_since(s, now.timestamp() - lockout.sender_window_secs)?;
+        if failures >= lockout.sender_max_failures {
+            let until = crate::clock::from_unix(last.unwrap_or(now.timestamp()) + lockout.sender_window_secs);
+            tracing::info!(event = "verify_sender_locked", sender = %s);
+            return Ok(Some(Verification::SenderLocked { until }));
+        }
+    }
+    let Some(number) = CertificateNumber::parse(number) else { return Ok(None) };
+    let (failures, last) = store.failures_since(&number.to_string(), now.timestamp() - lockout.window_secs)?;
+    if failures >= lockout.max_failures {
+        let until = crate::clock::from_unix(last.unwrap_or(now.timestamp()) + lockout.window_secs);
+        return Ok(Some(Verification::Locked { until }));
+    }
+    Ok(None)
+}
+
 /// Checks a number and key. `sender` is who asks (a submission's From), counted apart
 /// from the number; `None` for the owner's own staff at the command line.
 pub fn verify(store: &Connection, secrets: &Secrets, number: &str, key: &str, sender: Option<&str>, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Verification> {
     let (Some(number), Some(key)) = (CertificateNumber::parse(number), AuthKey::parse(key)) else {
         return Ok(Verification::Malformed);
     };
-    if let Some(s) = sender {
-        let (failures, last) = store.sender_failures_since(s, now.timestamp() - lockout.sender_window_secs)?;
-        if failures >= lockout.sender_max_failures {
-            let until = crate::clock::from_unix(last.unwrap_or(now.timestamp()) + lockout.sender_window_secs);
-            tracing::info!(event = "verify_sender_locked", sender = %s);
-            return Ok(Verification::SenderLocked { until });
-        }
-    }
     let number = number.to_string();
-    let (failures, last) = store.failures_since(&number, now.timestamp() - lockout.window_secs)?;
-    if failures >= lockout.max_failures {
-        let until = crate::clock::from_unix(last.unwrap_or(now.timestamp()) + lockout.window_secs);
-        return Ok(Verification::Locked { until });
+    if let Some(lock) = lock_in_force(store, &number, sender, now, lockout)? {
+        return Ok(lock);
     }
     let entry = store.registry_entry(&number)?;
     let matched = match &entry {

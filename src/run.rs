@@ -318,7 +318,14 @@ impl Engine {
     fn start_one(&self, store: &mut Store, id: i64, flow: &BranchFlow, owner_flow: &OwnerFlow, report: &mut RunReport) -> Result<Option<Box<Pending>>, Stop> {
         let Some(msg) = store.message(id)? else { return Ok(None) };
         if msg.side == "owner" {
-            match owner_flow.process(store, &msg).map_err(Stop::from)? {
+            let outcome = match owner_flow.process(store, &msg) {
+                Err(ProcessError::Deferred(_)) => {
+                    report.deferred += 1;
+                    return Ok(None);
+                }
+                other => other.map_err(Stop::from)?,
+            };
+            match outcome {
                 OwnerOutcome::Ignored => report.ignored += 1,
                 OwnerOutcome::Duplicate => report.replied += 1,
                 OwnerOutcome::Checked { accepted, rejected } => {
@@ -370,6 +377,10 @@ impl Engine {
                     report.refused += rejected;
                 }
                 Err(ProcessError::Store(e)) if e.stops_the_pass() => return Err(e.into()),
+                Err(ProcessError::Deferred(_)) => {
+                    report.deferred += 1;
+                    return Ok(());
+                }
                 Err(e) => {
                     // Our fault on this message: leave it to the people of the mailbox.
                     tracing::error!(event = "process_failed", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), error = %e);

@@ -28,6 +28,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("mail/change_rejection.txt", include_str!("../templates/mail/change_rejection.txt")),
     ("mail/change_not_needed.txt", include_str!("../templates/mail/change_not_needed.txt")),
     ("mail/staff_rejection.txt", include_str!("../templates/mail/staff_rejection.txt")),
+    ("mail/lock_wait.txt", include_str!("../templates/mail/lock_wait.txt")),
 ];
 
 /// The fonts shipped with the project (licences beside them in `templates/fonts/`).

@@ -78,6 +78,11 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Whether a mail of this kind was already written about an incoming message.
+    pub fn has_mail_about(&self, source: i64, kind: &str) -> Result<bool> {
+        Ok(self.conn.query_row("SELECT 1 FROM outbox WHERE source = ?1 AND kind = ?2", params![source, kind], |_| Ok(())).optional()?.is_some())
+    }
+
     /// The bytes of one outgoing message.
     pub fn raw_of(&self, outbox: i64) -> Result<Vec<u8>> {
         Ok(self.conn.query_row("SELECT raw FROM outbox_bodies WHERE outbox = ?1", [outbox], |r| r.get(0))?)

@@ -207,24 +207,73 @@ fn a_sender_guessing_across_many_numbers_is_stopped_and_others_are_not_affected(
     }
     s.once();
     let subs = submissions(&s);
-    let stopped = subs.iter().filter(|x| x["reasons"][0].as_str().unwrap().contains("このメールアドレスからの確認の失敗が続いた")).count();
     let mismatched = subs.iter().filter(|x| x["reasons"][0].as_str().unwrap().contains("一致しません")).count();
-    assert_eq!((mismatched, stopped), (10, 2), "ten guesses checked, then the sender is stopped: {subs:?}");
-    // Then the same address sends the right pair: it is not checked until the hour is over.
+    assert_eq!((subs.len(), mismatched), (10, 10), "ten guesses checked, then the sender's pairs wait: {subs:?}");
+    let waiting = |s: &Setup| -> i64 {
+        rusqlite::Connection::open(s.dir.join("esurety.db")).unwrap().query_row("SELECT count(*) FROM messages WHERE state = 'new'", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(waiting(&s), 2, "the other two wait for the lock to lift; nothing answers them yet");
+    // The same address sends the right pair: it waits too, and is never answered "locked".
     s.drop_mail(KWSA, &support::typed("x@guesser.example", KWSA, "<guess-right@guesser.example>", "35075-00001M", &key));
     // The contractor itself is not affected.
     s.drop_mail(KWSA, &support::typed(MARUICHI, KWSA, "<right@maruichi.example>", "35075-00001M", &key));
     s.once();
     let subs = submissions(&s);
-    let of = |mid: &str| subs.iter().find(|x| x["message_id"] == mid).unwrap_or_else(|| panic!("{mid}: {subs:?}")).clone();
-    let right = of("<guess-right@guesser.example>");
-    assert_eq!(right["result"], "rejected", "even the right key waits for this sender");
-    assert_eq!(of("<right@maruichi.example>")["result"], "accepted");
-    // An hour later the same sender is checked again.
-    s.drop_mail(KWSA, &support::typed("x@guesser.example", KWSA, "<guess-later@guesser.example>", "35075-00001M", &key));
+    let of = |subs: &[Value], mid: &str| subs.iter().find(|x| x["message_id"] == mid).cloned();
+    assert_eq!(of(&subs, "<right@maruichi.example>").unwrap()["result"], "accepted");
+    assert!(of(&subs, "<guess-right@guesser.example>").is_none(), "waiting, not rejected");
+    assert_eq!(waiting(&s), 3);
+    // An hour later the lock has lifted: what waited is checked, in the order it came.
     let later = s.cmd().args(["run", "--once"]).env("ESURETY_TEST_NOW", "2026-07-04T11:01:00+09:00").output().unwrap();
     assert!(later.status.success());
-    assert_eq!(submissions(&s).iter().find(|x| x["message_id"] == "<guess-later@guesser.example>").unwrap()["result"], "accepted");
+    let subs = submissions(&s);
+    assert_eq!(of(&subs, "<guess-right@guesser.example>").unwrap()["result"], "accepted");
+    assert_eq!(subs.len(), 14);
+    assert_eq!(waiting(&s), 0);
+}
+
+/// Lockout is no weapon: someone who knows a number (and forges the contractor's address)
+/// sends wrong keys ahead of the contractor's real submission. The real one is never
+/// rejected: it waits while the number is locked, the owner's staff are told once it has
+/// waited two hours, and it is checked and accepted when the guesses before it are spent.
+#[test]
+fn a_real_submission_behind_forged_guesses_waits_and_is_accepted() {
+    let (s, m, _) = issued();
+    let config = std::fs::read_to_string(s.config()).unwrap().replace(
+        "contracts_address = \"keiyaku@kwsa.example\"",
+        "contracts_address = \"keiyaku@kwsa.example\"\nstaff_address = \"keiyaku-staff@kwsa.example\"",
+    );
+    std::fs::write(s.config(), config).unwrap();
+    let key = key_in(&pdf_text(&notice(&m, "35075-00001M"))).unwrap();
+    for i in 0..30 {
+        s.drop_mail(KWSA, &support::typed(MARUICHI, KWSA, &format!("<forged-{i}@maruichi.example>"), "35075-00001M", &format!("CDEF34679H{}", ["JK", "JL", "JM", "JN", "JP", "JR"][i % 6])));
+    }
+    let start = chrono::DateTime::parse_from_rfc3339("2026-07-04T10:00:00+09:00").unwrap();
+    let mut passes = 0;
+    let real = loop {
+        let at = start + chrono::Duration::minutes(16 * passes);
+        let out = s.cmd().args(["run", "--once"]).env("ESURETY_TEST_NOW", at.to_rfc3339()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        passes += 1;
+        if passes == 1 {
+            // The contractor's own submission comes in after the guesses.
+            s.drop_mail(KWSA, &support::typed(MARUICHI, KWSA, "<real@maruichi.example>", "35075-00001M", &key));
+        }
+        if let Some(r) = submissions(&s).into_iter().find(|x| x["message_id"] == "<real@maruichi.example>") {
+            break r;
+        }
+        assert!(passes < 40, "the real submission was never checked");
+    };
+    assert_eq!(real["result"], "accepted", "{real}");
+    assert!(passes > 8, "it waited behind the guesses ({passes} passes)");
+    let forged = submissions(&s).into_iter().filter(|x| x["message_id"].as_str().unwrap().starts_with("<forged-")).collect::<Vec<_>>();
+    assert_eq!(forged.len(), 30);
+    assert!(forged.iter().all(|x| x["reasons"][0].as_str().unwrap().contains("一致しません")), "every guess checked, none answered 'locked'");
+    // Each submission that waited two hours is told to staff once (the guesses waited too).
+    let notices: Vec<_> = s.mails("relay").into_iter().filter(|m| m.to == ["keiyaku-staff@kwsa.example"]).collect();
+    assert!(notices.iter().all(|n| n.subject.contains("待っている提出")), "{:?}", notices.iter().map(|n| &n.subject).collect::<Vec<_>>());
+    let about_real = notices.iter().filter(|n| n.body.contains("<real@maruichi.example>")).count();
+    assert_eq!(about_real, 1, "the staff told once about the real one");
 }
 
 
