@@ -164,37 +164,27 @@ impl Mailbox for ImapBox {
         let validity = self.session()?.1;
         let address = self.address.clone();
         let side = self.side;
-        let mut last = store.imap_highwater(&address, validity)?;
-        if last.is_none() && store.other_validity(&address, validity)? {
-            // UIDVALIDITY changed: match what is there to what was stored, by Message-ID.
-            let all = self.with(async |s, _| uids_above(s, 0, None).await)?;
-            let mut fresh = Vec::new();
-            for chunk in all.chunks(200) {
-                let heads = self.with(async |s, _| bodies(s, chunk, "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]").await)?;
-                for (uid, head) in heads {
-                    let mid = crate::intake::letter::read(&head).ok().and_then(|l| l.message_id);
-                    let key = format!("{validity}:{uid}");
-                    let matched = match &mid { Some(m) => store.rekey_by_message_id(&address, m, &key)?, None => false };
-                    if !matched {
-                        fresh.push(uid);
-                    }
-                }
+        let last = store.imap_highwater(&address, validity)?;
+        let resync = match store.resync_state(&address, validity)? {
+            Some((through, false)) => Some(through),
+            Some((_, true)) => None,
+            None if last.is_none() && store.other_validity(&address, validity)? => {
+                tracing::warn!(event = "uidvalidity_changed", mailbox = %address, validity = validity);
+                store.set_resync(&address, validity, 0, false)?;
+                Some(0)
             }
-            tracing::warn!(event = "uidvalidity_changed", mailbox = %address, validity = validity, matched = all.len() - fresh.len(), new = fresh.len());
-            let mut n = 0;
-            for chunk in fresh.chunks(CHUNK) {
-                n += self.store_bodies(store, chunk, validity, side, now)?;
-            }
-            return Ok(n);
+            None => None,
+        };
+        if let Some(through) = resync {
+            return self.resync(store, validity, through, now);
         }
         let since = self.since;
         let uids = self.with(async |s, _| uids_above(s, last.unwrap_or(0), since).await)?;
         let mut n = 0;
         for chunk in uids.chunks(CHUNK) {
-            n += self.store_bodies(store, chunk, validity, side, now)?;
-            last = chunk.last().copied();
+            let got = self.fetch_bounded(chunk)?;
+            n += store.batch(|store| self.record(store, got, validity, side, now))?;
         }
-        let _ = last;
         Ok(n)
     }
 
@@ -228,11 +218,49 @@ impl Mailbox for ImapBox {
 }
 
 impl ImapBox {
-    /// Stores these messages in one commit. Sizes are asked first: a message over the limit
-    /// is stored as its header and size only, never fetched whole.
-    fn store_bodies(&mut self, store: &mut Store, uids: &[u32], validity: u32, side: &'static str, now: DateTime<FixedOffset>) -> Result<usize, MailboxError> {
+    /// After a UIDVALIDITY change: every message in the folder (since `process_since`), in
+    /// UID order and in chunks, is either matched by Message-ID to what was stored under the
+    /// old UIDVALIDITY (it takes its new UID and is never processed again) or stored as new.
+    /// Each chunk commits with the UID it reached, so an interrupted resync resumes there:
+    /// nothing below it is lost, nothing above it stored twice.
+    fn resync(&mut self, store: &mut Store, validity: u32, through: u32, now: DateTime<FixedOffset>) -> Result<usize, MailboxError> {
+        let (address, side, since) = (self.address.clone(), self.side, self.since);
+        let all = self.with(async |s, _| uids_above(s, through, since).await)?;
+        let (mut n, mut matched) = (0, 0);
+        for chunk in all.chunks(CHUNK) {
+            let heads = self.with(async |s, _| bodies(s, chunk, "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]").await)?;
+            let mut rekey = Vec::new();
+            let mut fresh = Vec::new();
+            for &uid in chunk {
+                let mid = heads.iter().find(|(u, _)| *u == uid).and_then(|(_, h)| crate::intake::letter::message_id(h));
+                match mid {
+                    Some(m) if store.stored_elsewhere(&address, &m, validity)? => rekey.push((uid, m)),
+                    _ => fresh.push(uid),
+                }
+            }
+            let got = if fresh.is_empty() { Vec::new() } else { self.fetch_bounded(&fresh)? };
+            let reached = *chunk.last().expect("chunks are not empty");
+            n += store.batch(|store| -> Result<usize, MailboxError> {
+                for (uid, m) in &rekey {
+                    store.rekey_by_message_id(&address, m, &format!("{validity}:{uid}"))?;
+                }
+                let k = self.record(store, got, validity, side, now)?;
+                store.set_resync(&address, validity, reached, false)?;
+                Ok(k)
+            })?;
+            matched += rekey.len();
+            crate::faults::point("resynced_chunk");
+        }
+        store.set_resync(&address, validity, all.last().copied().unwrap_or(through), true)?;
+        tracing::warn!(event = "uidvalidity_resynced", mailbox = %address, validity = validity, matched = matched, new = n);
+        Ok(n)
+    }
+
+    /// The messages of these UIDs, each with its size. Sizes are asked first: a message
+    /// over the limit is fetched as its header only, never whole.
+    fn fetch_bounded(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>, usize)>, MailboxError> {
         let max = self.max_bytes;
-        let got = self.with(async |s, _| {
+        self.with(async |s, _| {
             // A UID the server gave no size for is fetched whole, never skipped.
             let sizes = sizes(s, uids).await?;
             let size_told = |u: &u32| sizes.iter().find(|(x, _)| x == u).map(|(_, n)| *n).unwrap_or(0);
@@ -249,20 +277,21 @@ impl ImapBox {
             }
             got.sort_by_key(|(u, _, _)| *u);
             Ok(got)
-        })?;
-        let address = self.address.clone();
-        store.batch(|store| -> Result<usize, MailboxError> {
-            let mut n = 0;
-            for (uid, raw, size) in got {
-                let message_id = crate::intake::letter::message_id(&raw);
-                let incoming = Incoming { mailbox: address.clone(), side, source_uid: format!("{validity}:{uid}"), raw, size };
-                if store.record_incoming(&incoming, message_id.as_deref(), now)?.is_some() {
-                    tracing::info!(event = "received", mailbox = %address, message_id = message_id.as_deref().unwrap_or(""), uid = uid);
-                    n += 1;
-                }
-            }
-            Ok(n)
         })
+    }
+
+    /// Stores fetched messages (the caller's batch commits them together).
+    fn record(&self, store: &mut Store, got: Vec<(u32, Vec<u8>, usize)>, validity: u32, side: &'static str, now: DateTime<FixedOffset>) -> Result<usize, MailboxError> {
+        let mut n = 0;
+        for (uid, raw, size) in got {
+            let message_id = crate::intake::letter::message_id(&raw);
+            let incoming = Incoming { mailbox: self.address.clone(), side, source_uid: format!("{validity}:{uid}"), raw, size };
+            if store.record_incoming(&incoming, message_id.as_deref(), now)?.is_some() {
+                tracing::info!(event = "received", mailbox = %self.address, message_id = message_id.as_deref().unwrap_or(""), uid = uid);
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 }
 

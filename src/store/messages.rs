@@ -121,6 +121,31 @@ impl Store {
         )?)
     }
 
+    /// A resync after a UIDVALIDITY change: the UID it has reached and whether it is done.
+    pub fn resync_state(&self, mailbox: &str, validity: u32) -> Result<Option<(u32, bool)>> {
+        Ok(self.conn.query_row(
+            "SELECT through, done FROM imap_resyncs WHERE mailbox = ?1 AND validity = ?2", params![mailbox, validity],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        ).optional()?)
+    }
+
+    pub fn set_resync(&self, mailbox: &str, validity: u32, through: u32, done: bool) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO imap_resyncs (mailbox, validity, through, done) VALUES (?1, ?2, ?3, ?4)",
+            params![mailbox, validity, through, done],
+        )?;
+        Ok(())
+    }
+
+    /// Whether a message with this Message-ID was stored under another UIDVALIDITY.
+    pub fn stored_elsewhere(&self, mailbox: &str, message_id: &str, validity: u32) -> Result<bool> {
+        let prefix = format!("{validity}:");
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM messages WHERE mailbox = ?1 AND message_id = ?2 AND substr(source_uid, 1, length(?3)) <> ?3)",
+            params![mailbox, message_id, prefix], |r| r.get(0),
+        )?)
+    }
+
     /// After a UIDVALIDITY change: the message stored with this Message-ID takes its new
     /// UID, and will be marked again in the new mailbox. `false` when there is none.
     pub fn rekey_by_message_id(&self, mailbox: &str, message_id: &str, source_uid: &str) -> Result<bool> {

@@ -9,3 +9,13 @@ CREATE TABLE sealed_keys (
     sealed BLOB NOT NULL                  -- nonce ‖ ciphertext ‖ tag, the number as associated data
 );
 ALTER TABLE registry ADD COLUMN key_mac INTEGER NOT NULL DEFAULT 0;  -- 1: HMAC-SHA256(secret; salt ‖ key); 0: salted SHA-256 (before v8)
+
+-- A resync after a UIDVALIDITY change records how far it got, so an interrupted one resumes
+-- there instead of losing the lower unmatched UIDs or storing the higher ones again.
+CREATE TABLE imap_resyncs (
+    mailbox  TEXT    NOT NULL,
+    validity INTEGER NOT NULL,
+    through  INTEGER NOT NULL,           -- every UID up to this one is matched or stored
+    done     INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (mailbox, validity)
+);

@@ -307,3 +307,67 @@ fn processed_applications_can_be_moved_to_a_folder() {
     once(&s);
     assert_eq!(completions(&m).len(), 1);
 }
+
+/// A resync after UIDVALIDITY changed, interrupted after its first chunk (20 messages),
+/// resumes where it got to: the application already answered is not answered again, the
+/// new one is answered once, nothing is stored twice. And it keeps to `process_since`:
+/// a mail older than that day, never read before, is not read now either.
+#[test]
+fn an_interrupted_resync_resumes_where_it_got_to_and_keeps_to_process_since() {
+    let (s, m) = with_servers(false);
+    let yesterday = (chrono::Local::now() - chrono::Duration::days(1)).format("%Y-%m-%d");
+    let text = std::fs::read_to_string(s.config()).unwrap().replace("poll_seconds = 2\n", &format!("poll_seconds = 2\nprocess_since = \"{yesterday}\"\n"));
+    std::fs::write(s.config(), text).unwrap();
+    let md = m.maildir(KANAGAWA);
+    issue_one(&s, &m);
+    for i in 0..21 {
+        m.send(MARUICHI, &[KANAGAWA], format!("From: {MARUICHI}\r\nTo: {KANAGAWA}\r\nSubject: note {i}\r\nMessage-ID: <note-{i}@maruichi.example>\r\n\r\nhello\r\n").as_bytes());
+    }
+    wait_for("delivery", Duration::from_secs(20), || server_mails(&md).len() == 22);
+    once(&s);
+    // An application from years ago, in the folder but older than process_since.
+    let old = md.join("new").join("1577836800.M1P1.old");
+    std::fs::write(&old, String::from_utf8(application(9)).unwrap().replace("<app-9@", "<old-9@")).unwrap();
+    let f = std::fs::File::options().write(true).open(&old).unwrap();
+    f.set_modified(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_577_836_800)).unwrap(); // 2020-01-01
+    drop(f);
+    // The folder's index is rebuilt: a new UIDVALIDITY. Then a new application arrives.
+    std::thread::sleep(Duration::from_millis(1100));
+    for f in ["dovecot-uidlist", "dovecot.index", "dovecot.index.cache", "dovecot.index.log"] {
+        let _ = std::fs::remove_file(md.join(f));
+    }
+    m.send(MARUICHI, &[KANAGAWA], &application(1));
+    wait_for("delivery", Duration::from_secs(10), || server_mails(&md).len() == 24);
+    let crashed = cmd(&s).args(["run", "--once"]).env("ESURETY_CRASH_AT", "resynced_chunk").output().unwrap();
+    assert!(!crashed.status.success(), "the resync was interrupted after its first chunk");
+    once(&s);
+    wait_for("the second notice", Duration::from_secs(10), || completions(&m).len() == 2);
+    std::thread::sleep(Duration::from_millis(700));
+    once(&s);
+    assert_eq!(completions(&m).len(), 2, "app-0 once, app-1 once");
+    let db = rusqlite::Connection::open(s.dir.join("esurety.db")).unwrap();
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT count(*) FROM messages WHERE mailbox = 'kanagawa@ejcs.example'"), 23, "each message stored once");
+    assert_eq!(count("SELECT count(*) FROM messages WHERE message_id = '<old-9@maruichi.example>'"), 0, "older than process_since: not read");
+    assert!(flags_of(&md, "<old-9@maruichi.example>").is_empty(), "and left as it was");
+    assert!(flags_of(&md, "<app-1@maruichi.example>").contains('S'));
+}
+
+/// A crash while an IMAP message is being stored (its row written, its bytes not yet)
+/// leaves nothing half-stored: the next pass stores it whole and answers it once.
+#[test]
+fn a_crash_while_storing_an_imap_message_leaves_nothing_half_stored() {
+    let (s, m) = with_servers(false);
+    m.send(MARUICHI, &[KANAGAWA], &application(0));
+    wait_for("delivery", Duration::from_secs(10), || !server_mails(&m.maildir(KANAGAWA)).is_empty());
+    let crashed = cmd(&s).args(["run", "--once"]).env("ESURETY_CRASH_AT", "stored_row").output().unwrap();
+    assert!(!crashed.status.success(), "crashed between the row and its bytes");
+    let db = rusqlite::Connection::open(s.dir.join("esurety.db")).unwrap();
+    let rows: i64 = db.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).unwrap();
+    assert_eq!(rows, 0, "no row without its bytes");
+    once(&s);
+    wait_for("the notice", Duration::from_secs(10), || completions(&m).len() == 1);
+    std::thread::sleep(Duration::from_millis(700));
+    once(&s);
+    assert_eq!(completions(&m).len(), 1);
+}
