@@ -19,7 +19,7 @@ fn main() {
     // A real certificate to copy: issued by a real pass in a fresh embedded default.
     let issued = common::Issued::new();
     let template = issued.cert.clone();
-    let app_id: i64 = issued.store.conn().query_row("SELECT id FROM applications LIMIT 1", [], |r| r.get(0)).unwrap();
+    let app_id: i64 = rusqlite::Connection::open(&issued.engine.config.store).unwrap().query_row("SELECT id FROM applications LIMIT 1", [], |r| r.get(0)).unwrap();
     let store_path = issued.engine.config.store.clone();
     let config_path = issued.config_path();
     let maildir_root = issued.engine.config.mail.maildir_root.clone();
@@ -27,6 +27,7 @@ fn main() {
     let mut store = Store::open(&store_path).unwrap();
     let clock = FixedClock::parse(common::NOW).unwrap();
     let rng = SeededRandom::new(7);
+    let secrets = esurety::secrets::Secrets::load(&issued.engine.config.secret_file).unwrap();
 
     // Fill: numbers from office 99001 on, so they never meet the real ones.
     let t = Instant::now();
@@ -46,13 +47,14 @@ fn main() {
                     sample.push((c.number.clone(), key.clone()));
                 }
                 let works = format!("bench|{i}");
-                tx.insert_certificate(&Issued { certificate: c, key: Some(key), issued_at: clock.now() }, &works, app_id, None, &salt)?;
+                tx.insert_certificate(&Issued { certificate: c, key: Some(key), issued_at: clock.now() }, &works, app_id, None, &salt, &secrets, &rng)?;
             }
             Ok(())
         }).unwrap();
     }
     let fill = t.elapsed();
-    store.conn().execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    drop(store);
+    rusqlite::Connection::open(&store_path).unwrap().execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
     let bytes = std::fs::metadata(&store_path).unwrap().len();
     println!("store: {n} certificates written in {:.1} s; file {:.0} MB, {:.0} bytes per certificate",
         fill.as_secs_f64(), bytes as f64 / 1e6, bytes as f64 / n as f64);
@@ -63,7 +65,7 @@ fn main() {
     let mut ok_times = Vec::new();
     for (number, key) in sample.iter().cycle().take(20_000) {
         let t = Instant::now();
-        let v = verify(reopened.conn(), number, key.reveal(), None, clock.now(), lockout).unwrap();
+        let v = verify(&reopened, &secrets, number, key.reveal(), None, clock.now(), lockout).unwrap();
         ok_times.push(t.elapsed());
         assert!(matches!(v, Verification::Valid { .. }));
     }
@@ -73,14 +75,13 @@ fn main() {
     let mut bad_times = Vec::new();
     for (number, _) in sample.iter().take(2_000) {
         let t = Instant::now();
-        let v = verify(reopened.conn(), number, "CDEF34679HJK", None, clock.now(), lockout).unwrap();
+        let v = verify(&reopened, &secrets, number, "CDEF34679HJK", None, clock.now(), lockout).unwrap();
         bad_times.push(t.elapsed());
         assert!(matches!(v, Verification::Mismatch));
     }
     let (p50, p90, p99) = common::percentiles(bad_times);
     println!("P4 verify, wrong key (2,000 checks, each records a failure): median {p50:.3} ms, p90 {p90:.3} ms, p99 {p99:.3} ms");
     drop(reopened);
-    drop(store);
 
     // P6: `esurety run --once` on this store, one application waiting: start to exit
     // (the first message processed, its documents typeset and delivered).
@@ -90,7 +91,7 @@ fn main() {
         let sample = String::from_utf8_lossy(esurety::demo::SAMPLES[0].2).replace("Message-ID: <", &format!("Message-ID: <p6-{i}-"));
         // The same works may be issued only once (R10): the earlier run's certificates are
         // moved out of the way so each run issues.
-        Store::open(&store_path).unwrap().conn().execute("UPDATE certificates SET works_key = works_key || '-earlier' WHERE works_key NOT LIKE 'bench|%'", []).unwrap();
+        rusqlite::Connection::open(&store_path).unwrap().execute("UPDATE certificates SET works_key = works_key || '-earlier' WHERE works_key NOT LIKE 'bench|%'", []).unwrap();
         md.deliver(&format!("p6-{i}.bench"), sample.as_bytes()).unwrap();
         let t = Instant::now();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_esurety"))

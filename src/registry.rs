@@ -8,7 +8,6 @@
 use crate::issuance::{AuthKey, CertificateNumber};
 use crate::secrets::Secrets;
 use crate::store::{RegistryStore, Result, VersionRow};
-use rusqlite::Connection;
 use chrono::{DateTime, FixedOffset};
 
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +54,7 @@ impl Verification {
 /// `SenderLocked` with when it lifts. The owner side asks this before checking a
 /// submission, and a submission that meets a lock waits for it to lift instead of being
 /// answered: a lock slows guessing down, it never turns away the real key.
-pub fn lock_in_force(store: &Connection, number: &str, sender: Option<&str>, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Option<Verification>> {
+pub fn lock_in_force(store: &dyn RegistryStore, number: &str, sender: Option<&str>, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Option<Verification>> {
     if let Some(s) = sender {
         let (failures, last) = store.sender_failures_since(s, now.timestamp() - lockout.sender_window_secs)?;
         if failures >= lockout.sender_max_failures {
@@ -75,7 +74,7 @@ pub fn lock_in_force(store: &Connection, number: &str, sender: Option<&str>, now
 
 /// Checks a number and key. `sender` is who asks (a submission's From), counted apart
 /// from the number; `None` for the owner's own staff at the command line.
-pub fn verify(store: &Connection, secrets: &Secrets, number: &str, key: &str, sender: Option<&str>, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Verification> {
+pub fn verify(store: &dyn RegistryStore, secrets: &Secrets, number: &str, key: &str, sender: Option<&str>, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Verification> {
     let (Some(number), Some(key)) = (CertificateNumber::parse(number), AuthKey::parse(key)) else {
         return Ok(Verification::Malformed);
     };

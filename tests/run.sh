@@ -26,6 +26,10 @@ if [ -n "$need" ]; then
     rm -f /usr/sbin/policy-rc.d
 fi
 
+# The benchmarks are not run here (`cargo bench` does, in release), but they must still
+# build: in the test profile this compiles only their own files.
+cargo test --locked --benches --no-run
+
 # Each test's time: with cargo-nextest (on the machines this project runs on) every test is
 # reported with its time and the ten slowest are listed at the end; without it, cargo test.
 # Both build the same test profile as `cargo test`, so nothing is compiled twice.

@@ -36,7 +36,7 @@ impl Issued {
         let mut adapters = engine.adapters(rt.handle()).unwrap();
         engine.run_once(&mut store, &mut adapters, &clock, &rng).unwrap();
         let cert = store.certificate("35075-00001M").unwrap().expect("issued by the pass").latest;
-        let key = store.key_of("35075-00001M").unwrap();
+        let key = store.key_of("35075-00001M", &engine.secrets).unwrap();
         Issued { _tmp: tmp, dir, engine, store, cert, key, clock }
     }
 

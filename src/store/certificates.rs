@@ -30,12 +30,12 @@ impl Tx<'_> {
     /// The next serial of an office; never handed out twice, even across crashes (the
     /// increment commits with the certificate that uses it).
     pub fn next_serial(&self, office_code: &str) -> Result<u32> {
-        self.execute(
+        self.c().execute(
             "INSERT INTO serials (office_code, last) VALUES (?1, 1)
              ON CONFLICT (office_code) DO UPDATE SET last = last + 1",
             [office_code],
         )?;
-        Ok(self.query_row("SELECT last FROM serials WHERE office_code = ?1", [office_code], |r| r.get(0))?)
+        Ok(self.c().query_row("SELECT last FROM serials WHERE office_code = ?1", [office_code], |r| r.get(0))?)
     }
 
     /// Records a new certificate (version 1), keeps its key for the branch and publishes
@@ -49,24 +49,24 @@ impl Tx<'_> {
         let at = issued.issued_at.to_rfc3339();
         let contents = serde_json::to_string(c).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let paper = c.format == crate::product::Format::Paper;
-        self.execute(
+        self.c().execute(
             "INSERT INTO certificates (number, product, format, status, office_code, contractor, owner, project, works_key,
                                        application, application_message_id, current_version, print_state, created_at)
              VALUES (?1, ?2, ?3, 'valid', ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?12)",
             params![c.number, c.product.name(), c.format.name(), c.office_code, c.contractor, c.owner, c.project, works_key,
                     application, message_id, paper.then_some("waiting"), at],
         )?;
-        self.execute(
+        self.c().execute(
             "INSERT INTO certificate_versions (number, version, kind, issued_at, contents) VALUES (?1, 1, '新規', ?2, ?3)",
             params![c.number, at, contents],
         )?;
         if let Some(key) = &issued.key {
-            self.execute("INSERT INTO sealed_keys (number, sealed) VALUES (?1, ?2)", params![c.number, secrets.seal(&c.number, key, rng)])?;
-            self.execute(
+            self.c().execute("INSERT INTO sealed_keys (number, sealed) VALUES (?1, ?2)", params![c.number, secrets.seal(&c.number, key, rng)])?;
+            self.c().execute(
                 "INSERT INTO registry (number, key_salt, key_hash, key_mac, owner, status, published_at) VALUES (?1, ?2, ?3, 1, ?4, 'valid', ?5)",
                 params![c.number, salt, &secrets.mac(salt, key)[..], c.owner, at],
             )?;
-            self.execute(
+            self.c().execute(
                 "INSERT INTO registry_versions (number, version, kind, published_at, contents) VALUES (?1, 1, '新規', ?2, ?3)",
                 params![c.number, at, public_contents(c)?],
             )?;
@@ -79,27 +79,27 @@ impl Tx<'_> {
     /// version must follow the current one, so a change applied twice fails rather than
     /// overwriting. A paper certificate waits to be printed again.
     pub fn append_version(&self, c: &Certificate, works_key: &str, at: chrono::DateTime<chrono::FixedOffset>) -> Result<()> {
-        let current: u32 = self.query_row("SELECT current_version FROM certificates WHERE number = ?1", [&c.number], |r| r.get(0))?;
+        let current: u32 = self.c().query_row("SELECT current_version FROM certificates WHERE number = ?1", [&c.number], |r| r.get(0))?;
         if c.version != current + 1 {
             return Err(StoreError::Corrupt(format!("{}: version {} does not follow {current}", c.number, c.version)));
         }
         let at = at.to_rfc3339();
         let contents = serde_json::to_string(c).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.execute(
+        self.c().execute(
             "INSERT INTO certificate_versions (number, version, kind, issued_at, contents) VALUES (?1, ?2, '変更', ?3, ?4)",
             params![c.number, c.version, at, contents],
         )?;
         let paper = c.format == crate::product::Format::Paper;
-        self.execute(
+        self.c().execute(
             "UPDATE certificates SET current_version = ?2, project = ?3, works_key = ?4,
                     print_state = CASE WHEN ?5 THEN 'waiting' ELSE print_state END,
                     printed_at = CASE WHEN ?5 THEN NULL ELSE printed_at END
              WHERE number = ?1",
             params![c.number, c.version, c.project, works_key, paper],
         )?;
-        let published: bool = self.query_row("SELECT count(*) FROM registry WHERE number = ?1", [&c.number], |r| r.get::<_, i64>(0))? > 0;
+        let published: bool = self.c().query_row("SELECT count(*) FROM registry WHERE number = ?1", [&c.number], |r| r.get::<_, i64>(0))? > 0;
         if published {
-            self.execute(
+            self.c().execute(
                 "INSERT INTO registry_versions (number, version, kind, published_at, contents) VALUES (?1, ?2, '変更', ?3, ?4)",
                 params![c.number, c.version, at, public_contents(c)?],
             )?;
@@ -108,7 +108,7 @@ impl Tx<'_> {
     }
 
     pub fn issued_for_works(&self, works_key: &str) -> Result<Option<String>> {
-        Ok(self.query_row(
+        Ok(self.c().query_row(
             "SELECT number FROM certificates WHERE works_key = ?1 AND status = 'valid' ORDER BY number LIMIT 1",
             [works_key], |r| r.get(0),
         ).optional()?)
@@ -117,11 +117,11 @@ impl Tx<'_> {
     /// Certificates issued for an application message (for a second delivery's reply).
     pub fn certificates_of_message(&self, message: i64) -> Result<Vec<CertificateRow>> {
         let numbers: Vec<String> = {
-            let mut st = self.prepare(
+            let mut st = self.c().prepare(
                 "SELECT c.number FROM certificates c JOIN applications a ON a.id = c.application WHERE a.message = ?1 ORDER BY c.number")?;
             st.query_map([message], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
         };
-        numbers.iter().filter_map(|n| certificate(self, n).transpose()).collect()
+        numbers.iter().filter_map(|n| certificate(self.c(), n).transpose()).collect()
     }
 }
 
@@ -168,13 +168,13 @@ impl Store {
                 let Some(key) = AuthKey::parse(key) else {
                     return Err(StoreError::Corrupt(format!("the stored key of {number} is not a key")));
                 };
-                tx.execute("INSERT OR REPLACE INTO sealed_keys (number, sealed) VALUES (?1, ?2)", params![number, secrets.seal(number, &key, rng)])?;
-                let salt: Option<Vec<u8>> = tx.query_row("SELECT key_salt FROM registry WHERE number = ?1", [number], |r| r.get(0)).optional()?;
+                tx.c().execute("INSERT OR REPLACE INTO sealed_keys (number, sealed) VALUES (?1, ?2)", params![number, secrets.seal(number, &key, rng)])?;
+                let salt: Option<Vec<u8>> = tx.c().query_row("SELECT key_salt FROM registry WHERE number = ?1", [number], |r| r.get(0)).optional()?;
                 if let Some(salt) = salt {
-                    tx.execute("UPDATE registry SET key_hash = ?2, key_mac = 1 WHERE number = ?1", params![number, &secrets.mac(&salt, &key)[..]])?;
+                    tx.c().execute("UPDATE registry SET key_hash = ?2, key_mac = 1 WHERE number = ?1", params![number, &secrets.mac(&salt, &key)[..]])?;
                 }
             }
-            tx.execute("DELETE FROM certificate_keys", [])?;
+            tx.c().execute("DELETE FROM certificate_keys", [])?;
             Ok(legacy.len())
         })
     }
@@ -202,6 +202,44 @@ pub trait RegistryStore {
     /// Failed checks by one sender (any number) since a time, and the latest.
     fn sender_failures_since(&self, sender: &str, since: i64) -> Result<(u32, Option<i64>)>;
     fn record_failure(&self, number: &str, sender: Option<&str>, at: i64) -> Result<()>;
+}
+
+/// Inside a transaction (the owner side checks in the one that records the result).
+impl RegistryStore for Tx<'_> {
+    fn registry_entry(&self, number: &str) -> Result<Option<RegistryEntry>> {
+        self.c().registry_entry(number)
+    }
+    fn registry_versions(&self, number: &str) -> Result<Vec<VersionRow>> {
+        self.c().registry_versions(number)
+    }
+    fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)> {
+        self.c().failures_since(number, since)
+    }
+    fn sender_failures_since(&self, sender: &str, since: i64) -> Result<(u32, Option<i64>)> {
+        self.c().sender_failures_since(sender, since)
+    }
+    fn record_failure(&self, number: &str, sender: Option<&str>, at: i64) -> Result<()> {
+        self.c().record_failure(number, sender, at)
+    }
+}
+
+/// Outside one (`esurety verify`: each failure recorded is its own commit).
+impl RegistryStore for Store {
+    fn registry_entry(&self, number: &str) -> Result<Option<RegistryEntry>> {
+        self.conn.registry_entry(number)
+    }
+    fn registry_versions(&self, number: &str) -> Result<Vec<VersionRow>> {
+        self.conn.registry_versions(number)
+    }
+    fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)> {
+        self.conn.failures_since(number, since)
+    }
+    fn sender_failures_since(&self, sender: &str, since: i64) -> Result<(u32, Option<i64>)> {
+        self.conn.sender_failures_since(sender, since)
+    }
+    fn record_failure(&self, number: &str, sender: Option<&str>, at: i64) -> Result<()> {
+        self.conn.record_failure(number, sender, at)
+    }
 }
 
 impl RegistryStore for Connection {

@@ -35,7 +35,7 @@ impl From<rusqlite::Error> for ActionError {
 
 impl Tx<'_> {
     pub fn record_action(&self, by: &str, action: &str, target: &str, detail: Option<&str>, at: DateTime<FixedOffset>) -> Result<()> {
-        self.execute(
+        self.c().execute(
             "INSERT INTO staff_actions (at, by, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![at.to_rfc3339(), by, action, target, detail],
         )?;
@@ -44,8 +44,8 @@ impl Tx<'_> {
 
     /// A held branch message goes back to be processed as if `contractor` had sent it.
     pub fn release_held(&self, id: i64, contractor: &str, by: &str, at: DateTime<FixedOffset>) -> std::result::Result<(), ActionError> {
-        let why: Option<String> = self.query_row("SELECT detail FROM messages WHERE id = ?1", [id], |r| r.get(0)).ok().flatten();
-        let n = self.execute(
+        let why: Option<String> = self.c().query_row("SELECT detail FROM messages WHERE id = ?1", [id], |r| r.get(0)).ok().flatten();
+        let n = self.c().execute(
             "UPDATE messages SET state = 'new', outcome = NULL, detail = NULL, released_as = ?2, marked = 0
              WHERE id = ?1 AND side = 'branch' AND state = 'done' AND outcome = 'held'",
             params![id, contractor],
@@ -61,7 +61,7 @@ impl Tx<'_> {
     /// A held branch message is answered with staff's reason (the reply is enqueued by the
     /// caller in the same transaction).
     pub fn reject_held(&self, id: i64, reason: &str, by: &str, at: DateTime<FixedOffset>) -> std::result::Result<(), ActionError> {
-        let n = self.execute(
+        let n = self.c().execute(
             "UPDATE messages SET outcome = 'rejected', detail = ?2, marked = 0, processed_at = ?3
              WHERE id = ?1 AND side = 'branch' AND state = 'done' AND outcome = 'held'",
             params![id, reason, at.to_rfc3339()],
@@ -74,33 +74,33 @@ impl Tx<'_> {
     }
 
     pub fn mark_printed(&self, number: &str, by: &str, at: DateTime<FixedOffset>) -> std::result::Result<(), ActionError> {
-        let n = self.execute(
+        let n = self.c().execute(
             "UPDATE certificates SET print_state = 'printed', printed_at = ?2 WHERE number = ?1 AND print_state = 'waiting'",
             params![number, at.to_rfc3339()],
         )?;
         if n == 0 {
             return Err(ActionError::NotApplicable(format!("{number} is not a paper certificate waiting to be printed")));
         }
-        let version: u32 = self.query_row("SELECT current_version FROM certificates WHERE number = ?1", [number], |r| r.get(0))?;
+        let version: u32 = self.c().query_row("SELECT current_version FROM certificates WHERE number = ?1", [number], |r| r.get(0))?;
         self.record_action(by, "printed", number, Some(&format!("version {version}")), at)?;
         Ok(())
     }
 
     /// A mail given up on goes back to the outbox for a new round of attempts.
     pub fn retry_failed(&self, message_id: &str, by: &str, at: DateTime<FixedOffset>) -> std::result::Result<(), ActionError> {
-        let before: Option<(u32, Option<String>)> = self.query_row(
+        let before: Option<(u32, Option<String>)> = self.c().query_row(
             "SELECT attempts, last_error FROM outbox WHERE message_id = ?1 AND status = 'failed'", [message_id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         ).ok();
         let Some((attempts, last_error)) = before else {
             return Err(ActionError::NotApplicable(format!("{message_id} is not a failed outgoing mail")));
         };
-        self.execute(
+        self.c().execute(
             "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?2, staff_notified = 0 WHERE message_id = ?1",
             params![message_id, at.timestamp()],
         )?;
         // Recipients refused before are tried again; those that have the mail are not.
-        self.execute("DELETE FROM outbox_refusals WHERE outbox = (SELECT id FROM outbox WHERE message_id = ?1)", [message_id])?;
+        self.c().execute("DELETE FROM outbox_refusals WHERE outbox = (SELECT id FROM outbox WHERE message_id = ?1)", [message_id])?;
         let detail = format!("after {attempts} attempt(s): {}", last_error.unwrap_or_default());
         self.record_action(by, "retry", message_id, Some(&detail), at)?;
         Ok(())

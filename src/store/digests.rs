@@ -57,12 +57,12 @@ impl Store {
 
 impl Tx<'_> {
     pub fn record_digest(&self, target: &str, from: &str, to: &str, outbox: i64) -> Result<()> {
-        self.execute("INSERT INTO digests (target, period_start, period_end, outbox) VALUES (?1, ?2, ?3, ?4)", params![target, from, to, outbox])?;
+        self.c().execute("INSERT INTO digests (target, period_start, period_end, outbox) VALUES (?1, ?2, ?3, ?4)", params![target, from, to, outbox])?;
         Ok(())
     }
 
     pub fn set_staff_notified(&self, outbox: i64) -> Result<()> {
-        self.execute("UPDATE outbox SET staff_notified = 1 WHERE id = ?1", [outbox])?;
+        self.c().execute("UPDATE outbox SET staff_notified = 1 WHERE id = ?1", [outbox])?;
         Ok(())
     }
 }

@@ -187,7 +187,7 @@ pub(super) fn row(r: &rusqlite::Row) -> rusqlite::Result<StoredMessage> {
 impl Tx<'_> {
     /// An earlier message with the same Message-ID in the same mailbox that has an outcome.
     pub fn earlier_with_message_id(&self, mailbox: &str, message_id: &str, id: i64) -> Result<Option<(i64, String)>> {
-        Ok(self.query_row(
+        Ok(self.c().query_row(
             "SELECT id, outcome FROM messages WHERE mailbox = ?1 AND message_id = ?2 AND id <> ?3 AND state = 'done' ORDER BY id LIMIT 1",
             params![mailbox, message_id, id],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -196,7 +196,7 @@ impl Tx<'_> {
 
     /// Commits the message's outcome; the caller's other writes share the transaction.
     pub fn finish_message(&self, id: i64, outcome: &str, detail: Option<&str>, now: DateTime<FixedOffset>) -> Result<()> {
-        self.execute(
+        self.c().execute(
             "UPDATE messages SET state = 'done', outcome = ?2, detail = ?3, processed_at = ?4 WHERE id = ?1",
             params![id, outcome, detail, now.to_rfc3339()],
         )?;
@@ -205,11 +205,11 @@ impl Tx<'_> {
 
     #[allow(clippy::too_many_arguments)]
     pub fn record_application(&self, message: i64, office_code: &str, outcome: &str, sender: &str, contractor: Option<&str>, problems: &serde_json::Value, warnings: &[String], form: Option<&str>, now: DateTime<FixedOffset>) -> Result<i64> {
-        self.execute(
+        self.c().execute(
             "INSERT INTO applications (message, office_code, outcome, sender, contractor, problems, warnings, form, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![message, office_code, outcome, sender, contractor, problems.to_string(), serde_json::to_string(warnings).unwrap_or_default(), form, now.to_rfc3339()],
         )?;
-        Ok(self.last_insert_rowid())
+        Ok(self.c().last_insert_rowid())
     }
 }

@@ -159,10 +159,6 @@ impl Store {
         }
         self.batching = false;
     }
-
-    pub fn conn(&self) -> &Connection {
-        &self.conn
-    }
 }
 
 /// How many messages, or outgoing mails, one batch commit covers at most.
@@ -205,9 +201,10 @@ impl Tx<'_> {
     }
 }
 
-impl<'c> std::ops::Deref for Tx<'c> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
+impl Tx<'_> {
+    /// The transaction's connection, for the store's own modules only: nothing outside
+    /// `store/` names a database type.
+    fn c(&self) -> &Connection {
         match &self.0 {
             Inner::Transaction(t) => t,
             Inner::Savepoint(s) => s,

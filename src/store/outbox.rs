@@ -49,14 +49,14 @@ pub const MAX_ATTEMPTS: u32 = 10;
 
 impl Tx<'_> {
     pub fn enqueue(&self, m: &Outgoing, source: Option<i64>, now: DateTime<FixedOffset>) -> Result<i64> {
-        self.execute(
+        self.c().execute(
             "INSERT INTO outbox (message_id, source, kind, sender, recipients, subject, next_attempt_at, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![m.message_id, source, m.kind, m.sender, serde_json::to_string(&m.recipients).unwrap_or_default(),
                     m.subject, now.timestamp(), now.to_rfc3339()],
         )?;
-        let id = self.last_insert_rowid();
-        self.execute("INSERT INTO outbox_bodies (outbox, raw) VALUES (?1, ?2)", params![id, m.raw])?;
+        let id = self.c().last_insert_rowid();
+        self.c().execute("INSERT INTO outbox_bodies (outbox, raw) VALUES (?1, ?2)", params![id, m.raw])?;
         Ok(id)
     }
 }

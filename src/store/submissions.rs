@@ -23,7 +23,7 @@ pub struct SubmissionRow {
 
 impl Tx<'_> {
     pub fn register(&self, message: i64, row: &SubmissionRow) -> Result<()> {
-        self.execute(
+        self.c().execute(
             "INSERT INTO submissions (message, owner, message_id, sender, received_at, number, source, product, project, result, reasons, version, checked_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![message, row.owner, row.message_id, row.from, row.received_at, row.number, row.source, row.product, row.project,
@@ -38,13 +38,13 @@ impl Tx<'_> {
     /// carried the key: its bytes are dropped with the outcome; its Message-ID stays, so a
     /// second delivery is still recognised.
     pub fn forget_body(&self, message: i64) -> Result<()> {
-        self.execute("UPDATE message_bodies SET raw = x'' WHERE message = ?1", [message])?;
+        self.c().execute("UPDATE message_bodies SET raw = x'' WHERE message = ?1", [message])?;
         Ok(())
     }
 
     pub fn forget_content(&self, message: i64) -> Result<()> {
-        self.execute("UPDATE messages SET message_id = NULL WHERE id = ?1", [message])?;
-        self.execute("UPDATE message_bodies SET raw = x'' WHERE message = ?1", [message])?;
+        self.c().execute("UPDATE messages SET message_id = NULL WHERE id = ?1", [message])?;
+        self.c().execute("UPDATE message_bodies SET raw = x'' WHERE message = ?1", [message])?;
         Ok(())
     }
 }

@@ -40,13 +40,16 @@ impl Rng {
     }
 }
 
-fn store(s: &Setup) -> esurety::store::Store {
+/// The store's file, opened as any SQLite client would, to check what it holds (made
+/// first by esurety if no daemon has yet).
+fn store(s: &Setup) -> rusqlite::Connection {
     let config = esurety::config::Config::load(&s.config()).unwrap();
-    esurety::store::Store::open(&config.store).unwrap()
+    drop(esurety::store::Store::open(&config.store).unwrap());
+    rusqlite::Connection::open(&config.store).unwrap()
 }
 
 fn count(s: &Setup, sql: &str) -> i64 {
-    store(s).conn().query_row(sql, [], |r| r.get(0)).unwrap()
+    store(s).query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
 /// (保証契約番号, 認証キー) pairs from completion mails' bodies.
@@ -158,7 +161,7 @@ fn crash_test(warmup: usize, apps: usize, subs: usize, min_kills: usize) -> Figu
     assert_eq!(count(&s, "SELECT count(*) FROM certificate_versions v JOIN registry_versions r USING (number, version) WHERE r.contents != json_remove(v.contents, '$.fee')"), 0);
     assert_eq!(count(&s, "SELECT count(*) FROM submissions"), subs as i64);
     assert_eq!(count(&s, "SELECT count(*) FROM submissions WHERE result != 'accepted'"), 0);
-    let ok: String = store(&s).conn().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let ok: String = store(&s).query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(ok, "ok");
 
     // Every mail that should have gone out went out exactly once: one reply per application
@@ -287,7 +290,7 @@ fn a_full_disk_or_a_read_only_store_stops_new_work_loses_nothing_and_work_resume
         assert_eq!(replies.iter().filter(|r| **r == format!("<app-{n}@maruichi.example>")).count(), 1, "application {n}: one reply");
     }
     assert_eq!(count(&s, "SELECT count(*) FROM certificates"), 10);
-    let ok: String = store(&s).conn().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let ok: String = store(&s).query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(ok, "ok");
 }
 
