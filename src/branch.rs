@@ -67,6 +67,14 @@ pub enum ProcessError {
     Deferred(String),
 }
 
+impl From<crate::registry::RegistryError> for ProcessError {
+    fn from(e: crate::registry::RegistryError) -> Self {
+        match e {
+            crate::registry::RegistryError::Store(e) => ProcessError::Store(e),
+        }
+    }
+}
+
 pub struct BranchFlow<'a> {
     pub config: &'a Config,
     pub composer: &'a Composer,

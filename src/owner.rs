@@ -9,7 +9,7 @@ use crate::clock::{Clock, Random};
 use crate::config::{Config, Owner};
 use crate::intake::letter;
 use crate::outbound::compose::{Composer, Draft, ReplyTo};
-use crate::registry::{Lockout, verify};
+use crate::registry::Registry;
 use crate::store::{Store, StoredMessage, SubmissionRow};
 use crate::submission::{self, worker::PdfReader};
 use serde_json::json;
@@ -30,10 +30,10 @@ pub struct OwnerFlow<'a> {
     pub config: &'a Config,
     pub composer: &'a Composer,
     pub reader: &'a dyn PdfReader,
-    pub secrets: &'a crate::secrets::Secrets,
+    /// Where number + key are checked (this store's registry, or a remote one).
+    pub registry: &'a dyn Registry,
     pub clock: &'a dyn Clock,
     pub rng: &'a dyn Random,
-    pub lockout: Lockout,
 }
 
 impl OwnerFlow<'_> {
@@ -78,23 +78,22 @@ impl OwnerFlow<'_> {
         // A lock in force on any of its numbers (or on its sender): the submission waits
         // for it to lift and is checked then; it is never answered "locked".
         let sender = (!from.is_empty()).then_some(from.as_str());
-        let lock = store.write(|tx| -> Result<Option<crate::registry::Verification>, ProcessError> {
-            for f in &reading.found {
-                if let Some(lock) = crate::registry::lock_in_force(tx, &f.number, sender, now, self.lockout)? {
-                    return Ok(Some(lock));
-                }
+        for f in &reading.found {
+            if let Some(lock) = self.registry.lock(store, &f.number, sender, now)? {
+                return self.wait_for_lock(store, msg, owner, &letter, &lock);
             }
-            Ok(None)
-        })?;
-        if let Some(lock) = lock {
-            return self.wait_for_lock(store, msg, owner, &letter, &lock);
         }
+        // The registry is asked first, each answer on its own; then what they mean is
+        // registered and answered in one transaction. Asked again for this message (after
+        // a crash), a failure is not counted twice.
+        let asked_for = format!("message {}", msg.id);
+        let verdicts = reading.found.iter().map(|f| self.registry.verify(store, &f.number, &f.key, sender, &asked_for, now))
+            .collect::<Result<Vec<_>, _>>()?;
         let reply = ReplyTo { message_id: letter.message_id.clone(), references: letter.references.clone(), subject: letter.subject.clone() };
         let checked_at = now.to_rfc3339();
         let (accepted, rejected) = store.write(|tx| -> Result<(usize, usize), ProcessError> {
             let mut results: Vec<(submission::Found, Checked, Option<crate::store::VersionRow>)> = Vec::new();
-            for f in &reading.found {
-                let v = verify(tx, self.secrets, &f.number, &f.key, (!from.is_empty()).then_some(from.as_str()), now, self.lockout)?;
+            for (f, v) in reading.found.iter().zip(verdicts) {
                 let latest = match &v { crate::registry::Verification::Valid { latest, .. } => Some(latest.clone()), _ => None };
                 let c = check(f, &v, owner, owner.contracts.as_deref());
                 tx.register(msg.id, &SubmissionRow {

@@ -7,7 +7,7 @@
 
 use crate::issuance::{AuthKey, CertificateNumber};
 use crate::secrets::Secrets;
-use crate::store::{RegistryStore, Result, VersionRow};
+use crate::store::{RegistryStore, Result, Store, StoreError, VersionRow};
 use chrono::{DateTime, FixedOffset};
 
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +50,40 @@ impl Verification {
     }
 }
 
+/// What the owner side asks about a number and key: this store's registry
+/// ([`LocalRegistry`]) or, for an owner on its own machine, one served over HTTP. Each
+/// call is its own transaction (a savepoint inside a batch), made before the owner side
+/// writes what it concluded.
+pub trait Registry {
+    /// The lock in force on `number` (or on `sender`), if any: the submission then waits.
+    fn lock(&self, store: &mut Store, number: &str, sender: Option<&str>, now: DateTime<FixedOffset>) -> std::result::Result<Option<Verification>, RegistryError>;
+    /// The answer to number + key; a failure counts once per (number, `asked_for`).
+    fn verify(&self, store: &mut Store, number: &str, key: &str, sender: Option<&str>, asked_for: &str, now: DateTime<FixedOffset>) -> std::result::Result<Verification, RegistryError>;
+}
+
+/// Why the registry gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The registry in this store (the surety company's own process).
+pub struct LocalRegistry<'a> {
+    pub secrets: &'a Secrets,
+    pub lockout: Lockout,
+}
+
+impl Registry for LocalRegistry<'_> {
+    fn lock(&self, store: &mut Store, number: &str, sender: Option<&str>, now: DateTime<FixedOffset>) -> std::result::Result<Option<Verification>, RegistryError> {
+        Ok(store.write(|tx| lock_in_force(tx, number, sender, now, self.lockout))?)
+    }
+
+    fn verify(&self, store: &mut Store, number: &str, key: &str, sender: Option<&str>, asked_for: &str, now: DateTime<FixedOffset>) -> std::result::Result<Verification, RegistryError> {
+        Ok(store.write(|tx| verify(tx, self.secrets, number, key, sender, Some(asked_for), now, self.lockout))?)
+    }
+}
+
 /// The lock that stops a check of `number` (from `sender`) now, if any: `Locked` or
 /// `SenderLocked` with when it lifts. The owner side asks this before checking a
 /// submission, and a submission that meets a lock waits for it to lift instead of being
@@ -74,7 +108,11 @@ pub fn lock_in_force(store: &dyn RegistryStore, number: &str, sender: Option<&st
 
 /// Checks a number and key. `sender` is who asks (a submission's From), counted apart
 /// from the number; `None` for the owner's own staff at the command line.
-pub fn verify(store: &dyn RegistryStore, secrets: &Secrets, number: &str, key: &str, sender: Option<&str>, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Verification> {
+///
+/// `asked_for` names what asks (a submission's stored id): a failure is counted once per
+/// (number, `asked_for`), so asking again for the same message never counts twice.
+#[allow(clippy::too_many_arguments)]
+pub fn verify(store: &dyn RegistryStore, secrets: &Secrets, number: &str, key: &str, sender: Option<&str>, asked_for: Option<&str>, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Verification> {
     let (Some(number), Some(key)) = (CertificateNumber::parse(number), AuthKey::parse(key)) else {
         return Ok(Verification::Malformed);
     };
@@ -93,7 +131,7 @@ pub fn verify(store: &dyn RegistryStore, secrets: &Secrets, number: &str, key: &
         }
     };
     if !matched {
-        store.record_failure(&number, sender, now.timestamp())?;
+        store.record_failure(&number, sender, asked_for, now.timestamp())?;
         tracing::info!(event = "verify_failed", number = %number);
         return Ok(Verification::Mismatch);
     }
@@ -104,4 +142,29 @@ pub fn verify(store: &dyn RegistryStore, secrets: &Secrets, number: &str, key: &
     // (訂正) and withdrawn changes (変更取消) are not listed (`domain.md` § History).
     history.retain(|h| matches!(h.kind.as_str(), "新規" | "変更"));
     Ok(Verification::Valid { number, status, latest, history })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::clock::Clock;
+
+    /// Asked again for the same message (a replayed batch, a retried remote call), a wrong
+    /// key counts once; another message's wrong key counts again.
+    #[test]
+    fn a_failure_counts_once_per_number_and_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let secrets = Secrets::from_bytes(&[1u8; 32]);
+        let registry = LocalRegistry { secrets: &secrets, lockout: Lockout::default() };
+        let now = FixedClock::parse("2026-07-04T10:00:00+09:00").unwrap().now();
+        for _ in 0..3 {
+            let v = registry.verify(&mut store, "35075-00001M", "CDEF34679HJK", Some("a@x"), "message 7", now).unwrap();
+            assert!(matches!(v, Verification::Mismatch));
+        }
+        assert_eq!(store.failures_since("35075-00001M", 0).unwrap().0, 1);
+        registry.verify(&mut store, "35075-00001M", "CDEF34679HJK", Some("a@x"), "message 8", now).unwrap();
+        assert_eq!(store.failures_since("35075-00001M", 0).unwrap().0, 2);
+    }
 }

@@ -28,7 +28,7 @@ use crate::outbound::maildir::MaildirTransport;
 use crate::outbound::smtp::SmtpTransport;
 use crate::outbound::{DeliveryReport, Transport, deliver};
 use crate::owner::{OwnerFlow, OwnerOutcome};
-use crate::registry::Lockout;
+use crate::registry::{LocalRegistry, Lockout};
 use crate::store::{Store, StoreError};
 use crate::submission::worker::{Isolated, PdfReader};
 use crate::templates::TemplateSet;
@@ -237,7 +237,8 @@ impl Engine {
 
     fn process_pending(&self, store: &mut Store, report: &mut RunReport, clock: &dyn Clock, rng: &dyn Random) -> Result<(), RunError> {
         let flow = BranchFlow { config: &self.config, composer: &self.composer, documents: &self.documents, auth: self.auth.as_ref(), secrets: &self.secrets, clock, rng };
-        let owner_flow = OwnerFlow { config: &self.config, composer: &self.composer, reader: self.reader.as_ref(), secrets: &self.secrets, clock, rng, lockout: Lockout::default() };
+        let registry = LocalRegistry { secrets: &self.secrets, lockout: Lockout::default() };
+        let owner_flow = OwnerFlow { config: &self.config, composer: &self.composer, reader: self.reader.as_ref(), registry: &registry, clock, rng };
         // One commit per batch of messages; each message's outcome is still all or nothing
         // (a savepoint), and nothing leaves before the commit (the outbox is swept after).
         // A batch is first tried as a pipeline (typesetting one application while the next

@@ -187,7 +187,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let (clock, _) = sources()?;
             let (config, store) = open(&cli.config)?;
             let secrets = crate::secrets::Secrets::load(&config.secret_file)?;
-            let v = verify(&store, &secrets, &number, &key, None, clock.now(), Lockout::default())?;
+            let v = verify(&store, &secrets, &number, &key, None, None, clock.now(), Lockout::default())?;
             if json {
                 print_json(&json::verification(&v));
             } else {

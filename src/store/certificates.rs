@@ -201,7 +201,8 @@ pub trait RegistryStore {
     fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)>;
     /// Failed checks by one sender (any number) since a time, and the latest.
     fn sender_failures_since(&self, sender: &str, since: i64) -> Result<(u32, Option<i64>)>;
-    fn record_failure(&self, number: &str, sender: Option<&str>, at: i64) -> Result<()>;
+    /// A failed check; `asked_for` (what asked, e.g. a message) makes it count once.
+    fn record_failure(&self, number: &str, sender: Option<&str>, asked_for: Option<&str>, at: i64) -> Result<()>;
 }
 
 /// Inside a transaction (the owner side checks in the one that records the result).
@@ -218,8 +219,8 @@ impl RegistryStore for Tx<'_> {
     fn sender_failures_since(&self, sender: &str, since: i64) -> Result<(u32, Option<i64>)> {
         self.c().sender_failures_since(sender, since)
     }
-    fn record_failure(&self, number: &str, sender: Option<&str>, at: i64) -> Result<()> {
-        self.c().record_failure(number, sender, at)
+    fn record_failure(&self, number: &str, sender: Option<&str>, asked_for: Option<&str>, at: i64) -> Result<()> {
+        self.c().record_failure(number, sender, asked_for, at)
     }
 }
 
@@ -237,8 +238,8 @@ impl RegistryStore for Store {
     fn sender_failures_since(&self, sender: &str, since: i64) -> Result<(u32, Option<i64>)> {
         self.conn.sender_failures_since(sender, since)
     }
-    fn record_failure(&self, number: &str, sender: Option<&str>, at: i64) -> Result<()> {
-        self.conn.record_failure(number, sender, at)
+    fn record_failure(&self, number: &str, sender: Option<&str>, asked_for: Option<&str>, at: i64) -> Result<()> {
+        self.conn.record_failure(number, sender, asked_for, at)
     }
 }
 
@@ -268,8 +269,8 @@ impl RegistryStore for Connection {
         )?)
     }
 
-    fn record_failure(&self, number: &str, sender: Option<&str>, at: i64) -> Result<()> {
-        self.execute("INSERT INTO registry_failures (number, sender, at) VALUES (?1, ?2, ?3)", params![number, sender, at])?;
+    fn record_failure(&self, number: &str, sender: Option<&str>, asked_for: Option<&str>, at: i64) -> Result<()> {
+        self.execute("INSERT OR IGNORE INTO registry_failures (number, sender, asked_for, at) VALUES (?1, ?2, ?3, ?4)", params![number, sender, asked_for, at])?;
         Ok(())
     }
 }

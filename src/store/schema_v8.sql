@@ -19,3 +19,8 @@ CREATE TABLE imap_resyncs (
     done     INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (mailbox, validity)
 );
+
+-- A failed check is counted once per (number, what asked): a check asked again for the same
+-- message (a replayed batch, a retried call to a remote registry) does not count twice.
+ALTER TABLE registry_failures ADD COLUMN asked_for TEXT;
+CREATE UNIQUE INDEX registry_failures_once ON registry_failures (number, asked_for) WHERE asked_for IS NOT NULL;
