@@ -6,7 +6,8 @@
 
 use crate::clock::{Clock, Random};
 use crate::config::{Config, Security};
-use crate::run::{Engine, RunReport};
+use crate::run::RunReport;
+use crate::wiring::Engine;
 use crate::schedule::Job;
 use crate::store::Store;
 use anyhow::{Context, Result, bail};

@@ -10,7 +10,7 @@ use crate::config::Contractor;
 use crate::documents::DocumentKind;
 use crate::intake::letter;
 use crate::outbound::compose::{ComposeError, Draft, ReplyTo};
-use crate::run::Engine;
+use crate::wiring::Engine;
 use crate::store::{ActionError, CertificateRow, OutboxRow, Store, StoreError, StoredMessage};
 use serde_json::json;
 use std::path::{Path, PathBuf};

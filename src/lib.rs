@@ -40,3 +40,4 @@ pub mod submission;
 pub mod templates;
 pub mod text;
 pub mod tls;
+pub mod wiring;

@@ -18,27 +18,19 @@
 
 use crate::branch::{BranchFlow, Outcome, Pending, ProcessError, Step};
 use crate::clock::{Clock, Random};
-use crate::config::Config;
-use crate::documents::Documents;
-use crate::intake::imap::ImapBox;
-use crate::intake::maildir::{Maildir, MaildirBox};
-use crate::intake::{Mailbox, MailboxError, Mark};
-use crate::outbound::compose::Composer;
-use crate::outbound::maildir::MaildirTransport;
-use crate::outbound::smtp::SmtpTransport;
-use crate::outbound::{DeliveryReport, Transport, deliver};
+use crate::intake::{MailboxError, Mark};
+use crate::outbound::{DeliveryReport, deliver};
 use crate::owner::{OwnerFlow, OwnerOutcome};
 use crate::registry::{LocalRegistry, Lockout};
 use crate::store::{Store, StoreError};
-use crate::submission::worker::{Isolated, PdfReader};
-use crate::templates::TemplateSet;
+pub use crate::wiring::{Adapters, Engine, SetupError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot set up: {0}")]
-    Setup(String),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -74,82 +66,7 @@ pub struct Timing {
     pub send: std::time::Duration,
 }
 
-/// What lives as long as the process: templates parsed, fonts loaded, the PDF worker.
-pub struct Engine {
-    pub config: Config,
-    /// DKIM/SPF checking of applications and changes (`[sender_auth]`).
-    pub auth: Option<crate::intake::auth::SenderAuth>,
-    pub composer: Composer,
-    pub documents: Documents,
-    pub reader: Box<dyn PdfReader>,
-    /// Seals the branch's keys and keys the registry's hashes (from the secret file).
-    pub secrets: crate::secrets::Secrets,
-}
-
-/// The mail adapters a pass works with.
-pub struct Adapters {
-    pub mailboxes: Vec<(&'static str, Box<dyn Mailbox + Send>)>,
-    pub transport: Box<dyn Transport + Send + Sync>,
-}
-
 impl Engine {
-    pub fn new(config: Config) -> Result<Engine, RunError> {
-        let setup = |e: &dyn std::fmt::Display| RunError::Setup(e.to_string());
-        let templates = TemplateSet::load(config.templates.as_deref()).map_err(|e| setup(&e))?;
-        let signer = config.dkim.as_ref().map(|d| crate::intake::auth::Signer::from_pem(d.key_pem.expose(), &d.domain, &d.selector)).transpose().map_err(|e| setup(&e))?;
-        let composer = Composer::new(&templates).map_err(|e| setup(&e))?.with_signer(signer);
-        let auth = config.sender_auth.as_ref().map(|a| {
-            let answers = crate::intake::auth::Answers::parse(&a.dns_answers, a.offline)?;
-            crate::intake::auth::SenderAuth::new(answers, &a.host, &a.nameservers)
-        }).transpose().map_err(|e| setup(&e))?;
-        let documents = Documents::new(&templates).map_err(|e| setup(&e))?;
-        // PDFs are read by a worker process of this same binary (see submission::worker).
-        let exe = std::env::current_exe().map_err(|e| setup(&format!("cannot find the esurety binary: {e}")))?;
-        let reader = Box::new(Isolated::configured(exe, &config.limits));
-        let secrets = crate::secrets::Secrets::load(&config.secret_file).map_err(|e| setup(&e))?;
-        Ok(Engine { config, auth, composer, documents, reader, secrets })
-    }
-
-    /// Every watched address with its side, branch mailboxes first.
-    pub fn watched(&self) -> Vec<(String, &'static str)> {
-        let mut all: Vec<(String, &'static str)> = Vec::new();
-        let branches = self.config.branches.iter().map(|b| (b.address.clone(), "branch"));
-        for (a, side) in branches.chain(self.config.owners.iter().map(|o| (o.contracts_address.clone(), "owner"))) {
-            if !all.iter().any(|(x, _)| *x == a) {
-                all.push((a, side));
-            }
-        }
-        all
-    }
-
-    /// Maildirs and local delivery, or IMAP and SMTP, as configured. `rt` runs the
-    /// network adapters' I/O.
-    pub fn adapters(&self, rt: &tokio::runtime::Handle) -> Result<Adapters, RunError> {
-        let mail = &self.config.mail;
-        let since = mail.process_since.and_then(|d| d.and_hms_opt(0, 0, 0)).and_then(|t| t.and_local_timezone(crate::clock::jst()).single());
-        let mailboxes = self.watched().into_iter().map(|(address, side)| -> (&'static str, Box<dyn Mailbox + Send>) {
-            match (&mail.imap, mail.accounts.iter().find(|a| a.address == address)) {
-                (Some(server), Some(account)) => {
-                    let mut b = ImapBox::new(address, side, server.clone(), account.clone(), rt.clone());
-                    b.since = mail.process_since;
-                    b.max_bytes = self.config.limits.max_message_bytes();
-                    (side, Box::new(b))
-                }
-                _ => {
-                    let dir = Maildir::new(mail.maildir_root.join(&address));
-                    let mut b = MaildirBox::new(address, side, dir, since.map(std::time::SystemTime::from));
-                    b.max_bytes = self.config.limits.max_message_bytes();
-                    (side, Box::new(b))
-                }
-            }
-        }).collect();
-        let transport: Box<dyn Transport + Send + Sync> = match &mail.smtp {
-            Some(server) => Box::new(SmtpTransport::new(server, rt.clone()).map_err(RunError::Setup)?),
-            None => Box::new(MaildirTransport { root: mail.maildir_root.clone() }),
-        };
-        Ok(Adapters { mailboxes, transport })
-    }
-
     /// One pass over every mailbox and the outbox. A mailbox that cannot be reached is
     /// reported and skipped; the rest of the pass goes on.
     pub fn run_once(&self, store: &mut Store, adapters: &mut Adapters, clock: &dyn Clock, rng: &dyn Random) -> Result<RunReport, RunError> {

@@ -10,7 +10,7 @@ use crate::clock::{Clock, OsRandom, Random, SystemClock};
 use crate::clock::{FixedClock, SeededRandom};
 use crate::config::Config;
 use crate::registry::{Lockout, verify};
-use crate::run::Engine;
+use crate::wiring::Engine;
 use crate::store::Store;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};

@@ -2,7 +2,7 @@
 
 use super::{json as cj, open, print_json, sources};
 use crate::desk::{self, Held};
-use crate::run::Engine;
+use crate::wiring::Engine;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};

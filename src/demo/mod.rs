@@ -9,7 +9,7 @@ pub mod contractor;
 use crate::clock::{Clock, Random};
 use crate::intake::letter::{self, Piece};
 use crate::intake::maildir::Maildir;
-use crate::run::Engine;
+use crate::wiring::Engine;
 use crate::store::Store;
 use anyhow::{Context, Result};
 use std::path::PathBuf;

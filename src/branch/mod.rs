@@ -6,7 +6,10 @@
 //! sent, flagged for staff), `form_sent` (a request for the blank form), `duplicate`
 //! (the same Message-ID delivered again: a reply pointing to what was issued).
 
+pub mod classify;
+
 use crate::application::change::{self, ChangeDecision};
+use classify::Purpose;
 use crate::application::{self, Decision, Existing, Sender, form};
 use crate::clock::{Clock, Random};
 use crate::config::{Branch, Config, Contractor};
@@ -242,10 +245,8 @@ impl BranchFlow<'_> {
             }
         }
 
-        let subject = crate::text::squash(&letter.subject);
-        let is_change = subject.contains("変更申込") || letter.texts().any(|(_, t)| change::has_change(t));
-        let is_application = letter.texts().any(|(_, t)| form::has_form(t));
-        if (is_change || is_application)
+        let classified = classify::classify(&letter);
+        if classified.authenticate
             && msg.released_as.is_none()
             && let Some(auth) = self.auth
         {
@@ -264,23 +265,21 @@ impl BranchFlow<'_> {
                 }
             }
         }
-        if is_change {
-            let sender = Sender { from: from.clone(), envelope };
-            return self.change(store, msg, branch, &letter, &reply, &sender, contractor);
-        }
-        if subject.contains("再送") {
-            return self.resend(store, msg, branch, &letter, &reply, &from);
-        }
-        let form_text = letter.texts().map(|(_, t)| t).find(|t| form::has_form(t)).map(str::to_string);
-        let Some(form_text) = form_text else {
-            if subject.contains("申込書") {
+        let form_text = match classified.purpose {
+            Purpose::Change => {
+                let sender = Sender { from: from.clone(), envelope };
+                return self.change(store, msg, branch, &letter, &reply, &sender, contractor);
+            }
+            Purpose::Resend => return self.resend(store, msg, branch, &letter, &reply, &from),
+            Purpose::FormRequest => {
                 return self.reply_only(store, msg, branch, &reply, "form_sent", "blank_form", "mail/blank_form.txt", &from, json!({"contractor": contractor.name}));
             }
-            if subject.contains("保証申込") {
+            Purpose::MissingForm => {
                 let problems = vec!["申込書：本文または添付の .txt ファイルに申込書（【請負工事の情報】などの見出し）が見つかりませんでした".to_string()];
                 return self.reject(store, msg, branch, &reply, &from, Some(&contractor.name), problems, vec![], None, REJECT_APPLICATION);
             }
-            return self.hold(store, msg, "申込書を含まないメールです（職員が確認します）".into());
+            Purpose::Other => return self.hold(store, msg, "申込書を含まないメールです（職員が確認します）".into()),
+            Purpose::Application { form } => form,
         };
 
         let raw = form::parse(&form_text);

@@ -1,0 +1,99 @@
+//! The wiring: what lives as long as the process ([`Engine`]: configuration, templates,
+//! fonts, the PDF worker, the secret) and the mail adapters a pass works with, chosen by
+//! configuration (Maildirs or IMAP, local delivery or SMTP). The pass itself is in
+//! `run.rs`, the process around it in `daemon.rs`; staff actions and digests use the
+//! engine without the pass.
+
+use crate::config::Config;
+use crate::documents::Documents;
+use crate::intake::imap::ImapBox;
+use crate::intake::maildir::{Maildir, MaildirBox};
+use crate::intake::Mailbox;
+use crate::outbound::compose::Composer;
+use crate::outbound::maildir::MaildirTransport;
+use crate::outbound::smtp::SmtpTransport;
+use crate::outbound::Transport;
+use crate::submission::worker::{Isolated, PdfReader};
+use crate::templates::TemplateSet;
+
+/// The engine or the adapters could not be set up (templates, keys, the secret, servers).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up: {0}")]
+pub struct SetupError(pub String);
+
+/// What lives as long as the process: templates parsed, fonts loaded, the PDF worker.
+pub struct Engine {
+    pub config: Config,
+    /// DKIM/SPF checking of applications and changes (`[sender_auth]`).
+    pub auth: Option<crate::intake::auth::SenderAuth>,
+    pub composer: Composer,
+    pub documents: Documents,
+    pub reader: Box<dyn PdfReader>,
+    /// Seals the branch's keys and keys the registry's hashes (from the secret file).
+    pub secrets: crate::secrets::Secrets,
+}
+
+/// The mail adapters a pass works with.
+pub struct Adapters {
+    pub mailboxes: Vec<(&'static str, Box<dyn Mailbox + Send>)>,
+    pub transport: Box<dyn Transport + Send + Sync>,
+}
+
+impl Engine {
+    pub fn new(config: Config) -> Result<Engine, SetupError> {
+        let setup = |e: &dyn std::fmt::Display| SetupError(e.to_string());
+        let templates = TemplateSet::load(config.templates.as_deref()).map_err(|e| setup(&e))?;
+        let signer = config.dkim.as_ref().map(|d| crate::intake::auth::Signer::from_pem(d.key_pem.expose(), &d.domain, &d.selector)).transpose().map_err(|e| setup(&e))?;
+        let composer = Composer::new(&templates).map_err(|e| setup(&e))?.with_signer(signer);
+        let auth = config.sender_auth.as_ref().map(|a| {
+            let answers = crate::intake::auth::Answers::parse(&a.dns_answers, a.offline)?;
+            crate::intake::auth::SenderAuth::new(answers, &a.host, &a.nameservers)
+        }).transpose().map_err(|e| setup(&e))?;
+        let documents = Documents::new(&templates).map_err(|e| setup(&e))?;
+        // PDFs are read by a worker process of this same binary (see submission::worker).
+        let exe = std::env::current_exe().map_err(|e| setup(&format!("cannot find the esurety binary: {e}")))?;
+        let reader = Box::new(Isolated::configured(exe, &config.limits));
+        let secrets = crate::secrets::Secrets::load(&config.secret_file).map_err(|e| setup(&e))?;
+        Ok(Engine { config, auth, composer, documents, reader, secrets })
+    }
+
+    /// Every watched address with its side, branch mailboxes first.
+    pub fn watched(&self) -> Vec<(String, &'static str)> {
+        let mut all: Vec<(String, &'static str)> = Vec::new();
+        let branches = self.config.branches.iter().map(|b| (b.address.clone(), "branch"));
+        for (a, side) in branches.chain(self.config.owners.iter().map(|o| (o.contracts_address.clone(), "owner"))) {
+            if !all.iter().any(|(x, _)| *x == a) {
+                all.push((a, side));
+            }
+        }
+        all
+    }
+
+    /// Maildirs and local delivery, or IMAP and SMTP, as configured. `rt` runs the
+    /// network adapters' I/O.
+    pub fn adapters(&self, rt: &tokio::runtime::Handle) -> Result<Adapters, SetupError> {
+        let mail = &self.config.mail;
+        let since = mail.process_since.and_then(|d| d.and_hms_opt(0, 0, 0)).and_then(|t| t.and_local_timezone(crate::clock::jst()).single());
+        let mailboxes = self.watched().into_iter().map(|(address, side)| -> (&'static str, Box<dyn Mailbox + Send>) {
+            match (&mail.imap, mail.accounts.iter().find(|a| a.address == address)) {
+                (Some(server), Some(account)) => {
+                    let mut b = ImapBox::new(address, side, server.clone(), account.clone(), rt.clone());
+                    b.since = mail.process_since;
+                    b.max_bytes = self.config.limits.max_message_bytes();
+                    (side, Box::new(b))
+                }
+                _ => {
+                    let dir = Maildir::new(mail.maildir_root.join(&address));
+                    let mut b = MaildirBox::new(address, side, dir, since.map(std::time::SystemTime::from));
+                    b.max_bytes = self.config.limits.max_message_bytes();
+                    (side, Box::new(b))
+                }
+            }
+        }).collect();
+        let transport: Box<dyn Transport + Send + Sync> = match &mail.smtp {
+            Some(server) => Box::new(SmtpTransport::new(server, rt.clone()).map_err(SetupError)?),
+            None => Box::new(MaildirTransport { root: mail.maildir_root.clone() }),
+        };
+        Ok(Adapters { mailboxes, transport })
+    }
+}
