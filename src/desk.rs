@@ -67,7 +67,7 @@ pub fn held(engine: &Engine, store: &Store) -> Result<Vec<Held>, DeskError> {
 
 /// One held message with its bytes, or `None` when `id` is not held.
 pub fn held_one(engine: &Engine, store: &Store, id: i64) -> Result<Option<Held>, DeskError> {
-    let Some(m) = store.message(id)?.filter(|m| m.side == "branch" && m.state == "done" && m.outcome.as_deref() == Some("held")) else {
+    let Some(m) = store.message(id)?.filter(|m| m.side == crate::store::Side::Branch && m.state == "done" && m.outcome == Some(crate::store::MessageOutcome::Held)) else {
         return Ok(None);
     };
     let letter = letter::read_with(&m.raw, &engine.config.limits).ok();
@@ -172,7 +172,7 @@ pub fn printed(store: &mut Store, number: &str, by: &str, clock: &dyn Clock) -> 
 
 /// Outgoing mail given up on.
 pub fn failed(store: &Store) -> Result<Vec<OutboxRow>, DeskError> {
-    Ok(store.outbox()?.into_iter().filter(|r| r.status == "failed").collect())
+    Ok(store.outbox()?.into_iter().filter(|r| r.status == crate::store::OutboxStatus::Failed).collect())
 }
 
 /// Puts a failed mail back in the outbox; the next sweep sends it.

@@ -10,7 +10,7 @@ use crate::config::{Config, Owner};
 use crate::intake::letter;
 use crate::outbound::compose::{Composer, Draft, ReplyTo};
 use crate::registry::Registry;
-use crate::store::{Store, StoredMessage, SubmissionRow};
+use crate::store::{MessageOutcome, Store, StoredMessage, SubmissionRow};
 use crate::submission::{self, worker::PdfReader};
 use serde_json::json;
 
@@ -43,7 +43,7 @@ impl OwnerFlow<'_> {
         let ignore = |store: &mut Store, why: &str| -> Result<OwnerOutcome, ProcessError> {
             store.write(|tx| -> Result<(), ProcessError> {
                 tx.forget_content(msg.id)?;
-                tx.finish_message(msg.id, "ignored", None, now)?;
+                tx.finish_message(msg.id, MessageOutcome::Ignored, None, now)?;
                 Ok(())
             })?;
             tracing::info!(event = "not_a_submission", mailbox = %msg.mailbox, reason = why);
@@ -67,9 +67,9 @@ impl OwnerFlow<'_> {
         if let Some(mid) = &letter.message_id {
             let earlier = store.write(|tx| tx.earlier_with_message_id(&msg.mailbox, mid, msg.id))?;
             if let Some((first, outcome)) = earlier
-                && outcome != "ignored"
+                && outcome != MessageOutcome::Ignored
             {
-                store.write(|tx| tx.finish_message(msg.id, "duplicate", Some(&format!("受付番号 {first} と同じメール")), now))?;
+                store.write(|tx| tx.finish_message(msg.id, MessageOutcome::Duplicate, Some(&format!("受付番号 {first} と同じメール")), now))?;
                 tracing::info!(event = "duplicate", mailbox = %msg.mailbox, message_id = %mid, first = first);
                 return Ok(OwnerOutcome::Duplicate);
             }
@@ -125,7 +125,7 @@ impl OwnerFlow<'_> {
                 tx.enqueue(&out, Some(msg.id), now)?;
             }
             let detail = format!("accepted {}, rejected {}", accepted.len(), rejected.len());
-            tx.finish_message(msg.id, "submission", Some(&detail), now)?;
+            tx.finish_message(msg.id, MessageOutcome::Submission, Some(&detail), now)?;
             tx.forget_body(msg.id)?;
             Ok((accepted.len(), rejected.len()))
         })?;

@@ -22,7 +22,7 @@ use crate::intake::{MailboxError, Mark};
 use crate::outbound::{DeliveryReport, deliver};
 use crate::owner::{OwnerFlow, OwnerOutcome};
 use crate::registry::{LocalRegistry, Lockout};
-use crate::store::{Store, StoreError};
+use crate::store::{MessageOutcome, Side, Store, StoreError};
 pub use crate::wiring::{Adapters, Engine, SetupError};
 
 #[derive(Debug, thiserror::Error)]
@@ -101,10 +101,10 @@ impl Engine {
                 // The marks, then one sync of the mailbox, then one commit recording them.
                 let done = store.batch(|store| -> Result<(), MarkStop> {
                     for (id, uid, outcome) in chunk {
-                        let mark = match (*side, outcome.as_deref()) {
-                            (_, Some("ignored" | "error")) => None,
-                            ("owner", _) => Some(Mark::Checked),
-                            (_, Some("held")) => Some(Mark::Held),
+                        let mark = match (*side, outcome) {
+                            (_, Some(MessageOutcome::Ignored | MessageOutcome::Error)) => None,
+                            (Side::Owner, _) => Some(Mark::Checked),
+                            (_, Some(MessageOutcome::Held)) => Some(Mark::Held),
                             _ => Some(Mark::Processed),
                         };
                         if let Some(mark) = mark {
@@ -235,7 +235,7 @@ impl Engine {
     /// One message up to typesetting, in a pipelined batch.
     fn start_one(&self, store: &mut Store, id: i64, flow: &BranchFlow, owner_flow: &OwnerFlow, report: &mut RunReport) -> Result<Option<Box<Pending>>, Stop> {
         let Some(msg) = store.message(id)? else { return Ok(None) };
-        if msg.side == "owner" {
+        if msg.side == Side::Owner {
             let outcome = match owner_flow.process(store, &msg) {
                 Err(ProcessError::Deferred(_)) => {
                     report.deferred += 1;
@@ -282,10 +282,10 @@ impl Engine {
                 // The stored row cannot be read: an error outcome for it, the rest go on.
                 tracing::error!(event = "process_failed", message = id, error = %e);
                 report.errors += 1;
-                return self.finish_failed(store, id, "error", &format!("保存したメールを読み取れません: {e}"), clock);
+                return self.finish_failed(store, id, MessageOutcome::Error, &format!("保存したメールを読み取れません: {e}"), clock);
             }
         };
-        if msg.side == "owner" {
+        if msg.side == Side::Owner {
             match guarded(|| owner_flow.process(store, &msg)) {
                 Ok(OwnerOutcome::Ignored) => report.ignored += 1,
                 Ok(OwnerOutcome::Duplicate) => report.replied += 1,
@@ -303,7 +303,7 @@ impl Engine {
                     // Our fault on this message: leave it to the people of the mailbox.
                     tracing::error!(event = "process_failed", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), error = %e);
                     report.errors += 1;
-                    self.finish_failed(store, msg.id, "error", &e.to_string(), clock)?;
+                    self.finish_failed(store, msg.id, MessageOutcome::Error, &e.to_string(), clock)?;
                 }
             }
             crate::faults::point("processed");
@@ -323,7 +323,7 @@ impl Engine {
                 tracing::error!(event = "process_failed", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), error = %e);
                 report.errors += 1;
                 let why = format!("処理できませんでした: {e}");
-                self.finish_failed(store, msg.id, "held", &why, clock)?;
+                self.finish_failed(store, msg.id, MessageOutcome::Held, &why, clock)?;
                 Outcome::Held(why)
             }
         };
@@ -334,7 +334,7 @@ impl Engine {
 
     /// Records a message's failure as its outcome. If even that cannot be written for this
     /// message alone, it is left for the next pass and the others go on.
-    fn finish_failed(&self, store: &mut Store, id: i64, outcome: &str, why: &str, clock: &dyn Clock) -> Result<(), RunError> {
+    fn finish_failed(&self, store: &mut Store, id: i64, outcome: MessageOutcome, why: &str, clock: &dyn Clock) -> Result<(), RunError> {
         match store.write(|tx| tx.finish_message(id, outcome, Some(why), clock.now())) {
             Ok(()) => Ok(()),
             Err(e) if e.stops_the_pass() => Err(e.into()),

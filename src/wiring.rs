@@ -5,6 +5,7 @@
 //! engine without the pass.
 
 use crate::config::Config;
+use crate::store::Side;
 use crate::documents::Documents;
 use crate::intake::imap::ImapBox;
 use crate::intake::maildir::{Maildir, MaildirBox};
@@ -35,7 +36,7 @@ pub struct Engine {
 
 /// The mail adapters a pass works with.
 pub struct Adapters {
-    pub mailboxes: Vec<(&'static str, Box<dyn Mailbox + Send>)>,
+    pub mailboxes: Vec<(Side, Box<dyn Mailbox + Send>)>,
     pub transport: Box<dyn Transport + Send + Sync>,
 }
 
@@ -58,10 +59,10 @@ impl Engine {
     }
 
     /// Every watched address with its side, branch mailboxes first.
-    pub fn watched(&self) -> Vec<(String, &'static str)> {
-        let mut all: Vec<(String, &'static str)> = Vec::new();
-        let branches = self.config.branches.iter().map(|b| (b.address.clone(), "branch"));
-        for (a, side) in branches.chain(self.config.owners.iter().map(|o| (o.contracts_address.clone(), "owner"))) {
+    pub fn watched(&self) -> Vec<(String, Side)> {
+        let mut all: Vec<(String, Side)> = Vec::new();
+        let branches = self.config.branches.iter().map(|b| (b.address.clone(), Side::Branch));
+        for (a, side) in branches.chain(self.config.owners.iter().map(|o| (o.contracts_address.clone(), Side::Owner))) {
             if !all.iter().any(|(x, _)| *x == a) {
                 all.push((a, side));
             }
@@ -74,7 +75,7 @@ impl Engine {
     pub fn adapters(&self, rt: &tokio::runtime::Handle) -> Result<Adapters, SetupError> {
         let mail = &self.config.mail;
         let since = mail.process_since.and_then(|d| d.and_hms_opt(0, 0, 0)).and_then(|t| t.and_local_timezone(crate::clock::jst()).single());
-        let mailboxes = self.watched().into_iter().map(|(address, side)| -> (&'static str, Box<dyn Mailbox + Send>) {
+        let mailboxes = self.watched().into_iter().map(|(address, side)| -> (Side, Box<dyn Mailbox + Send>) {
             match (&mail.imap, mail.accounts.iter().find(|a| a.address == address)) {
                 (Some(server), Some(account)) => {
                     let mut b = ImapBox::new(address, side, server.clone(), account.clone(), rt.clone());

@@ -18,7 +18,7 @@ use crate::intake::letter::{self, Letter};
 use crate::issuance::{self, CertificateNumber, Issued};
 use crate::outbound::compose::{ComposeError, Composer, Draft, ReplyTo};
 use crate::product::Format;
-use crate::store::{CertificateRow, Outgoing, Store, StoreError, StoredMessage, Tx};
+use crate::store::{CertificateRow, MessageOutcome, Outgoing, Store, StoreError, StoredMessage, Tx};
 use serde_json::json;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,7 +272,7 @@ impl BranchFlow<'_> {
             }
             Purpose::Resend => return self.resend(store, msg, branch, &letter, &reply, &from),
             Purpose::FormRequest => {
-                return self.reply_only(store, msg, branch, &reply, "form_sent", "blank_form", "mail/blank_form.txt", &from, json!({"contractor": contractor.name}));
+                return self.reply_only(store, msg, branch, &reply, MessageOutcome::FormSent, "blank_form", "mail/blank_form.txt", &from, json!({"contractor": contractor.name}));
             }
             Purpose::MissingForm => {
                 let problems = vec!["申込書：本文または添付の .txt ファイルに申込書（【請負工事の情報】などの見出し）が見つかりませんでした".to_string()];
@@ -313,7 +313,7 @@ impl BranchFlow<'_> {
                         tx.insert_certificate(i, &works, app_id, letter.message_id.as_deref(), &salt, self.secrets, self.rng)?;
                     }
                     let numbers: Vec<String> = issued.iter().map(|i| i.certificate.number.clone()).collect();
-                    tx.finish_message(msg.id, "issued", Some(&numbers.join(" ")), now)?;
+                    tx.finish_message(msg.id, MessageOutcome::Issued, Some(&numbers.join(" ")), now)?;
                     Ok(issued)
                 })?;
                 let mut to = vec![from.clone()];
@@ -356,7 +356,7 @@ const REJECT_CHANGE: (&str, &str) = ("change_rejection", "mail/change_rejection.
 impl BranchFlow<'_> {
     fn hold(&self, store: &mut Store, msg: &StoredMessage, why: String) -> Result<Outcome, ProcessError> {
         let now = self.clock.now();
-        store.write(|tx| tx.finish_message(msg.id, "held", Some(&why), now))?;
+        store.write(|tx| tx.finish_message(msg.id, MessageOutcome::Held, Some(&why), now))?;
         tracing::info!(event = "held", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), reason = %why);
         Ok(Outcome::Held(why))
     }
@@ -370,7 +370,7 @@ impl BranchFlow<'_> {
         store.write(|tx| -> Result<(), ProcessError> {
             tx.record_application(msg.id, &branch.office_code, "rejected", from, contractor, &json!(problems), &warnings, form, now)?;
             tx.enqueue(&out, Some(msg.id), now)?;
-            tx.finish_message(msg.id, "rejected", Some(&problems.join("\n")), now)?;
+            tx.finish_message(msg.id, MessageOutcome::Rejected, Some(&problems.join("\n")), now)?;
             Ok(())
         })?;
         tracing::info!(event = "rejected", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), problems = n);
@@ -378,7 +378,7 @@ impl BranchFlow<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn reply_only(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, reply: &ReplyTo, outcome: &str, kind: &'static str, template: &str, to: &str, ctx: serde_json::Value) -> Result<Outcome, ProcessError> {
+    fn reply_only(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, reply: &ReplyTo, outcome: MessageOutcome, kind: &'static str, template: &str, to: &str, ctx: serde_json::Value) -> Result<Outcome, ProcessError> {
         let now = self.clock.now();
         let out = self.draft(branch, kind, template, ctx, reply, vec![to.to_string()], vec![])?;
         store.write(|tx| -> Result<(), ProcessError> {
@@ -386,11 +386,11 @@ impl BranchFlow<'_> {
             tx.finish_message(msg.id, outcome, None, now)?;
             Ok(())
         })?;
-        tracing::info!(event = "replied", outcome = outcome, mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""));
+        tracing::info!(event = "replied", outcome = outcome.as_str(), mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""));
         Ok(match outcome {
-            "duplicate" => Outcome::Duplicate,
-            "resent" => Outcome::Resent,
-            "no_change_needed" => Outcome::NoChangeNeeded,
+            MessageOutcome::Duplicate => Outcome::Duplicate,
+            MessageOutcome::Resent => Outcome::Resent,
+            MessageOutcome::NoChangeNeeded => Outcome::NoChangeNeeded,
             _ => Outcome::FormSent,
         })
     }
@@ -410,7 +410,7 @@ impl BranchFlow<'_> {
         let certs: Vec<CertificateRow> = store.write(|tx| tx.certificates_of_message(first))?.into_iter().filter(|c| self.belongs(c, contractor)).collect();
         if first_outcome != Some("issued") || certs.is_empty() {
             let detail = format!("同じ Message-ID のメール（受付番号 {first}）は処理済みです");
-            store.write(|tx| tx.finish_message(msg.id, "duplicate", Some(&detail), now))?;
+            store.write(|tx| tx.finish_message(msg.id, MessageOutcome::Duplicate, Some(&detail), now))?;
             tracing::info!(event = "duplicate", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), first = first);
             return Ok(Outcome::Duplicate);
         }
@@ -420,7 +420,7 @@ impl BranchFlow<'_> {
             "original_date": first_msg.and_then(|m| chrono::DateTime::parse_from_rfc3339(&m.received_at).ok()).map(|t| crate::text::format_era(t.date_naive())),
             "certificates": certs.iter().map(|c| json!({"product": c.latest.product.name(), "format": c.latest.format.name(), "number": c.number})).collect::<Vec<_>>(),
         });
-        self.reply_only(store, msg, branch, reply, "duplicate", "duplicate", "mail/duplicate.txt", from, ctx)
+        self.reply_only(store, msg, branch, reply, MessageOutcome::Duplicate, "duplicate", "mail/duplicate.txt", from, ctx)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -481,7 +481,7 @@ impl BranchFlow<'_> {
         };
         let Some(row) = found else {
             let ctx = json!({"number": number.as_deref().unwrap_or("（記載なし）")});
-            return self.reply_only(store, msg, branch, reply, "resent", "not_found", "mail/not_found.txt", from, ctx);
+            return self.reply_only(store, msg, branch, reply, MessageOutcome::Resent, "not_found", "mail/not_found.txt", from, ctx);
         };
         let contractor = sender.expect("a found certificate has the sender's contractor");
         let c = &row.latest;
@@ -499,7 +499,7 @@ impl BranchFlow<'_> {
         let out = self.draft(branch, "resend", "mail/resend.txt", ctx, reply, contractor.emails.clone(), attachments)?;
         store.write(|tx| -> Result<(), ProcessError> {
             tx.enqueue(&out, Some(msg.id), now)?;
-            tx.finish_message(msg.id, "resent", Some(&row.number), now)?;
+            tx.finish_message(msg.id, MessageOutcome::Resent, Some(&row.number), now)?;
             Ok(())
         })?;
         tracing::info!(event = "resent", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), number = %row.number);
@@ -560,7 +560,7 @@ impl BranchFlow<'_> {
             }
             ChangeDecision::PriceOnly => {
                 let ctx = json!({"contractor": contractor.name, "number": row.number, "project": row.latest.project});
-                return self.reply_only(store, msg, branch, reply, "no_change_needed", "change_not_needed", "mail/change_not_needed.txt", from, ctx);
+                return self.reply_only(store, msg, branch, reply, MessageOutcome::NoChangeNeeded, "change_not_needed", "mail/change_not_needed.txt", from, ctx);
             }
             ChangeDecision::Change { contents, changed } => (contents, changed),
         };
@@ -588,7 +588,7 @@ impl BranchFlow<'_> {
             tx.record_application(msg.id, &c.office_code, "changed", from, Some(&contractor.name), &json!([]), &raw.warnings, Some(text), now)?;
             tx.append_version(c, &works, now)?;
             tx.enqueue(&out, Some(msg.id), now)?;
-            tx.finish_message(msg.id, "changed", Some(&format!("{} {}", c.number, c.change_label().unwrap_or_default())), now)?;
+            tx.finish_message(msg.id, MessageOutcome::Changed, Some(&format!("{} {}", c.number, c.change_label().unwrap_or_default())), now)?;
             Ok(())
         })?;
         tracing::info!(event = "changed", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), number = %c.number, version = c.version);

@@ -52,7 +52,7 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     for m in store.messages()? {
         let l = letter::read(&m.raw).ok();
         let from = l.as_ref().and_then(|l| l.from.clone()).unwrap_or_default();
-        println!("   [{}] {} から {} 宛: {}", m.outcome.as_deref().unwrap_or("-"), from, m.mailbox, describe(m.outcome.as_deref(), m.detail.as_deref()));
+        println!("   [{}] {} から {} 宛: {}", m.outcome.map_or("-", |o| o.as_str()), from, m.mailbox, describe(m.outcome.map(|o| o.as_str()), m.detail.as_deref()));
     }
 
     println!("\n4. 送信したメールと添付PDF");

@@ -4,7 +4,7 @@
 //! UIDVALIDITY:UID. Storing the same one again is a no-op, so a rescan after a crash finds
 //! it already there; its `state` says whether its outcome was committed.
 
-use super::{Result, Store, Tx};
+use super::{MessageOutcome, Result, Side, Store, Tx};
 use chrono::{DateTime, FixedOffset};
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone)]
 pub struct Incoming {
     pub mailbox: String,
-    pub side: &'static str,
+    pub side: Side,
     pub source_uid: String,
     pub raw: Vec<u8>,
     /// The message's size in its mailbox. Larger than `raw` when the message was over the
@@ -26,12 +26,12 @@ pub struct Incoming {
 pub struct StoredMessage {
     pub id: i64,
     pub mailbox: String,
-    pub side: String,
+    pub side: Side,
     pub source_uid: String,
     pub message_id: Option<String>,
     pub raw: Vec<u8>,
     pub state: String,
-    pub outcome: Option<String>,
+    pub outcome: Option<MessageOutcome>,
     pub detail: Option<String>,
     pub received_at: String,
     /// Held, then released by staff to be processed as if from this registered contractor.
@@ -70,7 +70,7 @@ impl Store {
     }
 
     /// The state of a stored message, if this (mailbox, uid) is known.
-    pub fn known(&self, mailbox: &str, source_uid: &str) -> Result<Option<(i64, String, Option<String>)>> {
+    pub fn known(&self, mailbox: &str, source_uid: &str) -> Result<Option<(i64, String, Option<MessageOutcome>)>> {
         Ok(self.conn.query_row(
             "SELECT id, state, outcome FROM messages WHERE mailbox = ?1 AND source_uid = ?2",
             params![mailbox, source_uid],
@@ -92,7 +92,7 @@ impl Store {
     }
 
     /// Done messages not yet marked in their mailbox: (id, source uid, outcome).
-    pub fn unmarked(&self, mailbox: &str) -> Result<Vec<(i64, String, Option<String>)>> {
+    pub fn unmarked(&self, mailbox: &str) -> Result<Vec<(i64, String, Option<MessageOutcome>)>> {
         let mut st = self.conn.prepare("SELECT id, source_uid, outcome FROM messages WHERE mailbox = ?1 AND state = 'done' AND marked = 0 ORDER BY id")?;
         let rows = st.query_map([mailbox], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -186,7 +186,7 @@ pub(super) fn row(r: &rusqlite::Row) -> rusqlite::Result<StoredMessage> {
 
 impl Tx<'_> {
     /// An earlier message with the same Message-ID in the same mailbox that has an outcome.
-    pub fn earlier_with_message_id(&self, mailbox: &str, message_id: &str, id: i64) -> Result<Option<(i64, String)>> {
+    pub fn earlier_with_message_id(&self, mailbox: &str, message_id: &str, id: i64) -> Result<Option<(i64, MessageOutcome)>> {
         Ok(self.c().query_row(
             "SELECT id, outcome FROM messages WHERE mailbox = ?1 AND message_id = ?2 AND id <> ?3 AND state = 'done' ORDER BY id LIMIT 1",
             params![mailbox, message_id, id],
@@ -195,7 +195,7 @@ impl Tx<'_> {
     }
 
     /// Commits the message's outcome; the caller's other writes share the transaction.
-    pub fn finish_message(&self, id: i64, outcome: &str, detail: Option<&str>, now: DateTime<FixedOffset>) -> Result<()> {
+    pub fn finish_message(&self, id: i64, outcome: MessageOutcome, detail: Option<&str>, now: DateTime<FixedOffset>) -> Result<()> {
         self.c().execute(
             "UPDATE messages SET state = 'done', outcome = ?2, detail = ?3, processed_at = ?4 WHERE id = ?1",
             params![id, outcome, detail, now.to_rfc3339()],

@@ -10,6 +10,7 @@ mod desk;
 mod digests;
 mod messages;
 mod outbox;
+mod state;
 mod submissions;
 
 pub use certificates::{CertificateRow, RegistryEntry, RegistryStore, VersionRow};
@@ -17,6 +18,7 @@ pub use desk::{ActionError, ActionRow};
 pub use digests::{BranchFigures, OwnerFigures};
 pub use messages::{Incoming, StoredMessage};
 pub use outbox::{Outgoing, OutboxRow};
+pub use state::{MessageOutcome, OutboxStatus, Side};
 pub use submissions::SubmissionRow;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -238,7 +240,7 @@ mod tests {
     use crate::store::Incoming;
 
     fn incoming(uid: &str) -> Incoming {
-        Incoming { mailbox: "kanagawa@ejcs.example".into(), side: "branch", source_uid: uid.into(), raw: format!("Subject: {uid}\r\n\r\nbody").into_bytes(), size: 0 }
+        Incoming { mailbox: "kanagawa@ejcs.example".into(), side: Side::Branch, source_uid: uid.into(), raw: format!("Subject: {uid}\r\n\r\nbody").into_bytes(), size: 0 }
     }
 
     fn now() -> chrono::DateTime<chrono::FixedOffset> {
@@ -255,11 +257,11 @@ mod tests {
             let b = s.record_incoming(&incoming("b"), None, now())?.unwrap();
             // One message's outcome fails half-way: only its own writes are undone.
             let failed: Result<()> = s.write(|tx| {
-                tx.finish_message(a, "issued", None, now())?;
+                tx.finish_message(a, MessageOutcome::Issued, None, now())?;
                 Err(StoreError::Corrupt("half-way".into()))
             });
             assert!(failed.is_err());
-            s.write(|tx| tx.finish_message(b, "held", Some("why"), now()))?;
+            s.write(|tx| tx.finish_message(b, MessageOutcome::Held, Some("why"), now()))?;
             // Not visible to another connection before the batch commits.
             let other = Store::open(&path).unwrap();
             assert!(other.message(a).unwrap().is_none());
@@ -269,7 +271,7 @@ mod tests {
         let a = other.message(ids[0]).unwrap().unwrap();
         let b = other.message(ids[1]).unwrap().unwrap();
         assert_eq!((a.state.as_str(), a.outcome), ("new", None));
-        assert_eq!((b.state.as_str(), b.outcome.as_deref()), ("done", Some("held")));
+        assert_eq!((b.state.as_str(), b.outcome), ("done", Some(MessageOutcome::Held)));
         assert_eq!(b.raw, b"Subject: b\r\n\r\nbody");
     }
 

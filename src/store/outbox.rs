@@ -2,7 +2,7 @@
 //! reports, delivered afterwards, retried until a server (or the local Maildir) accepts
 //! it, and kept after sending.
 
-use super::{Result, Store, Tx};
+use super::{OutboxStatus, Result, Store, Tx};
 use chrono::{DateTime, FixedOffset};
 use rusqlite::{OptionalExtension, params};
 
@@ -37,7 +37,7 @@ pub struct OutboxRow {
     pub sender: String,
     pub recipients: Vec<String>,
     pub subject: String,
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: u32,
     pub last_error: Option<String>,
     pub created_at: String,

@@ -1,0 +1,84 @@
+//! The states the store records, as enums: which side a mailbox is on, what became of a
+//! message, where an outgoing mail stands. Their words in the store and in `--json`
+//! output are those of `cli.md` (`as_str`); a word the store does not know is damage
+//! ([`super::StoreError::Corrupt`]), never a silent default.
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+
+macro_rules! words {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vdoc])* $variant),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $word),+ }
+            }
+            pub fn parse(s: &str) -> Option<$name> {
+                match s { $($word => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl FromSql for $name {
+            fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+                let s = v.as_str()?;
+                $name::parse(s).ok_or_else(|| FromSqlError::Other(format!("not a {}: {s}", stringify!($name)).into()))
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
+}
+
+words!(
+    /// Which side a watched mailbox is on.
+    Side { Branch = "branch", Owner = "owner" }
+);
+
+words!(
+    /// What became of an incoming message (its committed outcome).
+    MessageOutcome {
+        Issued = "issued",
+        Changed = "changed",
+        Rejected = "rejected",
+        Held = "held",
+        Duplicate = "duplicate",
+        FormSent = "form_sent",
+        Resent = "resent",
+        NoChangeNeeded = "no_change_needed",
+        /// Owner side: a submission checked and answered.
+        Submission = "submission",
+        /// Owner side: not a submission, left to the people of the mailbox.
+        Ignored = "ignored",
+        /// A fault of ours on this message (owner side; the branch side holds instead).
+        Error = "error",
+    }
+);
+
+words!(
+    /// Where an outgoing mail stands.
+    OutboxStatus { Pending = "pending", Sent = "sent", Failed = "failed" }
+);
