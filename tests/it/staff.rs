@@ -7,14 +7,20 @@ fn fixture(path: &str) -> Vec<u8> {
     std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/applications").join(path)).unwrap()
 }
 
-#[test]
-fn the_branch_staff_get_a_digest_of_the_day_once() {
+/// The embedded default with a staff address for the 神奈川 branch.
+fn with_branch_staff() -> Setup {
     let s = Setup::new();
     let config = std::fs::read_to_string(s.config()).unwrap().replace(
         "address = \"kanagawa@ejcs.example\"",
         "address = \"kanagawa@ejcs.example\"\nstaff_address = \"kanagawa-staff@ejcs.example\"",
     );
     std::fs::write(s.config(), config).unwrap();
+    s
+}
+
+#[test]
+fn the_branch_staff_get_a_digest_of_the_day_once() {
+    let s = with_branch_staff();
     s.drop_mail("kanagawa@ejcs.example", &fixture("valid/001.eml"));
     s.drop_mail("kanagawa@ejcs.example", &fixture("invalid/105.eml"));
     s.drop_mail("kanagawa@ejcs.example", &fixture("malformed/201.eml"));
@@ -42,12 +48,7 @@ fn the_branch_staff_get_a_digest_of_the_day_once() {
 /// sweep and the digest are all due): the staff get their digest.
 #[test]
 fn the_daemon_sends_the_digest_due_at_the_same_second_as_the_poll() {
-    let s = Setup::new();
-    let config = std::fs::read_to_string(s.config()).unwrap().replace(
-        "address = \"kanagawa@ejcs.example\"",
-        "address = \"kanagawa@ejcs.example\"\nstaff_address = \"kanagawa-staff@ejcs.example\"",
-    );
-    std::fs::write(s.config(), config).unwrap();
+    let s = with_branch_staff();
     let mut d = s.cmd().args(["run"]).env("ESURETY_TEST_NOW", "2026-07-04T07:59:59+09:00")
         .stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
     let started = std::time::Instant::now();
