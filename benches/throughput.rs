@@ -97,7 +97,7 @@ fn main() {
     let (pdf_ms, _, _) = common::percentiles(per_pdf);
 
     // P2.
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = esurety::testing::tempdir().unwrap();
     let config = queue(&tmp.path().join("p2"), &form, apps);
     let cpu_before = children_cpu_s();
     let (took, summary) = run_once(&config);

@@ -38,6 +38,8 @@ pub mod staff;
 pub mod store;
 pub mod submission;
 pub mod templates;
+#[cfg(any(test, feature = "test-hooks"))]
+pub mod testing;
 pub mod text;
 pub mod tls;
 pub mod wiring;

@@ -154,7 +154,7 @@ mod tests {
     /// key counts once; another message's wrong key counts again.
     #[test]
     fn a_failure_counts_once_per_number_and_message() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::testing::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
         let secrets = Secrets::from_bytes(&[1u8; 32]);
         let registry = LocalRegistry { secrets: &secrets, lockout: Lockout::default() };

@@ -12,7 +12,7 @@ use std::time::Duration;
 pub const NOW: &str = "2026-07-04T10:00:00+09:00";
 
 pub struct Issued {
-    pub _tmp: tempfile::TempDir,
+    pub _tmp: esurety::testing::TempDir,
     pub dir: std::path::PathBuf,
     pub engine: Engine,
     pub store: Store,
@@ -23,7 +23,7 @@ pub struct Issued {
 
 impl Issued {
     pub fn new() -> Issued {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = esurety::testing::tempdir().unwrap();
         let dir = tmp.path().join("bench");
         let config = esurety::config::default::init(&dir).unwrap();
         let md = esurety::intake::maildir::Maildir::new(config.mail.maildir_root.join("kanagawa@ejcs.example"));

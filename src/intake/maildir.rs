@@ -311,7 +311,7 @@ mod tests {
 
     #[test]
     fn deliver_list_mark_and_deliver_again() {
-        let t = tempfile::tempdir().unwrap();
+        let t = crate::testing::tempdir().unwrap();
         let md = Maildir::new(t.path().join("a@b.example"));
         md.create().unwrap();
         assert!(md.deliver("100.x", b"one").unwrap());

@@ -155,8 +155,8 @@ mod tests {
         FixedClock::parse(s).unwrap()
     }
 
-    fn store_with(recipients: &[&str]) -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
+    fn store_with(recipients: &[&str]) -> (crate::testing::TempDir, Store) {
+        let dir = crate::testing::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
         let m = Outgoing { message_id: "<m@x>".into(), kind: "completion", sender: "b@x".into(), recipients: recipients.iter().map(|r| r.to_string()).collect(), subject: "s".into(), raw: b"Subject: s\r\n\r\nx\r\n".to_vec() };
         let now = at("2026-07-04T10:00:00+09:00").now();

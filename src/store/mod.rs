@@ -249,7 +249,7 @@ mod tests {
 
     #[test]
     fn a_batch_commits_its_writes_together_and_a_failed_write_in_it_rolls_back_alone() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::testing::tempdir().unwrap();
         let path = dir.path().join("s.db");
         let mut store = Store::open(&path).unwrap();
         let ids = store.batch(|s| -> Result<Vec<i64>> {
@@ -277,7 +277,7 @@ mod tests {
 
     #[test]
     fn a_batch_in_a_batch_is_all_or_nothing_and_lasts_with_the_outer_one() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::testing::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
         store.batch(|s| -> Result<()> {
             s.record_incoming(&incoming("a"), None, now())?;
@@ -295,7 +295,7 @@ mod tests {
 
     #[test]
     fn a_batch_that_fails_or_panics_leaves_nothing_and_the_store_goes_on() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::testing::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
         let r: Result<()> = store.batch(|s| {
             s.record_incoming(&incoming("a"), None, now())?;
@@ -316,7 +316,7 @@ mod tests {
 
     #[test]
     fn a_version_5_store_keeps_every_message_and_outgoing_mail_when_upgraded() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::testing::tempdir().unwrap();
         let path = dir.path().join("s.db");
         {
             let mut conn = Connection::open(&path).unwrap();

@@ -7,14 +7,14 @@ use std::process::{Command, Output};
 pub const NOW: &str = "2026-07-04T10:00:00+09:00";
 
 pub struct Setup {
-    pub _tmp: tempfile::TempDir,
+    pub _tmp: esurety::testing::TempDir,
     pub dir: PathBuf,
     pub seq: std::cell::Cell<u32>,
 }
 
 impl Setup {
     pub fn new() -> Setup {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = esurety::testing::tempdir().unwrap();
         let dir = tmp.path().join("demo");
         let out = Command::new(env!("CARGO_BIN_EXE_esurety")).arg("init").arg(&dir).output().unwrap();
         assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -6,7 +6,7 @@ use std::process::Command;
 
 #[test]
 fn the_demo_tells_the_whole_story_without_printing_a_key() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = esurety::testing::tempdir().unwrap();
     let dir = tmp.path().join("demo");
     let out = Command::new(env!("CARGO_BIN_EXE_esurety")).arg("demo").arg(&dir).env("ESURETY_LOG", "trace").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -14,7 +14,7 @@ fn control(c: &mut Command) -> bool {
 use std::time::{Duration, Instant};
 
 pub struct Servers {
-    pub dir: tempfile::TempDir,
+    pub dir: esurety::testing::TempDir,
     pub imap: u16,
     pub imaps: u16,
     pub smtp: u16,
@@ -36,7 +36,7 @@ impl Servers {
             assert!(Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap().status.success(),
                 "{tool} is not installed: run the tests with tests/run.sh, which installs it");
         }
-        let dir = tempfile::Builder::new().prefix("esurety-mail-").tempdir().unwrap();
+        let dir = esurety::testing::tempdir_in_named("esurety-mail-").unwrap();
         let s = Servers { dir, imap: free_port(), imaps: free_port(), smtp: free_port(), submission: free_port(), users: users.to_vec() };
         s.start_all();
         s
