@@ -7,6 +7,7 @@
 //! (the same Message-ID delivered again: a reply pointing to what was issued).
 
 pub mod classify;
+mod draft;
 
 use crate::application::change::{self, ChangeDecision};
 use classify::Purpose;
@@ -16,9 +17,9 @@ use crate::config::{Branch, Config, Contractor};
 use crate::documents::{DocumentKind, Documents};
 use crate::intake::letter::{self, Letter};
 use crate::issuance::{self, CertificateNumber, Issued};
-use crate::outbound::compose::{ComposeError, Composer, Draft, ReplyTo};
+use crate::outbound::compose::{ComposeError, Composer, ReplyTo};
 use crate::product::Format;
-use crate::store::{CertificateRow, MessageOutcome, Outgoing, Store, StoreError, StoredMessage, Tx};
+use crate::store::{CertificateRow, MessageOutcome, Store, StoreError, StoredMessage, Tx};
 use serde_json::json;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -421,49 +422,6 @@ impl BranchFlow<'_> {
             "certificates": certs.iter().map(|c| json!({"product": c.latest.product.name(), "format": c.latest.format.name(), "number": c.number})).collect::<Vec<_>>(),
         });
         self.reply_only(store, msg, branch, reply, MessageOutcome::Duplicate, "duplicate", "mail/duplicate.txt", from, ctx)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn completion(&self, branch: &Branch, app: &application::Application, issued: &[Issued], warnings: &[String], reply: &ReplyTo, to: Vec<String>, attachments: Vec<(String, Vec<u8>)>) -> Result<Outgoing, ProcessError> {
-        let mut certs = Vec::new();
-        for i in issued {
-            let c = &i.certificate;
-            let electronic = c.format == Format::Electronic;
-            let mut entry = json!({"product": c.product.name(), "format": c.format.name(), "number": c.number, "electronic": electronic});
-            if electronic {
-                for kind in documents_of(c) {
-                    entry[file_field(kind)] = json!(crate::documents::data::file_name(kind, c));
-                }
-                entry["key"] = json!(i.key.as_ref().map(|k| k.reveal()));
-            }
-            certs.push(entry);
-        }
-        let any_electronic = issued.iter().any(|i| i.certificate.format == Format::Electronic);
-        let ctx = json!({
-            "contractor": app.jv.clone().unwrap_or_else(|| app.contractor.clone()),
-            "project": app.project, "owner": app.owner,
-            "certificates": certs, "any_electronic": any_electronic, "warnings": warnings,
-        });
-        let (kind, template) = if any_electronic { ("completion", "mail/completion.txt") } else { ("paper_accepted", "mail/paper_accepted.txt") };
-        self.draft(branch, kind, template, ctx, reply, to, attachments)
-    }
-
-    /// The PDFs, typeset in parallel, each with its file name.
-    fn typeset(&self, jobs: &[(DocumentKind, &crate::issuance::Certificate, Option<&crate::issuance::AuthKey>)], now: chrono::DateTime<chrono::FixedOffset>) -> Result<Vec<(String, Vec<u8>)>, ProcessError> {
-        let pdfs = self.documents.render_all(jobs, self.config, now).map_err(|e| ProcessError::Render(e.to_string()))?;
-        Ok(jobs.iter().zip(pdfs).map(|((kind, c, _), pdf)| (crate::documents::data::file_name(*kind, c), pdf)).collect())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn draft(&self, branch: &Branch, kind: &'static str, template: &str, mut ctx: serde_json::Value, reply: &ReplyTo, to: Vec<String>, attachments: Vec<(String, Vec<u8>)>) -> Result<Outgoing, ProcessError> {
-        ctx["company"] = json!({"name": self.config.company.name});
-        ctx["branch"] = json!({"name": branch.name, "tel": branch.tel, "fax": branch.fax, "address": branch.address});
-        Ok(self.composer.compose(Draft {
-            kind, template, context: ctx,
-            from_name: format!("{} {}", self.config.company.name, branch.name),
-            from: branch.address.clone(),
-            to, reply: Some(reply), attachments,
-        }, self.rng, self.clock.now())?)
     }
 }
 

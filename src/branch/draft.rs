@@ -1,0 +1,58 @@
+//! The mails the branch side writes: the completion notice with its PDFs, and any other
+//! answer from its template, in the branch's name, as a real reply. What to answer is
+//! decided in `mod.rs`; this only words and typesets it.
+
+use super::{BranchFlow, ProcessError, documents_of, file_field};
+use crate::application;
+use crate::config::Branch;
+use crate::documents::DocumentKind;
+use crate::issuance::Issued;
+use crate::outbound::compose::{Draft, ReplyTo};
+use crate::product::Format;
+use crate::store::Outgoing;
+use serde_json::json;
+
+impl BranchFlow<'_> {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn completion(&self, branch: &Branch, app: &application::Application, issued: &[Issued], warnings: &[String], reply: &ReplyTo, to: Vec<String>, attachments: Vec<(String, Vec<u8>)>) -> Result<Outgoing, ProcessError> {
+        let mut certs = Vec::new();
+        for i in issued {
+            let c = &i.certificate;
+            let electronic = c.format == Format::Electronic;
+            let mut entry = json!({"product": c.product.name(), "format": c.format.name(), "number": c.number, "electronic": electronic});
+            if electronic {
+                for kind in documents_of(c) {
+                    entry[file_field(kind)] = json!(crate::documents::data::file_name(kind, c));
+                }
+                entry["key"] = json!(i.key.as_ref().map(|k| k.reveal()));
+            }
+            certs.push(entry);
+        }
+        let any_electronic = issued.iter().any(|i| i.certificate.format == Format::Electronic);
+        let ctx = json!({
+            "contractor": app.jv.clone().unwrap_or_else(|| app.contractor.clone()),
+            "project": app.project, "owner": app.owner,
+            "certificates": certs, "any_electronic": any_electronic, "warnings": warnings,
+        });
+        let (kind, template) = if any_electronic { ("completion", "mail/completion.txt") } else { ("paper_accepted", "mail/paper_accepted.txt") };
+        self.draft(branch, kind, template, ctx, reply, to, attachments)
+    }
+
+    /// The PDFs, typeset in parallel, each with its file name.
+    pub(super) fn typeset(&self, jobs: &[(DocumentKind, &crate::issuance::Certificate, Option<&crate::issuance::AuthKey>)], now: chrono::DateTime<chrono::FixedOffset>) -> Result<Vec<(String, Vec<u8>)>, ProcessError> {
+        let pdfs = self.documents.render_all(jobs, self.config, now).map_err(|e| ProcessError::Render(e.to_string()))?;
+        Ok(jobs.iter().zip(pdfs).map(|((kind, c, _), pdf)| (crate::documents::data::file_name(*kind, c), pdf)).collect())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn draft(&self, branch: &Branch, kind: &'static str, template: &str, mut ctx: serde_json::Value, reply: &ReplyTo, to: Vec<String>, attachments: Vec<(String, Vec<u8>)>) -> Result<Outgoing, ProcessError> {
+        ctx["company"] = json!({"name": self.config.company.name});
+        ctx["branch"] = json!({"name": branch.name, "tel": branch.tel, "fax": branch.fax, "address": branch.address});
+        Ok(self.composer.compose(Draft {
+            kind, template, context: ctx,
+            from_name: format!("{} {}", self.config.company.name, branch.name),
+            from: branch.address.clone(),
+            to, reply: Some(reply), attachments,
+        }, self.rng, self.clock.now())?)
+    }
+}
