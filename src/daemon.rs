@@ -37,7 +37,8 @@ pub fn lock(config: &Config) -> Result<InstanceLock> {
     }
 }
 
-pub fn run(mut config: Config, once: bool, interval: Option<u64>, clock: &dyn Clock, rng: &dyn Random) -> Result<RunReport> {
+pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: Arc<dyn Clock>, rng: &dyn Random) -> Result<RunReport> {
+    let clock = shared_clock.as_ref();
     if let Some(secs) = interval {
         let s = &config.schedule.text;
         config.schedule = crate::schedule::Jobs::parse(&crate::schedule::every_seconds(secs), &s[1].1, &s[2].1).map_err(anyhow::Error::msg)?;
@@ -45,7 +46,7 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, clock: &dyn Cl
     let _lock = lock(&config)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut store = open_store(&config.store, once)?;
-    let engine = Engine::new(config)?;
+    let engine = Arc::new(Engine::new(config)?);
     let sealed = store.seal_legacy_keys(&engine.secrets, rng)?;
     if sealed > 0 {
         eprintln!("esurety: sealed {sealed} key(s) an earlier version kept in clear; the registry's hashes of them are now keyed by the secret");
@@ -60,6 +61,14 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, clock: &dyn Cl
 
     let wake = Arc::new(Notify::new());
     let stop = Arc::new(AtomicBool::new(false));
+    // The web server (`[web]`) runs beside the passes and stops with them.
+    let (web_stop, mut web_stopped) = tokio::sync::watch::channel(false);
+    let web = match engine.config.web {
+        Some(_) => Some(crate::web::start(engine.clone(), shared_clock.clone(), rt.handle(), async move {
+            let _ = web_stopped.wait_for(|s| *s).await;
+        })?),
+        None => None,
+    };
     if let Some(server) = engine.config.mail.imap.clone() {
         for account in engine.config.mail.accounts.clone() {
             rt.spawn(watch(server.clone(), account, wake.clone()));
@@ -123,8 +132,37 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, clock: &dyn Cl
         }
         jobs = wait_for_job(&rt, &engine, &wake, clock, wait);
     }
+    let _ = web_stop.send(true);
+    if let Some(web) = web {
+        // Requests in flight finish (each is short); the server then closes.
+        let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), web.task).await });
+    }
     eprintln!("esurety: stopped");
     Ok(total)
+}
+
+/// `esurety serve`: only `[web]`, until SIGINT/SIGTERM. Takes no lock: it may run beside
+/// `esurety run` on the same store (a registry machine apart from the mail machine).
+pub fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    if config.web.is_none() {
+        bail!("{} has no [web]: add [web] listen = \"127.0.0.1:8080\"", config.path.display());
+    }
+    drop(open_store(&config.store, false)?);
+    let engine = Arc::new(Engine::new(config)?);
+    let web = crate::web::start(engine, clock, rt.handle(), async {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    })?;
+    let _ = rt.block_on(web.task);
+    eprintln!("esurety: stopped");
+    Ok(())
 }
 
 /// Opens the store; a daemon waits (with backoff) while it cannot be written, rather than

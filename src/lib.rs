@@ -41,5 +41,7 @@ pub mod templates;
 #[cfg(any(test, feature = "test-hooks"))]
 pub mod testing;
 pub mod text;
+pub mod tokens;
 pub mod tls;
+pub mod web;
 pub mod wiring;

@@ -4,12 +4,12 @@
 //! entries, the registry's failure counts and the reply commit in one transaction.
 
 use crate::branch::ProcessError;
-use crate::check::{Checked, check};
+use crate::check::check;
 use crate::clock::{Clock, Random};
 use crate::config::{Config, Owner};
 use crate::intake::letter;
 use crate::outbound::compose::{Composer, Draft, ReplyTo};
-use crate::registry::Registry;
+use crate::registry::{Registry, RegistryError, Route, Verification};
 use crate::store::{MessageOutcome, Store, StoredMessage, SubmissionRow};
 use crate::submission::{self, worker::PdfReader};
 use serde_json::json;
@@ -21,6 +21,12 @@ pub enum OwnerOutcome {
     /// The same Message-ID was already checked and answered.
     Duplicate,
     Checked { accepted: usize, rejected: usize },
+}
+
+/// What became of one pair before anything is written.
+enum Answer {
+    Checked { issuer: Option<String>, verdict: Verification },
+    Unchecked { issuer: Option<String>, reason: String },
 }
 
 /// How long a submission waits on a lock before the owner's staff are told.
@@ -75,56 +81,92 @@ impl OwnerFlow<'_> {
             }
         }
         let from = letter.from.clone().unwrap_or_default();
+        let sender = (!from.is_empty()).then_some(from.as_str());
+        // Where each pair is checked; a pair no registry here can check is `unchecked`.
+        let routes: Vec<Route> = reading.found.iter().map(|f| self.registry.route(f)).collect();
         // A lock in force on any of its numbers (or on its sender): the submission waits
         // for it to lift and is checked then; it is never answered "locked".
-        let sender = (!from.is_empty()).then_some(from.as_str());
-        for f in &reading.found {
-            if let Some(lock) = self.registry.lock(store, &f.number, sender, now)? {
+        for (f, route) in reading.found.iter().zip(&routes) {
+            if matches!(route, Route::Ask(_))
+                && let Some(lock) = self.registry.lock(store, &f.number, sender, now)?
+            {
                 return self.wait_for_lock(store, msg, owner, &letter, &lock);
             }
         }
         // The registry is asked first, each answer on its own; then what they mean is
         // registered and answered in one transaction. Asked again for this message (after
-        // a crash), a failure is not counted twice.
+        // a crash, or a registry that was away), a failure is not counted twice.
         let asked_for = format!("message {}", msg.id);
-        let verdicts = reading.found.iter().map(|f| self.registry.verify(store, &f.number, &f.key, sender, &asked_for, now))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut answers: Vec<Answer> = Vec::new();
+        for (f, route) in reading.found.iter().zip(routes) {
+            answers.push(match route {
+                Route::Unchecked { issuer, reason } => Answer::Unchecked { issuer, reason },
+                Route::Ask(issuer) => match self.registry.verify(store, issuer.as_deref(), &f.number, &f.key, sender, &asked_for, now) {
+                    Ok(lock @ (Verification::Locked { .. } | Verification::SenderLocked { .. })) => return self.wait_for_lock(store, msg, owner, &letter, &lock),
+                    Ok(v) => Answer::Checked { issuer: issuer.or_else(|| (!self.config.company.name.is_empty()).then(|| self.config.company.name.clone())), verdict: v },
+                    Err(RegistryError::Store(e)) => return Err(e.into()),
+                    Err(e) => return self.wait_for_registry(store, msg, owner, &letter, &e),
+                },
+            });
+        }
         let reply = ReplyTo { message_id: letter.message_id.clone(), references: letter.references.clone(), subject: letter.subject.clone() };
         let checked_at = now.to_rfc3339();
         let (accepted, rejected) = store.write(|tx| -> Result<(usize, usize), ProcessError> {
-            let mut results: Vec<(submission::Found, Checked, Option<crate::store::VersionRow>)> = Vec::new();
-            for (f, v) in reading.found.iter().zip(verdicts) {
-                let latest = match &v { crate::registry::Verification::Valid { latest, .. } => Some(latest.clone()), _ => None };
-                let c = check(f, &v, owner, owner.contracts.as_deref());
-                tx.register(msg.id, &SubmissionRow {
+            let mut accepted = Vec::new();
+            let mut rejected = Vec::new();
+            let mut unchecked = Vec::new();
+            for (f, a) in reading.found.iter().zip(answers) {
+                let mut row = SubmissionRow {
                     owner: owner.name.clone(),
                     message_id: letter.message_id.clone(),
                     from: from.clone(),
                     received_at: msg.received_at.clone(),
                     number: f.number.clone(),
                     source: f.source.clone(),
-                    product: latest.as_ref().map(|l| l.contents.product.name().to_string()).or(f.product.clone()),
-                    project: latest.as_ref().map(|l| l.contents.project.clone()).or(f.project.clone()),
-                    result: if c.accepted { "accepted" } else { "rejected" }.into(),
-                    reasons: c.reasons.clone(),
-                    version: c.version,
+                    product: f.product.clone(),
+                    project: f.project.clone(),
+                    result: String::new(),
+                    reasons: vec![],
+                    version: None,
                     checked_at: checked_at.clone(),
-                })?;
-                tracing::info!(event = "checked", mailbox = %msg.mailbox, message_id = letter.message_id.as_deref().unwrap_or(""), number = %f.number, accepted = c.accepted);
-                results.push((f.clone(), c, latest));
+                    issuer: None,
+                };
+                match a {
+                    Answer::Unchecked { issuer, reason } => {
+                        row.result = "unchecked".into();
+                        row.reasons = vec![reason.clone()];
+                        row.issuer = issuer;
+                        tx.register(msg.id, &row)?;
+                        tracing::info!(event = "unchecked", mailbox = %msg.mailbox, message_id = letter.message_id.as_deref().unwrap_or(""), number = %f.number);
+                        unchecked.push(json!({"number": f.number, "project": f.project, "reason": reason}));
+                    }
+                    Answer::Checked { issuer, verdict } => {
+                        let latest = match &verdict { Verification::Valid { latest, .. } => Some(latest.clone()), _ => None };
+                        let c = check(f, &verdict, owner, owner.contracts.as_deref());
+                        row.product = latest.as_ref().map(|l| l.contents.product.name().to_string()).or(row.product);
+                        row.project = latest.as_ref().map(|l| l.contents.project.clone()).or(row.project);
+                        row.result = if c.accepted { "accepted" } else { "rejected" }.into();
+                        row.reasons = c.reasons.clone();
+                        row.version = c.version;
+                        row.issuer = issuer;
+                        tx.register(msg.id, &row)?;
+                        tracing::info!(event = "checked", mailbox = %msg.mailbox, message_id = letter.message_id.as_deref().unwrap_or(""), number = %f.number, accepted = c.accepted);
+                        if c.accepted {
+                            let l = &latest.as_ref().expect("accepted implies the registry's contents").contents;
+                            accepted.push(json!({"number": f.number, "project": l.project, "product": l.product.name(), "label": l.change_label(), "notes": c.notes,
+                                   "checked_at": crate::text::format_era(now.date_naive()) + &now.format(" %H:%M").to_string()}));
+                        } else {
+                            // Nothing of the registry for pairs whose key was not proven.
+                            rejected.push(json!({"number": f.number, "reasons": c.reasons}));
+                        }
+                    }
+                }
             }
-            let accepted: Vec<_> = results.iter().filter(|(_, c, _)| c.accepted).map(|(f, ch, l)| {
-                let c = &l.as_ref().expect("accepted implies the registry's contents").contents;
-                json!({"number": f.number, "project": c.project, "product": c.product.name(), "label": c.change_label(), "notes": ch.notes,
-                       "checked_at": crate::text::format_era(now.date_naive()) + &now.format(" %H:%M").to_string()})
-            }).collect();
-            // Nothing of the registry for pairs whose key was not proven.
-            let rejected: Vec<_> = results.iter().filter(|(_, c, _)| !c.accepted).map(|(f, c, _)| json!({"number": f.number, "reasons": c.reasons})).collect();
             if !from.is_empty() {
-                let out = self.reply(owner, &reply, &from, &accepted, &rejected)?;
+                let out = self.reply(owner, &reply, &from, &accepted, &rejected, &unchecked)?;
                 tx.enqueue(&out, Some(msg.id), now)?;
             }
-            let detail = format!("accepted {}, rejected {}", accepted.len(), rejected.len());
+            let detail = format!("accepted {}, rejected {}, unchecked {}", accepted.len(), rejected.len(), unchecked.len());
             tx.finish_message(msg.id, MessageOutcome::Submission, Some(&detail), now)?;
             tx.forget_body(msg.id)?;
             Ok((accepted.len(), rejected.len()))
@@ -132,13 +174,38 @@ impl OwnerFlow<'_> {
         Ok(OwnerOutcome::Checked { accepted, rejected })
     }
 
+    /// Leaves a submission whose registry cannot answer now (unreachable, or refusing our
+    /// token) for a later pass; once it has waited `registry_wait_hours`, tells the
+    /// owner's staff (once). Nothing is rejected meanwhile.
+    fn wait_for_registry(&self, store: &mut Store, msg: &StoredMessage, owner: &Owner, letter: &crate::intake::letter::Letter, e: &RegistryError) -> Result<OwnerOutcome, ProcessError> {
+        let now = self.clock.now();
+        let reason = e.to_string();
+        let hours = self.config.registry_wait_hours as i64;
+        let received = chrono::DateTime::parse_from_rfc3339(&msg.received_at).unwrap_or(now);
+        if let Some(staff) = &owner.staff_address
+            && now - received >= chrono::Duration::hours(hours)
+            && !store.has_mail_about(msg.id, "registry_wait")?
+        {
+            let ctx = json!({"name": owner.name, "hours": hours, "received": received.format("%Y-%m-%d %H:%M").to_string(),
+                             "from": letter.from, "subject": letter.subject, "message_id": letter.message_id, "reason": reason});
+            let out = self.composer.compose(Draft {
+                kind: "registry_wait", template: "mail/registry_wait.txt", context: ctx,
+                from_name: format!("esurety {}", owner.name), from: owner.contracts_address.clone(),
+                to: vec![staff.clone()], reply: None, attachments: vec![],
+            }, self.rng, now)?;
+            store.write(|tx| tx.enqueue(&out, Some(msg.id), now))?;
+        }
+        tracing::warn!(event = "registry_wait", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), reason = %reason);
+        Err(ProcessError::Deferred(reason))
+    }
+
     /// Leaves a submission that met a lock for a later pass; once it has waited
     /// [`LOCK_NOTICE_HOURS`], tells the owner's staff (once).
     fn wait_for_lock(&self, store: &mut Store, msg: &StoredMessage, owner: &Owner, letter: &crate::intake::letter::Letter, lock: &crate::registry::Verification) -> Result<OwnerOutcome, ProcessError> {
         let now = self.clock.now();
         let (what, until) = match lock {
-            crate::registry::Verification::SenderLocked { until } => ("送信者について確認の失敗が続いています", until),
-            crate::registry::Verification::Locked { until } => ("保証契約番号について確認の失敗が続いています", until),
+            Verification::SenderLocked { until } => ("送信者について確認の失敗が続いています", until),
+            Verification::Locked { until } => ("保証契約番号について確認の失敗が続いています", until),
             _ => ("", &now),
         };
         let reason = format!("{what}（{} にロックが解けます）", until.format("%Y-%m-%d %H:%M"));
@@ -160,8 +227,8 @@ impl OwnerFlow<'_> {
         Err(ProcessError::Deferred(reason))
     }
 
-    fn reply(&self, owner: &Owner, reply: &ReplyTo, to: &str, accepted: &[serde_json::Value], rejected: &[serde_json::Value]) -> Result<crate::store::Outgoing, ProcessError> {
-        let ctx = json!({"owner": owner.name, "address": owner.contracts_address, "sender": to, "accepted": accepted, "rejected": rejected});
+    fn reply(&self, owner: &Owner, reply: &ReplyTo, to: &str, accepted: &[serde_json::Value], rejected: &[serde_json::Value], unchecked: &[serde_json::Value]) -> Result<crate::store::Outgoing, ProcessError> {
+        let ctx = json!({"owner": owner.name, "address": owner.contracts_address, "sender": to, "accepted": accepted, "rejected": rejected, "unchecked": unchecked});
         Ok(self.composer.compose(Draft {
             kind: "receipt",
             template: "mail/receipt.txt",

@@ -154,8 +154,12 @@ impl Engine {
 
     fn process_pending(&self, store: &mut Store, report: &mut RunReport, clock: &dyn Clock, rng: &dyn Random) -> Result<(), RunError> {
         let flow = BranchFlow { config: &self.config, composer: &self.composer, documents: &self.documents, auth: self.auth.as_ref(), secrets: &self.secrets, clock, rng };
-        let registry = LocalRegistry { secrets: &self.secrets, lockout: Lockout::default() };
-        let owner_flow = OwnerFlow { config: &self.config, composer: &self.composer, reader: self.reader.as_ref(), registry: &registry, clock, rng };
+        let local = LocalRegistry { secrets: &self.secrets, lockout: Lockout::default(), company: self.config.company.name.clone() };
+        let registry: &dyn crate::registry::Registry = match &self.remote {
+            Some(remote) => remote,
+            None => &local,
+        };
+        let owner_flow = OwnerFlow { config: &self.config, composer: &self.composer, reader: self.reader.as_ref(), registry, clock, rng };
         // One commit per batch of messages; each message's outcome is still all or nothing
         // (a savepoint), and nothing leaves before the commit (the outbox is swept after).
         // A batch is first tried as a pipeline (typesetting one application while the next

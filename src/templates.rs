@@ -29,7 +29,15 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("mail/change_not_needed.txt", include_str!("../templates/mail/change_not_needed.txt")),
     ("mail/staff_rejection.txt", include_str!("../templates/mail/staff_rejection.txt")),
     ("mail/lock_wait.txt", include_str!("../templates/mail/lock_wait.txt")),
+    ("mail/registry_wait.txt", include_str!("../templates/mail/registry_wait.txt")),
+    ("web/layout.html", include_str!("../templates/web/layout.html")),
+    ("web/lookup.html", include_str!("../templates/web/lookup.html")),
+    ("web/certificate.html", include_str!("../templates/web/certificate.html")),
+    ("web/not_found.html", include_str!("../templates/web/not_found.html")),
 ];
+
+/// The web pages' style sheet.
+pub const STYLE: &str = include_str!("../templates/web/style.css");
 
 /// The fonts shipped with the project (licences beside them in `templates/fonts/`).
 pub const FONTS: &[&[u8]] = &[

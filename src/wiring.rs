@@ -32,6 +32,8 @@ pub struct Engine {
     pub reader: Box<dyn PdfReader>,
     /// Seals the branch's keys and keys the registry's hashes (from the secret file).
     pub secrets: crate::secrets::Secrets,
+    /// The issuers' registries an owner's own deployment checks through (`[[registries]]`).
+    pub remote: Option<crate::registry::remote::RemoteRegistries>,
 }
 
 /// The mail adapters a pass works with.
@@ -55,14 +57,17 @@ impl Engine {
         let exe = std::env::current_exe().map_err(|e| setup(&format!("cannot find the esurety binary: {e}")))?;
         let reader = Box::new(Isolated::configured(exe, &config.limits));
         let secrets = crate::secrets::Secrets::load(&config.secret_file).map_err(|e| setup(&e))?;
-        Ok(Engine { config, auth, composer, documents, reader, secrets })
+        let remote = (!config.registries.is_empty()).then(|| crate::registry::remote::RemoteRegistries::new(&config.registries)).transpose().map_err(|e| setup(&e))?;
+        Ok(Engine { config, auth, composer, documents, reader, secrets, remote })
     }
 
     /// Every watched address with its side, branch mailboxes first.
     pub fn watched(&self) -> Vec<(String, Side)> {
         let mut all: Vec<(String, Side)> = Vec::new();
-        let branches = self.config.branches.iter().map(|b| (b.address.clone(), Side::Branch));
-        for (a, side) in branches.chain(self.config.owners.iter().map(|o| (o.contracts_address.clone(), Side::Owner))) {
+        let sides = self.config.sides;
+        let branches = self.config.branches.iter().filter(|_| sides.branch).map(|b| (b.address.clone(), Side::Branch));
+        let owners = self.config.owners.iter().filter(|_| sides.owner).map(|o| (o.contracts_address.clone(), Side::Owner));
+        for (a, side) in branches.chain(owners) {
             if !all.iter().any(|(x, _)| *x == a) {
                 all.push((a, side));
             }

@@ -75,6 +75,7 @@ impl From<crate::registry::RegistryError> for ProcessError {
     fn from(e: crate::registry::RegistryError) -> Self {
         match e {
             crate::registry::RegistryError::Store(e) => ProcessError::Store(e),
+            other => ProcessError::Deferred(other.to_string()),
         }
     }
 }

@@ -33,6 +33,13 @@ fn contents(number: &str, status: &str, c: &Certificate) -> Value {
         "issue_date": c.issue_date.to_string(),
         "version": c.version,
         "office_code": c.office_code,
+        "change_label": c.change_label(),
+        "contractor_address": c.contractor_address,
+        "site": c.site,
+        "this_year_amount": c.this_year_amount,
+        "award_date": c.award_date.map(|d| d.to_string()),
+        "bank": c.bank,
+        "redeposit": c.redeposit,
     })
 }
 
@@ -50,13 +57,26 @@ pub fn version(v: &VersionRow) -> Value {
     })
 }
 
+/// The registry's answer with the name of the office that handles the certificate
+/// (取扱箇所), as the API and the lookup page give it.
+pub fn verification_with_office(v: &Verification, config: &crate::config::Config) -> Value {
+    let mut out = verification(v);
+    if let Verification::Valid { latest, .. } = v
+        && let Some(b) = config.branch_by_code(&latest.contents.office_code)
+    {
+        out["certificate"]["office"] = json!(b.name);
+        out["certificate"]["office_tel"] = json!(b.tel);
+    }
+    out
+}
+
 pub fn verification(v: &Verification) -> Value {
     match v {
         Verification::Valid { number, status, latest, history } => {
             json!({
                 "result": "valid",
                 "certificate": contents(number, status, &latest.contents),
-                "history": history.iter().map(|h| json!({"kind": h.kind, "version": h.version, "label": h.contents.change_label(), "issued_at": h.issued_at})).collect::<Vec<_>>(),
+                "history": history.iter().map(|h| json!({"kind": h.kind, "version": h.version, "label": h.contents.change_label(), "issued_at": h.issued_at, "project": h.contents.project})).collect::<Vec<_>>(),
             })
         }
         Verification::Locked { until } => json!({"result": "locked", "locked_until": until.to_rfc3339()}),

@@ -2,7 +2,7 @@
 //! place besides `main` that uses `anyhow`: errors here are told to a person and end the
 //! process with a non-zero status.
 
-mod json;
+pub mod json;
 mod staff;
 
 use crate::clock::{Clock, OsRandom, Random, SystemClock};
@@ -32,7 +32,26 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Write the embedded default (demo parties, Maildirs, templates) into DIR.
-    Init { dir: PathBuf },
+    Init {
+        dir: PathBuf,
+        /// Only one side: `branch` (the surety company and its registry) or `owner` (an
+        /// owner's contracts mailboxes, checking through the company's registry).
+        #[arg(long, value_enum)]
+        side: Option<crate::config::default::Side>,
+        /// Serve the web (registry API and lookup page) on this address:port.
+        #[arg(long)]
+        listen: Option<String>,
+        /// The owner side's registry (with --side owner): the company's web address.
+        #[arg(long)]
+        registry_url: Option<String>,
+    },
+    /// Serve only `[web]` (the registry's API and lookup page): no mailboxes, no outbox.
+    Serve,
+    /// API tokens of owners' systems.
+    Token {
+        #[command(subcommand)]
+        action: TokenCommand,
+    },
     /// Watch every mailbox, process what arrives, send what is due.
     Run {
         /// Process everything waiting now, send what is due, and exit.
@@ -97,6 +116,22 @@ pub enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Make a token for an owner's system; it is printed once, on standard output.
+    Add {
+        #[arg(long)]
+        name: String,
+    },
+    /// Every token: id, name, created, last used, revoked (never the token).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: its next request is refused.
+    Revoke { id: i64 },
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum RenderKind {
     Notice,
@@ -127,20 +162,34 @@ pub fn sources() -> Result<(Box<dyn Clock>, Box<dyn Random>)> {
 /// Runs a command; `Ok(code)` is the exit status.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Init { dir } => {
-            let config = crate::config::default::init(&dir)?;
+        Command::Init { dir, side, listen, registry_url } => {
+            let options = crate::config::default::InitOptions { side, listen, registry_url };
+            let config = crate::config::default::init_with(&dir, &options)?;
             println!("esurety: wrote the embedded default into {}", dir.display());
             println!("  configuration: {}", config.path.display());
             println!("  mailboxes:     {}", config.mail.maildir_root.display());
             println!("  store:         {}", config.store.display());
+            if let Some(w) = &config.web {
+                println!("  web:           http://{}", w.listen);
+            }
+            if matches!(side, Some(crate::config::default::Side::Owner)) {
+                println!("  registry:      set ESURETY_REGISTRY_TOKEN to a token from `esurety token add` at the company's registry");
+            }
             Ok(0)
         }
         Command::Run { once, interval } => {
             let (clock, rng) = sources()?;
             let config = Config::load(&cli.config)?;
-            crate::daemon::run(config, once, interval, clock.as_ref(), rng.as_ref())?;
+            crate::daemon::run(config, once, interval, std::sync::Arc::from(clock), rng.as_ref())?;
             Ok(0)
         }
+        Command::Serve => {
+            let (clock, _) = sources()?;
+            let config = Config::load(&cli.config)?;
+            crate::daemon::serve(config, std::sync::Arc::from(clock))?;
+            Ok(0)
+        }
+        Command::Token { action } => token(&cli.config, action),
         Command::Demo { dir } => {
             let (clock, rng) = sources()?;
             crate::demo::run(dir, clock.as_ref(), rng.as_ref())?;
@@ -187,7 +236,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             let (clock, _) = sources()?;
             let (config, store) = open(&cli.config)?;
             let secrets = crate::secrets::Secrets::load(&config.secret_file)?;
-            let v = verify(&store, &secrets, &number, &key, None, None, clock.now(), Lockout::default())?;
+            let v = verify(&store, &secrets, &number, &key, crate::registry::Caller::default(), None, clock.now(), Lockout::default())?;
+            store.record_check(crate::store::CheckRecord { via: "cli", token: None, address: None, number: &number, result: v.result() }, clock.now())?;
             if json {
                 print_json(&json::verification(&v));
             } else {
@@ -298,6 +348,44 @@ pub fn run(cli: Cli) -> Result<i32> {
             std::fs::write(&output, pdf).with_context(|| format!("cannot write {}", output.display()))?;
             println!("wrote {}", output.display());
             Ok(0)
+        }
+    }
+}
+
+fn token(config: &Path, action: TokenCommand) -> Result<i32> {
+    let (clock, rng) = sources()?;
+    let (_, mut store) = open(config)?;
+    match action {
+        TokenCommand::Add { name } => {
+            let (token, hash) = crate::tokens::new_token(rng.as_ref());
+            let id = store.write(|tx| tx.add_token(&name, &hash, clock.now()))?;
+            eprintln!("esurety: token {id} for {name}; it is shown only now (the store keeps its hash): give it to {name}'s system");
+            println!("{token}");
+            Ok(0)
+        }
+        TokenCommand::List { json } => {
+            let rows = store.tokens()?;
+            if json {
+                print_json(&serde_json::to_value(&rows)?);
+            } else {
+                for t in &rows {
+                    println!("{}  {}  created {}  last used {}  {}", t.id, t.name, t.created_at, t.last_used_at.as_deref().unwrap_or("never"),
+                             t.revoked_at.as_deref().map(|r| format!("revoked {r}")).unwrap_or_else(|| "live".into()));
+                }
+                if rows.is_empty() {
+                    println!("(no tokens)");
+                }
+            }
+            Ok(0)
+        }
+        TokenCommand::Revoke { id } => {
+            if store.write(|tx| tx.revoke_token(id, clock.now()))? {
+                println!("token {id} revoked");
+                Ok(0)
+            } else {
+                eprintln!("esurety: no live token {id}");
+                Ok(1)
+            }
         }
     }
 }

@@ -5,17 +5,70 @@ use super::{Config, RawConfig};
 use std::path::Path;
 
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+/// An owner's own deployment (`init --side owner`).
+pub const OWNER_CONFIG: &str = include_str!("default_owner.toml");
+
+/// One side of a deployment apart (`init --side`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Side {
+    Branch,
+    Owner,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions {
+    pub side: Option<Side>,
+    /// `[web] listen`.
+    pub listen: Option<String>,
+    /// The owner side's `[[registries]] url`.
+    pub registry_url: Option<String>,
+}
+
+impl InitOptions {
+    /// The configuration file's text.
+    pub fn text(&self) -> String {
+        let web = |listen: &str| format!("\n# The registry's API and lookup page (registry-service.md). Plain HTTP on loopback;\n# set tls_cert/tls_key, or run behind a TLS proxy, to serve other machines.\n[web]\nlisten = \"{listen}\"\n");
+        match self.side {
+            None => {
+                let mut t = DEFAULT_CONFIG.to_string();
+                if let Some(l) = &self.listen {
+                    t += &web(l);
+                }
+                t
+            }
+            Some(Side::Branch) => {
+                let t = DEFAULT_CONFIG.replacen("store = \"esurety.db\"", "# The surety company's side only: branches, contractors, and the registry on [web].\n# [[owners]] are the company's table of owners (what each accepts), not watched here.\nside = \"branch\"\nstore = \"esurety.db\"", 1);
+                t + &web(self.listen.as_deref().unwrap_or("127.0.0.1:8080"))
+            }
+            Some(Side::Owner) => {
+                let mut t = OWNER_CONFIG.replace("REGISTRY_URL", self.registry_url.as_deref().unwrap_or("http://127.0.0.1:8080"));
+                if let Some(l) = &self.listen {
+                    t += &web(l);
+                }
+                t
+            }
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     #[error("{0} already holds a configuration; refusing to overwrite it")]
     Exists(String),
+    /// `--listen` or `--registry-url` made a configuration that is not valid.
+    #[error("{0}")]
+    Invalid(String),
     #[error("cannot write the embedded default into {path}: {source}")]
     Io { path: String, source: std::io::Error },
 }
 
 /// Writes the embedded default into `dir` and returns its configuration.
 pub fn init(dir: &Path) -> Result<Config, InitError> {
+    init_with(dir, &InitOptions::default())
+}
+
+/// Writes the embedded default, or one side of it, into `dir`.
+pub fn init_with(dir: &Path, options: &InitOptions) -> Result<Config, InitError> {
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| InitError::Io { path, source }
@@ -25,8 +78,9 @@ pub fn init(dir: &Path) -> Result<Config, InitError> {
         return Err(InitError::Exists(dir.display().to_string()));
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let raw: RawConfig = toml::from_str(DEFAULT_CONFIG).expect("the embedded default parses");
-    let config = Config::from_raw(raw, &config_path).expect("the embedded default is valid");
+    let text = options.text();
+    let raw: RawConfig = toml::from_str(&text).map_err(|e| InitError::Invalid(e.to_string()))?;
+    let config = Config::from_raw(raw, &config_path).map_err(|e| InitError::Invalid(e.to_string()))?;
     for address in config.local_addresses().iter().map(String::as_str).chain(["relay"]) {
         let md = config.mail.maildir_root.join(address);
         for sub in ["tmp", "new", "cur"] {
@@ -45,6 +99,6 @@ pub fn init(dir: &Path) -> Result<Config, InitError> {
     if !config.secret_file.exists() {
         crate::secrets::Secrets::create_file(&config.secret_file, &crate::clock::OsRandom).map_err(io(&config.secret_file))?;
     }
-    std::fs::write(&config_path, DEFAULT_CONFIG).map_err(io(&config_path))?;
+    std::fs::write(&config_path, text).map_err(io(&config_path))?;
     Ok(config)
 }

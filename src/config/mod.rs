@@ -8,6 +8,7 @@ pub mod contracts;
 pub mod default;
 mod mail;
 mod raw;
+pub mod web;
 
 use crate::product::Product;
 use crate::text::{nfkc, squash};
@@ -16,6 +17,7 @@ pub use contracts::ContractEntry;
 pub use mail::{Account, Credentials, MailConfig, Secret, Security, Server};
 use mail::mail;
 pub use raw::RawConfig;
+pub use web::{RegistryConfig, Sides, WebConfig};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,13 @@ pub struct Config {
     pub sender_auth: Option<SenderAuthConfig>,
     /// Signing outgoing mail.
     pub dkim: Option<DkimConfig>,
+    /// Which sides run here.
+    pub sides: Sides,
+    /// The web server (the registry's API and lookup page).
+    pub web: Option<WebConfig>,
+    /// The registries an owner's own deployment checks through; empty: this store's.
+    pub registries: Vec<RegistryConfig>,
+    pub registry_wait_hours: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +189,13 @@ impl Config {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
         let mut problems = Vec::new();
+        let sides = Sides::parse(raw.side.as_deref()).unwrap_or_else(|e| {
+            problems.push(e);
+            Sides { branch: true, owner: true }
+        });
+        if sides.branch && raw.company.is_none() {
+            problems.push("company: the branch side needs [company] (name, address, representative)".into());
+        }
         let date = |key: String, v: &Option<String>, problems: &mut Vec<String>| {
             v.as_deref().and_then(|s| {
                 let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
@@ -211,8 +227,10 @@ impl Config {
         let owners: Vec<Owner> = raw.owners.into_iter().enumerate().map(|(i, o)| {
             let contract_from = date(format!("owners[{i}].electronic_contract_date_from"), &o.electronic_contract_date_from, &mut problems);
             let award_from = date(format!("owners[{i}].electronic_award_date_from"), &o.electronic_award_date_from, &mut problems);
-            if !branches.iter().any(|b| squash(&b.name) == squash(&o.branch)) {
-                problems.push(format!("owners[{i}].branch: \"{}\" is not one of the branches", o.branch));
+            match &o.branch {
+                Some(b) if sides.branch && !branches.iter().any(|x| squash(&x.name) == squash(b)) => problems.push(format!("owners[{i}].branch: \"{b}\" is not one of the branches")),
+                None if sides.branch => problems.push(format!("owners[{i}].branch: which branch handles {}'s applications", o.name)),
+                _ => {}
             }
             let contracts = o.contracts_csv.as_ref().and_then(|p| {
                 let path = base.join(p);
@@ -233,7 +251,7 @@ impl Config {
                 electronic_contract_date_from: contract_from,
                 electronic_award_date_from: award_from,
                 contracts_address: o.contracts_address.to_ascii_lowercase(),
-                branch: o.branch,
+                branch: o.branch.unwrap_or_default(),
                 advance_ratio_percent: o.advance_ratio_percent.unwrap_or(40),
                 contract_ratio_percent: o.contract_ratio_percent.unwrap_or(10),
                 contracts,
@@ -277,7 +295,8 @@ impl Config {
             raw.schedule.digest.as_deref().unwrap_or(crate::schedule::DEFAULT_DIGEST),
         ).map_err(|e| problems.push(e)).ok();
         if mail.imap.is_some() {
-            let watched = branches.iter().map(|b| b.address.clone()).chain(owners.iter().map(|o: &Owner| o.contracts_address.clone()));
+            let watched = branches.iter().filter(|_| sides.branch).map(|b| b.address.clone())
+                .chain(owners.iter().filter(|_| sides.owner).map(|o: &Owner| o.contracts_address.clone()));
             for a in watched {
                 if !mail.accounts.iter().any(|x| x.address == a) {
                     problems.push(format!("mail.accounts: no login for the watched mailbox {a} (add [[mail.accounts]] with address = \"{a}\")"));
@@ -322,10 +341,28 @@ impl Config {
         if limits.pdf_memory_mib < 64 {
             problems.push("limits.pdf_memory_mib below 64 leaves the PDF reader no room to start".into());
         }
+        let web = raw.web.map(|w| web::web(w, &base, &mut problems));
+        let registries = web::registries(raw.registries, &base, &mut problems);
+        if registries.is_empty() && sides.owner && !sides.branch && problems.is_empty() {
+            problems.push("registries: an owner side on its own checks through the issuers' registries: add [[registries]] (issuer, url, token_env)".into());
+        }
+        if !registries.is_empty() && !sides.owner {
+            problems.push("registries: [[registries]] are for the owner side (side = \"owner\" or \"both\")".into());
+        }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid { path: path.to_path_buf(), problems });
         }
+        let company = raw.company.map(|c| Company {
+            name: c.name,
+            address: c.address,
+            representative: c.representative,
+            registry_name: c.registry_name.unwrap_or_else(|| "保証確認サービス".into()),
+        }).unwrap_or(Company { name: String::new(), address: String::new(), representative: String::new(), registry_name: "保証確認サービス".into() });
         Ok(Config {
+            sides,
+            web,
+            registries,
+            registry_wait_hours: raw.registry_wait_hours.unwrap_or(4),
             limits,
             sender_auth,
             dkim,
@@ -333,12 +370,7 @@ impl Config {
             store: base.join(raw.store),
             secret_file: base.join(raw.secret_file.unwrap_or_else(|| "esurety.secret".into())),
             templates: raw.templates.map(|t| base.join(t)),
-            company: Company {
-                name: raw.company.name,
-                address: raw.company.address,
-                representative: raw.company.representative,
-                registry_name: raw.company.registry_name.unwrap_or_else(|| "保証確認サービス".into()),
-            },
+            company,
             mail,
             schedule: schedule.expect("no problems means the schedule parsed"),
             branches,
@@ -383,8 +415,8 @@ impl Config {
     }
     /// Every address that has a local mailbox in the embedded default.
     pub fn local_addresses(&self) -> Vec<String> {
-        let mut all: Vec<String> = self.branches.iter().map(|b| b.address.clone())
-            .chain(self.owners.iter().map(|o| o.contracts_address.clone()))
+        let mut all: Vec<String> = self.branches.iter().filter(|_| self.sides.branch).map(|b| b.address.clone())
+            .chain(self.owners.iter().filter(|_| self.sides.owner).map(|o| o.contracts_address.clone()))
             .chain(self.contractors.iter().flat_map(|c| c.emails.clone()))
             .collect();
         all.sort();

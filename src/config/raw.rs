@@ -10,7 +10,10 @@ pub struct RawConfig {
     /// The company's secret (32 bytes, mode 0600), default `esurety.secret`.
     pub secret_file: Option<PathBuf>,
     pub templates: Option<PathBuf>,
-    pub company: RawCompany,
+    /// `branch`, `owner` or `both` (default).
+    pub side: Option<String>,
+    /// The surety company (needed where the branch side runs).
+    pub company: Option<RawCompany>,
     pub mail: RawMail,
     #[serde(default)]
     pub branches: Vec<RawBranch>,
@@ -28,6 +31,11 @@ pub struct RawConfig {
     pub limits: crate::config::Limits,
     pub sender_auth: Option<RawSenderAuth>,
     pub dkim: Option<RawDkim>,
+    pub web: Option<super::web::RawWeb>,
+    #[serde(default)]
+    pub registries: Vec<super::web::RawRegistry>,
+    /// Hours a submission may wait for an unreachable registry before staff are told.
+    pub registry_wait_hours: Option<u32>,
 }
 
 /// `[sender_auth]`: DKIM/SPF alignment of applications and changes.
@@ -151,7 +159,8 @@ pub struct RawOwner {
     pub electronic_contract_date_from: Option<String>,
     pub electronic_award_date_from: Option<String>,
     pub contracts_address: String,
-    pub branch: String,
+    /// The branch that handles this owner's applications (where the branch side runs).
+    pub branch: Option<String>,
     pub advance_ratio_percent: Option<u32>,
     pub contract_ratio_percent: Option<u32>,
     /// CSV: 工事名,受注者名,請負金額,工期,請負契約日 (check 5 of the owner side).

@@ -50,3 +50,23 @@ pub fn unrelated(from: &str, to: &str) -> Vec<u8> {
         .singlepart(SinglePart::plain("来週火曜日の入札説明会は第2会議室で行います。\n".to_string()))
         .expect("a demo mail builds").formatted()
 }
+
+/// A notice another surety company issued (West Japan), typed into a mail: this owner's
+/// deployment has no registry for that company, so its staff check it by hand.
+pub fn other_surety(from: &str, to: &str) -> Vec<u8> {
+    typed(from, to, "電子保証の提出（西日本建設業保証）", "<west-japan@maruichi.example>",
+        "お世話になっております。\n電子保証の認証キーのお知らせの内容をお送りします。\n\n西日本建設業保証株式会社 大阪支店\n工事名：○○送水管布設替工事\n保証契約番号：27075-00012M\n認証キー：HJKM3467CDEF\n\nよろしくお願いいたします。\n")
+}
+
+/// A non-life insurer's electronic policy: a viewing URL and password, no key.
+pub fn insurer_policy(from: &str, to: &str) -> Vec<u8> {
+    typed(from, to, "履行保証保険（電子保険証券）の提出", "<insurer@sanwa-doboku.example>",
+        "お世話になっております。\n履行保証保険の電子保険証券をお知らせします。\n\nあおぞら損害保険株式会社\n電子保険証券のお知らせ\n工事名：○○配水池耐震補強工事\n証券番号：T2026-0034471\n閲覧用URL：https://e-policy.aozora-sonpo.example/view\n閲覧パスワード：pX7kQ2mR\n\nよろしくお願いいたします。\n")
+}
+
+fn typed(from: &str, to: &str, subject: &str, message_id: &str, body: &str) -> Vec<u8> {
+    let mb = |a: &str| Mailbox::new(None, a.parse().expect("a demo address"));
+    lettre::Message::builder().from(mb(from)).to(mb(to)).subject(subject).message_id(Some(message_id.into()))
+        .singlepart(SinglePart::plain(body.to_string()))
+        .expect("a demo mail builds").formatted()
+}

@@ -1,8 +1,10 @@
-//! `esurety demo`: the whole story on the embedded default, told to a person. Writes the
-//! demo parties into a folder, drops the sample applications of `mailboxes/` into the
-//! branch Maildirs, runs a pass; then each contractor hands its key notice to the owner
-//! (see [`contractor`]), a second pass checks them on the owner side; and it prints what
-//! happened at each step and where the PDFs are.
+//! `esurety demo`: the whole story on the embedded default, told to a person, across two
+//! deployments as they run in life: the surety company's (`company/`, `init --side
+//! branch`) and the water authority's own (`water-authority/`, `init --side owner`), each
+//! with its own store and mailboxes. The company's pass issues the sample applications of
+//! `mailboxes/` and its registry is served on a loopback port; each contractor hands its
+//! key notice to the owner (see [`contractor`]); the owner's pass checks them through the
+//! company's registry over HTTP with a token made by `token add`.
 
 pub mod contractor;
 
@@ -29,8 +31,11 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
         Some(d) => d,
         None => std::env::temp_dir().join(format!("esurety-demo-{}-{}", clock.now().format("%Y%m%d-%H%M%S"), std::process::id())),
     };
-    let config = crate::config::default::init(&dir)?;
+    let company_dir = dir.join("company");
+    let side = |side| crate::config::default::InitOptions { side: Some(side), listen: Some("127.0.0.1:0".into()), registry_url: None };
+    let config = crate::config::default::init_with(&company_dir, &side(crate::config::default::Side::Branch))?;
     println!("esurety demo — {}\n", dir.display());
+    println!("   保証会社: {}（esurety init --side branch）", company_dir.display());
     println!("1. 支店のメールボックスに保証申込のメールが届きます");
     for (i, (mailbox, name, bytes)) in SAMPLES.iter().enumerate() {
         let md = Maildir::new(config.mail.maildir_root.join(mailbox));
@@ -41,11 +46,11 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
 
     let _lock = crate::daemon::lock(&config)?;
     let mut store = Store::open(&config.store)?;
-    let engine = Engine::new(config)?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let engine = std::sync::Arc::new(Engine::new(config)?);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut adapters = engine.adapters(rt.handle())?;
     let report = engine.run_once(&mut store, &mut adapters, clock, rng)?;
-    println!("\n2. esurety run --once: {}\n", crate::daemon::summary(&report));
+    println!("\n2. esurety run --once（保証会社）: {}\n", crate::daemon::summary(&report));
 
     println!("3. 申込ごとの結果");
     let pdf_dir = dir.join("pdfs");
@@ -75,7 +80,27 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
         println!("   {}  {}  {}  {}  {}", c.number, c.latest.product.name(), c.latest.format.name(), c.latest.contractor, c.latest.project);
     }
 
-    println!("\n6. 受注者が認証キーのお知らせを発注者に提出します");
+    // The company serves its registry; the water authority runs its own deployment.
+    let (stop_web, mut web_stopped) = tokio::sync::watch::channel(false);
+    let fixed: std::sync::Arc<dyn Clock> = std::sync::Arc::new(crate::clock::FixedClock::new(clock.now()));
+    let serving = crate::web::start(engine.clone(), fixed, rt.handle(), async move {
+        let _ = web_stopped.wait_for(|s| *s).await;
+    })?;
+    let (token, hash) = crate::tokens::new_token(rng);
+    store.write(|tx| tx.add_token("神奈川県内広域水道企業団", &hash, clock.now()))?;
+    println!("\n6. 保証会社が確認サービス（登録簿）を公開します: {}/（esurety serve）", serving.url);
+    println!("   発注者のシステム用のトークンを発行しました（esurety token add --name 神奈川県内広域水道企業団）");
+    let owner_dir = dir.join("water-authority");
+    let owner_options = crate::config::default::InitOptions { side: Some(crate::config::default::Side::Owner), listen: None, registry_url: Some(serving.url.clone()) };
+    let mut owner_config = crate::config::default::init_with(&owner_dir, &owner_options)?;
+    // What ESURETY_REGISTRY_TOKEN carries in life (never written into the file).
+    for r in &mut owner_config.registries {
+        r.token = Ok(crate::config::Secret::new(token.clone()));
+    }
+    println!("   発注者: {}（esurety init --side owner --registry-url {}）", owner_dir.display(), serving.url);
+    let owner_root = owner_config.mail.maildir_root.clone();
+
+    println!("\n7. 受注者が認証キーのお知らせを発注者に提出します");
     let mut n = 0;
     for row in store.outbox()?.into_iter().filter(|r| r.kind == "completion") {
         let raw = as_delivered(&engine.config.mail.maildir_root, &row);
@@ -98,30 +123,45 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
             "駒ヶ根市長" => ("認証キーのお知らせ（PDF）を契約書類に添付", contractor::submission(from, &owner.contracts_address, "契約書類の提出（駒ヶ根市道1号線舗装工事）", &mid, contractor::Submit::Attach { notice_name: &notices[0].0, notice: &notices[0].1 })),
             _ => ("完了のお知らせをそのまま転送", contractor::submission(from, &owner.contracts_address, "Fw: 電子保証（認証キー）発行完了のお知らせ", &mid, contractor::Submit::Forward { completion: &raw })),
         };
-        Maildir::new(engine.config.mail.maildir_root.join(&owner.contracts_address)).deliver(&format!("{}.submit{n:02}.esurety", clock.now().timestamp()), &bytes)?;
+        Maildir::new(owner_root.join(&owner.contracts_address)).deliver(&format!("{}.submit{n:02}.esurety", clock.now().timestamp()), &bytes)?;
         println!("   {from} → {}（{}）: {how}", owner.contracts_address, owner.name);
     }
     let kwsa = "keiyaku@kwsa.example";
-    Maildir::new(engine.config.mail.maildir_root.join(kwsa)).deliver(&format!("{}.other.esurety", clock.now().timestamp()), &contractor::unrelated("somu@kwsa.example", kwsa))?;
+    let owner_box = Maildir::new(owner_root.join(kwsa));
+    owner_box.deliver(&format!("{}.west.esurety", clock.now().timestamp()), &contractor::other_surety("soumu@maruichi.example", kwsa))?;
+    println!("   soumu@maruichi.example → {kwsa}: 西日本建設業保証の電子保証（番号と認証キーを本文に記入）");
+    owner_box.deliver(&format!("{}.insurer.esurety", clock.now().timestamp()), &contractor::insurer_policy("keiyaku@sanwa-doboku.example", kwsa))?;
+    println!("   keiyaku@sanwa-doboku.example → {kwsa}: 損害保険会社の電子保険証券（閲覧用URLとパスワード）");
+    owner_box.deliver(&format!("{}.other.esurety", clock.now().timestamp()), &contractor::unrelated("somu@kwsa.example", kwsa))?;
     println!("   somu@kwsa.example → {kwsa}: 入札説明会の連絡（電子保証とは関係のないメール）");
 
-    let report = engine.run_once(&mut store, &mut adapters, clock, rng)?;
-    println!("\n7. esurety run --once（発注者側）: {}\n", crate::daemon::summary(&report));
-    println!("8. 発注者の受付簿（esurety --config {} submissions）", engine.config.path.display());
-    for s in store.submissions()? {
+    let _owner_lock = crate::daemon::lock(&owner_config)?;
+    let mut owner_store = Store::open(&owner_config.store)?;
+    let owner_engine = Engine::new(owner_config)?;
+    let mut owner_adapters = owner_engine.adapters(rt.handle())?;
+    let report = owner_engine.run_once(&mut owner_store, &mut owner_adapters, clock, rng)?;
+    println!("\n8. esurety run --once（発注者の esurety が保証会社の確認サービスに問い合わせます）: {}\n", crate::daemon::summary(&report));
+    println!("9. 発注者の受付簿（esurety --config {} submissions）", owner_engine.config.path.display());
+    for s in owner_store.submissions()? {
         let why = if s.reasons.is_empty() { String::new() } else { format!("（{}）", s.reasons.join("／")) };
         println!("   [{}] {}  {}  {} から  {}{why}", s.result, s.owner, s.number, s.from, s.project.as_deref().unwrap_or(""));
     }
-    println!("\n9. 受注者への受付結果の返信");
-    for row in store.outbox()?.into_iter().filter(|r| r.kind == "receipt") {
+    println!("\n10. 受注者への受付結果の返信");
+    for row in owner_store.outbox()?.into_iter().filter(|r| r.kind == "receipt") {
         println!("   {} → {}  「{}」", row.status, row.recipients.join(", "), row.subject);
     }
     println!("   入札説明会の連絡は受付対象ではないため、{kwsa} のメールボックスにそのまま残しています。");
 
-    println!("\n   メールボックス: {}", engine.config.mail.maildir_root.display());
-    println!("   認証キーは認証キーのお知らせ（PDF）と完了メールにだけ記載されます。発注者の担当者は");
-    println!("   esurety --config {} verify <保証契約番号> <認証キー>", engine.config.path.display());
-    println!("   で確認できます。");
+    let checks = store.checks(1000)?;
+    println!("\n11. 保証会社の確認サービスの記録: {} 件の確認（{}）", checks.len(),
+             ["valid", "mismatch", "locked", "malformed"].iter().map(|r| format!("{r} {}", checks.iter().filter(|c| c.result == *r).count())).collect::<Vec<_>>().join("、"));
+    let _ = stop_web.send(true);
+    let _ = rt.block_on(serving.task);
+
+    println!("\n   メールボックス: {} と {}", engine.config.mail.maildir_root.display(), owner_engine.config.mail.maildir_root.display());
+    println!("   認証キーは認証キーのお知らせ（PDF）と完了メールにだけ記載されます。確認サービスを動かすと");
+    println!("   esurety --config {} serve", engine.config.path.display());
+    println!("   発注者の担当者はブラウザで保証契約番号と認証キーを入力して確認できます。");
     Ok(())
 }
 

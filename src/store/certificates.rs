@@ -6,6 +6,7 @@ use super::{Result, Store, StoreError, Tx};
 use crate::clock::Random;
 use crate::issuance::{AuthKey, Certificate, Issued};
 use crate::secrets::Secrets;
+use crate::registry::Caller;
 use rusqlite::{Connection, OptionalExtension, params};
 
 #[derive(Debug, Clone)]
@@ -201,8 +202,10 @@ pub trait RegistryStore {
     fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)>;
     /// Failed checks by one sender (any number) since a time, and the latest.
     fn sender_failures_since(&self, sender: &str, since: i64) -> Result<(u32, Option<i64>)>;
+    /// Failed checks from one client address (any number) since a time, and the latest.
+    fn address_failures_since(&self, address: &str, since: i64) -> Result<(u32, Option<i64>)>;
     /// A failed check; `asked_for` (what asked, e.g. a message) makes it count once.
-    fn record_failure(&self, number: &str, sender: Option<&str>, asked_for: Option<&str>, at: i64) -> Result<()>;
+    fn record_failure(&self, number: &str, caller: Caller<'_>, asked_for: Option<&str>, at: i64) -> Result<()>;
 }
 
 /// Inside a transaction (the owner side checks in the one that records the result).
@@ -219,8 +222,11 @@ impl RegistryStore for Tx<'_> {
     fn sender_failures_since(&self, sender: &str, since: i64) -> Result<(u32, Option<i64>)> {
         self.c().sender_failures_since(sender, since)
     }
-    fn record_failure(&self, number: &str, sender: Option<&str>, asked_for: Option<&str>, at: i64) -> Result<()> {
-        self.c().record_failure(number, sender, asked_for, at)
+    fn address_failures_since(&self, address: &str, since: i64) -> Result<(u32, Option<i64>)> {
+        self.c().address_failures_since(address, since)
+    }
+    fn record_failure(&self, number: &str, caller: Caller<'_>, asked_for: Option<&str>, at: i64) -> Result<()> {
+        self.c().record_failure(number, caller, asked_for, at)
     }
 }
 
@@ -238,8 +244,11 @@ impl RegistryStore for Store {
     fn sender_failures_since(&self, sender: &str, since: i64) -> Result<(u32, Option<i64>)> {
         self.conn.sender_failures_since(sender, since)
     }
-    fn record_failure(&self, number: &str, sender: Option<&str>, asked_for: Option<&str>, at: i64) -> Result<()> {
-        self.conn.record_failure(number, sender, asked_for, at)
+    fn address_failures_since(&self, address: &str, since: i64) -> Result<(u32, Option<i64>)> {
+        self.conn.address_failures_since(address, since)
+    }
+    fn record_failure(&self, number: &str, caller: Caller<'_>, asked_for: Option<&str>, at: i64) -> Result<()> {
+        self.conn.record_failure(number, caller, asked_for, at)
     }
 }
 
@@ -269,8 +278,18 @@ impl RegistryStore for Connection {
         )?)
     }
 
-    fn record_failure(&self, number: &str, sender: Option<&str>, asked_for: Option<&str>, at: i64) -> Result<()> {
-        self.execute("INSERT OR IGNORE INTO registry_failures (number, sender, asked_for, at) VALUES (?1, ?2, ?3, ?4)", params![number, sender, asked_for, at])?;
+    fn address_failures_since(&self, address: &str, since: i64) -> Result<(u32, Option<i64>)> {
+        Ok(self.query_row(
+            "SELECT count(*), max(at) FROM registry_failures WHERE address = ?1 AND at >= ?2", params![address, since],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    fn record_failure(&self, number: &str, caller: Caller<'_>, asked_for: Option<&str>, at: i64) -> Result<()> {
+        self.execute(
+            "INSERT OR IGNORE INTO registry_failures (number, sender, address, asked_for, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![number, caller.sender, caller.address, asked_for, at],
+        )?;
         Ok(())
     }
 }

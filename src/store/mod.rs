@@ -10,6 +10,7 @@ mod desk;
 mod digests;
 mod messages;
 mod outbox;
+mod service;
 mod state;
 mod submissions;
 
@@ -18,6 +19,7 @@ pub use desk::{ActionError, ActionRow};
 pub use digests::{BranchFigures, OwnerFigures};
 pub use messages::{Incoming, StoredMessage};
 pub use outbox::{Outgoing, OutboxRow};
+pub use service::{CheckRecord, CheckRow, TokenRow};
 pub use state::{MessageOutcome, OutboxStatus, Side};
 pub use submissions::SubmissionRow;
 
@@ -25,7 +27,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::time::Duration;
 
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql"), include_str!("schema_v3.sql"), include_str!("schema_v4.sql"), include_str!("schema_v5.sql"), include_str!("schema_v6.sql"), include_str!("schema_v7.sql"), include_str!("schema_v8.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql"), include_str!("schema_v3.sql"), include_str!("schema_v4.sql"), include_str!("schema_v5.sql"), include_str!("schema_v6.sql"), include_str!("schema_v7.sql"), include_str!("schema_v8.sql"), include_str!("schema_v9.sql")];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

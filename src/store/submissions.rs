@@ -19,15 +19,17 @@ pub struct SubmissionRow {
     pub reasons: Vec<String>,
     pub version: Option<u32>,
     pub checked_at: String,
+    /// The company that issued it, when the notice names one or a registry answered.
+    pub issuer: Option<String>,
 }
 
 impl Tx<'_> {
     pub fn register(&self, message: i64, row: &SubmissionRow) -> Result<()> {
         self.c().execute(
-            "INSERT INTO submissions (message, owner, message_id, sender, received_at, number, source, product, project, result, reasons, version, checked_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            "INSERT INTO submissions (message, owner, message_id, sender, received_at, number, source, product, project, result, reasons, version, checked_at, issuer)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![message, row.owner, row.message_id, row.from, row.received_at, row.number, row.source, row.product, row.project,
-                    row.result, serde_json::to_string(&row.reasons).unwrap_or_default(), row.version, row.checked_at],
+                    row.result, serde_json::to_string(&row.reasons).unwrap_or_default(), row.version, row.checked_at, row.issuer],
         )?;
         Ok(())
     }
@@ -52,7 +54,7 @@ impl Tx<'_> {
 impl Store {
     pub fn submissions(&self) -> Result<Vec<SubmissionRow>> {
         let mut st = self.conn.prepare(
-            "SELECT owner, message_id, sender, received_at, number, source, product, project, result, reasons, version, checked_at
+            "SELECT owner, message_id, sender, received_at, number, source, product, project, result, reasons, version, checked_at, issuer
              FROM submissions ORDER BY id")?;
         let rows = st.query_map([], |r| {
             let reasons: String = r.get(9)?;
@@ -60,6 +62,7 @@ impl Store {
                 owner: r.get(0)?, message_id: r.get(1)?, from: r.get(2)?, received_at: r.get(3)?, number: r.get(4)?,
                 source: r.get(5)?, product: r.get(6)?, project: r.get(7)?, result: r.get(8)?,
                 reasons: serde_json::from_str(&reasons).unwrap_or_default(), version: r.get(10)?, checked_at: r.get(11)?,
+                issuer: r.get(12)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -26,23 +26,35 @@ pub struct Found {
     pub source: String,
     /// `変更-N` when the notice says it is of a change.
     pub label: Option<String>,
+    /// The company named on the notice as its issuer (a surety company, an insurer).
+    pub issuer: Option<String>,
+    /// A non-life insurer's notice: `number` is its 証券番号, and it carries a viewing URL
+    /// and password instead of a key (`key` is empty; the password is not kept).
+    pub viewing: bool,
 }
 
 impl std::fmt::Debug for Found {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Found").field("number", &self.number).field("key", &"****").field("product", &self.product)
-            .field("project", &self.project).field("contractor", &self.contractor).field("source", &self.source).field("label", &self.label).finish()
+            .field("project", &self.project).field("contractor", &self.contractor).field("source", &self.source).field("label", &self.label)
+            .field("issuer", &self.issuer).field("viewing", &self.viewing).finish()
     }
 }
 
 const NUMBER_LABEL: &str = "保証契約番号";
 const KEY_LABEL: &str = "認証キー";
 /// Labels that end a value (the next field of a notice).
-const LABELS: &[&str] = &["工事名", "受注者名", "(JVの場合は代表者)", "商品(保証区分)", "保証区分", "商品", NUMBER_LABEL, KEY_LABEL, "発注者", "【", "以上", "記"];
+const LABELS: &[&str] = &["工事名", "受注者名", "(JVの場合は代表者)", "商品(保証区分)", "保証区分", "商品", NUMBER_LABEL, KEY_LABEL, "発注者", "【", "以上", "記",
+    "証券番号", "閲覧用URL", "閲覧URL", "閲覧パスワード", "閲覧用パスワード", "保険種類", "保険契約者"];
 
 /// Every pair in one notice's or one body's text.
 pub fn pairs(text: &str, source: &str) -> Vec<Found> {
     let s = squash(text).replace(['ー', '－', '‐', '−', '—'], "-").replace("キ-", "キー");
+    let s = s.replace("ワ-ド", "ワード");
+    let issuer = issuer(text);
+    if let Some(f) = viewing_notice(&s, source, issuer.clone()) {
+        return vec![f];
+    }
     let numbers = labelled(&s, NUMBER_LABEL, read_number);
     let keys = labelled(&s, KEY_LABEL, read_key);
     let (numbers, keys) = if !numbers.is_empty() && !keys.is_empty() {
@@ -76,7 +88,54 @@ pub fn pairs(text: &str, source: &str) -> Vec<Found> {
         contractor: if numbers.len() == 1 { contractor.clone() } else { None },
         source: source.to_string(),
         label: if numbers.len() == 1 { change_label(&s) } else { None },
+        issuer: issuer.clone(),
+        viewing: false,
     }).collect()
+}
+
+/// What names a company as the issuer of a guarantee: construction surety companies
+/// (`…建設業保証株式会社`, `…建設業信用保証株式会社`) and non-life insurers (`…保険株式会社`).
+const ISSUER_WORDS: &[&str] = &["建設業保証", "建設業信用保証", "保険"];
+
+/// The issuer a notice names: the first `…株式会社` on a line whose name carries one of
+/// [`ISSUER_WORDS`] (a contractor's name does not). Read line by line, as printed.
+pub fn issuer(text: &str) -> Option<String> {
+    for line in text.lines() {
+        let line = squash(line);
+        let mut from = 0;
+        while let Some(at) = line[from..].find("株式会社") {
+            let end = from + at + "株式会社".len();
+            // The name runs back from 株式会社 to the line's start or the last separator.
+            let head = &line[..from + at];
+            let start = head.rfind(|c: char| matches!(c, ':' | '：' | '、' | '。' | '」' | '「' | '(' | ')' | '（' | '）' | '】' | '【' | '/' | '・'))
+                .map(|i| i + head[i..].chars().next().map_or(1, char::len_utf8)).unwrap_or(0);
+            let name = &line[start..end];
+            if name.chars().count() <= 30 && ISSUER_WORDS.iter().any(|w| name.contains(w)) {
+                return Some(name.to_string());
+            }
+            from = end;
+        }
+    }
+    None
+}
+
+/// A non-life insurer's notice of an electronic policy: 証券番号 and a viewing URL and
+/// password (閲覧パスワード), no 認証キー. Its number is read; the password is not kept.
+fn viewing_notice(s: &str, source: &str, issuer: Option<String>) -> Option<Found> {
+    if s.contains(KEY_LABEL) || !(s.contains("閲覧パスワード") || s.contains("閲覧用パスワード")) {
+        return None;
+    }
+    let number = ["証券番号", "保険証券番号", NUMBER_LABEL].iter().find_map(|l| {
+        let i = s.find(l)?;
+        let rest = s[i + l.len()..].trim_start_matches([':', '：']);
+        let v: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').take(30).collect();
+        (!v.is_empty()).then_some(v)
+    })?;
+    let fields = |label: &str| field(s, label);
+    Some(Found {
+        number, key: String::new(), product: fields("保証区分").or_else(|| fields("保険種類")), project: fields("工事名"),
+        contractor: fields("受注者名").or_else(|| fields("保険契約者")), source: source.to_string(), label: None, issuer, viewing: true,
+    })
 }
 
 /// `変更-N` as printed under a notice's title (in the squashed text).

@@ -70,5 +70,6 @@ fn from_data(t: &pdf::PdfText) -> Option<Found> {
     }
     let s = |k: &str| d.get(k).and_then(|v| v.as_str()).map(str::to_string);
     let label = d.get("version").and_then(|v| v.as_u64()).filter(|&v| v > 1).map(|v| format!("変更-{}", v - 1));
-    Some(Found { number, key, product: s("product"), project: s("project"), contractor: s("contractor"), source: "pdf".into(), label })
+    let issuer = find::issuer(&t.pages.concat());
+    Some(Found { number, key, product: s("product"), project: s("project"), contractor: s("contractor"), source: "pdf".into(), label, issuer, viewing: false })
 }

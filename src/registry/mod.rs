@@ -5,10 +5,28 @@
 //! failure on that number; after [`Lockout::max_failures`] failures within the window the
 //! number answers `locked` (even to the right key) until the window has passed.
 
+pub mod remote;
+
 use crate::issuance::{AuthKey, CertificateNumber};
 use crate::secrets::Secrets;
 use crate::store::{RegistryStore, Result, Store, StoreError, VersionRow};
+use crate::submission::Found;
+use crate::text::squash;
 use chrono::{DateTime, FixedOffset};
+
+/// Who asks: a submission's sender (the owner side), an API token (`token:ID`), a client
+/// address (the web). Failures are counted per number and per each of these.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Caller<'a> {
+    pub sender: Option<&'a str>,
+    pub address: Option<&'a str>,
+}
+
+impl<'a> Caller<'a> {
+    pub fn sender(sender: Option<&'a str>) -> Self {
+        Caller { sender, address: None }
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Lockout {
@@ -16,7 +34,8 @@ pub struct Lockout {
     pub max_failures: u32,
     pub window_secs: i64,
     /// Failures by one sender (on any numbers) within `sender_window_secs` after which
-    /// that sender's pairs are not checked until the window has passed.
+    /// that sender's pairs are not checked until the window has passed. The same limits
+    /// apply to one client address of the web.
     pub sender_max_failures: u32,
     pub sender_window_secs: i64,
 }
@@ -50,37 +69,83 @@ impl Verification {
     }
 }
 
+/// Where a pair found in a submission is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Ask the registry (of this issuer, when known).
+    Ask(Option<String>),
+    /// No registry here can check it (another company's notice, a non-life insurer's
+    /// viewing URL and password): the owner's staff check it by hand. Never a mismatch.
+    Unchecked { issuer: Option<String>, reason: String },
+}
+
 /// What the owner side asks about a number and key: this store's registry
-/// ([`LocalRegistry`]) or, for an owner on its own machine, one served over HTTP. Each
-/// call is its own transaction (a savepoint inside a batch), made before the owner side
-/// writes what it concluded.
+/// ([`LocalRegistry`]) or, for an owner on its own machine, the issuers' registries over
+/// HTTP ([`remote::RemoteRegistries`]). Each call is its own transaction (a savepoint
+/// inside a batch) or request, made before the owner side writes what it concluded.
 pub trait Registry {
+    /// Which registry checks this pair, or why none can.
+    fn route(&self, found: &Found) -> Route;
     /// The lock in force on `number` (or on `sender`), if any: the submission then waits.
     fn lock(&self, store: &mut Store, number: &str, sender: Option<&str>, now: DateTime<FixedOffset>) -> std::result::Result<Option<Verification>, RegistryError>;
     /// The answer to number + key; a failure counts once per (number, `asked_for`).
-    fn verify(&self, store: &mut Store, number: &str, key: &str, sender: Option<&str>, asked_for: &str, now: DateTime<FixedOffset>) -> std::result::Result<Verification, RegistryError>;
+    #[allow(clippy::too_many_arguments)]
+    fn verify(&self, store: &mut Store, issuer: Option<&str>, number: &str, key: &str, sender: Option<&str>, asked_for: &str, now: DateTime<FixedOffset>) -> std::result::Result<Verification, RegistryError>;
 }
 
-/// Why the registry gave no answer.
+/// Why the registry gave no answer. The first is this store's; the others are a remote
+/// registry's, and leave the submission pending for a later pass.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Refused connection, timeout, a 5xx, an answer that is not the API's.
+    #[error("the registry {registry} cannot be reached: {reason}")]
+    Unavailable { registry: String, reason: String },
+    /// 401/403: the token is wrong or revoked; a configuration error to fix.
+    #[error("the registry {registry} refuses our token ({status}): check [[registries]] token for {registry}")]
+    Refused { registry: String, status: u16 },
+}
+
+/// The route of a pair when this process's own registry is the only one: a notice names
+/// another issuer (or is a non-life insurer's) → unchecked.
+pub fn local_route(found: &Found, company: &str) -> Route {
+    if found.viewing {
+        return Route::Unchecked { issuer: found.issuer.clone(), reason: viewing_reason(found.issuer.as_deref()) };
+    }
+    match &found.issuer {
+        Some(i) if !company.is_empty() && squash(i) != squash(company) => Route::Unchecked { issuer: Some(i.clone()), reason: other_issuer_reason(i) },
+        _ => Route::Ask(None),
+    }
+}
+
+pub(crate) fn viewing_reason(issuer: Option<&str>) -> String {
+    format!("{}の電子保険証券（閲覧用URL・パスワード）です。保証確認サービスでは確認できないため、担当者が確認します", issuer.unwrap_or("損害保険会社"))
+}
+
+pub(crate) fn other_issuer_reason(issuer: &str) -> String {
+    format!("{issuer}の電子保証です。{issuer}の確認サービスにはこのシステムから接続していないため、担当者が確認します")
 }
 
 /// The registry in this store (the surety company's own process).
 pub struct LocalRegistry<'a> {
     pub secrets: &'a Secrets,
     pub lockout: Lockout,
+    /// The company whose registry this is: a notice naming another issuer is not checked here.
+    pub company: String,
 }
 
 impl Registry for LocalRegistry<'_> {
-    fn lock(&self, store: &mut Store, number: &str, sender: Option<&str>, now: DateTime<FixedOffset>) -> std::result::Result<Option<Verification>, RegistryError> {
-        Ok(store.write(|tx| lock_in_force(tx, number, sender, now, self.lockout))?)
+    fn route(&self, found: &Found) -> Route {
+        local_route(found, &self.company)
     }
 
-    fn verify(&self, store: &mut Store, number: &str, key: &str, sender: Option<&str>, asked_for: &str, now: DateTime<FixedOffset>) -> std::result::Result<Verification, RegistryError> {
-        Ok(store.write(|tx| verify(tx, self.secrets, number, key, sender, Some(asked_for), now, self.lockout))?)
+    fn lock(&self, store: &mut Store, number: &str, sender: Option<&str>, now: DateTime<FixedOffset>) -> std::result::Result<Option<Verification>, RegistryError> {
+        Ok(store.write(|tx| lock_in_force(tx, number, Caller::sender(sender), now, self.lockout))?)
+    }
+
+    fn verify(&self, store: &mut Store, _issuer: Option<&str>, number: &str, key: &str, sender: Option<&str>, asked_for: &str, now: DateTime<FixedOffset>) -> std::result::Result<Verification, RegistryError> {
+        Ok(store.write(|tx| verify(tx, self.secrets, number, key, Caller::sender(sender), Some(asked_for), now, self.lockout))?)
     }
 }
 
@@ -88,12 +153,14 @@ impl Registry for LocalRegistry<'_> {
 /// `SenderLocked` with when it lifts. The owner side asks this before checking a
 /// submission, and a submission that meets a lock waits for it to lift instead of being
 /// answered: a lock slows guessing down, it never turns away the real key.
-pub fn lock_in_force(store: &dyn RegistryStore, number: &str, sender: Option<&str>, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Option<Verification>> {
-    if let Some(s) = sender {
-        let (failures, last) = store.sender_failures_since(s, now.timestamp() - lockout.sender_window_secs)?;
+pub fn lock_in_force(store: &dyn RegistryStore, number: &str, caller: Caller<'_>, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Option<Verification>> {
+    let since = now.timestamp() - lockout.sender_window_secs;
+    let by_sender = caller.sender.map(|s| store.sender_failures_since(s, since)).transpose()?;
+    let by_address = caller.address.map(|a| store.address_failures_since(a, since)).transpose()?;
+    for (failures, last) in by_sender.into_iter().chain(by_address) {
         if failures >= lockout.sender_max_failures {
             let until = crate::clock::from_unix(last.unwrap_or(now.timestamp()) + lockout.sender_window_secs);
-            tracing::info!(event = "verify_sender_locked", sender = %s);
+            tracing::info!(event = "verify_caller_locked", sender = caller.sender.unwrap_or(""), address = caller.address.unwrap_or(""));
             return Ok(Some(Verification::SenderLocked { until }));
         }
     }
@@ -106,18 +173,18 @@ pub fn lock_in_force(store: &dyn RegistryStore, number: &str, sender: Option<&st
     Ok(None)
 }
 
-/// Checks a number and key. `sender` is who asks (a submission's From), counted apart
-/// from the number; `None` for the owner's own staff at the command line.
+/// Checks a number and key. `caller` is who asks (a submission's From, an API token, a
+/// client address), counted apart from the number; none for staff at the command line.
 ///
 /// `asked_for` names what asks (a submission's stored id): a failure is counted once per
 /// (number, `asked_for`), so asking again for the same message never counts twice.
 #[allow(clippy::too_many_arguments)]
-pub fn verify(store: &dyn RegistryStore, secrets: &Secrets, number: &str, key: &str, sender: Option<&str>, asked_for: Option<&str>, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Verification> {
+pub fn verify(store: &dyn RegistryStore, secrets: &Secrets, number: &str, key: &str, caller: Caller<'_>, asked_for: Option<&str>, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Verification> {
     let (Some(number), Some(key)) = (CertificateNumber::parse(number), AuthKey::parse(key)) else {
         return Ok(Verification::Malformed);
     };
     let number = number.to_string();
-    if let Some(lock) = lock_in_force(store, &number, sender, now, lockout)? {
+    if let Some(lock) = lock_in_force(store, &number, caller, now, lockout)? {
         return Ok(lock);
     }
     let entry = store.registry_entry(&number)?;
@@ -131,7 +198,7 @@ pub fn verify(store: &dyn RegistryStore, secrets: &Secrets, number: &str, key: &
         }
     };
     if !matched {
-        store.record_failure(&number, sender, asked_for, now.timestamp())?;
+        store.record_failure(&number, caller, asked_for, now.timestamp())?;
         tracing::info!(event = "verify_failed", number = %number);
         return Ok(Verification::Mismatch);
     }
@@ -157,14 +224,14 @@ mod tests {
         let dir = crate::testing::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
         let secrets = Secrets::from_bytes(&[1u8; 32]);
-        let registry = LocalRegistry { secrets: &secrets, lockout: Lockout::default() };
+        let registry = LocalRegistry { secrets: &secrets, lockout: Lockout::default(), company: String::new() };
         let now = FixedClock::parse("2026-07-04T10:00:00+09:00").unwrap().now();
         for _ in 0..3 {
-            let v = registry.verify(&mut store, "35075-00001M", "CDEF34679HJK", Some("a@x"), "message 7", now).unwrap();
+            let v = registry.verify(&mut store, None, "35075-00001M", "CDEF34679HJK", Some("a@x"), "message 7", now).unwrap();
             assert!(matches!(v, Verification::Mismatch));
         }
         assert_eq!(store.failures_since("35075-00001M", 0).unwrap().0, 1);
-        registry.verify(&mut store, "35075-00001M", "CDEF34679HJK", Some("a@x"), "message 8", now).unwrap();
+        registry.verify(&mut store, None, "35075-00001M", "CDEF34679HJK", Some("a@x"), "message 8", now).unwrap();
         assert_eq!(store.failures_since("35075-00001M", 0).unwrap().0, 2);
     }
 }

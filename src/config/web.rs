@@ -1,0 +1,160 @@
+//! The parts of the configuration for two deployments apart (`registry-service.md`):
+//! which side this process runs (`side`), the web server (`[web]`), and the registries
+//! an owner's own deployment checks through (`[[registries]]`).
+
+use super::Secret;
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// Which sides this configuration runs: the surety company's (branch mailboxes, the
+/// registry), an owner's (contracts mailboxes), or both in one process (the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sides {
+    pub branch: bool,
+    pub owner: bool,
+}
+
+impl Sides {
+    pub fn parse(s: Option<&str>) -> Result<Sides, String> {
+        match s.unwrap_or("both") {
+            "both" => Ok(Sides { branch: true, owner: true }),
+            "branch" => Ok(Sides { branch: true, owner: false }),
+            "owner" => Ok(Sides { branch: false, owner: true }),
+            other => Err(format!("side: \"{other}\" must be \"branch\", \"owner\" or \"both\"")),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeb {
+    pub listen: String,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    #[serde(default)]
+    pub allow_plain_http: bool,
+    /// The address people use to reach this server (links in mail).
+    pub public_url: Option<String>,
+    /// Requests a minute to the API per token, and per client address (default 3000).
+    pub api_per_minute: Option<u32>,
+    /// Lookups a minute on the page per client address (default 30).
+    pub page_per_minute: Option<u32>,
+}
+
+/// `[web]`, validated.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// `host:port` as written (port 0: any free port).
+    pub listen: String,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub trusted_proxies: Vec<IpAddr>,
+    pub allow_plain_http: bool,
+    pub public_url: Option<String>,
+    pub api_per_minute: u32,
+    pub page_per_minute: u32,
+}
+
+pub fn web(raw: RawWeb, base: &Path, problems: &mut Vec<String>) -> WebConfig {
+    let tls = match (raw.tls_cert, raw.tls_key) {
+        (Some(c), Some(k)) => Some((base.join(c), base.join(k))),
+        (None, None) => None,
+        _ => {
+            problems.push("web: tls_cert and tls_key go together".into());
+            None
+        }
+    };
+    match raw.listen.parse::<SocketAddr>() {
+        Ok(a) if !a.ip().is_loopback() && tls.is_none() && !raw.allow_plain_http => problems.push(format!(
+            "web.listen: plain HTTP on {} (not loopback) would carry keys and tokens in clear: set tls_cert and tls_key, or allow_plain_http = true behind a TLS proxy", raw.listen)),
+        Ok(_) => {}
+        Err(_) => problems.push(format!("web.listen: \"{}\" is not an address:port such as \"127.0.0.1:8080\"", raw.listen)),
+    }
+    let trusted_proxies = raw.trusted_proxies.iter().filter_map(|p| {
+        let ip = p.parse::<IpAddr>().ok();
+        if ip.is_none() {
+            problems.push(format!("web.trusted_proxies: \"{p}\" is not an IP address"));
+        }
+        ip
+    }).collect();
+    WebConfig {
+        listen: raw.listen,
+        tls,
+        trusted_proxies,
+        allow_plain_http: raw.allow_plain_http,
+        public_url: raw.public_url.map(|u| u.trim_end_matches('/').to_string()),
+        api_per_minute: raw.api_per_minute.unwrap_or(3000).max(1),
+        page_per_minute: raw.page_per_minute.unwrap_or(30).max(1),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegistry {
+    pub issuer: String,
+    pub url: String,
+    pub token: Option<String>,
+    pub token_env: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub numbers: Option<String>,
+    pub timeout_seconds: Option<u64>,
+}
+
+/// One registry an owner's deployment checks through.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    pub issuer: String,
+    pub url: url::Url,
+    /// The token, or where it should have come from: read when the owner side starts (so
+    /// commands that only read the store work without it).
+    pub token: Result<Secret, String>,
+    pub ca_file: Option<PathBuf>,
+    pub numbers: Option<regex::Regex>,
+    pub timeout: std::time::Duration,
+}
+
+pub fn registries(raw: Vec<RawRegistry>, base: &Path, problems: &mut Vec<String>) -> Vec<RegistryConfig> {
+    raw.into_iter().enumerate().filter_map(|(i, r)| {
+        let url = match url::Url::parse(&r.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Some(u),
+            _ => {
+                problems.push(format!("registries[{i}].url: \"{}\" is not an http:// or https:// address", r.url));
+                None
+            }
+        };
+        if let Some(u) = &url
+            && u.scheme() == "http"
+            && !u.host_str().is_some_and(|h| h == "localhost" || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()))
+        {
+            problems.push(format!("registries[{i}].url: plain http:// to {} would send keys and the token in clear; use https://", r.url));
+        }
+        let token = match (&r.token, &r.token_env) {
+            (Some(t), _) => Some(Ok(Secret::new(t.clone()))),
+            (None, Some(var)) => Some(match std::env::var(var) {
+                Ok(t) if !t.trim().is_empty() => Ok(Secret::new(t.trim().to_string())),
+                _ => Err(format!("registries[{i}].token_env: the environment variable {var} is not set; set it to the token `esurety token add` printed at {}'s registry", r.issuer)),
+            }),
+            (None, None) => {
+                problems.push(format!("registries[{i}]: set token_env (or token)"));
+                None
+            }
+        };
+        let numbers = r.numbers.as_deref().and_then(|p| match regex::Regex::new(p) {
+            Ok(re) => Some(re),
+            Err(e) => {
+                problems.push(format!("registries[{i}].numbers: {e}"));
+                None
+            }
+        });
+        Some(RegistryConfig {
+            issuer: r.issuer,
+            url: url?,
+            token: token?,
+            ca_file: r.ca_file.map(|p| base.join(p)),
+            numbers,
+            timeout: std::time::Duration::from_secs(r.timeout_seconds.unwrap_or(10).max(1)),
+        })
+    }).collect()
+}

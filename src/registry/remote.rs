@@ -1,0 +1,266 @@
+//! The owner side's client to the issuers' registries (`[[registries]]`): one HTTP/1.1
+//! connection per registry, kept open between checks, over rustls (ring) for https. Every
+//! request has a deadline; a registry that cannot be reached, answers 5xx or something
+//! that is not the API's leaves the submission pending ([`RegistryError::Unavailable`]);
+//! a 401/403 is a configuration error ([`RegistryError::Refused`]).
+
+use super::{Registry, RegistryError, Route, Verification, other_issuer_reason, viewing_reason};
+use crate::config::RegistryConfig;
+use crate::issuance::Certificate;
+use crate::product::{Format, Product};
+use crate::store::{Store, VersionRow};
+use crate::submission::Found;
+use crate::text::squash;
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// The most of an answer that is read (a valid answer is a few kilobytes).
+const MAX_ANSWER: usize = 1 << 20;
+
+/// After a registry could not be reached, how long it is taken as away without asking
+/// (so a pass over many waiting submissions does not wait a timeout for each).
+const AWAY: std::time::Duration = std::time::Duration::from_secs(30);
+
+pub struct RemoteRegistries {
+    remotes: Vec<Remote>,
+    /// Drives the requests: the owner side asks from the pass's thread, one at a time.
+    rt: tokio::runtime::Runtime,
+}
+
+struct Remote {
+    config: RegistryConfig,
+    tls: Option<tokio_rustls::TlsConnector>,
+    conn: tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>,
+    /// Until when it is taken as away, and why.
+    away: std::sync::Mutex<Option<(std::time::Instant, String)>>,
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+impl RemoteRegistries {
+    pub fn new(configs: &[RegistryConfig]) -> Result<RemoteRegistries, String> {
+        let remotes = configs.iter().map(|c| {
+            c.token.as_ref().map_err(Clone::clone)?;
+            let tls = (c.url.scheme() == "https").then(|| crate::tls::connector(c.ca_file.as_deref())).transpose()?;
+            Ok(Remote { config: c.clone(), tls, conn: tokio::sync::Mutex::new(None), away: std::sync::Mutex::new(None) })
+        }).collect::<Result<_, String>>()?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("cannot start the registry client: {e}"))?;
+        Ok(RemoteRegistries { remotes, rt })
+    }
+
+    fn named(&self, issuer: &str) -> Option<&Remote> {
+        self.remotes.iter().find(|r| squash(&r.config.issuer) == squash(issuer))
+    }
+
+    /// Asks `remote` about number + key; `asked_for` makes a retried check count once.
+    fn ask(&self, remote: &Remote, number: &str, key: &str, asked_for: &str, now: DateTime<FixedOffset>) -> Result<Verification, RegistryError> {
+        let body = serde_json::to_vec(&serde_json::json!({"number": number, "key": key, "ref": asked_for})).expect("JSON");
+        let name = remote.config.issuer.clone();
+        let unavailable = |reason: String| RegistryError::Unavailable { registry: name.clone(), reason };
+        if let Some((until, why)) = remote.away.lock().expect("not poisoned").clone()
+            && std::time::Instant::now() < until
+        {
+            return Err(unavailable(why));
+        }
+        let sent = self.rt.block_on(async {
+            tokio::time::timeout(remote.config.timeout, remote.post("api/v1/verify", body)).await
+                .map_err(|_| format!("no answer within {} s", remote.config.timeout.as_secs()))?
+        });
+        let (status, headers, bytes) = sent.map_err(|why| {
+            *remote.away.lock().expect("not poisoned") = Some((std::time::Instant::now() + AWAY, why.clone()));
+            unavailable(why)
+        })?;
+        match status {
+            200 => {
+                let v: Value = serde_json::from_slice(&bytes).map_err(|e| unavailable(format!("the answer is not JSON: {e}")))?;
+                answer(&v, now).ok_or_else(|| unavailable("the answer is not the registry API's".into()))
+            }
+            401 | 403 => {
+                tracing::error!(event = "registry_refused_token", registry = %name, status);
+                Err(RegistryError::Refused { registry: name, status })
+            }
+            429 => {
+                let secs = headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(60);
+                Ok(Verification::SenderLocked { until: now + chrono::Duration::seconds(secs.clamp(1, 86_400)) })
+            }
+            s => Err(unavailable(format!("HTTP {s}"))),
+        }
+    }
+}
+
+impl Remote {
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+        let url = &self.config.url;
+        let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+        let port = url.port_or_known_default().unwrap_or(443);
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        let io: Box<dyn Io> = match &self.tls {
+            Some(tls) => Box::new(tls.connect(crate::tls::server_name(&host)?, tcp).await.map_err(|e| format!("TLS with {host}: {e}"))?),
+            None => Box::new(tcp),
+        };
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    /// POSTs JSON to `path` under the registry's URL; once more on a fresh connection
+    /// when the kept one turns out closed.
+    async fn post(&self, path: &str, body: Vec<u8>) -> Result<(u16, hyper::HeaderMap, Bytes), String> {
+        let url = self.config.url.join(path).map_err(|e| e.to_string())?;
+        let authority = match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_string(),
+        };
+        let mut kept = self.conn.lock().await;
+        let mut last = String::new();
+        for _ in 0..2 {
+            let mut sender = match kept.take() {
+                Some(s) if !s.is_closed() => s,
+                _ => self.connect().await?,
+            };
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            let req = hyper::Request::post(url.path())
+                .header(hyper::header::HOST, &authority)
+                .header(hyper::header::AUTHORIZATION, format!("Bearer {}", self.config.token.as_ref().map(|t| t.expose()).unwrap_or_default()))
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .header(hyper::header::USER_AGENT, concat!("esurety/", env!("CARGO_PKG_VERSION")))
+                .body(Full::new(Bytes::from(body.clone())))
+                .map_err(|e| e.to_string())?;
+            match sender.send_request(req).await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let headers = resp.headers().clone();
+                    let limited = http_body_util::Limited::new(resp.into_body(), MAX_ANSWER);
+                    let bytes = limited.collect().await.map_err(|e| format!("reading the answer: {e}"))?.to_bytes();
+                    *kept = Some(sender);
+                    return Ok((status, headers, bytes));
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(if last.is_empty() { "the connection closed".into() } else { last })
+    }
+}
+
+impl Registry for RemoteRegistries {
+    fn route(&self, found: &Found) -> Route {
+        if found.viewing {
+            return Route::Unchecked { issuer: found.issuer.clone(), reason: viewing_reason(found.issuer.as_deref()) };
+        }
+        if let Some(issuer) = &found.issuer {
+            return match self.named(issuer) {
+                Some(r) => Route::Ask(Some(r.config.issuer.clone())),
+                None => Route::Unchecked { issuer: Some(issuer.clone()), reason: other_issuer_reason(issuer) },
+            };
+        }
+        let by_shape: Vec<&Remote> = self.remotes.iter().filter(|r| r.config.numbers.as_ref().is_some_and(|re| re.is_match(&found.number))).collect();
+        match by_shape.as_slice() {
+            [one] => Route::Ask(Some(one.config.issuer.clone())),
+            _ if self.remotes.len() == 1 && self.remotes[0].config.numbers.is_none() => Route::Ask(Some(self.remotes[0].config.issuer.clone())),
+            _ if self.remotes.iter().any(|r| r.config.numbers.is_none()) || by_shape.len() > 1 => Route::Ask(None),
+            _ => Route::Unchecked { issuer: None, reason: "発行した保証会社が分からないため、担当者が確認します".into() },
+        }
+    }
+
+    /// The remote registries keep their own locks: they answer `locked` themselves.
+    fn lock(&self, _store: &mut Store, _number: &str, _sender: Option<&str>, _now: DateTime<FixedOffset>) -> Result<Option<Verification>, RegistryError> {
+        Ok(None)
+    }
+
+    fn verify(&self, _store: &mut Store, issuer: Option<&str>, number: &str, key: &str, _sender: Option<&str>, asked_for: &str, now: DateTime<FixedOffset>) -> Result<Verification, RegistryError> {
+        if let Some(r) = issuer.and_then(|i| self.named(i)) {
+            return self.ask(r, number, key, asked_for, now);
+        }
+        // Neither the notice nor the number's shape decides: each registry that may hold
+        // it is asked in turn, and a valid answer decides.
+        let mut answer = Verification::Mismatch;
+        for r in self.remotes.iter().filter(|r| r.config.numbers.as_ref().is_none_or(|re| re.is_match(number))) {
+            match self.ask(r, number, key, asked_for, now)? {
+                v @ Verification::Valid { .. } => return Ok(v),
+                v @ (Verification::Locked { .. } | Verification::SenderLocked { .. }) => answer = v,
+                Verification::Malformed if matches!(answer, Verification::Mismatch) => answer = Verification::Malformed,
+                _ => {}
+            }
+        }
+        Ok(answer)
+    }
+}
+
+/// The API's answer (the JSON of `esurety verify --json`) as a [`Verification`].
+pub fn answer(v: &Value, now: DateTime<FixedOffset>) -> Option<Verification> {
+    match v.get("result")?.as_str()? {
+        "valid" => {
+            let c = v.get("certificate")?;
+            let latest = certificate(c)?;
+            let history = v.get("history")?.as_array()?.iter().map(|h| {
+                let mut contents = latest.clone();
+                contents.version = h.get("version")?.as_u64()? as u32;
+                if let Some(p) = h.get("project").and_then(Value::as_str) {
+                    contents.project = p.to_string();
+                }
+                Some(VersionRow { version: contents.version, kind: h.get("kind")?.as_str()?.to_string(), issued_at: h.get("issued_at")?.as_str()?.to_string(), contents })
+            }).collect::<Option<Vec<_>>>()?;
+            let issued_at = history.iter().find(|h| h.version == latest.version).map(|h| h.issued_at.clone()).unwrap_or_default();
+            let kind = if latest.version > 1 { "変更" } else { "新規" }.to_string();
+            Some(Verification::Valid {
+                number: c.get("number")?.as_str()?.to_string(),
+                status: c.get("status")?.as_str()?.to_string(),
+                latest: VersionRow { version: latest.version, kind, issued_at, contents: latest },
+                history,
+            })
+        }
+        "mismatch" => Some(Verification::Mismatch),
+        "malformed" => Some(Verification::Malformed),
+        "locked" => {
+            let until = v.get("locked_until").and_then(Value::as_str).and_then(|s| DateTime::parse_from_rfc3339(s).ok()).unwrap_or(now + chrono::Duration::minutes(15));
+            Some(Verification::Locked { until })
+        }
+        _ => None,
+    }
+}
+
+/// The registry's certificate object as contents the checks can read.
+fn certificate(c: &Value) -> Option<Certificate> {
+    let s = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
+    let d = |k: &str| s(k).and_then(|t| NaiveDate::parse_from_str(&t, "%Y-%m-%d").ok());
+    let n = |k: &str| c.get(k).and_then(Value::as_u64);
+    Some(Certificate {
+        number: s("number")?,
+        product: Product::from_name(&s("product")?)?,
+        format: if s("format").as_deref() == Some(Format::Paper.name()) { Format::Paper } else { Format::Electronic },
+        contractor: s("contractor")?,
+        contractor_address: s("contractor_address").unwrap_or_default(),
+        jv: s("jv"),
+        owner: s("owner")?,
+        project: s("project")?,
+        site: s("site"),
+        amount: n("amount")?,
+        contract_price: n("contract_price")?,
+        this_year_amount: n("this_year_amount"),
+        term_start: d("term_start")?,
+        term_end: d("term_end")?,
+        guarantee_end: d("guarantee_end")?,
+        contract_date: d("contract_date")?,
+        award_date: d("award_date"),
+        bank: s("bank"),
+        redeposit: c.get("redeposit").and_then(Value::as_bool),
+        payment_method: String::new(),
+        billing: String::new(),
+        fee_statement: false,
+        office_code: s("office_code").unwrap_or_default(),
+        version: n("version")? as u32,
+        issue_date: d("issue_date")?,
+        fee: None,
+    })
+}

@@ -1,0 +1,93 @@
+//! The registry as a service: the owner systems' API tokens (only their hashes) and the
+//! record of every check made through the web or the command line (never the key).
+
+use super::{Result, Store, Tx};
+use chrono::{DateTime, FixedOffset};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenRow {
+    pub id: i64,
+    pub name: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+/// One check, as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckRow {
+    pub at: String,
+    pub via: String,
+    pub token: Option<i64>,
+    pub address: Option<String>,
+    pub number: String,
+    pub result: String,
+}
+
+/// How a check came in, for its record.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckRecord<'a> {
+    pub via: &'a str,
+    pub token: Option<i64>,
+    pub address: Option<&'a str>,
+    pub number: &'a str,
+    pub result: &'a str,
+}
+
+impl Tx<'_> {
+    pub fn add_token(&self, name: &str, hash: &[u8], at: DateTime<FixedOffset>) -> Result<i64> {
+        self.c().execute("INSERT INTO api_tokens (name, hash, created_at) VALUES (?1, ?2, ?3)", params![name, hash, at.to_rfc3339()])?;
+        Ok(self.c().last_insert_rowid())
+    }
+
+    /// Revokes a token; `false` when there is no such token or it was revoked already.
+    pub fn revoke_token(&self, id: i64, at: DateTime<FixedOffset>) -> Result<bool> {
+        Ok(self.c().execute("UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", params![id, at.to_rfc3339()])? == 1)
+    }
+
+    /// The live token with this hash, if any; its last use is noted (at most once a minute).
+    pub fn use_token(&self, hash: &[u8], at: DateTime<FixedOffset>) -> Result<Option<i64>> {
+        let id: Option<i64> = self.c().query_row("SELECT id FROM api_tokens WHERE hash = ?1 AND revoked_at IS NULL", [hash], |r| r.get(0)).optional()?;
+        if let Some(id) = id {
+            let stale = (at - chrono::Duration::seconds(60)).to_rfc3339();
+            self.c().execute(
+                "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?3)",
+                params![id, at.to_rfc3339(), stale],
+            )?;
+        }
+        Ok(id)
+    }
+
+    pub fn record_check(&self, check: CheckRecord<'_>, at: DateTime<FixedOffset>) -> Result<()> {
+        record_check(self.c(), check, at)
+    }
+}
+
+impl Store {
+    pub fn tokens(&self) -> Result<Vec<TokenRow>> {
+        let mut stmt = self.conn.prepare("SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok(TokenRow { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)?, last_used_at: r.get(3)?, revoked_at: r.get(4)? }))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The latest `limit` checks, newest first.
+    pub fn checks(&self, limit: u32) -> Result<Vec<CheckRow>> {
+        let mut stmt = self.conn.prepare("SELECT at, via, token, address, number, result FROM registry_checks ORDER BY id DESC LIMIT ?1")?;
+        let rows = stmt.query_map([limit], |r| Ok(CheckRow { at: r.get(0)?, via: r.get(1)?, token: r.get(2)?, address: r.get(3)?, number: r.get(4)?, result: r.get(5)? }))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records a check made outside a transaction (`esurety verify`).
+    pub fn record_check(&self, check: CheckRecord<'_>, at: DateTime<FixedOffset>) -> Result<()> {
+        record_check(&self.conn, check, at)
+    }
+}
+
+fn record_check(c: &Connection, check: CheckRecord<'_>, at: DateTime<FixedOffset>) -> Result<()> {
+    let number: String = check.number.chars().take(40).collect();
+    c.prepare_cached("INSERT INTO registry_checks (at, via, token, address, number, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+        .execute(params![at.to_rfc3339(), check.via, check.token, check.address, number, check.result])?;
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! The registry API (`registry-service.md` § The API): `GET /api/v1/health` and
+//! `POST /api/v1/verify` with a bearer token. Every refusal is a 4xx with a JSON body
+//! `{"error": CODE, "message": TEXT}`; nothing a caller sends can stop the server.
+
+use super::checker::{Ask, Told};
+use super::{App, Peer};
+use crate::registry::Verification;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http_body_util::BodyExt;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+/// A verify request's body at most (a real one is under 100 bytes).
+const MAX_BODY: usize = 4 * 1024;
+/// Longest number or key looked at; a longer one is refused before any check.
+const MAX_FIELD: usize = 64;
+/// Requests with an unknown token per client address and minute.
+const BAD_TOKENS_PER_MINUTE: u32 = 10;
+
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/verify", post(verify))
+        .route("/api/{*rest}", axum::routing::any(not_found))
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not_found", "no such API request: see POST /api/v1/verify")
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({"error": code, "message": message}))).into_response()
+}
+
+fn too_many(seconds: u64, message: &str) -> Response {
+    let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message);
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    r
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyRequest {
+    number: String,
+    key: String,
+    /// The caller's name for this question: asked again under it (a retry), a wrong key
+    /// counts once.
+    #[serde(rename = "ref")]
+    reference: Option<String>,
+}
+
+async fn verify(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInfo<Peer>, headers: HeaderMap, body: Body) -> Response {
+    let address = app.client(peer, &headers).to_string();
+    if let Err(wait) = app.limiter.hit(&format!("api-addr:{address}"), app.web.api_per_minute) {
+        return too_many(wait, "too many requests from this address");
+    }
+    if let Some(wait) = app.limiter.over(&format!("api-bad-token:{address}"), BAD_TOKENS_PER_MINUTE) {
+        return too_many(wait, "too many requests with unknown tokens from this address");
+    }
+    let Some(token) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(crate::tokens::from_header) else {
+        return error(StatusCode::UNAUTHORIZED, "missing_token", "send Authorization: Bearer TOKEN (a token from `esurety token add` at the registry)");
+    };
+    let token_hash = crate::tokens::hash(token);
+    let token_key: String = token_hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    if let Err(wait) = app.limiter.hit(&format!("api-token:{token_key}"), app.web.api_per_minute) {
+        return too_many(wait, "too many requests with this token");
+    }
+    let json_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+    if !json_type {
+        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the request as Content-Type: application/json");
+    }
+    let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", &format!("a verify request is at most {MAX_BODY} bytes"));
+        }
+        Err(_) => return error(StatusCode::BAD_REQUEST, "bad_body", "the request body could not be read"),
+    };
+    let req: VerifyRequest = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_json", &format!("the body must be {{\"number\": \"…\", \"key\": \"…\"}} in UTF-8 JSON: {}", e.to_string().chars().take(200).collect::<String>())),
+    };
+    if req.number.chars().count() > MAX_FIELD || req.key.chars().count() > MAX_FIELD || req.reference.as_ref().is_some_and(|r| r.chars().count() > 200) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "too_long", &format!("number and key are at most {MAX_FIELD} characters (ref 200)"));
+    }
+    let asked = app.checker.ask(Ask::Api { token_hash, number: req.number, key: req.key, reference: req.reference, address: address.clone() }).await;
+    match asked {
+        Err(e) => {
+            tracing::error!(event = "api_check_failed", error = %e);
+            error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the registry cannot answer now; try again shortly")
+        }
+        Ok(Told::NoToken) => {
+            tracing::info!(event = "api_token_refused", address = %address);
+            let _ = app.limiter.hit(&format!("api-bad-token:{address}"), BAD_TOKENS_PER_MINUTE);
+            error(StatusCode::UNAUTHORIZED, "bad_token", "the token is not known or was revoked")
+        }
+        Ok(Told::Checked(Verification::SenderLocked { until })) => {
+            let wait = (until - app.clock.now()).num_seconds().max(1) as u64;
+            too_many(wait, "too many failed checks from this token or address; try again after Retry-After seconds")
+        }
+        Ok(Told::Checked(v)) => Json(crate::cli::json::verification_with_office(&v, &app.engine.config)).into_response(),
+    }
+}

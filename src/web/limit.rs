@@ -1,0 +1,88 @@
+//! Requests counted per key (a token, a client address) in one-minute windows, in memory:
+//! beyond the limit the caller is told when to come back (`429` with `Retry-After`).
+//! Failed checks are limited apart from this, in the store (the registry's lockout).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+
+#[derive(Default)]
+pub struct RateLimiter {
+    windows: Mutex<HashMap<String, (u64, u32)>>,
+}
+
+impl RateLimiter {
+    /// Whether `key` is at its limit already (nothing counted): the seconds to wait.
+    pub fn over(&self, key: &str, per_minute: u32) -> Option<u64> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        match w.get(key) {
+            Some((m, n)) if *m == now / 60 && *n >= per_minute => Some((60 - now % 60).max(1)),
+            _ => None,
+        }
+    }
+
+    /// Counts one request for `key`; `Err(seconds)` when it is over `per_minute`.
+    pub fn hit(&self, key: &str, per_minute: u32) -> Result<(), u64> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let minute = now / 60;
+        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if w.len() > 100_000 {
+            w.retain(|_, (m, _)| *m == minute);
+        }
+        let e = w.entry(key.to_string()).or_insert((minute, 0));
+        if e.0 != minute {
+            *e = (minute, 0);
+        }
+        if e.1 >= per_minute {
+            return Err((60 - now % 60).max(1));
+        }
+        e.1 += 1;
+        Ok(())
+    }
+}
+
+/// The client's address: the peer's, or (only when the peer is a trusted proxy) the
+/// nearest address in `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_address(peer: SocketAddr, forwarded: Option<&str>, trusted: &[IpAddr]) -> IpAddr {
+    let peer = peer.ip().to_canonical();
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let Some(list) = forwarded else { return peer };
+    for hop in list.rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip.to_canonical()) => continue,
+            Ok(ip) => return ip.to_canonical(),
+            Err(_) => return peer,
+        }
+    }
+    peer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
+        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        let peer = SocketAddr::new(proxy, 5000);
+        let stranger: SocketAddr = "203.0.113.9:5000".parse().unwrap();
+        assert_eq!(client_address(stranger, Some("198.51.100.1"), &[proxy]).to_string(), "203.0.113.9");
+        assert_eq!(client_address(peer, Some("198.51.100.1, 127.0.0.1"), &[proxy]).to_string(), "198.51.100.1");
+        assert_eq!(client_address(peer, Some("1.2.3.4, 198.51.100.1"), &[proxy]).to_string(), "198.51.100.1", "the client may forge the left part");
+        assert_eq!(client_address(peer, None, &[proxy]).to_string(), "127.0.0.1");
+        assert_eq!(client_address(peer, Some("1.2.3.4"), &[]).to_string(), "127.0.0.1");
+    }
+
+    #[test]
+    fn a_key_over_its_limit_is_told_when_to_come_back() {
+        let l = RateLimiter::default();
+        assert!(l.hit("a", 2).is_ok());
+        assert!(l.hit("a", 2).is_ok());
+        let wait = l.hit("a", 2).unwrap_err();
+        assert!((1..=60).contains(&wait));
+        assert!(l.hit("b", 2).is_ok(), "another key has its own count");
+    }
+}

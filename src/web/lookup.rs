@@ -1,0 +1,175 @@
+//! The lookup page (`registry-service.md` § The lookup page): what D-Sure offers a person.
+//! Number + key are the credential, so there is no login; the same lockout applies, and
+//! failures are also counted per client address. POST only: no key in any URL. Works
+//! without JavaScript; every value is escaped (the templates are `.html`).
+
+use super::checker::{Ask, Told};
+use super::{App, Peer};
+use crate::registry::Verification;
+use crate::text::{format_era, format_yen};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/", get(form))
+        .route("/lookup", post(lookup).get(form))
+        .route("/lookup/certificate.pdf", post(pdf))
+        .route("/static/style.css", get(style))
+        .fallback(not_found)
+}
+
+#[derive(Deserialize)]
+struct LookupForm {
+    #[serde(default)]
+    number: String,
+    #[serde(default)]
+    key: String,
+}
+
+/// The one message for anything but a certificate: it does not tell an unknown number
+/// from a wrong key.
+const NOT_FOUND: &str = "保証契約番号または認証キーが正しくありません。お手元の「認証キーのお知らせ」をご確認のうえ、もう一度入力してください。";
+const LOCKED: &str = "確認の失敗が続いたため、しばらく確認できません。時間をおいてからもう一度お試しください。";
+
+fn page(app: &App, name: &str, ctx: Value, status: StatusCode) -> Response {
+    let mut ctx = ctx;
+    ctx["registry_name"] = json!(app.engine.config.company.registry_name);
+    ctx["company"] = json!(app.engine.config.company.name);
+    match app.pages.get_template(name).and_then(|t| t.render(minijinja::value::Serde(&ctx))) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(event = "page_failed", template = name, error = %e);
+            (StatusCode::INTERNAL_SERVER_ERROR, "page could not be shown").into_response()
+        }
+    }
+}
+
+async fn form(State(app): State<Arc<App>>) -> Response {
+    page(&app, "web/lookup.html", json!({"message": null, "number": ""}), StatusCode::OK)
+}
+
+async fn not_found(State(app): State<Arc<App>>) -> Response {
+    page(&app, "web/not_found.html", json!({}), StatusCode::NOT_FOUND)
+}
+
+async fn style() -> Response {
+    let mut r = crate::templates::STYLE.into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=3600"));
+    r
+}
+
+/// A POST from another site's page is refused (the browser names its origin).
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    origin.split_once("://").is_some_and(|(_, h)| h.eq_ignore_ascii_case(host))
+}
+
+/// Checks number + key for the page; `Err` is the page to show instead.
+async fn check(app: &App, peer: std::net::SocketAddr, headers: &HeaderMap, f: &LookupForm, via: &'static str) -> Result<Verification, Response> {
+    if !same_origin(headers) {
+        return Err(page(app, "web/lookup.html", json!({"message": "別のサイトからの送信は受け付けません。", "number": ""}), StatusCode::FORBIDDEN));
+    }
+    let address = app.client(peer, headers).to_string();
+    if let Err(wait) = app.limiter.hit(&format!("page:{address}"), app.web.page_per_minute) {
+        let mut r = page(app, "web/lookup.html", json!({"message": LOCKED, "number": ""}), StatusCode::TOO_MANY_REQUESTS);
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return Err(r);
+    }
+    let number: String = f.number.trim().chars().take(64).collect();
+    let key: String = f.key.trim().chars().take(64).collect();
+    let shown = number.clone();
+    match app.checker.ask(Ask::Page { number, key, address, via }).await {
+        Ok(Told::Checked(v @ Verification::Valid { .. })) => Ok(v),
+        Ok(Told::Checked(Verification::Locked { .. } | Verification::SenderLocked { .. })) => {
+            Err(page(app, "web/lookup.html", json!({"message": LOCKED, "number": shown}), StatusCode::TOO_MANY_REQUESTS))
+        }
+        Ok(_) => Err(page(app, "web/lookup.html", json!({"message": NOT_FOUND, "number": shown}), StatusCode::OK)),
+        Err(e) => {
+            tracing::error!(event = "lookup_failed", error = %e);
+            Err(page(app, "web/lookup.html", json!({"message": "ただいま確認できません。しばらくしてからもう一度お試しください。", "number": shown}), StatusCode::SERVICE_UNAVAILABLE))
+        }
+    }
+}
+
+async fn lookup(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInfo<Peer>, headers: HeaderMap, Form(f): Form<LookupForm>) -> Response {
+    match check(&app, peer, &headers, &f, "page").await {
+        Ok(v) => page(&app, "web/certificate.html", view(&app, &v, &f.key), StatusCode::OK),
+        Err(r) => r,
+    }
+}
+
+async fn pdf(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInfo<Peer>, headers: HeaderMap, Form(f): Form<LookupForm>) -> Response {
+    let v = match check(&app, peer, &headers, &f, "pdf").await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Verification::Valid { number, latest, .. } = v else { unreachable!("check gives only valid") };
+    let engine = app.engine.clone();
+    let now = app.clock.now();
+    let rendered = tokio::task::spawn_blocking(move || engine.documents.render(crate::documents::DocumentKind::Certificate, &engine.config, &latest.contents, None, now)).await;
+    match rendered {
+        Ok(Ok(bytes)) => {
+            let mut r = bytes.into_response();
+            let h = r.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+            let name = format!("attachment; filename=\"certificate-{number}.pdf\"");
+            h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&name).unwrap_or(HeaderValue::from_static("attachment")));
+            r
+        }
+        other => {
+            tracing::error!(event = "lookup_pdf_failed", number = %number, error = ?other.map(|r| r.err().map(|e| e.to_string())));
+            (StatusCode::INTERNAL_SERVER_ERROR, "the PDF could not be made").into_response()
+        }
+    }
+}
+
+/// Screen ④ of the leaflets: the certificate's latest contents and its history.
+fn view(app: &App, v: &Verification, key: &str) -> Value {
+    let Verification::Valid { number, status, latest, history } = v else { return json!({}) };
+    let c = &latest.contents;
+    let office = app.engine.config.branch_by_code(&c.office_code).map(|b| format!("{} （TEL {}）", b.name, b.tel));
+    let contractor = match &c.jv {
+        Some(jv) => format!("{jv}（代表者 {}）", c.contractor),
+        None => c.contractor.clone(),
+    };
+    json!({
+        "number": number,
+        "key": key,
+        "product": c.product.name(),
+        "status": if status == "valid" { "有効" } else { "取消" },
+        "valid": status == "valid",
+        "label": c.change_label(),
+        "rows": [
+            ["保証契約番号", number],
+            ["保証契約者", contractor],
+            ["被保証者（発注者）", c.owner],
+            ["保証金額", format_yen(c.amount)],
+            ["保証期限", format_era(c.guarantee_end)],
+            ["工事名", c.project],
+            ["工期", format!("{} ～ {}", format_era(c.term_start), format_era(c.term_end))],
+            ["請負金額", format_yen(c.contract_price)],
+            ["請負契約日", format_era(c.contract_date)],
+            ["預託金融機関", c.bank.clone().unwrap_or_else(|| "―".into())],
+            ["取扱箇所", office.unwrap_or_else(|| c.office_code.clone())],
+        ],
+        "history": history.iter().enumerate().map(|(i, h)| json!({
+            "no": i + 1,
+            "at": issued_at(&h.issued_at),
+            "kind": h.contents.change_label().map(|l| format!("変更（{l}）")).unwrap_or_else(|| h.kind.clone()),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `2026-07-04T10:00:00+09:00` as `2026/07/04 10:00`.
+fn issued_at(s: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&crate::clock::jst()).format("%Y/%m/%d %H:%M").to_string()).unwrap_or_else(|_| s.to_string())
+}
