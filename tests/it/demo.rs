@@ -1,5 +1,6 @@
-//! `esurety demo`, the README's first command: the whole story runs, and at the most
-//! verbose log level no issued key appears in anything it prints.
+//! `esurety demo`, the README's first command: the whole story runs across the company's
+//! deployment and the water authority's own, and at the most verbose log level no issued
+//! key (nor the registry token) appears in anything it prints.
 
 use crate::common::{key_in, pdf_text};
 use std::process::Command;
@@ -12,7 +13,8 @@ fn the_demo_tells_the_whole_story_without_printing_a_key() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let said = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    for step in ["issued 4, rejected 1, held 1", "submissions 3 (pairs accepted 4, rejected 0), other mail left alone 1", "[accepted] 神奈川県内広域水道企業団 企業長  35075-00001M"] {
+    for step in ["issued 4, rejected 1, held 1", "submissions 5 (pairs accepted 4, rejected 0), other mail left alone 1", "[accepted] 神奈川県内広域水道企業団 企業長  35075-00001M",
+                 "[unchecked] 神奈川県内広域水道企業団 企業長  27075-00012M", "[unchecked] 神奈川県内広域水道企業団 企業長  T2026-0034471", "4 件の確認（valid 4、mismatch 0"] {
         assert!(stdout.contains(step), "{step} in:\n{stdout}");
     }
     assert!(said.contains("event=\"checked\"") || said.contains("checked"), "trace logs were on");
@@ -26,13 +28,16 @@ fn the_demo_tells_the_whole_story_without_printing_a_key() {
     assert_eq!(keys.len(), 5, "five electronic certificates, five notices");
     // And no listing of the store prints one either, logs on.
     let mut listings = String::new();
-    for args in [&["certificates", "--json"][..], &["submissions", "--json"], &["outbox", "--json"], &["staff", "list", "--json"], &["staff", "actions", "--json"], &["certificate", "35075-00001M", "--json"]] {
-        let o = Command::new(env!("CARGO_BIN_EXE_esurety")).arg("--config").arg(dir.join("esurety.toml")).args(args).env("ESURETY_LOG", "trace").output().unwrap();
+    let (company, owner) = (dir.join("company/esurety.toml"), dir.join("water-authority/esurety.toml"));
+    for (config, args) in [(&company, &["certificates", "--json"][..]), (&owner, &["submissions", "--json"]), (&company, &["outbox", "--json"]), (&owner, &["outbox", "--json"]),
+                           (&company, &["staff", "list", "--json"]), (&company, &["staff", "actions", "--json"]), (&company, &["certificate", "35075-00001M", "--json"]), (&company, &["token", "list", "--json"])] {
+        let o = Command::new(env!("CARGO_BIN_EXE_esurety")).arg("--config").arg(config).args(args).env("ESURETY_LOG", "trace").output().unwrap();
         assert!(o.status.success(), "{args:?}");
         listings += &String::from_utf8_lossy(&o.stdout);
         listings += &String::from_utf8_lossy(&o.stderr);
     }
-    assert!(listings.contains("35075-00001M"));
+    assert!(listings.contains("35075-00001M") && listings.contains("\"result\": \"unchecked\"") && listings.contains("西日本建設業保証株式会社"));
+    assert!(!said.contains("esr_") && !listings.contains("esr_"), "the demo's registry token is never printed");
     for k in keys {
         assert!(!said.contains(&k), "key {k} printed by the demo");
         assert!(!listings.contains(&k), "key {k} printed by a listing");
