@@ -10,15 +10,28 @@ pub struct Setup {
     pub _tmp: esurety::testing::TempDir,
     pub dir: PathBuf,
     pub seq: std::cell::Cell<u32>,
+    /// Environment for every command (a registry token).
+    pub env: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 impl Setup {
     pub fn new() -> Setup {
+        Setup::init(&[])
+    }
+
+    /// `esurety init [ARGS] DIR` (`--side owner`, `--listen …`).
+    pub fn init(args: &[&str]) -> Setup {
         let tmp = esurety::testing::tempdir().unwrap();
         let dir = tmp.path().join("demo");
-        let out = Command::new(env!("CARGO_BIN_EXE_esurety")).arg("init").arg(&dir).output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_esurety")).arg("init").args(args).arg(&dir).output().unwrap();
         assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
-        Setup { _tmp: tmp, dir, seq: std::cell::Cell::new(0) }
+        Setup { _tmp: tmp, dir, seq: std::cell::Cell::new(0), env: Default::default() }
+    }
+
+    /// Edits the configuration file's text.
+    pub fn edit_config(&self, f: impl FnOnce(String) -> String) {
+        let text = std::fs::read_to_string(self.config()).unwrap();
+        std::fs::write(self.config(), f(text)).unwrap();
     }
 
     pub fn config(&self) -> PathBuf {
@@ -43,6 +56,7 @@ impl Setup {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_esurety"));
         c.arg("--config").arg(self.config()).env("ESURETY_TEST_NOW", NOW).env("ESURETY_TEST_SMTP_PASSWORD", "pw").env_remove("ESURETY_TEST_SEED").env_remove("ESURETY_CRASH_AT");
+        c.envs(self.env.borrow().iter().cloned());
         c
     }
 

@@ -14,6 +14,7 @@ mod fuzz_regressions;
 mod hostile;
 mod mail_servers;
 mod owner;
+mod registry_service;
 mod reliability;
 mod servers;
 mod staff;

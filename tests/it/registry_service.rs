@@ -1,0 +1,375 @@
+//! The registry as a service (`registry-service.md`), across real processes on loopback:
+//! the surety company's deployment serving its registry (`esurety run` or `serve`), and a
+//! water authority's own deployment (`init --side owner`) with its own store, checking
+//! submissions through it over HTTP with a token from `token add`.
+
+use crate::common::{Setup, key_in, pdf_text};
+use crate::support;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const KWSA: &str = "keiyaku@kwsa.example";
+const MARUICHI: &str = "soumu@maruichi.example";
+const TORIDE_KOGYO: &str = "info@toride-kogyo.example";
+
+fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/applications").join(path)).unwrap()
+}
+
+/// A process of the binary that serves `[web]`; killed (SIGTERM, then waited) on drop.
+pub struct Serving {
+    child: Child,
+    pub url: String,
+    #[allow(dead_code)]
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Serving {
+    /// Starts `esurety ARGS` on `s` and waits for its `listening on URL` line.
+    pub fn start(s: &Setup, args: &[&str]) -> Serving {
+        let mut child = s.cmd().args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(url.trim().to_string());
+                }
+                keep.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let url = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("no `listening on` from esurety {args:?}: {}", log.lock().unwrap()));
+        Serving { child, url, log }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// SIGTERM and wait: the process's clean stop.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let status = terminate(&mut self.child);
+        std::mem::forget(self);
+        status
+    }
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`): status, headers
+/// (lower-case names), body.
+pub fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let authority = base.trim_start_matches("http://");
+    let mut c = std::net::TcpStream::connect(authority).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req += &format!("{k}: {v}\r\n");
+    }
+    req += "\r\n";
+    c.write_all(req.as_bytes()).unwrap();
+    // A server may answer before it has read a large body and close: that is an answer.
+    let _ = c.write_all(body);
+    let mut raw = Vec::new();
+    let _ = c.read_to_end(&mut raw);
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no HTTP answer: {}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+        body = dechunk(&body);
+    }
+    (status, headers, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else { return out };
+        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
+        b = &b[eol + 2 + n + 2..];
+    }
+}
+
+fn verify_json(base: &str, token: &str, number: &str, key: &str) -> (u16, Value) {
+    let body = json!({"number": number, "key": key}).to_string();
+    let (status, _, body) = http(base, "POST", "/api/v1/verify", &[("Authorization", &format!("Bearer {token}")), ("Content-Type", "application/json")], body.as_bytes());
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// The company's deployment with 35075-00001M/00002K (water authority, 丸一建設) and
+/// 08075-00001M (取手市, 取手興業) issued, and a token for the water authority.
+fn company() -> (Setup, String) {
+    let s = Setup::init(&["--side", "branch", "--listen", "127.0.0.1:0"]);
+    s.drop_mail("kanagawa@ejcs.example", &fixture("valid/001.eml"));
+    s.drop_mail("ibaraki@ejcs.example", &fixture("valid/002.eml"));
+    s.once();
+    let token = s.run_ok(&["token", "add", "--name", "神奈川県内広域水道企業団"]).trim().to_string();
+    assert!(token.starts_with("esr_"), "{token}");
+    (s, token)
+}
+
+fn owner(registry_url: &str, token: &str) -> Setup {
+    let o = Setup::init(&["--side", "owner", "--registry-url", registry_url]);
+    o.env.borrow_mut().push(("ESURETY_REGISTRY_TOKEN".into(), token.to_string()));
+    o
+}
+
+fn submissions(o: &Setup) -> Vec<Value> {
+    o.json(&["submissions"]).as_array().unwrap().clone()
+}
+
+fn result_of<'a>(subs: &'a [Value], number: &str) -> &'a Value {
+    subs.iter().find(|s| s["number"] == number).unwrap_or_else(|| panic!("{number} not in {subs:?}"))
+}
+
+#[test]
+fn an_owner_on_its_own_machine_accepts_rejects_and_leaves_unchecked_through_the_companys_registry() {
+    let (company, token) = company();
+    // The company's daemon: mailboxes and the registry on [web].
+    let registry = Serving::start(&company, &["run", "--interval", "1"]);
+    let o = owner(&registry.url, &token);
+    let m = company.mails(MARUICHI).remove(0);
+    let t = company.mails(TORIDE_KOGYO).remove(0);
+    let notice = m.attachments.iter().find(|(n, _)| n.contains("35075-00001M")).unwrap().1.clone();
+    let key = key_in(&pdf_text(&notice)).unwrap();
+    o.drop_mail(KWSA, &support::forward(MARUICHI, KWSA, "<fwd@maruichi.example>", &m.raw));
+    o.drop_mail(KWSA, &support::typed(MARUICHI, KWSA, "<wrong@maruichi.example>", "35075-00001M", "CDEF34679HJK"));
+    o.drop_mail(KWSA, &support::forward(TORIDE_KOGYO, KWSA, "<toride@toride-kogyo.example>", &t.raw));
+    let altered = support::altered_notice(&company, "35075-00002K", &key_in(&pdf_text(&m.attachments.iter().find(|(n, _)| n.contains("35075-00002K")).unwrap().1)).unwrap(), "××浄水場全面更新工事");
+    o.drop_mail(KWSA, &support::attach(MARUICHI, KWSA, "<altered@maruichi.example>", "notice.pdf", &altered));
+    o.drop_mail(KWSA, &esurety::demo::contractor::other_surety(MARUICHI, KWSA));
+    o.drop_mail(KWSA, &esurety::demo::contractor::insurer_policy("keiyaku@sanwa-doboku.example", KWSA));
+    let unrelated = o.drop_mail(KWSA, &esurety::demo::contractor::unrelated("somu@kwsa.example", KWSA));
+    let out = o.once();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains(&token) && !said.contains(&key), "no token or key in what the owner's run prints");
+
+    let subs = submissions(&o);
+    assert!(!subs.is_empty(), "{said}\nregistry: {}", registry.log.lock().unwrap());
+    let fwd: Vec<&Value> = subs.iter().filter(|s| s["message_id"] == "<fwd@maruichi.example>").collect();
+    assert_eq!(fwd.len(), 2, "{subs:#?}\n{said}");
+    assert!(fwd.iter().all(|s| s["result"] == "accepted" && s["issuer"] == "東日本建設業保証株式会社"), "{fwd:?}");
+    let wrong = subs.iter().find(|s| s["message_id"] == "<wrong@maruichi.example>").unwrap();
+    assert_eq!(wrong["result"], "rejected");
+    assert!(wrong["reasons"][0].as_str().unwrap().contains("一致しません"), "{wrong}");
+    let other_owner = result_of(&subs, "08075-00001M");
+    assert_eq!(other_owner["result"], "rejected");
+    assert!(other_owner["reasons"][0].as_str().unwrap().contains("取手市長"), "{other_owner}");
+    let altered = subs.iter().find(|s| s["message_id"] == "<altered@maruichi.example>").unwrap();
+    assert_eq!(altered["result"], "rejected");
+    assert!(altered["reasons"][0].as_str().unwrap().contains("工事名"), "{altered}");
+    let west = result_of(&subs, "27075-00012M");
+    assert_eq!((west["result"].as_str(), west["issuer"].as_str()), (Some("unchecked"), Some("西日本建設業保証株式会社")), "{west}");
+    let insurer = result_of(&subs, "T2026-0034471");
+    assert_eq!((insurer["result"].as_str(), insurer["issuer"].as_str()), (Some("unchecked"), Some("あおぞら損害保険株式会社")), "{insurer}");
+    assert_eq!(subs.len(), 7, "{subs:?}");
+    // The unrelated mail is exactly as it was: still new, unflagged.
+    assert!(o.files(KWSA).iter().any(|(uid, flags, new)| *uid == unrelated && flags.is_empty() && *new));
+    // The sender of the unchecked notices is told a person will check them.
+    let replies: Vec<_> = crate::common::mails_in(&o.maildir("relay")).into_iter().filter(|m| m.to.contains(&"keiyaku@sanwa-doboku.example".to_string())).collect();
+    assert!(replies.iter().any(|r| r.body.contains("担当者が確認します")), "{replies:?}");
+
+    // The registry recorded each check it answered, with the token, never the key.
+    let tokens = company.json(&["token", "list"]);
+    assert!(tokens[0]["last_used_at"].is_string(), "{tokens}");
+    let db = std::fs::read(company.dir.join("esurety.db")).unwrap();
+    assert!(!db.windows(token.len()).any(|w| w == token.as_bytes()), "the token is not in the company's store");
+    let owner_db = std::fs::read(o.dir.join("esurety.db")).unwrap();
+    assert!(!owner_db.windows(key.len()).any(|w| w == key.as_bytes()), "the key is not in the owner's store");
+    assert!(registry.stop().success(), "the company's daemon stops cleanly on SIGTERM");
+}
+
+#[test]
+fn submissions_wait_while_the_registry_is_away_and_are_checked_when_it_is_back() {
+    let (company, token) = company();
+    let registry = Serving::start(&company, &["serve"]);
+    let port = registry.port();
+    let url = registry.url.clone();
+    assert!(registry.stop().success());
+    // The same address again when it comes back.
+    company.edit_config(|t| t.replace("127.0.0.1:0", &format!("127.0.0.1:{port}")));
+    let o = owner(&url, &token);
+    o.edit_config(|t| t.replacen("side = \"owner\"", "side = \"owner\"\nregistry_wait_hours = 0", 1)
+        .replace("contracts_address = \"keiyaku@kwsa.example\"", "contracts_address = \"keiyaku@kwsa.example\"\nstaff_address = \"keiyaku-staff@kwsa.example\""));
+    let m = company.mails(MARUICHI).remove(0);
+    o.drop_mail(KWSA, &support::forward(MARUICHI, KWSA, "<fwd@maruichi.example>", &m.raw));
+    let out = o.once();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("left for a later pass 1"), "{said}");
+    assert!(submissions(&o).is_empty(), "nothing rejected while the registry is away");
+    let staff = crate::common::mails_in(&o.maildir("relay"));
+    let told: Vec<_> = staff.iter().filter(|m| m.to.contains(&"keiyaku-staff@kwsa.example".to_string())).collect();
+    assert_eq!(told.len(), 1, "staff told once: {staff:?}");
+    assert!(told[0].body.contains("接続できない") && told[0].body.contains("<fwd@maruichi.example>"), "{}", told[0].body);
+    o.once();
+    assert_eq!(crate::common::mails_in(&o.maildir("relay")).iter().filter(|m| m.to.contains(&"keiyaku-staff@kwsa.example".to_string())).count(), 1, "told once, not per pass");
+
+    let back = Serving::start(&company, &["serve"]);
+    assert_eq!(back.port(), port);
+    o.once();
+    let subs = submissions(&o);
+    assert_eq!(subs.len(), 2, "{subs:?}");
+    assert!(subs.iter().all(|s| s["result"] == "accepted"), "{subs:?}");
+
+    // A revoked token: a clear error, nothing rejected, the submission waits.
+    company.run_ok(&["token", "revoke", "1"]);
+    o.drop_mail(KWSA, &support::forward(MARUICHI, KWSA, "<again@maruichi.example>", &m.raw));
+    let out = o.once();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("refuses our token") && said.contains("left for a later pass 1"), "{said}");
+    assert_eq!(submissions(&o).len(), 2, "nothing registered for the waiting submission");
+    drop(back);
+}
+
+#[test]
+fn the_api_refuses_bad_requests_clearly_and_keeps_serving() {
+    let (company, token) = company();
+    let registry = Serving::start(&company, &["serve"]);
+    let base = registry.url.clone();
+    let m = company.mails(MARUICHI).remove(0);
+    let key = key_in(&pdf_text(&m.attachments.iter().find(|(n, _)| n.contains("35075-00001M")).unwrap().1)).unwrap();
+    let auth = format!("Bearer {token}");
+    let json_type = ("Content-Type", "application/json");
+    let good = json!({"number": "35075-00001M", "key": key}).to_string();
+    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+        ("no token", vec![json_type], good.clone().into_bytes(), 401, "missing_token"),
+        ("bad token", vec![("Authorization", "Bearer esr_0000"), json_type], good.clone().into_bytes(), 401, "bad_token"),
+        ("malformed JSON", vec![("Authorization", &auth), json_type], b"{\"number\": \"35075-".to_vec(), 400, "bad_json"),
+        ("unknown field", vec![("Authorization", &auth), json_type], br#"{"number": "35075-00001M", "key": "x", "admin": true}"#.to_vec(), 400, "bad_json"),
+        ("10 MB body", vec![("Authorization", &auth), json_type], vec![b' '; 10 << 20], 413, "body_too_large"),
+        ("wrong content type", vec![("Authorization", &auth), ("Content-Type", "text/plain")], good.clone().into_bytes(), 415, "unsupported_media_type"),
+    ];
+    for (what, headers, body, status, code) in &cases {
+        let (st, _, b) = http(&base, "POST", "/api/v1/verify", headers, body);
+        let v: Value = serde_json::from_slice(&b).unwrap_or_else(|_| panic!("{what}: not JSON: {}", String::from_utf8_lossy(&b)));
+        assert_eq!((st, v["error"].as_str().unwrap_or("")), (*status, *code), "{what}: {v}");
+        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: a message says why");
+    }
+    let long = json!({"number": "3".repeat(10_000), "key": key}).to_string();
+    let (st, _, b) = http(&base, "POST", "/api/v1/verify", &[("Authorization", &auth), json_type], long.as_bytes());
+    assert!((400..500).contains(&st), "a 10,000-character number: {st} {}", String::from_utf8_lossy(&b));
+    // Still serving, and the right answer for the right pair.
+    let (st, v) = verify_json(&base, &token, "35075-00001M", &key);
+    assert_eq!(st, 200);
+    assert_eq!(v["result"], "valid", "{v}");
+    assert_eq!(v["certificate"]["project"], "○○浄水場△△修繕工事");
+    assert_eq!(v["certificate"]["office"], "神奈川支店");
+    assert_eq!(v["history"][0]["kind"], "新規");
+    assert_eq!(v, serde_json::from_str::<Value>(&{
+        let o = company.run_ok(&["verify", "35075-00001M", &key, "--json"]);
+        o
+    }).map(|mut cli| { cli["certificate"]["office"] = json!("神奈川支店"); cli["certificate"]["office_tel"] = v["certificate"]["office_tel"].clone(); cli }).unwrap(), "the API answers what `esurety verify --json` prints");
+    let (st, _, b) = http(&base, "GET", "/api/v1/health", &[], b"");
+    assert_eq!((st, serde_json::from_slice::<Value>(&b).unwrap()), (200, json!({"status": "ok"})));
+}
+
+#[test]
+fn the_api_holds_its_lockout_under_a_stream_of_wrong_keys() {
+    let (company, token) = company();
+    let registry = Serving::start(&company, &["serve"]);
+    let base = registry.url.clone();
+    let m = company.mails(MARUICHI).remove(0);
+    let key = key_in(&pdf_text(&m.attachments.iter().find(|(n, _)| n.contains("35075-00001M")).unwrap().1)).unwrap();
+    // Five wrong keys lock the number: then even the right key answers `locked`.
+    for wrong in ["CDEF34679HJK", "CDEF34679HKJ", "CDEF34679JHK", "CDEF34679JKH", "CDEF34679KHJ"] {
+        let (st, v) = verify_json(&base, &token, "35075-00001M", wrong);
+        assert_eq!((st, v["result"].as_str()), (200, Some("mismatch")), "{v}");
+    }
+    let (st, v) = verify_json(&base, &token, "35075-00001M", &key);
+    assert_eq!((st, v["result"].as_str()), (200, Some("locked")), "{v}");
+    assert!(v["locked_until"].is_string());
+    assert!(v.get("certificate").is_none(), "nothing of the certificate while locked");
+    // Guessing across numbers: the token is stopped with 429 and Retry-After.
+    let mut refused = None;
+    for n in 1..40 {
+        let (st, headers, _) = http(&base, "POST", "/api/v1/verify", &[("Authorization", &format!("Bearer {token}")), ("Content-Type", "application/json")],
+            json!({"number": format!("35075-{n:05}K"), "key": "CDEF34679HJK"}).to_string().as_bytes());
+        if st == 429 {
+            refused = Some(headers);
+            break;
+        }
+        assert_eq!(st, 200);
+    }
+    let headers = refused.expect("a token guessing across numbers is stopped");
+    let wait: u64 = headers.iter().find(|(k, _)| k == "retry-after").unwrap().1.parse().unwrap();
+    assert!(wait > 0);
+    // Another number's right key from that token also waits: checks are not made.
+    let (st, _) = verify_json(&base, &token, "35075-00002K", "CDEF34679HJK");
+    assert_eq!(st, 429);
+}
+
+#[test]
+fn an_owner_checks_through_https_with_the_companys_ca() {
+    let (company, token) = company();
+    let tls = company.dir.join("tls");
+    let ok = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/ca.sh")).arg(&tls).status().unwrap();
+    assert!(ok.success(), "openssl made the test CA");
+    company.edit_config(|t| t.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"", tls.join("cert.pem").display(), tls.join("key.pem").display())));
+    let registry = Serving::start(&company, &["serve"]);
+    assert!(registry.url.starts_with("https://127.0.0.1:"), "{}", registry.url);
+    let url = format!("https://localhost:{}", registry.port());
+    let o = owner(&url, &token);
+    o.edit_config(|t| t.replace("token_env = \"ESURETY_REGISTRY_TOKEN\"", &format!("token_env = \"ESURETY_REGISTRY_TOKEN\"\nca_file = \"{}\"", tls.join("ca.pem").display())));
+    let m = company.mails(MARUICHI).remove(0);
+    o.drop_mail(KWSA, &support::forward(MARUICHI, KWSA, "<tls@maruichi.example>", &m.raw));
+    o.once();
+    let subs = submissions(&o);
+    assert_eq!(subs.len(), 2, "{subs:?}");
+    assert!(subs.iter().all(|s| s["result"] == "accepted"), "{subs:?}");
+
+    // Without the company's CA the owner side does not trust the server: it waits.
+    let o2 = owner(&url, &token);
+    o2.drop_mail(KWSA, &support::forward(MARUICHI, KWSA, "<untrusted@maruichi.example>", &m.raw));
+    let out = o2.once();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("left for a later pass 1"));
+    assert!(submissions(&o2).is_empty());
+}
+
+#[test]
+fn a_configuration_with_only_one_side_is_valid_and_plain_http_elsewhere_than_loopback_is_refused() {
+    let b = Setup::init(&["--side", "branch"]);
+    let text = std::fs::read_to_string(b.config()).unwrap();
+    assert!(text.contains("side = \"branch\"") && text.contains("[web]"));
+    b.once();
+    let o = Setup::init(&["--side", "owner", "--registry-url", "http://127.0.0.1:9"]);
+    // Commands that only read work without the token; the daemon says what is missing.
+    o.run_ok(&["submissions"]);
+    let out = o.run(&["run", "--once"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ESURETY_REGISTRY_TOKEN"), "{}", String::from_utf8_lossy(&out.stderr));
+    b.edit_config(|t| t.replace("listen = \"127.0.0.1:8080\"", "listen = \"0.0.0.0:8080\""));
+    let out = b.run(&["serve"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tls_cert"), "{}", String::from_utf8_lossy(&out.stderr));
+}
