@@ -1,7 +1,8 @@
 #!/bin/sh
 # Every test of esurety. Works on a fresh Debian machine as root with nothing done first:
-# installs what the tests need when it is missing (a C compiler for SQLite, and Dovecot,
-# Postfix and OpenSSL for the tests against real mail servers), then runs the whole suite.
+# installs what the tests need when it is missing (a C compiler for SQLite; Dovecot,
+# Postfix and OpenSSL for the tests against real mail servers; Chromium, its WebDriver and
+# a Japanese font for the tests of the web pages in a real browser), then runs the suite.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,9 @@ command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 command -v dovecot >/dev/null 2>&1 && [ -x /usr/lib/dovecot/imap ] && [ -x /usr/lib/dovecot/lmtp ] || need="$need dovecot-core dovecot-imapd dovecot-lmtpd"
 command -v postfix >/dev/null 2>&1 || need="$need postfix"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
+command -v chromium >/dev/null 2>&1 || need="$need chromium"
+command -v chromedriver >/dev/null 2>&1 || need="$need chromium-driver"
+[ -e /usr/share/fonts/opentype/ipafont-gothic/ipag.ttf ] || [ -e /usr/share/fonts/truetype/fonts-japanese-gothic.ttf ] || need="$need fonts-ipafont-gothic"
 if [ -n "$need" ]; then
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
         echo "tests/run.sh: please install:$need" >&2

@@ -66,7 +66,8 @@ async fn style() -> Response {
     r
 }
 
-/// A POST from another site's page is refused (the browser names its origin).
+/// A POST from another site's page is refused (the browser names its origin; with
+/// `Referrer-Policy: same-origin` it does so for our own forms too).
 fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");

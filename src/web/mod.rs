@@ -171,7 +171,7 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(h("content-security-policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"))
         .layer(h("x-content-type-options", "nosniff"))
         .layer(h("x-frame-options", "DENY"))
-        .layer(h("referrer-policy", "no-referrer"))
+        .layer(h("referrer-policy", "same-origin"))
         .layer(h("cache-control", "no-store"))
         .with_state(app)
 }

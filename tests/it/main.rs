@@ -5,6 +5,7 @@
 mod after;
 mod auth;
 mod branch;
+mod browser;
 mod broken;
 mod common;
 mod demo;
