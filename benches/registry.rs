@@ -9,7 +9,6 @@
 mod common;
 
 use esurety::clock::{Clock, FixedClock, SeededRandom};
-use esurety::issuance::{AuthKey, Issued};
 use esurety::registry::{Lockout, Verification, verify};
 use esurety::store::Store;
 use std::time::{Duration, Instant};
@@ -29,29 +28,8 @@ fn main() {
     let rng = SeededRandom::new(7);
     let secrets = esurety::secrets::Secrets::load(&issued.engine.config.secret_file).unwrap();
 
-    // Fill: numbers from office 99001 on, so they never meet the real ones.
     let t = Instant::now();
-    let mut sample: Vec<(String, AuthKey)> = Vec::new();
-    let batch = 10_000;
-    for start in (0..n).step_by(batch) {
-        store.write(|tx| -> Result<(), esurety::store::StoreError> {
-            for i in start..(start + batch).min(n) {
-                let mut c = template.clone();
-                c.office_code = format!("{:05}", 99_001 + i / 99_999);
-                c.number = format!("{}-{:05}M", c.office_code, i % 99_999 + 1);
-                c.project = format!("{}（第{i}工区）", template.project);
-                let key = AuthKey::generate(&rng);
-                let mut salt = [0u8; 16];
-                esurety::clock::Random::fill(&rng, &mut salt);
-                if i % (n / 10_000).max(1) == 0 {
-                    sample.push((c.number.clone(), key.clone()));
-                }
-                let works = format!("bench|{i}");
-                tx.insert_certificate(&Issued { certificate: c, key: Some(key), issued_at: clock.now() }, &works, app_id, None, &salt, &secrets, &rng)?;
-            }
-            Ok(())
-        }).unwrap();
-    }
+    let sample = common::fill(&mut store, &template, app_id, n, &secrets);
     let fill = t.elapsed();
     drop(store);
     rusqlite::Connection::open(&store_path).unwrap().execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();

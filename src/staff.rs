@@ -22,17 +22,17 @@ pub enum StaffError {
 pub fn send_digests(engine: &Engine, store: &mut Store, clock: &dyn Clock, rng: &dyn Random) -> Result<usize, StaffError> {
     let config = &engine.config;
     let mut n = 0;
-    for b in &config.branches {
+    for b in config.branches.iter().filter(|_| config.sides.branch) {
         if let Some(staff) = &b.staff_address {
             n += digest(engine, store, clock, rng, &b.address, &b.name, staff, "mail/digest_branch.txt", |store, from, to| {
                 Ok(json!({"branch": {"name": b.name}, "f": store.branch_figures(&b.address, from, to)?}))
             })?;
         }
     }
-    for o in &config.owners {
+    for o in config.owners.iter().filter(|_| config.sides.owner) {
         if let Some(staff) = &o.staff_address {
             n += digest(engine, store, clock, rng, &o.contracts_address, &o.name, staff, "mail/digest_owner.txt", |store, from, to| {
-                Ok(json!({"owner": {"name": o.name}, "f": store.owner_figures(&o.name, from, to)?}))
+                Ok(json!({"owner": {"name": o.name}, "f": store.owner_figures(&o.name, &o.contracts_address, from, to)?}))
             })?;
         }
     }

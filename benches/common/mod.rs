@@ -66,3 +66,34 @@ pub fn percentiles(mut v: Vec<Duration>) -> (f64, f64, f64) {
     let at = |q: f64| ms(v[((v.len() as f64 * q) as usize).min(v.len() - 1)]);
     (at(0.5), at(0.9), at(0.99))
 }
+
+/// Fills `store` with `n` certificates copied from `template` through esurety's own insert,
+/// 10,000 per transaction, numbered from office 99001 on (so they never meet real ones);
+/// returns a spread of about 10,000 (number, key) pairs among them.
+pub fn fill(store: &mut esurety::store::Store, template: &Certificate, app_id: i64, n: usize, secrets: &esurety::secrets::Secrets) -> Vec<(String, AuthKey)> {
+    use esurety::clock::Clock;
+    let clock = esurety::clock::FixedClock::parse(NOW).unwrap();
+    let rng = esurety::clock::SeededRandom::new(7);
+    let mut sample = Vec::new();
+    let batch = 10_000;
+    for start in (0..n).step_by(batch) {
+        store.write(|tx| -> Result<(), esurety::store::StoreError> {
+            for i in start..(start + batch).min(n) {
+                let mut c = template.clone();
+                c.office_code = format!("{:05}", 99_001 + i / 99_999);
+                c.number = format!("{}-{:05}M", c.office_code, i % 99_999 + 1);
+                c.project = format!("{}（第{i}工区）", template.project);
+                let key = AuthKey::generate(&rng);
+                let mut salt = [0u8; 16];
+                esurety::clock::Random::fill(&rng, &mut salt);
+                if i % (n / 10_000).max(1) == 0 {
+                    sample.push((c.number.clone(), key.clone()));
+                }
+                let works = format!("bench|{i}");
+                tx.insert_certificate(&esurety::issuance::Issued { certificate: c, key: Some(key), issued_at: clock.now() }, &works, app_id, None, &salt, secrets, &rng)?;
+            }
+            Ok(())
+        }).unwrap();
+    }
+    sample
+}

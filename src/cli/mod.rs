@@ -234,10 +234,24 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Verify { number, key, json } => {
             let (clock, _) = sources()?;
-            let (config, store) = open(&cli.config)?;
-            let secrets = crate::secrets::Secrets::load(&config.secret_file)?;
-            let v = verify(&store, &secrets, &number, &key, crate::registry::Caller::default(), None, clock.now(), Lockout::default())?;
-            store.record_check(crate::store::CheckRecord { via: "cli", token: None, address: None, number: &number, result: v.result() }, clock.now())?;
+            let (config, mut store) = open(&cli.config)?;
+            let v = if config.registries.is_empty() {
+                let secrets = crate::secrets::Secrets::load(&config.secret_file)?;
+                let v = verify(&store, &secrets, &number, &key, crate::registry::Caller::default(), None, clock.now(), Lockout::default())?;
+                store.record_check(crate::store::CheckRecord { via: "cli", token: None, address: None, number: &number, result: v.result() }, clock.now())?;
+                v
+            } else {
+                // An owner's own deployment: the issuers' registries answer (the same
+                // routing as a submission typed with this number).
+                use crate::registry::{Registry, Route};
+                let remote = crate::registry::remote::RemoteRegistries::new(&config.registries).map_err(anyhow::Error::msg)?;
+                let found = crate::submission::Found { number: normal_number(&number), key: key.clone(), product: None, project: None, contractor: None, source: "cli".into(), label: None, issuer: None, viewing: false };
+                match remote.route(&found) {
+                    Route::Unchecked { reason, .. } => bail!("{number}: {reason}"),
+                    Route::Ask(issuer) => remote.verify(&mut store, issuer.as_deref(), &found.number, &key, None, &format!("cli {}", clock.now().to_rfc3339()), clock.now())
+                        .map_err(|e| anyhow::anyhow!("{e}"))?,
+                }
+            };
             if json {
                 print_json(&json::verification(&v));
             } else {

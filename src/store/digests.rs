@@ -19,6 +19,12 @@ pub struct OwnerFigures {
     pub submissions: u32,
     pub accepted: u32,
     pub rejected: u32,
+    /// Pairs no registry here could check, in the period: the staff check them by hand.
+    pub unchecked: u32,
+    /// Unchecked pairs still waiting for staff, whenever they came.
+    pub unchecked_waiting: u32,
+    /// Messages of the mailbox not yet answered (a registry away, a lock), now.
+    pub pending: u32,
 }
 
 impl Store {
@@ -39,12 +45,15 @@ impl Store {
         })
     }
 
-    pub fn owner_figures(&self, owner: &str, from: &str, to: &str) -> Result<OwnerFigures> {
-        Ok(self.conn.query_row(
-            "SELECT count(DISTINCT message), coalesce(sum(result = 'accepted'), 0), coalesce(sum(result = 'rejected'), 0)
+    pub fn owner_figures(&self, owner: &str, mailbox: &str, from: &str, to: &str) -> Result<OwnerFigures> {
+        let mut f = self.conn.query_row(
+            "SELECT count(DISTINCT message), coalesce(sum(result = 'accepted'), 0), coalesce(sum(result = 'rejected'), 0), coalesce(sum(result = 'unchecked'), 0)
              FROM submissions WHERE owner = ?1 AND checked_at > ?2 AND checked_at <= ?3",
-            params![owner, from, to], |r| Ok(OwnerFigures { submissions: r.get(0)?, accepted: r.get(1)?, rejected: r.get(2)? }),
-        )?)
+            params![owner, from, to], |r| Ok(OwnerFigures { submissions: r.get(0)?, accepted: r.get(1)?, rejected: r.get(2)?, unchecked: r.get(3)?, unchecked_waiting: 0, pending: 0 }),
+        )?;
+        f.unchecked_waiting = self.conn.query_row("SELECT count(*) FROM submissions WHERE owner = ?1 AND result = 'unchecked'", [owner], |r| r.get(0))?;
+        f.pending = self.conn.query_row("SELECT count(*) FROM messages WHERE mailbox = ?1 AND side = 'owner' AND state = 'new'", [mailbox], |r| r.get(0))?;
+        Ok(f)
     }
 
     /// Outgoing mails given up on that staff have not been told about: (id, sender, kind, recipients, subject, last error).
