@@ -183,3 +183,67 @@ pub fn retry(store: &mut Store, message_id: &str, by: &str, clock: &dyn Clock) -
     tracing::info!(event = "retry", message_id = %id, by = by);
     Ok(())
 }
+
+/// A document of a certificate's current version, typeset again: the key notice (with
+/// its key, electronic only), the certificate or the fee statement. `(file name, PDF)`.
+pub fn document(engine: &Engine, store: &Store, number: &str, kind: DocumentKind, clock: &dyn Clock) -> Result<(String, Vec<u8>), DeskError> {
+    let row = store.certificate(number)?.ok_or_else(|| DeskError::NotApplicable(format!("no certificate {number}")))?;
+    let key = if kind == DocumentKind::Notice {
+        Some(store.key_of(number, &engine.secrets)?.ok_or_else(|| DeskError::NotApplicable(format!("{number} is a paper certificate: it has no key notice")))?)
+    } else {
+        None
+    };
+    let pdf = engine.documents.render(kind, &engine.config, &row.latest, key.as_ref(), clock.now()).map_err(|e| DeskError::Render(number.to_string(), e.to_string()))?;
+    Ok((crate::documents::data::file_name(kind, &row.latest), pdf))
+}
+
+/// 再送 by staff: the current version's documents (key notice and certificate for an
+/// electronic one, the certificate for paper) to the registered addresses of the
+/// certificate's contractor. Returns the recipients.
+pub fn resend(engine: &Engine, store: &mut Store, number: &str, by: &str, clock: &dyn Clock, rng: &dyn Random) -> Result<Vec<String>, DeskError> {
+    let row = store.certificate(number)?.ok_or_else(|| DeskError::NotApplicable(format!("no certificate {number}")))?;
+    let c = &row.latest;
+    let contractor_name = c.jv.as_deref().and_then(|jv| engine.config.joint_venture(jv)).map(|j| j.representative.clone()).unwrap_or_else(|| c.contractor.clone());
+    let contractor = engine.config.contractor_by_name(&contractor_name)
+        .ok_or_else(|| DeskError::NotApplicable(format!("{} is not a registered contractor: no address to send to", c.contractor)))?;
+    let branch = engine.config.branch_by_code(&c.office_code).ok_or_else(|| DeskError::NotApplicable(format!("no branch with office code {}", c.office_code)))?;
+    let now = clock.now();
+    let electronic = c.format == crate::product::Format::Electronic;
+    let kinds: &[DocumentKind] = if electronic { &[DocumentKind::Notice, DocumentKind::Certificate] } else { &[DocumentKind::Certificate] };
+    let mut entry = json!({"product": c.product.name(), "format": c.format.name(), "number": c.number, "project": c.project, "owner": c.owner, "electronic": electronic});
+    let mut attachments = Vec::new();
+    for kind in kinds {
+        let (name, pdf) = document(engine, store, number, *kind, clock)?;
+        entry[match kind { DocumentKind::Notice => "notice_file", DocumentKind::Certificate => "certificate_file", DocumentKind::Fee => "fee_file" }] = json!(name);
+        attachments.push((name, pdf));
+    }
+    let ctx = json!({
+        "contractor": c.jv.clone().unwrap_or_else(|| c.contractor.clone()), "c": entry,
+        "company": {"name": engine.config.company.name},
+        "branch": {"name": branch.name, "tel": branch.tel, "fax": branch.fax, "address": branch.address},
+    });
+    let out = engine.composer.compose(Draft {
+        kind: "resend", template: "mail/resend.txt", context: ctx,
+        from_name: format!("{} {}", engine.config.company.name, branch.name),
+        from: branch.address.clone(), to: contractor.emails.clone(), reply: None, attachments,
+    }, rng, now)?;
+    store.write(|tx| -> Result<(), DeskError> {
+        tx.enqueue(&out, None, now)?;
+        tx.record_action(by, "resend", number, Some(&contractor.emails.join(", ")), now)?;
+        Ok(())
+    })?;
+    tracing::info!(event = "resent_by_staff", number = %number, by = by);
+    Ok(contractor.emails.clone())
+}
+
+/// An `unchecked` submission settled by a person (checked by hand): accepted or rejected,
+/// with a note (required when rejected: it is the reason).
+pub fn settle(store: &mut Store, id: i64, accepted: bool, note: &str, by: &str, clock: &dyn Clock) -> Result<(), DeskError> {
+    let note = note.trim();
+    if !accepted && note.is_empty() {
+        return Err(DeskError::Needs("give the reason for rejecting it".into()));
+    }
+    store.write(|tx| tx.settle_submission(id, accepted, note, by, clock.now()))?;
+    tracing::info!(event = "settled_by_hand", submission = id, accepted, by = by);
+    Ok(())
+}

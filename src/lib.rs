@@ -42,6 +42,7 @@ pub mod templates;
 pub mod testing;
 pub mod text;
 pub mod tokens;
+pub mod users;
 pub mod tls;
 pub mod web;
 pub mod wiring;

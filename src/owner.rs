@@ -117,6 +117,8 @@ impl OwnerFlow<'_> {
             let mut unchecked = Vec::new();
             for (f, a) in reading.found.iter().zip(answers) {
                 let mut row = SubmissionRow {
+                    id: 0,
+                    settled_by: None,
                     owner: owner.name.clone(),
                     message_id: letter.message_id.clone(),
                     from: from.clone(),

@@ -55,6 +55,8 @@ fn digest(engine: &Engine, store: &mut Store, clock: &dyn Clock, rng: &dyn Rando
     let mut ctx = figures(store, &from, &to)?;
     ctx["date"] = json!(crate::text::format_era(now.date_naive()));
     ctx["period"] = json!(format!("{} ～ {}", from.get(..16).unwrap_or(&from).replace('T', " "), to.get(..16).unwrap_or(&to).replace('T', " ")));
+    // The desk's address, when the web server says where people reach it.
+    ctx["desk_url"] = json!(engine.config.web.as_ref().and_then(|w| w.public_url.as_ref()).map(|u| format!("{u}/desk/")));
     let out = compose(engine, "digest", template, ctx, target, &format!("esurety {name}"), staff, rng, clock)?;
     store.write(|tx| -> Result<(), StoreError> {
         let id = tx.enqueue(&out, None, now)?;

@@ -34,6 +34,17 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("web/lookup.html", include_str!("../templates/web/lookup.html")),
     ("web/certificate.html", include_str!("../templates/web/certificate.html")),
     ("web/not_found.html", include_str!("../templates/web/not_found.html")),
+    ("web/desk/layout.html", include_str!("../templates/web/desk/layout.html")),
+    ("web/desk/login.html", include_str!("../templates/web/desk/login.html")),
+    ("web/desk/index.html", include_str!("../templates/web/desk/index.html")),
+    ("web/desk/held.html", include_str!("../templates/web/desk/held.html")),
+    ("web/desk/held_one.html", include_str!("../templates/web/desk/held_one.html")),
+    ("web/desk/paper.html", include_str!("../templates/web/desk/paper.html")),
+    ("web/desk/failed.html", include_str!("../templates/web/desk/failed.html")),
+    ("web/desk/certificates.html", include_str!("../templates/web/desk/certificates.html")),
+    ("web/desk/certificate.html", include_str!("../templates/web/desk/certificate.html")),
+    ("web/desk/submissions.html", include_str!("../templates/web/desk/submissions.html")),
+    ("web/desk/actions.html", include_str!("../templates/web/desk/actions.html")),
 ];
 
 /// The web pages' style sheet.

@@ -47,6 +47,11 @@ pub enum Command {
     },
     /// Serve only `[web]` (the registry's API and lookup page): no mailboxes, no outbox.
     Serve,
+    /// Users of the staff desk on the web.
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+    },
     /// API tokens of owners' systems.
     Token {
         #[command(subcommand)]
@@ -113,6 +118,32 @@ pub enum Command {
         number: String,
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// A new user: asks for the password twice (or reads one line with --password-stdin).
+    Add {
+        name: String,
+        /// branch:ADDRESS, owner:ADDRESS or admin; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Every user: name, roles, disabled, created (never the password).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disables a user; their sessions end.
+    Disable { name: String },
+    /// A new password; the user's sessions end.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 
@@ -190,6 +221,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Token { action } => token(&cli.config, action),
+        Command::User { action } => user(&cli.config, action),
         Command::Demo { dir } => {
             let (clock, rng) = sources()?;
             crate::demo::run(dir, clock.as_ref(), rng.as_ref())?;
@@ -402,6 +434,93 @@ fn token(config: &Path, action: TokenCommand) -> Result<i32> {
             }
         }
     }
+}
+
+fn user(config: &Path, action: UserCommand) -> Result<i32> {
+    let (clock, rng) = sources()?;
+    let (config, mut store) = open(config)?;
+    match action {
+        UserCommand::Add { name, roles, password_stdin } => {
+            let roles = roles.iter().map(|r| crate::users::Role::parse(r, &config).map(|r| r.stored())).collect::<std::result::Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
+            if name.trim().is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+                bail!("a user name is 1 to 64 characters, no control characters");
+            }
+            let password = read_password(password_stdin)?;
+            let hash = crate::users::hash_password(&password, rng.as_ref())?;
+            let now = clock.now().to_rfc3339();
+            if !store.write(|tx| tx.add_user(name.trim(), &hash, &roles, &now))? {
+                bail!("there is already a user {name}");
+            }
+            println!("user {} added ({})", name.trim(), roles.join(", "));
+            Ok(0)
+        }
+        UserCommand::List { json } => {
+            let rows = store.users()?;
+            if json {
+                print_json(&serde_json::to_value(&rows)?);
+            } else {
+                for u in &rows {
+                    println!("{}  {}  {}  created {}", u.name, u.roles.join(","), if u.disabled { "disabled" } else { "active" }, u.created_at);
+                }
+                if rows.is_empty() {
+                    println!("(no users)");
+                }
+            }
+            Ok(0)
+        }
+        UserCommand::Disable { name } => {
+            if !store.write(|tx| tx.disable_user(&name))? {
+                bail!("no user {name}");
+            }
+            println!("user {name} disabled; their sessions ended");
+            Ok(0)
+        }
+        UserCommand::Passwd { name, password_stdin } => {
+            let password = read_password(password_stdin)?;
+            let hash = crate::users::hash_password(&password, rng.as_ref())?;
+            if !store.write(|tx| tx.set_password(&name, &hash))? {
+                bail!("no user {name}");
+            }
+            println!("password of {name} changed; their sessions ended");
+            Ok(0)
+        }
+    }
+}
+
+/// One line from standard input, or (on a terminal) the password typed twice unseen.
+fn read_password(from_stdin: bool) -> Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    let line = |prompt: &str| -> Result<String> {
+        let tty = std::io::stdin().is_terminal();
+        if tty {
+            eprint!("{prompt}");
+        }
+        let old = tty.then(|| unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            libc::tcgetattr(0, &mut t);
+            let old = t;
+            t.c_lflag &= !libc::ECHO;
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+            old
+        });
+        let mut s = String::new();
+        let read = std::io::stdin().lock().read_line(&mut s);
+        if let Some(old) = old {
+            unsafe { libc::tcsetattr(0, libc::TCSANOW, &old) };
+            eprintln!();
+        }
+        read?;
+        Ok(s.trim_end_matches(['\r', '\n']).to_string())
+    };
+    if from_stdin || !std::io::stdin().is_terminal() {
+        return line("");
+    }
+    let a = line("password: ")?;
+    let b = line("again: ")?;
+    if a != b {
+        bail!("the two passwords differ");
+    }
+    Ok(a)
 }
 
 fn open(config: &Path) -> Result<(Config, Store)> {

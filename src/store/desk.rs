@@ -124,6 +124,43 @@ impl Store {
         numbers.iter().filter_map(|n| self.certificate(n).transpose()).collect()
     }
 
+    /// Held branch messages: (id, mailbox), oldest first.
+    pub fn held_mailboxes(&self) -> Result<Vec<(i64, String)>> {
+        let mut st = self.conn.prepare("SELECT id, mailbox FROM messages WHERE side = 'branch' AND state = 'done' AND outcome = 'held' ORDER BY id")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Outgoing mail given up on.
+    pub fn failed_outbox(&self) -> Result<Vec<super::OutboxRow>> {
+        Ok(self.outbox_where("status = 'failed'")?)
+    }
+
+    /// Certificates whose number or contents contain `q` (all when empty), of the offices
+    /// given (all when `None`), newest first, at most `limit`.
+    pub fn search_certificates(&self, q: &str, offices: Option<&[String]>, limit: u32) -> Result<Vec<super::CertificateRow>> {
+        let pattern = format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let mut sql = String::from(
+            "SELECT c.number FROM certificates c JOIN certificate_versions v ON v.number = c.number AND v.version = c.current_version
+             WHERE (?1 = '' OR c.number LIKE ?2 ESCAPE '\\' OR v.contents LIKE ?2 ESCAPE '\\')");
+        if let Some(offices) = offices {
+            let list: Vec<String> = offices.iter().filter(|o| o.len() == 5 && o.bytes().all(|b| b.is_ascii_digit())).map(|o| format!("'{o}'")).collect();
+            sql += &format!(" AND substr(c.number, 1, 5) IN ({})", if list.is_empty() { "''".to_string() } else { list.join(",") });
+        }
+        sql += " ORDER BY c.rowid DESC LIMIT ?3";
+        let numbers: Vec<String> = {
+            let mut st = self.conn.prepare(&sql)?;
+            st.query_map(params![q, pattern, limit], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+        };
+        let mut out = Vec::new();
+        for n in numbers {
+            if let Some(c) = self.certificate(&n)? {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn actions(&self) -> Result<Vec<ActionRow>> {
         let mut st = self.conn.prepare("SELECT id, at, by, action, target, detail FROM staff_actions ORDER BY id")?;
         let rows = st.query_map([], |r| Ok(ActionRow { id: r.get(0)?, at: r.get(1)?, by: r.get(2)?, action: r.get(3)?, target: r.get(4)?, detail: r.get(5)? }))?;

@@ -13,6 +13,7 @@ mod outbox;
 mod service;
 mod state;
 mod submissions;
+mod users;
 
 pub use certificates::{CertificateRow, RegistryEntry, RegistryStore, VersionRow};
 pub use desk::{ActionError, ActionRow};
@@ -22,12 +23,13 @@ pub use outbox::{Outgoing, OutboxRow};
 pub use service::{CheckRecord, CheckRow, TokenRow};
 pub use state::{MessageOutcome, OutboxStatus, Side};
 pub use submissions::SubmissionRow;
+pub use users::{SessionRow, UserRow};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::time::Duration;
 
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql"), include_str!("schema_v3.sql"), include_str!("schema_v4.sql"), include_str!("schema_v5.sql"), include_str!("schema_v6.sql"), include_str!("schema_v7.sql"), include_str!("schema_v8.sql"), include_str!("schema_v9.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql"), include_str!("schema_v3.sql"), include_str!("schema_v4.sql"), include_str!("schema_v5.sql"), include_str!("schema_v6.sql"), include_str!("schema_v7.sql"), include_str!("schema_v8.sql"), include_str!("schema_v9.sql"), include_str!("schema_v10.sql")];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -63,7 +63,17 @@ impl Tx<'_> {
 
 impl Store {
     pub fn outbox(&self) -> Result<Vec<OutboxRow>> {
-        let mut st = self.conn.prepare(&format!("SELECT {COLUMNS} FROM outbox ORDER BY id"))?;
+        self.outbox_where("1")
+    }
+
+    /// One outgoing message by its Message-ID.
+    pub fn outbox_row(&self, message_id: &str) -> Result<Option<OutboxRow>> {
+        let mut st = self.conn.prepare(&format!("SELECT {COLUMNS} FROM outbox WHERE message_id = ?1"))?;
+        Ok(st.query_map([message_id], row)?.next().transpose()?)
+    }
+
+    pub(super) fn outbox_where(&self, condition: &str) -> Result<Vec<OutboxRow>> {
+        let mut st = self.conn.prepare(&format!("SELECT {COLUMNS} FROM outbox WHERE {condition} ORDER BY id"))?;
         let rows = st.query_map([], row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

@@ -7,6 +7,8 @@ use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SubmissionRow {
+    /// The register's own number (0 before it is registered).
+    pub id: i64,
     pub owner: String,
     pub message_id: Option<String>,
     pub from: String,
@@ -21,6 +23,8 @@ pub struct SubmissionRow {
     pub checked_at: String,
     /// The company that issued it, when the notice names one or a registry answered.
     pub issuer: Option<String>,
+    /// Who settled it by hand, when it was `unchecked` (desk).
+    pub settled_by: Option<String>,
 }
 
 impl Tx<'_> {
@@ -54,7 +58,7 @@ impl Tx<'_> {
 impl Store {
     pub fn submissions(&self) -> Result<Vec<SubmissionRow>> {
         let mut st = self.conn.prepare(
-            "SELECT owner, message_id, sender, received_at, number, source, product, project, result, reasons, version, checked_at, issuer
+            "SELECT owner, message_id, sender, received_at, number, source, product, project, result, reasons, version, checked_at, issuer, id, settled_by
              FROM submissions ORDER BY id")?;
         let rows = st.query_map([], |r| {
             let reasons: String = r.get(9)?;
@@ -62,7 +66,7 @@ impl Store {
                 owner: r.get(0)?, message_id: r.get(1)?, from: r.get(2)?, received_at: r.get(3)?, number: r.get(4)?,
                 source: r.get(5)?, product: r.get(6)?, project: r.get(7)?, result: r.get(8)?,
                 reasons: serde_json::from_str(&reasons).unwrap_or_default(), version: r.get(10)?, checked_at: r.get(11)?,
-                issuer: r.get(12)?,
+                issuer: r.get(12)?, id: r.get(13)?, settled_by: r.get(14)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

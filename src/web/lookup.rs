@@ -66,17 +66,9 @@ async fn style() -> Response {
     r
 }
 
-/// A POST from another site's page is refused (the browser names its origin; with
-/// `Referrer-Policy: same-origin` it does so for our own forms too).
-fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    origin.split_once("://").is_some_and(|(_, h)| h.eq_ignore_ascii_case(host))
-}
-
 /// Checks number + key for the page; `Err` is the page to show instead.
 async fn check(app: &App, peer: std::net::SocketAddr, headers: &HeaderMap, f: &LookupForm, via: &'static str) -> Result<Verification, Response> {
-    if !same_origin(headers) {
+    if !super::same_origin(headers) {
         return Err(page(app, "web/lookup.html", json!({"message": "別のサイトからの送信は受け付けません。", "number": ""}), StatusCode::FORBIDDEN));
     }
     let address = app.client(peer, headers).to_string();

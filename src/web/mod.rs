@@ -5,6 +5,7 @@
 
 mod api;
 mod checker;
+mod desk;
 pub mod limit;
 mod lookup;
 
@@ -31,6 +32,16 @@ pub struct App {
     pages: minijinja::Environment<'static>,
     limiter: limit::RateLimiter,
     web: WebConfig,
+    /// The desk's connection to the store (staff pages: few requests, one at a time).
+    desk: std::sync::Mutex<crate::store::Store>,
+}
+
+/// A POST from another site's page is refused (the browser names its origin; with
+/// `Referrer-Policy: same-origin` it does so for our own forms too).
+pub(crate) fn same_origin(headers: &axum::http::HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    origin.split_once("://").is_some_and(|(_, h)| h.eq_ignore_ascii_case(host))
 }
 
 impl App {
@@ -135,7 +146,8 @@ pub fn start(engine: Arc<Engine>, clock: Arc<dyn Clock>, rt: &tokio::runtime::Ha
     let scheme = if web.tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{local}");
     let tls = web.tls.clone();
-    let app = Arc::new(App { engine, clock, checker, pages, limiter: limit::RateLimiter::default(), web });
+    let desk = std::sync::Mutex::new(crate::store::Store::open(&engine.config.store).map_err(|e| SetupError(e.to_string()))?);
+    let app = Arc::new(App { engine, clock, checker, pages, limiter: limit::RateLimiter::default(), web, desk });
     let router = router(app);
     let task = match tls {
         Some((cert, key)) => {
@@ -165,6 +177,7 @@ pub fn router(app: Arc<App>) -> Router {
     let h = |name: &'static str, value: &'static str| SetResponseHeaderLayer::if_not_present(header::HeaderName::from_static(name), HeaderValue::from_static(value));
     Router::new()
         .merge(api::routes())
+        .merge(desk::routes())
         .merge(lookup::routes())
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Serialises the browser tests: one Chromium at a time.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 pub struct Browser {
     driver: Child,
@@ -47,14 +47,14 @@ impl Browser {
         b
     }
 
-    fn call(&self, method: &str, path: &str, body: Value) -> Value {
+    pub fn call(&self, method: &str, path: &str, body: Value) -> Value {
         let bytes = if method == "GET" || method == "DELETE" { Vec::new() } else { body.to_string().into_bytes() };
         let (_, _, out) = http(&self.base, method, path, &[("Content-Type", "application/json")], &bytes);
         let v: Value = serde_json::from_slice(&out).unwrap_or(Value::Null);
         v["value"].clone()
     }
 
-    fn s(&self, path: &str) -> String {
+    pub fn s(&self, path: &str) -> String {
         format!("/session/{}{path}", self.session)
     }
 
@@ -86,6 +86,20 @@ impl Browser {
         self.call("POST", &self.s(&format!("/element/{e}/click")), json!({}));
     }
 
+    /// The text of `css` once it contains `needle` (the page after a click may take a
+    /// moment to replace the one before); the last text seen when it never does.
+    pub fn wait_text(&self, css: &str, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self.call("POST", &self.s("/element"), json!({"using": "css selector", "value": css}));
+            let text = v[ELEMENT].as_str().map(|e| self.call("GET", &self.s(&format!("/element/{e}/text")), json!({})).as_str().unwrap_or_default().to_string()).unwrap_or_default();
+            if text.contains(needle) || Instant::now() > deadline {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn text(&self, css: &str) -> String {
         let e = self.find(css);
         self.call("GET", &self.s(&format!("/element/{e}/text")), json!({})).as_str().unwrap_or_default().to_string()
@@ -93,6 +107,11 @@ impl Browser {
 
     pub fn source(&self) -> String {
         self.call("GET", &self.s("/source"), json!({})).as_str().unwrap_or_default().to_string()
+    }
+
+    /// The value of a cookie the browser holds for the current page.
+    pub fn cookie(&self, name: &str) -> String {
+        self.call("GET", &self.s(&format!("/cookie/{name}")), json!({}))["value"].as_str().unwrap_or_default().to_string()
     }
 
     pub fn title(&self) -> String {

@@ -61,3 +61,27 @@ fn the_daemon_sends_the_digest_due_at_the_same_second_as_the_poll() {
     d.wait().unwrap();
     assert!(digests() >= 1, "the digest due at 08:00:00 was sent");
 }
+
+#[test]
+fn the_digest_links_to_the_desk_when_the_web_says_where_it_is() {
+    let s = with_branch_staff();
+    s.edit_config(|t| t + "\n[web]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://esurety.ejcs.example/\"\n");
+    s.drop_mail("kanagawa@ejcs.example", &fixture("valid/001.eml"));
+    s.once();
+    s.run_ok(&["digest"]);
+    let staff: Vec<_> = s.mails("relay").into_iter().filter(|m| m.to == ["kanagawa-staff@ejcs.example"]).collect();
+    assert!(staff[0].body.contains("デスクで確認・操作できます：https://esurety.ejcs.example/desk/"), "{}", staff[0].body);
+}
+
+#[test]
+fn the_owners_digest_counts_what_waits_for_a_person() {
+    let s = Setup::new();
+    s.edit_config(|t| t.replace("contracts_address = \"keiyaku@kwsa.example\"", "contracts_address = \"keiyaku@kwsa.example\"\nstaff_address = \"kwsa-staff@kwsa.example\""));
+    s.drop_mail("keiyaku@kwsa.example", &esurety::demo::contractor::other_surety("soumu@maruichi.example", "keiyaku@kwsa.example"));
+    s.once();
+    s.run_ok(&["digest"]);
+    let staff: Vec<_> = s.mails("relay").into_iter().filter(|m| m.to == ["kwsa-staff@kwsa.example"]).collect();
+    assert_eq!(staff.len(), 1);
+    assert!(staff[0].body.contains("担当者確認　：1 件") && staff[0].body.contains("担当者の確認を待っている提出が 1 件"), "{}", staff[0].body);
+    assert!(!staff[0].body.contains("デスクで確認"), "no [web] public_url, no link");
+}

@@ -1,0 +1,252 @@
+//! The staff desk (`desk.md`): branch and owner staff's pages under `/desk/`, behind a
+//! login. Every page and action checks the session and the user's roles on the server
+//! (`users::Scope`): a branch user never reaches another branch's data, by any URL. Every
+//! changing form carries the session's CSRF token, and a POST from another origin is
+//! refused. Actions are the functions the CLI calls (`crate::desk`), with the user's name.
+
+mod auth;
+mod branch;
+mod owner;
+
+use super::App;
+use crate::store::Store;
+use crate::users::Scope;
+use crate::wiring::Engine;
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "esurety_desk";
+/// Minutes a session lives without a request.
+pub const IDLE_MINUTES: i64 = 30;
+
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .merge(auth::routes())
+        .merge(branch::routes())
+        .merge(owner::routes())
+        .route("/desk", axum::routing::get(|| async { Redirect::to("/desk/") }))
+        .route("/desk/", axum::routing::get(index))
+        .route("/desk/actions", axum::routing::get(actions))
+}
+
+/// The logged-in user of a request.
+pub struct Staff {
+    pub name: String,
+    pub scope: Scope,
+    pub csrf: String,
+}
+
+/// Runs `f` on the desk's connection to the store, off the async threads.
+pub async fn with_store<T: Send + 'static>(app: &Arc<App>, f: impl FnOnce(&mut Store, &Engine) -> T + Send + 'static) -> Result<T, Response> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut store = app.desk.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut store, &app.engine)
+    }).await.map_err(|_| error_page("内部エラーが起きました。", StatusCode::INTERNAL_SERVER_ERROR))
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The session's user, or the answer to give instead (to the login page).
+pub async fn staff(app: &Arc<App>, headers: &HeaderMap) -> Result<Staff, Response> {
+    let Some(id) = cookie(headers, COOKIE).filter(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())) else {
+        return Err(Redirect::to("/desk/login").into_response());
+    };
+    let hash = crate::users::session_hash(&id);
+    let now = app.clock.now().timestamp();
+    let found = with_store(app, move |s, _| s.write(|tx| tx.touch_session(&hash, now, IDLE_MINUTES * 60))).await?;
+    match found {
+        Ok(Some(s)) => Ok(Staff { scope: Scope::of(&s.user.roles), name: s.user.name, csrf: s.csrf }),
+        Ok(None) => Err(Redirect::to("/desk/login").into_response()),
+        Err(e) => {
+            tracing::error!(event = "desk_session_failed", error = %e);
+            Err(error_page("ただいま利用できません。", StatusCode::SERVICE_UNAVAILABLE))
+        }
+    }
+}
+
+/// A changing request is the user's own: same origin, and the session's CSRF token.
+pub fn check_form(headers: &HeaderMap, staff: &Staff, csrf: &str) -> Result<(), Response> {
+    if !super::same_origin(headers) {
+        return Err(error_page("別のサイトからの送信は受け付けません。", StatusCode::FORBIDDEN));
+    }
+    use subtle::ConstantTimeEq;
+    if csrf.len() != staff.csrf.len() || !bool::from(csrf.as_bytes().ct_eq(staff.csrf.as_bytes())) {
+        return Err(error_page("フォームの有効期限が切れたか、正しくない送信です。ページを開き直してからもう一度操作してください。", StatusCode::FORBIDDEN));
+    }
+    Ok(())
+}
+
+pub fn forbidden() -> Response {
+    error_page("このページを見る権限がありません。", StatusCode::FORBIDDEN)
+}
+
+pub fn error_page(message: &str, status: StatusCode) -> Response {
+    let body = format!("<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>esurety</title><link rel=\"stylesheet\" href=\"/static/style.css\"></head><body><main class=\"inner\"><h1>{}</h1><p><a href=\"/desk/\">デスクへ</a></p></main></body></html>",
+        minijinja::HtmlEscape(message));
+    (status, Html(body)).into_response()
+}
+
+/// What waits for this user: held, paper to print, failed mail, unchecked submissions.
+pub fn counts(store: &Store, engine: &Engine, scope: &Scope) -> Result<Value, crate::store::StoreError> {
+    let config = &engine.config;
+    let (mut held, mut paper, mut failed, mut unchecked) = (0, 0, 0, 0);
+    if scope.any_branch() {
+        held = store.held_mailboxes()?.iter().filter(|(_, m)| scope.branch(m)).count();
+        paper = store.paper_waiting()?.iter().filter(|c| scope.office(config, &c.latest.office_code)).count();
+        failed = store.failed_outbox()?.iter().filter(|r| scope.branch(&r.sender)).count();
+    }
+    if scope.any_owner() {
+        unchecked = store.submissions()?.iter().filter(|s| s.result == "unchecked" && scope.owner_named(config, &s.owner)).count();
+    }
+    Ok(json!({"held": held, "paper": paper, "failed": failed, "unchecked": unchecked, "total": held + paper + failed + unchecked}))
+}
+
+/// Renders a desk page: the user, their menu, what waits (in the title too), the CSRF
+/// token for its forms, and `ctx`.
+pub fn page(app: &App, template: &str, staff: &Staff, counts: Value, mut ctx: Value) -> Response {
+    if ctx.get("notice").is_none() {
+        ctx["notice"] = Value::Null;
+    }
+    ctx["me"] = json!({"name": staff.name, "branch": staff.scope.any_branch(), "owner": staff.scope.any_owner(), "admin": staff.scope.admin});
+    ctx["counts"] = counts;
+    ctx["csrf"] = json!(staff.csrf);
+    ctx["registry_name"] = json!(app.engine.config.company.registry_name);
+    ctx["company"] = json!(app.engine.config.company.name);
+    render(app, template, ctx, StatusCode::OK)
+}
+
+pub fn render(app: &App, template: &str, ctx: Value, status: StatusCode) -> Response {
+    match app.pages.get_template(template).and_then(|t| t.render(minijinja::value::Serde(&ctx))) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(event = "page_failed", template, error = %e);
+            error_page("ページを表示できませんでした。", StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+/// After an action: back to `to` with a fixed notice (never text from the request).
+pub fn done(to: &str, notice: &str) -> Response {
+    let mut r = Redirect::to(&format!("{to}?done={notice}")).into_response();
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    r
+}
+
+/// The notice of a `?done=` code.
+pub fn notice(code: Option<&str>) -> Option<&'static str> {
+    Some(match code? {
+        "released" => "保留を解除しました。次の処理で証書を発行します。",
+        "rejected" => "申込者に理由をメールで返信しました。",
+        "printed" => "印刷済みにしました。",
+        "retried" => "送信をやり直します。",
+        "resent" => "登録アドレスに再送しました。",
+        "settled" => "確認結果を登録しました。",
+        _ => return None,
+    })
+}
+
+/// The message of a desk action that was not done, for the user.
+pub fn refused(e: &crate::desk::DeskError) -> Response {
+    use crate::desk::DeskError;
+    match e {
+        DeskError::NotApplicable(m) | DeskError::Needs(m) => error_page(&format!("この操作はできません：{m}"), StatusCode::CONFLICT),
+        other => {
+            tracing::error!(event = "desk_action_failed", error = %other);
+            error_page("操作できませんでした。しばらくしてからもう一度お試しください。", StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+async fn index(axum::extract::State(app): axum::extract::State<Arc<App>>, headers: HeaderMap) -> Response {
+    let staff = match staff(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let scope = staff.scope.clone();
+    match with_store(&app, move |s, e| counts(s, e, &scope)).await {
+        Ok(Ok(c)) => page(&app, "web/desk/index.html", &staff, c, json!({})),
+        Ok(Err(e)) => store_failed(e),
+        Err(r) => r,
+    }
+}
+
+pub fn store_failed(e: crate::store::StoreError) -> Response {
+    tracing::error!(event = "desk_store_failed", error = %e);
+    error_page("ただいま利用できません。しばらくしてからもう一度お試しください。", StatusCode::SERVICE_UNAVAILABLE)
+}
+
+/// Whether this user may see an action: its target is in their scope.
+fn action_visible(store: &Store, engine: &Engine, scope: &Scope, a: &crate::store::ActionRow) -> bool {
+    if scope.admin {
+        return true;
+    }
+    let config = &engine.config;
+    match a.action.as_str() {
+        "release" | "reject" => a.target.parse::<i64>().ok().and_then(|id| store.message(id).ok().flatten()).is_some_and(|m| scope.branch(&m.mailbox)),
+        "printed" | "resend" => scope.office(config, a.target.get(..5).unwrap_or("")),
+        "retry" => store.outbox_row(&a.target).ok().flatten().is_some_and(|r| scope.branch(&r.sender)),
+        "settle_accepted" | "settle_rejected" => a.detail.as_deref().and_then(|d| d.split_once(" (")).and_then(|(_, rest)| rest.split_once("):"))
+            .is_some_and(|(owner, _)| scope.owner_named(config, owner)),
+        _ => false,
+    }
+}
+
+async fn actions(axum::extract::State(app): axum::extract::State<Arc<App>>, headers: HeaderMap) -> Response {
+    let staff = match staff(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let scope = staff.scope.clone();
+    let got = with_store(&app, move |s, e| -> Result<(Value, Value), crate::store::StoreError> {
+        let rows: Vec<Value> = s.actions()?.into_iter().rev().filter(|a| action_visible(s, e, &scope, a)).take(500)
+            .map(|a| json!({"at": short_time(&a.at), "by": a.by, "action": action_name(&a.action), "target": a.target, "detail": a.detail})).collect();
+        Ok((counts(s, e, &scope)?, json!(rows)))
+    }).await;
+    match got {
+        Ok(Ok((c, rows))) => page(&app, "web/desk/actions.html", &staff, c, json!({"actions": rows})),
+        Ok(Err(e)) => store_failed(e),
+        Err(r) => r,
+    }
+}
+
+fn action_name(a: &str) -> &str {
+    match a {
+        "release" => "保留解除",
+        "reject" => "申込を断る",
+        "printed" => "印刷済み",
+        "retry" => "再送信",
+        "resend" => "書類の再送",
+        "settle_accepted" => "担当者確認：受付",
+        "settle_rejected" => "担当者確認：受付できず",
+        other => other,
+    }
+}
+
+/// `2026-07-04T10:00:00+09:00` as `2026/07/04 10:00`.
+pub fn short_time(s: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&crate::clock::jst()).format("%Y/%m/%d %H:%M").to_string()).unwrap_or_else(|_| s.to_string())
+}
+
+/// Sets `Cache-Control` and the content type of a PDF download.
+pub fn pdf_response(name: &str, bytes: Vec<u8>) -> Response {
+    let mut r = bytes.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+    // The name is built from the number and fixed words; sent percent-encoded (RFC 6266).
+    let encoded: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>().replace('+', "%20");
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"document.pdf\"; filename*=UTF-8''{encoded}")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}

@@ -1,0 +1,352 @@
+//! The staff desk on the web (`desk.md`), against `esurety serve` on loopback: logins and
+//! roles over plain HTTP (every route for every role), CSRF and origin checks, the login
+//! lockout, logout, mail shown as text; and the staff's day in a real Chromium (see
+//! `browser.rs`): a branch user releases, rejects, prints and retries, an owner user
+//! settles an unchecked submission, and the action log names them.
+
+use crate::browser::Browser;
+use crate::common::{Setup, parse_mail, pdf_text};
+use crate::registry_service::{Serving, http};
+use serde_json::Value;
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+
+const KANAGAWA: &str = "kanagawa@ejcs.example";
+const NAGANO: &str = "nagano@ejcs.example";
+const KWSA: &str = "keiyaku@kwsa.example";
+const MARUICHI: &str = "soumu@maruichi.example";
+const STRANGER: &str = "x@stranger.example";
+const PASSWORD: &str = "correct horse battery";
+
+fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/applications").join(path)).unwrap()
+}
+
+fn application(from: &str, mid: &str, edit: impl Fn(String) -> String) -> Vec<u8> {
+    let body = edit(parse_mail(&fixture("valid/001.eml")).body);
+    format!("From: {from}\r\nTo: {KANAGAWA}\r\nSubject: =?utf-8?B?5L+d6Ki855Sz6L68?=\r\nMessage-ID: <{mid}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}", body.replace('\n', "\r\n")).into_bytes()
+}
+
+fn add_user(s: &Setup, name: &str, roles: &[&str]) {
+    let mut args = vec!["user", "add", name, "--password-stdin"];
+    for r in roles {
+        args.extend(["--role", r]);
+    }
+    let mut child = s.cmd().args(&args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "user add {name}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A combined deployment serving [web], with: two held mails at Kanagawa (an application
+/// from a stranger naming 丸一建設, and a mail whose subject and body carry markup), a
+/// paper certificate at Nagano, a completion mail given up on (its relay broken for ten
+/// days), a West Japan notice at the water authority (unchecked); and users.
+fn desk() -> Setup {
+    let s = Setup::new();
+    s.edit_config(|t| t + "\n[web]\nlisten = \"127.0.0.1:0\"\n");
+    s.drop_mail(KANAGAWA, &application(STRANGER, "held-1@stranger.example", |b| b));
+    s.drop_mail(KANAGAWA, "From: x@stranger.example\r\nTo: kanagawa@ejcs.example\r\nSubject: <script>alert('held')</script> #set page(width: 1pt)\r\nMessage-ID: <held-2@stranger.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n<b>bold?</b> <img src=x onerror=alert(2)> #let x = 1\r\n".as_bytes());
+    s.drop_mail(NAGANO, esurety::demo::SAMPLES[3].2);
+    s.drop_mail(KANAGAWA, &application(MARUICHI, "fail-1@maruichi.example", |b| b.replace("メールアドレス：soumu@maruichi.example", "メールアドレス：genba@partner.example")));
+    s.drop_mail(KWSA, &esurety::demo::contractor::other_surety(MARUICHI, KWSA));
+    let relay = s.dir.join("mailboxes/relay");
+    std::fs::remove_dir_all(&relay).unwrap();
+    std::fs::write(&relay, b"not a Maildir").unwrap();
+    for day in 4..=14 {
+        let out = s.cmd().env("ESURETY_TEST_NOW", format!("2026-07-{day:02}T10:00:00+09:00")).args(["run", "--once"]).output().unwrap();
+        assert!(out.status.success());
+    }
+    std::fs::remove_file(&relay).unwrap();
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(relay.join(sub)).unwrap();
+    }
+    add_user(&s, "佐藤", &["branch:kanagawa@ejcs.example"]);
+    add_user(&s, "長野太郎", &["branch:nagano@ejcs.example"]);
+    add_user(&s, "田中", &["owner:keiyaku@kwsa.example"]);
+    add_user(&s, "管理者", &["admin"]);
+    s
+}
+
+fn held_ids(s: &Setup) -> Vec<i64> {
+    s.json(&["staff", "held"]).as_array().unwrap().iter().map(|h| h["id"].as_i64().unwrap()).collect()
+}
+
+/// An HTTP session of the desk: its cookie and CSRF token.
+struct Login {
+    base: String,
+    cookie: String,
+    csrf: String,
+}
+
+fn set_cookie(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers.iter().filter(|(k, _)| k == "set-cookie").filter_map(|(_, v)| v.split(';').next()).find(|c| c.starts_with(&format!("{name}="))).map(str::to_string)
+}
+
+fn form_csrf(html: &str) -> Option<String> {
+    let i = html.find("name=\"csrf\" value=\"")?;
+    Some(html[i + 19..].split('"').next()?.to_string())
+}
+
+fn try_login(base: &str, name: &str, password: &str) -> (u16, Vec<(String, String)>, String) {
+    let (_, headers, body) = http(base, "GET", "/desk/login", &[], b"");
+    let login_cookie = set_cookie(&headers, "esurety_login").unwrap();
+    let csrf = form_csrf(&String::from_utf8_lossy(&body)).unwrap();
+    let form = format!("name={}&password={}&csrf={csrf}", enc(name), enc(password));
+    let (st, h, b) = http(base, "POST", "/desk/login", &[("Cookie", &login_cookie), ("Content-Type", "application/x-www-form-urlencoded")], form.as_bytes());
+    (st, h, String::from_utf8_lossy(&b).into_owned())
+}
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn login(base: &str, name: &str) -> Login {
+    let (st, headers, body) = try_login(base, name, PASSWORD);
+    assert_eq!(st, 303, "{name} logs in: {body}");
+    let cookie = set_cookie(&headers, "esurety_desk").unwrap();
+    let (_, _, page) = http(base, "GET", "/desk/", &[("Cookie", &cookie)], b"");
+    let csrf = form_csrf(&String::from_utf8_lossy(&page)).expect("the logout form carries the token");
+    Login { base: base.to_string(), cookie, csrf }
+}
+
+impl Login {
+    fn get(&self, path: &str) -> (u16, String) {
+        let (st, _, b) = http(&self.base, "GET", path, &[("Cookie", &self.cookie)], b"");
+        (st, String::from_utf8_lossy(&b).into_owned())
+    }
+
+    fn post(&self, path: &str, form: &str) -> u16 {
+        http(&self.base, "POST", path, &[("Cookie", &self.cookie), ("Content-Type", "application/x-www-form-urlencoded")], form.as_bytes()).0
+    }
+}
+
+#[test]
+fn each_role_reaches_only_its_own_pages_and_actions() {
+    let s = desk();
+    let registry = Serving::start(&s, &["serve"]);
+    let base = registry.url.clone();
+    let held = held_ids(&s);
+    let kanagawa_held = held[0];
+    let paper = s.json(&["staff", "paper"]);
+    let paper_number = paper[0]["number"].as_str().unwrap().to_string();
+    assert!(paper_number.starts_with("20075"), "Nagano's paper certificate: {paper}");
+    let subs = s.json(&["submissions"]);
+    let unchecked = subs.as_array().unwrap().iter().find(|r| r["result"] == "unchecked").unwrap()["id"].as_i64().unwrap();
+    let k = login(&base, "佐藤");
+    let n = login(&base, "長野太郎");
+    let w = login(&base, "田中");
+    let a = login(&base, "管理者");
+    // (path, 佐藤 Kanagawa, 長野太郎 Nagano, 田中 water authority, admin)
+    let held_one = format!("/desk/held/{kanagawa_held}");
+    let paper_pdf = format!("/desk/certificates/{paper_number}/certificate.pdf");
+    let table: Vec<(&str, [u16; 4])> = vec![
+        ("/desk/", [200, 200, 200, 200]),
+        ("/desk/held", [200, 200, 403, 200]),
+        (&held_one, [200, 404, 403, 200]),
+        ("/desk/paper", [200, 200, 403, 200]),
+        ("/desk/failed", [200, 200, 403, 200]),
+        ("/desk/certificates", [200, 200, 403, 200]),
+        ("/desk/certificates/35075-00001M", [200, 404, 403, 200]),
+        ("/desk/certificates/35075-00001M/notice.pdf", [200, 403, 403, 200]),
+        (&paper_pdf, [403, 200, 403, 200]),
+        ("/desk/submissions", [403, 403, 200, 200]),
+        ("/desk/actions", [200, 200, 200, 200]),
+    ];
+    for (path, expected) in &table {
+        for (who, want) in [&k, &n, &w, &a].iter().zip(expected) {
+            let (st, _) = who.get(path);
+            assert_eq!(st, *want, "GET {path} as {}", ["佐藤", "長野太郎", "田中", "管理者"][[&k, &n, &w, &a].iter().position(|x| std::ptr::eq(*x, *who)).unwrap()]);
+        }
+        let (st, headers, _) = http(&base, "GET", path, &[], b"");
+        assert_eq!(st, 303, "GET {path} without a session");
+        assert!(headers.iter().any(|(k, v)| k == "location" && v == "/desk/login"));
+    }
+    // Lists show only the user's own: Nagano's list has not Kanagawa's held mail.
+    assert!(!n.get("/desk/held").1.contains(&format!("/desk/held/{kanagawa_held}\"")));
+    assert!(k.get("/desk/held").1.contains(&format!("/desk/held/{kanagawa_held}\"")));
+    assert!(!k.get("/desk/certificates").1.contains("20075-"), "Kanagawa does not find Nagano's certificates");
+    // Actions out of scope, with a valid token: refused, and nothing happens.
+    assert!([403, 404].contains(&n.post(&format!("/desk/held/{kanagawa_held}/release"), &format!("csrf={}", n.csrf))));
+    assert!([403, 404].contains(&n.post(&format!("/desk/held/{kanagawa_held}/reject"), &format!("csrf={}&reason=x", n.csrf))));
+    assert_eq!(k.post(&format!("/desk/paper/{paper_number}/printed"), &format!("csrf={}", k.csrf)), 403);
+    assert_eq!(k.post(&format!("/desk/submissions/{unchecked}/settle"), &format!("csrf={}&result=accepted&note=x", k.csrf)), 403);
+    assert_eq!(n.post("/desk/certificates/35075-00001M/resend", &format!("csrf={}", n.csrf)), 403);
+    let failed_mid = s.json(&["staff", "failed"])[0]["message_id"].as_str().unwrap().to_string();
+    assert_eq!(w.post("/desk/failed/retry", &format!("csrf={}&message_id={}", w.csrf, enc(&failed_mid))), 403);
+    assert_eq!(n.post("/desk/failed/retry", &format!("csrf={}&message_id={}", n.csrf, enc(&failed_mid))), 403, "Kanagawa's failed mail");
+    assert_eq!(held_ids(&s), held, "nothing released or rejected");
+    assert_eq!(s.json(&["staff", "paper"]).as_array().unwrap().len(), 1);
+    assert!(s.json(&["staff", "actions"]).as_array().unwrap().is_empty(), "no action happened");
+}
+
+#[test]
+fn changing_requests_need_the_session_token_and_the_same_origin() {
+    let s = desk();
+    let registry = Serving::start(&s, &["serve"]);
+    let k = login(&registry.url, "佐藤");
+    let id = held_ids(&s)[0];
+    let path = format!("/desk/held/{id}/release");
+    assert_eq!(k.post(&path, ""), 403, "no token");
+    assert_eq!(k.post(&path, "csrf=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"), 403, "a wrong token");
+    let (st, _, _) = http(&k.base, "POST", &path, &[("Cookie", &k.cookie), ("Content-Type", "application/x-www-form-urlencoded"), ("Origin", "https://evil.example")], format!("csrf={}", k.csrf).as_bytes());
+    assert_eq!(st, 403, "another origin, even with the token");
+    assert_eq!(held_ids(&s)[0], id, "still held");
+    // The right token from our own page: done.
+    assert_eq!(k.post(&path, &format!("csrf={}", k.csrf)), 303);
+    assert!(!held_ids(&s).contains(&id));
+    // The token of another session does not work for this one.
+    let other = login(&registry.url, "佐藤");
+    assert_ne!(other.csrf, k.csrf, "each session has its own token");
+    let next = held_ids(&s)[0];
+    assert_eq!(k.post(&format!("/desk/held/{next}/reject"), &format!("csrf={}&reason=x", other.csrf)), 403);
+}
+
+#[test]
+fn logins_are_limited_logout_ends_the_session_and_mail_shows_as_text() {
+    let s = desk();
+    let registry = Serving::start(&s, &["serve"]);
+    let base = registry.url.clone();
+    let (st, _, unknown) = try_login(&base, "だれか", PASSWORD);
+    let (st2, _, wrong) = try_login(&base, "佐藤", "not the password at all");
+    assert_eq!((st, st2), (200, 200));
+    let msg = |b: &str| b.split("id=\"message\">").nth(1).and_then(|r| r.split('<').next()).unwrap_or("").to_string();
+    assert_eq!(msg(&unknown), msg(&wrong), "unknown user and wrong password: one message");
+    assert!(msg(&wrong).contains("正しくありません"));
+    for _ in 0..4 {
+        try_login(&base, "佐藤", "not the password at all");
+    }
+    let (st, _, body) = try_login(&base, "佐藤", PASSWORD);
+    assert_eq!(st, 429, "locked after 5 failures, even with the right password: {}", msg(&body));
+    // Another user from the same address is not locked (the address allows 20).
+    let k = login(&base, "長野太郎");
+    assert_eq!(k.get("/desk/").0, 200);
+    assert_eq!(k.post("/desk/logout", &format!("csrf={}", k.csrf)), 303);
+    assert_eq!(k.get("/desk/").0, 303, "the old cookie no longer works");
+
+    // A held mail with markup: text on the page, never HTML.
+    let a = login(&base, "管理者");
+    let id = held_ids(&s)[1];
+    let (st, page) = a.get(&format!("/desk/held/{id}"));
+    assert_eq!(st, 200);
+    assert!(page.contains("&lt;script&gt;alert(") && !page.contains("<script>alert"), "subject escaped");
+    assert!(page.contains("&lt;img src=x onerror=alert(2)&gt;") && !page.contains("<img src=x"), "body escaped");
+    assert!(page.contains("#set page(width: 1pt)") && page.contains("#let x = 1"), "Typst markup shown as it is");
+    // Sessions and passwords are not in the store in clear.
+    let db = std::fs::read(s.dir.join("esurety.db")).unwrap();
+    let cookie_id = a.cookie.split('=').nth(1).unwrap();
+    assert!(!db.windows(cookie_id.len()).any(|w| w == cookie_id.as_bytes()), "no session id in the store");
+    assert!(!db.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()), "no password in the store");
+    let users = s.json(&["user", "list"]);
+    assert!(!users.to_string().contains("argon2"), "user list shows no hash");
+    // Disabling a user ends their session and their logins.
+    s.run_ok(&["user", "disable", "管理者"]);
+    assert_eq!(a.get("/desk/").0, 303, "the disabled user's session ended");
+    assert_eq!(try_login(&base, "管理者", PASSWORD).0, 200, "and they cannot log in");
+    assert!(s.json(&["user", "list"]).as_array().unwrap().iter().any(|u| u["name"] == "管理者" && u["disabled"] == true));
+}
+
+#[test]
+fn the_staff_do_their_day_in_a_real_browser() {
+    let _one = crate::browser::ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let s = desk();
+    let registry = Serving::start(&s, &["serve"]);
+    let base = registry.url.clone();
+    let held = held_ids(&s);
+    let failed_before = s.json(&["staff", "failed"]).as_array().unwrap().len();
+    assert_eq!(failed_before, 1);
+    add_user(&s, "佐藤長野", &["branch:kanagawa@ejcs.example", "branch:nagano@ejcs.example"]);
+
+    let b = Browser::start();
+    b.go(&format!("{base}/desk/"));
+    b.type_into("#name", "佐藤長野");
+    b.type_into("#password", PASSWORD);
+    b.screenshot("desk-login");
+    b.click("#login");
+    assert!(b.wait_text("#summary", "保留メール").contains("保留メール"));
+    assert!(b.title().starts_with("(4)"), "what waits, in the title: {}", b.title());
+    assert!(!b.overflows());
+    b.screenshot("desk-index");
+    // Held: release the application as 丸一建設.
+    b.click("#nav-held");
+    b.screenshot("desk-held");
+    b.click(&format!("#open-{}", held[0]));
+    assert_eq!(b.wait_text("#from", STRANGER), STRANGER);
+    assert!(!b.overflows());
+    b.screenshot("desk-held-one");
+    b.click("#release");
+    assert!(b.wait_text("#notice", "保留を解除しました").contains("保留を解除しました"));
+    // Reject the other with a reason.
+    b.click(&format!("#open-{}", held[1]));
+    assert!(b.wait_text("#subject", "<script>alert('held')</script>").contains("<script>alert('held')</script>"), "shown as text");
+    assert!(!b.alert_open());
+    b.type_into("#reason", "申込書が添付されていません。");
+    b.click("#reject");
+    assert!(b.wait_text("#notice", "理由をメールで返信しました").contains("理由をメールで返信しました"));
+    // Paper: the PDF link, then printed.
+    b.click("#nav-paper");
+    b.screenshot("desk-paper");
+    let paper = s.json(&["staff", "paper"]);
+    let number = paper[0]["number"].as_str().unwrap().to_string();
+    let cookie = b.cookie("esurety_desk");
+    let (st, headers, pdf) = http(&base, "GET", &format!("/desk/certificates/{number}/certificate.pdf"), &[("Cookie", &format!("esurety_desk={cookie}"))], b"");
+    assert_eq!(st, 200);
+    assert!(headers.iter().any(|(k, v)| k == "content-type" && v == "application/pdf"));
+    assert!(pdf_text(&pdf).contains(&number));
+    b.click(&format!("#printed-{number}"));
+    assert!(b.wait_text("#notice", "印刷済み").contains("印刷済み"));
+    // Failed mail: retry.
+    b.click("#nav-failed");
+    b.screenshot("desk-failed");
+    b.click("#retry-1");
+    assert!(b.wait_text("#notice", "送信をやり直します").contains("送信をやり直します"));
+    // Certificates: search and a certificate's page.
+    b.click("#nav-certificates");
+    b.type_into("#q", "浄水場");
+    b.click("#search");
+    assert!(b.wait_text("#certificates", "35075-0000").contains("35075-0000"));
+    b.screenshot("desk-certificates");
+    b.go(&format!("{base}/desk/certificates/35075-00001M"));
+    assert!(b.wait_text("#versions", "新規").contains("新規"));
+    b.screenshot("desk-certificate");
+    b.click("#logout");
+    b.find("#login");
+
+    // The owner's contract staff settle the West Japan notice by hand.
+    b.type_into("#name", "田中");
+    b.type_into("#password", PASSWORD);
+    b.click("#login");
+    b.click("#nav-submissions");
+    let subs = s.json(&["submissions"]);
+    let id = subs.as_array().unwrap().iter().find(|r| r["result"] == "unchecked").unwrap()["id"].as_i64().unwrap();
+    b.screenshot("desk-submissions");
+    b.click(&format!("#accept-{id}"));
+    b.type_into(&format!("#note-{id}"), "西日本建設業保証の確認サービスで確認済み");
+    b.click(&format!("#settle-{id}"));
+    assert!(b.wait_text("#notice", "確認結果を登録しました").contains("確認結果を登録しました"));
+    b.click("#nav-actions");
+    let log = b.wait_text("#actions", "田中");
+    assert!(log.contains("田中") && log.contains("担当者確認：受付"), "{log}");
+    assert!(!log.contains("佐藤長野"), "the owner's staff do not see the branch's actions");
+    b.screenshot("desk-actions");
+    b.close();
+
+    // What the actions did, seen from the command line and the mailboxes.
+    let actions = s.json(&["staff", "actions"]);
+    let did: Vec<(String, String)> = actions.as_array().unwrap().iter().map(|a| (a["by"].as_str().unwrap().to_string(), a["action"].as_str().unwrap().to_string())).collect();
+    for (by, what) in [("佐藤長野", "release"), ("佐藤長野", "reject"), ("佐藤長野", "printed"), ("佐藤長野", "retry"), ("田中", "settle_accepted")] {
+        assert!(did.contains(&(by.to_string(), what.to_string())), "{by} {what} in {did:?}");
+    }
+    let subs = s.json(&["submissions"]);
+    let settled = subs.as_array().unwrap().iter().find(|r| r["id"] == id).unwrap();
+    assert_eq!((settled["result"].as_str(), settled["settled_by"].as_str()), (Some("accepted"), Some("田中")));
+    s.once();
+    let done: Vec<_> = s.mails(MARUICHI).into_iter().filter(|m| m.subject.starts_with("電子保証（認証キー）発行完了のお知らせ")).collect();
+    assert!(done.iter().any(|m| m.body.contains("○○浄水場△△修繕工事")), "the released application got its certificates");
+    let relay = crate::common::mails_in(&s.maildir("relay"));
+    assert!(relay.iter().any(|m| m.to.contains(&STRANGER.to_string()) && m.body.contains("申込書が添付されていません")), "the rejection was mailed");
+    assert!(relay.iter().any(|m| m.to.contains(&"genba@partner.example".to_string())), "the retried mail reached who lacked it");
+    assert!(s.json(&["staff", "failed"]).as_array().unwrap().is_empty());
+    let _: Value = s.json(&["user", "list"]);
+}
