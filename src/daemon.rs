@@ -150,17 +150,21 @@ pub fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<()> {
     }
     drop(open_store(&config.store, false)?);
     let engine = Arc::new(Engine::new(config)?);
-    let web = crate::web::start(engine, clock, rt.handle(), async {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => return std::future::pending().await,
-        };
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let web = crate::web::start(engine, clock, rt.handle(), async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    })?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
         }
-    })?;
-    let _ = rt.block_on(web.task);
+        let _ = stop.send(true);
+        // Requests in flight finish; a client that holds its connection open does not
+        // hold up the stop for more than 10 s.
+        let _ = tokio::time::timeout(Duration::from_secs(10), web.task).await;
+    });
     eprintln!("esurety: stopped");
     Ok(())
 }

@@ -320,6 +320,13 @@ fn the_api_refuses_bad_requests_clearly_and_keeps_serving() {
     }).map(|mut cli| { cli["certificate"]["office"] = json!("神奈川支店"); cli["certificate"]["office_tel"] = v["certificate"]["office_tel"].clone(); cli }).unwrap(), "the API answers what `esurety verify --json` prints");
     let (st, _, b) = http(&base, "GET", "/api/v1/health", &[], b"");
     assert_eq!((st, serde_json::from_slice::<Value>(&b).unwrap()), (200, json!({"status": "ok"})));
+    // A client that sends half a request and holds on does not keep the server from
+    // stopping on SIGTERM.
+    let mut hold = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    hold.write_all(b"POST /api/v1/verify HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let t = Instant::now();
+    assert!(registry.stop().success(), "a clean stop");
+    assert!(t.elapsed() < Duration::from_secs(20), "stopped in {:?}", t.elapsed());
 }
 
 #[test]
