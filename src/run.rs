@@ -356,7 +356,7 @@ fn count(report: &mut RunReport, outcome: &Outcome) {
         Outcome::Rejected(_) => report.rejected += 1,
         Outcome::Held(_) => report.held += 1,
         Outcome::Changed(_) => report.changed += 1,
-        Outcome::FormSent | Outcome::Duplicate | Outcome::Resent | Outcome::NoChangeNeeded => report.replied += 1,
+        Outcome::FormSent | Outcome::Duplicate | Outcome::Resent | Outcome::Listed | Outcome::NoChangeNeeded => report.replied += 1,
     }
 }
 

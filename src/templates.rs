@@ -30,6 +30,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("mail/staff_rejection.txt", include_str!("../templates/mail/staff_rejection.txt")),
     ("mail/lock_wait.txt", include_str!("../templates/mail/lock_wait.txt")),
     ("mail/registry_wait.txt", include_str!("../templates/mail/registry_wait.txt")),
+    ("mail/list.txt", include_str!("../templates/mail/list.txt")),
     ("web/layout.html", include_str!("../templates/web/layout.html")),
     ("web/lookup.html", include_str!("../templates/web/lookup.html")),
     ("web/certificate.html", include_str!("../templates/web/certificate.html")),

@@ -12,6 +12,8 @@ pub enum Purpose {
     Change,
     /// 再送 of a certificate's documents.
     Resend,
+    /// 保証契約一覧: the contractor's list of its certificates.
+    List,
     /// An application, with the text that holds its form.
     Application { form: String },
     /// No form, and the subject asks for one (申込書).
@@ -37,6 +39,8 @@ pub fn classify(letter: &Letter) -> Classified {
     let authenticate = is_change || form_text.is_some();
     let purpose = if is_change {
         Purpose::Change
+    } else if subject.contains("保証契約一覧") {
+        Purpose::List
     } else if subject.contains("再送") {
         Purpose::Resend
     } else if let Some(form) = form_text {
@@ -69,6 +73,8 @@ mod tests {
         assert!(matches!(c("保証申込", form).purpose, Purpose::Application { form } if form.contains("【請負工事の情報】")));
         assert!(c("保証申込", form).authenticate);
         assert_eq!(c("申込書をください", "").purpose, Purpose::FormRequest);
+        assert_eq!(c("保証契約一覧の送付依頼", "工事名：浄水場").purpose, Purpose::List);
+        assert!(!c("保証契約一覧", "").authenticate);
         assert_eq!(c("保証申込", "添付を忘れました").purpose, Purpose::MissingForm);
         assert_eq!(c("こんにちは", "").purpose, Purpose::Other);
         assert!(!c("こんにちは", "").authenticate);

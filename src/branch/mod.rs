@@ -7,6 +7,7 @@
 //! (the same Message-ID delivered again: a reply pointing to what was issued).
 
 pub mod classify;
+pub mod list;
 mod draft;
 
 use crate::application::change::{self, ChangeDecision};
@@ -31,6 +32,8 @@ pub enum Outcome {
     Duplicate,
     /// A resend of a certificate's documents (or the answer that none was found).
     Resent,
+    /// A contractor's 保証契約一覧, answered.
+    Listed,
     /// A change made a new version of this certificate.
     Changed(String),
     /// A change of 請負金額 alone: told that no procedure is needed; nothing changed.
@@ -46,6 +49,7 @@ impl Outcome {
             Outcome::FormSent => "form_sent",
             Outcome::Duplicate => "duplicate",
             Outcome::Resent => "resent",
+            Outcome::Listed => "listed",
             Outcome::Changed(_) => "changed",
             Outcome::NoChangeNeeded => "no_change_needed",
         }
@@ -273,6 +277,7 @@ impl BranchFlow<'_> {
                 return self.change(store, msg, branch, &letter, &reply, &sender, contractor);
             }
             Purpose::Resend => return self.resend(store, msg, branch, &letter, &reply, &from),
+            Purpose::List => return self.list(store, msg, branch, &letter, &reply, contractor),
             Purpose::FormRequest => {
                 return self.reply_only(store, msg, branch, &reply, MessageOutcome::FormSent, "blank_form", "mail/blank_form.txt", &from, json!({"contractor": contractor.name}));
             }
@@ -467,6 +472,37 @@ impl BranchFlow<'_> {
 }
 
 impl BranchFlow<'_> {
+    /// 保証契約一覧: the contractor's certificates (its own and its joint ventures'),
+    /// narrowed as the body asks, in the reply's text and as a CSV, to its registered
+    /// addresses (whatever address asked).
+    fn list(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, letter: &Letter, reply: &ReplyTo, contractor: &Contractor) -> Result<Outcome, ProcessError> {
+        let now = self.clock.now();
+        let body: String = letter.texts().map(|(_, t)| t).collect::<Vec<_>>().join("\n");
+        let request = list::request(&body);
+        let mut rows = Vec::new();
+        for c in store.certificates()?.into_iter().filter(|c| self.belongs(c, contractor)) {
+            let first = store.versions(&c.number)?.first().and_then(|v| chrono::DateTime::parse_from_rfc3339(&v.issued_at).ok())
+                .map(|t| t.with_timezone(&crate::clock::jst()).date_naive()).unwrap_or(c.latest.issue_date);
+            let l = &c.latest;
+            let row = list::ListRow { number: c.number.clone(), product: l.product.name().into(), project: l.project.clone(), owner: l.owner.clone(), amount: l.amount,
+                                      format: l.format.name().into(), status: c.status.clone(), version: l.version, issued: first };
+            if request.keeps(&row) {
+                rows.push(row);
+            }
+        }
+        rows.sort_by(|a, b| a.issued.cmp(&b.issued).then(a.number.cmp(&b.number)));
+        let name = format!("保証契約一覧_{}.csv", now.format("%Y%m%d"));
+        let ctx = json!({"contractor": contractor.name, "rows": list::text_rows(&rows), "count": rows.len(), "narrowed": request.describe(), "file": name});
+        let out = self.draft(branch, "list", "mail/list.txt", ctx, reply, contractor.emails.clone(), vec![(name, list::csv(&rows))])?;
+        store.write(|tx| -> Result<(), ProcessError> {
+            tx.enqueue(&out, Some(msg.id), now)?;
+            tx.finish_message(msg.id, MessageOutcome::Listed, Some(&format!("{} certificate(s)", rows.len())), now)?;
+            Ok(())
+        })?;
+        tracing::info!(event = "listed", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), count = rows.len());
+        Ok(Outcome::Listed)
+    }
+
     /// The certificate with this number if it is `contractor`'s (directly or as a JV's
     /// representative). Someone else's number is treated exactly like an unknown one.
     fn certificate_of(&self, store: &Store, number: &str, contractor: &Contractor) -> Result<Option<CertificateRow>, ProcessError> {

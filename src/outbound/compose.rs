@@ -100,9 +100,11 @@ impl Composer {
             b.singlepart(text)
         } else {
             let pdf = ContentType::parse("application/pdf").expect("a valid content type");
+            let csv = ContentType::parse("text/csv; charset=utf-8").expect("a valid content type");
             let mut mp = MultiPart::mixed().singlepart(text);
             for (name, bytes) in draft.attachments {
-                mp = mp.singlepart(Attachment::new(name).body(bytes, pdf.clone()));
+                let kind = if name.ends_with(".csv") { csv.clone() } else { pdf.clone() };
+                mp = mp.singlepart(Attachment::new(name).body(bytes, kind));
             }
             b.multipart(mp)
         }.map_err(|e| build(&e))?;

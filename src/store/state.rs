@@ -68,6 +68,8 @@ words!(
         Duplicate = "duplicate",
         FormSent = "form_sent",
         Resent = "resent",
+        /// A contractor's 保証契約一覧, answered.
+        Listed = "listed",
         NoChangeNeeded = "no_change_needed",
         /// Owner side: a submission checked and answered.
         Submission = "submission",

@@ -14,6 +14,7 @@ mod desk_web;
 mod fixtures;
 mod fuzz_regressions;
 mod hostile;
+mod lists;
 mod mail_servers;
 mod owner;
 mod registry_service;
