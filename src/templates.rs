@@ -46,6 +46,8 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("web/desk/certificate.html", include_str!("../templates/web/desk/certificate.html")),
     ("web/desk/submissions.html", include_str!("../templates/web/desk/submissions.html")),
     ("web/desk/actions.html", include_str!("../templates/web/desk/actions.html")),
+    ("web/desk/users.html", include_str!("../templates/web/desk/users.html")),
+    ("web/desk/tokens.html", include_str!("../templates/web/desk/tokens.html")),
 ];
 
 /// The web pages' style sheet.

@@ -153,6 +153,8 @@ fn each_role_reaches_only_its_own_pages_and_actions() {
         (&paper_pdf, [403, 200, 403, 200]),
         ("/desk/submissions", [403, 403, 200, 200]),
         ("/desk/actions", [200, 200, 200, 200]),
+        ("/desk/admin/users", [403, 403, 403, 200]),
+        ("/desk/admin/tokens", [403, 403, 403, 200]),
     ];
     for (path, expected) in &table {
         for (who, want) in [&k, &n, &w, &a].iter().zip(expected) {
@@ -173,6 +175,8 @@ fn each_role_reaches_only_its_own_pages_and_actions() {
     assert_eq!(k.post(&format!("/desk/paper/{paper_number}/printed"), &format!("csrf={}", k.csrf)), 403);
     assert_eq!(k.post(&format!("/desk/submissions/{unchecked}/settle"), &format!("csrf={}&result=accepted&note=x", k.csrf)), 403);
     assert_eq!(n.post("/desk/certificates/35075-00001M/resend", &format!("csrf={}", n.csrf)), 403);
+    assert_eq!(k.post("/desk/admin/tokens", &format!("csrf={}&name=x", k.csrf)), 403, "only the admin makes tokens");
+    assert_eq!(w.post("/desk/admin/users", &format!("csrf={}&name=x&roles=admin&password={PASSWORD}&again={PASSWORD}", w.csrf).replace(' ', "+")), 403, "only the admin adds users");
     let failed_mid = s.json(&["staff", "failed"])[0]["message_id"].as_str().unwrap().to_string();
     assert_eq!(w.post("/desk/failed/retry", &format!("csrf={}&message_id={}", w.csrf, enc(&failed_mid))), 403);
     assert_eq!(n.post("/desk/failed/retry", &format!("csrf={}&message_id={}", n.csrf, enc(&failed_mid))), 403, "Kanagawa's failed mail");
@@ -330,6 +334,20 @@ fn the_staff_do_their_day_in_a_real_browser() {
     assert!(log.contains("田中") && log.contains("担当者確認：受付"), "{log}");
     assert!(!log.contains("佐藤長野"), "the owner's staff do not see the branch's actions");
     b.screenshot("desk-actions");
+    b.click("#logout");
+    // The admin makes a token for an owner's system: shown once.
+    b.type_into("#name", "管理者");
+    b.type_into("#password", PASSWORD);
+    b.click("#login");
+    b.click("#nav-tokens");
+    b.type_into("#token-name", "神奈川県内広域水道企業団 契約システム");
+    b.click("#add-token");
+    assert!(b.wait_text("#token", "esr_").starts_with("esr_"));
+    assert!(!b.overflows());
+    b.screenshot("desk-tokens");
+    b.click("#nav-users");
+    b.wait_text("#users", "田中");
+    b.screenshot("desk-users");
     b.close();
 
     // What the actions did, seen from the command line and the mailboxes.
@@ -349,4 +367,35 @@ fn the_staff_do_their_day_in_a_real_browser() {
     assert!(relay.iter().any(|m| m.to.contains(&"genba@partner.example".to_string())), "the retried mail reached who lacked it");
     assert!(s.json(&["staff", "failed"]).as_array().unwrap().is_empty());
     let _: Value = s.json(&["user", "list"]);
+}
+
+#[test]
+fn the_admin_adds_users_and_makes_and_revokes_tokens_on_the_desk() {
+    let s = desk();
+    let registry = Serving::start(&s, &["serve"]);
+    let base = registry.url.clone();
+    let a = login(&base, "管理者");
+    // A user with a password too short, or two passwords that differ, is not added.
+    let form = |pw: &str, again: &str| format!("csrf={}&name={}&roles={}&password={}&again={}", a.csrf, enc("鈴木"), enc("branch:nagano@ejcs.example"), enc(pw), enc(again));
+    assert_eq!(a.post("/desk/admin/users", &form("short", "short")), 200);
+    assert_eq!(a.post("/desk/admin/users", &form(PASSWORD, "something else entirely")), 200);
+    assert!(!s.json(&["user", "list"]).to_string().contains("鈴木"));
+    assert_eq!(a.post("/desk/admin/users", &form(PASSWORD, PASSWORD)), 303);
+    let new = login(&base, "鈴木");
+    assert_eq!(new.get("/desk/held").0, 200);
+    assert_eq!(new.get("/desk/admin/users").0, 403);
+    // A token, shown once on the page that made it, works in the API; revoked, it does not.
+    let (st, _, page) = http(&base, "POST", "/desk/admin/tokens", &[("Cookie", &a.cookie), ("Content-Type", "application/x-www-form-urlencoded")], format!("csrf={}&name={}", a.csrf, enc("三島市 契約システム")).as_bytes());
+    assert_eq!(st, 200);
+    let page = String::from_utf8_lossy(&page);
+    let token = page.split("id=\"token\">").nth(1).and_then(|r| r.split('<').next()).unwrap().to_string();
+    assert!(token.starts_with("esr_"), "{token}");
+    assert!(!a.get("/desk/admin/tokens").1.contains(&token), "shown only once");
+    let ask = |t: &str| http(&base, "POST", "/api/v1/verify", &[("Authorization", &format!("Bearer {t}")), ("Content-Type", "application/json")], br#"{"number":"35075-00001M","key":"CDEF34679HJK"}"#).0;
+    assert_eq!(ask(&token), 200);
+    let id = s.json(&["token", "list"]).as_array().unwrap().iter().find(|t| t["name"] == "三島市 契約システム").unwrap()["id"].as_i64().unwrap();
+    assert_eq!(a.post(&format!("/desk/admin/tokens/{id}/revoke"), &format!("csrf={}", a.csrf)), 303);
+    assert_eq!(ask(&token), 401);
+    let did: Vec<String> = s.json(&["staff", "actions"]).as_array().unwrap().iter().filter(|x| x["by"] == "管理者").map(|x| x["action"].as_str().unwrap().to_string()).collect();
+    assert_eq!(did, ["user_add", "token_add", "token_revoke"]);
 }

@@ -4,6 +4,7 @@
 //! changing form carries the session's CSRF token, and a POST from another origin is
 //! refused. Actions are the functions the CLI calls (`crate::desk`), with the user's name.
 
+mod admin;
 mod auth;
 mod branch;
 mod owner;
@@ -25,6 +26,7 @@ pub const IDLE_MINUTES: i64 = 30;
 
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
+        .merge(admin::routes())
         .merge(auth::routes())
         .merge(branch::routes())
         .merge(owner::routes())
@@ -152,6 +154,9 @@ pub fn notice(code: Option<&str>) -> Option<&'static str> {
         "retried" => "送信をやり直します。",
         "resent" => "登録アドレスに再送しました。",
         "settled" => "確認結果を登録しました。",
+        "user_added" => "ユーザーを登録しました。",
+        "user_disabled" => "ユーザーを無効にしました。そのユーザーのログインは終わりました。",
+        "token_revoked" => "トークンを無効にしました。次の問い合わせから拒否します。",
         _ => return None,
     })
 }
@@ -229,6 +234,10 @@ fn action_name(a: &str) -> &str {
         "resend" => "書類の再送",
         "settle_accepted" => "担当者確認：受付",
         "settle_rejected" => "担当者確認：受付できず",
+        "user_add" => "ユーザー登録",
+        "user_disable" => "ユーザー無効化",
+        "token_add" => "トークン発行",
+        "token_revoke" => "トークン無効化",
         other => other,
     }
 }
