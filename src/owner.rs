@@ -206,7 +206,7 @@ impl OwnerFlow<'_> {
     fn wait_for_lock(&self, store: &mut Store, msg: &StoredMessage, owner: &Owner, letter: &crate::intake::letter::Letter, lock: &crate::registry::Verification) -> Result<OwnerOutcome, ProcessError> {
         let now = self.clock.now();
         let (what, until) = match lock {
-            Verification::SenderLocked { until } => ("送信者について確認の失敗が続いています", until),
+            Verification::SenderLocked { until } => ("送信者について、またはこのシステムから確認サービスへの問い合わせについて確認の失敗が続いています", until),
             Verification::Locked { until } => ("保証契約番号について確認の失敗が続いています", until),
             _ => ("", &now),
         };

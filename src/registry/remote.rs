@@ -86,8 +86,16 @@ impl RemoteRegistries {
                 Err(RegistryError::Refused { registry: name, status })
             }
             429 => {
-                let secs = headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(60);
-                Ok(Verification::SenderLocked { until: now + chrono::Duration::seconds(secs.clamp(1, 86_400)) })
+                let secs = headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(60).clamp(1, 86_400);
+                let code = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string));
+                if code.as_deref() == Some("too_many_failures") {
+                    // Our token (or address) is locked by failures: the submission waits.
+                    return Ok(Verification::SenderLocked { until: now + chrono::Duration::seconds(secs) });
+                }
+                // Too many requests: the registry is busy for us; not asked again until then.
+                let why = format!("too many requests; the registry asks to wait {secs} s");
+                *remote.away.lock().expect("not poisoned") = Some((std::time::Instant::now() + std::time::Duration::from_secs(secs as u64), why.clone()));
+                Err(unavailable(why))
             }
             s => Err(unavailable(format!("HTTP {s}"))),
         }

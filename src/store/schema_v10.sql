@@ -24,6 +24,7 @@ CREATE TABLE login_failures (
     at  INTEGER NOT NULL
 );
 CREATE INDEX login_failures_by_key ON login_failures (key, at);
+CREATE INDEX login_failures_by_at ON login_failures (at);
 -- An unchecked submission settled by a person: who, when, and the note.
 ALTER TABLE submissions ADD COLUMN settled_by TEXT;
 ALTER TABLE submissions ADD COLUMN settled_at TEXT;

@@ -80,8 +80,18 @@ impl Tx<'_> {
         Ok(())
     }
 
-    pub fn record_login_failure(&self, key: &str, at: i64) -> Result<()> {
+    /// Records a failed (or not yet known to succeed) login; rows older than a day go.
+    pub fn record_login_failure(&self, key: &str, at: i64) -> Result<i64> {
+        self.c().execute("DELETE FROM login_failures WHERE at < ?1", [at - 86_400])?;
         self.c().execute("INSERT INTO login_failures (key, at) VALUES (?1, ?2)", params![key, at])?;
+        Ok(self.c().last_insert_rowid())
+    }
+
+    /// A login that succeeded after all: its provisional failures go.
+    pub fn forget_login_failures(&self, ids: &[i64]) -> Result<()> {
+        for id in ids {
+            self.c().execute("DELETE FROM login_failures WHERE rowid = ?1", [id])?;
+        }
         Ok(())
     }
 

@@ -42,10 +42,16 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(json!({"error": code, "message": message}))).into_response()
 }
 
-fn too_many(seconds: u64, message: &str) -> Response {
-    let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message);
+/// 429 with Retry-After. `rate_limited`: too many requests (the caller may come back
+/// after the wait); `too_many_failures`: the token or address is locked by its failures.
+fn too_many_as(code: &str, seconds: u64, message: &str) -> Response {
+    let mut r = error(StatusCode::TOO_MANY_REQUESTS, code, message);
     r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
     r
+}
+
+fn too_many(seconds: u64, message: &str) -> Response {
+    too_many_as("rate_limited", seconds, message)
 }
 
 #[derive(Deserialize)]
@@ -60,7 +66,7 @@ struct VerifyRequest {
 }
 
 async fn verify(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInfo<Peer>, headers: HeaderMap, body: Body) -> Response {
-    let address = app.client(peer, &headers).to_string();
+    let address = app.client(peer, &headers);
     if let Err(wait) = app.limiter.hit(&format!("api-addr:{address}"), app.web.api_per_minute) {
         return too_many(wait, "too many requests from this address");
     }
@@ -107,7 +113,7 @@ async fn verify(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInf
         }
         Ok(Told::Checked(Verification::SenderLocked { until })) => {
             let wait = (until - app.clock.now()).num_seconds().max(1) as u64;
-            too_many(wait, "too many failed checks from this token or address; try again after Retry-After seconds")
+            too_many_as("too_many_failures", wait, "too many failed checks from this token or address; try again after Retry-After seconds")
         }
         Ok(Told::Checked(v)) => Json(crate::cli::json::verification_with_office(&v, &app.engine.config)).into_response(),
     }

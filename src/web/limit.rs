@@ -43,7 +43,9 @@ impl RateLimiter {
 }
 
 /// The client's address: the peer's, or (only when the peer is a trusted proxy) the
-/// nearest address in `X-Forwarded-For` that is not itself a trusted proxy.
+/// nearest address in `X-Forwarded-For` (all its lines, in order) that is not itself a
+/// trusted proxy. A forwarded list that cannot be read (not ASCII, not addresses) gives
+/// 0.0.0.0: a bucket of its own, so it never puts its failures on the proxy's address.
 pub fn client_address(peer: SocketAddr, forwarded: Option<&str>, trusted: &[IpAddr]) -> IpAddr {
     let peer = peer.ip().to_canonical();
     if !trusted.contains(&peer) {
@@ -54,10 +56,22 @@ pub fn client_address(peer: SocketAddr, forwarded: Option<&str>, trusted: &[IpAd
         match hop.trim().parse::<IpAddr>() {
             Ok(ip) if trusted.contains(&ip.to_canonical()) => continue,
             Ok(ip) => return ip.to_canonical(),
-            Err(_) => return peer,
+            Err(_) => return IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
         }
     }
     peer
+}
+
+/// What limits and failures are counted by: an IPv4 address, or an IPv6 address's /64
+/// (one subscriber's usual allocation, so a client cannot take a new address per try).
+pub fn bucket(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
 }
 
 #[cfg(test)]
@@ -74,6 +88,10 @@ mod tests {
         assert_eq!(client_address(peer, Some("1.2.3.4, 198.51.100.1"), &[proxy]).to_string(), "198.51.100.1", "the client may forge the left part");
         assert_eq!(client_address(peer, None, &[proxy]).to_string(), "127.0.0.1");
         assert_eq!(client_address(peer, Some("1.2.3.4"), &[]).to_string(), "127.0.0.1");
+        assert_eq!(client_address(peer, Some("not an address, 198.51.100.1"), &[proxy]).to_string(), "198.51.100.1");
+        assert_eq!(client_address(peer, Some("198.51.100.1, garbage"), &[proxy]).to_string(), "0.0.0.0", "unreadable: not the proxy's bucket");
+        assert_eq!(bucket("2001:db8:1:2:aaaa::1".parse().unwrap()), "2001:db8:1:2::/64");
+        assert_eq!(bucket("2001:db8:1:2:bbbb::9".parse().unwrap()), bucket("2001:db8:1:2::5".parse().unwrap()));
     }
 
     #[test]

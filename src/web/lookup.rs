@@ -68,10 +68,10 @@ async fn style() -> Response {
 
 /// Checks number + key for the page; `Err` is the page to show instead.
 async fn check(app: &App, peer: std::net::SocketAddr, headers: &HeaderMap, f: &LookupForm, via: &'static str) -> Result<Verification, Response> {
-    if !super::same_origin(headers) {
+    if !app.same_origin(headers) {
         return Err(page(app, "web/lookup.html", json!({"message": "別のサイトからの送信は受け付けません。", "number": ""}), StatusCode::FORBIDDEN));
     }
-    let address = app.client(peer, headers).to_string();
+    let address = app.client(peer, headers);
     if let Err(wait) = app.limiter.hit(&format!("page:{address}"), app.web.page_per_minute) {
         let mut r = page(app, "web/lookup.html", json!({"message": LOCKED, "number": ""}), StatusCode::TOO_MANY_REQUESTS);
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));

@@ -14,14 +14,12 @@ use crate::config::WebConfig;
 use crate::registry::Lockout;
 use crate::wiring::{Engine, SetupError};
 use axum::Router;
-use axum::extract::connect_info::Connected;
 use axum::http::{HeaderValue, header};
-use axum::serve::{IncomingStream, Listener};
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 /// What every handler shares.
@@ -34,63 +32,54 @@ pub struct App {
     web: WebConfig,
     /// The desk's connection to the store (staff pages: few requests, one at a time).
     desk: std::sync::Mutex<crate::store::Store>,
+    /// Password checks running at once (see [`LOGINS_AT_ONCE`]).
+    logins: tokio::sync::Semaphore,
 }
 
-/// A POST from another site's page is refused (the browser names its origin; with
-/// `Referrer-Policy: same-origin` it does so for our own forms too).
-pub(crate) fn same_origin(headers: &axum::http::HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    origin.split_once("://").is_some_and(|(_, h)| h.eq_ignore_ascii_case(host))
-}
 
 impl App {
-    fn client(&self, peer: SocketAddr, headers: &axum::http::HeaderMap) -> IpAddr {
-        let xff = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        limit::client_address(peer, xff, &self.web.trusted_proxies)
+    /// The client's address as limits and failures count it (see [`limit::bucket`]).
+    fn client(&self, peer: SocketAddr, headers: &axum::http::HeaderMap) -> String {
+        // Every X-Forwarded-For line, in order (a proxy may add a line of its own); a
+        // line that is not text makes the list unreadable.
+        let mut lines = Vec::new();
+        for v in headers.get_all("x-forwarded-for") {
+            lines.push(v.to_str().unwrap_or("unreadable"));
+        }
+        let xff = (!lines.is_empty()).then(|| lines.join(","));
+        limit::bucket(limit::client_address(peer, xff.as_deref(), &self.web.trusted_proxies))
+    }
+
+    /// Whether a POST comes from our own pages: its `Origin` (when the browser sends one)
+    /// is `public_url`'s origin when set (behind a proxy that rewrites Host), else the
+    /// `Host` it was sent to (with `Referrer-Policy: same-origin`, browsers name it on our
+    /// own forms).
+    fn same_origin(&self, headers: &axum::http::HeaderMap) -> bool {
+        let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+        if let Some(public) = &self.web.public_url {
+            let public = url::Url::parse(public).ok().map(|u| u.origin().ascii_serialization());
+            return public.as_deref().is_some_and(|p| p.eq_ignore_ascii_case(origin));
+        }
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        origin.split_once("://").is_some_and(|(_, h)| h.eq_ignore_ascii_case(host))
     }
 }
 
-/// The peer's address, for plain and TLS connections alike.
+/// The peer's address (the `ConnectInfo` of every request).
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
 
-impl Connected<IncomingStream<'_, TcpListener>> for Peer {
-    fn connect_info(s: IncomingStream<'_, TcpListener>) -> Self {
-        Peer(*s.remote_addr())
-    }
-}
+/// Connections served at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 1024;
+/// A request's headers must arrive within this (also how long an idle keep-alive
+/// connection is kept): a client that trickles bytes holds nothing for long.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stop waits for requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-impl Connected<IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(s: IncomingStream<'_, TlsListener>) -> Self {
-        Peer(*s.remote_addr())
-    }
-}
-
-/// Connections whose TLS handshake is done (handshakes run apart, so a slow client does
-/// not hold up the others).
-pub struct TlsListener {
-    rx: tokio::sync::mpsc::Receiver<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(c) => c,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
-    }
-}
-
-fn tls_listener(tcp: TcpListener, cert: &std::path::Path, key: &std::path::Path) -> Result<TlsListener, SetupError> {
+fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, SetupError> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let setup = |e: String| SetupError(e);
@@ -103,28 +92,7 @@ fn tls_listener(tcp: TcpListener, cert: &std::path::Path, key: &std::path::Path)
         .with_no_client_auth()
         .with_single_cert(certs, key).map_err(|e| setup(format!("web.tls_cert/tls_key: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let local = tcp.local_addr().map_err(|e| setup(e.to_string()))?;
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(async move {
-        loop {
-            let (stream, peer) = match tcp.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(event = "web_accept_failed", error = %e);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
-            tokio::spawn(async move {
-                if let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                    let _ = tx.send((tls, peer)).await;
-                }
-            });
-        }
-    });
-    Ok(TlsListener { rx, local })
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// The server, bound and running.
@@ -134,8 +102,8 @@ pub struct Serving {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Binds `[web]` and serves it on `rt` until `stop` completes; requests in flight finish.
-/// Prints `listening on URL` on standard error.
+/// Binds `[web]` and serves it on `rt` until `stop` completes; requests in flight finish
+/// (for at most 10 s). Prints `listening on URL` on standard error.
 pub fn start(engine: Arc<Engine>, clock: Arc<dyn Clock>, rt: &tokio::runtime::Handle, stop: impl Future<Output = ()> + Send + 'static) -> Result<Serving, SetupError> {
     let web = engine.config.web.clone().ok_or_else(|| SetupError("no [web] in the configuration: add [web] listen = \"127.0.0.1:8080\"".into()))?;
     let templates = crate::templates::TemplateSet::load(engine.config.templates.as_deref()).map_err(|e| SetupError(e.to_string()))?;
@@ -145,31 +113,75 @@ pub fn start(engine: Arc<Engine>, clock: Arc<dyn Clock>, rt: &tokio::runtime::Ha
     let local = tcp.local_addr().map_err(|e| SetupError(e.to_string()))?;
     let scheme = if web.tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{local}");
-    let tls = web.tls.clone();
+    let tls = web.tls.as_ref().map(|(cert, key)| tls_acceptor(cert, key)).transpose()?;
     let desk = std::sync::Mutex::new(crate::store::Store::open(&engine.config.store).map_err(|e| SetupError(e.to_string()))?);
-    let app = Arc::new(App { engine, clock, checker, pages, limiter: limit::RateLimiter::default(), web, desk });
+    let app = Arc::new(App { engine, clock, checker, pages, limiter: limit::RateLimiter::default(), web, desk, logins: tokio::sync::Semaphore::new(LOGINS_AT_ONCE) });
     let router = router(app);
-    let task = match tls {
-        Some((cert, key)) => {
-            let _guard = rt.enter();
-            let listener = tls_listener(tcp, &cert, &key)?;
-            rt.spawn(async move {
-                let served = axum::serve(listener, router.into_make_service_with_connect_info::<Peer>()).with_graceful_shutdown(stop).await;
-                if let Err(e) = served {
-                    tracing::error!(event = "web_stopped", error = %e);
-                }
-            })
-        }
-        None => rt.spawn(async move {
-            let served = axum::serve(tcp, router.into_make_service_with_connect_info::<Peer>()).with_graceful_shutdown(stop).await;
-            if let Err(e) = served {
-                tracing::error!(event = "web_stopped", error = %e);
-            }
-        }),
-    };
+    let task = rt.spawn(serve(tcp, tls, router, stop));
     eprintln!("esurety: listening on {url}");
     tracing::info!(event = "web_listening", url = %url);
     Ok(Serving { url, task })
+}
+
+/// Password checks (Argon2, 19 MiB each) at once; a login beyond waits its turn briefly
+/// or is told to try again.
+pub const LOGINS_AT_ONCE: usize = 4;
+
+/// The accept loop: each connection served by hyper (HTTP/1.1) with a header timeout,
+/// at most [`MAX_CONNECTIONS`] at once, TLS handshakes apart from the loop; on `stop`, no
+/// new connection is taken and those open finish their requests.
+async fn serve(tcp: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, router: Router, stop: impl Future<Output = ()> + Send + 'static) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = &mut stop => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = tcp.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(event = "web_accept_failed", error = %e);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(
+            router.clone().layer(axum::Extension(axum::extract::ConnectInfo(Peer(peer)))),
+        );
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).keep_alive(true);
+        match &tls {
+            None => {
+                let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                    drop(permit);
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), service);
+                        let _ = watcher.watch(conn).await;
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+    drop(tcp);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!(event = "web_stop_timeout", "requests still open after 10 s were cut");
+    }
 }
 
 /// Every route, with the headers every answer carries.

@@ -399,3 +399,31 @@ fn the_admin_adds_users_and_makes_and_revokes_tokens_on_the_desk() {
     let did: Vec<String> = s.json(&["staff", "actions"]).as_array().unwrap().iter().filter(|x| x["by"] == "管理者").map(|x| x["action"].as_str().unwrap().to_string()).collect();
     assert_eq!(did, ["user_add", "token_add", "token_revoke"]);
 }
+
+#[test]
+fn many_logins_at_once_do_not_get_past_the_limit_and_the_cookie_is_secure_behind_a_tls_proxy() {
+    let s = desk();
+    s.edit_config(|t| t.replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:0\"\npublic_url = \"https://desk.ejcs.example\""));
+    let registry = Serving::start(&s, &["serve"]);
+    let base = registry.url.clone();
+    // 20 wrong passwords for one user at the same moment: at most 5 are even checked.
+    let answers: Vec<u16> = std::thread::scope(|scope| {
+        let hs: Vec<_> = (0..20).map(|_| scope.spawn(|| try_login(&base, "佐藤", "a wrong password, guessed").0)).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = answers.iter().filter(|&&st| st == 200).count();
+    assert!(checked <= 5, "{checked} checked: {answers:?}");
+    assert!(answers.iter().all(|&st| st == 200 || st == 429), "{answers:?}");
+    // Behind a TLS proxy (public_url https), the session cookie is Secure; a POST whose
+    // Origin is not public_url's is refused.
+    let (st, headers, _) = try_login(&base, "田中", PASSWORD);
+    assert_eq!(st, 303);
+    let cookie = headers.iter().find(|(k, v)| k == "set-cookie" && v.starts_with("esurety_desk=")).unwrap().1.clone();
+    assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let session = cookie.split(';').next().unwrap().to_string();
+    let (_, _, page) = http(&base, "GET", "/desk/", &[("Cookie", &session)], b"");
+    let csrf = form_csrf(&String::from_utf8_lossy(&page)).unwrap();
+    let post = |origin: &str| http(&base, "POST", "/desk/logout", &[("Cookie", &session), ("Origin", origin), ("Content-Type", "application/x-www-form-urlencoded")], format!("csrf={csrf}").as_bytes()).0;
+    assert_eq!(post(&base), 403, "the Host's origin is not the public one");
+    assert_eq!(post("https://desk.ejcs.example"), 303);
+}

@@ -357,6 +357,8 @@ fn the_api_holds_its_lockout_under_a_stream_of_wrong_keys() {
         assert_eq!(st, 200);
     }
     let headers = refused.expect("a token guessing across numbers is stopped");
+    let (_, _, b) = http(&base, "POST", "/api/v1/verify", &[("Authorization", &format!("Bearer {token}")), ("Content-Type", "application/json")], br#"{"number":"35075-00099K","key":"CDEF34679HJK"}"#);
+    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap()["error"], "too_many_failures", "told apart from a mere rate limit");
     let wait: u64 = headers.iter().find(|(k, _)| k == "retry-after").unwrap().1.parse().unwrap();
     assert!(wait > 0);
     // Another number's right key from that token also waits: checks are not made.

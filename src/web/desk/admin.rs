@@ -79,7 +79,7 @@ struct UserForm {
 
 async fn add_user(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<UserForm>) -> Response {
     let staff = admin!(app, headers);
-    if let Err(r) = check_form(&headers, &staff, &f.csrf) {
+    if let Err(r) = check_form(&app, &headers, &staff, &f.csrf) {
         return r;
     }
     let name = f.name.trim().to_string();
@@ -126,7 +126,7 @@ struct CsrfForm {
 
 async fn disable_user(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> Response {
     let staff = admin!(app, headers);
-    if let Err(r) = check_form(&headers, &staff, &f.csrf) {
+    if let Err(r) = check_form(&app, &headers, &staff, &f.csrf) {
         return r;
     }
     let (by, now) = (staff.name.clone(), app.clock.now());
@@ -178,7 +178,7 @@ struct TokenForm {
 
 async fn add_token(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<TokenForm>) -> Response {
     let staff = admin!(app, headers);
-    if let Err(r) = check_form(&headers, &staff, &f.csrf) {
+    if let Err(r) = check_form(&app, &headers, &staff, &f.csrf) {
         return r;
     }
     let name = f.name.trim().chars().take(100).collect::<String>();
@@ -202,7 +202,7 @@ async fn add_token(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): For
 
 async fn revoke_token(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> Response {
     let staff = admin!(app, headers);
-    if let Err(r) = check_form(&headers, &staff, &f.csrf) {
+    if let Err(r) = check_form(&app, &headers, &staff, &f.csrf) {
         return r;
     }
     let (by, now) = (staff.name.clone(), app.clock.now());

@@ -30,7 +30,9 @@ pub fn routes() -> Router<Arc<App>> {
 }
 
 fn cookie_attrs(app: &App) -> &'static str {
-    if app.web.tls.is_some() { "; Path=/desk; HttpOnly; SameSite=Strict; Secure" } else { "; Path=/desk; HttpOnly; SameSite=Strict" }
+    // Secure whenever the browser reaches us over TLS: ours, or a proxy's (`public_url`).
+    let tls = app.web.tls.is_some() || app.web.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+    if tls { "; Path=/desk; HttpOnly; SameSite=Strict; Secure" } else { "; Path=/desk; HttpOnly; SameSite=Strict" }
 }
 
 fn login_page(app: &App, message: Option<&str>, status: StatusCode) -> Response {
@@ -59,21 +61,27 @@ struct LoginForm {
 async fn login(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInfo<Peer>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
     let expected = super::cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
     use subtle::ConstantTimeEq;
-    if !crate::web::same_origin(&headers) || expected.is_empty() || expected.len() != f.csrf.len() || !bool::from(expected.as_bytes().ct_eq(f.csrf.as_bytes())) {
+    if !app.same_origin(&headers) || expected.is_empty() || expected.len() != f.csrf.len() || !bool::from(expected.as_bytes().ct_eq(f.csrf.as_bytes())) {
         return login_page(&app, Some("ページを開き直してから、もう一度ログインしてください。"), StatusCode::FORBIDDEN);
     }
-    let address = app.client(peer, &headers).to_string();
+    let address = app.client(peer, &headers);
     let name: String = f.name.trim().chars().take(64).collect();
     let password: String = f.password.chars().take(1024).collect();
     let now = app.clock.now().timestamp();
     let (user_key, addr_key) = (format!("user:{name}"), format!("addr:{address}"));
-    // Limits first: a locked name or address is not even checked.
+    // Limits first: a locked name or address is not even checked. A check counts as a
+    // failure from its start (taken back if the password matches), so many logins at
+    // once cannot all pass the limit before any has failed.
     let (k1, k2) = (user_key.clone(), addr_key.clone());
     let found = with_store(&app, move |s, _| s.write(|tx| -> Result<_, crate::store::StoreError> {
         let locked = tx.login_failures_since(&k1, now - WINDOW)? >= PER_USER || tx.login_failures_since(&k2, now - WINDOW)? >= PER_ADDRESS;
-        Ok((locked, tx.user_by_name(&name)?))
+        if locked {
+            return Ok((true, None, vec![]));
+        }
+        let ids = vec![tx.record_login_failure(&k1, now)?, tx.record_login_failure(&k2, now)?];
+        Ok((false, tx.user_by_name(&name)?, ids))
     })).await;
-    let (locked, user) = match found {
+    let (locked, user, provisional) = match found {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => return super::store_failed(e),
         Err(r) => return r,
@@ -82,23 +90,27 @@ async fn login(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInfo
         tracing::info!(event = "login_locked", address = %address);
         return login_page(&app, Some(LOCKED), StatusCode::TOO_MANY_REQUESTS);
     }
+    // A few password checks at once (each is 19 MiB of Argon2 work); the rest wait a
+    // little or are told to try again.
+    let Ok(Ok(_permit)) = tokio::time::timeout(std::time::Duration::from_secs(5), app.logins.acquire()).await else {
+        return login_page(&app, Some("混み合っています。しばらくしてからもう一度ログインしてください。"), StatusCode::TOO_MANY_REQUESTS);
+    };
     // The same Argon2 work whether or not the user exists.
     let hash = user.as_ref().filter(|u| !u.disabled).map(|u| u.hash.clone()).unwrap_or_else(|| crate::users::decoy_hash().to_string());
     let matched = tokio::task::spawn_blocking(move || crate::users::password_matches(&password, &hash)).await.unwrap_or(false);
     let user = user.filter(|u| matched && !u.disabled);
     let Some(user) = user else {
         tracing::info!(event = "login_failed", address = %address);
-        let _ = with_store(&app, move |s, _| s.write(|tx| -> Result<(), crate::store::StoreError> {
-            tx.record_login_failure(&user_key, now)?;
-            tx.record_login_failure(&addr_key, now)
-        })).await;
         return login_page(&app, Some(WRONG), StatusCode::OK);
     };
     // A new session id at each login; any session id the browser had is not reused.
     let (id, hash) = crate::users::new_session(&crate::clock::OsRandom);
     let csrf = crate::clock::random_hex(&crate::clock::OsRandom, 32);
     let uid = user.id;
-    let started = with_store(&app, move |s, _| s.write(|tx| tx.start_session(&hash, uid, &csrf, now))).await;
+    let started = with_store(&app, move |s, _| s.write(|tx| -> Result<(), crate::store::StoreError> {
+        tx.forget_login_failures(&provisional)?;
+        tx.start_session(&hash, uid, &csrf, now)
+    })).await;
     match started {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return super::store_failed(e),
@@ -128,7 +140,7 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<L
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = super::check_form(&headers, &staff, &f.csrf) {
+    if let Err(r) = super::check_form(&app, &headers, &staff, &f.csrf) {
         return r;
     }
     if let Some(id) = super::cookie(&headers, COOKIE) {

@@ -137,7 +137,7 @@ async fn held_in_scope(app: &Arc<App>, staff: &Staff, id: i64) -> Result<(), Res
 
 async fn release(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i64>, Form(f): Form<ReleaseForm>) -> Response {
     let staff = user!(app, headers);
-    if let Err(r) = check_form(&headers, &staff, &f.csrf) {
+    if let Err(r) = check_form(&app, &headers, &staff, &f.csrf) {
         return r;
     }
     if let Err(r) = held_in_scope(&app, &staff, id).await {
@@ -162,7 +162,7 @@ struct RejectForm {
 
 async fn reject(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i64>, Form(f): Form<RejectForm>) -> Response {
     let staff = user!(app, headers);
-    if let Err(r) = check_form(&headers, &staff, &f.csrf) {
+    if let Err(r) = check_form(&app, &headers, &staff, &f.csrf) {
         return r;
     }
     if let Err(r) = held_in_scope(&app, &staff, id).await {
@@ -202,7 +202,7 @@ struct CsrfForm {
 
 async fn printed(State(app): State<Arc<App>>, headers: HeaderMap, Path(number): Path<String>, Form(f): Form<CsrfForm>) -> Response {
     let staff = user!(app, headers);
-    if let Err(r) = check_form(&headers, &staff, &f.csrf) {
+    if let Err(r) = check_form(&app, &headers, &staff, &f.csrf) {
         return r;
     }
     if !staff.scope.office(&app.engine.config, number.get(..5).unwrap_or("")) {
@@ -239,11 +239,14 @@ struct RetryForm {
 
 async fn retry(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<RetryForm>) -> Response {
     let staff = user!(app, headers);
-    if let Err(r) = check_form(&headers, &staff, &f.csrf) {
+    if let Err(r) = check_form(&app, &headers, &staff, &f.csrf) {
         return r;
     }
     let scope = staff.scope.clone();
-    let mid = f.message_id.clone();
+    // The same Message-ID for the check and the action (`desk::retry` takes it either way).
+    let trimmed = f.message_id.trim();
+    let mid = if trimmed.starts_with('<') { trimmed.to_string() } else { format!("<{trimmed}>") };
+    let act = mid.clone();
     match with_store(&app, move |s, _| s.outbox_row(&mid)).await {
         Ok(Ok(Some(r))) if scope.branch(&r.sender) => {}
         Ok(Ok(_)) => return forbidden(),
@@ -251,7 +254,7 @@ async fn retry(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<Re
         Err(r) => return r,
     }
     let (by, clock) = (staff.name.clone(), app.clock.clone());
-    match with_store(&app, move |s, _| crate::desk::retry(s, &f.message_id, &by, clock.as_ref())).await {
+    match with_store(&app, move |s, _| crate::desk::retry(s, &act, &by, clock.as_ref())).await {
         Ok(Ok(())) => done("/desk/failed", "retried"),
         Ok(Err(e)) => refused(&e),
         Err(r) => r,
@@ -315,7 +318,7 @@ async fn document(State(app): State<Arc<App>>, headers: HeaderMap, Path((number,
 
 async fn resend(State(app): State<Arc<App>>, headers: HeaderMap, Path(number): Path<String>, Form(f): Form<CsrfForm>) -> Response {
     let staff = user!(app, headers);
-    if let Err(r) = check_form(&headers, &staff, &f.csrf) {
+    if let Err(r) = check_form(&app, &headers, &staff, &f.csrf) {
         return r;
     }
     if !staff.scope.office(&app.engine.config, number.get(..5).unwrap_or("")) {

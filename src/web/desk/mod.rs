@@ -78,8 +78,8 @@ pub async fn staff(app: &Arc<App>, headers: &HeaderMap) -> Result<Staff, Respons
 }
 
 /// A changing request is the user's own: same origin, and the session's CSRF token.
-pub fn check_form(headers: &HeaderMap, staff: &Staff, csrf: &str) -> Result<(), Response> {
-    if !super::same_origin(headers) {
+pub fn check_form(app: &App, headers: &HeaderMap, staff: &Staff, csrf: &str) -> Result<(), Response> {
+    if !app.same_origin(headers) {
         return Err(error_page("別のサイトからの送信は受け付けません。", StatusCode::FORBIDDEN));
     }
     use subtle::ConstantTimeEq;

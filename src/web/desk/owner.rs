@@ -62,7 +62,7 @@ async fn settle(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<
         Ok(_) => return forbidden(),
         Err(r) => return r,
     };
-    if let Err(r) = check_form(&headers, &staff, &f.csrf) {
+    if let Err(r) = check_form(&app, &headers, &staff, &f.csrf) {
         return r;
     }
     let accepted = match f.result.as_str() {
