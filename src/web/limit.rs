@@ -8,7 +8,8 @@ use std::sync::Mutex;
 
 #[derive(Default)]
 pub struct RateLimiter {
-    windows: Mutex<HashMap<String, (u64, u32)>>,
+    /// Per key: (minute, requests in it); and the minute the map was last pruned.
+    windows: Mutex<(HashMap<String, (u64, u32)>, u64)>,
 }
 
 impl RateLimiter {
@@ -16,7 +17,7 @@ impl RateLimiter {
     pub fn over(&self, key: &str, per_minute: u32) -> Option<u64> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        match w.get(key) {
+        match w.0.get(key) {
             Some((m, n)) if *m == now / 60 && *n >= per_minute => Some((60 - now % 60).max(1)),
             _ => None,
         }
@@ -26,9 +27,13 @@ impl RateLimiter {
     pub fn hit(&self, key: &str, per_minute: u32) -> Result<(), u64> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let minute = now / 60;
-        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        if w.len() > 100_000 {
+        let mut guard = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let (w, pruned) = &mut *guard;
+        // Past minutes' counts go, at most once a minute (a flood of new keys within one
+        // minute is kept: its size is bounded by the requests of that minute).
+        if w.len() > 100_000 && *pruned != minute {
             w.retain(|_, (m, _)| *m == minute);
+            *pruned = minute;
         }
         let e = w.entry(key.to_string()).or_insert((minute, 0));
         if e.0 != minute {
