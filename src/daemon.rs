@@ -61,6 +61,7 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
 
     let wake = Arc::new(Notify::new());
     let stop = Arc::new(AtomicBool::new(false));
+    let mut signals = StopSignals::register(&rt)?;
     // The web server (`[web]`) runs beside the passes and stops with them.
     let (web_stop, mut web_stopped) = tokio::sync::watch::channel(false);
     let web = match engine.config.web {
@@ -77,14 +78,7 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
     {
         let (wake, stop) = (wake.clone(), stop.clone());
         rt.spawn(async move {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => return,
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+            signals.recv().await;
             stop.store(true, Ordering::SeqCst);
             wake.notify_one();
         });
@@ -141,6 +135,28 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
     Ok(total)
 }
 
+/// SIGTERM and SIGINT, registered now (before anything says it is listening), so a stop
+/// sent at any moment after is a clean stop and never the default, abrupt one.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn register(rt: &tokio::runtime::Runtime) -> Result<StopSignals> {
+        let _in = rt.enter();
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
+}
+
 /// `esurety serve`: only `[web]`, until SIGINT/SIGTERM. Takes no lock: it may run beside
 /// `esurety run` on the same store (a registry machine apart from the mail machine).
 pub fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<()> {
@@ -148,6 +164,7 @@ pub fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<()> {
     if config.web.is_none() {
         bail!("{} has no [web]: add [web] listen = \"127.0.0.1:8080\"", config.path.display());
     }
+    let mut signals = StopSignals::register(&rt)?;
     drop(open_store(&config.store, false)?);
     let engine = Arc::new(Engine::new(config)?);
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
@@ -155,11 +172,7 @@ pub fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<()> {
         let _ = stopped.wait_for(|s| *s).await;
     })?;
     rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
+        signals.recv().await;
         let _ = stop.send(true);
         // Requests in flight finish; a client that holds its connection open does not
         // hold up the stop for more than 10 s.
