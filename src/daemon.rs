@@ -129,7 +129,7 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
     let _ = web_stop.send(true);
     if let Some(web) = web {
         // Requests in flight finish (each is short); the server then closes.
-        let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), web.task).await });
+        let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(15), web.task).await });
     }
     eprintln!("esurety: stopped");
     Ok(total)
@@ -176,7 +176,7 @@ pub fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<()> {
         let _ = stop.send(true);
         // Requests in flight finish; a client that holds its connection open does not
         // hold up the stop for more than 10 s.
-        let _ = tokio::time::timeout(Duration::from_secs(10), web.task).await;
+        let _ = tokio::time::timeout(Duration::from_secs(15), web.task).await;
     });
     eprintln!("esurety: stopped");
     Ok(())

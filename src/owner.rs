@@ -99,6 +99,13 @@ impl OwnerFlow<'_> {
         let asked_for = format!("message {}", msg.id);
         let mut answers: Vec<Answer> = Vec::new();
         for (f, route) in reading.found.iter().zip(routes) {
+            // The lock again before each pair: this message's own wrong keys may have
+            // just locked its sender.
+            if matches!(route, Route::Ask(_))
+                && let Some(lock) = self.registry.lock(store, &f.number, sender, now)?
+            {
+                return self.wait_for_lock(store, msg, owner, &letter, &lock);
+            }
             answers.push(match route {
                 Route::Unchecked { issuer, reason } => Answer::Unchecked { issuer, reason },
                 Route::Ask(issuer) => match self.registry.verify(store, issuer.as_deref(), &f.number, &f.key, sender, &asked_for, now) {

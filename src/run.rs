@@ -166,6 +166,15 @@ impl Engine {
         // is decided); if anything but the store fails in it, it is rolled back and done
         // again one message at a time, where each failure becomes that message's outcome.
         let pending = store.pending_ids()?;
+        if self.remote.is_some() {
+            // An owner's own deployment asks the issuers' registries over the network: each
+            // message on its own, so the store's write lock is never held across a request
+            // (the desk and `esurety` commands write meanwhile).
+            for id in pending {
+                self.process_one(store, id, &flow, &owner_flow, report, clock)?;
+            }
+            return Ok(());
+        }
         let mut rest = pending.as_slice();
         while !rest.is_empty() {
             let chunk = &rest[..rest.len().min(crate::store::BATCH)];

@@ -194,6 +194,9 @@ pub fn sources() -> Result<(Box<dyn Clock>, Box<dyn Random>)> {
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Init { dir, side, listen, registry_url } => {
+            if registry_url.is_some() && side != Some(crate::config::default::Side::Owner) {
+                bail!("--registry-url is for --side owner (an owner's own deployment)");
+            }
             let options = crate::config::default::InitOptions { side, listen, registry_url };
             let config = crate::config::default::init_with(&dir, &options)?;
             println!("esurety: wrote the embedded default into {}", dir.display());

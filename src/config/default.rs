@@ -27,7 +27,7 @@ pub struct InitOptions {
 impl InitOptions {
     /// The configuration file's text.
     pub fn text(&self) -> String {
-        let web = |listen: &str| format!("\n# The registry's API and lookup page (registry-service.md). Plain HTTP on loopback;\n# set tls_cert/tls_key, or run behind a TLS proxy, to serve other machines.\n[web]\nlisten = \"{listen}\"\n");
+        let web = |listen: &str| format!("\n# The registry's API and lookup page (registry-service.md). Plain HTTP on loopback;\n# set tls_cert/tls_key, or run behind a TLS proxy, to serve other machines.\n[web]\nlisten = {}\n", toml_string(listen));
         match self.side {
             None => {
                 let mut t = DEFAULT_CONFIG.to_string();
@@ -41,7 +41,8 @@ impl InitOptions {
                 t + &web(self.listen.as_deref().unwrap_or("127.0.0.1:8080"))
             }
             Some(Side::Owner) => {
-                let mut t = OWNER_CONFIG.replace("REGISTRY_URL", self.registry_url.as_deref().unwrap_or("http://127.0.0.1:8080"));
+                let url = toml_string(self.registry_url.as_deref().unwrap_or("http://127.0.0.1:8080"));
+                let mut t = OWNER_CONFIG.replace("\"REGISTRY_URL\"", &url);
                 if let Some(l) = &self.listen {
                     t += &web(l);
                 }
@@ -60,6 +61,11 @@ pub enum InitError {
     Invalid(String),
     #[error("cannot write the embedded default into {path}: {source}")]
     Io { path: String, source: std::io::Error },
+}
+
+/// A TOML basic string of `s`, escaped.
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
 }
 
 /// Writes the embedded default into `dir` and returns its configuration.

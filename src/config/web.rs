@@ -117,7 +117,9 @@ pub struct RegistryConfig {
 
 pub fn registries(raw: Vec<RawRegistry>, base: &Path, problems: &mut Vec<String>) -> Vec<RegistryConfig> {
     raw.into_iter().enumerate().filter_map(|(i, r)| {
-        let url = match url::Url::parse(&r.url) {
+        // A base URL with a path keeps it (`https://h/esurety` → `…/esurety/api/v1/verify`).
+        let with_slash = if r.url.ends_with('/') { r.url.clone() } else { format!("{}/", r.url) };
+        let url = match url::Url::parse(&with_slash) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Some(u),
             _ => {
                 problems.push(format!("registries[{i}].url: \"{}\" is not an http:// or https:// address", r.url));

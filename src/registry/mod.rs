@@ -38,13 +38,17 @@ pub struct Lockout {
     /// apply to one client address of the web.
     pub sender_max_failures: u32,
     pub sender_window_secs: i64,
+    /// The same for an API token within `sender_window_secs`: an owner's system relays
+    /// every contractor's submissions, so a few contractors' mistakes must not lock it;
+    /// guessing across numbers stays hopeless (200 an hour against 21^12 keys).
+    pub token_max_failures: u32,
 }
 
 impl Default for Lockout {
     fn default() -> Self {
         // 5 tries per 15 minutes per number: 480 guesses a day against 21^12 ≈ 7.4 × 10^15
         // keys. 10 failures an hour per sender: a sender cannot spread guesses over numbers.
-        Lockout { max_failures: 5, window_secs: 15 * 60, sender_max_failures: 10, sender_window_secs: 60 * 60 }
+        Lockout { max_failures: 5, window_secs: 15 * 60, sender_max_failures: 10, sender_window_secs: 60 * 60, token_max_failures: 200 }
     }
 }
 
@@ -155,10 +159,13 @@ impl Registry for LocalRegistry<'_> {
 /// answered: a lock slows guessing down, it never turns away the real key.
 pub fn lock_in_force(store: &dyn RegistryStore, number: &str, caller: Caller<'_>, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Option<Verification>> {
     let since = now.timestamp() - lockout.sender_window_secs;
-    let by_sender = caller.sender.map(|s| store.sender_failures_since(s, since)).transpose()?;
-    let by_address = caller.address.map(|a| store.address_failures_since(a, since)).transpose()?;
-    for (failures, last) in by_sender.into_iter().chain(by_address) {
-        if failures >= lockout.sender_max_failures {
+    // An API token's caller (an owner's system, at its one address) has the token's limit
+    // for both; a person at the lookup page, or a submission's sender, the sender's.
+    let limit = if caller.sender.is_some_and(|s| s.starts_with("token:")) { lockout.token_max_failures } else { lockout.sender_max_failures };
+    let by_sender = caller.sender.map(|s| store.sender_failures_since(s, since)).transpose()?.map(|f| (f, limit));
+    let by_address = caller.address.map(|a| store.address_failures_since(a, since)).transpose()?.map(|f| (f, limit));
+    for ((failures, last), limit) in by_sender.into_iter().chain(by_address) {
+        if failures >= limit {
             let until = crate::clock::from_unix(last.unwrap_or(now.timestamp()) + lockout.sender_window_secs);
             tracing::info!(event = "verify_caller_locked", sender = caller.sender.unwrap_or(""), address = caller.address.unwrap_or(""));
             return Ok(Some(Verification::SenderLocked { until }));

@@ -161,6 +161,30 @@ impl Remote {
     }
 }
 
+impl RemoteRegistries {
+    /// Neither the notice nor the number's shape decides: each registry that may hold the
+    /// number is asked in turn, and a valid answer decides. A registry that could not
+    /// answer makes the whole answer wait (it may be the one that holds it); a wrong key
+    /// outranks a malformed one (another registry's number shape).
+    fn ask_each(&self, number: &str, key: &str, asked_for: &str, now: DateTime<FixedOffset>) -> Result<Verification, RegistryError> {
+        let mut answer = Verification::Malformed;
+        let mut failed: Option<RegistryError> = None;
+        for r in self.remotes.iter().filter(|r| r.config.numbers.as_ref().is_none_or(|re| re.is_match(number))) {
+            match self.ask(r, number, key, asked_for, now) {
+                Ok(v @ Verification::Valid { .. }) => return Ok(v),
+                Ok(v @ (Verification::Locked { .. } | Verification::SenderLocked { .. })) => answer = v,
+                Ok(Verification::Mismatch) if matches!(answer, Verification::Malformed) => answer = Verification::Mismatch,
+                Ok(_) => {}
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        match failed {
+            Some(e) if !matches!(answer, Verification::Locked { .. } | Verification::SenderLocked { .. }) => Err(e),
+            _ => Ok(answer),
+        }
+    }
+}
+
 impl Registry for RemoteRegistries {
     fn route(&self, found: &Found) -> Route {
         if found.viewing {
@@ -181,25 +205,25 @@ impl Registry for RemoteRegistries {
         }
     }
 
-    /// The remote registries keep their own locks: they answer `locked` themselves.
-    fn lock(&self, _store: &mut Store, _number: &str, _sender: Option<&str>, _now: DateTime<FixedOffset>) -> Result<Option<Verification>, RegistryError> {
-        Ok(None)
+    /// The registries keep their own locks (per number, per our token); the owner side
+    /// keeps one per sender in its own store, so one sender's wrong keys stop at this
+    /// sender and never reach the registry's limit for our token.
+    fn lock(&self, store: &mut Store, number: &str, sender: Option<&str>, now: DateTime<FixedOffset>) -> Result<Option<Verification>, RegistryError> {
+        let lockout = super::Lockout::default();
+        Ok(store.write(|tx| super::lock_in_force(tx, number, super::Caller::sender(sender), now, lockout))?)
     }
 
-    fn verify(&self, _store: &mut Store, issuer: Option<&str>, number: &str, key: &str, _sender: Option<&str>, asked_for: &str, now: DateTime<FixedOffset>) -> Result<Verification, RegistryError> {
-        if let Some(r) = issuer.and_then(|i| self.named(i)) {
-            return self.ask(r, number, key, asked_for, now);
-        }
-        // Neither the notice nor the number's shape decides: each registry that may hold
-        // it is asked in turn, and a valid answer decides.
-        let mut answer = Verification::Mismatch;
-        for r in self.remotes.iter().filter(|r| r.config.numbers.as_ref().is_none_or(|re| re.is_match(number))) {
-            match self.ask(r, number, key, asked_for, now)? {
-                v @ Verification::Valid { .. } => return Ok(v),
-                v @ (Verification::Locked { .. } | Verification::SenderLocked { .. }) => answer = v,
-                Verification::Malformed if matches!(answer, Verification::Mismatch) => answer = Verification::Malformed,
-                _ => {}
-            }
+    fn verify(&self, store: &mut Store, issuer: Option<&str>, number: &str, key: &str, sender: Option<&str>, asked_for: &str, now: DateTime<FixedOffset>) -> Result<Verification, RegistryError> {
+        let answer = match issuer.and_then(|i| self.named(i)) {
+            Some(r) => self.ask(r, number, key, asked_for, now)?,
+            None => self.ask_each(number, key, asked_for, now)?,
+        };
+        // A wrong key is counted here too, against the sender (once per message).
+        if matches!(answer, Verification::Mismatch | Verification::Malformed) {
+            store.write(|tx| -> Result<(), crate::store::StoreError> {
+                use crate::store::RegistryStore;
+                tx.record_failure(number, super::Caller::sender(sender), Some(asked_for), now.timestamp())
+            })?;
         }
         Ok(answer)
     }

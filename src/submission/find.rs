@@ -51,7 +51,7 @@ const LABELS: &[&str] = &["工事名", "受注者名", "(JVの場合は代表者
 pub fn pairs(text: &str, source: &str) -> Vec<Found> {
     let s = squash(text).replace(['ー', '－', '‐', '−', '—'], "-").replace("キ-", "キー");
     let s = s.replace("ワ-ド", "ワード");
-    let issuer = issuer(text);
+    let issuer = if source == "pdf" { issuer(text) } else { body_issuer(text).or_else(|| viewing_issuer(&s, text)) };
     if let Some(f) = viewing_notice(&s, source, issuer.clone()) {
         return vec![f];
     }
@@ -100,8 +100,22 @@ const ISSUER_WORDS: &[&str] = &["建設業保証", "建設業信用保証", "保
 /// The issuer a notice names: the first `…株式会社` on a line whose name carries one of
 /// [`ISSUER_WORDS`] (a contractor's name does not). Read line by line, as printed.
 pub fn issuer(text: &str) -> Option<String> {
+    issuer_among(text, ISSUER_WORDS)
+}
+
+/// In a mail body (not a notice) only a surety company's name counts as the issuer: a body
+/// may mention an insurer for other reasons.
+pub fn body_issuer(text: &str) -> Option<String> {
+    issuer_among(text, &ISSUER_WORDS[..2])
+}
+
+fn issuer_among(text: &str, words: &[&str]) -> Option<String> {
     for line in text.lines() {
         let line = squash(line);
+        // The addressee (`丸一建設株式会社 様`, `… 御中`) is never the issuer.
+        if line.ends_with('様') || line.ends_with("御中") || line.ends_with('殿') {
+            continue;
+        }
         let mut from = 0;
         while let Some(at) = line[from..].find("株式会社") {
             let end = from + at + "株式会社".len();
@@ -110,13 +124,18 @@ pub fn issuer(text: &str) -> Option<String> {
             let start = head.rfind(|c: char| matches!(c, ':' | '：' | '、' | '。' | '」' | '「' | '(' | ')' | '（' | '）' | '】' | '【' | '/' | '・'))
                 .map(|i| i + head[i..].chars().next().map_or(1, char::len_utf8)).unwrap_or(0);
             let name = &line[start..end];
-            if name.chars().count() <= 30 && ISSUER_WORDS.iter().any(|w| name.contains(w)) {
+            if name.chars().count() <= 30 && words.iter().any(|w| name.contains(w)) {
                 return Some(name.to_string());
             }
             from = end;
         }
     }
     None
+}
+
+/// In a body that is a viewing notice (閲覧パスワード), the insurer it names.
+fn viewing_issuer(squashed: &str, text: &str) -> Option<String> {
+    (squashed.contains("閲覧パスワード") || squashed.contains("閲覧用パスワード")).then(|| issuer(text)).flatten()
 }
 
 /// A non-life insurer's notice of an electronic policy: 証券番号 and a viewing URL and
@@ -222,7 +241,9 @@ fn field(s: &str, label: &str) -> Option<String> {
     if LABELS.iter().any(|l| rest.starts_with(l)) {
         return None; // a block of labels: the value is elsewhere
     }
-    let end = LABELS.iter().filter_map(|l| rest.find(l)).filter(|&e| e > 0).min().unwrap_or(rest.len().min(200));
+    // No label after it: at most 200 characters (cut on a character, never inside one).
+    let end = LABELS.iter().filter_map(|l| rest.find(l)).filter(|&e| e > 0).min()
+        .unwrap_or_else(|| rest.char_indices().nth(200).map_or(rest.len(), |(i, _)| i));
     let v = rest[..end].trim_end_matches([':', '：']).to_string();
     (!v.is_empty()).then_some(v)
 }
@@ -230,6 +251,23 @@ fn field(s: &str, label: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_value_with_no_label_after_it_is_cut_on_a_character() {
+        let t = format!("保証契約番号：35075-00001M\n認証キー：CDEF34679HJK\n工事名：{}", "浄".repeat(300));
+        let f = pairs(&t, "body");
+        assert_eq!(f[0].project.as_deref().map(|p| p.chars().count()), Some(200));
+    }
+
+    #[test]
+    fn the_issuer_is_not_the_addressee_and_a_body_names_only_a_surety_company() {
+        let notice = "丸一保険建設株式会社 様\n東日本建設業保証株式会社\n保証契約番号：35075-00001M\n認証キー：CDEF34679HJK";
+        assert_eq!(issuer(notice).as_deref(), Some("東日本建設業保証株式会社"));
+        let body = "○○火災保険株式会社の証券も添付します。\n保証契約番号：35075-00001M\n認証キー：CDEF34679HJK";
+        assert_eq!(pairs(body, "body")[0].issuer, None, "an insurer mentioned in passing is not the issuer");
+        let west = "西日本建設業保証株式会社 大阪支店\n保証契約番号：27075-00012M\n認証キー：HJKM3467CDEF";
+        assert_eq!(pairs(west, "body")[0].issuer.as_deref(), Some("西日本建設業保証株式会社"));
+    }
 
     #[test]
     fn a_typed_body() {

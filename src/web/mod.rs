@@ -34,6 +34,8 @@ pub struct App {
     desk: std::sync::Mutex<crate::store::Store>,
     /// Password checks running at once (see [`LOGINS_AT_ONCE`]).
     logins: tokio::sync::Semaphore,
+    /// A token just made on the admin's page, per session, until its page shows it once.
+    fresh_tokens: std::sync::Mutex<std::collections::HashMap<[u8; 32], (String, String)>>,
 }
 
 
@@ -115,7 +117,7 @@ pub fn start(engine: Arc<Engine>, clock: Arc<dyn Clock>, rt: &tokio::runtime::Ha
     let url = format!("{scheme}://{local}");
     let tls = web.tls.as_ref().map(|(cert, key)| tls_acceptor(cert, key)).transpose()?;
     let desk = std::sync::Mutex::new(crate::store::Store::open(&engine.config.store).map_err(|e| SetupError(e.to_string()))?);
-    let app = Arc::new(App { engine, clock, checker, pages, limiter: limit::RateLimiter::default(), web, desk, logins: tokio::sync::Semaphore::new(LOGINS_AT_ONCE) });
+    let app = Arc::new(App { engine, clock, checker, pages, limiter: limit::RateLimiter::default(), web, desk, logins: tokio::sync::Semaphore::new(LOGINS_AT_ONCE), fresh_tokens: Default::default() });
     let router = router(app);
     let task = rt.spawn(serve(tcp, tls, router, stop));
     eprintln!("esurety: listening on {url}");

@@ -385,12 +385,15 @@ fn the_admin_adds_users_and_makes_and_revokes_tokens_on_the_desk() {
     assert_eq!(new.get("/desk/held").0, 200);
     assert_eq!(new.get("/desk/admin/users").0, 403);
     // A token, shown once on the page that made it, works in the API; revoked, it does not.
-    let (st, _, page) = http(&base, "POST", "/desk/admin/tokens", &[("Cookie", &a.cookie), ("Content-Type", "application/x-www-form-urlencoded")], format!("csrf={}&name={}", a.csrf, enc("三島市 契約システム")).as_bytes());
-    assert_eq!(st, 200);
-    let page = String::from_utf8_lossy(&page);
+    let (st, _, _) = http(&base, "POST", "/desk/admin/tokens", &[("Cookie", &a.cookie), ("Content-Type", "application/x-www-form-urlencoded")], format!("csrf={}&name={}", a.csrf, enc("三島市 契約システム")).as_bytes());
+    assert_eq!(st, 303, "made, then shown on the page it redirects to (a reload makes no second token)");
+    let (_, page) = a.get("/desk/admin/tokens");
     let token = page.split("id=\"token\">").nth(1).and_then(|r| r.split('<').next()).unwrap().to_string();
     assert!(token.starts_with("esr_"), "{token}");
     assert!(!a.get("/desk/admin/tokens").1.contains(&token), "shown only once");
+    // The admin cannot disable themselves (nor the last admin).
+    let me = s.json(&["user", "list"]).as_array().unwrap().iter().find(|u| u["name"] == "管理者").unwrap()["id"].as_i64().unwrap();
+    assert_eq!(a.post(&format!("/desk/admin/users/{me}/disable"), &format!("csrf={}", a.csrf)), 409);
     let ask = |t: &str| http(&base, "POST", "/api/v1/verify", &[("Authorization", &format!("Bearer {t}")), ("Content-Type", "application/json")], br#"{"number":"35075-00001M","key":"CDEF34679HJK"}"#).0;
     assert_eq!(ask(&token), 200);
     let id = s.json(&["token", "list"]).as_array().unwrap().iter().find(|t| t["name"] == "三島市 契約システム").unwrap()["id"].as_i64().unwrap();

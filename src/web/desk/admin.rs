@@ -130,19 +130,29 @@ async fn disable_user(State(app): State<Arc<App>>, headers: HeaderMap, Path(id):
         return r;
     }
     let (by, now) = (staff.name.clone(), app.clock.now());
-    let done_ = with_store(&app, move |s, _| -> Result<bool, crate::store::StoreError> {
-        let Some(u) = s.users()?.into_iter().find(|u| u.id == id) else { return Ok(false) };
+    let me = staff.name.clone();
+    let done_ = with_store(&app, move |s, _| -> Result<Result<bool, &'static str>, crate::store::StoreError> {
+        let users = s.users()?;
+        let Some(u) = users.iter().find(|u| u.id == id).cloned() else { return Ok(Ok(false)) };
+        if u.name == me {
+            return Ok(Err("自分自身は無効にできません（別の管理者が行います）。"));
+        }
+        let admins = users.iter().filter(|x| !x.disabled && x.roles.iter().any(|r| r == "admin")).count();
+        if u.roles.iter().any(|r| r == "admin") && !u.disabled && admins <= 1 {
+            return Ok(Err("最後の管理者は無効にできません。"));
+        }
         s.write(|tx| -> Result<bool, crate::store::StoreError> {
             if !tx.disable_user(&u.name)? {
                 return Ok(false);
             }
             tx.record_action(&by, "user_disable", &u.name, None, now)?;
             Ok(true)
-        })
+        }).map(Ok)
     }).await;
     match done_ {
-        Ok(Ok(true)) => done("/desk/admin/users", "user_disabled"),
-        Ok(Ok(false)) => super::error_page("このユーザーはいません。", StatusCode::NOT_FOUND),
+        Ok(Ok(Ok(true))) => done("/desk/admin/users", "user_disabled"),
+        Ok(Ok(Ok(false))) => super::error_page("このユーザーはいません。", StatusCode::NOT_FOUND),
+        Ok(Ok(Err(why))) => super::error_page(why, StatusCode::CONFLICT),
         Ok(Err(e)) => store_failed(e),
         Err(r) => r,
     }
@@ -165,7 +175,9 @@ async fn tokens_page(app: &Arc<App>, staff: &Staff, notice: Option<String>, made
 async fn tokens(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<Done>) -> Response {
     let staff = admin!(app, headers);
     let notice = super::notice(q.done.as_deref()).map(str::to_string);
-    tokens_page(&app, &staff, notice, None).await
+    // A token just made, handed over once from the POST that made it (never stored).
+    let made = app.fresh_tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(&staff.session);
+    tokens_page(&app, &staff, notice, made).await
 }
 
 #[derive(Deserialize)]
@@ -181,7 +193,7 @@ async fn add_token(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): For
     if let Err(r) = check_form(&app, &headers, &staff, &f.csrf) {
         return r;
     }
-    let name = f.name.trim().chars().take(100).collect::<String>();
+    let name = f.name.trim().chars().filter(|c| !c.is_control()).take(100).collect::<String>();
     if name.is_empty() {
         return tokens_page(&app, &staff, Some("トークンを使う発注者のシステムの名前を入力してください。".into()), None).await;
     }
@@ -193,8 +205,12 @@ async fn add_token(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): For
         Ok(id)
     })).await;
     match made {
-        // Shown once, here; the page is not cached (Cache-Control: no-store).
-        Ok(Ok(_)) => tokens_page(&app, &staff, None, Some((name, token))).await,
+        // Shown once, on the page this redirects to (a reload there does not make another
+        // token); the page is not cached (Cache-Control: no-store).
+        Ok(Ok(_)) => {
+            app.fresh_tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(staff.session, (name, token));
+            done("/desk/admin/tokens", "token_made")
+        }
         Ok(Err(e)) => store_failed(e),
         Err(r) => r,
     }

@@ -40,6 +40,8 @@ pub struct Staff {
     pub name: String,
     pub scope: Scope,
     pub csrf: String,
+    /// The session's hash (what the store keeps).
+    pub session: [u8; 32],
 }
 
 /// Runs `f` on the desk's connection to the store, off the async threads.
@@ -68,7 +70,7 @@ pub async fn staff(app: &Arc<App>, headers: &HeaderMap) -> Result<Staff, Respons
     let now = app.clock.now().timestamp();
     let found = with_store(app, move |s, _| s.write(|tx| tx.touch_session(&hash, now, IDLE_MINUTES * 60))).await?;
     match found {
-        Ok(Some(s)) => Ok(Staff { scope: Scope::of(&s.user.roles), name: s.user.name, csrf: s.csrf }),
+        Ok(Some(s)) => Ok(Staff { scope: Scope::of(&s.user.roles), name: s.user.name, csrf: s.csrf, session: hash }),
         Ok(None) => Err(Redirect::to("/desk/login").into_response()),
         Err(e) => {
             tracing::error!(event = "desk_session_failed", error = %e);
@@ -157,6 +159,7 @@ pub fn notice(code: Option<&str>) -> Option<&'static str> {
         "user_added" => "ユーザーを登録しました。",
         "user_disabled" => "ユーザーを無効にしました。そのユーザーのログインは終わりました。",
         "token_revoked" => "トークンを無効にしました。次の問い合わせから拒否します。",
+        "token_made" => "トークンを発行しました。",
         _ => return None,
     })
 }
