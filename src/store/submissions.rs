@@ -57,10 +57,40 @@ impl Tx<'_> {
 
 impl Store {
     pub fn submissions(&self) -> Result<Vec<SubmissionRow>> {
-        let mut st = self.conn.prepare(
+        self.submissions_where("1 ORDER BY id", &[])
+    }
+
+    /// The latest `limit` entries of these owners' registers (all owners when `None`),
+    /// newest first.
+    pub fn submissions_of(&self, owners: Option<&[String]>, limit: u32) -> Result<Vec<SubmissionRow>> {
+        match owners {
+            None => self.submissions_where("1 ORDER BY id DESC LIMIT ?1", &[&limit]),
+            Some(list) => {
+                let marks = (0..list.len()).map(|i| format!("?{}", i + 2)).collect::<Vec<_>>().join(",");
+                let mut params: Vec<&dyn rusqlite::ToSql> = vec![&limit];
+                params.extend(list.iter().map(|o| o as &dyn rusqlite::ToSql));
+                self.submissions_where(&format!("owner IN ({}) ORDER BY id DESC LIMIT ?1", if marks.is_empty() { "NULL".into() } else { marks }), &params)
+            }
+        }
+    }
+
+    /// One register entry.
+    pub fn submission(&self, id: i64) -> Result<Option<SubmissionRow>> {
+        Ok(self.submissions_where("id = ?1", &[&id])?.pop())
+    }
+
+    /// How many entries wait to be checked by hand, per owner.
+    pub fn unchecked_counts(&self) -> Result<Vec<(String, u32)>> {
+        let mut st = self.conn.prepare("SELECT owner, count(*) FROM submissions WHERE result = 'unchecked' GROUP BY owner")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn submissions_where(&self, condition: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<SubmissionRow>> {
+        let mut st = self.conn.prepare(&format!(
             "SELECT owner, message_id, sender, received_at, number, source, product, project, result, reasons, version, checked_at, issuer, id, settled_by
-             FROM submissions ORDER BY id")?;
-        let rows = st.query_map([], |r| {
+             FROM submissions WHERE {condition}"))?;
+        let rows = st.query_map(params, |r| {
             let reasons: String = r.get(9)?;
             Ok(SubmissionRow {
                 owner: r.get(0)?, message_id: r.get(1)?, from: r.get(2)?, received_at: r.get(3)?, number: r.get(4)?,

@@ -111,7 +111,7 @@ pub fn counts(store: &Store, engine: &Engine, scope: &Scope) -> Result<Value, cr
         failed = store.failed_outbox()?.iter().filter(|r| scope.branch(&r.sender)).count();
     }
     if scope.any_owner() {
-        unchecked = store.submissions()?.iter().filter(|s| s.result == "unchecked" && scope.owner_named(config, &s.owner)).count();
+        unchecked = store.unchecked_counts()?.iter().filter(|(o, _)| scope.owner_named(config, o)).map(|(_, n)| *n as usize).sum();
     }
     Ok(json!({"held": held, "paper": paper, "failed": failed, "unchecked": unchecked, "total": held + paper + failed + unchecked}))
 }

@@ -31,7 +31,9 @@ async fn submissions(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): 
     };
     let scope = staff.scope.clone();
     let got = with_store(&app, move |s, e| -> Result<(Value, Value), crate::store::StoreError> {
-        let rows: Vec<Value> = s.submissions()?.into_iter().rev().filter(|r| scope.owner_named(&e.config, &r.owner)).take(500).map(|r| json!({
+        // The owners' names as the register writes them.
+        let names: Option<Vec<String>> = (!scope.admin).then(|| scope.owners.iter().filter_map(|a| e.config.owner_by_address(a)).map(|o| o.name.clone()).collect());
+        let rows: Vec<Value> = s.submissions_of(names.as_deref(), 500)?.into_iter().filter(|r| scope.owner_named(&e.config, &r.owner)).map(|r| json!({
             "id": r.id, "owner": r.owner, "from": r.from, "received": short_time(&r.received_at), "number": r.number, "project": r.project,
             "product": r.product, "result": r.result, "reasons": r.reasons, "issuer": r.issuer, "settled_by": r.settled_by,
             "label": match r.result.as_str() { "accepted" => "受付", "rejected" => "受付できず", "unchecked" => "担当者確認待ち", _ => "" },
@@ -74,7 +76,7 @@ async fn settle(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<
     let (by, clock) = (staff.name.clone(), app.clock.clone());
     let note: String = f.note.chars().take(2000).collect();
     let got = with_store(&app, move |s, e| -> Result<Result<(), crate::desk::DeskError>, crate::store::StoreError> {
-        let Some(row) = s.submissions()?.into_iter().find(|r| r.id == id) else { return Ok(Err(crate::desk::DeskError::NotApplicable(format!("no submission {id}")))) };
+        let Some(row) = s.submission(id)? else { return Ok(Err(crate::desk::DeskError::NotApplicable(format!("no submission {id}")))) };
         if !scope.owner_named(&e.config, &row.owner) {
             return Ok(Err(crate::desk::DeskError::NotApplicable("担当外です".into())));
         }
