@@ -8,7 +8,7 @@
 
 mod common;
 
-use esurety::clock::{Clock, FixedClock, SeededRandom};
+use esurety::clock::{Clock, FixedClock};
 use esurety::registry::{Lockout, Verification, verify};
 use esurety::store::Store;
 use std::time::{Duration, Instant};
@@ -25,7 +25,6 @@ fn main() {
     drop(issued.store);
     let mut store = Store::open(&store_path).unwrap();
     let clock = FixedClock::parse(common::NOW).unwrap();
-    let rng = SeededRandom::new(7);
     let secrets = esurety::secrets::Secrets::load(&issued.engine.config.secret_file).unwrap();
 
     let t = Instant::now();

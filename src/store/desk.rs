@@ -133,7 +133,7 @@ impl Store {
 
     /// Outgoing mail given up on.
     pub fn failed_outbox(&self) -> Result<Vec<super::OutboxRow>> {
-        Ok(self.outbox_where("status = 'failed'")?)
+        self.outbox_where("status = 'failed'")
     }
 
     /// Certificates whose number or contents contain `q` (all when empty), of the offices
