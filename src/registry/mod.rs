@@ -224,6 +224,19 @@ mod tests {
     use crate::clock::FixedClock;
     use crate::clock::Clock;
 
+    /// Failures older than two days are pruned when the next one is recorded.
+    #[test]
+    fn old_failures_are_pruned() {
+        let dir = crate::testing::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        store.record_failure("35075-00001M", Caller::sender(Some("a@x")), None, 1_000).unwrap();
+        store.record_failure("35075-00002K", Caller::sender(Some("a@x")), None, 1_000 + 86_400).unwrap();
+        assert_eq!(store.sender_failures_since("a@x", 0).unwrap().0, 2);
+        store.record_failure("35075-00003M", Caller::sender(Some("b@x")), None, 1_000 + 3 * 86_400).unwrap();
+        assert_eq!(store.sender_failures_since("a@x", 0).unwrap().0, 1, "three days old: gone; two days old: kept");
+        assert_eq!(store.failures_since("35075-00003M", 0).unwrap().0, 1);
+    }
+
     /// Asked again for the same message (a replayed batch, a retried remote call), a wrong
     /// key counts once; another message's wrong key counts again.
     #[test]

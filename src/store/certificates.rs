@@ -286,6 +286,8 @@ impl RegistryStore for Connection {
     }
 
     fn record_failure(&self, number: &str, caller: Caller<'_>, asked_for: Option<&str>, at: i64) -> Result<()> {
+        // Failures older than two days count for nothing any more: they go.
+        self.prepare_cached("DELETE FROM registry_failures WHERE at < ?1")?.execute([at - 2 * 86_400])?;
         self.execute(
             "INSERT OR IGNORE INTO registry_failures (number, sender, address, asked_for, at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![number, caller.sender, caller.address, asked_for, at],

@@ -28,3 +28,6 @@ CREATE INDEX login_failures_by_at ON login_failures (at);
 -- An unchecked submission settled by a person: who, when, and the note.
 ALTER TABLE submissions ADD COLUMN settled_by TEXT;
 ALTER TABLE submissions ADD COLUMN settled_at TEXT;
+-- Failed checks are kept two days (the lockout's windows are at most an hour): an index to
+-- prune them by time.
+CREATE INDEX registry_failures_by_at ON registry_failures (at);

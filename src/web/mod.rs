@@ -73,6 +73,9 @@ pub struct Peer(pub SocketAddr);
 
 /// Connections served at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 1024;
+/// Connections one client address may hold at once (a trusted proxy: any number); beyond,
+/// a new one is closed at once.
+const PER_CLIENT: usize = 32;
 /// A request's headers must arrive within this (also how long an idle keep-alive
 /// connection is kept): a client that trickles bytes holds nothing for long.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -118,8 +121,10 @@ pub fn start(engine: Arc<Engine>, clock: Arc<dyn Clock>, rt: &tokio::runtime::Ha
     let tls = web.tls.as_ref().map(|(cert, key)| tls_acceptor(cert, key)).transpose()?;
     let desk = std::sync::Mutex::new(crate::store::Store::open(&engine.config.store).map_err(|e| SetupError(e.to_string()))?);
     let app = Arc::new(App { engine, clock, checker, pages, limiter: limit::RateLimiter::default(), web, desk, logins: tokio::sync::Semaphore::new(LOGINS_AT_ONCE), fresh_tokens: Default::default() });
+    let app_proxies = app.web.trusted_proxies.clone();
     let router = router(app);
-    let task = rt.spawn(serve(tcp, tls, router, stop));
+    let proxies = app_proxies;
+    let task = rt.spawn(serve(tcp, tls, router, proxies, stop));
     eprintln!("esurety: listening on {url}");
     tracing::info!(event = "web_listening", url = %url);
     Ok(Serving { url, task })
@@ -132,8 +137,9 @@ pub const LOGINS_AT_ONCE: usize = 4;
 /// The accept loop: each connection served by hyper (HTTP/1.1) with a header timeout,
 /// at most [`MAX_CONNECTIONS`] at once, TLS handshakes apart from the loop; on `stop`, no
 /// new connection is taken and those open finish their requests.
-async fn serve(tcp: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, router: Router, stop: impl Future<Output = ()> + Send + 'static) {
+async fn serve(tcp: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, router: Router, proxies: Vec<std::net::IpAddr>, stop: impl Future<Output = ()> + Send + 'static) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let per_client: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> = Arc::default();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
     loop {
@@ -152,6 +158,18 @@ async fn serve(tcp: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, router:
             },
             _ = &mut stop => break,
         };
+        let client = peer.ip().to_canonical();
+        if !proxies.contains(&client) {
+            let mut open = per_client.lock().unwrap_or_else(|p| p.into_inner());
+            let n = open.entry(client).or_insert(0);
+            if *n >= PER_CLIENT {
+                tracing::warn!(event = "web_client_over_connections", address = %client);
+                drop(stream);
+                continue;
+            }
+            *n += 1;
+        }
+        let counted = ClientSlot { map: per_client.clone(), client, counted: !proxies.contains(&client) };
         let _ = stream.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(
             router.clone().layer(axum::Extension(axum::extract::ConnectInfo(Peer(peer)))),
@@ -164,7 +182,7 @@ async fn serve(tcp: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, router:
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     let _ = conn.await;
-                    drop(permit);
+                    drop((permit, counted));
                 });
             }
             Some(acceptor) => {
@@ -175,7 +193,7 @@ async fn serve(tcp: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, router:
                         let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), service);
                         let _ = watcher.watch(conn).await;
                     }
-                    drop(permit);
+                    drop((permit, counted));
                 });
             }
         }
@@ -183,6 +201,28 @@ async fn serve(tcp: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, router:
     drop(tcp);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
         tracing::warn!(event = "web_stop_timeout", "requests still open after 10 s were cut");
+    }
+}
+
+/// One client's open connection, counted until it is dropped.
+struct ClientSlot {
+    map: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    client: std::net::IpAddr,
+    counted: bool,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
+        let mut open = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.client);
+            }
+        }
     }
 }
 

@@ -438,3 +438,23 @@ fn one_senders_wrong_keys_stop_at_that_sender_and_never_lock_the_owners_token() 
     let (st, _) = verify_json(&registry.url, &token, "35075-00002K", "CDEF34679HJK");
     assert_eq!(st, 200, "the owner's token is not locked");
 }
+
+#[test]
+fn one_client_cannot_hold_every_connection() {
+    let (company, _) = company();
+    let registry = Serving::start(&company, &["serve"]);
+    let addr = registry.url.trim_start_matches("http://").to_string();
+    // 32 idle connections from one address are all it may hold: the 33rd is closed at once.
+    let held: Vec<std::net::TcpStream> = (0..32).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut extra = std::net::TcpStream::connect(&addr).unwrap();
+    extra.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = extra.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut buf = [0u8; 64];
+    let n = extra.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer: {}", String::from_utf8_lossy(&buf[..n]));
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    let (st, _, _) = http(&registry.url, "GET", "/api/v1/health", &[], b"");
+    assert_eq!(st, 200, "served again once the others closed");
+}
