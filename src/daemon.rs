@@ -17,18 +17,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// Holds the exclusive lock beside the store for as long as it lives.
-pub struct InstanceLock(#[allow(dead_code)] File);
+/// Holds the exclusive lock beside a SQLite store for as long as it lives. A PostgreSQL
+/// store takes no lock: several daemons share it (each message is claimed in the
+/// transaction that commits its outcome).
+pub struct InstanceLock(#[allow(dead_code)] Option<File>);
 
 pub fn lock(config: &Config) -> Result<InstanceLock> {
-    let path = config.store.with_extension("lock");
+    let Some(file) = config.store.file() else {
+        return Ok(InstanceLock(None));
+    };
+    let path = file.with_extension("lock");
     // A lock is taken on a read-only descriptor too, so an existing lock file still works
     // when the store's file system is read-only (the store then says why nothing is done).
     let f = OpenOptions::new().create(true).truncate(false).write(true).open(&path)
         .or_else(|e| File::open(&path).map_err(|_| e))
         .with_context(|| format!("cannot open the lock file {}", path.display()))?;
     match f.try_lock() {
-        Ok(()) => Ok(InstanceLock(f)),
+        Ok(()) => Ok(InstanceLock(Some(f))),
         Err(std::fs::TryLockError::WouldBlock) => bail!(
             "another esurety is already running on {} (lock {} is held); stop it first",
             config.path.display(), path.display()
@@ -184,13 +189,14 @@ pub fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<()> {
 
 /// Opens the store; a daemon waits (with backoff) while it cannot be written, rather than
 /// exiting: nothing is taken from the mailboxes until it can.
-fn open_store(path: &std::path::Path, once: bool) -> Result<Store> {
+fn open_store(at: &crate::store::StoreAt, once: bool) -> Result<Store> {
     let mut backoff = Duration::from_secs(1);
+    let fs = |at: &crate::store::StoreAt| at.file().and_then(fs_unwritable);
     loop {
-        match Store::open(path) {
+        match Store::open(at) {
             Ok(s) => return Ok(s),
-            Err(e) if !once && (e.is_unwritable() || fs_unwritable(path).is_some()) => {
-                let why = fs_unwritable(path).map(|w| format!(" (the store cannot be written: {w}; no new mail is taken until it can be)")).unwrap_or_default();
+            Err(e) if !once && (e.is_unwritable() || fs(at).is_some()) => {
+                let why = fs(at).map(|w| format!(" (the store cannot be written: {w}; no new mail is taken until it can be)")).unwrap_or_default();
                 tracing::error!(event = "store_unwritable", error = %e);
                 eprintln!("esurety: {e}{why}; trying again in {}s", backoff.as_secs());
                 std::thread::sleep(backoff);
@@ -271,7 +277,7 @@ fn health(engine: &Engine, once: bool) -> String {
     };
     let boxes = engine.watched().iter().map(|(a, side)| format!("{a} ({side})")).collect::<Vec<_>>().join(", ");
     let schedule = if once { "one pass".to_string() } else { format!("a pass on new mail (IDLE) and on schedule: {}", engine.config.schedule.describe()) };
-    format!("watching {boxes}; intake {intake}; outgoing {out}; store {}; {schedule}", engine.config.store.display())
+    format!("watching {boxes}; intake {intake}; outgoing {out}; store {}; {schedule}", engine.config.store)
 }
 
 pub fn summary(r: &RunReport) -> String {

@@ -202,7 +202,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             println!("esurety: wrote the embedded default into {}", dir.display());
             println!("  configuration: {}", config.path.display());
             println!("  mailboxes:     {}", config.mail.maildir_root.display());
-            println!("  store:         {}", config.store.display());
+            println!("  store:         {}", config.store);
             if let Some(w) = &config.web {
                 println!("  web:           http://{}", w.listen);
             }

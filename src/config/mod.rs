@@ -33,7 +33,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub path: PathBuf,
-    pub store: PathBuf,
+    pub store: crate::store::StoreAt,
     /// The company's secret, outside the store (see `secrets.rs`).
     pub secret_file: PathBuf,
     pub templates: Option<PathBuf>,
@@ -367,7 +367,10 @@ impl Config {
             sender_auth,
             dkim,
             path: path.to_path_buf(),
-            store: base.join(raw.store),
+            // As operators expect of a service, the environment's store wins over the file's.
+            store: crate::store::StoreAt::parse(
+                &std::env::var("ESURETY_STORE").ok().filter(|s| !s.trim().is_empty()).unwrap_or(raw.store),
+                &base, raw.store_password_env, raw.store_ca_file),
             secret_file: base.join(raw.secret_file.unwrap_or_else(|| "esurety.secret".into())),
             templates: raw.templates.map(|t| base.join(t)),
             company,
@@ -459,7 +462,7 @@ mod tests {
         let raw: RawConfig = toml::from_str(default::DEFAULT_CONFIG).unwrap();
         let c = Config::from_raw(raw, Path::new("/x/esurety.toml")).unwrap();
         assert_eq!(c.branches.len(), 5);
-        assert_eq!(c.store, Path::new("/x/esurety.db"));
+        assert_eq!(c.store.file(), Some(Path::new("/x/esurety.db")));
         assert!(c.owner_by_name("神奈川県内広域水道企業団企業長").is_some());
         assert_eq!(c.fee_rate(Product::Advance).unwrap().annual_rate_ppm, 3100);
     }

@@ -6,7 +6,12 @@ use std::path::PathBuf;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    pub store: PathBuf,
+    /// A SQLite file (a path) or a PostgreSQL URL; `ESURETY_STORE` replaces it.
+    pub store: String,
+    /// The environment variable holding the PostgreSQL password (when not in the URL).
+    pub store_password_env: Option<String>,
+    /// The CA that signs the PostgreSQL server's certificate: TLS to the server.
+    pub store_ca_file: Option<PathBuf>,
     /// The company's secret (32 bytes, mode 0600), default `esurety.secret`.
     pub secret_file: Option<PathBuf>,
     pub templates: Option<PathBuf>,

@@ -157,7 +157,7 @@ mod tests {
 
     fn store_with(recipients: &[&str]) -> (crate::testing::TempDir, Store) {
         let dir = crate::testing::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let mut store = Store::open_file(&dir.path().join("s.db")).unwrap();
         let m = Outgoing { message_id: "<m@x>".into(), kind: "completion", sender: "b@x".into(), recipients: recipients.iter().map(|r| r.to_string()).collect(), subject: "s".into(), raw: b"Subject: s\r\n\r\nx\r\n".to_vec() };
         let now = at("2026-07-04T10:00:00+09:00").now();
         store.write(|tx| tx.enqueue(&m, None, now)).unwrap();

@@ -228,7 +228,7 @@ mod tests {
     #[test]
     fn old_failures_are_pruned() {
         let dir = crate::testing::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let store = Store::open_file(&dir.path().join("s.db")).unwrap();
         store.record_failure("35075-00001M", Caller::sender(Some("a@x")), None, 1_000).unwrap();
         store.record_failure("35075-00002K", Caller::sender(Some("a@x")), None, 1_000 + 86_400).unwrap();
         assert_eq!(store.sender_failures_since("a@x", 0).unwrap().0, 2);
@@ -242,7 +242,7 @@ mod tests {
     #[test]
     fn a_failure_counts_once_per_number_and_message() {
         let dir = crate::testing::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let mut store = Store::open_file(&dir.path().join("s.db")).unwrap();
         let secrets = Secrets::from_bytes(&[1u8; 32]);
         let registry = LocalRegistry { secrets: &secrets, lockout: Lockout::default(), company: String::new() };
         let now = FixedClock::parse("2026-07-04T10:00:00+09:00").unwrap().now();

@@ -7,7 +7,7 @@ use crate::clock::Random;
 use crate::issuance::{AuthKey, Certificate, Issued};
 use crate::secrets::Secrets;
 use crate::registry::Caller;
-use rusqlite::{Connection, OptionalExtension, params};
+use super::db::{Conn, OptionalExtension, params};
 
 #[derive(Debug, Clone)]
 pub struct CertificateRow {
@@ -31,12 +31,13 @@ impl Tx<'_> {
     /// The next serial of an office; never handed out twice, even across crashes (the
     /// increment commits with the certificate that uses it).
     pub fn next_serial(&self, office_code: &str) -> Result<u32> {
-        self.c().execute(
+        // The counter row stays locked by this transaction until it commits: another
+        // daemon issuing for the same office waits for it, then takes the next.
+        self.c().query_row(
             "INSERT INTO serials (office_code, last) VALUES (?1, 1)
-             ON CONFLICT (office_code) DO UPDATE SET last = last + 1",
-            [office_code],
-        )?;
-        Ok(self.c().query_row("SELECT last FROM serials WHERE office_code = ?1", [office_code], |r| r.get(0))?)
+             ON CONFLICT (office_code) DO UPDATE SET last = serials.last + 1 RETURNING last",
+            [office_code], |r| r.get(0),
+        )
     }
 
     /// Records a new certificate (version 1), keeps its key for the branch and publishes
@@ -98,7 +99,7 @@ impl Tx<'_> {
              WHERE number = ?1",
             params![c.number, c.version, c.project, works_key, paper],
         )?;
-        let published: bool = self.c().query_row("SELECT count(*) FROM registry WHERE number = ?1", [&c.number], |r| r.get::<_, i64>(0))? > 0;
+        let published: bool = self.c().query_row("SELECT count(*) FROM registry WHERE number = ?1", [&c.number], |r| r.get::<i64>(0))? > 0;
         if published {
             self.c().execute(
                 "INSERT INTO registry_versions (number, version, kind, published_at, contents) VALUES (?1, ?2, '変更', ?3, ?4)",
@@ -118,9 +119,9 @@ impl Tx<'_> {
     /// Certificates issued for an application message (for a second delivery's reply).
     pub fn certificates_of_message(&self, message: i64) -> Result<Vec<CertificateRow>> {
         let numbers: Vec<String> = {
-            let mut st = self.c().prepare(
-                "SELECT c.number FROM certificates c JOIN applications a ON a.id = c.application WHERE a.message = ?1 ORDER BY c.number")?;
-            st.query_map([message], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+            self.c().query_map(
+                "SELECT c.number FROM certificates c JOIN applications a ON a.id = c.application WHERE a.message = ?1 ORDER BY c.number",
+                [message], |r| r.get(0))?
         };
         numbers.iter().filter_map(|n| certificate(self.c(), n).transpose()).collect()
     }
@@ -129,8 +130,7 @@ impl Tx<'_> {
 impl Store {
     pub fn certificates(&self) -> Result<Vec<CertificateRow>> {
         let numbers: Vec<String> = {
-            let mut st = self.conn.prepare("SELECT number FROM certificates ORDER BY created_at, number")?;
-            st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+            self.conn.query_map("SELECT number FROM certificates ORDER BY created_at, number", (), |r| r.get(0))?
         };
         numbers.iter().filter_map(|n| certificate(&self.conn, n).transpose()).collect()
     }
@@ -158,8 +158,7 @@ impl Store {
     /// as HMACs, in one transaction; `certificate_keys` is left empty. Returns how many.
     pub fn seal_legacy_keys(&mut self, secrets: &Secrets, rng: &dyn Random) -> Result<usize> {
         let legacy: Vec<(String, String)> = {
-            let mut st = self.conn.prepare("SELECT number, key FROM certificate_keys")?;
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?
+            self.conn.query_map("SELECT number, key FROM certificate_keys", (), |r| Ok((r.get(0)?, r.get(1)?)))?
         };
         if legacy.is_empty() {
             return Ok(0);
@@ -169,13 +168,13 @@ impl Store {
                 let Some(key) = AuthKey::parse(key) else {
                     return Err(StoreError::Corrupt(format!("the stored key of {number} is not a key")));
                 };
-                tx.c().execute("INSERT OR REPLACE INTO sealed_keys (number, sealed) VALUES (?1, ?2)", params![number, secrets.seal(number, &key, rng)])?;
+                tx.c().execute("INSERT INTO sealed_keys (number, sealed) VALUES (?1, ?2) ON CONFLICT (number) DO UPDATE SET sealed = excluded.sealed", params![number, secrets.seal(number, &key, rng)])?;
                 let salt: Option<Vec<u8>> = tx.c().query_row("SELECT key_salt FROM registry WHERE number = ?1", [number], |r| r.get(0)).optional()?;
                 if let Some(salt) = salt {
                     tx.c().execute("UPDATE registry SET key_hash = ?2, key_mac = 1 WHERE number = ?1", params![number, &secrets.mac(&salt, &key)[..]])?;
                 }
             }
-            tx.c().execute("DELETE FROM certificate_keys", [])?;
+            tx.c().execute("DELETE FROM certificate_keys", ())?;
             Ok(legacy.len())
         })
     }
@@ -252,7 +251,7 @@ impl RegistryStore for Store {
     }
 }
 
-impl RegistryStore for Connection {
+impl RegistryStore for Conn {
     fn registry_entry(&self, number: &str) -> Result<Option<RegistryEntry>> {
         Ok(self.query_row(
             "SELECT key_salt, key_hash, key_mac, status, owner FROM registry WHERE number = ?1", [number],
@@ -287,35 +286,32 @@ impl RegistryStore for Connection {
 
     fn record_failure(&self, number: &str, caller: Caller<'_>, asked_for: Option<&str>, at: i64) -> Result<()> {
         // Failures older than two days count for nothing any more: they go.
-        self.prepare_cached("DELETE FROM registry_failures WHERE at < ?1")?.execute([at - 2 * 86_400])?;
+        self.execute("DELETE FROM registry_failures WHERE at < ?1", [at - 2 * 86_400])?;
         self.execute(
-            "INSERT OR IGNORE INTO registry_failures (number, sender, address, asked_for, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO registry_failures (number, sender, address, asked_for, at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
             params![number, caller.sender, caller.address, asked_for, at],
         )?;
         Ok(())
     }
 }
 
-fn certificate(conn: &Connection, number: &str) -> Result<Option<CertificateRow>> {
+fn certificate(conn: &Conn, number: &str) -> Result<Option<CertificateRow>> {
     let row = conn.query_row(
         "SELECT c.number, c.status, c.application_message_id, c.print_state, v.contents
          FROM certificates c JOIN certificate_versions v ON v.number = c.number AND v.version = c.current_version
          WHERE c.number = ?1",
         [number],
-        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, String>(4)?)),
+        |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<Option<String>>(2)?, r.get::<Option<String>>(3)?, r.get::<String>(4)?)),
     ).optional()?;
     row.map(|(number, status, application_message_id, print_state, contents)| {
         Ok(CertificateRow { number, status, application_message_id, print_state, latest: parse_contents(&contents)? })
     }).transpose()
 }
 
-fn versions(conn: &Connection, table: &str, at: &str, number: &str) -> Result<Vec<VersionRow>> {
-    let mut st = conn.prepare(&format!("SELECT version, kind, {at}, contents FROM {table} WHERE number = ?1 ORDER BY version"))?;
-    let rows = st.query_map([number], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)))?;
-    rows.map(|r| {
-        let (version, kind, issued_at, contents) = r?;
-        Ok(VersionRow { version, kind, issued_at, contents: parse_contents(&contents)? })
-    }).collect()
+fn versions(conn: &Conn, table: &str, at: &str, number: &str) -> Result<Vec<VersionRow>> {
+    conn.query_map(&format!("SELECT version, kind, {at}, contents FROM {table} WHERE number = ?1 ORDER BY version"), [number], |r| {
+        Ok(VersionRow { version: r.get(0)?, kind: r.get(1)?, issued_at: r.get(2)?, contents: parse_contents(&r.get::<String>(3)?)? })
+    })
 }
 
 fn parse_contents(s: &str) -> Result<Certificate> {

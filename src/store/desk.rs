@@ -5,7 +5,7 @@
 
 use super::{Result, Store, StoreError, Tx};
 use chrono::{DateTime, FixedOffset};
-use rusqlite::params;
+use super::db::params;
 
 #[derive(Debug, Clone)]
 pub struct ActionRow {
@@ -27,11 +27,6 @@ pub enum ActionError {
     NotApplicable(String),
 }
 
-impl From<rusqlite::Error> for ActionError {
-    fn from(e: rusqlite::Error) -> Self {
-        ActionError::Store(e.into())
-    }
-}
 
 impl Tx<'_> {
     pub fn record_action(&self, by: &str, action: &str, target: &str, detail: Option<&str>, at: DateTime<FixedOffset>) -> Result<()> {
@@ -110,25 +105,20 @@ impl Tx<'_> {
 impl Store {
     /// The ids of held branch messages, oldest first (each is then read on its own).
     pub fn held_ids(&self) -> Result<Vec<i64>> {
-        let mut st = self.conn.prepare("SELECT id FROM messages WHERE side = 'branch' AND state = 'done' AND outcome = 'held' ORDER BY id")?;
-        let rows = st.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.conn.query_map("SELECT id FROM messages WHERE side = 'branch' AND state = 'done' AND outcome = 'held' ORDER BY id", (), |r| r.get(0))
     }
 
     /// Paper certificates waiting to be printed (their current version).
     pub fn paper_waiting(&self) -> Result<Vec<super::CertificateRow>> {
         let numbers: Vec<String> = {
-            let mut st = self.conn.prepare("SELECT number FROM certificates WHERE print_state = 'waiting' ORDER BY created_at, number")?;
-            st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+            self.conn.query_map("SELECT number FROM certificates WHERE print_state = 'waiting' ORDER BY created_at, number", (), |r| r.get(0))?
         };
         numbers.iter().filter_map(|n| self.certificate(n).transpose()).collect()
     }
 
     /// Held branch messages: (id, mailbox), oldest first.
     pub fn held_mailboxes(&self) -> Result<Vec<(i64, String)>> {
-        let mut st = self.conn.prepare("SELECT id, mailbox FROM messages WHERE side = 'branch' AND state = 'done' AND outcome = 'held' ORDER BY id")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.conn.query_map("SELECT id, mailbox FROM messages WHERE side = 'branch' AND state = 'done' AND outcome = 'held' ORDER BY id", (), |r| Ok((r.get(0)?, r.get(1)?)))
     }
 
     /// Outgoing mail given up on.
@@ -149,8 +139,7 @@ impl Store {
         }
         sql += " ORDER BY c.rowid DESC LIMIT ?3";
         let numbers: Vec<String> = {
-            let mut st = self.conn.prepare(&sql)?;
-            st.query_map(params![q, pattern, limit], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+            self.conn.query_map(&sql, params![q, pattern, limit], |r| r.get(0))?
         };
         let mut out = Vec::new();
         for n in numbers {
@@ -162,8 +151,6 @@ impl Store {
     }
 
     pub fn actions(&self) -> Result<Vec<ActionRow>> {
-        let mut st = self.conn.prepare("SELECT id, at, by, action, target, detail FROM staff_actions ORDER BY id")?;
-        let rows = st.query_map([], |r| Ok(ActionRow { id: r.get(0)?, at: r.get(1)?, by: r.get(2)?, action: r.get(3)?, target: r.get(4)?, detail: r.get(5)? }))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.conn.query_map("SELECT id, at, by, action, target, detail FROM staff_actions ORDER BY id", (), |r| Ok(ActionRow { id: r.get(0)?, at: r.get(1)?, by: r.get(2)?, action: r.get(3)?, target: r.get(4)?, detail: r.get(5)? }))
     }
 }

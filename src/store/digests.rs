@@ -1,7 +1,7 @@
 //! What the staff's digests and failure notices read and record.
 
 use super::{Result, Store, Tx};
-use rusqlite::{OptionalExtension, params};
+use super::db::{OptionalExtension, params};
 
 /// A branch's figures for a period (and the waiting ones, whenever they came).
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -33,7 +33,7 @@ impl Store {
     }
 
     pub fn branch_figures(&self, address: &str, from: &str, to: &str) -> Result<BranchFigures> {
-        let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u32> { Ok(self.conn.query_row(sql, p, |r| r.get(0))?) };
+        let count = |sql: &str, p: &[&dyn super::db::ToValue]| -> Result<u32> { self.conn.query_row(sql, p, |r| r.get(0)) };
         let in_period = "mailbox = ?1 AND received_at > ?2 AND received_at <= ?3";
         Ok(BranchFigures {
             received: count(&format!("SELECT count(*) FROM messages WHERE {in_period}"), &[&address, &from, &to])?,
@@ -47,7 +47,7 @@ impl Store {
 
     pub fn owner_figures(&self, owner: &str, mailbox: &str, from: &str, to: &str) -> Result<OwnerFigures> {
         let mut f = self.conn.query_row(
-            "SELECT count(DISTINCT message), coalesce(sum(result = 'accepted'), 0), coalesce(sum(result = 'rejected'), 0), coalesce(sum(result = 'unchecked'), 0)
+            "SELECT count(DISTINCT message), count(*) FILTER (WHERE result = 'accepted'), count(*) FILTER (WHERE result = 'rejected'), count(*) FILTER (WHERE result = 'unchecked')
              FROM submissions WHERE owner = ?1 AND checked_at > ?2 AND checked_at <= ?3",
             params![owner, from, to], |r| Ok(OwnerFigures { submissions: r.get(0)?, accepted: r.get(1)?, rejected: r.get(2)?, unchecked: r.get(3)?, unchecked_waiting: 0, pending: 0 }),
         )?;
@@ -58,9 +58,7 @@ impl Store {
 
     /// Outgoing mails given up on that staff have not been told about: (id, sender, kind, recipients, subject, last error).
     pub fn failed_unnotified(&self) -> Result<Vec<(i64, String, String, String, String, Option<String>)>> {
-        let mut st = self.conn.prepare("SELECT id, sender, kind, recipients, subject, last_error FROM outbox WHERE status = 'failed' AND staff_notified = 0 ORDER BY id")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.conn.query_map("SELECT id, sender, kind, recipients, subject, last_error FROM outbox WHERE status = 'failed' AND staff_notified = 0 ORDER BY id", (), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
     }
 }
 

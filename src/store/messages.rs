@@ -6,7 +6,7 @@
 
 use super::{MessageOutcome, Result, Side, Store, Tx};
 use chrono::{DateTime, FixedOffset};
-use rusqlite::{OptionalExtension, params};
+use super::db::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 /// A message as it comes out of a mailbox.
@@ -54,15 +54,16 @@ impl Store {
     pub fn record_incoming(&mut self, m: &Incoming, message_id: Option<&str>, now: DateTime<FixedOffset>) -> Result<Option<i64>> {
         let sha: [u8; 32] = Sha256::digest(&m.raw).into();
         self.batch(|store| {
-            let n = store.conn.execute(
-                "INSERT OR IGNORE INTO messages (mailbox, side, source_uid, message_id, sha256, size, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            // Stored once, whichever daemon sees it first: the other finds it there.
+            let id: Option<i64> = store.conn.query_row(
+                "INSERT INTO messages (mailbox, side, source_uid, message_id, sha256, size, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING RETURNING id",
                 params![m.mailbox, m.side, m.source_uid, message_id, &sha[..], m.size.max(m.raw.len()) as i64, now.to_rfc3339()],
-            )?;
-            if n != 1 {
+                |r| r.get(0),
+            ).optional()?;
+            let Some(id) = id else {
                 return Ok(None);
-            }
-            let id = store.conn.last_insert_rowid();
+            };
             crate::faults::point("stored_row");
             store.conn.execute("INSERT INTO message_bodies (message, raw) VALUES (?1, ?2)", params![id, m.raw])?;
             Ok(Some(id))
@@ -82,9 +83,7 @@ impl Store {
     /// The ids of messages whose outcome is not committed yet, oldest first (each is then
     /// read on its own, so only one message's bytes are in memory at a time).
     pub fn pending_ids(&self) -> Result<Vec<i64>> {
-        let mut st = self.conn.prepare("SELECT id FROM messages WHERE state = 'new' ORDER BY id")?;
-        let rows = st.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.conn.query_map("SELECT id FROM messages WHERE state = 'new' ORDER BY id", (), |r| r.get(0))
     }
 
     pub fn message(&self, id: i64) -> Result<Option<StoredMessage>> {
@@ -93,9 +92,7 @@ impl Store {
 
     /// Done messages not yet marked in their mailbox: (id, source uid, outcome).
     pub fn unmarked(&self, mailbox: &str) -> Result<Vec<(i64, String, Option<MessageOutcome>)>> {
-        let mut st = self.conn.prepare("SELECT id, source_uid, outcome FROM messages WHERE mailbox = ?1 AND state = 'done' AND marked = 0 ORDER BY id")?;
-        let rows = st.query_map([mailbox], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.conn.query_map("SELECT id, source_uid, outcome FROM messages WHERE mailbox = ?1 AND state = 'done' AND marked = 0 ORDER BY id", [mailbox], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
     }
 
     pub fn set_marked(&self, id: i64) -> Result<()> {
@@ -108,7 +105,7 @@ impl Store {
         let prefix = format!("{validity}:");
         Ok(self.conn.query_row(
             "SELECT max(CAST(substr(source_uid, length(?2) + 1) AS INTEGER)) FROM messages WHERE mailbox = ?1 AND substr(source_uid, 1, length(?2)) = ?2",
-            params![mailbox, prefix], |r| r.get::<_, Option<u32>>(0),
+            params![mailbox, prefix], |r| r.get::<Option<u32>>(0),
         )?)
     }
 
@@ -131,7 +128,8 @@ impl Store {
 
     pub fn set_resync(&self, mailbox: &str, validity: u32, through: u32, done: bool) -> Result<()> {
         self.conn.execute(
-            "INSERT OR REPLACE INTO imap_resyncs (mailbox, validity, through, done) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO imap_resyncs (mailbox, validity, through, done) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (mailbox, validity) DO UPDATE SET through = excluded.through, done = excluded.done",
             params![mailbox, validity, through, done],
         )?;
         Ok(())
@@ -159,15 +157,13 @@ impl Store {
     }
 
     pub fn messages(&self) -> Result<Vec<StoredMessage>> {
-        let mut st = self.conn.prepare(&format!("{SELECT} ORDER BY id"))?;
-        let rows = st.query_map([], row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.conn.query_map(&format!("{SELECT} ORDER BY id"), (), row)
     }
 }
 
 pub(super) const SELECT: &str = "SELECT id, mailbox, side, source_uid, message_id, (SELECT raw FROM message_bodies WHERE message_bodies.message = messages.id), state, outcome, detail, received_at, released_as, size FROM messages";
 
-pub(super) fn row(r: &rusqlite::Row) -> rusqlite::Result<StoredMessage> {
+pub(super) fn row(r: &super::db::Row) -> Result<StoredMessage> {
     Ok(StoredMessage {
         id: r.get(0)?,
         mailbox: r.get(1)?,
@@ -180,7 +176,7 @@ pub(super) fn row(r: &rusqlite::Row) -> rusqlite::Result<StoredMessage> {
         detail: r.get(8)?,
         received_at: r.get(9)?,
         released_as: r.get(10)?,
-        size: r.get::<_, i64>(11)?.max(0) as usize,
+        size: r.get::<i64>(11)?.max(0) as usize,
     })
 }
 
@@ -205,11 +201,11 @@ impl Tx<'_> {
 
     #[allow(clippy::too_many_arguments)]
     pub fn record_application(&self, message: i64, office_code: &str, outcome: &str, sender: &str, contractor: Option<&str>, problems: &serde_json::Value, warnings: &[String], form: Option<&str>, now: DateTime<FixedOffset>) -> Result<i64> {
-        self.c().execute(
+        self.c().query_row(
             "INSERT INTO applications (message, office_code, outcome, sender, contractor, problems, warnings, form, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
             params![message, office_code, outcome, sender, contractor, problems.to_string(), serde_json::to_string(warnings).unwrap_or_default(), form, now.to_rfc3339()],
-        )?;
-        Ok(self.c().last_insert_rowid())
+            |r| r.get(0),
+        )
     }
 }

@@ -1,44 +1,94 @@
-//! The store: one SQLite file (WAL) holding every incoming message, every outcome, the
-//! certificates and their versions, the registry and the outbox.
+//! The store: one database holding every incoming message, every outcome, the
+//! certificates and their versions, the registry and the outbox. A SQLite file (WAL) by
+//! default; PostgreSQL for a company whose daemons share one store (`store.md`). The
+//! flows see one interface (`Store`, `Tx`); each database has its folder (`sqlite/`,
+//! `postgres/`) with its schema and connection.
 //!
-//! Schema changes are versioned migrations keyed on `PRAGMA user_version`. Writes that
+//! Schema changes are versioned migrations, numbered alike on both databases. Writes that
 //! belong together (an outcome, its certificates, its registry entries and its outgoing
 //! mail) happen in one transaction, so a crash leaves either all of them or none.
 
 mod certificates;
+pub(crate) mod db;
 mod desk;
 mod digests;
 mod messages;
 mod outbox;
+pub mod postgres;
 mod service;
+mod sqlite;
 mod state;
 mod submissions;
 mod users;
 
 pub use certificates::{CertificateRow, RegistryEntry, RegistryStore, VersionRow};
+pub use db::Kind;
 pub use desk::{ActionError, ActionRow};
 pub use digests::{BranchFigures, OwnerFigures};
 pub use messages::{Incoming, StoredMessage};
 pub use outbox::{Outgoing, OutboxRow};
+pub use postgres::PgTarget;
 pub use service::{CheckRecord, CheckRow, TokenRow};
 pub use state::{MessageOutcome, OutboxStatus, Side};
 pub use submissions::SubmissionRow;
 pub use users::{SessionRow, UserRow};
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
-use std::path::Path;
-use std::time::Duration;
+use db::Conn;
+use std::path::{Path, PathBuf};
 
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql"), include_str!("schema_v3.sql"), include_str!("schema_v4.sql"), include_str!("schema_v5.sql"), include_str!("schema_v6.sql"), include_str!("schema_v7.sql"), include_str!("schema_v8.sql"), include_str!("schema_v9.sql"), include_str!("schema_v10.sql")];
+/// Where the store is: a SQLite file (the embedded default) or a PostgreSQL database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreAt {
+    File(PathBuf),
+    Postgres(PgTarget),
+}
+
+impl StoreAt {
+    /// `store` as written in the configuration (or `ESURETY_STORE`): a `postgres://` or
+    /// `postgresql://` URL, else a path, relative to `base`.
+    pub fn parse(text: &str, base: &Path, password_env: Option<String>, ca_file: Option<PathBuf>) -> StoreAt {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            StoreAt::Postgres(PgTarget { url: text.to_string(), password_env, ca_file: ca_file.map(|f| base.join(f)) })
+        } else {
+            StoreAt::File(base.join(text))
+        }
+    }
+
+    /// The SQLite file, when the store is one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            StoreAt::File(p) => Some(p),
+            StoreAt::Postgres(_) => None,
+        }
+    }
+}
+
+/// A path, or the URL without its password.
+impl std::fmt::Display for StoreAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreAt::File(p) => write!(f, "{}", p.display()),
+            StoreAt::Postgres(t) => write!(f, "{t}"),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the store {path}: {}", explain(source))]
     Open { path: String, source: rusqlite::Error },
+    /// The PostgreSQL server cannot be reached, refused us, or closed the connection.
+    #[error("the store's server {target} is away: {why}; no new mail is taken until it is back")]
+    Away { target: String, why: String },
     #[error("the store {path} was written by a newer esurety (schema {found}, this one knows {known})")]
     TooNew { path: String, found: i64, known: i64 },
     #[error("store: {}", explain(.0))]
     Sql(#[from] rusqlite::Error),
+    #[error("store: {}", postgres::describe(.0))]
+    Pg(#[from] ::postgres::Error),
+    /// A query for one row found none (see `db::OptionalExtension`).
+    #[error("store: no such row")]
+    NoRow,
     #[error("store: stored data is damaged: {0}")]
     Corrupt(String),
 }
@@ -49,19 +99,35 @@ impl StoreError {
     /// The store cannot be written at all (a full disk, a read-only file system): no new
     /// work can be taken until it can; retrying later is right.
     pub fn is_unwritable(&self) -> bool {
-        matches!(self, StoreError::Sql(e) | StoreError::Open { source: e, .. } if unwritable(e).is_some())
+        match self {
+            StoreError::Sql(e) | StoreError::Open { source: e, .. } => unwritable(e).is_some(),
+            StoreError::Pg(e) => postgres::unwritable(e),
+            StoreError::Away { .. } => true,
+            _ => false,
+        }
     }
 
-    /// Whether the error is the store's as a whole (it cannot be written, is busy, or is
-    /// not open), so the pass stops and waits; otherwise it is about one message's data
-    /// (a damaged row, a value of the wrong type), which becomes that message's error
-    /// outcome while the others go on.
+    /// Whether the error is the store's as a whole (it cannot be written, is busy, is
+    /// away, or is not open), so the pass stops and waits (and is tried again: nothing of
+    /// it was committed); otherwise it is about one message's data (a damaged row, a value
+    /// of the wrong type), which becomes that message's error outcome while the others go on.
     pub fn stops_the_pass(&self) -> bool {
         use rusqlite::ErrorCode::*;
         match self {
-            StoreError::Open { .. } | StoreError::TooNew { .. } => true,
+            StoreError::Open { .. } | StoreError::TooNew { .. } | StoreError::Away { .. } => true,
             StoreError::Sql(e) => unwritable(e).is_some() || matches!(e.sqlite_error_code(), Some(DatabaseBusy | DatabaseLocked | OutOfMemory | CannotOpen | NotADatabase | DatabaseCorrupt)),
-            StoreError::Corrupt(_) => false,
+            StoreError::Pg(e) => postgres::stops_the_pass(e),
+            StoreError::Corrupt(_) | StoreError::NoRow => false,
+        }
+    }
+
+    /// A unique constraint refused the write: what it would have written is there already
+    /// (another daemon did it first).
+    pub fn is_already_done(&self) -> bool {
+        match self {
+            StoreError::Sql(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation),
+            StoreError::Pg(e) => e.code().is_some_and(|c| c.code() == "23505"),
+            _ => false,
         }
     }
 }
@@ -84,40 +150,74 @@ fn explain(e: &rusqlite::Error) -> String {
 }
 
 pub struct Store {
-    conn: Connection,
+    conn: Conn,
     /// Inside [`Store::batch`]: writes are savepoints of the batch's one transaction.
     batching: bool,
 }
 
 impl Store {
-    pub fn open(path: &Path) -> Result<Store> {
-        let p = path.display().to_string();
-        let open_err = |source| StoreError::Open { path: p.clone(), source };
-        let mut conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
-        // What is deleted or cut (a sent mail's key-carrying bytes, a checked submission)
-        // is overwritten, not left in free pages of the file.
-        conn.pragma_update(None, "secure_delete", "ON").map_err(open_err)?;
-        migrate(&mut conn, &p)?;
+    /// Opens the store and brings its schema up to date.
+    pub fn open(at: &StoreAt) -> Result<Store> {
+        let conn = match at {
+            StoreAt::File(path) => Conn::Sqlite(sqlite::open(path)?),
+            StoreAt::Postgres(target) => Conn::Postgres(postgres::Pg::open(target)?),
+        };
         Ok(Store { conn, batching: false })
     }
 
-    /// Runs `f` in one immediate (write-locked) transaction: all of it or none of it.
-    /// Inside [`Store::batch`] it is a savepoint: all of it or none of it, made durable
-    /// when the batch commits.
+    /// Opens a SQLite store file.
+    pub fn open_file(path: &Path) -> Result<Store> {
+        Store::open(&StoreAt::File(path.to_path_buf()))
+    }
+
+    /// Which database this store is on.
+    pub fn kind(&self) -> Kind {
+        self.conn.kind()
+    }
+
+    /// The schema version.
+    pub fn schema_version(&self) -> Result<i64> {
+        match &self.conn {
+            Conn::Sqlite(c) => sqlite::version(c),
+            Conn::Postgres(c) => c.version(),
+        }
+    }
+
+    /// Runs `f` in one transaction (on SQLite, immediate: write-locked): all of it or none
+    /// of it. Inside [`Store::batch`] it is a savepoint: all of it or none of it, made
+    /// durable when the batch commits.
     pub fn write<T, E: From<StoreError>>(&mut self, f: impl FnOnce(&Tx) -> std::result::Result<T, E>) -> std::result::Result<T, E> {
-        let tx = if self.batching {
-            Tx(Inner::Savepoint(self.conn.savepoint().map_err(StoreError::from)?))
+        let (begin, commit, rollback) = if self.batching {
+            ("SAVEPOINT esurety_write", "RELEASE esurety_write", "ROLLBACK TO esurety_write; RELEASE esurety_write")
         } else {
             self.recover();
-            Tx(Inner::Transaction(self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?))
+            (self.begin(), "COMMIT", "ROLLBACK")
         };
-        let out = f(&tx)?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(out)
+        self.conn.execute_batch(begin)?;
+        let guard = Undo { conn: &self.conn, rollback, armed: true };
+        let out = f(&Tx(&self.conn));
+        let mut guard = guard;
+        match out {
+            Ok(v) => {
+                guard.armed = false;
+                if let Err(e) = self.conn.execute_batch(commit) {
+                    let _ = self.conn.execute_batch(rollback);
+                    return Err(e.into());
+                }
+                Ok(v)
+            }
+            // The guard rolls back.
+            Err(e) => Err(e),
+        }
+    }
+
+    fn begin(&self) -> &'static str {
+        match self.conn.kind() {
+            Kind::Sqlite => "BEGIN IMMEDIATE",
+            // Read committed: each statement sees what others committed before it; rows
+            // claimed with FOR UPDATE stay ours until the commit.
+            Kind::Postgres => "BEGIN ISOLATION LEVEL READ COMMITTED",
+        }
     }
 
     /// Runs `f` with every write in it (each [`Store::write`], and single statements)
@@ -133,7 +233,7 @@ impl Store {
             ("SAVEPOINT esurety_batch", "RELEASE esurety_batch", "ROLLBACK TO esurety_batch; RELEASE esurety_batch")
         } else {
             self.recover();
-            ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
+            (self.begin(), "COMMIT", "ROLLBACK")
         };
         self.conn.execute_batch(begin).map_err(StoreError::from)?;
         self.batching = true;
@@ -147,7 +247,7 @@ impl Store {
             Ok(v) => {
                 if let Err(e) = self.conn.execute_batch(commit) {
                     let _ = self.conn.execute_batch(rollback);
-                    return Err(StoreError::from(e).into());
+                    return Err(e.into());
                 }
                 Ok(v)
             }
@@ -158,12 +258,33 @@ impl Store {
         }
     }
 
-    /// A transaction left open by a batch that was unwound by a panic is rolled back.
+    /// A transaction left open by a batch that was unwound by a panic (or lost with its
+    /// connection) is rolled back.
     fn recover(&mut self) {
-        if !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
+        match &self.conn {
+            Conn::Sqlite(c) => {
+                if !c.is_autocommit() {
+                    let _ = c.execute_batch("ROLLBACK");
+                }
+            }
+            Conn::Postgres(c) => c.reset(),
         }
         self.batching = false;
+    }
+}
+
+/// Rolls a transaction or savepoint back unless disarmed (an error or a panic in it).
+struct Undo<'c> {
+    conn: &'c Conn,
+    rollback: &'static str,
+    armed: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.conn.execute_batch(self.rollback);
+        }
     }
 }
 
@@ -191,51 +312,14 @@ impl Budget {
 
 /// A write transaction (or a savepoint inside a batch); commits when [`Store::write`]'s
 /// closure returns `Ok`.
-pub struct Tx<'c>(Inner<'c>);
-
-enum Inner<'c> {
-    Transaction(Transaction<'c>),
-    Savepoint(rusqlite::Savepoint<'c>),
-}
-
-impl Tx<'_> {
-    fn commit(self) -> rusqlite::Result<()> {
-        match self.0 {
-            Inner::Transaction(t) => t.commit(),
-            Inner::Savepoint(s) => s.commit(),
-        }
-    }
-}
+pub struct Tx<'c>(&'c Conn);
 
 impl Tx<'_> {
     /// The transaction's connection, for the store's own modules only: nothing outside
     /// `store/` names a database type.
-    fn c(&self) -> &Connection {
-        match &self.0 {
-            Inner::Transaction(t) => t,
-            Inner::Savepoint(s) => s,
-        }
+    fn c(&self) -> &Conn {
+        self.0
     }
-}
-
-fn migrate(conn: &mut Connection, path: &str) -> Result<()> {
-    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let known = MIGRATIONS.len() as i64;
-    if found > known {
-        return Err(StoreError::TooNew { path: path.to_string(), found, known });
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // Another process may have migrated while we waited for the lock.
-        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if now > i as i64 {
-            continue;
-        }
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)?;
-        tx.commit()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -255,7 +339,7 @@ mod tests {
     fn a_batch_commits_its_writes_together_and_a_failed_write_in_it_rolls_back_alone() {
         let dir = crate::testing::tempdir().unwrap();
         let path = dir.path().join("s.db");
-        let mut store = Store::open(&path).unwrap();
+        let mut store = Store::open_file(&path).unwrap();
         let ids = store.batch(|s| -> Result<Vec<i64>> {
             let a = s.record_incoming(&incoming("a"), None, now())?.unwrap();
             let b = s.record_incoming(&incoming("b"), None, now())?.unwrap();
@@ -267,11 +351,11 @@ mod tests {
             assert!(failed.is_err());
             s.write(|tx| tx.finish_message(b, MessageOutcome::Held, Some("why"), now()))?;
             // Not visible to another connection before the batch commits.
-            let other = Store::open(&path).unwrap();
+            let other = Store::open_file(&path).unwrap();
             assert!(other.message(a).unwrap().is_none());
             Ok(vec![a, b])
         }).unwrap();
-        let other = Store::open(&path).unwrap();
+        let other = Store::open_file(&path).unwrap();
         let a = other.message(ids[0]).unwrap().unwrap();
         let b = other.message(ids[1]).unwrap().unwrap();
         assert_eq!((a.state.as_str(), a.outcome), ("new", None));
@@ -282,7 +366,7 @@ mod tests {
     #[test]
     fn a_batch_in_a_batch_is_all_or_nothing_and_lasts_with_the_outer_one() {
         let dir = crate::testing::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let mut store = Store::open_file(&dir.path().join("s.db")).unwrap();
         store.batch(|s| -> Result<()> {
             s.record_incoming(&incoming("a"), None, now())?;
             let inner: Result<()> = s.batch(|s| {
@@ -300,7 +384,7 @@ mod tests {
     #[test]
     fn a_batch_that_fails_or_panics_leaves_nothing_and_the_store_goes_on() {
         let dir = crate::testing::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let mut store = Store::open_file(&dir.path().join("s.db")).unwrap();
         let r: Result<()> = store.batch(|s| {
             s.record_incoming(&incoming("a"), None, now())?;
             Err(StoreError::Corrupt("stop".into()))
@@ -323,8 +407,8 @@ mod tests {
         let dir = crate::testing::tempdir().unwrap();
         let path = dir.path().join("s.db");
         {
-            let mut conn = Connection::open(&path).unwrap();
-            for (i, sql) in MIGRATIONS[..5].iter().enumerate() {
+            let mut conn = rusqlite::Connection::open(&path).unwrap();
+            for (i, sql) in sqlite::MIGRATIONS[..5].iter().enumerate() {
                 conn.execute_batch(sql).unwrap();
                 conn.pragma_update(None, "user_version", i as i64 + 1).unwrap();
             }
@@ -333,7 +417,7 @@ mod tests {
             tx.execute("INSERT INTO outbox (message_id, kind, sender, recipients, subject, raw, next_attempt_at, created_at) VALUES ('<o@x>', 'completion', 's@x.example', '[\"r@x.example\"]', 'subj', x'787978', 0, '2026-07-04T10:00:00+09:00')", []).unwrap();
             tx.commit().unwrap();
         }
-        let store = Store::open(&path).unwrap();
+        let store = Store::open_file(&path).unwrap();
         assert_eq!(store.messages().unwrap()[0].raw, b"abc");
         let out = store.outbox().unwrap();
         assert_eq!(store.outbox_raw(out[0].id).unwrap().unwrap(), b"xyx");

@@ -4,7 +4,7 @@
 
 use super::{OutboxStatus, Result, Store, Tx};
 use chrono::{DateTime, FixedOffset};
-use rusqlite::{OptionalExtension, params};
+use super::db::{OptionalExtension, params};
 
 /// A composed message waiting to be written to the outbox. A completion's bytes carry the
 /// key, so `Debug` shows everything but them.
@@ -49,13 +49,13 @@ pub const MAX_ATTEMPTS: u32 = 10;
 
 impl Tx<'_> {
     pub fn enqueue(&self, m: &Outgoing, source: Option<i64>, now: DateTime<FixedOffset>) -> Result<i64> {
-        self.c().execute(
+        let id: i64 = self.c().query_row(
             "INSERT INTO outbox (message_id, source, kind, sender, recipients, subject, next_attempt_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
             params![m.message_id, source, m.kind, m.sender, serde_json::to_string(&m.recipients).unwrap_or_default(),
                     m.subject, now.timestamp(), now.to_rfc3339()],
+            |r| r.get(0),
         )?;
-        let id = self.c().last_insert_rowid();
         self.c().execute("INSERT INTO outbox_bodies (outbox, raw) VALUES (?1, ?2)", params![id, m.raw])?;
         Ok(id)
     }
@@ -63,29 +63,24 @@ impl Tx<'_> {
 
 impl Store {
     pub fn outbox(&self) -> Result<Vec<OutboxRow>> {
-        self.outbox_where("1")
+        self.outbox_where("TRUE")
     }
 
     /// One outgoing message by its Message-ID.
     pub fn outbox_row(&self, message_id: &str) -> Result<Option<OutboxRow>> {
-        let mut st = self.conn.prepare(&format!("SELECT {COLUMNS} FROM outbox WHERE message_id = ?1"))?;
-        Ok(st.query_map([message_id], row)?.next().transpose()?)
+        self.conn.query_row(&format!("SELECT {COLUMNS} FROM outbox WHERE message_id = ?1"), [message_id], row).optional()
     }
 
     pub(super) fn outbox_where(&self, condition: &str) -> Result<Vec<OutboxRow>> {
-        let mut st = self.conn.prepare(&format!("SELECT {COLUMNS} FROM outbox WHERE {condition} ORDER BY id"))?;
-        let rows = st.query_map([], row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.conn.query_map(&format!("SELECT {COLUMNS} FROM outbox WHERE {condition} ORDER BY id"), (), row)
     }
 
     /// Pending messages whose next attempt is due (without their bytes: see [`Store::raw_of`],
     /// so only one message's bytes are in memory at a time).
     pub fn due(&self, now: DateTime<FixedOffset>) -> Result<Vec<OutboxRow>> {
-        let mut st = self.conn.prepare(&format!(
+        self.conn.query_map(&format!(
             "SELECT {COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY id"
-        ))?;
-        let rows = st.query_map([now.timestamp()], row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        ), [now.timestamp()], row)
     }
 
     /// Whether a mail of this kind was already written about an incoming message.
@@ -106,7 +101,7 @@ impl Store {
 
     pub fn mark_delivered(&self, outbox: i64, recipient: &str, now: DateTime<FixedOffset>) -> Result<()> {
         self.conn.execute(
-            "INSERT OR IGNORE INTO outbox_deliveries (outbox, recipient, delivered_at) VALUES (?1, ?2, ?3)",
+            "INSERT INTO outbox_deliveries (outbox, recipient, delivered_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
             params![outbox, recipient, now.to_rfc3339()],
         )?;
         Ok(())
@@ -121,7 +116,8 @@ impl Store {
 
     pub fn mark_refused(&self, outbox: i64, recipient: &str, error: &str, now: DateTime<FixedOffset>) -> Result<()> {
         self.conn.execute(
-            "INSERT OR REPLACE INTO outbox_refusals (outbox, recipient, error, refused_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO outbox_refusals (outbox, recipient, error, refused_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (outbox, recipient) DO UPDATE SET error = excluded.error, refused_at = excluded.refused_at",
             params![outbox, recipient, error, now.to_rfc3339()],
         )?;
         Ok(())
@@ -162,7 +158,7 @@ impl Store {
 
 const COLUMNS: &str = "id, message_id, kind, sender, recipients, subject, status, attempts, last_error, created_at, sent_at";
 
-fn row(r: &rusqlite::Row) -> rusqlite::Result<OutboxRow> {
+fn row(r: &super::db::Row) -> Result<OutboxRow> {
     let recipients: String = r.get(4)?;
     Ok(OutboxRow {
         id: r.get(0)?,

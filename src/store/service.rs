@@ -3,7 +3,7 @@
 
 use super::{Result, Store, Tx};
 use chrono::{DateTime, FixedOffset};
-use rusqlite::{Connection, OptionalExtension, params};
+use super::db::{Conn, OptionalExtension, params};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,8 +38,7 @@ pub struct CheckRecord<'a> {
 
 impl Tx<'_> {
     pub fn add_token(&self, name: &str, hash: &[u8], at: DateTime<FixedOffset>) -> Result<i64> {
-        self.c().execute("INSERT INTO api_tokens (name, hash, created_at) VALUES (?1, ?2, ?3)", params![name, hash, at.to_rfc3339()])?;
-        Ok(self.c().last_insert_rowid())
+        self.c().query_row("INSERT INTO api_tokens (name, hash, created_at) VALUES (?1, ?2, ?3) RETURNING id", params![name, hash, at.to_rfc3339()], |r| r.get(0))
     }
 
     /// Revokes a token; `false` when there is no such token or it was revoked already.
@@ -67,16 +66,12 @@ impl Tx<'_> {
 
 impl Store {
     pub fn tokens(&self) -> Result<Vec<TokenRow>> {
-        let mut stmt = self.conn.prepare("SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok(TokenRow { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)?, last_used_at: r.get(3)?, revoked_at: r.get(4)? }))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.conn.query_map("SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens ORDER BY id", (), |r| Ok(TokenRow { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)?, last_used_at: r.get(3)?, revoked_at: r.get(4)? }))
     }
 
     /// The latest `limit` checks, newest first.
     pub fn checks(&self, limit: u32) -> Result<Vec<CheckRow>> {
-        let mut stmt = self.conn.prepare("SELECT at, via, token, address, number, result FROM registry_checks ORDER BY id DESC LIMIT ?1")?;
-        let rows = stmt.query_map([limit], |r| Ok(CheckRow { at: r.get(0)?, via: r.get(1)?, token: r.get(2)?, address: r.get(3)?, number: r.get(4)?, result: r.get(5)? }))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.conn.query_map("SELECT at, via, token, address, number, result FROM registry_checks ORDER BY id DESC LIMIT ?1", [limit], |r| Ok(CheckRow { at: r.get(0)?, via: r.get(1)?, token: r.get(2)?, address: r.get(3)?, number: r.get(4)?, result: r.get(5)? }))
     }
 
     /// Records a check made outside a transaction (`esurety verify`).
@@ -85,9 +80,8 @@ impl Store {
     }
 }
 
-fn record_check(c: &Connection, check: CheckRecord<'_>, at: DateTime<FixedOffset>) -> Result<()> {
+fn record_check(c: &Conn, check: CheckRecord<'_>, at: DateTime<FixedOffset>) -> Result<()> {
     let number: String = check.number.chars().take(40).collect();
-    c.prepare_cached("INSERT INTO registry_checks (at, via, token, address, number, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-        .execute(params![at.to_rfc3339(), check.via, check.token, check.address, number, check.result])?;
+    c.execute("INSERT INTO registry_checks (at, via, token, address, number, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", params![at.to_rfc3339(), check.via, check.token, check.address, number, check.result])?;
     Ok(())
 }

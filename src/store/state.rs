@@ -3,7 +3,7 @@
 //! output are those of `cli.md` (`as_str`); a word the store does not know is damage
 //! ([`super::StoreError::Corrupt`]), never a silent default.
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use super::db::{FromValue, ToValue, Value};
 
 macro_rules! words {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
@@ -32,16 +32,16 @@ macro_rules! words {
             }
         }
 
-        impl ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(ToSqlOutput::from(self.as_str()))
+        impl ToValue for $name {
+            fn to_value(&self) -> Value {
+                Value::Text(self.as_str().to_string())
             }
         }
 
-        impl FromSql for $name {
-            fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-                let s = v.as_str()?;
-                $name::parse(s).ok_or_else(|| FromSqlError::Other(format!("not a {}: {s}", stringify!($name)).into()))
+        impl FromValue for $name {
+            fn from_value(v: Value) -> super::Result<Self> {
+                let s = String::from_value(v)?;
+                $name::parse(&s).ok_or_else(|| super::StoreError::Corrupt(format!("not a {}: {s}", stringify!($name))))
             }
         }
 

@@ -2,7 +2,7 @@
 //! and reasons, and the registry version it was checked against. Never the key.
 
 use super::{Result, Store, Tx};
-use rusqlite::params;
+use super::db::params;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,31 +44,31 @@ impl Tx<'_> {
     /// carried the key: its bytes are dropped with the outcome; its Message-ID stays, so a
     /// second delivery is still recognised.
     pub fn forget_body(&self, message: i64) -> Result<()> {
-        self.c().execute("UPDATE message_bodies SET raw = x'' WHERE message = ?1", [message])?;
+        self.c().execute("UPDATE message_bodies SET raw = ?2 WHERE message = ?1", params![message, Vec::<u8>::new()])?;
         Ok(())
     }
 
     pub fn forget_content(&self, message: i64) -> Result<()> {
         self.c().execute("UPDATE messages SET message_id = NULL WHERE id = ?1", [message])?;
-        self.c().execute("UPDATE message_bodies SET raw = x'' WHERE message = ?1", [message])?;
+        self.c().execute("UPDATE message_bodies SET raw = ?2 WHERE message = ?1", params![message, Vec::<u8>::new()])?;
         Ok(())
     }
 }
 
 impl Store {
     pub fn submissions(&self) -> Result<Vec<SubmissionRow>> {
-        self.submissions_where("1 ORDER BY id", &[])
+        self.submissions_where("TRUE ORDER BY id", &[])
     }
 
     /// The latest `limit` entries of these owners' registers (all owners when `None`),
     /// newest first.
     pub fn submissions_of(&self, owners: Option<&[String]>, limit: u32) -> Result<Vec<SubmissionRow>> {
         match owners {
-            None => self.submissions_where("1 ORDER BY id DESC LIMIT ?1", &[&limit]),
+            None => self.submissions_where("TRUE ORDER BY id DESC LIMIT ?1", &[&limit]),
             Some(list) => {
                 let marks = (0..list.len()).map(|i| format!("?{}", i + 2)).collect::<Vec<_>>().join(",");
-                let mut params: Vec<&dyn rusqlite::ToSql> = vec![&limit];
-                params.extend(list.iter().map(|o| o as &dyn rusqlite::ToSql));
+                let mut params: Vec<&dyn super::db::ToValue> = vec![&limit];
+                params.extend(list.iter().map(|o| o as &dyn super::db::ToValue));
                 self.submissions_where(&format!("owner IN ({}) ORDER BY id DESC LIMIT ?1", if marks.is_empty() { "NULL".into() } else { marks }), &params)
             }
         }
@@ -81,16 +81,13 @@ impl Store {
 
     /// How many entries wait to be checked by hand, per owner.
     pub fn unchecked_counts(&self) -> Result<Vec<(String, u32)>> {
-        let mut st = self.conn.prepare("SELECT owner, count(*) FROM submissions WHERE result = 'unchecked' GROUP BY owner")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.conn.query_map("SELECT owner, count(*) FROM submissions WHERE result = 'unchecked' GROUP BY owner", (), |r| Ok((r.get(0)?, r.get(1)?)))
     }
 
-    fn submissions_where(&self, condition: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<SubmissionRow>> {
-        let mut st = self.conn.prepare(&format!(
+    fn submissions_where(&self, condition: &str, params: &[&dyn super::db::ToValue]) -> Result<Vec<SubmissionRow>> {
+        self.conn.query_map(&format!(
             "SELECT owner, message_id, sender, received_at, number, source, product, project, result, reasons, version, checked_at, issuer, id, settled_by
-             FROM submissions WHERE {condition}"))?;
-        let rows = st.query_map(params, |r| {
+             FROM submissions WHERE {condition}"), params, |r| {
             let reasons: String = r.get(9)?;
             Ok(SubmissionRow {
                 owner: r.get(0)?, message_id: r.get(1)?, from: r.get(2)?, received_at: r.get(3)?, number: r.get(4)?,
@@ -98,7 +95,6 @@ impl Store {
                 reasons: serde_json::from_str(&reasons).unwrap_or_default(), version: r.get(10)?, checked_at: r.get(11)?,
                 issuer: r.get(12)?, id: r.get(13)?, settled_by: r.get(14)?,
             })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
     }
 }

@@ -2,7 +2,7 @@
 //! hashes and session ids only as SHA-256 hashes: a copy of the store logs nobody in.
 
 use super::{Result, Store, Tx};
-use rusqlite::{OptionalExtension, params};
+use super::db::{OptionalExtension, params};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -23,7 +23,7 @@ pub struct SessionRow {
     pub csrf: String,
 }
 
-fn user(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+fn user(r: &super::db::Row) -> Result<UserRow> {
     let roles: String = r.get(3)?;
     Ok(UserRow { id: r.get(0)?, name: r.get(1)?, hash: r.get(2)?, roles: serde_json::from_str(&roles).unwrap_or_default(), disabled: r.get(4)?, created_at: r.get(5)? })
 }
@@ -83,8 +83,7 @@ impl Tx<'_> {
     /// Records a failed (or not yet known to succeed) login; rows older than a day go.
     pub fn record_login_failure(&self, key: &str, at: i64) -> Result<i64> {
         self.c().execute("DELETE FROM login_failures WHERE at < ?1", [at - 86_400])?;
-        self.c().execute("INSERT INTO login_failures (key, at) VALUES (?1, ?2)", params![key, at])?;
-        Ok(self.c().last_insert_rowid())
+        self.c().query_row("INSERT INTO login_failures (key, at) VALUES (?1, ?2) RETURNING rowid", params![key, at], |r| r.get(0))
     }
 
     /// A login that succeeded after all: its provisional failures go.
@@ -118,9 +117,7 @@ impl Tx<'_> {
 
 impl Store {
     pub fn users(&self) -> Result<Vec<UserRow>> {
-        let mut st = self.conn.prepare(&format!("{USER} ORDER BY id"))?;
-        let rows = st.query_map([], user)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.conn.query_map(&format!("{USER} ORDER BY id"), (), user)
     }
 }
 
@@ -131,7 +128,7 @@ mod tests {
     #[test]
     fn a_session_ends_after_its_idle_time_a_new_password_or_the_users_disabling() {
         let dir = crate::testing::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let mut store = Store::open_file(&dir.path().join("s.db")).unwrap();
         store.write(|tx| tx.add_user("佐藤", "$argon2id$x", &["admin".into()], "2026-07-04T10:00:00+09:00")).unwrap();
         let uid = store.users().unwrap()[0].id;
         let idle = 30 * 60;

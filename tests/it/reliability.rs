@@ -45,7 +45,7 @@ impl Rng {
 fn store(s: &Setup) -> rusqlite::Connection {
     let config = esurety::config::Config::load(&s.config()).unwrap();
     drop(esurety::store::Store::open(&config.store).unwrap());
-    rusqlite::Connection::open(&config.store).unwrap()
+    rusqlite::Connection::open(config.store.file().unwrap()).unwrap()
 }
 
 fn count(s: &Setup, sql: &str) -> i64 {
