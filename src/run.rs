@@ -170,8 +170,15 @@ impl Engine {
             // An owner's own deployment asks the issuers' registries over the network: each
             // message on its own, so the store's write lock is never held across a request
             // (the desk and `esurety` commands write meanwhile).
+            // On PostgreSQL the message's claim and outcome share one transaction (row
+            // locks only; nothing else waits for it).
+            let shared = store.kind() == crate::store::Kind::Postgres;
             for id in pending {
-                self.process_one(store, id, &flow, &owner_flow, report, clock)?;
+                if shared {
+                    store.batch(|store| self.process_one(store, id, &flow, &owner_flow, report, clock))?;
+                } else {
+                    self.process_one(store, id, &flow, &owner_flow, report, clock)?;
+                }
             }
             return Ok(());
         }
@@ -247,7 +254,7 @@ impl Engine {
 
     /// One message up to typesetting, in a pipelined batch.
     fn start_one(&self, store: &mut Store, id: i64, flow: &BranchFlow, owner_flow: &OwnerFlow, report: &mut RunReport) -> Result<Option<Box<Pending>>, Stop> {
-        let Some(msg) = store.message(id)? else { return Ok(None) };
+        let Some(msg) = store.claim(id)? else { return Ok(None) };
         if msg.side == Side::Owner {
             let outcome = match owner_flow.process(store, &msg) {
                 Err(ProcessError::Deferred(_)) => {
@@ -287,7 +294,7 @@ impl Engine {
     }
 
     fn process_one(&self, store: &mut Store, id: i64, flow: &BranchFlow, owner_flow: &OwnerFlow, report: &mut RunReport, clock: &dyn Clock) -> Result<(), RunError> {
-        let msg = match store.message(id) {
+        let msg = match store.claim(id) {
             Ok(Some(msg)) => msg,
             Ok(None) => return Ok(()),
             Err(e) if e.stops_the_pass() => return Err(e.into()),

@@ -58,11 +58,18 @@ fn digest(engine: &Engine, store: &mut Store, clock: &dyn Clock, rng: &dyn Rando
     // The desk's address, when the web server says where people reach it.
     ctx["desk_url"] = json!(engine.config.web.as_ref().and_then(|w| w.public_url.as_ref()).map(|u| format!("{u}/desk/")));
     let out = compose(engine, "digest", template, ctx, target, &format!("esurety {name}"), staff, rng, clock)?;
-    store.write(|tx| -> Result<(), StoreError> {
+    // Another daemon may have written this digest meanwhile: under the job's lock, only
+    // if the last digest is still the one this one follows.
+    let written = store.write(|tx| -> Result<bool, StoreError> {
+        tx.lock_job(&format!("digest {target}"))?;
+        if tx.last_digest(target)?.unwrap_or_else(|| (now - Duration::hours(24)).to_rfc3339()) != from {
+            return Ok(false);
+        }
         let id = tx.enqueue(&out, None, now)?;
-        tx.record_digest(target, &from, &to, id)
+        tx.record_digest(target, &from, &to, id)?;
+        Ok(true)
     })?;
-    Ok(1)
+    Ok(written as usize)
 }
 
 fn later(a: &str, b: &str) -> bool {
@@ -92,13 +99,17 @@ pub fn notify_failures(engine: &Engine, store: &mut Store, clock: &dyn Clock, rn
                 None
             }
         };
-        store.write(|tx| -> Result<(), StoreError> {
+        // Told once, whichever daemon gets there first.
+        let told = store.write(|tx| -> Result<bool, StoreError> {
+            if !tx.set_staff_notified(id)? {
+                return Ok(false);
+            }
             if let Some(out) = &out {
                 tx.enqueue(out, None, now)?;
             }
-            tx.set_staff_notified(id)
+            Ok(true)
         })?;
-        n += out.is_some() as usize;
+        n += (told && out.is_some()) as usize;
     }
     Ok(n)
 }

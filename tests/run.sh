@@ -2,7 +2,9 @@
 # Every test of esurety. Works on a fresh Debian machine as root with nothing done first:
 # installs what the tests need when it is missing (a C compiler for SQLite; Dovecot,
 # Postfix and OpenSSL for the tests against real mail servers; Chromium, its WebDriver and
-# a Japanese font for the tests of the web pages in a real browser), then runs the suite.
+# a Japanese font for the tests of the web pages in a real browser; PostgreSQL for the
+# company's store), then runs the suite twice: on SQLite files, and on PostgreSQL (a
+# cluster of the tests' own on loopback, stopped at the end).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,7 @@ command -v postfix >/dev/null 2>&1 || need="$need postfix"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
 command -v chromedriver >/dev/null 2>&1 || need="$need chromium-driver"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
 [ -e /usr/share/fonts/opentype/ipafont-gothic/ipag.ttf ] || [ -e /usr/share/fonts/truetype/fonts-japanese-gothic.ttf ] || need="$need fonts-ipafont-gothic"
 if [ -n "$need" ]; then
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
@@ -34,16 +37,39 @@ fi
 # build: in the test profile this compiles only their own files.
 cargo test --locked --benches --no-run
 
+# One PostgreSQL cluster for the run (each test makes its own database in it; the tests
+# that stop or crash a server start their own).
+pgdir=$(mktemp -d /tmp/esurety-pg.XXXXXX)
+pgport=""
+for try in 1 2 3 4 5; do
+    port=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 40000 ))
+    if tests/servers/pg.sh start "$pgdir" "$port" 2>"$pgdir.err"; then pgport=$port; break; fi
+    tests/servers/pg.sh stop "$pgdir" immediate; rm -rf "$pgdir"; pgdir=$(mktemp -d /tmp/esurety-pg.XXXXXX)
+done
+[ -n "$pgport" ] || { cat "$pgdir.err" >&2; echo "tests/run.sh: PostgreSQL did not start" >&2; exit 1; }
+rm -f "$pgdir.err"
+trap 'tests/servers/pg.sh stop "$pgdir" immediate; rm -rf "$pgdir"' EXIT
+export ESURETY_TEST_PG="postgres://postgres@127.0.0.1:$pgport"
+
+# The second pass: the same tests on PostgreSQL (`ESURETY_TEST_STORE=postgres` makes each
+# test's store a database of its own). Not again: the browser's (they test pages, not the
+# store), the fuzz regressions (the reader), and postgres.rs (on PostgreSQL in both).
+pg_filter='not (test(/browser/) | test(/fuzz_regressions::/) | test(/^postgres::/))'
+
 # Each test's time: with cargo-nextest (on the machines this project runs on) every test is
 # reported with its time and the ten slowest are listed at the end; without it, cargo test.
 # Both build the same test profile as `cargo test`, so nothing is compiled twice.
 if cargo nextest --version >/dev/null 2>&1; then
     log=$(mktemp)
     { rc=0; cargo nextest run --locked --no-fail-fast --status-level pass --final-status-level fail "$@" || rc=$?; echo "$rc" >"$log.rc"; } 2>&1 | tee "$log"
+    echo "tests/run.sh: the same tests on PostgreSQL"
+    { rc=0; ESURETY_TEST_STORE=postgres cargo nextest run --locked --no-fail-fast --status-level pass --final-status-level fail -E "$pg_filter" "$@" || rc=$?; echo "$rc" >"$log.rc2"; } 2>&1 | tee -a "$log"
     echo "tests/run.sh: the slowest tests:"
     grep -E '^ *(PASS|FAIL|SIGKILL|TIMEOUT) +\[' "$log" | sed -E 's/^ *([A-Z]+) +\[ *([0-9.]+)s\]( +\( *[0-9]+\/[0-9]+\))? +/\2s \1 /' | sort -u | sort -rn | head -10
     status=$(cat "$log.rc")
-    rm -f "$log" "$log.rc"
+    [ "$status" = 0 ] && status=$(cat "$log.rc2")
+    rm -f "$log" "$log.rc" "$log.rc2"
     exit "$status"
 fi
 cargo test --locked "$@"
+ESURETY_TEST_STORE=postgres cargo test --locked --test it "$@" -- --skip browser --skip fuzz_regressions:: --skip postgres::

@@ -59,6 +59,12 @@ pub fn deliver(store: &mut Store, transport: &dyn Transport, clock: &dyn Clock) 
                 Ok(rest)
             })?;
         }
+    } else if store.kind() == crate::store::Kind::Postgres {
+        // Daemons share the store: each mail is claimed (its row locked) in a transaction
+        // that lasts while it is sent and commits what became of each recipient.
+        for row in &due {
+            store.batch(|store| deliver_one(store, transport, clock, row, &mut report))?;
+        }
     } else {
         for row in &due {
             deliver_one(store, transport, clock, row, &mut report)?;
@@ -72,6 +78,9 @@ pub fn deliver(store: &mut Store, transport: &dyn Transport, clock: &dyn Clock) 
 /// as that recipient's refusal; the mail is `sent` when every recipient has it, `failed`
 /// when none is left to retry and one refused it, and otherwise waits for its next attempt.
 fn deliver_one(store: &Store, transport: &dyn Transport, clock: &dyn Clock, row: &OutboxRow, report: &mut DeliveryReport) -> crate::store::Result<()> {
+    if !store.claim_outgoing(row.id)? {
+        return Ok(());
+    }
     if row.recipients.is_empty() {
         tracing::error!(event = "send_failed", outbox = row.id, message_id = %row.message_id, error = "no recipient can be read");
         store.mark_attempt_failed(row.id, "no recipient can be read from the stored mail", true, clock.now())?;

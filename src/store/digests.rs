@@ -68,8 +68,24 @@ impl Tx<'_> {
         Ok(())
     }
 
-    pub fn set_staff_notified(&self, outbox: i64) -> Result<()> {
-        self.c().execute("UPDATE outbox SET staff_notified = 1 WHERE id = ?1", [outbox])?;
+    /// Marks the staff told about a failed mail; `false` when they were already (another
+    /// daemon did it: its row lock made this wait for its commit).
+    pub fn set_staff_notified(&self, outbox: i64) -> Result<bool> {
+        Ok(self.c().execute("UPDATE outbox SET staff_notified = 1 WHERE id = ?1 AND staff_notified = 0", [outbox])? == 1)
+    }
+
+    /// Takes a job's lock for the rest of this transaction (PostgreSQL: an advisory lock
+    /// keyed by the name; SQLite: the write lock the transaction holds already), so a job
+    /// that several daemons may start at once runs in one; the others then see its result.
+    pub fn lock_job(&self, name: &str) -> Result<()> {
+        if self.c().kind() == super::Kind::Postgres {
+            self.c().query_row("SELECT pg_advisory_xact_lock(hashtext(?1))::text", [name], |_| Ok(()))?;
+        }
         Ok(())
+    }
+
+    /// The end of a target's last digest, as this transaction sees it.
+    pub fn last_digest(&self, target: &str) -> Result<Option<String>> {
+        Ok(self.c().query_row("SELECT max(period_end) FROM digests WHERE target = ?1", [target], |r| r.get(0)).optional()?.flatten())
     }
 }

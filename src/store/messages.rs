@@ -86,6 +86,19 @@ impl Store {
         self.conn.query_map("SELECT id FROM messages WHERE state = 'new' ORDER BY id", (), |r| r.get(0))
     }
 
+    /// A message still waiting for its outcome, claimed for this transaction: on
+    /// PostgreSQL its row stays locked until the transaction that commits its outcome ends
+    /// (or its connection does: a daemon that dies lets it go), and a message another
+    /// daemon holds is passed over (`None`), as is one already done. On SQLite the write
+    /// lock of the batch and the one daemon per store do the same.
+    pub fn claim(&self, id: i64) -> Result<Option<StoredMessage>> {
+        let lock = match self.conn.kind() {
+            super::Kind::Postgres => " FOR UPDATE OF messages SKIP LOCKED",
+            super::Kind::Sqlite => "",
+        };
+        self.conn.query_row(&format!("{SELECT} WHERE id = ?1 AND state = 'new'{lock}"), [id], row).optional()
+    }
+
     pub fn message(&self, id: i64) -> Result<Option<StoredMessage>> {
         Ok(self.conn.query_row(&format!("{SELECT} WHERE id = ?1"), [id], row).optional()?)
     }

@@ -83,6 +83,17 @@ impl Store {
         ), [now.timestamp()], row)
     }
 
+    /// An outgoing mail still pending, claimed for this transaction (on PostgreSQL its row
+    /// stays locked until the transaction ends, so no other daemon sends it meanwhile;
+    /// one that another daemon holds, or that is sent already, is passed over: `false`).
+    pub fn claim_outgoing(&self, id: i64) -> Result<bool> {
+        let lock = match self.conn.kind() {
+            super::Kind::Postgres => " FOR UPDATE SKIP LOCKED",
+            super::Kind::Sqlite => "",
+        };
+        Ok(self.conn.query_row(&format!("SELECT 1 FROM outbox WHERE id = ?1 AND status = 'pending'{lock}"), [id], |_| Ok(())).optional()?.is_some())
+    }
+
     /// Whether a mail of this kind was already written about an incoming message.
     pub fn has_mail_about(&self, source: i64, kind: &str) -> Result<bool> {
         Ok(self.conn.query_row("SELECT 1 FROM outbox WHERE source = ?1 AND kind = ?2", params![source, kind], |_| Ok(())).optional()?.is_some())

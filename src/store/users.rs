@@ -33,7 +33,7 @@ const USER: &str = "SELECT id, name, hash, roles, disabled, created_at FROM user
 impl Tx<'_> {
     /// A new user; `false` when the name is taken.
     pub fn add_user(&self, name: &str, hash: &str, roles: &[String], at: &str) -> Result<bool> {
-        let n = self.c().execute("INSERT OR IGNORE INTO users (name, hash, roles, created_at) VALUES (?1, ?2, ?3, ?4)",
+        let n = self.c().execute("INSERT INTO users (name, hash, roles, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
             params![name, hash, serde_json::to_string(roles).expect("JSON"), at])?;
         Ok(n == 1)
     }
@@ -41,14 +41,14 @@ impl Tx<'_> {
     /// A new password; every session of the user ends. `false`: no such user.
     pub fn set_password(&self, name: &str, hash: &str) -> Result<bool> {
         let n = self.c().execute("UPDATE users SET hash = ?2 WHERE name = ?1", params![name, hash])?;
-        self.c().execute("DELETE FROM sessions WHERE user = (SELECT id FROM users WHERE name = ?1)", [name])?;
+        self.c().execute("DELETE FROM sessions WHERE \"user\" = (SELECT id FROM users WHERE name = ?1)", [name])?;
         Ok(n == 1)
     }
 
     /// Disables a user and ends their sessions. `false`: no such user.
     pub fn disable_user(&self, name: &str) -> Result<bool> {
         let n = self.c().execute("UPDATE users SET disabled = 1 WHERE name = ?1", [name])?;
-        self.c().execute("DELETE FROM sessions WHERE user = (SELECT id FROM users WHERE name = ?1)", [name])?;
+        self.c().execute("DELETE FROM sessions WHERE \"user\" = (SELECT id FROM users WHERE name = ?1)", [name])?;
         Ok(n == 1)
     }
 
@@ -57,7 +57,7 @@ impl Tx<'_> {
     }
 
     pub fn start_session(&self, id_hash: &[u8], user: i64, csrf: &str, now: i64) -> Result<()> {
-        self.c().execute("INSERT INTO sessions (id_hash, user, csrf, created_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)", params![id_hash, user, csrf, now])?;
+        self.c().execute("INSERT INTO sessions (id_hash, \"user\", csrf, created_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)", params![id_hash, user, csrf, now])?;
         Ok(())
     }
 
@@ -66,7 +66,7 @@ impl Tx<'_> {
     pub fn touch_session(&self, id_hash: &[u8], now: i64, idle_secs: i64) -> Result<Option<SessionRow>> {
         self.c().execute("DELETE FROM sessions WHERE last_seen < ?1", [now - idle_secs])?;
         let found = self.c().query_row(
-            "SELECT u.id, u.name, u.hash, u.roles, u.disabled, u.created_at, s.csrf FROM sessions s JOIN users u ON u.id = s.user WHERE s.id_hash = ?1 AND u.disabled = 0",
+            "SELECT u.id, u.name, u.hash, u.roles, u.disabled, u.created_at, s.csrf FROM sessions s JOIN users u ON u.id = s.\"user\" WHERE s.id_hash = ?1 AND u.disabled = 0",
             [id_hash], |r| Ok(SessionRow { user: user(r)?, csrf: r.get(6)? }),
         ).optional()?;
         if found.is_some() {

@@ -116,11 +116,9 @@ fn every_broken_input_gets_a_recorded_outcome_in_bounded_time_and_memory() {
     assert!(rss < 1200, "bounded memory: {rss} MB (the PDF reader is capped at 1 GiB)");
 
     // Every message has an outcome, recorded in the store.
-    let config = esurety::config::Config::load(&s.config()).unwrap();
-    let store = rusqlite::Connection::open(config.store.file().unwrap()).unwrap();
     let mut outcomes: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    let mut st = store.prepare("SELECT mailbox, source_uid, state, outcome FROM messages").unwrap();
-    let rows: Vec<(String, String, String, Option<String>)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(Result::unwrap).collect();
+    let rows: Vec<(String, String, String, Option<String>)> = s.db().texts("SELECT mailbox, source_uid, state, outcome FROM messages").into_iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap(), r[2].clone().unwrap(), r[3].clone())).collect();
     assert_eq!(rows.len(), messages, "every message was stored");
     for (mailbox, uid, state, outcome) in rows {
         assert_eq!(state, "done", "{mailbox} {uid}");

@@ -25,7 +25,34 @@ impl Setup {
         let dir = tmp.path().join("demo");
         let out = Command::new(env!("CARGO_BIN_EXE_esurety")).arg("init").args(args).arg(&dir).output().unwrap();
         assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        let s = Setup { _tmp: tmp, dir, seq: std::cell::Cell::new(0), env: Default::default() };
+        if crate::pg::on_postgres() {
+            s.use_store(&crate::pg::database());
+        }
+        s
+    }
+
+    /// A fresh embedded default that stays on its SQLite file whatever the suite's store
+    /// parameter: for what only a file has (its lock, its disk, its bytes).
+    pub fn on_sqlite() -> Setup {
+        let tmp = esurety::testing::tempdir().unwrap();
+        let dir = tmp.path().join("demo");
+        let out = Command::new(env!("CARGO_BIN_EXE_esurety")).arg("init").arg(&dir).output().unwrap();
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
         Setup { _tmp: tmp, dir, seq: std::cell::Cell::new(0), env: Default::default() }
+    }
+
+    /// Points the configuration at another store (a PostgreSQL URL).
+    pub fn use_store(&self, store: &str) {
+        self.edit_config(|t| t.replacen("store = \"esurety.db\"", &format!("store = \"{store}\""), 1));
+        assert!(std::fs::read_to_string(self.config()).unwrap().contains(store));
+    }
+
+    /// The store, as an SQL client of it sees it.
+    pub fn db(&self) -> crate::pg::Db {
+        // Only the `store` line is read: the rest may need what the commands' environment has.
+        let text: toml::Table = std::fs::read_to_string(self.config()).unwrap().parse().unwrap();
+        crate::pg::Db::open(&esurety::store::StoreAt::parse(text["store"].as_str().unwrap(), &self.dir, None, None))
     }
 
     /// Edits the configuration file's text.
@@ -55,7 +82,7 @@ impl Setup {
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_esurety"));
-        c.arg("--config").arg(self.config()).env("ESURETY_TEST_NOW", NOW).env("ESURETY_TEST_SMTP_PASSWORD", "pw").env_remove("ESURETY_TEST_SEED").env_remove("ESURETY_CRASH_AT");
+        c.arg("--config").arg(self.config()).env("ESURETY_TEST_NOW", NOW).env("ESURETY_TEST_SMTP_PASSWORD", "pw").env_remove("ESURETY_TEST_SEED").env_remove("ESURETY_CRASH_AT").env_remove("ESURETY_STORE");
         c.envs(self.env.borrow().iter().cloned());
         c
     }

@@ -345,8 +345,8 @@ fn an_interrupted_resync_resumes_where_it_got_to_and_keeps_to_process_since() {
     std::thread::sleep(Duration::from_millis(700));
     once(&s);
     assert_eq!(completions(&m).len(), 2, "app-0 once, app-1 once");
-    let db = rusqlite::Connection::open(s.dir.join("esurety.db")).unwrap();
-    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let mut db = s.db();
+    let mut count = |sql: &str| -> i64 { db.count(sql) };
     assert_eq!(count("SELECT count(*) FROM messages WHERE mailbox = 'kanagawa@ejcs.example'"), 23, "each message stored once");
     assert_eq!(count("SELECT count(*) FROM messages WHERE message_id = '<old-9@maruichi.example>'"), 0, "older than process_since: not read");
     assert!(flags_of(&md, "<old-9@maruichi.example>").is_empty(), "and left as it was");
@@ -362,8 +362,7 @@ fn a_crash_while_storing_an_imap_message_leaves_nothing_half_stored() {
     wait_for("delivery", Duration::from_secs(10), || !server_mails(&m.maildir(KANAGAWA)).is_empty());
     let crashed = cmd(&s).args(["run", "--once"]).env("ESURETY_CRASH_AT", "stored_row").output().unwrap();
     assert!(!crashed.status.success(), "crashed between the row and its bytes");
-    let db = rusqlite::Connection::open(s.dir.join("esurety.db")).unwrap();
-    let rows: i64 = db.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).unwrap();
+    let rows: i64 = s.db().count("SELECT count(*) FROM messages");
     assert_eq!(rows, 0, "no row without its bytes");
     once(&s);
     wait_for("the notice", Duration::from_secs(10), || completions(&m).len() == 1);

@@ -40,16 +40,16 @@ impl Rng {
     }
 }
 
-/// The store's file, opened as any SQLite client would, to check what it holds (made
-/// first by esurety if no daemon has yet).
-fn store(s: &Setup) -> rusqlite::Connection {
-    let config = esurety::config::Config::load(&s.config()).unwrap();
-    drop(esurety::store::Store::open(&config.store).unwrap());
-    rusqlite::Connection::open(config.store.file().unwrap()).unwrap()
+fn count(s: &Setup, sql: &str) -> i64 {
+    s.db().count(sql)
 }
 
-fn count(s: &Setup, sql: &str) -> i64 {
-    store(s).query_row(sql, [], |r| r.get(0)).unwrap()
+/// SQLite's own check of its file (PostgreSQL checks its pages itself).
+fn integrity(s: &Setup) {
+    if let crate::pg::Db::Sqlite(c, _) = s.db() {
+        let ok: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(ok, "ok");
+    }
 }
 
 /// (保証契約番号, 認証キー) pairs from completion mails' bodies.
@@ -67,11 +67,11 @@ fn pairs_in(body: &str) -> Vec<(String, String)> {
     out
 }
 
-struct Figures {
-    kills: usize,
-    messages: i64,
-    duplicates: usize,
-    missing: usize,
+pub(crate) struct Figures {
+    pub kills: usize,
+    pub messages: i64,
+    pub duplicates: usize,
+    pub missing: usize,
 }
 
 /// How far the queue has got: messages stored, outcomes committed, mailbox marks and
@@ -81,8 +81,10 @@ fn progress(s: &Setup) -> i64 {
         + (SELECT count(*) FROM messages WHERE marked = 1) + (SELECT count(*) FROM outbox_deliveries)")
 }
 
-fn crash_test(warmup: usize, apps: usize, subs: usize, min_kills: usize) -> Figures {
-    let s = Setup::new();
+/// The queue worked through by `daemons` daemons on one store while one of them is killed
+/// at random moments (and started again): with one, the daemon itself; with two (a
+/// PostgreSQL store), one dies while the other goes on.
+pub(crate) fn crash_test(s: Setup, warmup: usize, apps: usize, subs: usize, min_kills: usize, daemons: usize) -> Figures {
     // Certificates to submit: `warmup` applications issued before the storm. Timing this
     // pass and an idle one tells how long this machine takes to start and per message, so
     // the kill moments below fit the machine instead of a figure from a faster one.
@@ -123,10 +125,21 @@ fn crash_test(warmup: usize, apps: usize, subs: usize, min_kills: usize) -> Figu
         && count(s, "SELECT count(*) FROM messages") == (warmup + apps + subs) as i64
         && count(s, "SELECT count(*) FROM outbox WHERE status = 'pending'") == 0;
     let (mut last, mut stalled, mut longest_stall) = (progress(&s), 0, 0);
+    let mut running: Vec<Child> = (1..daemons).map(|_| daemon(&s)).collect();
     loop {
-        let mut d = daemon(&s);
-        std::thread::sleep(Duration::from_millis(unit_ms / 4 + rng.below(unit_ms * 7 / 4)));
-        sigkill(&mut d);
+        if running.is_empty() {
+            let mut d = daemon(&s);
+            std::thread::sleep(Duration::from_millis(unit_ms / 4 + rng.below(unit_ms * 7 / 4)));
+            sigkill(&mut d);
+        } else {
+            // Two at work; one of them dies at a random moment and is started again.
+            let mut extra = daemon(&s);
+            std::thread::sleep(Duration::from_millis(unit_ms / 4 + rng.below(unit_ms * 7 / 4)));
+            if rng.below(2) == 0 {
+                std::mem::swap(&mut extra, &mut running[0]);
+            }
+            sigkill(&mut extra);
+        }
         kills += 1;
         // Meanwhile the contractor's mail client reads what has arrived.
         if kills % 3 == 0 {
@@ -143,7 +156,10 @@ fn crash_test(warmup: usize, apps: usize, subs: usize, min_kills: usize) -> Figu
         last = now;
         assert!(stalled < 40, "no progress in 40 lives in a row (lives of {}–{} ms; start-up {start_up:?}, {per_message:?} a message; {kills} kills)", unit_ms / 4, unit_ms * 2);
     }
-    eprintln!("crash test: start-up {start_up:?}, {per_message:?} a message, lives {}–{} ms, longest run of lives without progress {longest_stall}", unit_ms / 4, unit_ms * 2);
+    for mut d in running {
+        sigkill(&mut d);
+    }
+    eprintln!("crash test ({daemons} daemon(s)): start-up {start_up:?}, {per_message:?} a message, lives {}–{} ms, longest run of lives without progress {longest_stall}", unit_ms / 4, unit_ms * 2);
     // One last clean pass changes nothing.
     s.once();
 
@@ -151,18 +167,23 @@ fn crash_test(warmup: usize, apps: usize, subs: usize, min_kills: usize) -> Figu
     let messages = count(&s, "SELECT count(*) FROM messages");
     assert_eq!(messages, (warmup + apps + subs) as i64);
     assert_eq!(count(&s, "SELECT count(*) FROM messages WHERE state != 'done' OR outcome IS NULL"), 0);
+    // Each the outcome it should have: issued, or a submission checked; none held for a
+    // fault (a second processing would end there, refused by the store).
+    assert_eq!(count(&s, "SELECT count(*) FROM messages WHERE outcome NOT IN ('issued', 'submission')"), 0);
     // No certificate issued twice: two per application, numbers without gaps.
     assert_eq!(count(&s, "SELECT count(*) FROM certificates"), ((warmup + apps) * 2) as i64);
-    assert_eq!(count(&s, "SELECT count(*) FROM (SELECT application_message_id FROM certificates GROUP BY application_message_id HAVING count(*) != 2)"), 0);
+    assert_eq!(count(&s, "SELECT count(*) FROM (SELECT application_message_id FROM certificates GROUP BY application_message_id HAVING count(*) != 2) AS odd"), 0);
     assert_eq!(count(&s, "SELECT max(last) FROM serials WHERE office_code = '35075'"), ((warmup + apps) * 2) as i64, "no serial skipped or reused");
     // The registry agrees with the certificates.
     assert_eq!(count(&s, "SELECT count(*) FROM registry"), count(&s, "SELECT count(*) FROM certificates WHERE format = '電子保証'"));
     assert_eq!(count(&s, "SELECT count(*) FROM certificates c JOIN registry r ON r.number = c.number WHERE r.owner != c.owner OR r.status != c.status"), 0);
-    assert_eq!(count(&s, "SELECT count(*) FROM certificate_versions v JOIN registry_versions r USING (number, version) WHERE r.contents != json_remove(v.contents, '$.fee')"), 0);
+    let pg = matches!(s.db(), crate::pg::Db::Pg(_));
+    let without_fee = if pg { "(v.contents::jsonb - 'fee')::text" } else { "json_remove(v.contents, '$.fee')" };
+    let same = if pg { "r.contents::jsonb::text" } else { "r.contents" };
+    assert_eq!(count(&s, &format!("SELECT count(*) FROM certificate_versions v JOIN registry_versions r USING (number, version) WHERE {same} != {without_fee}")), 0);
     assert_eq!(count(&s, "SELECT count(*) FROM submissions"), subs as i64);
     assert_eq!(count(&s, "SELECT count(*) FROM submissions WHERE result != 'accepted'"), 0);
-    let ok: String = store(&s).query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-    assert_eq!(ok, "ok");
+    integrity(&s);
 
     // Every mail that should have gone out went out exactly once: one reply per application
     // and per submission in the contractor's mailbox (In-Reply-To names the request).
@@ -187,14 +208,16 @@ fn crash_test(warmup: usize, apps: usize, subs: usize, min_kills: usize) -> Figu
 
 #[test]
 fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
-    let f = if long() { crash_test(250, 1000, 500, 100) } else { crash_test(50, 200, 100, 20) };
+    let s = Setup::new();
+    let f = if long() { crash_test(s, 250, 1000, 500, 100, 1) } else { crash_test(s, 50, 200, 100, 20, 1) };
     assert!(f.kills >= if long() { 100 } else { 20 });
     assert!(f.messages > 0 && f.duplicates == 0 && f.missing == 0);
 }
 
 #[test]
 fn a_second_daemon_on_the_same_configuration_refuses_to_start() {
-    let s = Setup::new();
+    // SQLite's store has one daemon (its lock file); PostgreSQL's takes several (postgres.rs).
+    let s = Setup::on_sqlite();
     s.drop_mail(KANAGAWA, &application(1));
     let mut first = daemon(&s);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -243,7 +266,8 @@ fn stop(child: Child) -> String {
 
 #[test]
 fn a_full_disk_or_a_read_only_store_stops_new_work_loses_nothing_and_work_resumes() {
-    let s = Setup::new();
+    // The store's own disk (PostgreSQL's server keeps its disk: postgres.rs stops the server).
+    let s = Setup::on_sqlite();
     let fs = Mount::tmpfs(&s.dir.join("storefs"), "16m");
     let text = std::fs::read_to_string(s.config()).unwrap().replace("store = \"esurety.db\"", "store = \"storefs/esurety.db\"");
     std::fs::write(s.config(), text).unwrap();
@@ -290,8 +314,7 @@ fn a_full_disk_or_a_read_only_store_stops_new_work_loses_nothing_and_work_resume
         assert_eq!(replies.iter().filter(|r| **r == format!("<app-{n}@maruichi.example>")).count(), 1, "application {n}: one reply");
     }
     assert_eq!(count(&s, "SELECT count(*) FROM certificates"), 10);
-    let ok: String = store(&s).query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-    assert_eq!(ok, "ok");
+    integrity(&s);
 }
 
 fn wait_for_replies(s: &Setup, n: usize) {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 /// The schema, made at once at the version it stands for (PostgreSQL stores begin there);
 /// later versions add files of their own, numbered like SQLite's.
-pub(super) const BASELINE: (i64, &str) = (11, include_str!("schema_v11.sql"));
+pub(super) const BASELINE: (i64, &str) = (10, include_str!("schema_v10.sql"));
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[];
 
 /// Where a PostgreSQL store is: its URL (without the password), where the password comes
@@ -94,16 +94,23 @@ impl Pg {
         Ok(())
     }
 
-    /// The connection, made again if the server closed it (outside a transaction only).
+    /// The connection, made again if the server closed it: outside a transaction only.
+    /// Inside one, the transaction is lost with the connection, and every statement fails
+    /// until the caller's `ROLLBACK` (its error path) ends it; so nothing meant for that
+    /// transaction is ever run on a new connection on its own.
     fn client(&self) -> Result<std::cell::RefMut<'_, postgres::Client>> {
         let closed = self.client.borrow().as_ref().is_none_or(|c| c.is_closed());
         if closed {
             if self.in_tx.get() {
-                return Err(StoreError::Away { target: self.target.to_string(), why: "the connection was lost inside a transaction; nothing of it was committed".into() });
+                return Err(self.lost());
             }
             self.connect()?;
         }
         Ok(std::cell::RefMut::map(self.client.borrow_mut(), |c| c.as_mut().expect("connected above")))
+    }
+
+    fn lost(&self) -> StoreError {
+        StoreError::Away { target: self.target.to_string(), why: "the connection was lost inside a transaction; nothing of it was committed".into() }
     }
 
     fn statement(&self, client: &mut postgres::Client, sql: &str) -> Result<postgres::Statement> {
@@ -134,9 +141,15 @@ impl Pg {
 
     /// Transaction control and other text without parameters.
     pub(super) fn batch(&self, sql: &str) -> Result<()> {
+        let head = sql.trim_start().to_ascii_uppercase();
+        let closed = self.client.borrow().as_ref().is_none_or(|c| c.is_closed());
+        if closed && self.in_tx.get() && head == "ROLLBACK" {
+            // The server ended the transaction with the connection.
+            self.in_tx.set(false);
+            return Ok(());
+        }
         let mut client = self.client()?;
         let r = client.batch_execute(sql);
-        let head = sql.trim_start().to_ascii_uppercase();
         if head.starts_with("BEGIN") {
             self.in_tx.set(r.is_ok());
         } else if head.starts_with("COMMIT") || head == "ROLLBACK" {
@@ -148,7 +161,7 @@ impl Pg {
     /// After a panic or a lost connection: whatever transaction was open is rolled back.
     pub(super) fn reset(&self) {
         if self.in_tx.get() {
-            if let Some(c) = self.client.borrow_mut().as_mut() {
+            if let Some(c) = self.client.borrow_mut().as_mut().filter(|c| !c.is_closed()) {
                 let _ = c.batch_execute("ROLLBACK");
             }
             self.in_tx.set(false);
@@ -159,6 +172,17 @@ impl Pg {
     /// starting at once take turns.
     fn migrate(&self) -> Result<()> {
         let known = MIGRATIONS.last().map_or(BASELINE.0, |m| m.0);
+        // Up to date (the usual start): nothing to lock.
+        let exists: i64 = self.query("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_version'", &[])?[0].get(0)?;
+        if exists == 1 {
+            let v = self.version()?;
+            if v > known {
+                return Err(StoreError::TooNew { path: self.target.to_string(), found: v, known });
+            }
+            if v == known {
+                return Ok(());
+            }
+        }
         self.batch("BEGIN")?;
         let out = (|| -> Result<()> {
             self.batch("SELECT pg_advisory_xact_lock(7158296431)")?;

@@ -1,4 +1,4 @@
--- The store's schema on PostgreSQL, at version 11: the tables of SQLite's versions 1 to 11
+-- The store's schema on PostgreSQL, at version 10: the tables of SQLite's versions 1 to 10
 -- as they stand, with PostgreSQL's types. Integers are BIGINT (every id and time the code
 -- reads is an i64), bytes are BYTEA, flags stay integers 0/1 as in SQLite.
 -- `rowid` columns give the order (or the handle) that SQLite's implicit rowid gives.
@@ -135,9 +135,7 @@ CREATE TABLE outbox (
     next_attempt_at BIGINT NOT NULL,
     created_at      TEXT   NOT NULL,
     sent_at         TEXT,
-    staff_notified  BIGINT NOT NULL DEFAULT 0,
-    claimed_until   BIGINT NOT NULL DEFAULT 0,
-    claimed_by      TEXT
+    staff_notified  BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
 
@@ -252,9 +250,3 @@ CREATE TABLE login_failures (
 );
 CREATE INDEX login_failures_by_key ON login_failures (key, at);
 CREATE INDEX login_failures_by_at ON login_failures (at);
-
-CREATE TABLE leases (
-    name   TEXT PRIMARY KEY,
-    holder TEXT   NOT NULL,
-    until  BIGINT NOT NULL
-);

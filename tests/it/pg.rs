@@ -1,0 +1,189 @@
+//! A real PostgreSQL for the tests: the cluster `tests/run.sh` started (`ESURETY_TEST_PG`,
+//! its base URL), or one this test process starts for itself when run alone
+//! (`tests/servers/pg.sh`, as the `postgres` user; stopped when the process exits). Each
+//! test gets a database of its own. Tests that stop or crash the server start a cluster
+//! of their own ([`Cluster::own`]).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Whether the suite runs on PostgreSQL (`ESURETY_TEST_STORE=postgres`), else on SQLite files.
+pub fn on_postgres() -> bool {
+    std::env::var("ESURETY_TEST_STORE").as_deref() == Ok("postgres")
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/pg.sh")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A cluster in a directory of its own under /tmp (the postgres user must enter it).
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+impl Cluster {
+    /// Starts a new cluster (about a second).
+    pub fn own() -> Cluster {
+        let dir = PathBuf::from(String::from_utf8(Command::new("mktemp").args(["-d", "/tmp/esurety-pg.XXXXXX"]).output().unwrap().stdout).unwrap().trim());
+        let port = free_port();
+        let out = Command::new(script()).arg("start").arg(&dir).arg(port.to_string()).output().unwrap();
+        assert!(out.status.success(), "PostgreSQL did not start: {}", String::from_utf8_lossy(&out.stderr));
+        Cluster { dir, port }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}", self.port)
+    }
+
+    /// `pg_ctl stop -m immediate`: the server crashes as on a power cut of its process.
+    pub fn crash(&self) {
+        let out = Command::new(script()).arg("stop").arg(&self.dir).arg("immediate").output().unwrap();
+        assert!(out.status.success());
+    }
+
+    pub fn restart(&self) {
+        let out = Command::new(script()).arg("restart").arg(&self.dir).arg(self.port.to_string()).output().unwrap();
+        assert!(out.status.success(), "PostgreSQL did not start again: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).arg("stop").arg(&self.dir).arg("immediate").output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+static PRIVATE: OnceLock<Cluster> = OnceLock::new();
+
+extern "C" fn stop_private() {
+    if let Some(c) = PRIVATE.get() {
+        let _ = Command::new(script()).arg("stop").arg(&c.dir).arg("immediate").output();
+        let _ = std::fs::remove_dir_all(&c.dir);
+    }
+}
+
+unsafe extern "C" {
+    fn atexit(f: extern "C" fn()) -> i32;
+}
+
+/// The shared cluster's base URL (`postgres://postgres@127.0.0.1:PORT`).
+pub fn shared() -> String {
+    if let Ok(url) = std::env::var("ESURETY_TEST_PG") {
+        return url.trim_end_matches('/').to_string();
+    }
+    PRIVATE.get_or_init(|| {
+        // SAFETY: registers a plain function with the C library, once.
+        unsafe { atexit(stop_private) };
+        Cluster::own()
+    }).base_url()
+}
+
+/// A new empty database on the shared cluster: its URL.
+pub fn database() -> String {
+    database_on(&shared())
+}
+
+pub fn database_on(base: &str) -> String {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let name = format!("t_{}_{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst));
+    let mut c = postgres::Client::connect(&format!("{base}/postgres"), postgres::NoTls).unwrap();
+    c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).unwrap();
+    c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    format!("{base}/{name}")
+}
+
+/// The test's view of a store, as any SQL client of it would see it.
+pub enum Db {
+    Sqlite(rusqlite::Connection, PathBuf),
+    Pg(postgres::Client),
+}
+
+impl Db {
+    pub fn open(store: &esurety::store::StoreAt) -> Db {
+        // Made first by esurety if no daemon has yet.
+        drop(esurety::store::Store::open(store).unwrap());
+        match store {
+            esurety::store::StoreAt::File(p) => Db::Sqlite(rusqlite::Connection::open(p).unwrap(), p.clone()),
+            esurety::store::StoreAt::Postgres(t) => Db::Pg(postgres::Client::connect(&t.url, postgres::NoTls).unwrap()),
+        }
+    }
+
+    /// The one integer a query gives (a count).
+    pub fn count(&mut self, sql: &str) -> i64 {
+        match self {
+            Db::Sqlite(c, _) => c.query_row(sql, [], |r| r.get(0)).unwrap(),
+            Db::Pg(c) => c.query_one(sql, &[]).unwrap().get(0),
+        }
+    }
+
+    /// Every row of a query whose columns are text (or null).
+    pub fn texts(&mut self, sql: &str) -> Vec<Vec<Option<String>>> {
+        match self {
+            Db::Sqlite(c, _) => {
+                let mut st = c.prepare(sql).unwrap();
+                let n = st.column_count();
+                st.query_map([], |r| (0..n).map(|i| r.get::<_, Option<String>>(i)).collect::<Result<Vec<_>, _>>()).unwrap().map(Result::unwrap).collect()
+            }
+            Db::Pg(c) => c.query(sql, &[]).unwrap().iter().map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i)).collect()).collect(),
+        }
+    }
+
+    pub fn execute(&mut self, sql: &str) {
+        match self {
+            Db::Sqlite(c, _) => c.execute_batch(sql).unwrap(),
+            Db::Pg(c) => c.batch_execute(sql).unwrap(),
+        }
+    }
+
+    /// Where in the store `needle` is found: each table and column that holds it in any
+    /// row (text or bytes), and for SQLite the file itself (its deleted pages too, after a
+    /// checkpoint). Empty when nowhere.
+    pub fn find(&mut self, needle: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        match self {
+            Db::Sqlite(c, path) => {
+                let tables: Vec<String> = c.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").unwrap()
+                    .query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+                assert!(tables.len() > 10, "{tables:?}");
+                for table in &tables {
+                    let columns: Vec<String> = c.prepare(&format!("SELECT name FROM pragma_table_info('{table}')")).unwrap()
+                        .query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+                    for column in columns {
+                        let n: i64 = c.query_row(&format!("SELECT count(*) FROM \"{table}\" WHERE instr(CAST(\"{column}\" AS BLOB), CAST(?1 AS BLOB)) > 0"), [needle], |r| r.get(0)).unwrap();
+                        if n > 0 {
+                            found.push(format!("{table}.{column}"));
+                        }
+                    }
+                }
+                c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+                let file = std::fs::read(&*path).unwrap();
+                if file.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    found.push("the store's file".into());
+                }
+            }
+            Db::Pg(c) => {
+                let columns = c.query(
+                    "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns
+                     WHERE table_schema = 'public' AND data_type IN ('text', 'bytea')", &[]).unwrap();
+                assert!(columns.len() > 30, "{}", columns.len());
+                for col in columns {
+                    let (table, column, ty): (String, String, String) = (col.get(0), col.get(1), col.get(2));
+                    let test = if ty == "bytea" { format!("position(convert_to($1, 'UTF8') in \"{column}\") > 0") } else { format!("strpos(\"{column}\", $1) > 0") };
+                    let n: i64 = c.query_one(&format!("SELECT count(*) FROM \"{table}\" WHERE {test}"), &[&needle]).unwrap().get(0);
+                    if n > 0 {
+                        found.push(format!("{table}.{column}"));
+                    }
+                }
+            }
+        }
+        found
+    }
+}

@@ -1,0 +1,170 @@
+//! The company's store on PostgreSQL (`store.md`): several daemons on one store, and what
+//! it must survive, against a real server (see `pg.rs`).
+
+use crate::common::Setup;
+use crate::pg;
+
+/// A configuration on a database of its own on the shared cluster (whatever the suite's
+/// store parameter).
+fn on_postgres() -> Setup {
+    let s = Setup::new();
+    if !pg::on_postgres() {
+        s.use_store(&pg::database());
+    }
+    s
+}
+
+/// Two daemons work one queue (200 applications, 100 submissions) on one PostgreSQL store
+/// while one or the other is killed with SIGKILL at random moments and started again:
+/// every message one outcome, no certificate twice, serials without gaps, one reply each,
+/// nothing left in the outbox.
+#[test]
+fn two_daemons_on_one_store_lose_nothing_and_double_nothing_when_either_is_killed() {
+    let f = crate::reliability::crash_test(on_postgres(), 50, 200, 100, 12, 2);
+    assert!(f.kills >= 12);
+    assert!(f.messages == 350 && f.duplicates == 0 && f.missing == 0);
+}
+
+use crate::common::application;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const KANAGAWA: &str = "kanagawa@ejcs.example";
+const MARUICHI: &str = "soumu@maruichi.example";
+
+/// A daemon whose standard error goes to a file (what it says while it waits).
+fn daemon(s: &Setup, log: &std::path::Path) -> Child {
+    s.cmd().args(["run", "--interval", "1"]).env("ESURETY_LOG", "warn")
+        .stdout(Stdio::null()).stderr(std::fs::File::create(log).unwrap()).spawn().unwrap()
+}
+
+fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A store's count, or `None` while its server cannot be asked.
+fn try_count(url: &str, sql: &str) -> Option<i64> {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).ok()?;
+    c.query_one(sql, &[]).ok().map(|r| r.get(0))
+}
+
+/// `apps` applications each answered once, and nothing else: an outcome each, two
+/// certificates each, serials without gaps, one completion mail each, nothing waiting.
+fn all_answered_once(s: &Setup, apps: usize) {
+    let mut db = s.db();
+    assert_eq!(db.count("SELECT count(*) FROM messages"), apps as i64);
+    assert_eq!(db.count("SELECT count(*) FROM messages WHERE state = 'done' AND outcome = 'issued'"), apps as i64);
+    assert_eq!(db.count("SELECT count(*) FROM certificates"), 2 * apps as i64);
+    assert_eq!(db.count("SELECT max(last) FROM serials WHERE office_code = '35075'"), 2 * apps as i64, "serials without gaps");
+    assert_eq!(db.count("SELECT count(*) FROM outbox WHERE status <> 'sent'"), 0, "nothing waits in the outbox");
+    let mut replies = std::collections::HashMap::<String, usize>::new();
+    for m in s.mails(MARUICHI) {
+        *replies.entry(m.in_reply_to.unwrap_or_default()).or_default() += 1;
+    }
+    for n in 1..=apps {
+        assert_eq!(replies.get(&format!("<app-{n}@maruichi.example>")), Some(&1), "app-{n} answered once: {replies:?}");
+    }
+    assert_eq!(replies.len(), apps, "{replies:?}");
+}
+
+/// The server crashes (`pg_ctl stop -m immediate`) in the middle of a pass and comes back:
+/// the daemon says why it waits while the server is away, then goes on; nothing is lost
+/// or doubled.
+#[test]
+fn the_server_crashing_mid_pass_loses_nothing_and_the_daemon_says_why_it_waits() {
+    let cluster = pg::Cluster::own();
+    let url = pg::database_on(&cluster.base_url());
+    let s = Setup::new();
+    s.use_store(&url);
+    let apps = 60;
+    for n in 1..=apps {
+        s.drop_mail(KANAGAWA, &application(n));
+    }
+    let log = s.dir.join("daemon.log");
+    let mut d = daemon(&s, &log);
+    wait_until("the first certificates", Duration::from_secs(60), || try_count(&url, "SELECT count(*) FROM certificates").unwrap_or(0) > 0);
+    cluster.crash();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(d.try_wait().unwrap().is_none(), "the daemon waits for the server; it does not exit");
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains("is away") && said.contains("trying again"), "it says why it waits: {said}");
+    assert!(!said.contains("postgres@") || !said.contains("password"), "{said}");
+    cluster.restart();
+    wait_until("every application answered", Duration::from_secs(120), || {
+        try_count(&url, "SELECT count(*) FROM messages WHERE state = 'done'") == Some(apps as i64)
+            && try_count(&url, "SELECT count(*) FROM outbox WHERE status = 'pending'") == Some(0)
+    });
+    d.kill().unwrap();
+    d.wait().unwrap();
+    all_answered_once(&s, apps);
+}
+
+/// The server ends the daemon's connection (`pg_terminate_backend`) again and again while
+/// it works through a queue: each time the batch is lost whole and done again.
+#[test]
+fn connections_ended_by_the_server_mid_batch_lose_nothing_and_double_nothing() {
+    let s = on_postgres();
+    let toml: toml::Table = std::fs::read_to_string(s.config()).unwrap().parse().unwrap();
+    let url = toml["store"].as_str().unwrap().to_string();
+    let apps = 60;
+    for n in 1..=apps {
+        s.drop_mail(KANAGAWA, &application(n));
+    }
+    let log = s.dir.join("daemon.log");
+    let mut d = daemon(&s, &log);
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    // Ten times, the daemon's connection is ended while it is inside a transaction (a
+    // batch), then it is left to work for a moment.
+    let mut ended = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ended < 10 {
+        let n: i64 = admin.query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE application_name = 'esurety' AND datname = current_database() AND state = 'idle in transaction'", &[]).unwrap().get(0);
+        if n > 0 {
+            ended += n;
+            std::thread::sleep(Duration::from_millis(400));
+        } else {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(Instant::now() < deadline, "only {ended} connections ended inside a transaction: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    }
+    wait_until("every application answered", Duration::from_secs(120), || {
+        admin.query_one("SELECT count(*) FROM messages WHERE state = 'done'", &[]).unwrap().get::<_, i64>(0) == apps as i64
+    });
+    wait_until("the outbox emptied", Duration::from_secs(60), || {
+        admin.query_one("SELECT count(*) FROM outbox WHERE status = 'pending'", &[]).unwrap().get::<_, i64>(0) == 0
+    });
+    assert!(d.try_wait().unwrap().is_none(), "the daemon went on");
+    d.kill().unwrap();
+    d.wait().unwrap();
+    eprintln!("connections ended by the server: {ended}");
+    all_answered_once(&s, apps);
+}
+
+/// The server is not there when the daemon starts: it waits and says why, and starts
+/// work once the server is up.
+#[test]
+fn a_daemon_started_while_the_server_is_away_waits_and_says_why() {
+    let cluster = pg::Cluster::own();
+    let url = pg::database_on(&cluster.base_url());
+    let s = Setup::new();
+    s.use_store(&url);
+    s.drop_mail(KANAGAWA, &application(1));
+    cluster.crash();
+    let log = s.dir.join("daemon.log");
+    let mut d = daemon(&s, &log);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(d.try_wait().unwrap().is_none(), "it waits");
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains("is away") && said.contains("trying again"), "{said}");
+    cluster.restart();
+    wait_until("the application answered", Duration::from_secs(60), || s.mails(MARUICHI).len() == 1);
+    d.kill().unwrap();
+    d.wait().unwrap();
+    all_answered_once(&s, 1);
+}
