@@ -52,6 +52,11 @@ pub enum Command {
         #[command(subcommand)]
         action: UserCommand,
     },
+    /// The store itself.
+    Store {
+        #[command(subcommand)]
+        action: StoreCommand,
+    },
     /// API tokens of owners' systems.
     Token {
         #[command(subcommand)]
@@ -148,6 +153,25 @@ pub enum UserCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// Copy this SQLite store into an empty PostgreSQL database and check the copy
+    /// (rows of every table, serial counters, the registry's key hashes); all or nothing.
+    Migrate {
+        /// postgres://USER@HOST[:PORT]/DATABASE (a password in it is never printed)
+        #[arg(long)]
+        to: String,
+        /// The environment variable holding the database's password.
+        #[arg(long)]
+        password_env: Option<String>,
+        /// The CA that signs the server's certificate (TLS to the server).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum TokenCommand {
     /// Make a token for an owner's system; it is printed once, on standard output.
     Add {
@@ -224,6 +248,23 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Token { action } => token(&cli.config, action),
+        Command::Store { action: StoreCommand::Migrate { to, password_env, ca_file, json } } => {
+            let (_, store) = open(&cli.config)?;
+            let target = crate::store::PgTarget { url: to, password_env, ca_file };
+            let m = crate::store::migrate::to_postgres(&store, &target)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&m)?);
+            } else {
+                println!("copied into {target}:");
+                for (t, n) in &m.tables {
+                    println!("  {t:<22} {n}");
+                }
+                println!("serial counters: {}", m.serials.iter().map(|(o, n)| format!("{o} {n}")).collect::<Vec<_>>().join(", "));
+                println!("registry (numbers and key hashes) SHA-256: {}", m.registry_hash);
+                println!("checked: every table's rows, the serial counters and the registry agree; set store = \"{target}\" to use it");
+            }
+            Ok(0)
+        }
         Command::User { action } => user(&cli.config, action),
         Command::Demo { dir } => {
             let (clock, rng) = sources()?;

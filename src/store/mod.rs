@@ -13,6 +13,7 @@ pub(crate) mod db;
 mod desk;
 mod digests;
 mod messages;
+pub mod migrate;
 mod outbox;
 pub mod postgres;
 mod service;

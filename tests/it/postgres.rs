@@ -168,3 +168,66 @@ fn a_daemon_started_while_the_server_is_away_waits_and_says_why() {
     d.wait().unwrap();
     all_answered_once(&s, 1);
 }
+
+/// `store migrate` copies the demo's SQLite store into an empty PostgreSQL database; on
+/// the copy, `certificates`, `verify` (right and wrong key) and typesetting a key notice
+/// again (what a resend mails) give the same answers as on the file. A second copy into
+/// the same database is refused.
+#[test]
+fn the_demos_store_migrated_to_postgres_answers_as_before() {
+    let tmp = esurety::testing::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let bin = env!("CARGO_BIN_EXE_esurety");
+    let out = std::process::Command::new(bin).arg("demo").arg(&dir).env_remove("ESURETY_STORE").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config = dir.join("company/esurety.toml");
+    let url = pg::database();
+    let run = |args: &[&str], store: Option<&str>| -> std::process::Output {
+        let mut c = std::process::Command::new(bin);
+        c.arg("--config").arg(&config).args(args).env_remove("ESURETY_STORE");
+        if let Some(s) = store {
+            c.env("ESURETY_STORE", s);
+        }
+        c.output().unwrap()
+    };
+    let ok = |o: std::process::Output| -> String {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    // A pair the contractor was mailed.
+    let mut pairs = Vec::new();
+    for e in std::fs::read_dir(dir.join("company/mailboxes")).unwrap() {
+        for m in crate::common::mails_in(&e.unwrap().path()) {
+            pairs.extend(crate::reliability::pairs_in(&m.body));
+        }
+    }
+    let (number, key) = pairs.first().cloned().expect("the demo mailed a completion");
+    let wrong: String = key.chars().rev().collect();
+    assert_ne!(wrong, key);
+
+    // A wrong key is an answer too (its exit status says so).
+    let answer = |o: std::process::Output| (o.status.code(), String::from_utf8(o.stdout).unwrap());
+    let before = (ok(run(&["certificates", "--json"], None)), ok(run(&["verify", &number, &key, "--json"], None)), answer(run(&["verify", &number, &wrong, "--json"], None)));
+    let migrated: serde_json::Value = serde_json::from_str(&ok(run(&["store", "migrate", "--to", &url, "--json"], None))).unwrap();
+    let tables: std::collections::BTreeMap<String, i64> = migrated["tables"].as_array().unwrap().iter()
+        .map(|t| (t[0].as_str().unwrap().to_string(), t[1].as_i64().unwrap())).collect();
+    assert!(tables["certificates"] > 0 && tables["registry"] > 0 && tables["messages"] > 0, "{migrated}");
+    // On the copy the failed check above is there too, so the same questions count alike.
+    let after = (ok(run(&["certificates", "--json"], Some(&url))), ok(run(&["verify", &number, &key, "--json"], Some(&url))), answer(run(&["verify", &number, &wrong, "--json"], Some(&url))));
+    assert_eq!(before.0, after.0, "the same certificates");
+    assert_eq!(before.1, after.1, "the same answer to the right key");
+    assert_eq!(before.2, after.2, "the same answer to a wrong key");
+    assert!(before.1.contains("\"valid\""), "{}", before.1);
+    assert!(before.2.1.contains("\"mismatch\""), "{:?}", before.2);
+    // The notice typeset again from the copy's sealed key is the one mailed.
+    let (a, b) = (tmp.path().join("a.pdf"), tmp.path().join("b.pdf"));
+    ok(run(&["render", "notice", &number, "-o", a.to_str().unwrap()], None));
+    ok(run(&["render", "notice", &number, "-o", b.to_str().unwrap()], Some(&url)));
+    let (ta, tb) = (crate::common::pdf_text(&std::fs::read(&a).unwrap()), crate::common::pdf_text(&std::fs::read(&b).unwrap()));
+    assert_eq!(ta, tb);
+    assert!(ta.contains(&key));
+    // Into a database that is not empty: refused, nothing changed.
+    let again = run(&["store", "migrate", "--to", &url], None);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"), "{}", String::from_utf8_lossy(&again.stderr));
+}

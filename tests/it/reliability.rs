@@ -53,7 +53,7 @@ fn integrity(s: &Setup) {
 }
 
 /// (保証契約番号, 認証キー) pairs from completion mails' bodies.
-fn pairs_in(body: &str) -> Vec<(String, String)> {
+pub(crate) fn pairs_in(body: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut number = None;
     for line in body.lines() {
