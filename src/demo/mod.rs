@@ -33,7 +33,10 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     };
     let company_dir = dir.join("company");
     let side = |side| crate::config::default::InitOptions { side: Some(side), listen: Some("127.0.0.1:0".into()), registry_url: None };
-    let config = crate::config::default::init_with(&company_dir, &side(crate::config::default::Side::Branch))?;
+    let mut config = crate::config::default::init_with(&company_dir, &side(crate::config::default::Side::Branch))?;
+    // The demo is the embedded default: each deployment on its own file, whatever
+    // ESURETY_STORE says (it names one store; the demo has two).
+    config.store = crate::store::StoreAt::File(company_dir.join("esurety.db"));
     println!("esurety demo — {}\n", dir.display());
     println!("   保証会社: {}（esurety init --side branch）", company_dir.display());
     println!("1. 支店のメールボックスに保証申込のメールが届きます");
@@ -93,6 +96,7 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     let owner_dir = dir.join("water-authority");
     let owner_options = crate::config::default::InitOptions { side: Some(crate::config::default::Side::Owner), listen: None, registry_url: Some(serving.url.clone()) };
     let mut owner_config = crate::config::default::init_with(&owner_dir, &owner_options)?;
+    owner_config.store = crate::store::StoreAt::File(owner_dir.join("esurety.db"));
     // What ESURETY_REGISTRY_TOKEN carries in life (never written into the file).
     for r in &mut owner_config.registries {
         r.token = Ok(crate::config::Secret::new(token.clone()));
