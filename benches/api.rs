@@ -23,13 +23,13 @@ fn main() {
     let seconds: u64 = std::env::var("ESURETY_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let issued = common::Issued::new();
     let template = issued.cert.clone();
-    let store_path = issued.engine.config.store.clone();
+    let store_path = issued.engine.config.store.file().unwrap().to_path_buf();
     let config_path = issued.config_path();
     let dir = config_path.parent().unwrap().to_path_buf();
     let app_id: i64 = rusqlite::Connection::open(&store_path).unwrap().query_row("SELECT id FROM applications LIMIT 1", [], |r| r.get(0)).unwrap();
     let secrets = esurety::secrets::Secrets::load(&issued.engine.config.secret_file).unwrap();
     drop(issued.store);
-    let mut store = Store::open(&store_path).unwrap();
+    let mut store = Store::open_file(&store_path).unwrap();
     let t = Instant::now();
     let sample = Arc::new(common::fill(&mut store, &template, app_id, n, &secrets));
     println!("store: {n} certificates written in {:.1} s", t.elapsed().as_secs_f64());

@@ -16,12 +16,12 @@ fn main() {
     let n: usize = std::env::var("ESURETY_BENCH_CERTIFICATES").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let issued = common::Issued::new();
     let template = issued.cert.clone();
-    let store_path = issued.engine.config.store.clone();
+    let store_path = issued.engine.config.store.file().unwrap().to_path_buf();
     let config_path = issued.config_path();
     let app_id: i64 = rusqlite::Connection::open(&store_path).unwrap().query_row("SELECT id FROM applications LIMIT 1", [], |r| r.get(0)).unwrap();
     let secrets = esurety::secrets::Secrets::load(&issued.engine.config.secret_file).unwrap();
     drop(issued.store);
-    let mut store = Store::open(&store_path).unwrap();
+    let mut store = Store::open_file(&store_path).unwrap();
     let sample = common::fill(&mut store, &template, app_id, n, &secrets);
     let hash = esurety::users::hash_password("bench password 123", &esurety::clock::OsRandom).unwrap();
     store.write(|tx| tx.add_user("bench", &hash, &["admin".to_string()], common::NOW)).unwrap();

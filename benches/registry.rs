@@ -18,12 +18,12 @@ fn main() {
     // A real certificate to copy: issued by a real pass in a fresh embedded default.
     let issued = common::Issued::new();
     let template = issued.cert.clone();
-    let app_id: i64 = rusqlite::Connection::open(&issued.engine.config.store).unwrap().query_row("SELECT id FROM applications LIMIT 1", [], |r| r.get(0)).unwrap();
-    let store_path = issued.engine.config.store.clone();
+    let app_id: i64 = rusqlite::Connection::open(issued.engine.config.store.file().unwrap()).unwrap().query_row("SELECT id FROM applications LIMIT 1", [], |r| r.get(0)).unwrap();
+    let store_path = issued.engine.config.store.file().unwrap().to_path_buf();
     let config_path = issued.config_path();
     let maildir_root = issued.engine.config.mail.maildir_root.clone();
     drop(issued.store);
-    let mut store = Store::open(&store_path).unwrap();
+    let mut store = Store::open_file(&store_path).unwrap();
     let clock = FixedClock::parse(common::NOW).unwrap();
     let secrets = esurety::secrets::Secrets::load(&issued.engine.config.secret_file).unwrap();
 
@@ -37,7 +37,7 @@ fn main() {
         fill.as_secs_f64(), bytes as f64 / 1e6, bytes as f64 / n as f64);
 
     // P4: verify in process, right key and wrong key, over a spread of numbers.
-    let reopened = Store::open(&store_path).unwrap();
+    let reopened = Store::open_file(&store_path).unwrap();
     let lockout = Lockout::default();
     let mut ok_times = Vec::new();
     for (number, key) in sample.iter().cycle().take(20_000) {
