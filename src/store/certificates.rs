@@ -109,7 +109,12 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// The certificate already issued for these works, if any. With several daemons, the
+    /// works' lock is taken first and held to the end of the transaction: a second
+    /// application for the same works, decided at the same moment by another daemon, waits
+    /// for this one's commit and then finds its certificate (R10).
     pub fn issued_for_works(&self, works_key: &str) -> Result<Option<String>> {
+        self.lock_job(&format!("works {works_key}"))?;
         Ok(self.c().query_row(
             "SELECT number FROM certificates WHERE works_key = ?1 AND status = 'valid' ORDER BY number LIMIT 1",
             [works_key], |r| r.get(0),
