@@ -1,6 +1,6 @@
 //! Issue 16: the company's store on PostgreSQL, beside SQLite in the same run.
 //! `cargo bench --bench postgres` (release build; as root, it starts a PostgreSQL cluster
-//! of its own on loopback with `tests/servers/pg.sh`, on this machine's cores).
+//! of its own on loopback with `tests/servers/pg.sh`, fsync on, on this machine's cores).
 //!
 //! - P2 on both stores: `ESURETY_BENCH_APPLICATIONS` (default 300) applications (4 PDFs
 //!   and 1 mail each) through `esurety run --once`, start to exit.
@@ -66,7 +66,8 @@ impl Cluster {
     fn start() -> Cluster {
         let dir = PathBuf::from(String::from_utf8(Command::new("mktemp").args(["-d", "/tmp/esurety-pg.XXXXXX"]).output().unwrap().stdout).unwrap().trim());
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let out = Command::new(script()).arg("start").arg(&dir).arg(port.to_string()).output().unwrap();
+        // As a company would run it: every commit made durable (fsync on).
+        let out = Command::new(script()).arg("start").arg(&dir).arg(port.to_string()).env("PG_FSYNC", "on").output().unwrap();
         assert!(out.status.success(), "PostgreSQL did not start: {}", String::from_utf8_lossy(&out.stderr));
         Cluster { dir, base: format!("postgres://postgres@127.0.0.1:{port}") }
     }
@@ -139,10 +140,10 @@ fn main() {
     let contents = serde_json::to_string(&esurety::issuance::Certificate { fee: None, ..template.clone() }).unwrap();
     let number = "lpad((90000 + i / 100000)::text, 5, '0') || '-' || lpad((i % 100000)::text, 5, '0') || 'M'";
     db.execute(&format!("INSERT INTO certificates (number, product, format, status, office_code, contractor, owner, project, works_key, application, current_version, created_at)
-        SELECT {number}, 'advance', 'electronic', 'valid', '90000', 'bench', 'bench', 'bench ' || i, 'bulk|' || i, 1, 1, '2026-07-04T10:00:00+09:00' FROM generate_series(0, $1 - 1) AS i"), &[&(bulk as i64)]).unwrap();
-    db.execute(&format!("INSERT INTO certificate_versions (number, version, kind, issued_at, contents) SELECT {number}, 1, '新規', '2026-07-04T10:00:00+09:00', $2 FROM generate_series(0, $1 - 1) AS i"), &[&(bulk as i64), &contents]).unwrap();
-    db.execute(&format!("INSERT INTO registry (number, key_salt, key_hash, key_mac, owner, status, published_at) SELECT {number}, decode(md5(i::text), 'hex'), decode(md5('k' || i), 'hex') || decode(md5('h' || i), 'hex'), 1, 'bench', 'valid', '2026-07-04T10:00:00+09:00' FROM generate_series(0, $1 - 1) AS i"), &[&(bulk as i64)]).unwrap();
-    db.execute(&format!("INSERT INTO registry_versions (number, version, kind, published_at, contents) SELECT {number}, 1, '新規', '2026-07-04T10:00:00+09:00', $2 FROM generate_series(0, $1 - 1) AS i"), &[&(bulk as i64), &contents]).unwrap();
+        SELECT {number}, 'advance', 'electronic', 'valid', '90000', 'bench', 'bench', 'bench ' || i, 'bulk|' || i, 1, 1, '2026-07-04T10:00:00+09:00' FROM generate_series(0, $1::bigint - 1) AS i"), &[&(bulk as i64)]).unwrap();
+    db.execute(&format!("INSERT INTO certificate_versions (number, version, kind, issued_at, contents) SELECT {number}, 1, '新規', '2026-07-04T10:00:00+09:00', $2 FROM generate_series(0, $1::bigint - 1) AS i"), &[&(bulk as i64), &contents]).unwrap();
+    db.execute(&format!("INSERT INTO registry (number, key_salt, key_hash, key_mac, owner, status, published_at) SELECT {number}, decode(md5(i::text), 'hex'), decode(md5('k' || i), 'hex') || decode(md5('h' || i), 'hex'), 1, 'bench', 'valid', '2026-07-04T10:00:00+09:00' FROM generate_series(0, $1::bigint - 1) AS i"), &[&(bulk as i64)]).unwrap();
+    db.execute(&format!("INSERT INTO registry_versions (number, version, kind, published_at, contents) SELECT {number}, 1, '新規', '2026-07-04T10:00:00+09:00', $2 FROM generate_series(0, $1::bigint - 1) AS i"), &[&(bulk as i64), &contents]).unwrap();
     db.batch_execute("ANALYZE").unwrap();
     let total: i64 = db.query_one("SELECT count(*) FROM registry", &[]).unwrap().get(0);
     let size: i64 = db.query_one("SELECT pg_database_size(current_database())", &[]).unwrap().get(0);

@@ -38,6 +38,25 @@ impl Cluster {
         Cluster { dir, port }
     }
 
+    /// A cluster whose TCP clients must use TLS, with the server certificate of `tls` (a
+    /// folder made by `tests/servers/ca.sh`); the tests' own client comes by its socket.
+    pub fn own_tls(tls: &Path) -> Cluster {
+        let dir = PathBuf::from(String::from_utf8(Command::new("mktemp").args(["-d", "/tmp/esurety-pg.XXXXXX"]).output().unwrap().stdout).unwrap().trim());
+        let port = free_port();
+        let out = Command::new(script()).arg("start").arg(&dir).arg(port.to_string()).arg(tls).output().unwrap();
+        assert!(out.status.success(), "PostgreSQL did not start: {}", String::from_utf8_lossy(&out.stderr));
+        Cluster { dir, port }
+    }
+
+    /// A new database, made through the server's socket: its TCP URL.
+    pub fn database_by_socket(&self) -> String {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let name = format!("s_{}_{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst));
+        let mut c = postgres::Client::connect(&format!("host={} port={} user=postgres dbname=postgres", self.dir.display(), self.port), postgres::NoTls).unwrap();
+        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        format!("{}/{name}", self.base_url())
+    }
+
     pub fn base_url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}", self.port)
     }

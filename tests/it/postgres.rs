@@ -231,3 +231,36 @@ fn the_demos_store_migrated_to_postgres_answers_as_before() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"), "{}", String::from_utf8_lossy(&again.stderr));
 }
+
+/// A server that takes TCP clients only over TLS: with `store_ca_file` (the CA that signed
+/// its certificate) the daemon works through it; without, it is refused and says why.
+#[test]
+fn the_store_is_reached_over_tls_with_the_ca_file_and_refused_without() {
+    let tls = esurety::testing::tempdir().unwrap();
+    let ca = std::process::Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/ca.sh")).arg(tls.path()).output().unwrap();
+    assert!(ca.status.success());
+    let cluster = pg::Cluster::own_tls(tls.path());
+    let url = cluster.database_by_socket();
+    let s = Setup::new();
+    s.use_store(&url);
+    // Without the CA: plain TCP, which the server refuses.
+    s.drop_mail(KANAGAWA, &application(1));
+    let refused = s.run(&["run", "--once"]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("is away") && said.contains("no encryption"), "{said}");
+    assert!(s.mails(MARUICHI).is_empty());
+    // With it: TLS, the certificate checked against the CA.
+    let ca_file = tls.path().join("ca.pem");
+    s.edit_config(|t| t.replacen(&format!("store = \"{url}\""), &format!("store = \"{url}\"\nstore_ca_file = \"{}\"", ca_file.display()), 1));
+    s.once();
+    assert_eq!(s.mails(MARUICHI).len(), 1, "the application answered");
+    // Another CA: the server's certificate is not trusted.
+    let other = esurety::testing::tempdir().unwrap();
+    assert!(std::process::Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/ca.sh")).arg(other.path()).output().unwrap().status.success());
+    s.edit_config(|t| t.replace(&ca_file.display().to_string(), &other.path().join("ca.pem").display().to_string()));
+    let untrusted = s.run(&["run", "--once"]);
+    assert!(!untrusted.status.success());
+    let said = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(said.contains("is away"), "{said}");
+}
