@@ -171,7 +171,8 @@ fn a_daemon_started_while_the_server_is_away_waits_and_says_why() {
 
 /// `store migrate` copies the demo's SQLite store into an empty PostgreSQL database; on
 /// the copy, `certificates`, `verify` (right and wrong key) and typesetting a key notice
-/// again (what a resend mails) give the same answers as on the file. A second copy into
+/// again give the same answers as on the file, and a contractor's resend request is
+/// answered from the copy with the same key. A second copy into
 /// the same database is refused.
 #[test]
 fn the_demos_store_migrated_to_postgres_answers_as_before() {
@@ -194,14 +195,10 @@ fn the_demos_store_migrated_to_postgres_answers_as_before() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8(o.stdout).unwrap()
     };
-    // A pair the contractor was mailed.
-    let mut pairs = Vec::new();
-    for e in std::fs::read_dir(dir.join("company/mailboxes")).unwrap() {
-        for m in crate::common::mails_in(&e.unwrap().path()) {
-            pairs.extend(crate::reliability::pairs_in(&m.body));
-        }
-    }
-    let (number, key) = pairs.first().cloned().expect("the demo mailed a completion");
+    // A pair 丸一建設 was mailed by the Kanagawa branch.
+    let contractor = dir.join("company/mailboxes").join(MARUICHI);
+    let pairs: Vec<(String, String)> = crate::common::mails_in(&contractor).iter().flat_map(|m| crate::reliability::pairs_in(&m.body)).collect();
+    let (number, key) = pairs.iter().find(|(n, _)| n.starts_with("35075-")).cloned().expect("the demo mailed 丸一建設 a completion");
     let wrong: String = key.chars().rev().collect();
     assert_ne!(wrong, key);
 
@@ -226,6 +223,14 @@ fn the_demos_store_migrated_to_postgres_answers_as_before() {
     let (ta, tb) = (crate::common::pdf_text(&std::fs::read(&a).unwrap()), crate::common::pdf_text(&std::fs::read(&b).unwrap()));
     assert_eq!(ta, tb);
     assert!(ta.contains(&key));
+    // 丸一建設 asks for the notice again: the daemon on the copy mails it, with the same key.
+    let request = format!("From: {MARUICHI}\r\nTo: {KANAGAWA}\r\nSubject: =?utf-8?B?6KqN6Ki844Kt44O844Gu44GK55+l44KJ44Gb44Gu5YaN6YCB44Gu44GK6aGY44GE?=\r\nMessage-ID: <resend-after-migrate@maruichi.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n保証契約番号：{number}\r\n");
+    let inbox = dir.join("company/mailboxes").join(KANAGAWA);
+    std::fs::write(inbox.join("new").join("1790000000.resend.test"), request).unwrap();
+    ok(run(&["run", "--once"], Some(&url)));
+    let resent: Vec<_> = crate::common::mails_in(&contractor).into_iter().filter(|m| m.subject.starts_with("電子保証（認証キー）のお知らせ（再送）")).collect();
+    assert_eq!(resent.len(), 1, "the resend from the copy");
+    assert_eq!(crate::common::key_in(&crate::common::pdf_text(&resent[0].attachments[0].1)).as_deref(), Some(key.as_str()), "the same key");
     // Into a database that is not empty: refused, nothing changed.
     let again = run(&["store", "migrate", "--to", &url], None);
     assert!(!again.status.success());
