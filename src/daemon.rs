@@ -94,10 +94,10 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
     while !stop.load(Ordering::SeqCst) {
         // Every job due at this instant runs: the digest first (so the sweep below sends
         // it), then a pass (which ends with a sweep) or the sweep alone.
-        if jobs.contains(&Job::Digest) {
-            if let Err(e) = crate::staff::send_digests(&engine, &mut store, clock, rng) {
-                tracing::error!(event = "digest_failed", error = %e);
-            }
+        if jobs.contains(&Job::Digest)
+            && let Err(e) = crate::staff::send_digests(&engine, &mut store, clock, rng)
+        {
+            tracing::error!(event = "digest_failed", error = %e);
         }
         if !jobs.contains(&Job::Poll) {
             if let Err(e) = engine.sweep_outbox(&mut store, &mut adapters, clock, rng) {

@@ -339,11 +339,10 @@ impl Validator {
         }
 
         // R5: electronic only where the owner accepts it.
-        if let (Some(Format::Electronic), Some(o)) = (format, owner) {
-            if let Some(why) = electronic_refusal(o, contract_date, award_date) {
+        if let (Some(Format::Electronic), Some(o)) = (format, owner)
+            && let Some(why) = electronic_refusal(o, contract_date, award_date) {
                 self.push("R5", &f("保証証書の形式"), format!("{why}「証書(紙)」でお申し込みください"));
             }
-        }
         if self.problems.len() > before {
             return None;
         }

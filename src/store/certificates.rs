@@ -115,10 +115,10 @@ impl Tx<'_> {
     /// for this one's commit and then finds its certificate (R10).
     pub fn issued_for_works(&self, works_key: &str) -> Result<Option<String>> {
         self.lock_job(&format!("works {works_key}"))?;
-        Ok(self.c().query_row(
+        self.c().query_row(
             "SELECT number FROM certificates WHERE works_key = ?1 AND status = 'valid' ORDER BY number LIMIT 1",
             [works_key], |r| r.get(0),
-        ).optional()?)
+        ).optional()
     }
 
     /// Certificates issued for an application message (for a second delivery's reply).
@@ -258,10 +258,10 @@ impl RegistryStore for Store {
 
 impl RegistryStore for Conn {
     fn registry_entry(&self, number: &str) -> Result<Option<RegistryEntry>> {
-        Ok(self.query_row(
+        self.query_row(
             "SELECT key_salt, key_hash, key_mac, status, owner FROM registry WHERE number = ?1", [number],
             |r| Ok(RegistryEntry { salt: r.get(0)?, hash: r.get(1)?, mac: r.get(2)?, status: r.get(3)?, owner: r.get(4)? }),
-        ).optional()?)
+        ).optional()
     }
 
     fn registry_versions(&self, number: &str) -> Result<Vec<VersionRow>> {
@@ -269,24 +269,24 @@ impl RegistryStore for Conn {
     }
 
     fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)> {
-        Ok(self.query_row(
+        self.query_row(
             "SELECT count(*), max(at) FROM registry_failures WHERE number = ?1 AND at >= ?2", params![number, since],
             |r| Ok((r.get(0)?, r.get(1)?)),
-        )?)
+        )
     }
 
     fn sender_failures_since(&self, sender: &str, since: i64) -> Result<(u32, Option<i64>)> {
-        Ok(self.query_row(
+        self.query_row(
             "SELECT count(*), max(at) FROM registry_failures WHERE sender = ?1 AND at >= ?2", params![sender, since],
             |r| Ok((r.get(0)?, r.get(1)?)),
-        )?)
+        )
     }
 
     fn address_failures_since(&self, address: &str, since: i64) -> Result<(u32, Option<i64>)> {
-        Ok(self.query_row(
+        self.query_row(
             "SELECT count(*), max(at) FROM registry_failures WHERE address = ?1 AND at >= ?2", params![address, since],
             |r| Ok((r.get(0)?, r.get(1)?)),
-        )?)
+        )
     }
 
     fn record_failure(&self, number: &str, caller: Caller<'_>, asked_for: Option<&str>, at: i64) -> Result<()> {

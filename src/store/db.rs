@@ -240,7 +240,7 @@ pub enum Kind {
 /// A connection to the store's database.
 pub enum Conn {
     Sqlite(rusqlite::Connection),
-    Postgres(super::postgres::Pg),
+    Postgres(Box<super::postgres::Pg>),
 }
 
 impl Conn {

@@ -72,11 +72,11 @@ impl Store {
 
     /// The state of a stored message, if this (mailbox, uid) is known.
     pub fn known(&self, mailbox: &str, source_uid: &str) -> Result<Option<(i64, String, Option<MessageOutcome>)>> {
-        Ok(self.conn.query_row(
+        self.conn.query_row(
             "SELECT id, state, outcome FROM messages WHERE mailbox = ?1 AND source_uid = ?2",
             params![mailbox, source_uid],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        ).optional()?)
+        ).optional()
     }
 
     /// Messages whose outcome is not committed yet, oldest first.
@@ -100,7 +100,7 @@ impl Store {
     }
 
     pub fn message(&self, id: i64) -> Result<Option<StoredMessage>> {
-        Ok(self.conn.query_row(&format!("{SELECT} WHERE id = ?1"), [id], row).optional()?)
+        self.conn.query_row(&format!("{SELECT} WHERE id = ?1"), [id], row).optional()
     }
 
     /// Done messages not yet marked in their mailbox: (id, source uid, outcome).
@@ -116,27 +116,27 @@ impl Store {
     /// The highest IMAP UID stored for a mailbox under one UIDVALIDITY.
     pub fn imap_highwater(&self, mailbox: &str, validity: u32) -> Result<Option<u32>> {
         let prefix = format!("{validity}:");
-        Ok(self.conn.query_row(
+        self.conn.query_row(
             "SELECT max(CAST(substr(source_uid, length(?2) + 1) AS INTEGER)) FROM messages WHERE mailbox = ?1 AND substr(source_uid, 1, length(?2)) = ?2",
             params![mailbox, prefix], |r| r.get::<Option<u32>>(0),
-        )?)
+        )
     }
 
     /// Whether a mailbox has messages stored under another UIDVALIDITY than this one.
     pub fn other_validity(&self, mailbox: &str, validity: u32) -> Result<bool> {
         let prefix = format!("{validity}:");
-        Ok(self.conn.query_row(
+        self.conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM messages WHERE mailbox = ?1 AND substr(source_uid, 1, length(?2)) <> ?2)",
             params![mailbox, prefix], |r| r.get(0),
-        )?)
+        )
     }
 
     /// A resync after a UIDVALIDITY change: the UID it has reached and whether it is done.
     pub fn resync_state(&self, mailbox: &str, validity: u32) -> Result<Option<(u32, bool)>> {
-        Ok(self.conn.query_row(
+        self.conn.query_row(
             "SELECT through, done FROM imap_resyncs WHERE mailbox = ?1 AND validity = ?2", params![mailbox, validity],
             |r| Ok((r.get(0)?, r.get(1)?)),
-        ).optional()?)
+        ).optional()
     }
 
     pub fn set_resync(&self, mailbox: &str, validity: u32, through: u32, done: bool) -> Result<()> {
@@ -151,10 +151,10 @@ impl Store {
     /// Whether a message with this Message-ID was stored under another UIDVALIDITY.
     pub fn stored_elsewhere(&self, mailbox: &str, message_id: &str, validity: u32) -> Result<bool> {
         let prefix = format!("{validity}:");
-        Ok(self.conn.query_row(
+        self.conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM messages WHERE mailbox = ?1 AND message_id = ?2 AND substr(source_uid, 1, length(?3)) <> ?3)",
             params![mailbox, message_id, prefix], |r| r.get(0),
-        )?)
+        )
     }
 
     /// After a UIDVALIDITY change: the message stored with this Message-ID takes its new
@@ -196,11 +196,11 @@ pub(super) fn row(r: &super::db::Row) -> Result<StoredMessage> {
 impl Tx<'_> {
     /// An earlier message with the same Message-ID in the same mailbox that has an outcome.
     pub fn earlier_with_message_id(&self, mailbox: &str, message_id: &str, id: i64) -> Result<Option<(i64, MessageOutcome)>> {
-        Ok(self.c().query_row(
+        self.c().query_row(
             "SELECT id, outcome FROM messages WHERE mailbox = ?1 AND message_id = ?2 AND id <> ?3 AND state = 'done' ORDER BY id LIMIT 1",
             params![mailbox, message_id, id],
             |r| Ok((r.get(0)?, r.get(1)?)),
-        ).optional()?)
+        ).optional()
     }
 
     /// Commits the message's outcome; the caller's other writes share the transaction.

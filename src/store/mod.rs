@@ -161,7 +161,7 @@ impl Store {
     pub fn open(at: &StoreAt) -> Result<Store> {
         let conn = match at {
             StoreAt::File(path) => Conn::Sqlite(sqlite::open(path)?),
-            StoreAt::Postgres(target) => Conn::Postgres(postgres::Pg::open(target)?),
+            StoreAt::Postgres(target) => Conn::Postgres(Box::new(postgres::Pg::open(target)?)),
         };
         Ok(Store { conn, batching: false })
     }
@@ -236,7 +236,7 @@ impl Store {
             self.recover();
             (self.begin(), "COMMIT", "ROLLBACK")
         };
-        self.conn.execute_batch(begin).map_err(StoreError::from)?;
+        self.conn.execute_batch(begin)?;
         self.batching = true;
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
         self.batching = nested;

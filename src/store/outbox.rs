@@ -101,7 +101,7 @@ impl Store {
 
     /// The bytes of one outgoing message.
     pub fn raw_of(&self, outbox: i64) -> Result<Vec<u8>> {
-        Ok(self.conn.query_row("SELECT raw FROM outbox_bodies WHERE outbox = ?1", [outbox], |r| r.get(0))?)
+        self.conn.query_row("SELECT raw FROM outbox_bodies WHERE outbox = ?1", [outbox], |r| r.get(0))
     }
 
     pub fn delivered_to(&self, outbox: i64, recipient: &str) -> Result<bool> {
@@ -191,6 +191,6 @@ fn row(r: &super::db::Row) -> Result<OutboxRow> {
 impl Store {
     /// The message as it was handed to the transport.
     pub fn outbox_raw(&self, id: i64) -> Result<Option<Vec<u8>>> {
-        Ok(self.conn.query_row("SELECT raw FROM outbox_bodies WHERE outbox = ?1", [id], |r| r.get(0)).optional()?)
+        self.conn.query_row("SELECT raw FROM outbox_bodies WHERE outbox = ?1", [id], |r| r.get(0)).optional()
     }
 }

@@ -53,7 +53,7 @@ impl Tx<'_> {
     }
 
     pub fn user_by_name(&self, name: &str) -> Result<Option<UserRow>> {
-        Ok(self.c().query_row(&format!("{USER} WHERE name = ?1"), [name], user).optional()?)
+        self.c().query_row(&format!("{USER} WHERE name = ?1"), [name], user).optional()
     }
 
     pub fn start_session(&self, id_hash: &[u8], user: i64, csrf: &str, now: i64) -> Result<()> {
@@ -95,7 +95,7 @@ impl Tx<'_> {
     }
 
     pub fn login_failures_since(&self, key: &str, since: i64) -> Result<u32> {
-        Ok(self.c().query_row("SELECT count(*) FROM login_failures WHERE key = ?1 AND at >= ?2", params![key, since], |r| r.get(0))?)
+        self.c().query_row("SELECT count(*) FROM login_failures WHERE key = ?1 AND at >= ?2", params![key, since], |r| r.get(0))
     }
 
     /// A person settles an unchecked submission: accepted or rejected, with a note.
