@@ -19,7 +19,7 @@ mod mail_servers;
 mod owner;
 mod pg;
 mod postgres;
-mod registry_service;
+pub mod registry_service;
 pub mod reliability;
 mod servers;
 mod staff;

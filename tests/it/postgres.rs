@@ -269,3 +269,30 @@ fn the_store_is_reached_over_tls_with_the_ca_file_and_refused_without() {
     let said = String::from_utf8_lossy(&untrusted.stderr);
     assert!(said.contains("is away"), "{said}");
 }
+
+/// A daemon that serves `[web]` on a PostgreSQL store, asked for a page, stops cleanly on
+/// SIGTERM: its connections are closed off the web server's threads (the driver may not
+/// block on them), and nothing panics.
+#[test]
+fn a_daemon_serving_the_web_on_postgres_stops_cleanly() {
+    let s = Setup::init(&["--side", "branch", "--listen", "127.0.0.1:0"]);
+    if !pg::on_postgres() {
+        s.use_store(&pg::database());
+    }
+    let web = crate::registry_service::Serving::start(&s, &["run", "--interval", "1"]);
+    let code = {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(web.url.trim_start_matches("http://")).unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+        let mut r = String::new();
+        let _ = c.read_to_string(&mut r);
+        r.split_whitespace().nth(1).unwrap_or("").to_string()
+    };
+    assert_eq!(code, "200");
+    let log = web.log.clone();
+    let status = web.stop();
+    std::thread::sleep(Duration::from_millis(300)); // the last lines read
+    let said = log.lock().unwrap().clone();
+    assert!(status.success() && !said.contains("panicked"), "{status:?}: {said}");
+    assert!(said.contains("esurety: stopped"), "{said}");
+}

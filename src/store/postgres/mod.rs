@@ -218,6 +218,20 @@ impl Pg {
     }
 }
 
+/// The driver closes its connection by blocking on its own runtime, which must not happen
+/// on a thread that drives a tokio runtime (the web server drops its store there when it
+/// stops): there, the connection is closed on a thread of its own.
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let Some(client) = self.client.get_mut().take() else { return };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _ = std::thread::Builder::new().name("esurety-pg-close".into()).spawn(move || drop(client));
+        } else {
+            drop(client);
+        }
+    }
+}
+
 /// `?N` → `$N`, outside quoted text.
 fn dollars(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
