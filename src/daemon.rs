@@ -196,7 +196,7 @@ fn open_store(at: &crate::store::StoreAt, once: bool) -> Result<Store> {
         match Store::open(at) {
             Ok(s) => return Ok(s),
             // A PostgreSQL server away, restarting or ending our connection: the same wait.
-            Err(e) if !once && (e.is_unwritable() || fs(at).is_some() || (at.file().is_none() && e.stops_the_pass() && !matches!(e, crate::store::StoreError::TooNew { .. }))) => {
+            Err(e) if !once && (e.is_unwritable() || fs(at).is_some() || (at.file().is_none() && e.stops_the_pass() && !matches!(e, crate::store::StoreError::TooNew { .. } | crate::store::StoreError::Refused { .. }))) => {
                 let why = fs(at).map(|w| format!(" (the store cannot be written: {w}; no new mail is taken until it can be)")).unwrap_or_default();
                 tracing::error!(event = "store_unwritable", error = %e);
                 eprintln!("esurety: {e}{why}; trying again in {}s", backoff.as_secs());

@@ -81,6 +81,10 @@ pub enum StoreError {
     /// The PostgreSQL server cannot be reached, refused us, or closed the connection.
     #[error("the store's server {target} is away: {why}; no new mail is taken until it is back")]
     Away { target: String, why: String },
+    /// The server answers but will not let us in (a password missing or wrong, no such
+    /// database): a configuration to correct, not a wait.
+    #[error("the store's server {target} refuses us: {why}")]
+    Refused { target: String, why: String },
     #[error("the store {path} was written by a newer esurety (schema {found}, this one knows {known})")]
     TooNew { path: String, found: i64, known: i64 },
     #[error("store: {}", explain(.0))]
@@ -115,7 +119,7 @@ impl StoreError {
     pub fn stops_the_pass(&self) -> bool {
         use rusqlite::ErrorCode::*;
         match self {
-            StoreError::Open { .. } | StoreError::TooNew { .. } | StoreError::Away { .. } => true,
+            StoreError::Open { .. } | StoreError::TooNew { .. } | StoreError::Away { .. } | StoreError::Refused { .. } => true,
             StoreError::Sql(e) => unwritable(e).is_some() || matches!(e.sqlite_error_code(), Some(DatabaseBusy | DatabaseLocked | OutOfMemory | CannotOpen | NotADatabase | DatabaseCorrupt)),
             StoreError::Pg(e) => postgres::stops_the_pass(e),
             StoreError::Corrupt(_) | StoreError::NoRow => false,

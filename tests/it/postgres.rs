@@ -253,7 +253,7 @@ fn the_store_is_reached_over_tls_with_the_ca_file_and_refused_without() {
     let refused = s.run(&["run", "--once"]);
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
-    assert!(said.contains("is away") && said.contains("no encryption"), "{said}");
+    assert!(said.contains("refuses us") && said.contains("no encryption"), "{said}");
     assert!(s.mails(MARUICHI).is_empty());
     // With it: TLS, the certificate checked against the CA.
     let ca_file = tls.path().join("ca.pem");
@@ -295,4 +295,24 @@ fn a_daemon_serving_the_web_on_postgres_stops_cleanly() {
     let said = log.lock().unwrap().clone();
     assert!(status.success() && !said.contains("panicked"), "{status:?}: {said}");
     assert!(said.contains("esurety: stopped"), "{said}");
+}
+
+/// What only the configuration can correct is said at once, not waited out: a password
+/// that is not in the environment, a database that does not exist.
+#[test]
+fn a_store_that_refuses_us_is_said_at_start_and_the_daemon_exits() {
+    let s = Setup::new();
+    let url = pg::database();
+    s.use_store(&url);
+    s.edit_config(|t| t.replacen(&format!("store = \"{url}\""), &format!("store = \"{url}\"\nstore_password_env = \"ESURETY_TEST_NO_SUCH_PASSWORD\""), 1));
+    let out = s.cmd().args(["run", "--interval", "1"]).env_remove("ESURETY_TEST_NO_SUCH_PASSWORD").output().unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("refuses us") && said.contains("ESURETY_TEST_NO_SUCH_PASSWORD is not set"), "{said}");
+    let missing = format!("{}_gone", url);
+    s.edit_config(|t| t.replace(&url, &missing).replace("store_password_env = \"ESURETY_TEST_NO_SUCH_PASSWORD\"\n", ""));
+    let out = s.cmd().args(["run", "--interval", "1"]).output().unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("refuses us") && said.contains("does not exist"), "{said}");
 }

@@ -71,23 +71,29 @@ impl Pg {
 
     fn connect(&self) -> Result<()> {
         let away = |why: String| StoreError::Away { target: self.target.to_string(), why };
-        let mut config: postgres::Config = self.target.url.parse().map_err(|e: postgres::Error| away(format!("the URL cannot be read: {e}")))?;
+        let refused = |why: String| StoreError::Refused { target: self.target.to_string(), why };
+        let mut config: postgres::Config = self.target.url.parse().map_err(|e: postgres::Error| refused(format!("the URL cannot be read: {e}")))?;
         if let Some(var) = &self.target.password_env {
             match std::env::var(var) {
                 Ok(pw) => {
                     config.password(pw);
                 }
-                Err(_) => return Err(away(format!("{var} is not set (the store's password)"))),
+                Err(_) => return Err(refused(format!("{var} is not set (the store's password)"))),
             }
         }
         config.connect_timeout(Duration::from_secs(10));
         config.keepalives(true).keepalives_idle(Duration::from_secs(30));
         config.application_name("esurety");
         let client = match &self.target.ca_file {
-            Some(ca) => config.connect(tls(ca).map_err(away)?),
+            Some(ca) => config.connect(tls(ca).map_err(refused)?),
             None => config.connect(postgres::NoTls),
         };
-        let client = client.map_err(|e| away(describe(&e)))?;
+        // A wrong password or an unknown database is the configuration's to correct; anything
+        // else (refused connections, a server starting or stopping) is waited out.
+        let client = client.map_err(|e| match e.code().map(|c| c.code()) {
+            Some(c) if c.starts_with("28") || c == "3D000" => refused(describe(&e)),
+            _ => away(describe(&e)),
+        })?;
         *self.client.borrow_mut() = Some(client);
         self.statements.borrow_mut().clear();
         self.in_tx.set(false);
@@ -219,15 +225,18 @@ impl Pg {
 }
 
 /// The driver closes its connection by blocking on its own runtime, which must not happen
-/// on a thread that drives a tokio runtime (the web server drops its store there when it
-/// stops): there, the connection is closed on a thread of its own.
+/// on a thread that drives (or is shutting down) a tokio runtime: the web server drops its
+/// store there when it stops, when the runtime's own context may already be gone. So the
+/// connection is always closed on a thread of its own, waited for.
 impl Drop for Pg {
     fn drop(&mut self) {
         let Some(client) = self.client.get_mut().take() else { return };
-        if tokio::runtime::Handle::try_current().is_ok() {
-            let _ = std::thread::Builder::new().name("esurety-pg-close".into()).spawn(move || drop(client));
-        } else {
-            drop(client);
+        match std::thread::Builder::new().name("esurety-pg-close".into()).spawn(move || drop(client)) {
+            Ok(closing) => {
+                let _ = closing.join();
+            }
+            // No thread to be had: the connection is left for the server to end.
+            Err(_) => {}
         }
     }
 }
