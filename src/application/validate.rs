@@ -390,7 +390,7 @@ pub fn is_bank_and_branch(s: &str) -> bool {
     match inst {
         Some(end) => {
             let rest = &t[end..];
-            BRANCHES.iter().any(|b| rest.ends_with(b) && rest.len() > 0)
+            BRANCHES.iter().any(|b| rest.ends_with(b) && !rest.is_empty())
         }
         None => false,
     }

@@ -9,8 +9,6 @@
 use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::{Encoding, Message, MessageParser, MimeHeaders, PartType};
 
-/// Forwarded messages nested deeper than this are not opened.
-
 /// An email as read. Its texts and PDFs may carry a 認証キー, so `Debug` shows only the
 /// headers and the pieces' kinds and sizes.
 #[derive(Clone)]

@@ -3,6 +3,9 @@
 use super::{Result, Store, Tx};
 use super::db::{OptionalExtension, params};
 
+/// An outgoing mail given up on: (id, sender, kind, recipients, subject, last error).
+pub type FailedMail = (i64, String, String, String, String, Option<String>);
+
 /// A branch's figures for a period (and the waiting ones, whenever they came).
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BranchFigures {
@@ -57,7 +60,7 @@ impl Store {
     }
 
     /// Outgoing mails given up on that staff have not been told about: (id, sender, kind, recipients, subject, last error).
-    pub fn failed_unnotified(&self) -> Result<Vec<(i64, String, String, String, String, Option<String>)>> {
+    pub fn failed_unnotified(&self) -> Result<Vec<FailedMail>> {
         self.conn.query_map("SELECT id, sender, kind, recipients, subject, last_error FROM outbox WHERE status = 'failed' AND staff_notified = 0 ORDER BY id", (), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
     }
 }

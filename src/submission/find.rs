@@ -121,7 +121,7 @@ fn issuer_among(text: &str, words: &[&str]) -> Option<String> {
             let end = from + at + "株式会社".len();
             // The name runs back from 株式会社 to the line's start or the last separator.
             let head = &line[..from + at];
-            let start = head.rfind(|c: char| matches!(c, ':' | '：' | '、' | '。' | '」' | '「' | '(' | ')' | '（' | '）' | '】' | '【' | '/' | '・'))
+            let start = head.rfind([':', '：', '、', '。', '」', '「', '(', ')', '（', '）', '】', '【', '/', '・'])
                 .map(|i| i + head[i..].chars().next().map_or(1, char::len_utf8)).unwrap_or(0);
             let name = &line[start..end];
             if name.chars().count() <= 30 && words.iter().any(|w| name.contains(w)) {

@@ -231,12 +231,9 @@ impl Pg {
 impl Drop for Pg {
     fn drop(&mut self) {
         let Some(client) = self.client.get_mut().take() else { return };
-        match std::thread::Builder::new().name("esurety-pg-close".into()).spawn(move || drop(client)) {
-            Ok(closing) => {
-                let _ = closing.join();
-            }
-            // No thread to be had: the connection is left for the server to end.
-            Err(_) => {}
+        // Without a thread to be had, the connection is left for the server to end.
+        if let Ok(closing) = std::thread::Builder::new().name("esurety-pg-close".into()).spawn(move || drop(client)) {
+            let _ = closing.join();
         }
     }
 }
