@@ -81,6 +81,13 @@ pub fn check(found: &Found, v: &Verification, owner: &Owner, contracts: Option<&
                             reasons.push(format!("契約保証金額 {} は請負金額 {} の{}%（{}）に足りません", format_yen(c.amount), format_yen(e.price), owner.contract_ratio_percent, format_yen(floor)));
                         }
                     }
+                    Product::Intermediate => {
+                        let percent = owner.intermediate_percent.unwrap_or(0);
+                        let cap = (e.price as u128 * percent as u128 / 100) as u64;
+                        if c.amount > cap {
+                            reasons.push(format!("中間前払金保証金額 {} は請負金額 {} の{percent}%（{}）を超えています", format_yen(c.amount), format_yen(e.price), format_yen(cap)));
+                        }
+                    }
                     Product::Advance => {
                         let cap = (e.price as u128 * owner.advance_ratio_percent as u128 / 100) as u64;
                         if c.amount > cap {

@@ -13,15 +13,20 @@ pub enum Product {
     /// 契約保証: the contract performance guarantee.
     #[serde(rename = "契約保証")]
     Contract,
+    /// 中間前払金保証: the intermediate advance payment guarantee, applied for once the
+    /// owner has certified the works' progress (認定調書), against a 前払金保証 of ours.
+    #[serde(rename = "中間前払金保証")]
+    Intermediate,
 }
 
 impl Product {
-    pub const ALL: [Product; 2] = [Product::Advance, Product::Contract];
+    pub const ALL: [Product; 3] = [Product::Advance, Product::Contract, Product::Intermediate];
 
     pub fn name(self) -> &'static str {
         match self {
             Product::Advance => "前払金保証",
             Product::Contract => "契約保証",
+            Product::Intermediate => "中間前払金保証",
         }
     }
     /// The letter that ends a 保証契約番号.
@@ -29,6 +34,8 @@ impl Product {
         match self {
             Product::Advance => 'M',
             Product::Contract => 'K',
+            // Ours (the leaflets show only M): C for 中間 (chūkan).
+            Product::Intermediate => 'C',
         }
     }
     pub fn from_letter(c: char) -> Option<Self> {
@@ -43,6 +50,7 @@ impl Product {
         match self {
             Product::Advance => "前払金保証約款",
             Product::Contract => "契約保証約款",
+            Product::Intermediate => "中間前払金保証約款",
         }
     }
     /// The owner's procedure that number + key completes.
@@ -50,6 +58,7 @@ impl Product {
         match self {
             Product::Advance => "前払金請求手続",
             Product::Contract => "請負契約締結手続",
+            Product::Intermediate => "中間前払金請求手続",
         }
     }
 }

@@ -102,8 +102,12 @@ pub fn decide(raw: &RawChange, current: &Certificate, config: &Config, branch: &
     let mut app = raw_of(current, issuing);
     let mut problems = Vec::new();
     let push = |problems: &mut Vec<Problem>, rule: &'static str, field: &str, message: String| problems.push(Problem { rule, field: field.to_string(), message });
-    let product_section = match current.product { Product::Advance => Section::Advance, Product::Contract => Section::Contract };
-    let other_amount = match current.product { Product::Advance => "契約保証金額", Product::Contract => "前払金保証金額" };
+    if current.product == Product::Intermediate {
+        return ChangeDecision::Reject(vec![Problem { rule: "R1", field: "保証契約番号".into(),
+            message: format!("{} は中間前払金保証です。中間前払金保証の変更はこのメールでは受け付けていません（支店にご連絡ください）", current.number) }]);
+    }
+    let product_section = match current.product { Product::Advance => Section::Advance, Product::Contract => Section::Contract, Product::Intermediate => Section::Intermediate };
+    let other_amount = match current.product { Product::Advance | Product::Intermediate => "契約保証金額", Product::Contract => "前払金保証金額" };
     for (label, value) in &raw.fields {
         if let Some((_, why)) = FIXED.iter().find(|(l, _)| l == label) {
             push(&mut problems, "R1", label, why.to_string());
@@ -168,6 +172,7 @@ fn raw_of(c: &Certificate, issuing: &Branch) -> RawApplication {
     let (advance, contract) = match c.product {
         Product::Advance => (Some(product), None),
         Product::Contract => (None, Some(product)),
+        Product::Intermediate => (None, None),
     };
     RawApplication {
         contractor: Some(c.contractor.clone()),
@@ -217,12 +222,13 @@ fn next_version(current: &Certificate, app: &Application, now: chrono::DateTime<
         version: current.version + 1,
         issue_date: now.date_naive(),
         fee: None,
+        intermediate: current.intermediate.clone(),
     }
 }
 
 /// The labels (as in the form) of what differs between two versions' contents.
 pub fn differences(a: &Certificate, b: &Certificate) -> Vec<String> {
-    let amount = match a.product { Product::Advance => "前払金保証金額", Product::Contract => "契約保証金額" };
+    let amount = match a.product { Product::Advance => "前払金保証金額", Product::Contract => "契約保証金額", Product::Intermediate => "中間前払金保証金額" };
     let mut out = Vec::new();
     let mut diff = |label: &str, same: bool| if !same { out.push(label.to_string()) };
     diff("工事名", a.project == b.project);

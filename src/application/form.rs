@@ -21,6 +21,20 @@ pub struct RawProduct {
     pub fee_statement: Option<String>,
 }
 
+/// 【中間前払金保証】 as written.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct RawIntermediate {
+    pub apply: Option<String>,
+    /// 前払金保証の保証契約番号: the 前払金保証 it adds to.
+    pub advance_number: Option<String>,
+    pub format: Option<String>,
+    pub amount: Option<String>,
+    /// 認定日: when the owner certified the progress (認定調書).
+    pub certified_on: Option<String>,
+    pub certification_no: Option<String>,
+    pub fee_statement: Option<String>,
+}
+
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub struct RawApplication {
     // 【請負工事の情報】
@@ -37,6 +51,8 @@ pub struct RawApplication {
     pub advance: Option<RawProduct>,
     /// 【契約保証】, when the section is present.
     pub contract: Option<RawProduct>,
+    /// 【中間前払金保証】, when the section is present.
+    pub intermediate: Option<RawIntermediate>,
     // 【インフォメーション】
     pub send_to: Option<String>,
     pub notify: Option<String>,
@@ -54,6 +70,7 @@ pub struct RawApplication {
 pub const SECTION_WORKS: &str = "請負工事の情報";
 pub const SECTION_ADVANCE: &str = "前払金保証";
 pub const SECTION_CONTRACT: &str = "契約保証";
+pub const SECTION_INTERMEDIATE: &str = "中間前払金保証";
 pub const SECTION_INFO: &str = "インフォメーション";
 pub const SECTION_CONTACT: &str = "連絡先";
 
@@ -62,6 +79,7 @@ pub(crate) enum Section {
     Works,
     Advance,
     Contract,
+    Intermediate,
     Info,
     Contact,
     Unknown,
@@ -81,6 +99,7 @@ fn section_of(squashed_line: &str) -> Option<Section> {
         SECTION_WORKS | "請負工事情報" => Section::Works,
         SECTION_ADVANCE => Section::Advance,
         SECTION_CONTRACT => Section::Contract,
+        SECTION_INTERMEDIATE => Section::Intermediate,
         SECTION_INFO | "その他" => Section::Info,
         SECTION_CONTACT => Section::Contact,
         _ => Section::Unknown,
@@ -118,6 +137,7 @@ pub fn parse(text: &str) -> RawApplication {
             match section {
                 Some(Section::Advance) => { app.advance.get_or_insert_with(RawProduct::default); }
                 Some(Section::Contract) => { app.contract.get_or_insert_with(RawProduct::default); }
+                Some(Section::Intermediate) => { app.intermediate.get_or_insert_with(RawIntermediate::default); }
                 Some(Section::Unknown) => app.warnings.push(format!("不明な項目見出し「{}」は読み飛ばしました", line.trim())),
                 _ => {}
             }
@@ -205,6 +225,19 @@ pub(crate) fn assign(app: &mut RawApplication, sec: Section, label: &str, value:
                 "再預託利用区分" if sec == Section::Advance => &mut p.redeposit,
                 "保証料支払方法" => &mut p.payment_method,
                 "保証料請求先" => &mut p.billing,
+                "保証料計算書(紙)" | "保証料計算書(紙)について" | "保証料計算書" => &mut p.fee_statement,
+                _ => return false,
+            }
+        }
+        Section::Intermediate => {
+            let p = app.intermediate.get_or_insert_with(RawIntermediate::default);
+            match label {
+                "申込" => &mut p.apply,
+                "前払金保証の保証契約番号" | "前払金保証の番号" | "保証契約番号" => &mut p.advance_number,
+                "保証証書の形式" | "保証証書の形式について" => &mut p.format,
+                "中間前払金保証金額" => &mut p.amount,
+                "認定日" => &mut p.certified_on,
+                "認定番号" => &mut p.certification_no,
                 "保証料計算書(紙)" | "保証料計算書(紙)について" | "保証料計算書" => &mut p.fee_statement,
                 _ => return false,
             }

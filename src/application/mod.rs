@@ -4,6 +4,7 @@
 
 pub mod change;
 pub mod form;
+pub mod intermediate;
 pub mod validate;
 
 use crate::product::{Format, Product};
@@ -51,6 +52,20 @@ pub struct ProductRequest {
     pub payment_method: String,
     pub billing: String,
     pub fee_statement: bool,
+    /// A 中間前払金保証's own facts.
+    pub intermediate: Option<IntermediateOf>,
+}
+
+/// What a 中間前払金保証 adds to: the 前払金保証 it follows and the owner's certification
+/// of the works' progress (認定調書), printed on its certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct IntermediateOf {
+    /// The 前払金保証's 保証契約番号.
+    pub advance: String,
+    /// 認定日.
+    pub certified_on: NaiveDate,
+    /// 認定番号.
+    pub certification_no: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -197,6 +197,11 @@ pub fn validate(raw: &RawApplication, config: &Config, branch: &Branch, sender: 
     })
 }
 
+/// Whether a product section applies (申込：申し込む).
+pub fn applies_to(p: &RawProduct) -> bool {
+    applies(p) == Some(true)
+}
+
 /// `Some(true)` 申し込む, `Some(false)` 申し込まない, `None` blank or unreadable.
 fn applies(p: &RawProduct) -> Option<bool> {
     match squash(p.apply.as_deref().unwrap_or("")).as_str() {
@@ -206,16 +211,16 @@ fn applies(p: &RawProduct) -> Option<bool> {
     }
 }
 
-struct Validator {
-    problems: Vec<Problem>,
+pub(super) struct Validator {
+    pub(super) problems: Vec<Problem>,
 }
 
 impl Validator {
-    fn push(&mut self, rule: &'static str, field: &str, message: String) {
+    pub(super) fn push(&mut self, rule: &'static str, field: &str, message: String) {
         self.problems.push(Problem { rule, field: field.to_string(), message });
     }
 
-    fn required(&mut self, field: &str, value: &Option<String>) -> Option<String> {
+    pub(super) fn required(&mut self, field: &str, value: &Option<String>) -> Option<String> {
         match value.as_deref().map(str::trim) {
             Some(v) if !v.is_empty() => Some(v.to_string()),
             _ => {
@@ -225,7 +230,7 @@ impl Validator {
         }
     }
 
-    fn amount(&mut self, field: &str, value: &Option<String>, required: bool) -> Option<u64> {
+    pub(super) fn amount(&mut self, field: &str, value: &Option<String>, required: bool) -> Option<u64> {
         let v = if required { self.required(field, value)? } else {
             value.as_deref().map(str::trim).filter(|s| !s.is_empty())?.to_string()
         };
@@ -247,14 +252,14 @@ impl Validator {
         d
     }
 
-    fn date(&mut self, field: &str, value: &Option<String>, required: bool) -> Option<NaiveDate> {
+    pub(super) fn date(&mut self, field: &str, value: &Option<String>, required: bool) -> Option<NaiveDate> {
         let v = if required { self.required(field, value)? } else {
             value.as_deref().map(str::trim).filter(|s| !s.is_empty())?.to_string()
         };
         self.date_value(field, &v, "")
     }
 
-    fn yes_no(&mut self, field: &str, value: &Option<String>, yes: &[&str], no: &[&str]) -> Option<bool> {
+    pub(super) fn yes_no(&mut self, field: &str, value: &Option<String>, yes: &[&str], no: &[&str]) -> Option<bool> {
         let v = self.required(field, value)?;
         let s = squash(&v);
         if yes.contains(&s.as_str()) {
@@ -293,7 +298,7 @@ impl Validator {
                 None
             }
         });
-        let amount_label = match product { Product::Advance => "前払金保証金額", Product::Contract => "契約保証金額" };
+        let amount_label = match product { Product::Advance => "前払金保証金額", Product::Contract => "契約保証金額", Product::Intermediate => "中間前払金保証金額" };
         let amount = self.amount(&f(amount_label), &p.amount, true);
         let this_year = if product == Product::Advance { self.amount(&f("今年度対象額"), &p.this_year_amount, false) } else { None };
         let payment_method = self.required(&f("保証料支払方法"), &p.payment_method);
@@ -326,6 +331,8 @@ impl Validator {
                         self.push("R3", &f(amount_label), format!("{}は{base_name}の{}%（{}）を超えています", format_yen(amount), ratio_owner.0, format_yen(limit as u64)));
                     }
                 }
+                // Applied for with its own section (`intermediate.rs`), never here.
+                Product::Intermediate => {}
                 Product::Contract => {
                     let floor = (price as u128 * ratio_owner.1 as u128).div_ceil(100);
                     if (amount as u128) < floor {
@@ -347,6 +354,7 @@ impl Validator {
             return None;
         }
         Some(ProductRequest {
+            intermediate: None,
             product,
             format: format?,
             amount: amount?,
@@ -361,7 +369,7 @@ impl Validator {
 }
 
 /// Why the owner does not accept 電子保証 for this application, if it does not.
-fn electronic_refusal(o: &Owner, contract_date: Option<NaiveDate>, award_date: Option<NaiveDate>) -> Option<String> {
+pub(super) fn electronic_refusal(o: &Owner, contract_date: Option<NaiveDate>, award_date: Option<NaiveDate>) -> Option<String> {
     if !o.accepts_electronic {
         return Some(format!("{}は電子保証に対応していません。", o.name));
     }

@@ -294,7 +294,19 @@ impl BranchFlow<'_> {
         let config = self.config;
         let decision = store.write(|tx| {
             let existing = TxExisting::new(tx);
-            let decision = application::validate(&raw, config, branch, &sender, &existing);
+            let decision = match raw.intermediate.as_ref().filter(|i| application::intermediate::applied(i)) {
+                // 中間前払金保証: against a 前払金保証 of ours, its works taken from it.
+                Some(ir) => {
+                    let named = ir.advance_number.as_deref().and_then(crate::issuance::CertificateNumber::parse);
+                    let advance = match named {
+                        Some(n) => tx.certificate(&n.to_string())?,
+                        None => None,
+                    };
+                    let alone = [&raw.advance, &raw.contract].iter().all(|p| p.as_ref().is_none_or(|p| !application::validate::applies_to(p)));
+                    application::intermediate::decide(ir, alone, contractor, advance.as_ref().map(|r| (&r.latest, r.status.as_str())), config, branch, &existing, now.date_naive())
+                }
+                None => application::validate(&raw, config, branch, &sender, &existing),
+            };
             existing.answer(decision)
         })?;
         match decision {

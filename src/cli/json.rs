@@ -40,6 +40,7 @@ fn contents(number: &str, status: &str, c: &Certificate) -> Value {
         "award_date": c.award_date.map(|d| d.to_string()),
         "bank": c.bank,
         "redeposit": c.redeposit,
+        "intermediate": c.intermediate,
     })
 }
 

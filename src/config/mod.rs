@@ -149,6 +149,8 @@ pub struct Owner {
     pub branch: String,
     pub advance_ratio_percent: u32,
     pub contract_ratio_percent: u32,
+    /// 中間前払金: its share of the contract price in percent, when the owner pays it.
+    pub intermediate_percent: Option<u32>,
     /// Check 5: the owner's list of contracts, when it keeps one.
     pub contracts: Option<Vec<ContractEntry>>,
     pub staff_address: Option<String>,
@@ -254,6 +256,13 @@ impl Config {
                 branch: o.branch.unwrap_or_default(),
                 advance_ratio_percent: o.advance_ratio_percent.unwrap_or(40),
                 contract_ratio_percent: o.contract_ratio_percent.unwrap_or(10),
+                intermediate_percent: o.intermediate_advance.then(|| {
+                    let r = o.intermediate_ratio.unwrap_or(0.2);
+                    if !(r > 0.0 && r <= 0.6) {
+                        problems.push(format!("owners[{i}].intermediate_ratio: {r} is not a share of the contract price (0 < ratio ≤ 0.6)"));
+                    }
+                    (r * 100.0).round() as u32
+                }),
                 contracts,
                 staff_address: o.staff_address.map(|a| a.to_ascii_lowercase()),
             }

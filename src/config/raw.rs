@@ -168,6 +168,11 @@ pub struct RawOwner {
     pub branch: Option<String>,
     pub advance_ratio_percent: Option<u32>,
     pub contract_ratio_percent: Option<u32>,
+    /// Whether the owner pays 中間前払金 (and so takes 中間前払金保証).
+    #[serde(default)]
+    pub intermediate_advance: bool,
+    /// Its share of the contract price, e.g. 0.2 (the default).
+    pub intermediate_ratio: Option<f64>,
     /// CSV: 工事名,受注者名,請負金額,工期,請負契約日 (check 5 of the owner side).
     pub contracts_csv: Option<std::path::PathBuf>,
     /// Where the daily digest goes.

@@ -46,10 +46,14 @@ pub fn document_data(config: &Config, cert: &Certificate, key: Option<&AuthKey>)
         "this_year_amount": cert.this_year_amount.map(format_yen),
         "guarantee_end": format_era(cert.guarantee_end),
         "term_from": format_era(cert.term_start),
+        "fee_from": format_era(crate::issuance::fee_from(cert)),
         "term_to": format_era(cert.term_end),
         "contract_date": format_era(cert.contract_date),
         "bank": cert.bank,
         "redeposit": cert.redeposit.map(|r| if r { "再預託を利用する" } else { "再預託を利用しない" }),
+        // A 中間前払金保証's 前払金保証 and the owner's certification of progress.
+        "advance_number": cert.intermediate.as_ref().map(|i| i.advance.clone()),
+        "certified": cert.intermediate.as_ref().map(|i| format!("{}（{}）", format_era(i.certified_on), i.certification_no)),
         "company": {
             "name": config.company.name,
             "address": config.company.address,

@@ -79,6 +79,9 @@ pub struct Certificate {
     /// current rate, as then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fee: Option<IssuedFee>,
+    /// A 中間前払金保証's 前払金保証 and 認定 (none for the other products).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intermediate: Option<crate::application::IntermediateOf>,
 }
 
 /// The fee of a version as issued: what the fee statement prints.
@@ -147,6 +150,7 @@ pub fn issue(app: &Application, serials: &[u32], rng: &dyn Random, now: DateTime
                 version: 1,
                 issue_date: now.date_naive(),
                 fee: None,
+                intermediate: req.intermediate.clone(),
             },
             key,
             issued_at: now,
@@ -155,15 +159,24 @@ pub fn issue(app: &Application, serials: &[u32], rng: &dyn Random, now: DateTime
 }
 
 /// The guarantee fee: amount × annual rate × days / 365, whole yen (rounded down), at least
-/// the minimum. Days count 工期 inclusive.
+/// the minimum. Days count 工期 inclusive; a 中間前払金保証's from its issue (it guarantees
+/// from then to the 保証期限).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Fee {
     pub days: i64,
     pub fee: u64,
 }
 
+/// The first day the fee counts.
+pub fn fee_from(cert: &Certificate) -> NaiveDate {
+    match cert.product {
+        crate::product::Product::Intermediate => cert.term_start.max(cert.issue_date),
+        _ => cert.term_start,
+    }
+}
+
 pub fn fee(cert: &Certificate, rate: &FeeRate) -> Fee {
-    let days = (cert.term_end - cert.term_start).num_days() + 1;
+    let days = (cert.term_end - fee_from(cert)).num_days() + 1;
     let raw = cert.amount as u128 * rate.annual_rate_ppm as u128 * days.max(0) as u128 / (1_000_000 * 365);
     Fee { days, fee: (raw as u64).max(rate.minimum_yen) }
 }
@@ -194,7 +207,7 @@ mod tests {
             term_start: d("2026-07-10"), term_end: d("2027-03-31"), guarantee_end: d("2027-03-31"),
             contract_date: d("2026-07-10"), award_date: None, bank: None, redeposit: None,
             payment_method: "一括納付".into(), billing: "本社".into(), fee_statement: true, office_code: "35075".into(),
-            version: 1, issue_date: d("2026-07-04"), fee: None,
+            version: 1, issue_date: d("2026-07-04"), fee: None, intermediate: None,
         };
         // 265 days: 20,000,000 × 0.31 % × 265 / 365 = 45,013.69…
         assert_eq!(fee(&c, &rate), Fee { days: 265, fee: 45_013 });

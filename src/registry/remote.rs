@@ -294,5 +294,6 @@ fn certificate(c: &Value) -> Option<Certificate> {
         version: n("version")? as u32,
         issue_date: d("issue_date")?,
         fee: None,
+        intermediate: c.get("intermediate").and_then(|i| serde_json::from_value(i.clone()).ok()),
     })
 }

@@ -113,6 +113,11 @@ impl Tx<'_> {
     /// works' lock is taken first and held to the end of the transaction: a second
     /// application for the same works, decided at the same moment by another daemon, waits
     /// for this one's commit and then finds its certificate (R10).
+    /// A certificate's latest contents and state, read inside the transaction.
+    pub fn certificate(&self, number: &str) -> Result<Option<CertificateRow>> {
+        certificate(self.c(), number)
+    }
+
     pub fn issued_for_works(&self, works_key: &str) -> Result<Option<String>> {
         self.lock_job(&format!("works {works_key}"))?;
         self.c().query_row(

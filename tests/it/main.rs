@@ -19,6 +19,7 @@ mod mail_servers;
 mod owner;
 mod pg;
 mod postgres;
+mod products;
 pub mod registry_service;
 pub mod reliability;
 mod servers;
