@@ -330,6 +330,17 @@ impl BranchFlow<'_> {
                         self.rng.fill(&mut salt);
                         let works = application::works_key(&app.contractor, &app.owner, &app.project, c.product);
                         tx.insert_certificate(i, &works, app_id, letter.message_id.as_deref(), &salt, self.secrets, self.rng)?;
+                        // A 中間前払金保証's 認定調書: the PDFs attached to the application
+                        // itself, kept with it (at most five).
+                        if c.product == crate::product::Product::Intermediate {
+                            let pdfs = letter.pieces.iter().filter_map(|p| match p {
+                                crate::intake::letter::Piece::Pdf { name, depth: 0, bytes } => Some((name, bytes)),
+                                _ => None,
+                            });
+                            for (name, bytes) in pdfs.take(5) {
+                                tx.keep_document(&c.number, "認定調書", name.as_deref().unwrap_or("認定調書.pdf"), bytes, now)?;
+                            }
+                        }
                     }
                     let numbers: Vec<String> = issued.iter().map(|i| i.certificate.number.clone()).collect();
                     tx.finish_message(msg.id, MessageOutcome::Issued, Some(&numbers.join(" ")), now)?;

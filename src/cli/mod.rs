@@ -297,6 +297,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             if json {
                 let mut v = json::certificate(&row);
                 v["versions"] = versions.iter().map(json::version).collect();
+                v["documents"] = store.documents_of(&row.number)?.into_iter()
+                    .map(|(id, kind, name, size)| serde_json::json!({"id": id, "kind": kind, "name": name, "size": size})).collect();
                 print_json(&v);
             } else {
                 let c = &row.latest;

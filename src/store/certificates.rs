@@ -113,6 +113,13 @@ impl Tx<'_> {
     /// works' lock is taken first and held to the end of the transaction: a second
     /// application for the same works, decided at the same moment by another daemon, waits
     /// for this one's commit and then finds its certificate (R10).
+    /// Keeps a document received with the application (a 認定調書) with the certificate.
+    pub fn keep_document(&self, number: &str, kind: &str, name: &str, bytes: &[u8], at: chrono::DateTime<chrono::FixedOffset>) -> Result<()> {
+        self.c().execute("INSERT INTO certificate_documents (number, kind, name, bytes, received_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![number, kind, name, bytes, at.to_rfc3339()])?;
+        Ok(())
+    }
+
     /// A certificate's latest contents and state, read inside the transaction.
     pub fn certificate(&self, number: &str) -> Result<Option<CertificateRow>> {
         certificate(self.c(), number)
@@ -147,6 +154,18 @@ impl Store {
 
     pub fn certificate(&self, number: &str) -> Result<Option<CertificateRow>> {
         certificate(&self.conn, number)
+    }
+
+    /// The documents kept with a certificate: (id, kind, name, size in bytes), in order.
+    pub fn documents_of(&self, number: &str) -> Result<Vec<(i64, String, String, i64)>> {
+        self.conn.query_map("SELECT id, kind, name, length(bytes) FROM certificate_documents WHERE number = ?1 ORDER BY id", [number],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+    }
+
+    /// One kept document's name and bytes.
+    pub fn kept_document(&self, number: &str, id: i64) -> Result<Option<(String, Vec<u8>)>> {
+        self.conn.query_row("SELECT name, bytes FROM certificate_documents WHERE number = ?1 AND id = ?2", params![number, id],
+            |r| Ok((r.get(0)?, r.get(1)?))).optional()
     }
 
     pub fn versions(&self, number: &str) -> Result<Vec<VersionRow>> {

@@ -28,7 +28,7 @@ fn application(from: &str, mid: &str, edit: impl Fn(String) -> String) -> Vec<u8
     format!("From: {from}\r\nTo: {KANAGAWA}\r\nSubject: =?utf-8?B?5L+d6Ki855Sz6L68?=\r\nMessage-ID: <{mid}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}", body.replace('\n', "\r\n")).into_bytes()
 }
 
-fn add_user(s: &Setup, name: &str, roles: &[&str]) {
+pub(crate) fn add_user(s: &Setup, name: &str, roles: &[&str]) {
     let mut args = vec!["user", "add", name, "--password-stdin"];
     for r in roles {
         args.extend(["--role", r]);
@@ -74,9 +74,9 @@ fn held_ids(s: &Setup) -> Vec<i64> {
 }
 
 /// An HTTP session of the desk: its cookie and CSRF token.
-struct Login {
+pub(crate) struct Login {
     base: String,
-    cookie: String,
+    pub(crate) cookie: String,
     csrf: String,
 }
 
@@ -102,7 +102,7 @@ fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn login(base: &str, name: &str) -> Login {
+pub(crate) fn login(base: &str, name: &str) -> Login {
     let (st, headers, body) = try_login(base, name, PASSWORD);
     assert_eq!(st, 303, "{name} logs in: {body}");
     let cookie = set_cookie(&headers, "esurety_desk").unwrap();
@@ -112,7 +112,7 @@ fn login(base: &str, name: &str) -> Login {
 }
 
 impl Login {
-    fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
         let (st, _, b) = http(&self.base, "GET", path, &[("Cookie", &self.cookie)], b"");
         (st, String::from_utf8_lossy(&b).into_owned())
     }

@@ -10,7 +10,7 @@ mod broken;
 mod common;
 mod demo;
 mod desk;
-mod desk_web;
+pub mod desk_web;
 mod fixtures;
 mod fuzz_regressions;
 mod hostile;

@@ -48,10 +48,22 @@ fn new_mails(s: &Setup) -> Vec<crate::common::Mail> {
     out
 }
 
+/// The same application with the owner's 認定調書 attached as a PDF.
+fn with_certification(raw: &[u8], pdf: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8(raw.to_vec()).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let head = head.replace("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit", "Content-Type: multipart/mixed; boundary=\"b1\"");
+    format!("{head}\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n--b1\r\nContent-Type: application/pdf; name=\"ninteichosho.pdf\"\r\nContent-Disposition: attachment; filename=\"ninteichosho.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b1--\r\n",
+        crate::common::base64(pdf)).into_bytes()
+}
+
 #[test]
 fn an_intermediate_advance_guarantee_is_issued_against_the_advance_and_accepted_by_the_owner() {
     let s = issued();
-    s.drop_mail(KANAGAWA, &intermediate("mid-1@maruichi.example", "35075-00001M", "10,000,000円", "令和8年12月1日"));
+    s.edit_config(|t| t + "\n[web]\nlisten = \"127.0.0.1:0\"\n");
+    // The owner's 認定調書 (here any PDF: the advance's certificate) attached.
+    let certification = s.mails(MARUICHI)[0].attachments[1].1.clone();
+    s.drop_mail(KANAGAWA, &with_certification(&intermediate("mid-1@maruichi.example", "35075-00001M", "10,000,000円", "令和8年12月1日"), &certification));
     later_pass(&s);
     let mails = new_mails(&s);
     assert_eq!(mails.len(), 1, "{:?}", mails.iter().map(|m| &m.subject).collect::<Vec<_>>());
@@ -68,6 +80,17 @@ fn an_intermediate_advance_guarantee_is_issued_against_the_advance_and_accepted_
     let c = s.json(&["certificate", "35075-00003C"]);
     assert_eq!(c["product"], "中間前払金保証", "{c}");
     assert_eq!(c["intermediate"]["advance"], "35075-00001M", "{c}");
+    // The 認定調書 is kept with it, and branch staff find it on the desk.
+    assert_eq!(c["documents"], serde_json::json!([{"id": 1, "kind": "認定調書", "name": "ninteichosho.pdf", "size": certification.len()}]), "{c}");
+    crate::desk_web::add_user(&s, "佐藤", &["branch:kanagawa@ejcs.example"]);
+    let web = crate::registry_service::Serving::start(&s, &["serve"]);
+    let staff = crate::desk_web::login(&web.url, "佐藤");
+    let (st, page) = staff.get("/desk/certificates/35075-00003C");
+    assert_eq!(st, 200);
+    assert!(page.contains("認定調書") && page.contains("/desk/certificates/35075-00003C/kept/1"), "{page}");
+    let (st, _, pdf) = crate::registry_service::http(&web.url, "GET", "/desk/certificates/35075-00003C/kept/1", &[("Cookie", &staff.cookie)], b"");
+    assert_eq!((st, pdf == certification), (200, true), "the 認定調書 as sent");
+    assert!(web.stop().success());
     // The owner checks it like the others: number and key, its works and 保証区分.
     s.drop_mail(KWSA, &support::forward(MARUICHI, KWSA, "<fw-mid-1@maruichi.example>", &completion.raw));
     later_pass(&s);

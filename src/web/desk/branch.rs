@@ -27,6 +27,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/desk/certificates", get(certificates))
         .route("/desk/certificates/{number}", get(certificate))
         .route("/desk/certificates/{number}/{document}", get(document))
+        .route("/desk/certificates/{number}/kept/{id}", get(kept))
         .route("/desk/certificates/{number}/resend", post(resend))
 }
 
@@ -284,7 +285,9 @@ async fn certificate(State(app): State<Arc<App>>, headers: HeaderMap, Path(numbe
         }
         let versions: Vec<Value> = s.versions(&number)?.iter().map(|v| json!({"version": v.version, "kind": v.kind, "label": v.contents.change_label(), "at": short_time(&v.issued_at),
             "amount": crate::text::format_yen(v.contents.amount), "project": v.contents.project})).collect();
-        Ok(Some((counts(s, e, &scope)?, json!({"c": certificate_json(&c), "versions": versions}))))
+        let documents: Vec<Value> = s.documents_of(&number)?.into_iter()
+            .map(|(id, kind, name, size)| json!({"id": id, "kind": kind, "name": name, "size": crate::text::group_thousands(size.max(0) as u64)})).collect();
+        Ok(Some((counts(s, e, &scope)?, json!({"c": certificate_json(&c), "versions": versions, "documents": documents}))))
     }).await;
     match got {
         Ok(Ok(Some((c, mut ctx)))) => {
@@ -312,6 +315,20 @@ async fn document(State(app): State<Arc<App>>, headers: HeaderMap, Path((number,
     match with_store(&app, move |s, e| crate::desk::document(e, s, &number, kind, clock.as_ref())).await {
         Ok(Ok((name, pdf))) => pdf_response(&name, pdf),
         Ok(Err(e)) => refused(&e),
+        Err(r) => r,
+    }
+}
+
+/// A document kept with the certificate (a 認定調書), as the contractor sent it.
+async fn kept(State(app): State<Arc<App>>, headers: HeaderMap, Path((number, id)): Path<(String, i64)>) -> Response {
+    let staff = user!(app, headers);
+    if !staff.scope.office(&app.engine.config, number.get(..5).unwrap_or("")) {
+        return forbidden();
+    }
+    match with_store(&app, move |s, _| s.kept_document(&number, id)).await {
+        Ok(Ok(Some((name, pdf)))) => pdf_response(&name, pdf),
+        Ok(Ok(None)) => super::error_page("この書類はありません。", axum::http::StatusCode::NOT_FOUND),
+        Ok(Err(e)) => store_failed(e),
         Err(r) => r,
     }
 }
