@@ -17,6 +17,10 @@ use anyhow::{Context, Result};
 use std::path::PathBuf;
 
 /// The sample mail: (branch mailbox, file name, bytes).
+/// 丸一建設's 中間前払金保証 on 35075-00001M, sent once the works are half done (認定日
+/// 令和8年11月20日, after the middle of its 工期).
+pub const INTERMEDIATE_SAMPLE: (&str, &str, &[u8]) = ("kanagawa@ejcs.example", "07-maruichi-intermediate.eml", include_bytes!("../../mailboxes/kanagawa@ejcs.example/07-maruichi-intermediate.eml"));
+
 pub const SAMPLES: &[(&str, &str, &[u8])] = &[
     ("kanagawa@ejcs.example", "01-maruichi-kwsa.eml", include_bytes!("../../mailboxes/kanagawa@ejcs.example/01-maruichi-kwsa.eml")),
     ("ibaraki@ejcs.example", "02-toride-kogyo.eml", include_bytes!("../../mailboxes/ibaraki@ejcs.example/02-toride-kogyo.eml")),
@@ -81,6 +85,33 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     println!("\n5. 発行した保証（esurety --config {} certificates）", engine.config.path.display());
     for c in store.certificates()? {
         println!("   {}  {}  {}  {}  {}", c.number, c.latest.product.name(), c.latest.format.name(), c.latest.contractor, c.latest.project);
+    }
+
+    // Halfway through the works: 丸一建設 applies for a 中間前払金保証 on its 前払金保証.
+    let (mailbox, name, bytes) = INTERMEDIATE_SAMPLE;
+    Maildir::new(engine.config.mail.maildir_root.join(mailbox)).deliver(&format!("{}.demo07.esurety", clock.now().timestamp()), bytes)?;
+    let l = letter::read(bytes).ok();
+    println!("\n5a. 工事の半ばで、受注者が中間前払金保証を申し込みます（{name}）");
+    println!("   {} → {mailbox}  「{}」", l.as_ref().and_then(|l| l.from.clone()).unwrap_or_default(), l.map(|l| l.subject).unwrap_or_default());
+    let report = engine.run_once(&mut store, &mut adapters, clock, rng)?;
+    println!("   esurety run --once（保証会社）: {}", crate::daemon::summary(&report));
+    for c in store.certificates()?.into_iter().filter(|c| c.latest.product == crate::product::Product::Intermediate) {
+        let of = c.latest.intermediate.as_ref().map(|i| format!("（前払金保証 {}、認定 {}）", i.advance, crate::text::format_era(i.certified_on))).unwrap_or_default();
+        println!("   {}  {}  {}  {}{of}", c.number, c.latest.product.name(), c.latest.format.name(), crate::text::format_yen(c.latest.amount));
+    }
+    // Its key notice and certificate beside the others.
+    for row in store.outbox()? {
+        let raw = as_delivered(&engine.config.mail.maildir_root, &row);
+        let Ok(l) = letter::read(&raw) else { continue };
+        for p in l.pieces {
+            if let Piece::Pdf { name: Some(name), bytes, .. } = p {
+                let path = pdf_dir.join(&name);
+                if !path.exists() {
+                    std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+                    println!("       {}", path.display());
+                }
+            }
+        }
     }
 
     // The company serves its registry; the water authority runs its own deployment.

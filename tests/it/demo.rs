@@ -13,8 +13,9 @@ fn the_demo_tells_the_whole_story_without_printing_a_key() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let said = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    for step in ["issued 4, rejected 1, held 1", "submissions 5 (pairs accepted 4, rejected 0), other mail left alone 1", "[accepted] 神奈川県内広域水道企業団 企業長  35075-00001M",
-                 "[unchecked] 神奈川県内広域水道企業団 企業長  27075-00012M", "[unchecked] 神奈川県内広域水道企業団 企業長  T2026-0034471", "4 件の確認（valid 4、mismatch 0"] {
+    for step in ["issued 4, rejected 1, held 1", "submissions 6 (pairs accepted 5, rejected 0), other mail left alone 1",
+                 "35075-00003C  中間前払金保証  電子保証  10,000,000 円（前払金保証 35075-00001M、認定 令和8年11月20日）", "[accepted] 神奈川県内広域水道企業団 企業長  35075-00003C", "[accepted] 神奈川県内広域水道企業団 企業長  35075-00001M",
+                 "[unchecked] 神奈川県内広域水道企業団 企業長  27075-00012M", "[unchecked] 神奈川県内広域水道企業団 企業長  T2026-0034471", "5 件の確認（valid 5、mismatch 0"] {
         assert!(stdout.contains(step), "{step} in:\n{stdout}");
     }
     assert!(said.contains("event=\"checked\"") || said.contains("checked"), "trace logs were on");
@@ -25,7 +26,7 @@ fn the_demo_tells_the_whole_story_without_printing_a_key() {
             keys.push(key_in(&pdf_text(&std::fs::read(&p).unwrap())).unwrap());
         }
     }
-    assert_eq!(keys.len(), 5, "five electronic certificates, five notices");
+    assert_eq!(keys.len(), 6, "six electronic certificates (the 中間前払金保証 too), six notices");
     // And no listing of the store prints one either, logs on.
     let mut listings = String::new();
     let (company, owner) = (dir.join("company/esurety.toml"), dir.join("water-authority/esurety.toml"));
