@@ -91,7 +91,20 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
     let mut total = RunReport::default();
     let mut backoff = Duration::from_secs(1);
     let mut jobs = vec![Job::Poll];
+    let mut reopen = false;
     while !stop.load(Ordering::SeqCst) {
+        // After the store could not be written, the next try opens it again: SQLite opens a
+        // file it cannot write read-only, and such a connection stays so after the disk
+        // has room again or its file system is writable again.
+        if reopen {
+            match Store::open(&engine.config.store) {
+                Ok(s) => {
+                    store = s;
+                    reopen = false;
+                }
+                Err(e) => tracing::error!(event = "store_reopen_failed", error = %e),
+            }
+        }
         // Every job due at this instant runs: the digest first (so the sweep below sends
         // it), then a pass (which ends with a sweep) or the sweep alone.
         if jobs.contains(&Job::Digest)
@@ -120,6 +133,7 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
                 // The store could not be written (a full disk, a read-only file): take no
                 // new work until it can; nothing already accepted is lost.
                 tracing::error!(event = "pass_failed", error = %e);
+                reopen = matches!(&e, crate::run::RunError::Store(se) if se.is_unwritable());
                 eprintln!("esurety: the pass failed, trying again in {}s: {e}", backoff.as_secs());
                 let w = backoff;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
