@@ -88,6 +88,8 @@ pub fn check(found: &Found, v: &Verification, owner: &Owner, contracts: Option<&
                             reasons.push(format!("中間前払金保証金額 {} は請負金額 {} の{percent}%（{}）を超えています", format_yen(c.amount), format_yen(e.price), format_yen(cap)));
                         }
                     }
+                    // Paper only: never published, so never checked here.
+                    Product::BidBond => {}
                     Product::Advance => {
                         let cap = (e.price as u128 * owner.advance_ratio_percent as u128 / 100) as u64;
                         if c.amount > cap {

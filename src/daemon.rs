@@ -107,10 +107,13 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
         }
         // Every job due at this instant runs: the digest first (so the sweep below sends
         // it), then a pass (which ends with a sweep) or the sweep alone.
-        if jobs.contains(&Job::Digest)
-            && let Err(e) = crate::staff::send_digests(&engine, &mut store, clock, rng)
-        {
-            tracing::error!(event = "digest_failed", error = %e);
+        if jobs.contains(&Job::Digest) {
+            if let Err(e) = crate::staff::lapse_reservations(&engine, &mut store, clock) {
+                tracing::error!(event = "reservation_lapse_failed", error = %e);
+            }
+            if let Err(e) = crate::staff::send_digests(&engine, &mut store, clock, rng) {
+                tracing::error!(event = "digest_failed", error = %e);
+            }
         }
         if !jobs.contains(&Job::Poll) {
             if let Err(e) = engine.sweep_outbox(&mut store, &mut adapters, clock, rng) {

@@ -214,7 +214,7 @@ pub fn resend(engine: &Engine, store: &mut Store, number: &str, by: &str, clock:
     let mut attachments = Vec::new();
     for kind in kinds {
         let (name, pdf) = document(engine, store, number, *kind, clock)?;
-        entry[match kind { DocumentKind::Notice => "notice_file", DocumentKind::Certificate => "certificate_file", DocumentKind::Fee => "fee_file" }] = json!(name);
+        entry[match kind { DocumentKind::Notice => "notice_file", DocumentKind::Certificate => "certificate_file", DocumentKind::Fee => "fee_file", DocumentKind::Reservation => "reservation_file" }] = json!(name);
         attachments.push((name, pdf));
     }
     let ctx = json!({

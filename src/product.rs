@@ -17,16 +17,21 @@ pub enum Product {
     /// owner has certified the works' progress (認定調書), against a 前払金保証 of ours.
     #[serde(rename = "中間前払金保証")]
     Intermediate,
+    /// 契約保証予約 (入札ボンド): a promise, made before a bid, to issue the 契約保証 if the
+    /// bidder wins. Paper only; its 予約証書 is printed and posted.
+    #[serde(rename = "契約保証予約")]
+    BidBond,
 }
 
 impl Product {
-    pub const ALL: [Product; 3] = [Product::Advance, Product::Contract, Product::Intermediate];
+    pub const ALL: [Product; 4] = [Product::Advance, Product::Contract, Product::Intermediate, Product::BidBond];
 
     pub fn name(self) -> &'static str {
         match self {
             Product::Advance => "前払金保証",
             Product::Contract => "契約保証",
             Product::Intermediate => "中間前払金保証",
+            Product::BidBond => "契約保証予約",
         }
     }
     /// The letter that ends a 保証契約番号.
@@ -36,6 +41,8 @@ impl Product {
             Product::Contract => 'K',
             // Ours (the leaflets show only M): C for 中間 (chūkan).
             Product::Intermediate => 'C',
+            // Ours too: Y for 予約 (yoyaku).
+            Product::BidBond => 'Y',
         }
     }
     pub fn from_letter(c: char) -> Option<Self> {
@@ -51,6 +58,8 @@ impl Product {
             Product::Advance => "前払金保証約款",
             Product::Contract => "契約保証約款",
             Product::Intermediate => "中間前払金保証約款",
+            // The reservation promises a 契約保証 under its terms.
+            Product::BidBond => "契約保証約款",
         }
     }
     /// The owner's procedure that number + key completes.
@@ -59,6 +68,8 @@ impl Product {
             Product::Advance => "前払金請求手続",
             Product::Contract => "請負契約締結手続",
             Product::Intermediate => "中間前払金請求手続",
+            // It stands in for the 入札保証金 of the bid.
+            Product::BidBond => "入札手続",
         }
     }
 }

@@ -17,6 +17,20 @@ pub enum StaffError {
     Compose(#[from] ComposeError),
 }
 
+/// The daily job of the branch side before its digest: open 契約保証予約 past their time
+/// after 入札日 are marked 失効 (`products.md`). Returns their numbers.
+pub fn lapse_reservations(engine: &Engine, store: &mut Store, clock: &dyn Clock) -> Result<Vec<String>, StaffError> {
+    if !engine.config.sides.branch {
+        return Ok(Vec::new());
+    }
+    let now = clock.now();
+    let lapsed = store.write(|tx| tx.lapse_reservations(now.date_naive(), now))?;
+    for n in &lapsed {
+        tracing::info!(event = "reservation_lapsed", number = %n);
+    }
+    Ok(lapsed)
+}
+
 /// One digest per branch and owner with a staff address, for the time since the last one
 /// (or the last 24 hours). Returns how many were written to the outbox.
 pub fn send_digests(engine: &Engine, store: &mut Store, clock: &dyn Clock, rng: &dyn Random) -> Result<usize, StaffError> {

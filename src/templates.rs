@@ -11,6 +11,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("notice.typ", include_str!("../templates/notice.typ")),
     ("certificate.typ", include_str!("../templates/certificate.typ")),
     ("fee.typ", include_str!("../templates/fee.typ")),
+    ("reservation.typ", include_str!("../templates/reservation.typ")),
     ("mail/_footer.txt", include_str!("../templates/mail/_footer.txt")),
     ("mail/form.txt", include_str!("../templates/mail/form.txt")),
     ("mail/completion.txt", include_str!("../templates/mail/completion.txt")),

@@ -102,12 +102,13 @@ pub fn decide(raw: &RawChange, current: &Certificate, config: &Config, branch: &
     let mut app = raw_of(current, issuing);
     let mut problems = Vec::new();
     let push = |problems: &mut Vec<Problem>, rule: &'static str, field: &str, message: String| problems.push(Problem { rule, field: field.to_string(), message });
-    if current.product == Product::Intermediate {
+    if matches!(current.product, Product::Intermediate | Product::BidBond) {
+        let name = current.product.name();
         return ChangeDecision::Reject(vec![Problem { rule: "R1", field: "保証契約番号".into(),
-            message: format!("{} は中間前払金保証です。中間前払金保証の変更はこのメールでは受け付けていません（支店にご連絡ください）", current.number) }]);
+            message: format!("{} は{name}です。{name}の変更はこのメールでは受け付けていません（支店にご連絡ください）", current.number) }]);
     }
-    let product_section = match current.product { Product::Advance => Section::Advance, Product::Contract => Section::Contract, Product::Intermediate => Section::Intermediate };
-    let other_amount = match current.product { Product::Advance | Product::Intermediate => "契約保証金額", Product::Contract => "前払金保証金額" };
+    let product_section = match current.product { Product::Advance => Section::Advance, Product::Contract => Section::Contract, Product::Intermediate => Section::Intermediate, Product::BidBond => Section::BidBond };
+    let other_amount = match current.product { Product::Advance | Product::Intermediate | Product::BidBond => "契約保証金額", Product::Contract => "前払金保証金額" };
     for (label, value) in &raw.fields {
         if let Some((_, why)) = FIXED.iter().find(|(l, _)| l == label) {
             push(&mut problems, "R1", label, why.to_string());
@@ -168,11 +169,12 @@ fn raw_of(c: &Certificate, issuing: &Branch) -> RawApplication {
         payment_method: Some(c.payment_method.clone()),
         billing: Some(c.billing.clone()),
         fee_statement: Some(yes(c.fee_statement, "希望する", "希望しない")),
+        reservation: None,
     };
     let (advance, contract) = match c.product {
         Product::Advance => (Some(product), None),
         Product::Contract => (None, Some(product)),
-        Product::Intermediate => (None, None),
+        Product::Intermediate | Product::BidBond => (None, None),
     };
     RawApplication {
         contractor: Some(c.contractor.clone()),
@@ -223,12 +225,14 @@ fn next_version(current: &Certificate, app: &Application, now: chrono::DateTime<
         issue_date: now.date_naive(),
         fee: None,
         intermediate: current.intermediate.clone(),
+        bid_bond: current.bid_bond.clone(),
+        reservation: current.reservation.clone(),
     }
 }
 
 /// The labels (as in the form) of what differs between two versions' contents.
 pub fn differences(a: &Certificate, b: &Certificate) -> Vec<String> {
-    let amount = match a.product { Product::Advance => "前払金保証金額", Product::Contract => "契約保証金額", Product::Intermediate => "中間前払金保証金額" };
+    let amount = match a.product { Product::Advance => "前払金保証金額", Product::Contract => "契約保証金額", Product::Intermediate => "中間前払金保証金額", Product::BidBond => "契約保証金額" };
     let mut out = Vec::new();
     let mut diff = |label: &str, same: bool| if !same { out.push(label.to_string()) };
     diff("工事名", a.project == b.project);

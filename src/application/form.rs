@@ -19,6 +19,23 @@ pub struct RawProduct {
     pub payment_method: Option<String>,
     pub billing: Option<String>,
     pub fee_statement: Option<String>,
+    /// 契約保証予約番号 (【契約保証】 only): the reservation this 契約保証 fulfils.
+    pub reservation: Option<String>,
+}
+
+/// 【契約保証予約】 as written.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct RawBidBond {
+    pub apply: Option<String>,
+    pub owner: Option<String>,
+    pub project: Option<String>,
+    pub bid_date: Option<String>,
+    /// 予定価格.
+    pub planned_price: Option<String>,
+    /// 契約保証金額: what the 契約保証 will guarantee.
+    pub amount: Option<String>,
+    /// Not on the spec's form: read so that a request for 電子保証 can be answered.
+    pub format: Option<String>,
 }
 
 /// 【中間前払金保証】 as written.
@@ -53,6 +70,8 @@ pub struct RawApplication {
     pub contract: Option<RawProduct>,
     /// 【中間前払金保証】, when the section is present.
     pub intermediate: Option<RawIntermediate>,
+    /// 【契約保証予約】, when the section is present.
+    pub bid_bond: Option<RawBidBond>,
     // 【インフォメーション】
     pub send_to: Option<String>,
     pub notify: Option<String>,
@@ -71,6 +90,7 @@ pub const SECTION_WORKS: &str = "請負工事の情報";
 pub const SECTION_ADVANCE: &str = "前払金保証";
 pub const SECTION_CONTRACT: &str = "契約保証";
 pub const SECTION_INTERMEDIATE: &str = "中間前払金保証";
+pub const SECTION_BID_BOND: &str = "契約保証予約";
 pub const SECTION_INFO: &str = "インフォメーション";
 pub const SECTION_CONTACT: &str = "連絡先";
 
@@ -80,6 +100,7 @@ pub(crate) enum Section {
     Advance,
     Contract,
     Intermediate,
+    BidBond,
     Info,
     Contact,
     Unknown,
@@ -100,6 +121,7 @@ fn section_of(squashed_line: &str) -> Option<Section> {
         SECTION_ADVANCE => Section::Advance,
         SECTION_CONTRACT => Section::Contract,
         SECTION_INTERMEDIATE => Section::Intermediate,
+        SECTION_BID_BOND | "入札ボンド" => Section::BidBond,
         SECTION_INFO | "その他" => Section::Info,
         SECTION_CONTACT => Section::Contact,
         _ => Section::Unknown,
@@ -138,6 +160,7 @@ pub fn parse(text: &str) -> RawApplication {
                 Some(Section::Advance) => { app.advance.get_or_insert_with(RawProduct::default); }
                 Some(Section::Contract) => { app.contract.get_or_insert_with(RawProduct::default); }
                 Some(Section::Intermediate) => { app.intermediate.get_or_insert_with(RawIntermediate::default); }
+                Some(Section::BidBond) => { app.bid_bond.get_or_insert_with(RawBidBond::default); }
                 Some(Section::Unknown) => app.warnings.push(format!("不明な項目見出し「{}」は読み飛ばしました", line.trim())),
                 _ => {}
             }
@@ -226,6 +249,20 @@ pub(crate) fn assign(app: &mut RawApplication, sec: Section, label: &str, value:
                 "保証料支払方法" => &mut p.payment_method,
                 "保証料請求先" => &mut p.billing,
                 "保証料計算書(紙)" | "保証料計算書(紙)について" | "保証料計算書" => &mut p.fee_statement,
+                "契約保証予約番号" | "予約番号" if sec == Section::Contract => &mut p.reservation,
+                _ => return false,
+            }
+        }
+        Section::BidBond => {
+            let p = app.bid_bond.get_or_insert_with(RawBidBond::default);
+            match label {
+                "申込" => &mut p.apply,
+                "発注者名" | "発注者" => &mut p.owner,
+                "工事名" => &mut p.project,
+                "入札日" | "入札予定日" => &mut p.bid_date,
+                "予定価格" => &mut p.planned_price,
+                "契約保証金額" | "予約金額" => &mut p.amount,
+                "保証証書の形式" | "保証証書の形式について" => &mut p.format,
                 _ => return false,
             }
         }

@@ -145,6 +145,8 @@ pub fn decide(raw: &RawIntermediate, alone: bool, contractor: &Contractor, advan
             billing: advance.billing.clone(),
             fee_statement,
             intermediate: Some(IntermediateOf { advance: advance.number.clone(), certified_on, certification_no }),
+            bid_bond: None,
+            reservation: None,
         }],
         office_code: branch.office_code.clone(),
         notify: None,

@@ -2,6 +2,7 @@
 //! [`validate`] applies the rules R1–R10 of `application-form.md` and yields an
 //! [`Application`] ready for issuance, a list of every problem, or a hold for staff.
 
+pub mod bid_bond;
 pub mod change;
 pub mod form;
 pub mod intermediate;
@@ -54,6 +55,26 @@ pub struct ProductRequest {
     pub fee_statement: bool,
     /// A 中間前払金保証's own facts.
     pub intermediate: Option<IntermediateOf>,
+    /// A 契約保証予約's own facts.
+    pub bid_bond: Option<BidBondOf>,
+    /// A 契約保証's 契約保証予約番号 as written, when the form names the reservation it uses.
+    pub reservation: Option<String>,
+}
+
+/// What a 契約保証予約 (入札ボンド) promises, printed on its 予約証書.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct BidBondOf {
+    /// 入札日.
+    pub bid_date: NaiveDate,
+    /// 予定価格.
+    pub planned_price: u64,
+    /// The last day a 契約保証 can use it: 入札日 + `days_after_bid`; the next day it lapses.
+    pub valid_until: NaiveDate,
+    /// 予約手数料 before tax, and its consumption tax, as charged on the day of issue.
+    pub fee_yen: u64,
+    pub tax_yen: u64,
+    /// The tax rate as printed ("10").
+    pub tax_percent: u32,
 }
 
 /// What a 中間前払金保証 adds to: the 前払金保証 it follows and the owner's certification

@@ -298,7 +298,7 @@ impl Validator {
                 None
             }
         });
-        let amount_label = match product { Product::Advance => "前払金保証金額", Product::Contract => "契約保証金額", Product::Intermediate => "中間前払金保証金額" };
+        let amount_label = match product { Product::Advance => "前払金保証金額", Product::Contract => "契約保証金額", Product::Intermediate => "中間前払金保証金額", Product::BidBond => "契約保証金額" };
         let amount = self.amount(&f(amount_label), &p.amount, true);
         let this_year = if product == Product::Advance { self.amount(&f("今年度対象額"), &p.this_year_amount, false) } else { None };
         let payment_method = self.required(&f("保証料支払方法"), &p.payment_method);
@@ -331,8 +331,8 @@ impl Validator {
                         self.push("R3", &f(amount_label), format!("{}は{base_name}の{}%（{}）を超えています", format_yen(amount), ratio_owner.0, format_yen(limit as u64)));
                     }
                 }
-                // Applied for with its own section (`intermediate.rs`), never here.
-                Product::Intermediate => {}
+                // Applied for with their own sections (`intermediate.rs`, `bid_bond.rs`), never here.
+                Product::Intermediate | Product::BidBond => {}
                 Product::Contract => {
                     let floor = (price as u128 * ratio_owner.1 as u128).div_ceil(100);
                     if (amount as u128) < floor {
@@ -355,6 +355,8 @@ impl Validator {
         }
         Some(ProductRequest {
             intermediate: None,
+            bid_bond: None,
+            reservation: if product == Product::Contract { p.reservation.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_string) } else { None },
             product,
             format: format?,
             amount: amount?,

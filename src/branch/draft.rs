@@ -19,7 +19,14 @@ impl BranchFlow<'_> {
         for i in issued {
             let c = &i.certificate;
             let electronic = c.format == Format::Electronic;
-            let mut entry = json!({"product": c.product.name(), "format": c.format.name(), "number": c.number, "electronic": electronic});
+            let mut entry = json!({"product": c.product.name(), "format": c.format.name(), "number": c.number, "electronic": electronic, "reservation": c.reservation});
+            if let Some(b) = &c.bid_bond {
+                use crate::text::{format_era, format_yen};
+                entry["bid_bond"] = json!({
+                    "bid_date": format_era(b.bid_date), "valid_until": format_era(b.valid_until), "amount": format_yen(c.amount),
+                    "fee": format_yen(b.fee_yen), "tax": format_yen(b.tax_yen), "tax_percent": b.tax_percent, "total": format_yen(b.fee_yen + b.tax_yen),
+                });
+            }
             if electronic {
                 for kind in documents_of(c) {
                     entry[file_field(kind)] = json!(crate::documents::data::file_name(kind, c));
@@ -32,6 +39,8 @@ impl BranchFlow<'_> {
         let ctx = json!({
             "contractor": app.jv.clone().unwrap_or_else(|| app.contractor.clone()),
             "project": app.project, "owner": app.owner,
+            "any_bid_bond": issued.iter().any(|i| i.certificate.bid_bond.is_some()),
+            "any_guarantee": issued.iter().any(|i| i.certificate.bid_bond.is_none()),
             "certificates": certs, "any_electronic": any_electronic, "warnings": warnings,
         });
         let (kind, template) = if any_electronic { ("completion", "mail/completion.txt") } else { ("paper_accepted", "mail/paper_accepted.txt") };

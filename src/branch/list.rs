@@ -107,7 +107,13 @@ fn field(s: &str) -> String {
 }
 
 pub fn status(s: &str) -> &'static str {
-    if s == "valid" { "有効" } else { "取消" }
+    match s {
+        "valid" => "有効",
+        // A 契約保証予約 used by its 契約保証, or past its time after 入札日.
+        "fulfilled" => "履行済",
+        "lapsed" => "失効",
+        _ => "取消",
+    }
 }
 
 /// The rows as the reply's text lists them.

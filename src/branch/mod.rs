@@ -294,6 +294,13 @@ impl BranchFlow<'_> {
         let config = self.config;
         let decision = store.write(|tx| {
             let existing = TxExisting::new(tx);
+            let others = [&raw.advance, &raw.contract].iter().any(|p| p.as_ref().is_some_and(application::validate::applies_to))
+                || raw.intermediate.as_ref().is_some_and(application::intermediate::applied);
+            if let Some(br) = raw.bid_bond.as_ref().filter(|b| application::bid_bond::applied(b)) {
+                // 契約保証予約: before the bid, for an owner that takes bid bonds; paper only.
+                let decision = application::bid_bond::decide(br, !others, contractor, config, branch, &existing, now.date_naive());
+                return existing.answer(decision);
+            }
             let decision = match raw.intermediate.as_ref().filter(|i| application::intermediate::applied(i)) {
                 // 中間前払金保証: against a 前払金保証 of ours, its works taken from it.
                 Some(ir) => {
@@ -307,7 +314,16 @@ impl BranchFlow<'_> {
                 }
                 None => application::validate(&raw, config, branch, &sender, &existing),
             };
-            existing.answer(decision)
+            let decision = existing.answer(decision)?;
+            // A 契約保証 uses the contractor's open 契約保証予約 for the same works, or the one
+            // its form names (which must be usable, else that is a problem of the reply).
+            Ok(match decision {
+                Decision::Issue(mut app) => match reservations(tx, &mut app)? {
+                    Some(problem) => Decision::Reject(vec![application::Problem { rule: "Y6", field: "【契約保証】契約保証予約番号".into(), message: problem }]),
+                    None => Decision::Issue(app),
+                },
+                other => other,
+            })
         })?;
         match decision {
             Decision::Hold(why) => self.hold(store, msg, why),
@@ -330,6 +346,9 @@ impl BranchFlow<'_> {
                         self.rng.fill(&mut salt);
                         let works = application::works_key(&app.contractor, &app.owner, &app.project, c.product);
                         tx.insert_certificate(i, &works, app_id, letter.message_id.as_deref(), &salt, self.secrets, self.rng)?;
+                        if let Some(reserved) = &c.reservation {
+                            tx.fulfil_reservation(reserved, &c.number, now)?;
+                        }
                         // A 中間前払金保証's 認定調書: the PDFs attached to the application
                         // itself, kept with it (at most five).
                         if c.product == crate::product::Product::Intermediate {
@@ -361,6 +380,33 @@ impl BranchFlow<'_> {
     }
 }
 
+/// The 契約保証予約 each 契約保証 of `app` uses: the one its form names (checked; a problem
+/// when it may not be used), else the contractor's open one for the same owner and works.
+/// Found ones are set on the request, in their canonical form.
+fn reservations(tx: &Tx<'_>, app: &mut application::Application) -> Result<Option<String>, StoreError> {
+    let (contractor, owner, project) = (app.contractor_registered.clone(), app.owner.clone(), app.project.clone());
+    for req in app.products.iter_mut().filter(|r| r.product == crate::product::Product::Contract) {
+        req.reservation = match req.reservation.take() {
+            Some(named) => {
+                let number = CertificateNumber::parse(&named).filter(|n| n.product == crate::product::Product::BidBond).map(|n| n.to_string());
+                if let Some(n) = &number {
+                    tx.lock_job(&format!("reservation {n}"))?;
+                }
+                let found = match &number {
+                    Some(n) => tx.certificate(n)?,
+                    None => None,
+                };
+                if let Some(problem) = application::bid_bond::reservation_problem(&named, found.as_ref().map(|r| (&r.latest, r.status.as_str())), &contractor, &owner) {
+                    return Ok(Some(problem));
+                }
+                number
+            }
+            None => tx.issued_for_works(&application::works_key(&contractor, &owner, &project, crate::product::Product::BidBond))?,
+        };
+    }
+    Ok(None)
+}
+
 /// The documents an electronic certificate is mailed with: the key notice, the
 /// certificate, and the fee statement when it was asked for.
 fn documents_of(c: &crate::issuance::Certificate) -> Vec<DocumentKind> {
@@ -377,6 +423,7 @@ fn file_field(kind: DocumentKind) -> &'static str {
         DocumentKind::Notice => "notice_file",
         DocumentKind::Certificate => "certificate_file",
         DocumentKind::Fee => "fee_file",
+        DocumentKind::Reservation => "reservation_file",
     }
 }
 

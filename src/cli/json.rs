@@ -41,6 +41,8 @@ fn contents(number: &str, status: &str, c: &Certificate) -> Value {
         "bank": c.bank,
         "redeposit": c.redeposit,
         "intermediate": c.intermediate,
+        "bid_bond": c.bid_bond,
+        "reservation": c.reservation,
     })
 }
 

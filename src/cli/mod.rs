@@ -411,6 +411,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             let engine = Engine::new(config)?;
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
             let mut adapters = engine.adapters(rt.handle())?;
+            let lapsed = crate::staff::lapse_reservations(&engine, &mut store, clock.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            for n in &lapsed {
+                println!("{n}: 契約保証予約 lapsed (失効)");
+            }
             let n = crate::staff::send_digests(&engine, &mut store, clock.as_ref(), rng.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
             let sent = engine.sweep_outbox(&mut store, &mut adapters, clock.as_ref(), rng.as_ref())?;
             println!("{n} digest(s) written; {} mail(s) sent", sent.sent);

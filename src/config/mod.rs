@@ -44,6 +44,7 @@ pub struct Config {
     pub contractors: Vec<Contractor>,
     pub joint_ventures: Vec<JointVenture>,
     pub fees: Vec<FeeRate>,
+    pub bid_bonds: BidBonds,
     pub schedule: crate::schedule::Jobs,
     pub limits: Limits,
     /// DKIM/SPF checking of applications and changes, when enabled.
@@ -151,6 +152,8 @@ pub struct Owner {
     pub contract_ratio_percent: u32,
     /// 中間前払金: its share of the contract price in percent, when the owner pays it.
     pub intermediate_percent: Option<u32>,
+    /// Takes 契約保証予約 (入札ボンド).
+    pub bid_bond: bool,
     /// Check 5: the owner's list of contracts, when it keeps one.
     pub contracts: Option<Vec<ContractEntry>>,
     pub staff_address: Option<String>,
@@ -167,6 +170,24 @@ pub struct Contractor {
 pub struct JointVenture {
     pub name: String,
     pub representative: String,
+}
+
+/// `[bid_bonds]`: what a 契約保証予約 costs and how long it waits for its 契約保証.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BidBonds {
+    pub reservation_fee_yen: u64,
+    pub consumption_tax_percent: u32,
+    pub days_after_bid: u32,
+}
+
+impl BidBonds {
+    /// Without `[bid_bonds]`: no fee, no tax, 30 days.
+    pub const NONE: BidBonds = BidBonds { reservation_fee_yen: 0, consumption_tax_percent: 0, days_after_bid: 30 };
+
+    /// The consumption tax on the 予約手数料, whole yen rounded down.
+    pub fn tax_yen(&self) -> u64 {
+        self.reservation_fee_yen * self.consumption_tax_percent as u64 / 100
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -263,6 +284,7 @@ impl Config {
                     }
                     (r * 100.0).round() as u32
                 }),
+                bid_bond: o.bid_bond,
                 contracts,
                 staff_address: o.staff_address.map(|a| a.to_ascii_lowercase()),
             }
@@ -287,8 +309,12 @@ impl Config {
         let fees = raw.fees.into_iter().enumerate().filter_map(|(i, f)| {
             let product = Product::from_name(&f.product);
             let ppm = parse_percent_ppm(&f.annual_rate_percent);
+            if product == Some(Product::BidBond) {
+                problems.push(format!("fees[{i}].product: a 契約保証予約 has no guarantee fee; its 予約手数料 is set in [bid_bonds]"));
+                return None;
+            }
             if product.is_none() {
-                problems.push(format!("fees[{i}].product: \"{}\" must be 前払金保証 or 契約保証", f.product));
+                problems.push(format!("fees[{i}].product: \"{}\" must be 前払金保証, 契約保証 or 中間前払金保証", f.product));
             }
             if ppm.is_none() {
                 problems.push(format!("fees[{i}].annual_rate_percent: \"{}\" must be a percentage such as \"0.31\"", f.annual_rate_percent));
@@ -296,6 +322,15 @@ impl Config {
             Some(FeeRate { product: product?, annual_rate_ppm: ppm?, annual_rate_text: nfkc(&f.annual_rate_percent), minimum_yen: f.minimum_yen.unwrap_or(0) })
         }).collect();
 
+        let bid_bonds = match raw.bid_bonds {
+            None => BidBonds::NONE,
+            Some(b) => {
+                if b.consumption_tax_percent > 100 {
+                    problems.push(format!("bid_bonds.consumption_tax_percent: {} is not a percentage", b.consumption_tax_percent));
+                }
+                BidBonds { reservation_fee_yen: b.reservation_fee_yen, consumption_tax_percent: b.consumption_tax_percent, days_after_bid: b.days_after_bid.unwrap_or(30) }
+            }
+        };
         let mail = mail(raw.mail, &base, &mut problems);
         let poll = raw.schedule.poll.clone().unwrap_or_else(|| crate::schedule::every_seconds(mail.poll_seconds));
         let schedule = crate::schedule::Jobs::parse(
@@ -390,6 +425,7 @@ impl Config {
             contractors,
             joint_ventures,
             fees,
+            bid_bonds,
         })
     }
 

@@ -30,6 +30,8 @@ pub struct RawConfig {
     pub joint_ventures: Vec<RawJointVenture>,
     #[serde(default)]
     pub fees: Vec<RawFeeRate>,
+    /// `[bid_bonds]`: the 予約手数料 of a 契約保証予約, its tax, and how long it waits.
+    pub bid_bonds: Option<RawBidBonds>,
     #[serde(default)]
     pub schedule: RawSchedule,
     #[serde(default)]
@@ -173,6 +175,9 @@ pub struct RawOwner {
     pub intermediate_advance: bool,
     /// Its share of the contract price, e.g. 0.2 (the default).
     pub intermediate_ratio: Option<f64>,
+    /// Whether the owner takes 契約保証予約 (入札ボンド) in place of a bid deposit.
+    #[serde(default)]
+    pub bid_bond: bool,
     /// CSV: 工事名,受注者名,請負金額,工期,請負契約日 (check 5 of the owner side).
     pub contracts_csv: Option<std::path::PathBuf>,
     /// Where the daily digest goes.
@@ -192,6 +197,17 @@ pub struct RawContractor {
 pub struct RawJointVenture {
     pub name: String,
     pub representative: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBidBonds {
+    /// 予約手数料 per reservation, before tax.
+    pub reservation_fee_yen: u64,
+    /// 消費税 on the 予約手数料, in percent (guarantee fees carry none).
+    pub consumption_tax_percent: u32,
+    /// Days after 入札日 a reservation waits for its 契約保証 before it lapses (失効).
+    pub days_after_bid: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -54,6 +54,17 @@ pub fn document_data(config: &Config, cert: &Certificate, key: Option<&AuthKey>)
         // A 中間前払金保証's 前払金保証 and the owner's certification of progress.
         "advance_number": cert.intermediate.as_ref().map(|i| i.advance.clone()),
         "certified": cert.intermediate.as_ref().map(|i| format!("{}（{}）", format_era(i.certified_on), i.certification_no)),
+        // A 契約保証 that used a 契約保証予約, and a 契約保証予約's own promise.
+        "reservation": cert.reservation,
+        "bid_bond": cert.bid_bond.as_ref().map(|b| json!({
+            "bid_date": format_era(b.bid_date),
+            "planned_price": format_yen(b.planned_price),
+            "valid_until": format_era(b.valid_until),
+            "fee": format_yen(b.fee_yen),
+            "tax": format_yen(b.tax_yen),
+            "tax_percent": b.tax_percent,
+            "total": format_yen(b.fee_yen + b.tax_yen),
+        })),
         "company": {
             "name": config.company.name,
             "address": config.company.address,
@@ -82,10 +93,11 @@ pub fn document_data(config: &Config, cert: &Certificate, key: Option<&AuthKey>)
 
 /// Attachment file names: Japanese, as the contractor files them.
 pub fn file_name(kind: super::DocumentKind, cert: &Certificate) -> String {
-    let stem = match kind {
+    let stem = match kind.of(cert) {
         super::DocumentKind::Notice => "認証キーのお知らせ",
         super::DocumentKind::Certificate => "保証証書",
         super::DocumentKind::Fee => "保証料計算書",
+        super::DocumentKind::Reservation => "契約保証予約証書",
     };
     match cert.change_label() {
         Some(label) => format!("{stem}_{}_{label}.pdf", cert.number),

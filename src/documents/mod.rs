@@ -23,12 +23,14 @@ impl Documents {
             notice: templates.get("notice.typ").to_string(),
             certificate: templates.get("certificate.typ").to_string(),
             fee: templates.get("fee.typ").to_string(),
+            reservation: templates.get("reservation.typ").to_string(),
         };
         Ok(Documents { renderer: Renderer::new(FONTS, t)? })
     }
 
     /// One PDF for one certificate version. `key` is printed on the notice only.
     pub fn render(&self, kind: DocumentKind, config: &Config, cert: &Certificate, key: Option<&AuthKey>, now: DateTime<FixedOffset>) -> Result<Vec<u8>, RenderError> {
+        let kind = kind.of(cert);
         let key = if kind == DocumentKind::Notice { key } else { None };
         let data = data::document_data(config, cert, key);
         let bytes = serde_json::to_vec(&data).expect("document data serialises");

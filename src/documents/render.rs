@@ -28,11 +28,13 @@ pub enum DocumentKind {
     Certificate,
     /// 保証料計算書.
     Fee,
+    /// 契約保証予約証書: what a 契約保証予約 prints in place of a certificate.
+    Reservation,
 }
 
 impl DocumentKind {
     /// All kinds, in template order.
-    pub const ALL: [DocumentKind; 3] = [Self::Notice, Self::Certificate, Self::Fee];
+    pub const ALL: [DocumentKind; 4] = [Self::Notice, Self::Certificate, Self::Fee, Self::Reservation];
 
     /// Stable lower-case name ("notice", "certificate", "fee").
     pub fn as_str(self) -> &'static str {
@@ -40,6 +42,16 @@ impl DocumentKind {
             Self::Notice => "notice",
             Self::Certificate => "certificate",
             Self::Fee => "fee",
+            Self::Reservation => "reservation",
+        }
+    }
+
+    /// The document a certificate prints as this kind: a 契約保証予約's certificate is
+    /// its 予約証書.
+    pub fn of(self, cert: &crate::issuance::Certificate) -> DocumentKind {
+        match (self, cert.product) {
+            (Self::Certificate, crate::product::Product::BidBond) => Self::Reservation,
+            (kind, _) => kind,
         }
     }
 
@@ -60,6 +72,7 @@ pub struct Templates {
     pub notice: String,
     pub certificate: String,
     pub fee: String,
+    pub reservation: String,
 }
 
 /// Rendering failure.
@@ -92,8 +105,9 @@ impl Renderer {
             notice,
             certificate,
             fee,
+            reservation,
         } = templates;
-        let base = Base::new(fonts, [notice, certificate, fee]).map_err(RenderError::Font)?;
+        let base = Base::new(fonts, [notice, certificate, fee, reservation]).map_err(RenderError::Font)?;
         Ok(Self { base })
     }
 

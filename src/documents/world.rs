@@ -17,8 +17,8 @@ use typst::{Library, LibraryExt, World};
 /// Virtual path of the per-render JSON data, as read by the templates.
 pub(crate) const DATA_PATH: &str = "/data.json";
 
-/// Virtual paths of the three templates, indexed like [`Base::templates`].
-pub(crate) const TEMPLATE_PATHS: [&str; 3] = ["/notice.typ", "/certificate.typ", "/fee.typ"];
+/// Virtual paths of the templates, indexed like [`Base::templates`].
+pub(crate) const TEMPLATE_PATHS: [&str; 4] = ["/notice.typ", "/certificate.typ", "/fee.typ", "/reservation.typ"];
 
 /// Interns a project-rooted virtual path. Interning the same path again
 /// returns the same id, so this never grows the global id table per render.
@@ -38,14 +38,14 @@ pub(crate) struct Base {
     library: LazyHash<Library>,
     book: LazyHash<FontBook>,
     fonts: Vec<Font>,
-    templates: [Template; 3],
+    templates: Vec<Template>,
     data_id: FileId,
 }
 
 impl Base {
     /// Loads fonts and parses the templates (in [`TEMPLATE_PATHS`] order).
     /// Returns `Err(message)` when no usable font is found.
-    pub(crate) fn new(fonts: &[&'static [u8]], templates: [String; 3]) -> Result<Self, String> {
+    pub(crate) fn new(fonts: &[&'static [u8]], templates: [String; 4]) -> Result<Self, String> {
         let mut loaded = Vec::new();
         for (i, data) in fonts.iter().enumerate() {
             let before = loaded.len();
@@ -71,7 +71,7 @@ impl Base {
             library: LazyHash::new(Library::default()),
             book: LazyHash::new(FontBook::from_fonts(&loaded)),
             fonts: loaded,
-            templates: collect3(templates),
+            templates: templates.collect(),
             data_id: file_id(DATA_PATH),
         })
     }
@@ -79,11 +79,6 @@ impl Base {
     fn template(&self, id: FileId) -> Option<&Template> {
         self.templates.iter().find(|t| t.source.id() == id)
     }
-}
-
-fn collect3<T>(mut it: impl Iterator<Item = T>) -> [T; 3] {
-    let mut next = || it.next().expect("exactly three templates");
-    [next(), next(), next()]
 }
 
 /// A per-render view: the shared base plus this document's data and date.

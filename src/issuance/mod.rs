@@ -82,6 +82,12 @@ pub struct Certificate {
     /// A 中間前払金保証's 前払金保証 and 認定 (none for the other products).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intermediate: Option<crate::application::IntermediateOf>,
+    /// A 契約保証予約's bid, price and 予約手数料 (none for the other products).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bid_bond: Option<crate::application::BidBondOf>,
+    /// A 契約保証's 契約保証予約 that it fulfilled (履行済), named on the certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<String>,
 }
 
 /// The fee of a version as issued: what the fee statement prints.
@@ -138,7 +144,8 @@ pub fn issue(app: &Application, serials: &[u32], rng: &dyn Random, now: DateTime
                 this_year_amount: req.this_year_amount,
                 term_start: app.term_start,
                 term_end: app.term_end,
-                guarantee_end: app.term_end,
+                // A reservation's: the last day a 契約保証 can use it.
+                guarantee_end: req.bid_bond.as_ref().map_or(app.term_end, |b| b.valid_until),
                 contract_date: app.contract_date,
                 award_date: app.award_date,
                 bank: req.bank.clone(),
@@ -151,6 +158,8 @@ pub fn issue(app: &Application, serials: &[u32], rng: &dyn Random, now: DateTime
                 issue_date: now.date_naive(),
                 fee: None,
                 intermediate: req.intermediate.clone(),
+                bid_bond: req.bid_bond.clone(),
+                reservation: req.reservation.clone(),
             },
             key,
             issued_at: now,
@@ -207,7 +216,7 @@ mod tests {
             term_start: d("2026-07-10"), term_end: d("2027-03-31"), guarantee_end: d("2027-03-31"),
             contract_date: d("2026-07-10"), award_date: None, bank: None, redeposit: None,
             payment_method: "一括納付".into(), billing: "本社".into(), fee_statement: true, office_code: "35075".into(),
-            version: 1, issue_date: d("2026-07-04"), fee: None, intermediate: None,
+            version: 1, issue_date: d("2026-07-04"), fee: None, intermediate: None, bid_bond: None, reservation: None,
         };
         // 265 days: 20,000,000 × 0.31 % × 265 / 365 = 45,013.69…
         assert_eq!(fee(&c, &rate), Fee { days: 265, fee: 45_013 });

@@ -295,5 +295,7 @@ fn certificate(c: &Value) -> Option<Certificate> {
         issue_date: d("issue_date")?,
         fee: None,
         intermediate: c.get("intermediate").and_then(|i| serde_json::from_value(i.clone()).ok()),
+        bid_bond: None,
+        reservation: s("reservation"),
     })
 }

@@ -62,6 +62,11 @@ impl Tx<'_> {
             "INSERT INTO certificate_versions (number, version, kind, issued_at, contents) VALUES (?1, 1, '新規', ?2, ?3)",
             params![c.number, at, contents],
         )?;
+        if let Some(b) = &c.bid_bond {
+            let lapses_on = b.valid_until + chrono::Days::new(1);
+            self.c().execute("INSERT INTO reservations (number, bid_date, lapses_on) VALUES (?1, ?2, ?3)",
+                params![c.number, b.bid_date.to_string(), lapses_on.to_string()])?;
+        }
         if let Some(key) = &issued.key {
             self.c().execute("INSERT INTO sealed_keys (number, sealed) VALUES (?1, ?2)", params![c.number, secrets.seal(&c.number, key, rng)])?;
             self.c().execute(
@@ -118,6 +123,32 @@ impl Tx<'_> {
         self.c().execute("INSERT INTO certificate_documents (number, kind, name, bytes, received_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![number, kind, name, bytes, at.to_rfc3339()])?;
         Ok(())
+    }
+
+    /// A 契約保証予約 used by the 契約保証 `by`: 履行済. Refused (nothing changed) unless it is
+    /// still open.
+    pub fn fulfil_reservation(&self, number: &str, by: &str, at: chrono::DateTime<chrono::FixedOffset>) -> Result<()> {
+        let n = self.c().execute("UPDATE certificates SET status = 'fulfilled' WHERE number = ?1 AND status = 'valid' AND product = '契約保証予約'", [number])?;
+        if n != 1 {
+            return Err(StoreError::Corrupt(format!("{number} is not an open 契約保証予約")));
+        }
+        self.c().execute("UPDATE reservations SET used_by = ?2, closed_at = ?3 WHERE number = ?1", params![number, by, at.to_rfc3339()])?;
+        Ok(())
+    }
+
+    /// The daily job: every open 契約保証予約 whose time after its 入札日 has passed on
+    /// `today` is marked 失効. Once, whichever daemon runs it first.
+    pub fn lapse_reservations(&self, today: chrono::NaiveDate, at: chrono::DateTime<chrono::FixedOffset>) -> Result<Vec<String>> {
+        self.lock_job("reservations")?;
+        let due: Vec<String> = self.c().query_map(
+            "SELECT r.number FROM reservations r JOIN certificates c ON c.number = r.number
+             WHERE r.closed_at IS NULL AND c.status = 'valid' AND r.lapses_on <= ?1 ORDER BY r.number",
+            [today.to_string()], |r| r.get(0))?;
+        for n in &due {
+            self.c().execute("UPDATE certificates SET status = 'lapsed' WHERE number = ?1 AND status = 'valid'", [n])?;
+            self.c().execute("UPDATE reservations SET closed_at = ?2 WHERE number = ?1", params![n, at.to_rfc3339()])?;
+        }
+        Ok(due)
     }
 
     /// A certificate's latest contents and state, read inside the transaction.

@@ -156,3 +156,135 @@ fn an_owner_without_intermediate_advances_and_a_second_one_are_refused() {
     assert_eq!(refused.len(), 1);
     assert!(refused[0].body.contains("中間前払金の対象ではありません"), "{}", refused[0].body);
 }
+
+const IBARAKI: &str = "ibaraki@ejcs.example";
+const TORIDE_KOGYO: &str = "info@toride-kogyo.example";
+/// Before the bid of `bid_bond/001.eml` (入札日 令和9年1月20日).
+const BEFORE_BID: &str = "2026-12-10T10:00:00+09:00";
+
+fn pass_at(s: &Setup, now: &str) {
+    let out = s.cmd().env("ESURETY_TEST_NOW", now).args(["run", "--once"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The mail an address has not read yet, then marked read.
+fn new_mails_of(s: &Setup, address: &str) -> Vec<crate::common::Mail> {
+    let md = s.maildir(address).join("new");
+    let mut paths: Vec<_> = std::fs::read_dir(md).unwrap().map(|e| e.unwrap().path()).collect();
+    paths.sort();
+    let mails = paths.iter().map(|p| crate::common::parse_mail(&std::fs::read(p).unwrap())).collect();
+    s.read_all(address);
+    mails
+}
+
+/// 取手興業's 契約保証 application for 取手市長's works `project`, after the award; `extra` is
+/// added to its 【契約保証】 (e.g. the 契約保証予約番号).
+fn contract_application(mid: &str, project: &str, extra: &str) -> Vec<u8> {
+    let body = format!("いつもお世話になっております。落札した工事の契約保証を申し込みます。\r\n\r\n【請負工事の情報】\r\n受注者名：取手興業株式会社\r\n発注者名：取手市長\r\n工事名：{project}\r\n請負金額：55,000,000円\r\n工期：令和9年2月1日 ～ 令和9年12月20日\r\n請負契約日：令和9年1月29日\r\n落札決定日：令和9年1月20日\r\n\r\n【契約保証】\r\n申込：申し込む\r\n保証証書の形式：電子保証\r\n契約保証金額：5,500,000円\r\n{extra}保証料支払方法：一括納付\r\n保証料請求先：本社\r\n保証料計算書(紙)：希望しない\r\n\r\n【インフォメーション】\r\n申込送信先：茨城支店\r\n電子保証発行完了のお知らせ：希望しない\r\n\r\n-- \r\n取手興業株式会社\r\n");
+    format!("From: {TORIDE_KOGYO}\r\nTo: {IBARAKI}\r\nSubject: =?utf-8?B?5L+d6Ki855Sz6L6877yI5aWR57SE5L+d6Ki877yJ?=\r\nMessage-ID: <{mid}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}").into_bytes()
+}
+
+/// 08075-00001Y: 取手興業's reservation for 取手駅西口広場整備工事, issued before the bid.
+fn reserved() -> Setup {
+    let s = Setup::new();
+    s.drop_mail(IBARAKI, &fixture("bid_bond/001.eml"));
+    pass_at(&s, BEFORE_BID);
+    s
+}
+
+#[test]
+fn a_bid_bond_is_printed_on_paper_with_its_fee_and_used_by_the_later_contract_guarantee() {
+    let s = reserved();
+    let replies = new_mails_of(&s, TORIDE_KOGYO);
+    assert_eq!(replies.len(), 1);
+    let reply = &replies[0];
+    assert!(reply.subject.starts_with("保証申込受付のお知らせ"), "{}", reply.subject);
+    assert!(reply.attachments.is_empty(), "paper only: nothing attached");
+    for expected in ["■ 契約保証予約（証書(紙)）", "予約番号　　：08075-00001Y", "入札日　　　：令和9年1月20日", "予約金額　　：6,000,000 円",
+                     "有効期限　　：令和9年2月19日", "予約手数料　：3,300 円（手数料 3,000 円、消費税（10%）300 円）",
+                     "契約保証予約証書（書面）は印刷のうえ郵送", "「契約保証予約番号：08075-00001Y」"] {
+        assert!(reply.body.contains(expected), "{expected} in {}", reply.body);
+    }
+    assert!(!reply.body.contains("保証証書（書面）は印刷"), "no guarantee certificate is promised: {}", reply.body);
+    let c = s.json(&["certificate", "08075-00001Y"]);
+    assert_eq!((c["product"].as_str(), c["format"].as_str(), c["status"].as_str()), (Some("契約保証予約"), Some("証書(紙)"), Some("valid")), "{c}");
+    assert_eq!(c["bid_bond"]["bid_date"], "2027-01-20", "{c}");
+    assert_eq!(c["bid_bond"]["fee_yen"].as_u64().unwrap() + c["bid_bond"]["tax_yen"].as_u64().unwrap(), 3300, "{c}");
+
+    // The 予約証書 waits to be printed, and prints as one.
+    let paper = s.json(&["staff", "paper"]);
+    assert_eq!(paper.as_array().unwrap().iter().map(|p| p["number"].as_str().unwrap()).collect::<Vec<_>>(), ["08075-00001Y"], "{paper}");
+    let out_dir = s.dir.join("print");
+    let out = s.run(&["staff", "paper", "-o", out_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pdf = std::fs::read(out_dir.join("契約保証予約証書_08075-00001Y.pdf")).expect("the 予約証書");
+    let text = pdf_text(&pdf);
+    for expected in ["契約保証予約証書", "予約番号 08075-00001Y", "申込人", "取手興業株式会社", "発注者 取手市長", "工事名 取手駅西口広場整備工事", "入札日 令和9年1月20日",
+                     "予定価格 60,000,000 円", "予約金額 6,000,000 円", "予約の有効期限 令和9年2月19日", "予約手数料 3,300 円（うち消費税 300 円）", "契約保証約款に基づき"] {
+        assert!(text.contains(&expected.replace(' ', "")), "{expected} in {text}");
+    }
+
+    // After the award, the 契約保証 for the same works uses it without naming it.
+    s.drop_mail(IBARAKI, &contract_application("contract-1@toride-kogyo.example", "取手駅西口広場整備工事", ""));
+    pass_at(&s, "2027-01-29T10:00:00+09:00");
+    let replies = new_mails_of(&s, TORIDE_KOGYO);
+    assert_eq!(replies.len(), 1);
+    assert!(replies[0].body.contains("契約保証予約：08075-00001Y（この契約保証により履行済となりました）"), "{}", replies[0].body);
+    let k = s.json(&["certificate", "08075-00002K"]);
+    assert_eq!(k["reservation"], "08075-00001Y", "{k}");
+    let certificate = pdf_text(&replies[0].attachments.iter().find(|(n, _)| n.starts_with("保証証書")).unwrap().1);
+    assert!(certificate.contains("契約保証予約番号08075-00001Y"), "{certificate}");
+    assert_eq!(s.json(&["certificate", "08075-00001Y"])["status"], "fulfilled");
+
+    // Used once: a second 契約保証 naming it is told so (and R10 already refuses the works).
+    s.drop_mail(IBARAKI, &contract_application("contract-2@toride-kogyo.example", "取手駅東口駐輪場整備工事", "契約保証予約番号：08075-00001Y\r\n"));
+    pass_at(&s, "2027-01-29T11:00:00+09:00");
+    let replies = new_mails_of(&s, TORIDE_KOGYO);
+    assert_eq!(replies.len(), 1);
+    assert!(replies[0].body.contains("08075-00001Y は既に契約保証に使われています（履行済）"), "{}", replies[0].body);
+}
+
+#[test]
+fn a_reservation_past_its_time_lapses_in_the_daily_job_and_cannot_be_used() {
+    let s = reserved();
+    let daily = |now: &str| {
+        let out = s.cmd().env("ESURETY_TEST_NOW", now).arg("digest").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    // Open up to 30 days after its 入札日 (令和9年1月20日), for the 契約保証 to come.
+    assert!(!daily("2027-02-19T08:00:00+09:00").contains("lapsed"));
+    assert_eq!(s.json(&["certificate", "08075-00001Y"])["status"], "valid");
+    let out = daily("2027-02-20T08:00:00+09:00");
+    assert!(out.contains("08075-00001Y: 契約保証予約 lapsed (失効)"), "{out}");
+    assert_eq!(s.json(&["certificate", "08075-00001Y"])["status"], "lapsed");
+    assert!(!daily("2027-02-21T08:00:00+09:00").contains("lapsed"), "once");
+
+    // A 契約保証 naming it is told it lapsed; another contractor's naming it, or an unknown
+    // number, are told it is not theirs, in the same words.
+    s.read_all(TORIDE_KOGYO);
+    s.drop_mail(IBARAKI, &contract_application("contract-3@toride-kogyo.example", "取手駅西口広場整備工事", "契約保証予約番号：08075-00001Y\r\n"));
+    pass_at(&s, "2027-02-22T10:00:00+09:00");
+    let replies = new_mails_of(&s, TORIDE_KOGYO);
+    assert_eq!(replies.len(), 1);
+    assert!(replies[0].subject.starts_with("【要確認】保証申込の内容に不備があります"), "{}", replies[0].subject);
+    assert!(replies[0].body.contains("08075-00001Y は失効しています"), "{}", replies[0].body);
+    assert!(s.json(&["certificates"]).as_array().unwrap().len() == 1, "nothing issued");
+}
+
+#[test]
+fn a_reservation_named_by_another_contractor_or_unknown_gets_one_answer() {
+    let s = reserved();
+    let other = String::from_utf8(contract_application("contract-4@maruichi.example", "取手駅西口広場整備工事", "契約保証予約番号：08075-00001Y\r\n")).unwrap()
+        .replace(TORIDE_KOGYO, MARUICHI).replace("受注者名：取手興業株式会社", "受注者名：丸一建設株式会社");
+    s.drop_mail(IBARAKI, other.as_bytes());
+    s.drop_mail(IBARAKI, &contract_application("contract-5@toride-kogyo.example", "取手駅西口広場整備工事", "契約保証予約番号：08075-09999Y\r\n"));
+    pass_at(&s, "2027-01-29T10:00:00+09:00");
+    let line = |address: &str, n: &str| s.mails(address).iter().filter(|m| m.subject.starts_with("【要確認】")).flat_map(|m| m.body.lines().map(str::to_string).collect::<Vec<_>>())
+        .find(|l| l.contains(n)).map(|l| l.replace(n, "N")).unwrap_or_default();
+    let a = line(MARUICHI, "08075-00001Y");
+    let b = line(TORIDE_KOGYO, "08075-09999Y");
+    assert!(a.contains("見つかりません"), "{a}");
+    assert_eq!(a, b, "one and the same answer");
+    assert_eq!(s.json(&["certificate", "08075-00001Y"])["status"], "valid", "still open");
+}

@@ -38,7 +38,7 @@ const FOREIGN: &str = r#"#let d = json("/data.json")
 "#;
 
 pub fn foreign_notice(number: &str, key: &str, project: &str, contractor: &str) -> Vec<u8> {
-    let r = Renderer::new(FONTS, Templates { notice: FOREIGN.into(), certificate: String::new(), fee: String::new() }).unwrap();
+    let r = Renderer::new(FONTS, Templates { notice: FOREIGN.into(), certificate: String::new(), fee: String::new(), reservation: String::new() }).unwrap();
     let data = serde_json::json!({"number": number, "key": key, "project": project, "contractor": contractor, "product": "前払金保証"});
     r.render(DocumentKind::Notice, &serde_json::to_vec(&data).unwrap(), chrono::DateTime::parse_from_rfc3339(crate::common::NOW).unwrap()).unwrap()
 }
