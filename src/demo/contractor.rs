@@ -70,3 +70,17 @@ fn typed(from: &str, to: &str, subject: &str, message_id: &str, body: &str) -> V
         .singlepart(SinglePart::plain(body.to_string()))
         .expect("a demo mail builds").formatted()
 }
+
+/// 取手興業's 契約保証予約 (入札ボンド), sent before a bid on `bid_date` (the demo computes
+/// it from its day, so the story holds whenever it is told).
+pub fn bid_bond_application(from: &str, to: &str, bid_date: chrono::NaiveDate) -> Vec<u8> {
+    typed(from, to, "保証申込（契約保証予約）", "<bid-bond@toride-kogyo.example>", &format!(
+        "いつもお世話になっております。\n入札にあたり、契約保証の予約を申し込みます。\n\n【契約保証予約】\n申込：申し込む\n発注者名：取手市長\n工事名：取手駅西口広場整備工事\n入札日：{}\n予定価格：60,000,000円\n契約保証金額：6,000,000円\n\n-- \n取手興業株式会社 工務部\n",
+        crate::text::format_era(bid_date)))
+}
+
+/// 丸一建設 asks its branch for its 保証契約一覧, narrowed to one owner.
+pub fn list_request(from: &str, to: &str) -> Vec<u8> {
+    typed(from, to, "保証契約一覧の送付のお願い", "<list@maruichi.example>",
+        "いつもお世話になっております。\n当社の保証契約一覧をお送りください。\n\n発注者名：水道企業団\n\n-- \n丸一建設株式会社 総務部\n")
+}

@@ -114,6 +114,55 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
         }
     }
 
+    // Before a bid: 取手興業 applies for a 契約保証予約 (paper only).
+    let ibaraki = "ibaraki@ejcs.example";
+    let bid_date = clock.now().date_naive() + chrono::Days::new(21);
+    Maildir::new(engine.config.mail.maildir_root.join(ibaraki))
+        .deliver(&format!("{}.demo08.esurety", clock.now().timestamp()), &contractor::bid_bond_application("info@toride-kogyo.example", ibaraki, bid_date))?;
+    println!("\n5b. 入札の前に、受注者が契約保証予約（入札ボンド、書面のみ）を申し込みます");
+    println!("   info@toride-kogyo.example → {ibaraki}  「保証申込（契約保証予約）」 入札日 {}", crate::text::format_era(bid_date));
+    let report = engine.run_once(&mut store, &mut adapters, clock, rng)?;
+    println!("   esurety run --once（保証会社）: {}", crate::daemon::summary(&report));
+    for c in store.certificates()?.into_iter().filter(|c| c.latest.product == crate::product::Product::BidBond) {
+        if let Some(b) = &c.latest.bid_bond {
+            println!("   {}  {}  {}  {}（入札日 {}、予約手数料 {}（うち消費税 {}））", c.number, c.latest.product.name(), c.latest.format.name(), crate::text::format_yen(c.latest.amount),
+                     crate::text::format_era(b.bid_date), crate::text::format_yen(b.fee_yen + b.tax_yen), crate::text::format_yen(b.tax_yen));
+        }
+    }
+    println!("   印刷を待つ書面（esurety --config {} staff paper -o DIR）:", engine.config.path.display());
+    let print_dir = dir.join("print");
+    for row in crate::desk::paper(&store)? {
+        let files = crate::desk::print(&engine, &row, &print_dir, clock)?;
+        println!("   {}  {}  {}  {}", row.number, row.latest.product.name(), row.latest.contractor, row.latest.project);
+        for f in files {
+            println!("       {}", f.display());
+        }
+    }
+
+    // A contractor who works only by email asks for its list (Net Desk's 保証契約一覧).
+    let kanagawa = "kanagawa@ejcs.example";
+    Maildir::new(engine.config.mail.maildir_root.join(kanagawa))
+        .deliver(&format!("{}.demo09.esurety", clock.now().timestamp()), &contractor::list_request("soumu@maruichi.example", kanagawa))?;
+    println!("\n5c. 受注者が保証契約一覧をメールで依頼します（本文に「発注者名：水道企業団」）");
+    let report = engine.run_once(&mut store, &mut adapters, clock, rng)?;
+    println!("   esurety run --once（保証会社）: {}", crate::daemon::summary(&report));
+    for row in store.outbox()?.into_iter().filter(|r| r.kind == "list") {
+        println!("   {} → {}  「{}」", row.status, row.recipients.join(", "), row.subject);
+        let raw = as_delivered(&engine.config.mail.maildir_root, &row);
+        let Some(m) = mail_parser::MessageParser::default().parse(&raw) else { continue };
+        let body = m.body_text(0).unwrap_or_default();
+        for line in body.lines().filter(|line| line.starts_with('■') || line.ends_with(" 件")) {
+            println!("   {line}");
+        }
+        for a in m.attachments() {
+            if let Some(name) = mail_parser::MimeHeaders::attachment_name(a).filter(|n| n.ends_with(".csv")) {
+                let path = dir.join(name);
+                std::fs::write(&path, a.contents()).with_context(|| format!("cannot write {}", path.display()))?;
+                println!("       {}（Excel でそのまま開ける CSV）", path.display());
+            }
+        }
+    }
+
     // The company serves its registry; the water authority runs its own deployment.
     let (stop_web, mut web_stopped) = tokio::sync::watch::channel(false);
     let fixed: std::sync::Arc<dyn Clock> = std::sync::Arc::new(crate::clock::FixedClock::new(clock.now()));

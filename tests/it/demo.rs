@@ -15,9 +15,17 @@ fn the_demo_tells_the_whole_story_without_printing_a_key() {
     let said = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
     for step in ["issued 4, rejected 1, held 1", "submissions 6 (pairs accepted 5, rejected 0), other mail left alone 1",
                  "35075-00003C  中間前払金保証  電子保証  10,000,000 円（前払金保証 35075-00001M、認定 令和8年11月20日）", "[accepted] 神奈川県内広域水道企業団 企業長  35075-00003C", "[accepted] 神奈川県内広域水道企業団 企業長  35075-00001M",
-                 "[unchecked] 神奈川県内広域水道企業団 企業長  27075-00012M", "[unchecked] 神奈川県内広域水道企業団 企業長  T2026-0034471", "5 件の確認（valid 5、mismatch 0"] {
+                 "[unchecked] 神奈川県内広域水道企業団 企業長  27075-00012M", "[unchecked] 神奈川県内広域水道企業団 企業長  T2026-0034471", "5 件の確認（valid 5、mismatch 0",
+                 // A 予約証書 waiting to be printed, and a contractor's list by email.
+                 "08075-00002Y  契約保証予約  証書(紙)  6,000,000 円（入札日 ", "予約手数料 3,300 円（うち消費税 300 円）", "08075-00002Y  契約保証予約  取手興業株式会社  取手駅西口広場整備工事",
+                 "「保証契約一覧（Re: 保証契約一覧の送付のお願い）」", "3 件", "■ 35075-00003C　中間前払金保証（電子保証）　有効"] {
         assert!(stdout.contains(step), "{step} in:\n{stdout}");
     }
+    let reservation = pdf_text(&std::fs::read(dir.join("print/契約保証予約証書_08075-00002Y.pdf")).expect("the 予約証書, printable"));
+    assert!(reservation.contains("契約保証予約証書") && reservation.contains("取手駅西口広場整備工事"), "{reservation}");
+    let csv = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "csv")).expect("the list's CSV");
+    let csv = std::fs::read(csv).unwrap();
+    assert!(csv.starts_with(&[0xEF, 0xBB, 0xBF]) && String::from_utf8_lossy(&csv).contains("35075-00003C"), "UTF-8 with BOM, the list's rows");
     assert!(said.contains("event=\"checked\"") || said.contains("checked"), "trace logs were on");
     let mut keys = vec![];
     for e in std::fs::read_dir(dir.join("pdfs")).unwrap() {
