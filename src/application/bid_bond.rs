@@ -151,3 +151,37 @@ pub fn reservation_problem(named: &str, found: Option<(&Certificate, &str)>, con
         _ => Some(format!("{} は失効しています（入札日 {} から期限が過ぎました）", c.number, c.bid_bond.as_ref().map(|b| format_era(b.bid_date)).unwrap_or_default())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reservation(contractor: &str, owner: &str) -> Certificate {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        Certificate {
+            number: "08075-00001Y".into(), product: Product::BidBond, format: Format::Paper, contractor: contractor.into(), contractor_address: String::new(),
+            jv: None, owner: owner.into(), project: "取手駅西口広場整備工事".into(), site: None, amount: 6_000_000, contract_price: 60_000_000,
+            this_year_amount: None, term_start: d("2027-01-20"), term_end: d("2027-01-20"), guarantee_end: d("2027-02-19"), contract_date: d("2027-01-20"),
+            award_date: None, bank: None, redeposit: None, payment_method: String::new(), billing: String::new(), fee_statement: false,
+            office_code: "08075".into(), version: 1, issue_date: d("2026-12-10"), fee: None, intermediate: None,
+            bid_bond: Some(BidBondOf { bid_date: d("2027-01-20"), planned_price: 60_000_000, valid_until: d("2027-02-19"), fee_yen: 3000, tax_yen: 300, tax_percent: 10 }),
+            reservation: None,
+        }
+    }
+
+    #[test]
+    fn a_named_reservation_is_usable_only_open_by_its_contractor_for_its_owner() {
+        let r = reservation("取手興業株式会社", "取手市長");
+        let ask = |found: Option<(&Certificate, &str)>, contractor: &str, owner: &str| reservation_problem("08075-00001Y", found, contractor, owner);
+        assert_eq!(ask(Some((&r, "valid")), "取手興業株式会社", "取手市長"), None);
+        assert_eq!(ask(Some((&r, "valid")), "取手興業 株式会社", "取手市長"), None, "names compared as the form's are");
+        assert!(ask(Some((&r, "valid")), "取手興業株式会社", "三島市長").unwrap().contains("取手市長への入札の予約です"));
+        assert!(ask(Some((&r, "fulfilled")), "取手興業株式会社", "取手市長").unwrap().contains("履行済"));
+        assert!(ask(Some((&r, "lapsed")), "取手興業株式会社", "取手市長").unwrap().contains("失効しています（入札日 令和9年1月20日"));
+        // Another contractor's and an unknown number: the same words.
+        assert_eq!(ask(Some((&r, "valid")), "丸一建設株式会社", "取手市長"), ask(None, "丸一建設株式会社", "取手市長"));
+        let mut advance = r.clone();
+        advance.product = Product::Advance;
+        assert_eq!(ask(Some((&advance, "valid")), "取手興業株式会社", "取手市長"), ask(None, "取手興業株式会社", "取手市長"), "not a reservation");
+    }
+}

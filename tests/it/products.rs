@@ -288,3 +288,31 @@ fn a_reservation_named_by_another_contractor_or_unknown_gets_one_answer() {
     assert_eq!(a, b, "one and the same answer");
     assert_eq!(s.json(&["certificate", "08075-00001Y"])["status"], "valid", "still open");
 }
+
+#[test]
+fn the_blank_form_has_the_new_sections_and_its_bid_bond_section_alone_applies() {
+    let s = Setup::new();
+    let ask = format!("From: {TORIDE_KOGYO}\r\nTo: {IBARAKI}\r\nSubject: =?utf-8?B?{}?=\r\nMessage-ID: <form@toride-kogyo.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nお願いします。\r\n",
+        crate::common::base64("申込書をください".as_bytes()));
+    s.drop_mail(IBARAKI, ask.as_bytes());
+    pass_at(&s, BEFORE_BID);
+    let replies = new_mails_of(&s, TORIDE_KOGYO);
+    assert_eq!(replies.len(), 1);
+    let form = &replies[0].body;
+    for section in ["【請負工事の情報】", "【前払金保証】", "【契約保証】", "契約保証予約番号：", "【中間前払金保証】", "【契約保証予約】", "入札日：", "予定価格："] {
+        assert!(form.contains(section), "{section} in {form}");
+    }
+    // The contractor copies the last section, fills it in and sends it.
+    let section = &form[form.find("【契約保証予約】").unwrap()..];
+    let section: String = section.lines().take_while(|l| !l.starts_with("──")).collect::<Vec<_>>().join("\r\n")
+        .replace("申込：\r", "申込：申し込む\r").replace("発注者名：\r", "発注者名：取手市長\r").replace("工事名：\r", "工事名：取手市役所庁舎空調設備更新工事\r")
+        .replace("入札日：\r", "入札日：令和9年1月22日\r").replace("予定価格：\r", "予定価格：30,000,000円\r").replace("契約保証金額：", "契約保証金額：3,000,000円");
+    let mail = format!("From: {TORIDE_KOGYO}\r\nTo: {IBARAKI}\r\nSubject: =?utf-8?B?{}?=\r\nMessage-ID: <bid-form@toride-kogyo.example>\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{section}\r\n",
+        crate::common::base64("保証申込（契約保証予約）".as_bytes()));
+    s.drop_mail(IBARAKI, mail.as_bytes());
+    pass_at(&s, BEFORE_BID);
+    let replies = new_mails_of(&s, TORIDE_KOGYO);
+    assert_eq!(replies.len(), 1);
+    assert!(replies[0].subject.starts_with("保証申込受付のお知らせ"), "{}\n{}", replies[0].subject, replies[0].body);
+    assert_eq!(s.json(&["certificate", "08075-00001Y"])["bid_bond"]["planned_price"], 30_000_000);
+}
