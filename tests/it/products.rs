@@ -187,6 +187,7 @@ fn contract_application(mid: &str, project: &str, extra: &str) -> Vec<u8> {
 /// 08075-00001Y: 取手興業's reservation for 取手駅西口広場整備工事, issued before the bid.
 fn reserved() -> Setup {
     let s = Setup::new();
+    s.edit_config(|t| t + "\n[web]\nlisten = \"127.0.0.1:0\"\n");
     s.drop_mail(IBARAKI, &fixture("bid_bond/001.eml"));
     pass_at(&s, BEFORE_BID);
     s
@@ -224,6 +225,22 @@ fn a_bid_bond_is_printed_on_paper_with_its_fee_and_used_by_the_later_contract_gu
         assert!(text.contains(&expected.replace(' ', "")), "{expected} in {text}");
     }
 
+    // Branch staff see it on the desk, and its PDF there is the 予約証書.
+    crate::desk_web::add_user(&s, "鈴木", &["branch:ibaraki@ejcs.example"]);
+    let web = crate::registry_service::Serving::start(&s, &["serve"]);
+    let staff = crate::desk_web::login(&web.url, "鈴木");
+    let (st, page) = staff.get("/desk/certificates/08075-00001Y");
+    assert_eq!(st, 200);
+    for expected in ["08075-00001Y（契約保証予約・証書(紙)）", "予約金額", "令和9年1月20日", "予約の有効期限", "3,300 円（うち消費税 300 円）", "契約保証予約証書（PDF）", "有効（印刷待ち）"] {
+        assert!(page.contains(expected), "{expected} in {page}");
+    }
+    let (st, _, pdf) = crate::registry_service::http(&web.url, "GET", "/desk/certificates/08075-00001Y/certificate.pdf", &[("Cookie", &staff.cookie)], b"");
+    assert_eq!(st, 200);
+    assert!(pdf_text(&pdf).starts_with("契約保証予約証書"), "{}", pdf_text(&pdf));
+    let (_, paper) = staff.get("/desk/paper");
+    assert!(paper.contains("08075-00001Y"), "{paper}");
+    assert!(web.stop().success());
+
     // After the award, the 契約保証 for the same works uses it without naming it.
     s.drop_mail(IBARAKI, &contract_application("contract-1@toride-kogyo.example", "取手駅西口広場整備工事", ""));
     pass_at(&s, "2027-01-29T10:00:00+09:00");
@@ -235,6 +252,13 @@ fn a_bid_bond_is_printed_on_paper_with_its_fee_and_used_by_the_later_contract_gu
     let certificate = pdf_text(&replies[0].attachments.iter().find(|(n, _)| n.starts_with("保証証書")).unwrap().1);
     assert!(certificate.contains("契約保証予約番号08075-00001Y"), "{certificate}");
     assert_eq!(s.json(&["certificate", "08075-00001Y"])["status"], "fulfilled");
+    let web = crate::registry_service::Serving::start(&s, &["serve"]);
+    let staff = crate::desk_web::login(&web.url, "鈴木");
+    let (_, page) = staff.get("/desk/certificates/08075-00002K");
+    assert!(page.contains("契約保証予約") && page.contains("href=\"/desk/certificates/08075-00001Y\">08075-00001Y</a>（履行済）"), "{page}");
+    let (_, page) = staff.get("/desk/certificates/08075-00001Y");
+    assert!(page.contains("履行済"), "{page}");
+    assert!(web.stop().success());
 
     // Used once: a second 契約保証 naming it is told so (and R10 already refuses the works).
     s.drop_mail(IBARAKI, &contract_application("contract-2@toride-kogyo.example", "取手駅東口駐輪場整備工事", "契約保証予約番号：08075-00001Y\r\n"));

@@ -182,7 +182,10 @@ fn certificate_json(c: &crate::store::CertificateRow) -> Value {
     let l = &c.latest;
     json!({"number": c.number, "product": l.product.name(), "format": l.format.name(), "status": crate::branch::list::status(&c.status), "contractor": l.jv.clone().unwrap_or_else(|| l.contractor.clone()),
            "owner": l.owner, "project": l.project, "amount": crate::text::format_yen(l.amount), "version": l.version, "print_state": c.print_state,
-           "electronic": l.format == crate::product::Format::Electronic, "fee_statement": l.fee_statement})
+           "electronic": l.format == crate::product::Format::Electronic, "fee_statement": l.fee_statement,
+           "reservation": l.reservation,
+           "bid_bond": l.bid_bond.as_ref().map(|b| json!({"bid_date": crate::text::format_era(b.bid_date), "valid_until": crate::text::format_era(b.valid_until),
+               "planned_price": crate::text::format_yen(b.planned_price), "fee": crate::text::format_yen(b.fee_yen + b.tax_yen), "tax": crate::text::format_yen(b.tax_yen)}))})
 }
 
 async fn paper(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<Done>) -> Response {
