@@ -401,7 +401,15 @@ fn reservations(tx: &Tx<'_>, app: &mut application::Application) -> Result<Optio
                 }
                 number
             }
-            None => tx.issued_for_works(&application::works_key(&contractor, &owner, &project, crate::product::Product::BidBond))?,
+            None => match tx.issued_for_works(&application::works_key(&contractor, &owner, &project, crate::product::Product::BidBond))? {
+                // Under the reservation's own lock (as a 契約保証 naming it takes), and read
+                // again: another daemon may have used it meanwhile.
+                Some(n) => {
+                    tx.lock_job(&format!("reservation {n}"))?;
+                    tx.certificate(&n)?.filter(|r| r.status == "valid").map(|r| r.number)
+                }
+                None => None,
+            },
         };
     }
     Ok(None)

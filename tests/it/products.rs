@@ -340,3 +340,25 @@ fn the_blank_form_has_the_new_sections_and_its_bid_bond_section_alone_applies() 
     assert!(replies[0].subject.starts_with("保証申込受付のお知らせ"), "{}\n{}", replies[0].subject, replies[0].body);
     assert_eq!(s.json(&["certificate", "08075-00001Y"])["bid_bond"]["planned_price"], 30_000_000);
 }
+
+#[test]
+fn one_open_reservation_per_works_and_a_new_one_once_it_lapsed() {
+    let s = reserved();
+    s.read_all(TORIDE_KOGYO);
+    let again = |mid: &str| String::from_utf8(fixture("bid_bond/001.eml")).unwrap().replace("<bid-001@example>", mid).into_bytes();
+    s.drop_mail(IBARAKI, &again("<bid-again-1@example>"));
+    pass_at(&s, "2026-12-11T10:00:00+09:00");
+    let replies = new_mails_of(&s, TORIDE_KOGYO);
+    assert_eq!(replies.len(), 1);
+    assert!(replies[0].body.contains("この工事の契約保証予約は 08075-00001Y として発行済みです"), "{}", replies[0].body);
+    // The bid failed (不調) and the works are put out again: once the first reservation
+    // lapsed, a new one for a new 入札日 is issued.
+    let out = s.cmd().env("ESURETY_TEST_NOW", "2027-02-20T08:00:00+09:00").arg("digest").output().unwrap();
+    assert!(out.status.success());
+    let rebid = String::from_utf8(again("<bid-again-2@example>")).unwrap().replace("入札日：令和9年1月20日", "入札日：令和9年3月10日");
+    s.drop_mail(IBARAKI, rebid.as_bytes());
+    pass_at(&s, "2027-02-20T10:00:00+09:00");
+    let replies = new_mails_of(&s, TORIDE_KOGYO);
+    assert_eq!(replies.len(), 1);
+    assert!(replies[0].body.contains("予約番号　　：08075-00002Y") && replies[0].body.contains("入札日　　　：令和9年3月10日"), "{}", replies[0].body);
+}
