@@ -15,6 +15,10 @@ pub struct BranchFigures {
     pub held: u32,
     pub held_waiting: u32,
     pub failed_mails: u32,
+    /// Paper certificates (and 予約証書) of the branch waiting to be printed.
+    pub paper_waiting: u32,
+    /// 契約保証予約 of the branch that lapsed (失効) in the period.
+    pub lapsed: u32,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -35,7 +39,7 @@ impl Store {
         Ok(self.conn.query_row("SELECT max(period_end) FROM digests WHERE target = ?1", [target], |r| r.get(0)).optional()?.flatten())
     }
 
-    pub fn branch_figures(&self, address: &str, from: &str, to: &str) -> Result<BranchFigures> {
+    pub fn branch_figures(&self, address: &str, office_code: &str, from: &str, to: &str) -> Result<BranchFigures> {
         let count = |sql: &str, p: &[&dyn super::db::ToValue]| -> Result<u32> { self.conn.query_row(sql, p, |r| r.get(0)) };
         let in_period = "mailbox = ?1 AND received_at > ?2 AND received_at <= ?3";
         Ok(BranchFigures {
@@ -45,6 +49,9 @@ impl Store {
             held: count(&format!("SELECT count(*) FROM messages WHERE {in_period} AND outcome = 'held'"), &[&address, &from, &to])?,
             held_waiting: count("SELECT count(*) FROM messages WHERE mailbox = ?1 AND outcome = 'held'", &[&address])?,
             failed_mails: count("SELECT count(*) FROM outbox WHERE sender = ?1 AND status = 'failed'", &[&address])?,
+            paper_waiting: count("SELECT count(*) FROM certificates WHERE office_code = ?1 AND print_state = 'waiting'", &[&office_code])?,
+            lapsed: count("SELECT count(*) FROM reservations r JOIN certificates c ON c.number = r.number
+                           WHERE c.office_code = ?1 AND c.status = 'lapsed' AND r.closed_at > ?2 AND r.closed_at <= ?3", &[&office_code, &from, &to])?,
         })
     }
 

@@ -271,6 +271,7 @@ fn a_bid_bond_is_printed_on_paper_with_its_fee_and_used_by_the_later_contract_gu
 #[test]
 fn a_reservation_past_its_time_lapses_in_the_daily_job_and_cannot_be_used() {
     let s = reserved();
+    s.edit_config(|t| t.replacen("address = \"ibaraki@ejcs.example\"", "address = \"ibaraki@ejcs.example\"\nstaff_address = \"ibaraki-staff@ejcs.example\"", 1));
     let daily = |now: &str| {
         let out = s.cmd().env("ESURETY_TEST_NOW", now).arg("digest").output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -283,6 +284,13 @@ fn a_reservation_past_its_time_lapses_in_the_daily_job_and_cannot_be_used() {
     assert!(out.contains("08075-00001Y: 契約保証予約 lapsed (失効)"), "{out}");
     assert_eq!(s.json(&["certificate", "08075-00001Y"])["status"], "lapsed");
     assert!(!daily("2027-02-21T08:00:00+09:00").contains("lapsed"), "once");
+    // The branch's staff read it in that day's digest, and the next day's no more.
+    let digests: Vec<_> = s.mails("relay").into_iter().filter(|m| m.to == ["ibaraki-staff@ejcs.example"]).collect();
+    assert_eq!(digests.len(), 3, "{:?}", digests.iter().map(|m| &m.subject).collect::<Vec<_>>());
+    let lapsed_line = "失効した契約保証予約　　　：1 件";
+    assert!(!digests[0].body.contains(lapsed_line) && digests[1].body.contains(lapsed_line) && !digests[2].body.contains(lapsed_line),
+            "{}\n---\n{}", digests[0].body, digests[1].body);
+    assert!(digests[1].body.contains("印刷を待っている書面　　　：1 件"), "{}", digests[1].body);
 
     // A 契約保証 naming it is told it lapsed; another contractor's naming it, or an unknown
     // number, are told it is not theirs, in the same words.
