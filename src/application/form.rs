@@ -335,6 +335,10 @@ mod tests {
             ("【前払金保証】\n前払金保証料支払方法：一括納付", |a| a.advance.as_ref()?.payment_method.as_deref(), Some("一括納付")),
             ("【前払金保証】\n預託金融機関(全角)：Ａ銀行Ｂ支店", |a| a.advance.as_ref()?.bank.as_deref(), Some("Ａ銀行Ｂ支店")),
             ("【契約保証】\n保証料計算書（紙）：希望する", |a| a.contract.as_ref()?.fee_statement.as_deref(), Some("希望する")),
+            ("【契約保証】\n契約保証予約番号：08075-00001Y", |a| a.contract.as_ref()?.reservation.as_deref(), Some("08075-00001Y")),
+            ("【前払金保証】\n契約保証予約番号：08075-00001Y", |a| a.advance.as_ref()?.reservation.as_deref(), None),
+            ("【契約保証予約】\n入札日：令和9年1月20日", |a| a.bid_bond.as_ref()?.bid_date.as_deref(), Some("令和9年1月20日")),
+            ("【 入札ボンド 】\n予定価格：60,000,000円", |a| a.bid_bond.as_ref()?.planned_price.as_deref(), Some("60,000,000円")),
         ];
         for (text, get, want) in cases {
             assert_eq!(get(&parse(text)), *want, "{text}");
