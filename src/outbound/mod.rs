@@ -60,10 +60,18 @@ pub fn deliver(store: &mut Store, transport: &dyn Transport, clock: &dyn Clock) 
             })?;
         }
     } else if store.kind() == crate::store::Kind::Postgres {
-        // Daemons share the store: each mail is claimed (its row locked) in a transaction
-        // that lasts while it is sent and commits what became of each recipient.
+        // Daemons share the store: each mail is held by this daemon's connection while it
+        // is sent (passed over when another daemon holds it), and what became of each
+        // recipient commits as it happens, as on SQLite: a daemon that dies between two
+        // recipients sends the next pass's mail to the rest only.
         for row in &due {
-            store.batch(|store| deliver_one(store, transport, clock, row, &mut report))?;
+            if !store.hold_outgoing(row.id)? {
+                continue;
+            }
+            let sent = deliver_one(store, transport, clock, row, &mut report);
+            let released = store.release_outgoing(row.id);
+            sent?;
+            released?;
         }
     } else {
         for row in &due {

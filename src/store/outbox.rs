@@ -94,6 +94,19 @@ impl Store {
         Ok(self.conn.query_row(&format!("SELECT 1 FROM outbox WHERE id = ?1 AND status = 'pending'{lock}"), [id], |_| Ok(())).optional()?.is_some())
     }
 
+    /// PostgreSQL: claims an outgoing mail for this connection until [`Store::release_outgoing`]
+    /// or until the connection ends (a daemon that dies lets it go with its connection),
+    /// outside any transaction, so that each recipient's delivery commits as it happens.
+    /// `false` when another daemon holds it.
+    pub fn hold_outgoing(&self, id: i64) -> Result<bool> {
+        self.conn.query_row(&format!("SELECT pg_try_advisory_lock({OUTBOX_LOCKS}, (?1::int8 % 2147483647)::int4)"), [id], |r| r.get(0))
+    }
+
+    pub fn release_outgoing(&self, id: i64) -> Result<()> {
+        self.conn.query_row(&format!("SELECT pg_advisory_unlock({OUTBOX_LOCKS}, (?1::int8 % 2147483647)::int4)"), [id], |r| r.get::<bool>(0))?;
+        Ok(())
+    }
+
     /// Whether a mail of this kind was already written about an incoming message.
     pub fn has_mail_about(&self, source: i64, kind: &str) -> Result<bool> {
         Ok(self.conn.query_row("SELECT 1 FROM outbox WHERE source = ?1 AND kind = ?2", params![source, kind], |_| Ok(())).optional()?.is_some())
@@ -194,3 +207,7 @@ impl Store {
         self.conn.query_row("SELECT raw FROM outbox_bodies WHERE outbox = ?1", [id], |r| r.get(0)).optional()
     }
 }
+
+/// The advisory locks' first key for outgoing mail (two-key locks never meet the one-key
+/// locks of jobs and migrations).
+const OUTBOX_LOCKS: i32 = 1_869_574_001;

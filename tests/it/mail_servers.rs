@@ -12,7 +12,7 @@ const KANAGAWA: &str = "kanagawa@ejcs.example";
 const MARUICHI: &str = "soumu@maruichi.example";
 const KWSA: &str = "keiyaku@kwsa.example";
 
-fn users(s: &Setup) -> Vec<String> {
+pub(crate) fn users(s: &Setup) -> Vec<String> {
     let config = esurety::config::Config::load(&s.config()).unwrap();
     let mut u = config.local_addresses();
     u.push("keiri@toride-kogyo.example".into());
@@ -22,7 +22,7 @@ fn users(s: &Setup) -> Vec<String> {
 
 /// The embedded default pointed at the servers: IMAP (implicit TLS or STARTTLS) for every
 /// watched address, SMTP submission with STARTTLS and AUTH.
-fn configure(s: &Setup, m: &Servers, implicit_tls: bool) {
+pub(crate) fn configure(s: &Setup, m: &Servers, implicit_tls: bool) {
     let config = esurety::config::Config::load(&s.config()).unwrap();
     let (port, security) = if implicit_tls { (m.imaps, "tls") } else { (m.imap, "starttls") };
     let mut mail = format!(
@@ -44,7 +44,7 @@ fn with_servers(implicit_tls: bool) -> (Setup, Servers) {
     (s, m)
 }
 
-fn cmd(s: &Setup) -> Command {
+pub(crate) fn cmd(s: &Setup) -> Command {
     let mut c = s.cmd();
     c.env("ESURETY_TEST_SMTP_PASSWORD", "pw");
     c
@@ -82,7 +82,7 @@ fn stop(mut child: Child) {
 }
 
 /// Every message in a server-side Maildir (new and cur), with its file name.
-fn server_mails(dir: &Path) -> Vec<(String, Mail)> {
+pub(crate) fn server_mails(dir: &Path) -> Vec<(String, Mail)> {
     let mut out = vec![];
     for sub in ["new", "cur"] {
         let Ok(rd) = std::fs::read_dir(dir.join(sub)) else { continue };
@@ -102,14 +102,14 @@ fn issue_one(s: &Setup, m: &Servers) {
     wait_for("the notice", Duration::from_secs(10), || completions(m).len() == 1);
 }
 
-fn completions(m: &Servers) -> Vec<Mail> {
+pub(crate) fn completions(m: &Servers) -> Vec<Mail> {
     server_mails(&m.maildir(MARUICHI)).into_iter().map(|(_, m)| m).filter(|m| m.subject.starts_with("電子保証（認証キー）発行完了のお知らせ")).collect()
 }
 
 /// Waits until `f` holds. `max` is what a fast machine needs; the test fails only after
 /// several times that, so a slow or busy machine does not fail it (a deadline here only
 /// turns a hang into a failure, it never decides a verdict that timing should not).
-fn wait_for(what: &str, max: Duration, mut f: impl FnMut() -> bool) -> Duration {
+pub(crate) fn wait_for(what: &str, max: Duration, mut f: impl FnMut() -> bool) -> Duration {
     let max = max * 6;
     let t = Instant::now();
     while !f() {
@@ -184,6 +184,27 @@ fn a_daemon_killed_while_processing_and_restarted_gives_every_application_one_ou
     for i in 0..n {
         assert!(flags_of(&m.maildir(KANAGAWA), &format!("<app-{i}@maruichi.example>")).contains('S'));
     }
+}
+
+/// One mail to two recipients over real SMTP (取手興業's completion notice, also to the
+/// 希望する address), the daemon killed right after the first recipient's delivery is
+/// recorded: the next pass sends it to the second only. Each recipient gets one copy, on
+/// PostgreSQL as on a SQLite file (each recipient's delivery is committed as it happens).
+#[test]
+fn a_crash_between_the_recipients_of_one_mail_sends_no_one_a_second_copy() {
+    let (s, m) = with_servers(false);
+    let raw = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/applications/valid/002.eml")).unwrap();
+    m.send("info@toride-kogyo.example", &["ibaraki@ejcs.example"], &raw);
+    wait_for("delivery to the branch", Duration::from_secs(10), || !server_mails(&m.maildir("ibaraki@ejcs.example")).is_empty());
+    let crashed = cmd(&s).args(["run", "--once"]).env("ESURETY_CRASH_AT", "delivered_one").output().unwrap();
+    assert!(!crashed.status.success(), "the crash was injected: {}", String::from_utf8_lossy(&crashed.stderr));
+    once(&s);
+    let notices = |a: &str| server_mails(&m.maildir(a)).into_iter().filter(|(_, x)| x.subject.starts_with("電子保証（認証キー）発行完了のお知らせ")).count();
+    wait_for("both copies", Duration::from_secs(10), || notices("info@toride-kogyo.example") >= 1 && notices("keiri@toride-kogyo.example") >= 1);
+    once(&s);
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!((notices("info@toride-kogyo.example"), notices("keiri@toride-kogyo.example")), (1, 1), "one copy each");
+    assert_eq!(s.json(&["outbox"])[0]["status"], "sent");
 }
 
 #[test]

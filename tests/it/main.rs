@@ -15,7 +15,7 @@ mod fixtures;
 mod fuzz_regressions;
 mod hostile;
 mod lists;
-mod mail_servers;
+pub mod mail_servers;
 mod owner;
 mod pg;
 mod postgres;

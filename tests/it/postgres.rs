@@ -25,6 +25,37 @@ fn two_daemons_on_one_store_lose_nothing_and_double_nothing_when_either_is_kille
     assert!(f.messages == 350 && f.duplicates == 0 && f.missing == 0);
 }
 
+/// Two daemons sweep one outbox of mail waiting for SMTP (the server was down while 12
+/// applications were answered) at the same moment, on real Postfix: each mail goes out
+/// once, by one of them (each holds a mail while it sends it).
+#[test]
+fn two_daemons_sweeping_one_outbox_over_smtp_send_each_mail_once() {
+    use crate::mail_servers::{cmd, completions, configure, server_mails, users, wait_for};
+    let s = on_postgres();
+    let m = crate::servers::Servers::start(&users(&s));
+    configure(&s, &m, false);
+    let n = 12;
+    for i in 0..n {
+        m.send(MARUICHI, &[KANAGAWA], &application(i));
+    }
+    wait_for("delivery to the branch", Duration::from_secs(20), || server_mails(&m.maildir(KANAGAWA)).len() == n);
+    m.stop_smtp();
+    let out = cmd(&s).args(["run", "--once"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(s.json(&["outbox"]).as_array().unwrap().iter().all(|o| o["status"] == "pending"), "all waiting for the server");
+    m.start_smtp();
+    let sweep = || cmd(&s).args(["run", "--once"]).env("ESURETY_TEST_NOW", "2026-07-04T11:00:00+09:00").stderr(Stdio::piped()).spawn().unwrap();
+    let (a, b) = (sweep(), sweep());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success(), "{}\n{}", String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
+    wait_for("every notice", Duration::from_secs(30), || completions(&m).len() >= n);
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(completions(&m).len(), n, "each once");
+    assert!(s.json(&["outbox"]).as_array().unwrap().iter().all(|o| o["status"] == "sent"));
+    let said = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).split("mail sent ").nth(1).and_then(|t| t.split(',').next()).and_then(|n| n.trim().parse::<usize>().ok()).unwrap_or(0);
+    assert_eq!(said(&a) + said(&b), n, "between them, each mail sent by one: {} + {}", said(&a), said(&b));
+}
+
 use crate::common::application;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
