@@ -36,22 +36,37 @@ impl Servers {
             assert!(Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap().status.success(),
                 "{tool} is not installed: run the tests with tests/run.sh, which installs it");
         }
-        let dir = esurety::testing::tempdir_in_named("esurety-mail-").unwrap();
-        let s = Servers { dir, imap: free_port(), imaps: free_port(), smtp: free_port(), submission: free_port(), users: users.to_vec() };
-        s.start_all();
-        s
+        // A port picked free can be taken by another test before the servers bind it:
+        // then they start again on other ports (at most three times), and say why.
+        let mut why = String::new();
+        for _ in 0..3 {
+            let dir = esurety::testing::tempdir_in_named("esurety-mail-").unwrap();
+            let s = Servers { dir, imap: free_port(), imaps: free_port(), smtp: free_port(), submission: free_port(), users: users.to_vec() };
+            match s.try_start_all() {
+                Ok(()) => return s,
+                Err(e) => {
+                    eprintln!("mail servers did not start, trying on other ports: {e}");
+                    why += &format!("{e}\n");
+                }
+            }
+        }
+        panic!("mail servers did not start: {why}");
     }
 
-    fn start_all(&self) {
+    fn try_start_all(&self) -> Result<(), String> {
         let mut c = Command::new(script("start.sh"));
         c.arg(self.dir.path()).args([self.imap, self.imaps, self.smtp, self.submission].map(|p| p.to_string()));
         c.args(self.users.iter().map(|u| format!("{u}:pw")));
         let log = std::fs::File::create(self.dir.path().join("start.log")).unwrap();
         let ok = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).status().unwrap().success();
-        assert!(ok, "mail servers did not start: {}", std::fs::read_to_string(self.dir.path().join("start.log")).unwrap_or_default());
+        if !ok {
+            control(Command::new(script("stop.sh")).arg(self.dir.path()));
+            return Err(std::fs::read_to_string(self.dir.path().join("start.log")).unwrap_or_default());
+        }
         for port in [self.imap, self.smtp] {
             wait_port(port);
         }
+        Ok(())
     }
 
     pub fn stop_smtp(&self) {

@@ -142,5 +142,5 @@ chown root "$DIR/pf/queue" "$DIR/pf/queue/pid"
 chgrp postdrop "$DIR/pf/queue/maildrop" "$DIR/pf/queue/public" 2>/dev/null || true
 chmod 730 "$DIR/pf/queue/maildrop"; chmod 710 "$DIR/pf/queue/public"
 
-dovecot -c "$DIR/dovecot/dovecot.conf" </dev/null >/dev/null 2>&1
+dovecot -c "$DIR/dovecot/dovecot.conf" </dev/null >"$DIR/dovecot/start.log" 2>&1 || { echo "dovecot did not start:" >&2; cat "$DIR/dovecot/start.log" "$DIR/dovecot/log" >&2 2>/dev/null; exit 1; }
 postfix -c "$DIR/pf" start </dev/null >"$DIR/pf/start.log" 2>&1 || { cat "$DIR/pf/start.log" "$DIR/pf/maillog" >&2 2>/dev/null; exit 1; }
