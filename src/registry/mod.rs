@@ -180,6 +180,15 @@ pub fn lock_in_force(store: &dyn RegistryStore, number: &str, caller: Caller<'_>
     Ok(None)
 }
 
+/// What a check of `number` (canonical) by `caller` counts its failures by: the names of
+/// the locks it takes ([`RegistryStore::lock_checks`]).
+pub fn check_keys(number: &str, caller: Caller<'_>) -> Vec<String> {
+    let mut keys = vec![format!("check number {number}")];
+    keys.extend(caller.sender.map(|s| format!("check sender {s}")));
+    keys.extend(caller.address.map(|a| format!("check address {a}")));
+    keys
+}
+
 /// Checks a number and key. `caller` is who asks (a submission's From, an API token, a
 /// client address), counted apart from the number; none for staff at the command line.
 ///
@@ -191,6 +200,9 @@ pub fn verify(store: &dyn RegistryStore, secrets: &Secrets, number: &str, key: &
         return Ok(Verification::Malformed);
     };
     let number = number.to_string();
+    // Several daemons or web servers on one store: checks counting the same failures wait
+    // for each other, so none reads a count another is about to raise.
+    store.lock_checks(&check_keys(&number, caller))?;
     if let Some(lock) = lock_in_force(store, &number, caller, now, lockout)? {
         return Ok(lock);
     }

@@ -265,6 +265,9 @@ pub trait RegistryStore {
     fn address_failures_since(&self, address: &str, since: i64) -> Result<(u32, Option<i64>)>;
     /// A failed check; `asked_for` (what asked, e.g. a message) makes it count once.
     fn record_failure(&self, number: &str, caller: Caller<'_>, asked_for: Option<&str>, at: i64) -> Result<()>;
+    /// Serializes checks that count the same failures (their number, sender, address):
+    /// held to the end of the transaction, so the count a check reads is the one it adds to.
+    fn lock_checks(&self, keys: &[String]) -> Result<()>;
 }
 
 /// Inside a transaction (the owner side checks in the one that records the result).
@@ -287,6 +290,9 @@ impl RegistryStore for Tx<'_> {
     fn record_failure(&self, number: &str, caller: Caller<'_>, asked_for: Option<&str>, at: i64) -> Result<()> {
         self.c().record_failure(number, caller, asked_for, at)
     }
+    fn lock_checks(&self, keys: &[String]) -> Result<()> {
+        self.lock_all(keys)
+    }
 }
 
 /// Outside one (`esurety verify`: each failure recorded is its own commit).
@@ -308,6 +314,10 @@ impl RegistryStore for Store {
     }
     fn record_failure(&self, number: &str, caller: Caller<'_>, asked_for: Option<&str>, at: i64) -> Result<()> {
         self.conn.record_failure(number, caller, asked_for, at)
+    }
+    /// Outside a transaction there is nothing to hold a lock to: staff at the terminal.
+    fn lock_checks(&self, _keys: &[String]) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -351,6 +361,10 @@ impl RegistryStore for Conn {
             "INSERT INTO registry_failures (number, sender, address, asked_for, at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
             params![number, caller.sender, caller.address, asked_for, at],
         )?;
+        Ok(())
+    }
+    /// The bare connection holds no transaction: [`Tx`] takes the locks.
+    fn lock_checks(&self, _keys: &[String]) -> Result<()> {
         Ok(())
     }
 }

@@ -94,6 +94,23 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Takes several named locks for the rest of this transaction (PostgreSQL; SQLite's
+    /// write lock serializes already), always in the order of the locks themselves, so two
+    /// transactions taking overlapping sets never wait for each other in a circle.
+    pub fn lock_all(&self, names: &[String]) -> Result<()> {
+        if self.c().kind() != super::Kind::Postgres || names.is_empty() {
+            return Ok(());
+        }
+        let values = (1..=names.len()).map(|i| format!("(?{i})")).collect::<Vec<_>>().join(", ");
+        let params: Vec<super::db::Value> = names.iter().map(|n| super::db::Value::Text(n.clone())).collect();
+        let mut keys: Vec<i64> = self.c().query_map(&format!("SELECT DISTINCT hashtext(k)::int8 FROM (VALUES {values}) AS t (k)"), params, |r| r.get(0))?;
+        keys.sort_unstable();
+        for k in keys {
+            self.c().query_row("SELECT pg_advisory_xact_lock(?1)::text", [k], |_| Ok(()))?;
+        }
+        Ok(())
+    }
+
     /// The end of a target's last digest, as this transaction sees it.
     pub fn last_digest(&self, target: &str) -> Result<Option<String>> {
         Ok(self.c().query_row("SELECT max(period_end) FROM digests WHERE target = ?1", [target], |r| r.get(0)).optional()?.flatten())

@@ -47,6 +47,11 @@ impl Tx<'_> {
     }
 
     /// The live token with this hash, if any; its last use is noted (at most once a minute).
+    /// The live token with this hash, if any (nothing written).
+    pub fn token_id(&self, hash: &[u8]) -> Result<Option<i64>> {
+        self.c().query_row("SELECT id FROM api_tokens WHERE hash = ?1 AND revoked_at IS NULL", [hash], |r| r.get(0)).optional()
+    }
+
     pub fn use_token(&self, hash: &[u8], at: DateTime<FixedOffset>) -> Result<Option<i64>> {
         let id: Option<i64> = self.c().query_row("SELECT id FROM api_tokens WHERE hash = ?1 AND revoked_at IS NULL", [hash], |r| r.get(0)).optional()?;
         if let Some(id) = id {

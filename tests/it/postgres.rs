@@ -56,6 +56,45 @@ fn two_daemons_sweeping_one_outbox_over_smtp_send_each_mail_once() {
     assert_eq!(said(&a) + said(&b), n, "between them, each mail sent by one: {} + {}", said(&a), said(&b));
 }
 
+/// Two web servers of the registry on one store, asked at once (60 wrong keys for one
+/// number, from one token, half to each, within the 32 connections a server takes from one
+/// address): the number's lockout (5 failures) holds across
+/// them. Each check counts the failures under the locks of what it counts (the number,
+/// the token, the address), so no check reads a count another is about to raise.
+#[test]
+fn two_registry_servers_on_one_store_keep_one_lockout_for_concurrent_wrong_keys() {
+    use crate::registry_service::{Serving, http};
+    let s = Setup::init(&["--side", "branch", "--listen", "127.0.0.1:0"]);
+    if !pg::on_postgres() {
+        s.use_store(&pg::database());
+    }
+    s.drop_mail(KANAGAWA, &application(0));
+    s.once();
+    assert_eq!(s.json(&["certificate", "35075-00001M"])["number"], "35075-00001M");
+    let token = s.run_ok(&["token", "add", "--name", "神奈川県内広域水道企業団"]).trim().to_string();
+    let servers = [Serving::start(&s, &["serve"]), Serving::start(&s, &["serve"])];
+    let urls: Vec<String> = servers.iter().map(|x| x.url.clone()).collect();
+    let n = 60;
+    let start = std::sync::Arc::new(std::sync::Barrier::new(n));
+    let asks: Vec<_> = (0..n).map(|i| {
+        let (url, token, start) = (urls[i % 2].clone(), token.clone(), start.clone());
+        std::thread::spawn(move || {
+            start.wait();
+            let body = format!("{{\"number\": \"35075-00001M\", \"key\": \"CDEF34679H{}\"}}", ["JK", "KJ", "JJ", "KK"][i % 4]);
+            let (st, _, answer) = http(&url, "POST", "/api/v1/verify", &[("Authorization", &format!("Bearer {token}")), ("Content-Type", "application/json")], body.as_bytes());
+            (st, serde_json::from_slice::<serde_json::Value>(&answer).unwrap_or_default()["result"].as_str().unwrap_or("").to_string())
+        })
+    }).collect();
+    let answers: Vec<(u16, String)> = asks.into_iter().map(|t| t.join().unwrap()).collect();
+    let mismatches = answers.iter().filter(|(_, r)| r == "mismatch").count();
+    let locked = answers.iter().filter(|(_, r)| r == "locked").count();
+    assert_eq!((mismatches, locked), (5, n - 5), "five wrong keys checked, then locked: {answers:?}");
+    assert_eq!(s.db().count("SELECT count(*) FROM registry_failures WHERE number = '35075-00001M'"), 5);
+    for x in servers {
+        assert!(x.stop().success());
+    }
+}
+
 use crate::common::application;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
