@@ -75,7 +75,11 @@ impl OwnerFlow<'_> {
             if let Some((first, outcome)) = earlier
                 && outcome != MessageOutcome::Ignored
             {
-                store.write(|tx| tx.finish_message(msg.id, MessageOutcome::Duplicate, Some(&format!("受付番号 {first} と同じメール")), now))?;
+                store.write(|tx| -> Result<(), ProcessError> {
+                    tx.finish_message(msg.id, MessageOutcome::Duplicate, Some(&format!("受付番号 {first} と同じメール")), now)?;
+                    tx.forget_body(msg.id)?;
+                    Ok(())
+                })?;
                 tracing::info!(event = "duplicate", mailbox = %msg.mailbox, message_id = %mid, first = first);
                 return Ok(OwnerOutcome::Duplicate);
             }

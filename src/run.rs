@@ -168,17 +168,12 @@ impl Engine {
         let pending = store.pending_ids()?;
         if self.remote.is_some() {
             // An owner's own deployment asks the issuers' registries over the network: each
-            // message on its own, so the store's write lock is never held across a request
-            // (the desk and `esurety` commands write meanwhile).
-            // On PostgreSQL the message's claim and outcome share one transaction (row
-            // locks only; nothing else waits for it).
-            let shared = store.kind() == crate::store::Kind::Postgres;
+            // message on its own, and no transaction is held across a request (the desk,
+            // `esurety` commands and other daemons write meanwhile). On PostgreSQL the
+            // message is claimed by a lease instead of a row lock (`Store::claim`), and its
+            // outcome commits only if no other daemon's did first.
             for id in pending {
-                if shared {
-                    store.batch(|store| self.process_one(store, id, &flow, &owner_flow, report, clock))?;
-                } else {
-                    self.process_one(store, id, &flow, &owner_flow, report, clock)?;
-                }
+                self.process_one(store, id, &flow, &owner_flow, report, clock)?;
             }
             return Ok(());
         }
@@ -315,8 +310,10 @@ impl Engine {
                     report.refused += rejected;
                 }
                 Err(ProcessError::Store(e)) if e.stops_the_pass() => return Err(e.into()),
+                Err(ProcessError::Store(StoreError::Finished(_))) => return Ok(()),
                 Err(ProcessError::Deferred(_)) => {
                     report.deferred += 1;
+                    store.release(msg.id)?;
                     return Ok(());
                 }
                 Err(e) => {
@@ -332,9 +329,11 @@ impl Engine {
         let outcome = match guarded(|| flow.process(store, &msg)) {
             Ok(o) => o,
             Err(ProcessError::Store(e)) if e.stops_the_pass() => return Err(e.into()),
+            Err(ProcessError::Store(StoreError::Finished(_))) => return Ok(()),
             Err(ProcessError::Deferred(why)) => {
                 tracing::info!(event = "deferred", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), reason = %why);
                 report.deferred += 1;
+                store.release(msg.id)?;
                 return Ok(());
             }
             Err(e) => {
@@ -354,8 +353,18 @@ impl Engine {
 
     /// Records a message's failure as its outcome. If even that cannot be written for this
     /// message alone, it is left for the next pass and the others go on.
+    ///
+    /// An error outcome keeps nothing of the mail but the fact (it may carry a 認証キー;
+    /// the mail stays in its mailbox for people); a held one keeps it for staff.
     fn finish_failed(&self, store: &mut Store, id: i64, outcome: MessageOutcome, why: &str, clock: &dyn Clock) -> Result<(), RunError> {
-        match store.write(|tx| tx.finish_message(id, outcome, Some(why), clock.now())) {
+        let done = store.write(|tx| -> Result<(), StoreError> {
+            tx.finish_message(id, outcome, Some(why), clock.now())?;
+            if outcome == MessageOutcome::Error {
+                tx.forget_body(id)?;
+            }
+            Ok(())
+        });
+        match done {
             Ok(()) => Ok(()),
             Err(e) if e.stops_the_pass() => Err(e.into()),
             Err(e) => {

@@ -249,7 +249,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Token { action } => token(&cli.config, action),
         Command::Store { action: StoreCommand::Migrate { to, password_env, ca_file, json } } => {
-            let (_, store) = open(&cli.config)?;
+            let (config, store) = open(&cli.config)?;
+            // The daemon's lock: no daemon may write the store while it is copied (and one
+            // started meanwhile waits for the copy to end).
+            let _lock = crate::daemon::lock(&config)?;
             let target = crate::store::PgTarget { url: to, password_env, ca_file };
             let m = crate::store::migrate::to_postgres(&store, &target)?;
             if json {

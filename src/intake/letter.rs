@@ -85,15 +85,55 @@ pub fn read_with(raw: &[u8], limits: &crate::config::Limits) -> Result<Letter, L
     let mut pieces = Vec::new();
     let mut budget = Budget { parts: limits.max_parts, depth: limits.max_depth };
     walk(&msg, 0, &mut pieces, &mut budget);
-    let addr = |a: Option<&mail_parser::Address>| a.and_then(|a| a.first()).and_then(|a| a.address()).map(|s| s.trim().to_ascii_lowercase());
+    let addr = |a: Option<&mail_parser::Address>| a.and_then(|a| a.first()).and_then(|a| a.address()).map(address).filter(|s| !s.is_empty());
+    let references = msg.references().as_text_list().unwrap_or_default();
     Ok(Letter {
-        message_id: msg.message_id().map(|id| format!("<{}>", id.trim())),
+        message_id: msg.message_id().and_then(message_id_value),
         from: addr(msg.from()),
-        envelope: msg.return_address().map(|s| s.trim().trim_matches(['<', '>']).to_ascii_lowercase()).filter(|s| !s.is_empty()),
-        subject: msg.subject().unwrap_or_default().to_string(),
-        references: msg.references().as_text_list().map(|l| l.iter().map(|s| format!("<{s}>")).collect()).unwrap_or_default(),
+        envelope: msg.return_address().map(|s| address(s.trim().trim_matches(['<', '>']))).filter(|s| !s.is_empty()),
+        subject: header_text(msg.subject().unwrap_or_default(), MAX_SUBJECT),
+        // The latest references are the ones a reply is threaded by.
+        references: references.iter().rev().take(MAX_REFERENCES).rev().filter_map(|s| message_id_value(s)).collect(),
         pieces,
     })
+}
+
+/// What a stranger's headers may bring to the store, bounded: PostgreSQL refuses a NUL in
+/// text and an index entry over ~2.7 KB, and no person needs more than this of a header.
+const MAX_MESSAGE_ID: usize = 250;
+const MAX_ADDRESS: usize = 320;
+const MAX_SUBJECT: usize = 500;
+const MAX_REFERENCES: usize = 30;
+const MAX_FILE_NAME: usize = 255;
+
+/// A header's text as it may be stored, shown and quoted in a reply: control characters
+/// (NUL among them) removed, at most `max` characters.
+fn header_text(s: &str, max: usize) -> String {
+    let t = crate::text::printable(s).replace('\n', " ");
+    let t = t.trim();
+    if t.chars().count() <= max { t.to_string() } else { t.chars().take(max).collect::<String>() + "…" }
+}
+
+fn address(s: &str) -> String {
+    let t: String = s.trim().chars().filter(|c| !c.is_control() && !c.is_whitespace()).collect();
+    t.chars().take(MAX_ADDRESS).collect::<String>().to_ascii_lowercase()
+}
+
+/// `<id>` as it is stored and threaded by: its controls and spaces removed; one longer than
+/// [`MAX_MESSAGE_ID`] is replaced by a digest of it, so the same long id still finds its
+/// duplicate and two long ids stay apart.
+fn message_id_value(id: &str) -> Option<String> {
+    use sha2::Digest;
+    let id: String = id.chars().filter(|c| !c.is_control() && !c.is_whitespace() && !matches!(c, '<' | '>')).collect();
+    if id.is_empty() {
+        return None;
+    }
+    if id.len() <= MAX_MESSAGE_ID {
+        return Some(format!("<{id}>"));
+    }
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Some(format!("<{hex}@long-message-id.invalid>"))
 }
 
 struct Budget {
@@ -110,17 +150,17 @@ fn walk(msg: &Message, depth: usize, out: &mut Vec<Piece>, budget: &mut Budget) 
         }
         budget.parts -= 1;
         let i = i as u32;
-        let name = part.attachment_name().map(str::to_string);
+        let name = part.attachment_name().map(|n| header_text(n, MAX_FILE_NAME)).filter(|n| !n.is_empty());
         let is_body = text_ids.contains(&i) || html_ids.contains(&i);
         let ctype = part.content_type().map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or(""))).unwrap_or_default().to_ascii_lowercase();
         match &part.body {
             PartType::Text(text) => {
                 let origin = if is_body && name.is_none() { Origin::Body } else { Origin::Attachment(name) };
-                out.push(Piece::Text { origin, depth, text: redecode_if_needed(msg, part, text) });
+                out.push(Piece::Text { origin, depth, text: without_nul(redecode_if_needed(msg, part, text)) });
             }
             PartType::Html(html) => {
                 let origin = if is_body && name.is_none() { Origin::Html } else { Origin::Attachment(name) };
-                out.push(Piece::Text { origin, depth, text: mail_parser::decoders::html::html_to_text(html) });
+                out.push(Piece::Text { origin, depth, text: without_nul(mail_parser::decoders::html::html_to_text(html)) });
             }
             PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
                 let is_pdf = ctype == "application/pdf"
@@ -129,7 +169,7 @@ fn walk(msg: &Message, depth: usize, out: &mut Vec<Piece>, budget: &mut Budget) 
                 if is_pdf {
                     out.push(Piece::Pdf { name, depth, bytes: bytes.to_vec() });
                 } else if name.as_deref().is_some_and(|n| n.to_ascii_lowercase().ends_with(".txt")) {
-                    out.push(Piece::Text { origin: Origin::Attachment(name), depth, text: decode_unlabelled(bytes) });
+                    out.push(Piece::Text { origin: Origin::Attachment(name), depth, text: without_nul(decode_unlabelled(bytes)) });
                 }
             }
             PartType::Message(inner) => {
@@ -140,6 +180,12 @@ fn walk(msg: &Message, depth: usize, out: &mut Vec<Piece>, budget: &mut Budget) 
             PartType::Multipart(_) => {}
         }
     }
+}
+
+/// A text part without its NUL characters: no form value, reason or reply quoting it can
+/// carry one into the store.
+fn without_nul(text: String) -> String {
+    if text.contains('\0') { text.replace('\0', "") } else { text }
 }
 
 /// mail-parser decodes a text part without a charset as UTF-8, lossily. When that lost

@@ -47,25 +47,55 @@ impl StoredMessage {
     }
 }
 
+/// How long a message claimed outside a transaction is left to the daemon that claimed it.
+pub const LEASE_SECS: i64 = 300;
+
 impl Store {
     /// Stores the message: its row and its bytes in one transaction (a savepoint inside a
     /// batch), so a crash or a full disk never leaves a row without its bytes.
     /// `Ok(None)` when already stored.
+    ///
+    /// A message the store refuses to take as it is (a value of its headers the database
+    /// will not hold) is stored without its Message-ID and given its outcome at once: held
+    /// for branch staff, left to the people of an owner's mailbox. It never stops the pass:
+    /// one stranger's mail must not keep the others from being taken.
     pub fn record_incoming(&mut self, m: &Incoming, message_id: Option<&str>, now: DateTime<FixedOffset>) -> Result<Option<i64>> {
+        match self.record(m, message_id, None, now) {
+            Err(e) if !e.stops_the_pass() && !e.is_already_done() => {
+                tracing::warn!(event = "store_refused_message", mailbox = %m.mailbox, uid = %m.source_uid, error = %e);
+                let outcome = match m.side {
+                    Side::Branch => MessageOutcome::Held,
+                    Side::Owner => MessageOutcome::Error,
+                };
+                let why = format!("このメールはそのままでは保存できませんでした（ヘッダーの値）: {e}");
+                self.record(m, None, Some((outcome, &why)), now)
+            }
+            other => other,
+        }
+    }
+
+    fn record(&mut self, m: &Incoming, message_id: Option<&str>, done: Option<(MessageOutcome, &str)>, now: DateTime<FixedOffset>) -> Result<Option<i64>> {
         let sha: [u8; 32] = Sha256::digest(&m.raw).into();
+        let (state, outcome, detail) = match done {
+            Some((outcome, why)) => ("done", Some(outcome), Some(why)),
+            None => ("new", None, None),
+        };
         self.batch(|store| {
             // Stored once, whichever daemon sees it first: the other finds it there.
             let id: Option<i64> = store.conn.query_row(
-                "INSERT INTO messages (mailbox, side, source_uid, message_id, sha256, size, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING RETURNING id",
-                params![m.mailbox, m.side, m.source_uid, message_id, &sha[..], m.size.max(m.raw.len()) as i64, now.to_rfc3339()],
+                "INSERT INTO messages (mailbox, side, source_uid, message_id, sha256, size, received_at, state, outcome, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING RETURNING id",
+                params![m.mailbox, m.side, m.source_uid, message_id, &sha[..], m.size.max(m.raw.len()) as i64, now.to_rfc3339(), state, outcome, detail],
                 |r| r.get(0),
             ).optional()?;
             let Some(id) = id else {
                 return Ok(None);
             };
             crate::faults::point("stored_row");
-            store.conn.execute("INSERT INTO message_bodies (message, raw) VALUES (?1, ?2)", params![id, m.raw])?;
+            // An owner-side mail given an error outcome here keeps no bytes (it may carry a
+            // key); it stays in its mailbox.
+            let raw: &[u8] = if outcome == Some(MessageOutcome::Error) { &[] } else { &m.raw };
+            store.conn.execute("INSERT INTO message_bodies (message, raw) VALUES (?1, ?2)", params![id, raw])?;
             Ok(Some(id))
         })
     }
@@ -91,12 +121,37 @@ impl Store {
     /// (or its connection does: a daemon that dies lets it go), and a message another
     /// daemon holds is passed over (`None`), as is one already done. On SQLite the write
     /// lock of the batch and the one daemon per store do the same.
+    ///
+    /// Outside a transaction on PostgreSQL (an owner's deployment asks remote registries
+    /// over HTTP, and no transaction is held across a request) the claim is a lease of
+    /// [`LEASE_SECS`] on the server's clock instead: another daemon passes the message over
+    /// until then, and if this one dies the lease runs out and another takes it. Whichever
+    /// finishes first commits; a later [`Tx::finish_message`] finds it done and writes
+    /// nothing ([`super::StoreError::Finished`]).
     pub fn claim(&self, id: i64) -> Result<Option<StoredMessage>> {
         let lock = match self.conn.kind() {
+            super::Kind::Postgres if !self.batching => {
+                let leased = self.conn.execute(
+                    "UPDATE messages SET lease_until = CAST(extract(epoch FROM now()) AS BIGINT) + ?2
+                     WHERE id = ?1 AND state = 'new' AND (lease_until IS NULL OR lease_until < CAST(extract(epoch FROM now()) AS BIGINT))",
+                    params![id, LEASE_SECS],
+                )?;
+                if leased == 0 {
+                    return Ok(None);
+                }
+                ""
+            }
             super::Kind::Postgres => " FOR UPDATE OF messages SKIP LOCKED",
             super::Kind::Sqlite => "",
         };
         self.conn.query_row(&format!("{SELECT} WHERE id = ?1 AND state = 'new'{lock}"), [id], row).optional()
+    }
+
+    /// Gives a leased message back at once (it was left for a later pass), so the next
+    /// pass of any daemon takes it without waiting for the lease to run out.
+    pub fn release(&self, id: i64) -> Result<()> {
+        self.conn.execute("UPDATE messages SET lease_until = NULL WHERE id = ?1 AND state = 'new'", [id])?;
+        Ok(())
     }
 
     pub fn message(&self, id: i64) -> Result<Option<StoredMessage>> {
@@ -204,11 +259,17 @@ impl Tx<'_> {
     }
 
     /// Commits the message's outcome; the caller's other writes share the transaction.
+    /// A message another daemon has finished meanwhile is not finished twice: the error
+    /// ([`super::StoreError::Finished`]) rolls back everything written with it (a second
+    /// reply among them).
     pub fn finish_message(&self, id: i64, outcome: MessageOutcome, detail: Option<&str>, now: DateTime<FixedOffset>) -> Result<()> {
-        self.c().execute(
-            "UPDATE messages SET state = 'done', outcome = ?2, detail = ?3, processed_at = ?4 WHERE id = ?1",
+        let n = self.c().execute(
+            "UPDATE messages SET state = 'done', outcome = ?2, detail = ?3, processed_at = ?4, lease_until = NULL WHERE id = ?1 AND state = 'new'",
             params![id, outcome, detail, now.to_rfc3339()],
         )?;
+        if n == 0 {
+            return Err(super::StoreError::Finished(id));
+        }
         Ok(())
     }
 

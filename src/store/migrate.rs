@@ -1,6 +1,7 @@
 //! `esurety store migrate --to URL`: a SQLite store copied into an empty PostgreSQL
 //! database, in one transaction that commits only once the copy is checked (the rows of
-//! every table counted, the serial counters and the registry's key hashes compared).
+//! every table counted, the serial counters and the registry's key hashes compared). The
+//! file is read in one read transaction, a snapshot, and under the daemon's lock.
 //! The sealed keys are copied as they are: the copy opens them with the same secret file.
 
 use super::db::{Conn, Row, Value};
@@ -47,7 +48,11 @@ pub fn to_postgres(from: &Store, to: &PgTarget) -> std::result::Result<Migrated,
         }
     }
     dst.batch("BEGIN")?;
+    // One read transaction on the file: every table is read as of one moment, whatever
+    // `esurety serve` or a command writes meanwhile (WAL keeps that moment for us).
+    src.execute_batch("BEGIN DEFERRED").map_err(StoreError::from)?;
     let out = copy(src, &dst);
+    let _ = src.execute_batch("COMMIT");
     match out {
         Ok(m) => {
             dst.batch("COMMIT")?;

@@ -96,6 +96,10 @@ pub enum StoreError {
     NoRow,
     #[error("store: stored data is damaged: {0}")]
     Corrupt(String),
+    /// The message's outcome was committed meanwhile (by another daemon): nothing of this
+    /// transaction is written.
+    #[error("message {0} was finished by another daemon meanwhile")]
+    Finished(i64),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -122,7 +126,7 @@ impl StoreError {
             StoreError::Open { .. } | StoreError::TooNew { .. } | StoreError::Away { .. } | StoreError::Refused { .. } => true,
             StoreError::Sql(e) => unwritable(e).is_some() || matches!(e.sqlite_error_code(), Some(DatabaseBusy | DatabaseLocked | OutOfMemory | CannotOpen | NotADatabase | DatabaseCorrupt)),
             StoreError::Pg(e) => postgres::stops_the_pass(e),
-            StoreError::Corrupt(_) | StoreError::NoRow => false,
+            StoreError::Corrupt(_) | StoreError::NoRow | StoreError::Finished(_) => false,
         }
     }
 

@@ -38,16 +38,18 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Forgets the content of a message that turned out not to be for us (people's mail in
-    /// a shared mailbox): only the fact that it was looked at stays.
     /// A checked submission keeps what was checked (its register rows), not the mail that
     /// carried the key: its bytes are dropped with the outcome; its Message-ID stays, so a
-    /// second delivery is still recognised.
+    /// second delivery is still recognised. The same for every other end of an owner-side
+    /// message that may carry a key (a second delivery, an error of ours): the mail itself
+    /// stays in the owner's mailbox, for its people.
     pub fn forget_body(&self, message: i64) -> Result<()> {
         self.c().execute("UPDATE message_bodies SET raw = ?2 WHERE message = ?1", params![message, Vec::<u8>::new()])?;
         Ok(())
     }
 
+    /// Forgets the content of a message that turned out not to be for us (people's mail in
+    /// a shared mailbox): only the fact that it was looked at stays.
     pub fn forget_content(&self, message: i64) -> Result<()> {
         self.c().execute("UPDATE messages SET message_id = NULL WHERE id = ?1", [message])?;
         self.c().execute("UPDATE message_bodies SET raw = ?2 WHERE message = ?1", params![message, Vec::<u8>::new()])?;

@@ -24,4 +24,5 @@ pub mod registry_service;
 pub mod reliability;
 mod servers;
 mod staff;
+mod stranger;
 mod support;

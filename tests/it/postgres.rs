@@ -386,3 +386,164 @@ fn a_store_that_refuses_us_is_said_at_start_and_the_daemon_exits() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("refuses us") && said.contains("does not exist"), "{said}");
 }
+
+/// An owner's deployment on PostgreSQL asks a remote registry with no transaction open: a
+/// registry that takes its time (here one that never answers, until the client's timeout)
+/// leaves no session of esurety idle in a transaction, holding its locks, meanwhile. The
+/// submission waits for a later pass.
+#[test]
+fn an_owner_on_postgres_holds_no_transaction_while_it_asks_a_registry() {
+    use std::io::Read;
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", hole.local_addr().unwrap());
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = asked.clone();
+    std::thread::spawn(move || {
+        // Takes each request and never answers it.
+        let mut held = vec![];
+        for mut c in hole.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            held.push(c);
+        }
+    });
+    let o = Setup::init(&["--side", "owner", "--registry-url", &url]);
+    if !pg::on_postgres() {
+        o.use_store(&pg::database());
+    }
+    o.edit_config(|t| t.replacen("[[registries]]", "[[registries]]\ntimeout_seconds = 4", 1));
+    o.env.borrow_mut().push(("ESURETY_REGISTRY_TOKEN".into(), "esr_x".into()));
+    o.drop_mail("keiyaku@kwsa.example", &crate::support::typed(MARUICHI, "keiyaku@kwsa.example", "<slow@maruichi.example>", "35075-00001M", "CDEF34679HJK"));
+    let mut db = o.db();
+    let mut run = o.cmd().args(["run", "--once"]).stderr(Stdio::piped()).spawn().unwrap();
+    let (mut in_tx, mut seen_asking) = (0, 0);
+    let started = Instant::now();
+    while run.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(30) {
+        if asked.load(std::sync::atomic::Ordering::SeqCst) {
+            seen_asking += 1;
+            in_tx = in_tx.max(db.count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'esurety' AND state LIKE 'idle in transaction%'"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = run.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(seen_asking > 10, "the registry was being asked while we looked ({seen_asking} looks)");
+    assert_eq!(in_tx, 0, "a session idle in a transaction while the registry was asked");
+    assert!(o.json(&["submissions"]).as_array().unwrap().is_empty(), "not answered: it waits for the registry");
+    assert_eq!(db.texts("SELECT state FROM messages"), [[Some("new".to_string())]]);
+}
+
+/// `store migrate` is a copy of one moment: it takes the daemon's lock, so it is refused
+/// while a daemon runs on the file (whose writes it would half copy), and works once the
+/// daemon is stopped.
+#[test]
+fn store_migrate_is_refused_while_a_daemon_runs_on_the_file() {
+    let s = Setup::on_sqlite();
+    s.drop_mail(KANAGAWA, &application(1));
+    s.once();
+    let mut daemon = s.cmd().args(["run", "--interval", "60"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    loop {
+        let out = s.run(&["run", "--once"]);
+        if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("already running") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the daemon never took its lock");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let url = pg::database();
+    let out = s.run(&["store", "migrate", "--to", &url]);
+    assert!(!out.status.success(), "copied while a daemon was writing");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already running"), "{}", String::from_utf8_lossy(&out.stderr));
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let out = s.run(&["store", "migrate", "--to", &url]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The two schemas are written apart (SQLite's versions 1–13, PostgreSQL's baseline at 10
+/// and its later versions): built fresh, they have the same tables, the same columns with
+/// the same nullability, the same primary keys, foreign keys and indexes (by their columns,
+/// uniqueness and whether partial), so they cannot drift apart unseen.
+#[test]
+fn the_sqlite_and_postgresql_schemas_are_the_same_table_by_table() {
+    use std::collections::BTreeSet;
+    let tmp = esurety::testing::tempdir().unwrap();
+    let file = tmp.path().join("s.db");
+    drop(esurety::store::Store::open(&esurety::store::StoreAt::File(file.clone())).unwrap());
+    let lite = rusqlite::Connection::open(&file).unwrap();
+    let url = pg::database();
+    drop(esurety::store::Store::open(&esurety::store::StoreAt::parse(&url, tmp.path(), None, None)).unwrap());
+    let mut pgc = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+
+    type Schema = BTreeSet<String>;
+    let strings = |st: &mut rusqlite::Statement, p: &[&dyn rusqlite::ToSql]| -> Vec<Vec<String>> {
+        let n = st.column_count();
+        st.query_map(p, |r| (0..n).map(|i| r.get::<_, rusqlite::types::Value>(i).map(|v| match v {
+            rusqlite::types::Value::Integer(i) => i.to_string(),
+            rusqlite::types::Value::Text(t) => t,
+            rusqlite::types::Value::Null => String::new(),
+            v => format!("{v:?}"),
+        })).collect::<Result<Vec<_>, _>>()).unwrap().map(Result::unwrap).collect()
+    };
+    let mut sqlite = Schema::new();
+    let tables: Vec<String> = strings(&mut lite.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").unwrap(), &[])
+        .into_iter().map(|r| r[0].clone()).collect();
+    for t in &tables {
+        let cols = strings(&mut lite.prepare("SELECT name, \"notnull\", pk FROM pragma_table_info(?1)").unwrap(), &[t]);
+        let mut pk: Vec<(i64, String)> = vec![];
+        for c in &cols {
+            let not_null = c[1] == "1" || c[2] != "0";
+            sqlite.insert(format!("{t}.{} {}", c[0], if not_null { "NOT NULL" } else { "NULL" }));
+            if c[2] != "0" {
+                pk.push((c[2].parse().unwrap(), c[0].clone()));
+            }
+        }
+        pk.sort();
+        if !pk.is_empty() {
+            sqlite.insert(format!("{t} PRIMARY KEY ({})", pk.iter().map(|p| p.1.as_str()).collect::<Vec<_>>().join(", ")));
+        }
+        for fk in strings(&mut lite.prepare("SELECT \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1)").unwrap(), &[t]) {
+            sqlite.insert(format!("{t}.{} REFERENCES {}", fk[1], fk[0]));
+        }
+        for ix in strings(&mut lite.prepare("SELECT name, \"unique\", origin, partial FROM pragma_index_list(?1)").unwrap(), &[t]) {
+            if ix[2] == "pk" {
+                continue;
+            }
+            let cols: Vec<String> = strings(&mut lite.prepare("SELECT name FROM pragma_index_info(?1) ORDER BY seqno").unwrap(), &[&ix[0]]).into_iter().map(|r| r[0].clone()).collect();
+            sqlite.insert(format!("{t} {}INDEX ({}){}", if ix[1] == "1" { "UNIQUE " } else { "" }, cols.join(", "), if ix[3] == "1" { " WHERE …" } else { "" }));
+        }
+    }
+
+    let mut postgres = Schema::new();
+    let rows = |c: &mut postgres::Client, sql: &str| -> Vec<Vec<String>> {
+        c.query(sql, &[]).unwrap().iter().map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i).unwrap_or_default()).collect()).collect()
+    };
+    for c in rows(&mut pgc, "SELECT table_name::text, column_name::text, is_nullable::text FROM information_schema.columns WHERE table_schema = 'public' AND table_name <> 'schema_version'") {
+        postgres.insert(format!("{}.{} {}", c[0], c[1], if c[2] == "NO" { "NOT NULL" } else { "NULL" }));
+    }
+    for t in &tables {
+        let pk = rows(&mut pgc, &format!("SELECT string_agg(a.attname::text, ', ' ORDER BY array_position(i.indkey, a.attnum)) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = '{t}'::regclass AND i.indisprimary"));
+        if let Some(pk) = pk.first().filter(|r| !r[0].is_empty()) {
+            postgres.insert(format!("{t} PRIMARY KEY ({})", pk[0]));
+        }
+    }
+    for fk in rows(&mut pgc, "SELECT cl.relname::text, a.attname::text, ref.relname::text FROM pg_constraint c JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_class ref ON ref.oid = c.confrelid
+                               JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey) JOIN pg_namespace n ON n.oid = cl.relnamespace WHERE c.contype = 'f' AND n.nspname = 'public'") {
+        postgres.insert(format!("{}.{} REFERENCES {}", fk[0], fk[1], fk[2]));
+    }
+    for ix in rows(&mut pgc, "SELECT t.relname::text, CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END,
+                                     (SELECT string_agg(a.attname::text, ', ' ORDER BY array_position(i.indkey, a.attnum)) FROM pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)),
+                                     CASE WHEN i.indpred IS NULL THEN '' ELSE ' WHERE …' END
+                              FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+                              WHERE n.nspname = 'public' AND NOT i.indisprimary AND t.relname <> 'schema_version'") {
+        postgres.insert(format!("{} {}INDEX ({}){}", ix[0], ix[1], ix[2], ix[3]));
+    }
+    // SQLite's implicit `rowid` is an explicit column on PostgreSQL where the code uses it.
+    postgres.retain(|l| !l.contains(".rowid ") && !l.contains("(rowid)"));
+    let only_sqlite: Vec<&String> = sqlite.difference(&postgres).collect();
+    let only_pg: Vec<&String> = postgres.difference(&sqlite).collect();
+    assert!(sqlite.len() > 100, "{sqlite:?}");
+    assert!(only_sqlite.is_empty() && only_pg.is_empty(), "only on SQLite: {only_sqlite:#?}\nonly on PostgreSQL: {only_pg:#?}");
+}
