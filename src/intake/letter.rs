@@ -85,12 +85,12 @@ pub fn read_with(raw: &[u8], limits: &crate::config::Limits) -> Result<Letter, L
     let mut pieces = Vec::new();
     let mut budget = Budget { parts: limits.max_parts, depth: limits.max_depth };
     walk(&msg, 0, &mut pieces, &mut budget);
-    let addr = |a: Option<&mail_parser::Address>| a.and_then(|a| a.first()).and_then(|a| a.address()).map(address).filter(|s| !s.is_empty());
+    let addr = |a: Option<&mail_parser::Address>| a.and_then(|a| a.first()).and_then(|a| a.address()).and_then(address);
     let references = msg.references().as_text_list().unwrap_or_default();
     Ok(Letter {
         message_id: msg.message_id().and_then(message_id_value),
         from: addr(msg.from()),
-        envelope: msg.return_address().map(|s| address(s.trim().trim_matches(['<', '>']))).filter(|s| !s.is_empty()),
+        envelope: msg.return_address().and_then(|s| address(s.trim().trim_matches(['<', '>']))),
         subject: header_text(msg.subject().unwrap_or_default(), MAX_SUBJECT),
         // The latest references are the ones a reply is threaded by.
         references: references.iter().rev().take(MAX_REFERENCES).rev().filter_map(|s| message_id_value(s)).collect(),
@@ -114,9 +114,13 @@ fn header_text(s: &str, max: usize) -> String {
     if t.chars().count() <= max { t.to_string() } else { t.chars().take(max).collect::<String>() + "…" }
 }
 
-fn address(s: &str) -> String {
-    let t: String = s.trim().chars().filter(|c| !c.is_control() && !c.is_whitespace()).collect();
-    t.chars().take(MAX_ADDRESS).collect::<String>().to_ascii_lowercase()
+/// An address as given, lower case; none when it carries a control character or a space
+/// (no one's address does: such a sender is not one anybody can answer or recognise) or is
+/// longer than [`MAX_ADDRESS`].
+fn address(s: &str) -> Option<String> {
+    let t = s.trim();
+    let usable = !t.is_empty() && t.len() <= MAX_ADDRESS && !t.chars().any(|c| c.is_control() || c.is_whitespace());
+    usable.then(|| t.to_ascii_lowercase())
 }
 
 /// `<id>` as it is stored and threaded by: its controls and spaces removed; one longer than

@@ -442,16 +442,21 @@ fn store_migrate_is_refused_while_a_daemon_runs_on_the_file() {
     let s = Setup::on_sqlite();
     s.drop_mail(KANAGAWA, &application(1));
     s.once();
-    let mut daemon = s.cmd().args(["run", "--interval", "60"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let started = Instant::now();
-    loop {
-        let out = s.run(&["run", "--once"]);
-        if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("already running") {
-            break;
+    // The daemon holds its lock once it has logged its first pass.
+    let mut daemon = s.cmd().args(["run", "--interval", "60"]).env("ESURETY_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = daemon.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("store_ms") {
+                let _ = tx.send(());
+            }
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "the daemon never took its lock");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    });
+    rx.recv_timeout(Duration::from_secs(60)).expect("the daemon's first pass");
+    let out = s.run(&["run", "--once"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already running"), "the daemon holds its lock");
     let url = pg::database();
     let out = s.run(&["store", "migrate", "--to", &url]);
     assert!(!out.status.success(), "copied while a daemon was writing");
