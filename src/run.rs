@@ -410,8 +410,11 @@ enum Stop {
 }
 
 impl From<StoreError> for Stop {
+    /// A batch that met another daemon's batch in a deadlock (PostgreSQL broke it by
+    /// ending this one) is done again one message per transaction: several messages' locks
+    /// held together are what can form a circle, one message's locks are taken in one order.
     fn from(e: StoreError) -> Self {
-        if e.stops_the_pass() { Stop::Store(e) } else { Stop::Retry(e.to_string()) }
+        if e.stops_the_pass() && !e.is_conflict() { Stop::Store(e) } else { Stop::Retry(e.to_string()) }
     }
 }
 

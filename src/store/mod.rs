@@ -130,6 +130,17 @@ impl StoreError {
         }
     }
 
+    /// PostgreSQL ended the transaction to break a deadlock (40P01) or a serialization
+    /// conflict (40001): nothing of it was committed, and the same work done again in
+    /// smaller transactions (one message each, whose locks are taken in one order) goes
+    /// through.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            StoreError::Pg(e) => e.code().is_some_and(|c| matches!(c.code(), "40P01" | "40001")),
+            _ => false,
+        }
+    }
+
     /// A unique constraint refused the write: what it would have written is there already
     /// (another daemon did it first).
     pub fn is_already_done(&self) -> bool {
