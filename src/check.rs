@@ -34,8 +34,8 @@ pub fn check(found: &Found, v: &Verification, owner: &Owner, contracts: Option<&
     let c = &latest.contents;
     let mut reasons = Vec::new();
     // 2. Current: not cancelled.
-    if status != "valid" {
-        reasons.push("この保証は現在有効ではありません".to_string());
+    if *status != crate::store::CertificateStatus::Valid {
+        reasons.push(format!("この保証は現在有効ではありません（{}）", status.label()));
     }
     // 3. For this owner.
     if squash(&c.owner) != squash(&owner.name) {

@@ -22,6 +22,7 @@ use crate::issuance::Certificate;
 use crate::product::{Format, Product};
 use crate::text::{format_era, format_yen, squash};
 use chrono::NaiveDate;
+use crate::store::CertificateStatus;
 
 fn field(label: &str) -> String {
     format!("【契約保証予約】{label}")
@@ -140,15 +141,15 @@ pub fn decide(raw: &RawBidBond, alone: bool, contractor: &Contractor, config: &C
 /// Whether a 契約保証 (of `contractor`, for `owner`) may use the reservation its form names:
 /// `found` is that number's latest contents and status. `None` when it may; else the
 /// problem's text. An unknown number and another contractor's get one and the same answer.
-pub fn reservation_problem(named: &str, found: Option<(&Certificate, &str)>, contractor: &str, owner: &str) -> Option<String> {
+pub fn reservation_problem(named: &str, found: Option<(&Certificate, CertificateStatus)>, contractor: &str, owner: &str) -> Option<String> {
     let Some((c, status)) = found.filter(|(c, _)| c.product == Product::BidBond && squash(&c.contractor) == squash(contractor)) else {
         return Some(format!("{named} は、貴社の契約保証予約として見つかりません（番号をご確認ください）"));
     };
     match status {
-        "valid" if squash(&c.owner) == squash(owner) => None,
-        "valid" => Some(format!("{} は{}への入札の予約です（このお申込みの発注者は{owner}）", c.number, c.owner)),
-        "fulfilled" => Some(format!("{} は既に契約保証に使われています（履行済）", c.number)),
-        _ => Some(format!("{} は失効しています（入札日 {} から期限が過ぎました）", c.number, c.bid_bond.as_ref().map(|b| format_era(b.bid_date)).unwrap_or_default())),
+        CertificateStatus::Valid if squash(&c.owner) == squash(owner) => None,
+        CertificateStatus::Valid => Some(format!("{} は{}への入札の予約です（このお申込みの発注者は{owner}）", c.number, c.owner)),
+        CertificateStatus::Fulfilled => Some(format!("{} は既に契約保証に使われています（履行済）", c.number)),
+        CertificateStatus::Lapsed => Some(format!("{} は失効しています（入札日 {} から期限が過ぎました）", c.number, c.bid_bond.as_ref().map(|b| format_era(b.bid_date)).unwrap_or_default())),
     }
 }
 
@@ -172,16 +173,16 @@ mod tests {
     #[test]
     fn a_named_reservation_is_usable_only_open_by_its_contractor_for_its_owner() {
         let r = reservation("取手興業株式会社", "取手市長");
-        let ask = |found: Option<(&Certificate, &str)>, contractor: &str, owner: &str| reservation_problem("08075-00001Y", found, contractor, owner);
-        assert_eq!(ask(Some((&r, "valid")), "取手興業株式会社", "取手市長"), None);
-        assert_eq!(ask(Some((&r, "valid")), "取手興業 株式会社", "取手市長"), None, "names compared as the form's are");
-        assert!(ask(Some((&r, "valid")), "取手興業株式会社", "三島市長").unwrap().contains("取手市長への入札の予約です"));
-        assert!(ask(Some((&r, "fulfilled")), "取手興業株式会社", "取手市長").unwrap().contains("履行済"));
-        assert!(ask(Some((&r, "lapsed")), "取手興業株式会社", "取手市長").unwrap().contains("失効しています（入札日 令和9年1月20日"));
+        let ask = |found: Option<(&Certificate, CertificateStatus)>, contractor: &str, owner: &str| reservation_problem("08075-00001Y", found, contractor, owner);
+        assert_eq!(ask(Some((&r, CertificateStatus::Valid)), "取手興業株式会社", "取手市長"), None);
+        assert_eq!(ask(Some((&r, CertificateStatus::Valid)), "取手興業 株式会社", "取手市長"), None, "names compared as the form's are");
+        assert!(ask(Some((&r, CertificateStatus::Valid)), "取手興業株式会社", "三島市長").unwrap().contains("取手市長への入札の予約です"));
+        assert!(ask(Some((&r, CertificateStatus::Fulfilled)), "取手興業株式会社", "取手市長").unwrap().contains("履行済"));
+        assert!(ask(Some((&r, CertificateStatus::Lapsed)), "取手興業株式会社", "取手市長").unwrap().contains("失効しています（入札日 令和9年1月20日"));
         // Another contractor's and an unknown number: the same words.
-        assert_eq!(ask(Some((&r, "valid")), "丸一建設株式会社", "取手市長"), ask(None, "丸一建設株式会社", "取手市長"));
+        assert_eq!(ask(Some((&r, CertificateStatus::Valid)), "丸一建設株式会社", "取手市長"), ask(None, "丸一建設株式会社", "取手市長"));
         let mut advance = r.clone();
         advance.product = Product::Advance;
-        assert_eq!(ask(Some((&advance, "valid")), "取手興業株式会社", "取手市長"), ask(None, "取手興業株式会社", "取手市長"), "not a reservation");
+        assert_eq!(ask(Some((&advance, CertificateStatus::Valid)), "取手興業株式会社", "取手市長"), ask(None, "取手興業株式会社", "取手市長"), "not a reservation");
     }
 }

@@ -37,7 +37,7 @@ pub fn applied(raw: &RawIntermediate) -> bool {
 
 /// `alone`: the form has no other product section (a 中間前払金保証 is applied for alone).
 #[allow(clippy::too_many_arguments)]
-pub fn decide(raw: &RawIntermediate, alone: bool, contractor: &Contractor, advance: Option<(&Certificate, &str)>, config: &Config, branch: &Branch, existing: &dyn Existing, today: NaiveDate) -> Decision {
+pub fn decide(raw: &RawIntermediate, alone: bool, contractor: &Contractor, advance: Option<(&Certificate, crate::store::CertificateStatus)>, config: &Config, branch: &Branch, existing: &dyn Existing, today: NaiveDate) -> Decision {
     let mut v = Validator { problems: Vec::new() };
     if !alone {
         v.push("R1", "【中間前払金保証】", "中間前払金保証は、前払金保証・契約保証とは別のメールでお申し込みください".into());
@@ -65,7 +65,7 @@ pub fn decide(raw: &RawIntermediate, alone: bool, contractor: &Contractor, advan
     // C1: ours, current, this contractor's. One answer for unknown and not yours.
     let advance = match (number.as_deref(), advance) {
         (None, _) => None,
-        (Some(_), Some((c, status))) if c.product == Product::Advance && status == "valid" && squash(&c.contractor) == squash(&contractor.name) => Some(c),
+        (Some(_), Some((c, status))) if c.product == Product::Advance && status == crate::store::CertificateStatus::Valid && squash(&c.contractor) == squash(&contractor.name) => Some(c),
         (Some(n), _) => {
             v.push("C1", &field("前払金保証の保証契約番号"), format!("{n} は、貴社の有効な前払金保証として見つかりません（番号をご確認ください）"));
             None

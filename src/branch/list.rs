@@ -24,7 +24,7 @@ pub struct ListRow {
     pub owner: String,
     pub amount: u64,
     pub format: String,
-    pub status: String,
+    pub status: crate::store::CertificateStatus,
     pub version: u32,
     /// When it was first issued (新規), Japan time.
     pub issued: NaiveDate,
@@ -92,7 +92,7 @@ pub fn csv(rows: &[ListRow]) -> Vec<u8> {
     out += &header.iter().map(|h| field(h)).collect::<Vec<_>>().join(",");
     out += "\r\n";
     for r in rows {
-        let cells = [r.number.clone(), r.product.clone(), r.project.clone(), r.owner.clone(), r.amount.to_string(), r.format.clone(), status(&r.status).to_string(),
+        let cells = [r.number.clone(), r.product.clone(), r.project.clone(), r.owner.clone(), r.amount.to_string(), r.format.clone(), r.status.label().to_string(),
                      r.version.to_string(), r.issued.format("%Y/%m/%d").to_string()];
         out += &cells.iter().map(|c| field(c)).collect::<Vec<_>>().join(",");
         out += "\r\n";
@@ -106,21 +106,12 @@ fn field(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-pub fn status(s: &str) -> &'static str {
-    match s {
-        "valid" => "有効",
-        // A 契約保証予約 used by its 契約保証, or past its time after 入札日.
-        "fulfilled" => "履行済",
-        "lapsed" => "失効",
-        _ => "取消",
-    }
-}
 
 /// The rows as the reply's text lists them.
 pub fn text_rows(rows: &[ListRow]) -> Vec<serde_json::Value> {
     rows.iter().map(|r| serde_json::json!({
         "number": r.number, "product": r.product, "project": r.project, "owner": r.owner, "amount": format_yen(r.amount),
-        "format": r.format, "status": status(&r.status), "version": r.version, "label": (r.version > 1).then(|| format!("変更-{}", r.version - 1)),
+        "format": r.format, "status": r.status.label(), "version": r.version, "label": (r.version > 1).then(|| format!("変更-{}", r.version - 1)),
         "issued": crate::text::format_era(r.issued),
     })).collect()
 }
@@ -131,7 +122,7 @@ mod tests {
 
     fn row(number: &str, project: &str, owner: &str, issued: &str) -> ListRow {
         ListRow { number: number.into(), product: "前払金保証".into(), project: project.into(), owner: owner.into(), amount: 20_000_000,
-                  format: "電子保証".into(), status: "valid".into(), version: 1, issued: NaiveDate::parse_from_str(issued, "%Y-%m-%d").unwrap() }
+                  format: "電子保証".into(), status: crate::store::CertificateStatus::Valid, version: 1, issued: NaiveDate::parse_from_str(issued, "%Y-%m-%d").unwrap() }
     }
 
     #[test]

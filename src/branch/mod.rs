@@ -310,7 +310,7 @@ impl BranchFlow<'_> {
                         None => None,
                     };
                     let alone = [&raw.advance, &raw.contract].iter().all(|p| p.as_ref().is_none_or(|p| !application::validate::applies_to(p)));
-                    application::intermediate::decide(ir, alone, contractor, advance.as_ref().map(|r| (&r.latest, r.status.as_str())), config, branch, &existing, now.date_naive())
+                    application::intermediate::decide(ir, alone, contractor, advance.as_ref().map(|r| (&r.latest, r.status)), config, branch, &existing, now.date_naive())
                 }
                 None => application::validate(&raw, config, branch, &sender, &existing),
             };
@@ -396,7 +396,7 @@ fn reservations(tx: &Tx<'_>, app: &mut application::Application) -> Result<Optio
                     Some(n) => tx.certificate(n)?,
                     None => None,
                 };
-                if let Some(problem) = application::bid_bond::reservation_problem(&named, found.as_ref().map(|r| (&r.latest, r.status.as_str())), &contractor, &owner) {
+                if let Some(problem) = application::bid_bond::reservation_problem(&named, found.as_ref().map(|r| (&r.latest, r.status)), &contractor, &owner) {
                     return Ok(Some(problem));
                 }
                 number
@@ -406,7 +406,7 @@ fn reservations(tx: &Tx<'_>, app: &mut application::Application) -> Result<Optio
                 // again: another daemon may have used it meanwhile.
                 Some(n) => {
                     tx.lock_job(&format!("reservation {n}"))?;
-                    tx.certificate(&n)?.filter(|r| r.status == "valid").map(|r| r.number)
+                    tx.certificate(&n)?.filter(|r| r.status == crate::store::CertificateStatus::Valid).map(|r| r.number)
                 }
                 None => None,
             },
@@ -563,7 +563,7 @@ impl BranchFlow<'_> {
                 .map(|t| t.with_timezone(&crate::clock::jst()).date_naive()).unwrap_or(c.latest.issue_date);
             let l = &c.latest;
             let row = list::ListRow { number: c.number.clone(), product: l.product.name().into(), project: l.project.clone(), owner: l.owner.clone(), amount: l.amount,
-                                      format: l.format.name().into(), status: c.status.clone(), version: l.version, issued: first };
+                                      format: l.format.name().into(), status: c.status, version: l.version, issued: first };
             if request.keeps(&row) {
                 rows.push(row);
             }

@@ -14,7 +14,7 @@ pub fn certificate(row: &CertificateRow) -> Value {
 }
 
 /// The fields of `cli.md`'s certificate object (and more beside them), for one version.
-fn contents(number: &str, status: &str, c: &Certificate) -> Value {
+fn contents(number: &str, status: &crate::store::CertificateStatus, c: &Certificate) -> Value {
     json!({
         "number": number,
         "product": c.product.name(),

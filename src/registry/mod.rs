@@ -54,7 +54,7 @@ impl Default for Lockout {
 
 #[derive(Debug, Clone)]
 pub enum Verification {
-    Valid { number: String, status: String, latest: VersionRow, history: Vec<VersionRow> },
+    Valid { number: String, status: crate::store::CertificateStatus, latest: VersionRow, history: Vec<VersionRow> },
     Mismatch,
     Malformed,
     Locked { until: DateTime<FixedOffset> },

@@ -247,7 +247,7 @@ pub fn answer(v: &Value, now: DateTime<FixedOffset>) -> Option<Verification> {
             let kind = if latest.version > 1 { "変更" } else { "新規" }.to_string();
             Some(Verification::Valid {
                 number: c.get("number")?.as_str()?.to_string(),
-                status: c.get("status")?.as_str()?.to_string(),
+                status: crate::store::CertificateStatus::parse(c.get("status")?.as_str()?)?,
                 latest: VersionRow { version: latest.version, kind, issued_at, contents: latest },
                 history,
             })

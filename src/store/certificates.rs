@@ -12,9 +12,9 @@ use super::db::{Conn, OptionalExtension, params};
 #[derive(Debug, Clone)]
 pub struct CertificateRow {
     pub number: String,
-    pub status: String,
+    pub status: super::CertificateStatus,
     pub application_message_id: Option<String>,
-    pub print_state: Option<String>,
+    pub print_state: Option<super::PrintState>,
     /// The latest version's contents.
     pub latest: Certificate,
 }
@@ -247,7 +247,7 @@ pub struct RegistryEntry {
     pub salt: Vec<u8>,
     pub hash: Vec<u8>,
     pub mac: bool,
-    pub status: String,
+    pub status: super::CertificateStatus,
     pub owner: String,
 }
 
@@ -375,7 +375,7 @@ fn certificate(conn: &Conn, number: &str) -> Result<Option<CertificateRow>> {
          FROM certificates c JOIN certificate_versions v ON v.number = c.number AND v.version = c.current_version
          WHERE c.number = ?1",
         [number],
-        |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<Option<String>>(2)?, r.get::<Option<String>>(3)?, r.get::<String>(4)?)),
+        |r| Ok((r.get::<String>(0)?, r.get::<super::CertificateStatus>(1)?, r.get::<Option<String>>(2)?, r.get::<Option<super::PrintState>>(3)?, r.get::<String>(4)?)),
     ).optional()?;
     row.map(|(number, status, application_message_id, print_state, contents)| {
         Ok(CertificateRow { number, status, application_message_id, print_state, latest: parse_contents(&contents)? })

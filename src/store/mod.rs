@@ -30,7 +30,7 @@ pub use messages::{Incoming, StoredMessage};
 pub use outbox::{Outgoing, OutboxRow};
 pub use postgres::PgTarget;
 pub use service::{CheckRecord, CheckRow, TokenRow};
-pub use state::{MessageOutcome, OutboxStatus, Side};
+pub use state::{CertificateStatus, MessageOutcome, OutboxStatus, PrintState, Side};
 pub use submissions::SubmissionRow;
 pub use users::{SessionRow, UserRow};
 

@@ -84,3 +84,25 @@ words!(
     /// Where an outgoing mail stands.
     OutboxStatus { Pending = "pending", Sent = "sent", Failed = "failed" }
 );
+
+words!(
+    /// A certificate's state in the registry: in force, or a 契約保証予約 used by its
+    /// 契約保証 (履行済) or lapsed after its bid (失効).
+    CertificateStatus { Valid = "valid", Fulfilled = "fulfilled", Lapsed = "lapsed" }
+);
+
+impl CertificateStatus {
+    /// As staff and owners read it.
+    pub fn label(self) -> &'static str {
+        match self {
+            CertificateStatus::Valid => "有効",
+            CertificateStatus::Fulfilled => "履行済",
+            CertificateStatus::Lapsed => "失効",
+        }
+    }
+}
+
+words!(
+    /// A paper certificate's place in the print queue.
+    PrintState { Waiting = "waiting", Printed = "printed" }
+);

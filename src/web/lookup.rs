@@ -138,8 +138,8 @@ fn view(app: &App, v: &Verification, key: &str) -> Value {
         "number": number,
         "key": key,
         "product": c.product.name(),
-        "status": if status == "valid" { "有効" } else { "取消" },
-        "valid": status == "valid",
+        "status": status.label(),
+        "valid": *status == crate::store::CertificateStatus::Valid,
         "label": c.change_label(),
         "rows": [
             ["保証契約番号", number],

@@ -120,3 +120,18 @@ fn no_key_is_left_in_the_store_after_a_duplicate_or_an_error() {
         assert_eq!(db.find(key), Vec::<String>::new(), "a key in the store");
     }
 }
+
+/// A certificate's state is one of the words the store knows; anything else in its row is
+/// damage, said as such (`certificate` fails naming it), never shown as some state (an
+/// unknown word was once listed as 取消).
+#[test]
+fn an_unknown_certificate_state_in_the_store_is_damage_not_a_state() {
+    let s = Setup::new();
+    let pairs = issued_pair(&s);
+    let number = &pairs[0].0;
+    assert_eq!(s.json(&["certificate", number])["status"], "valid");
+    s.db().execute(&format!("UPDATE certificates SET status = 'bogus' WHERE number = '{number}'"));
+    let out = s.run(&["certificate", number, "--json"]);
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("damaged"), "{}", String::from_utf8_lossy(&out.stderr));
+}

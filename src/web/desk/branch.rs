@@ -180,7 +180,7 @@ async fn reject(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<
 
 fn certificate_json(c: &crate::store::CertificateRow) -> Value {
     let l = &c.latest;
-    json!({"number": c.number, "product": l.product.name(), "format": l.format.name(), "status": crate::branch::list::status(&c.status), "contractor": l.jv.clone().unwrap_or_else(|| l.contractor.clone()),
+    json!({"number": c.number, "product": l.product.name(), "format": l.format.name(), "status": c.status.label(), "contractor": l.jv.clone().unwrap_or_else(|| l.contractor.clone()),
            "owner": l.owner, "project": l.project, "amount": crate::text::format_yen(l.amount), "version": l.version, "print_state": c.print_state,
            "electronic": l.format == crate::product::Format::Electronic, "fee_statement": l.fee_statement,
            "reservation": l.reservation,
