@@ -193,7 +193,7 @@ impl Engine {
                     continue;
                 }
                 Ok(Err(Stop::Store(e))) => return Err(e.into()),
-                Ok(Err(Stop::Retry(why))) => why,
+                Ok(Err(Stop::Retry(why) | Stop::WouldWait(why))) => why,
                 Err(_) => "a panic".to_string(),
             };
             // What the batch had taken is done again, one message and one commit at a
@@ -220,8 +220,11 @@ impl Engine {
         let (documents, config) = (&self.documents, &self.config);
         let mut recorded: Option<Box<Pending>> = None;
         let mut typeset: Option<(Box<Pending>, Vec<Vec<u8>>)> = None;
+        // Set when a message would have waited for another daemon's lock: the batch takes
+        // no more, and that message is the next batch's first.
+        let mut ended = false;
         loop {
-            let next = if *taken < chunk.len() && !budget.spent(*taken) { Some(chunk[*taken]) } else { None };
+            let next = if !ended && *taken < chunk.len() && !budget.spent(*taken) { Some(chunk[*taken]) } else { None };
             *taken += next.is_some() as usize;
             if next.is_none() && recorded.is_none() && typeset.is_none() {
                 return Ok(());
@@ -234,7 +237,18 @@ impl Engine {
                     crate::faults::point("processed");
                 }
                 if let Some(id) = next {
-                    recorded = self.start_one(store, id, flow, owner_flow, report)?;
+                    // Each message a savepoint of its own, so one that stops half way
+                    // leaves nothing in the batch.
+                    store.next_message();
+                    match store.batch(|store| self.start_one(store, id, flow, owner_flow, report)) {
+                        Ok(r) => recorded = r,
+                        Err(Stop::WouldWait(why)) => {
+                            tracing::info!(event = "batch_ends_before_a_lock", message = id, reason = %why);
+                            *taken -= 1;
+                            ended = true;
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 match job.map(|j| j.join()) {
                     None => Ok(None),
@@ -407,6 +421,9 @@ impl RunReport {
 enum Stop {
     Store(StoreError),
     Retry(String),
+    /// A message would have waited for a lock while the batch holds earlier messages'
+    /// (PostgreSQL): the batch ends before it.
+    WouldWait(String),
 }
 
 impl From<StoreError> for Stop {
@@ -414,7 +431,11 @@ impl From<StoreError> for Stop {
     /// ending this one) is done again one message per transaction: several messages' locks
     /// held together are what can form a circle, one message's locks are taken in one order.
     fn from(e: StoreError) -> Self {
-        if e.stops_the_pass() && !e.is_conflict() { Stop::Store(e) } else { Stop::Retry(e.to_string()) }
+        match e {
+            StoreError::WouldWait(what) => Stop::WouldWait(what),
+            e if e.stops_the_pass() && !e.is_conflict() => Stop::Store(e),
+            e => Stop::Retry(e.to_string()),
+        }
     }
 }
 

@@ -32,7 +32,22 @@ impl Tx<'_> {
     /// increment commits with the certificate that uses it).
     pub fn next_serial(&self, office_code: &str) -> Result<u32> {
         // The counter row stays locked by this transaction until it commits: another
-        // daemon issuing for the same office waits for it, then takes the next.
+        // daemon issuing for the same office waits for it, then takes the next (unless
+        // this transaction holds an earlier message's locks: then it does not wait).
+        if let super::db::Conn::Postgres(pg) = self.c() {
+            if !pg.may_wait() {
+                let held = self.c().query_map("SELECT 1 FROM serials WHERE office_code = ?1 FOR UPDATE NOWAIT", [office_code], |r| r.get::<i64>(0));
+                match held {
+                    Err(super::StoreError::Pg(e)) if e.code().is_some_and(|c| c.code() == "55P03") => {
+                        return Err(super::StoreError::WouldWait(format!("the serial counter of office {office_code}")));
+                    }
+                    other => {
+                        other?;
+                    }
+                }
+            }
+            pg.took_lock();
+        }
         self.c().query_row(
             "INSERT INTO serials (office_code, last) VALUES (?1, 1)
              ON CONFLICT (office_code) DO UPDATE SET last = serials.last + 1 RETURNING last",

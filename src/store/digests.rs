@@ -89,8 +89,22 @@ impl Tx<'_> {
     /// that several daemons may start at once runs in one; the others then see its result.
     pub fn lock_job(&self, name: &str) -> Result<()> {
         if self.c().kind() == super::Kind::Postgres {
-            self.c().query_row("SELECT pg_advisory_xact_lock(hashtext(?1))::text", [name], |_| Ok(()))?;
+            let k: i64 = self.c().query_row("SELECT hashtext(?1)::int8", [name], |r| r.get(0))?;
+            self.advisory(k, name)?;
         }
+        Ok(())
+    }
+
+    /// One advisory lock for the rest of the transaction: waited for, or tried once when
+    /// the transaction may not wait (it holds an earlier message's locks).
+    fn advisory(&self, k: i64, name: &str) -> Result<()> {
+        let super::db::Conn::Postgres(pg) = self.c() else { return Ok(()) };
+        if pg.may_wait() {
+            self.c().query_row("SELECT pg_advisory_xact_lock(?1)::text", [k], |_| Ok(()))?;
+        } else if !self.c().query_row("SELECT pg_try_advisory_xact_lock(?1)", [k], |r| r.get::<bool>(0))? {
+            return Err(super::StoreError::WouldWait(name.to_string()));
+        }
+        pg.took_lock();
         Ok(())
     }
 
@@ -106,7 +120,7 @@ impl Tx<'_> {
         let mut keys: Vec<i64> = self.c().query_map(&format!("SELECT DISTINCT hashtext(k)::int8 FROM (VALUES {values}) AS t (k)"), params, |r| r.get(0))?;
         keys.sort_unstable();
         for k in keys {
-            self.c().query_row("SELECT pg_advisory_xact_lock(?1)::text", [k], |_| Ok(()))?;
+            self.advisory(k, "a registry check's lock")?;
         }
         Ok(())
     }

@@ -96,6 +96,11 @@ pub enum StoreError {
     NoRow,
     #[error("store: stored data is damaged: {0}")]
     Corrupt(String),
+    /// A lock held by another transaction, while this one holds locks of an earlier
+    /// message of its batch: waiting could close a circle, so the batch ends before the
+    /// message in hand, which waits for the next batch.
+    #[error("another daemon holds {0}; the message waits for the next batch")]
+    WouldWait(String),
     /// The message's outcome was committed meanwhile (by another daemon): nothing of this
     /// transaction is written.
     #[error("message {0} was finished by another daemon meanwhile")]
@@ -126,7 +131,7 @@ impl StoreError {
             StoreError::Open { .. } | StoreError::TooNew { .. } | StoreError::Away { .. } | StoreError::Refused { .. } => true,
             StoreError::Sql(e) => unwritable(e).is_some() || matches!(e.sqlite_error_code(), Some(DatabaseBusy | DatabaseLocked | OutOfMemory | CannotOpen | NotADatabase | DatabaseCorrupt)),
             StoreError::Pg(e) => postgres::stops_the_pass(e),
-            StoreError::Corrupt(_) | StoreError::NoRow | StoreError::Finished(_) => false,
+            StoreError::Corrupt(_) | StoreError::NoRow | StoreError::Finished(_) | StoreError::WouldWait(_) => false,
         }
     }
 
@@ -247,6 +252,15 @@ impl Store {
     /// durable when the outer one commits). Used to take a pass's many small writes in a
     /// few commits; the write lock is held meanwhile, so a batch should be short (see
     /// [`BATCH`]).
+    /// Inside a batch of several messages: the next one begins. On PostgreSQL, locks the
+    /// batch holds from now on belong to earlier messages, and no further lock is waited
+    /// for (a lock that is taken is [`StoreError::WouldWait`]); see `Pg::may_wait`.
+    pub fn next_message(&self) {
+        if let Conn::Postgres(pg) = &self.conn {
+            pg.next_message();
+        }
+    }
+
     pub fn batch<T, E: From<StoreError>>(&mut self, f: impl FnOnce(&mut Store) -> std::result::Result<T, E>) -> std::result::Result<T, E> {
         let nested = self.batching;
         let (begin, commit, rollback) = if nested {

@@ -59,11 +59,16 @@ pub struct Pg {
     client: RefCell<Option<postgres::Client>>,
     statements: RefCell<HashMap<String, postgres::Statement>>,
     in_tx: Cell<bool>,
+    /// This transaction holds locks (advisory or row locks that others wait for).
+    holding: Cell<bool>,
+    /// It holds locks taken for an earlier message of its batch: it then never waits for
+    /// another lock (see [`Pg::may_wait`]).
+    prior: Cell<bool>,
 }
 
 impl Pg {
     pub(super) fn open(target: &PgTarget) -> Result<Pg> {
-        let pg = Pg { target: target.clone(), client: RefCell::new(None), statements: RefCell::new(HashMap::new()), in_tx: Cell::new(false) };
+        let pg = Pg { target: target.clone(), client: RefCell::new(None), statements: RefCell::new(HashMap::new()), in_tx: Cell::new(false), holding: Cell::new(false), prior: Cell::new(false) };
         pg.connect()?;
         pg.migrate()?;
         Ok(pg)
@@ -96,7 +101,7 @@ impl Pg {
         })?;
         *self.client.borrow_mut() = Some(client);
         self.statements.borrow_mut().clear();
-        self.in_tx.set(false);
+        self.end_tx();
         Ok(())
     }
 
@@ -151,17 +156,44 @@ impl Pg {
         let closed = self.client.borrow().as_ref().is_none_or(|c| c.is_closed());
         if closed && self.in_tx.get() && head == "ROLLBACK" {
             // The server ended the transaction with the connection.
-            self.in_tx.set(false);
+            self.end_tx();
             return Ok(());
         }
         let mut client = self.client()?;
         let r = client.batch_execute(sql);
         if head.starts_with("BEGIN") {
             self.in_tx.set(r.is_ok());
+            self.holding.set(false);
+            self.prior.set(false);
         } else if head.starts_with("COMMIT") || head == "ROLLBACK" {
-            self.in_tx.set(false);
+            self.end_tx();
         }
         Ok(r?)
+    }
+
+    fn end_tx(&self) {
+        self.in_tx.set(false);
+        self.holding.set(false);
+        self.prior.set(false);
+    }
+
+    /// Whether a lock may be waited for now. Not while the transaction holds locks of an
+    /// earlier message of its batch: two daemons' batches, each holding one message's
+    /// locks and waiting for the other's, would wait in a circle (a deadlock). Each
+    /// message's own locks are taken in one order, so a transaction that holds only the
+    /// message in hand's may wait. A lock that cannot be had at once is then
+    /// [`StoreError::WouldWait`]: the batch ends before that message.
+    pub(super) fn may_wait(&self) -> bool {
+        !self.prior.get()
+    }
+
+    pub(super) fn took_lock(&self) {
+        self.holding.set(true);
+    }
+
+    /// The batch goes on to its next message: what is held now belongs to earlier ones.
+    pub(super) fn next_message(&self) {
+        self.prior.set(self.holding.get());
     }
 
     /// After a panic or a lost connection: whatever transaction was open is rolled back.
@@ -170,7 +202,7 @@ impl Pg {
             if let Some(c) = self.client.borrow_mut().as_mut().filter(|c| !c.is_closed()) {
                 let _ = c.batch_execute("ROLLBACK");
             }
-            self.in_tx.set(false);
+            self.end_tx();
         }
     }
 
