@@ -456,3 +456,100 @@ fn one_client_cannot_hold_every_connection() {
     let (st, _, _) = http(&registry.url, "GET", "/api/v1/health", &[], b"");
     assert_eq!(st, 200, "served again once the others closed");
 }
+
+/// Ten made-up pairs from `from` (one mail), the real numbers among them with wrong keys.
+fn guesses(from: &str, mid: &str, serial: u32) -> Vec<u8> {
+    let body: String = (0..10).map(|n| {
+        let number = match n {
+            0 => "35075-00001M".to_string(),
+            1 => "35075-00002K".to_string(),
+            n => format!("35075-{:05}M", serial * 10 + n),
+        };
+        format!("保証契約番号：{number}\n認証キー：CDEF34679HJK\n\n")
+    }).collect();
+    format!("From: {from}\r\nTo: {KWSA}\r\nSubject: guesses\r\nMessage-ID: {mid}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}").into_bytes()
+}
+
+/// Issue 23 item 2: strangers forging senders spend only their own budgets, never the
+/// owner's token's, nor lock the real numbers they guess at.
+#[test]
+fn a_real_contractors_submission_is_accepted_after_twenty_five_forged_senders_guessed() {
+    let (company, token) = company();
+    let registry = Serving::start(&company, &["serve"]);
+    let o = owner(&registry.url, &token);
+    // 25 forged senders, 20 guesses each (two mails of ten), the real numbers among them.
+    for s in 1..=25u32 {
+        for part in 0..2 {
+            o.drop_mail(KWSA, &guesses(&format!("forger{s}@stranger{s}.example"), &format!("<g{s}-{part}@stranger.example>"), 10 + s * 2 + part));
+        }
+    }
+    let m = company.mails(MARUICHI).remove(0);
+    o.drop_mail(KWSA, &support::forward(MARUICHI, KWSA, "<real@maruichi.example>", &m.raw));
+    let mut said = String::new();
+    let mut real = vec![];
+    // In that pass or the next.
+    for _ in 0..2 {
+        said = String::from_utf8_lossy(&o.once().stderr).into_owned();
+        real = submissions(&o).into_iter().filter(|s| s["message_id"] == "<real@maruichi.example>").collect::<Vec<_>>();
+        if !real.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(real.len(), 2, "{said}\nregistry: {}", registry.log.lock().unwrap());
+    assert!(real.iter().all(|s| s["result"] == "accepted"), "{real:?}");
+    // Each stranger stopped at its own ten: 250 of the 500 guesses reached the registry.
+    let failures = company.db().count("SELECT count(*) FROM registry_failures");
+    assert_eq!(failures, 250, "each forged sender's second mail waits on the owner's side");
+    // The owner's system, asking for no sender, still has its token's whole budget.
+    let (st, v) = verify_json(&registry.url, &token, "35075-00099K", "CDEF34679HJK");
+    assert_eq!((st, v["result"].as_str()), (200, Some("mismatch")), "{v}");
+    // Many callers failing on one number: staff are told, nobody is locked.
+    assert!(registry.log.lock().unwrap().contains("registry_number_alert"), "{}", registry.log.lock().unwrap());
+}
+
+fn lookup_form(base: &str, number: &str, key: &str) -> (u16, String) {
+    let form = format!("number={}&key={}", url_encode(number), url_encode(key));
+    let (st, _, body) = http(base, "POST", "/lookup", &[("Content-Type", "application/x-www-form-urlencoded")], form.as_bytes());
+    (st, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b == b'-' { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+/// Issue 23 item 3: wrong keys typed on the lookup page lock that person out, never the
+/// owner's system asking with the right key.
+#[test]
+fn six_wrong_keys_on_the_lookup_page_leave_the_owners_check_of_the_right_key_valid() {
+    let (company, token) = company();
+    let registry = Serving::start(&company, &["serve"]);
+    let m = company.mails(MARUICHI).remove(0);
+    let key = key_in(&pdf_text(&m.attachments.iter().find(|(n, _)| n.contains("35075-00001M")).unwrap().1)).unwrap();
+    for wrong in ["CDEF34679HJK", "CDEF34679HKJ", "CDEF34679JHK", "CDEF34679JKH", "CDEF34679KHJ", "CDEF34679KJH"] {
+        let (st, _) = lookup_form(&registry.url, "35075-00001M", wrong);
+        assert!(st == 200 || st == 429, "{st}");
+    }
+    // The person at the page is locked out of that number, even with the right key.
+    let (st, page) = lookup_form(&registry.url, "35075-00001M", &key);
+    assert_eq!(st, 429, "{page}");
+    assert!(page.contains("しばらく確認できません"));
+    // The owner's system asks with the right key: valid.
+    let (st, v) = verify_json(&registry.url, &token, "35075-00001M", &key);
+    assert_eq!((st, v["result"].as_str()), (200, Some("valid")), "{v}");
+    // And the token alone still has its per-number lock: five wrong keys, then `locked`.
+    for wrong in ["CDEF34679HJK", "CDEF34679HKJ", "CDEF34679JHK", "CDEF34679JKH", "CDEF34679KHJ"] {
+        let (_, v) = verify_json(&registry.url, &token, "35075-00002K", wrong);
+        assert_eq!(v["result"], "mismatch", "{v}");
+    }
+    let key2 = key_in(&pdf_text(&m.attachments.iter().find(|(n, _)| n.contains("35075-00002K")).unwrap().1)).unwrap();
+    let (_, v) = verify_json(&registry.url, &token, "35075-00002K", &key2);
+    assert_eq!(v["result"], "locked", "{v}");
+    // Another end sender relayed by the same token is not locked out by those five.
+    let (_, v) = verify_with(&registry.url, &token, json!({"number": "35075-00002K", "key": key2, "sender": "soumu@maruichi.example"}));
+    assert_eq!(v["result"], "valid", "{v}");
+}
+
+fn verify_with(base: &str, token: &str, body: Value) -> (u16, Value) {
+    let (status, _, body) = http(base, "POST", "/api/v1/verify", &[("Authorization", &format!("Bearer {token}")), ("Content-Type", "application/json")], body.to_string().as_bytes());
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
