@@ -553,3 +553,44 @@ fn verify_with(base: &str, token: &str, body: Value) -> (u16, Value) {
     let (status, _, body) = http(base, "POST", "/api/v1/verify", &[("Authorization", &format!("Bearer {token}")), ("Content-Type", "application/json")], body.to_string().as_bytes());
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
+
+/// Issue 23 items 5 and 1: the record of checks keeps a number only when it is one (a key
+/// typed into the number field is not kept), malformed input is answered as such on both
+/// stores, and records older than 90 days go.
+#[test]
+fn the_record_of_checks_keeps_only_well_formed_numbers_and_is_pruned() {
+    let (company, token) = company();
+    let registry = Serving::start(&company, &["serve"]);
+    let base = registry.url.clone();
+    let typed_key = "HJKLMNPRTWXY";
+    // A person types the key into the number field, and a NUL after a number.
+    let (st, page) = lookup_form(&base, typed_key, "CDEF34679HJK");
+    assert_eq!(st, 200, "{page}");
+    let (st, page) = lookup_form(&base, "35075-00001M\0", "CDEF34679HJK");
+    assert_eq!(st, 200, "{page}");
+    assert!(page.contains("保証契約番号または認証キーが正しくありません"));
+    // The API: the same, and a NUL in the number is `malformed`, not a server error.
+    let (st, v) = verify_with(&base, &token, json!({"number": typed_key, "key": "CDEF34679HJK"}));
+    assert_eq!((st, v["result"].as_str()), (200, Some("malformed")), "{v}");
+    let (st, v) = verify_with(&base, &token, json!({"number": "3507\u{0}5-00001M", "key": "CDEF34679HJK", "ref": "a"}));
+    assert_eq!((st, v["result"].as_str()), (200, Some("malformed")), "{v}");
+    // Control characters in ref or sender, or an absurd length: refused, nothing checked.
+    for body in [json!({"number": "35075-00001M", "key": "CDEF34679HJK", "ref": "a\u{0}b"}),
+                 json!({"number": "35075-00001M", "key": "CDEF34679HJK", "sender": "x@y.example\r\nBcc: z"})] {
+        let (st, v) = verify_with(&base, &token, body);
+        assert_eq!((st, v["error"].as_str()), (400, Some("malformed_field")), "{v}");
+    }
+    let (st, v) = verify_with(&base, &token, json!({"number": "35075-00001M", "key": "CDEF34679HJK", "sender": "x".repeat(201)}));
+    assert_eq!((st, v["error"].as_str()), (422, Some("too_long")), "{v}");
+    let mut db = company.db();
+    let numbers: Vec<String> = db.texts("SELECT number FROM registry_checks ORDER BY id").into_iter().map(|r| r[0].clone().unwrap()).collect();
+    assert_eq!(numbers, ["(malformed)", "(malformed)", "(malformed)", "(malformed)"], "only the page's and the API's four checks, no typed value");
+    assert_eq!(db.find(typed_key), Vec::<String>::new(), "what was typed into the number field is not kept");
+    // A check 91 days later: the older records go.
+    drop(registry);
+    company.env.borrow_mut().push(("ESURETY_TEST_NOW".into(), "2026-10-03T10:00:00+09:00".into()));
+    let out = company.run(&["verify", "35075-00001m", "CDEF34679HJK", "--json"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mismatch"), "{}", String::from_utf8_lossy(&out.stderr));
+    let numbers = company.db().texts("SELECT number, via FROM registry_checks");
+    assert_eq!(numbers, vec![vec![Some("35075-00001M".to_string()), Some("cli".to_string())]], "kept in its canonical form; the older ones pruned");
+}
