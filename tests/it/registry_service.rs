@@ -594,3 +594,88 @@ fn the_record_of_checks_keeps_only_well_formed_numbers_and_is_pruned() {
     let numbers = company.db().texts("SELECT number, via FROM registry_checks");
     assert_eq!(numbers, vec![vec![Some("35075-00001M".to_string()), Some("cli".to_string())]], "kept in its canonical form; the older ones pruned");
 }
+
+/// A registry that is not esurety: answers every verify request with `answer`, and notes
+/// the path of each request it is sent.
+struct Stub {
+    url: String,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Stub {
+    fn start(answer: Value) -> Stub {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let noted = asked.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut c) = conn else { return };
+                let (answer, noted) = (answer.to_string(), noted.clone());
+                std::thread::spawn(move || {
+                    let mut raw = Vec::new();
+                    let mut buf = [0u8; 8192];
+                    loop {
+                        // One request: its head, then the body it announces.
+                        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match c.read(&mut buf) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => raw.extend_from_slice(&buf[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+                        let length: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+                        while raw.len() < end + 4 + length {
+                            match c.read(&mut buf) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => raw.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        noted.lock().unwrap().push(head.split(' ').nth(1).unwrap_or("").to_string());
+                        raw.drain(..end + 4 + length);
+                        let resp = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}", answer.len());
+                        if c.write_all(resp.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Stub { url, asked }
+    }
+}
+
+/// Issue 23 item 6: a registry's answer for another number is no answer (the submission
+/// waits, the log says why), and a pair goes only to the registries that may hold it.
+#[test]
+fn a_registrys_answer_for_another_number_is_not_taken_and_a_pair_goes_only_where_it_may_be_held() {
+    let (company, token) = company();
+    let registry = Serving::start(&company, &["serve"]);
+    let m = company.mails(MARUICHI).remove(0);
+    let key_of = |n: &str| key_in(&pdf_text(&m.attachments.iter().find(|(a, _)| a.contains(n)).unwrap().1)).unwrap();
+    // A real answer, for 35075-00002K, given by a registry to any question.
+    let (_, other) = verify_json(&registry.url, &token, "35075-00002K", &key_of("35075-00002K"));
+    assert_eq!(other["result"], "valid");
+    let liar = Stub::start(other);
+    let o = owner(&format!("{}/liar/", liar.url), &token);
+    o.drop_mail(KWSA, &support::typed(MARUICHI, KWSA, "<one@maruichi.example>", "35075-00001M", &key_of("35075-00001M")));
+    let out = o.once();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(liar.asked.lock().unwrap().as_slice(), ["/liar/api/v1/verify"]);
+    assert!(submissions(&o).is_empty(), "not accepted on another number's certificate: {:?}\n{said}", submissions(&o));
+    assert!(said.contains("left for a later pass 1") && said.contains("registry_wrong_number"), "{said}");
+
+    // Two registries whose patterns match the number, and one without a pattern, listed
+    // first: the pair goes to those whose pattern matches, never to the catch-all.
+    let any = Stub::start(json!({"result": "mismatch"}));
+    let o = owner(&registry.url, &token);
+    o.edit_config(|t| t.replacen("[[registries]]", &format!(
+        "[[registries]]\nissuer = \"北日本建設業保証株式会社\"\nurl = \"{}/any/\"\ntoken = \"t\"\n\n[[registries]]\nissuer = \"西日本建設業保証株式会社\"\nurl = \"{}/west/\"\ntoken = \"t\"\nnumbers = '^\\d{{5}}-'\n\n[[registries]]", any.url, any.url), 1));
+    o.drop_mail(KWSA, &support::typed(MARUICHI, KWSA, "<two@maruichi.example>", "35075-00001M", &key_of("35075-00001M")));
+    let out = o.once();
+    let subs = submissions(&o);
+    assert_eq!(subs.len(), 1, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(subs[0]["result"], "accepted", "{subs:?}");
+    assert!(!any.asked.lock().unwrap().iter().any(|p| p.starts_with("/any/")), "the catch-all was not asked: {:?}", any.asked.lock().unwrap());
+}
