@@ -2,8 +2,10 @@
 //! and what the owner side checks against.
 //!
 //! An unknown number and a wrong key give the same answer (`mismatch`) and both count as a
-//! failure on that number; after [`Lockout::max_failures`] failures within the window the
-//! number answers `locked` (even to the right key) until the window has passed.
+//! failure on that number by that caller; after [`Lockout::max_failures`] of them within
+//! the window the number answers `locked` to that caller (even for the right key) until
+//! the window has passed. Other callers' failures never lock a caller out: many callers
+//! failing on one number are logged for staff (`registry_number_alert`) instead.
 
 pub mod remote;
 
@@ -14,8 +16,9 @@ use crate::submission::Found;
 use crate::text::squash;
 use chrono::{DateTime, FixedOffset};
 
-/// Who asks: a submission's sender (the owner side), an API token (`token:ID`), a client
-/// address (the web). Failures are counted per number and per each of these.
+/// Who asks: a submission's sender (the owner side), an API token (`token:ID`, or
+/// `token:ID sender:ADDRESS` when the request names the end sender it relays), a client
+/// address (the web). Failures are counted per (number, caller) and per each of these.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Caller<'a> {
     pub sender: Option<&'a str>,
@@ -25,6 +28,25 @@ pub struct Caller<'a> {
 impl<'a> Caller<'a> {
     pub fn sender(sender: Option<&'a str>) -> Self {
         Caller { sender, address: None }
+    }
+
+    /// An API token's system (`token:ID`), relaying for no named end sender.
+    fn is_token(&self) -> bool {
+        self.sender.is_some_and(|s| s.starts_with("token:") && !s.contains(" sender:"))
+    }
+
+    /// Any API caller, named end sender or not.
+    fn via_token(&self) -> bool {
+        self.sender.is_some_and(|s| s.starts_with("token:"))
+    }
+}
+
+/// The caller an API request counts as: its token, and the end sender it names (an
+/// address, compared without case).
+pub fn token_caller(token_id: i64, end_sender: Option<&str>) -> String {
+    match end_sender.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => format!("token:{token_id} sender:{}", s.to_lowercase()),
+        None => format!("token:{token_id}"),
     }
 }
 
@@ -38,17 +60,31 @@ pub struct Lockout {
     /// apply to one client address of the web.
     pub sender_max_failures: u32,
     pub sender_window_secs: i64,
-    /// The same for an API token within `sender_window_secs`: an owner's system relays
-    /// every contractor's submissions, so a few contractors' mistakes must not lock it;
-    /// guessing across numbers stays hopeless (200 an hour against 21^12 keys).
+    /// The same for an API token's failures that name no end sender, within
+    /// `sender_window_secs`: an owner's system relays every contractor's submissions, so
+    /// a few contractors' mistakes must not lock it; guessing across numbers stays
+    /// hopeless (200 an hour against 21^12 keys). A request that names its end sender
+    /// counts against that sender's own `sender_max_failures` instead, so strangers'
+    /// guesses relayed by the owner's system spend only their own budgets.
     pub token_max_failures: u32,
+    /// All failures through one client address calling with a token (whichever end
+    /// senders they name) within `sender_window_secs`: what bounds an owner's system that
+    /// names a new sender for every guess.
+    pub relay_max_failures: u32,
+    /// Failures on one number by all callers together within `window_secs` after which
+    /// staff are told (a log event); nobody is locked by it.
+    pub alert_failures: u32,
 }
 
 impl Default for Lockout {
     fn default() -> Self {
-        // 5 tries per 15 minutes per number: 480 guesses a day against 21^12 ≈ 7.4 × 10^15
-        // keys. 10 failures an hour per sender: a sender cannot spread guesses over numbers.
-        Lockout { max_failures: 5, window_secs: 15 * 60, sender_max_failures: 10, sender_window_secs: 60 * 60, token_max_failures: 200 }
+        // 5 tries per 15 minutes per number and caller: 480 guesses a day against
+        // 21^12 ≈ 7.4 × 10^15 keys. 10 failures an hour per sender: a sender cannot spread
+        // guesses over numbers either.
+        Lockout {
+            max_failures: 5, window_secs: 15 * 60, sender_max_failures: 10, sender_window_secs: 60 * 60, token_max_failures: 200,
+            relay_max_failures: 2000, alert_failures: 20,
+        }
     }
 }
 
@@ -159,11 +195,13 @@ impl Registry for LocalRegistry<'_> {
 /// answered: a lock slows guessing down, it never turns away the real key.
 pub fn lock_in_force(store: &dyn RegistryStore, number: &str, caller: Caller<'_>, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Option<Verification>> {
     let since = now.timestamp() - lockout.sender_window_secs;
-    // An API token's caller (an owner's system, at its one address) has the token's limit
-    // for both; a person at the lookup page, or a submission's sender, the sender's.
-    let limit = if caller.sender.is_some_and(|s| s.starts_with("token:")) { lockout.token_max_failures } else { lockout.sender_max_failures };
+    // An API token's own failures have the token's limit; a named end sender, a person at
+    // the lookup page, or a submission's sender, the sender's. An address calling with a
+    // token has the relay limit (all its end senders together); without one, the sender's.
+    let limit = if caller.is_token() { lockout.token_max_failures } else { lockout.sender_max_failures };
+    let address_limit = if caller.via_token() { lockout.relay_max_failures } else { lockout.sender_max_failures };
     let by_sender = caller.sender.map(|s| store.sender_failures_since(s, since)).transpose()?.map(|f| (f, limit));
-    let by_address = caller.address.map(|a| store.address_failures_since(a, since)).transpose()?.map(|f| (f, limit));
+    let by_address = caller.address.map(|a| store.address_failures_since(a, since)).transpose()?.map(|f| (f, address_limit));
     for ((failures, last), limit) in by_sender.into_iter().chain(by_address) {
         if failures >= limit {
             let until = crate::clock::from_unix(last.unwrap_or(now.timestamp()) + lockout.sender_window_secs);
@@ -172,7 +210,8 @@ pub fn lock_in_force(store: &dyn RegistryStore, number: &str, caller: Caller<'_>
         }
     }
     let Some(number) = CertificateNumber::parse(number) else { return Ok(None) };
-    let (failures, last) = store.failures_since(&number.to_string(), now.timestamp() - lockout.window_secs)?;
+    // Only this caller's failures on the number: anyone else's wrong keys never lock it out.
+    let (failures, last) = store.caller_failures_since(&number.to_string(), caller, now.timestamp() - lockout.window_secs)?;
     if failures >= lockout.max_failures {
         let until = crate::clock::from_unix(last.unwrap_or(now.timestamp()) + lockout.window_secs);
         return Ok(Some(Verification::Locked { until }));
@@ -219,6 +258,7 @@ pub fn verify(store: &dyn RegistryStore, secrets: &Secrets, number: &str, key: &
     if !matched {
         store.record_failure(&number, caller, asked_for, now.timestamp())?;
         tracing::info!(event = "verify_failed", number = %number);
+        alert_if_besieged(store, &number, now, lockout)?;
         return Ok(Verification::Mismatch);
     }
     let status = entry.expect("matched implies an entry").status;
@@ -228,6 +268,16 @@ pub fn verify(store: &dyn RegistryStore, secrets: &Secrets, number: &str, key: &
     // (訂正) and withdrawn changes (変更取消) are not listed (`domain.md` § History).
     history.retain(|h| matches!(h.kind.as_str(), "新規" | "変更"));
     Ok(Verification::Valid { number, status, latest, history })
+}
+
+/// Many callers failing on one number: not a lock (that would let strangers lock the
+/// right key out), but staff are told, once as the count reaches the threshold.
+fn alert_if_besieged(store: &dyn RegistryStore, number: &str, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<()> {
+    let (failures, _) = store.failures_since(number, now.timestamp() - lockout.window_secs)?;
+    if failures == lockout.alert_failures {
+        tracing::warn!(event = "registry_number_alert", number = %number, failures, minutes = lockout.window_secs / 60);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

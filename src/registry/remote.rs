@@ -58,9 +58,15 @@ impl RemoteRegistries {
         self.remotes.iter().find(|r| squash(&r.config.issuer) == squash(issuer))
     }
 
-    /// Asks `remote` about number + key; `asked_for` makes a retried check count once.
-    fn ask(&self, remote: &Remote, number: &str, key: &str, asked_for: &str, now: DateTime<FixedOffset>) -> Result<Verification, RegistryError> {
-        let body = serde_json::to_vec(&serde_json::json!({"number": number, "key": key, "ref": asked_for})).expect("JSON");
+    /// Asks `remote` about number + key for `sender` (the submission's From, so the
+    /// registry counts its failures apart from other senders'); `asked_for` makes a
+    /// retried check count once.
+    fn ask(&self, remote: &Remote, number: &str, key: &str, sender: Option<&str>, asked_for: &str, now: DateTime<FixedOffset>) -> Result<Verification, RegistryError> {
+        let mut request = serde_json::json!({"number": number, "key": key, "ref": asked_for});
+        if let Some(s) = sender.filter(|s| !s.is_empty() && s.chars().count() <= 200 && !s.chars().any(char::is_control)) {
+            request["sender"] = s.to_lowercase().into();
+        }
+        let body = serde_json::to_vec(&request).expect("JSON");
         let name = remote.config.issuer.clone();
         let unavailable = |reason: String| RegistryError::Unavailable { registry: name.clone(), reason };
         if let Some((until, why)) = remote.away.lock().expect("not poisoned").clone()
@@ -79,7 +85,17 @@ impl RemoteRegistries {
         match status {
             200 => {
                 let v: Value = serde_json::from_slice(&bytes).map_err(|e| unavailable(format!("the answer is not JSON: {e}")))?;
-                answer(&v, now).ok_or_else(|| unavailable("the answer is not the registry API's".into()))
+                let a = answer(&v, now).ok_or_else(|| unavailable("the answer is not the registry API's".into()))?;
+                // A certificate for another number is no answer to this one: the registry
+                // is wrong (or not the one we think), so the submission waits and staff
+                // see why, rather than being accepted on someone else's certificate.
+                if let Verification::Valid { number: answered, .. } = &a
+                    && !same_number(answered, number)
+                {
+                    tracing::error!(event = "registry_wrong_number", registry = %name, asked = %number, answered = %answered);
+                    return Err(unavailable(format!("the registry answered for {answered}, not for the number asked")));
+                }
+                Ok(a)
             }
             401 | 403 => {
                 tracing::error!(event = "registry_refused_token", registry = %name, status);
@@ -162,15 +178,27 @@ impl Remote {
 }
 
 impl RemoteRegistries {
+    /// The registries that may hold `number`: those whose `numbers` pattern it matches;
+    /// when none does, those without a pattern. A pair is never sent to a registry whose
+    /// pattern says it is not its number, nor to a catch-all when one whose pattern
+    /// matches is there.
+    fn candidates(&self, number: &str) -> Vec<&Remote> {
+        let by_shape: Vec<&Remote> = self.remotes.iter().filter(|r| r.config.numbers.as_ref().is_some_and(|re| re.is_match(number))).collect();
+        if !by_shape.is_empty() {
+            return by_shape;
+        }
+        self.remotes.iter().filter(|r| r.config.numbers.is_none()).collect()
+    }
+
     /// Neither the notice nor the number's shape decides: each registry that may hold the
-    /// number is asked in turn, and a valid answer decides. A registry that could not
-    /// answer makes the whole answer wait (it may be the one that holds it); a wrong key
-    /// outranks a malformed one (another registry's number shape).
-    fn ask_each(&self, number: &str, key: &str, asked_for: &str, now: DateTime<FixedOffset>) -> Result<Verification, RegistryError> {
+    /// number ([`Self::candidates`]) is asked in turn, and a valid answer decides. A
+    /// registry that could not answer makes the whole answer wait (it may be the one that
+    /// holds it); a wrong key outranks a malformed one (another registry's number shape).
+    fn ask_each(&self, number: &str, key: &str, sender: Option<&str>, asked_for: &str, now: DateTime<FixedOffset>) -> Result<Verification, RegistryError> {
         let mut answer = Verification::Malformed;
         let mut failed: Option<RegistryError> = None;
-        for r in self.remotes.iter().filter(|r| r.config.numbers.as_ref().is_none_or(|re| re.is_match(number))) {
-            match self.ask(r, number, key, asked_for, now) {
+        for r in self.candidates(number) {
+            match self.ask(r, number, key, sender, asked_for, now) {
                 Ok(v @ Verification::Valid { .. }) => return Ok(v),
                 Ok(v @ (Verification::Locked { .. } | Verification::SenderLocked { .. })) => answer = v,
                 Ok(Verification::Mismatch) if matches!(answer, Verification::Malformed) => answer = Verification::Mismatch,
@@ -196,18 +224,17 @@ impl Registry for RemoteRegistries {
                 None => Route::Unchecked { issuer: Some(issuer.clone()), reason: other_issuer_reason(issuer) },
             };
         }
-        let by_shape: Vec<&Remote> = self.remotes.iter().filter(|r| r.config.numbers.as_ref().is_some_and(|re| re.is_match(&found.number))).collect();
-        match by_shape.as_slice() {
+        match self.candidates(&found.number).as_slice() {
             [one] => Route::Ask(Some(one.config.issuer.clone())),
-            _ if self.remotes.len() == 1 && self.remotes[0].config.numbers.is_none() => Route::Ask(Some(self.remotes[0].config.issuer.clone())),
-            _ if self.remotes.iter().any(|r| r.config.numbers.is_none()) || by_shape.len() > 1 => Route::Ask(None),
-            _ => Route::Unchecked { issuer: None, reason: "発行した保証会社が分からないため、担当者が確認します".into() },
+            [] => Route::Unchecked { issuer: None, reason: "発行した保証会社が分からないため、担当者が確認します".into() },
+            _ => Route::Ask(None),
         }
     }
 
-    /// The registries keep their own locks (per number, per our token); the owner side
-    /// keeps one per sender in its own store, so one sender's wrong keys stop at this
-    /// sender and never reach the registry's limit for our token.
+    /// The registries keep their own locks (per number and caller, per our token and each
+    /// sender we name); the owner side keeps one per sender (and per number and sender) in
+    /// its own store, so one sender's wrong keys stop at this sender and never reach the
+    /// registry's limit for our token.
     fn lock(&self, store: &mut Store, number: &str, sender: Option<&str>, now: DateTime<FixedOffset>) -> Result<Option<Verification>, RegistryError> {
         let lockout = super::Lockout::default();
         Ok(store.write(|tx| super::lock_in_force(tx, number, super::Caller::sender(sender), now, lockout))?)
@@ -215,8 +242,8 @@ impl Registry for RemoteRegistries {
 
     fn verify(&self, store: &mut Store, issuer: Option<&str>, number: &str, key: &str, sender: Option<&str>, asked_for: &str, now: DateTime<FixedOffset>) -> Result<Verification, RegistryError> {
         let answer = match issuer.and_then(|i| self.named(i)) {
-            Some(r) => self.ask(r, number, key, asked_for, now)?,
-            None => self.ask_each(number, key, asked_for, now)?,
+            Some(r) => self.ask(r, number, key, sender, asked_for, now)?,
+            None => self.ask_each(number, key, sender, asked_for, now)?,
         };
         // A wrong key is counted here too, against the sender (once per message).
         if matches!(answer, Verification::Mismatch | Verification::Malformed) {
@@ -226,6 +253,15 @@ impl Registry for RemoteRegistries {
             })?;
         }
         Ok(answer)
+    }
+}
+
+/// Whether the registry's number is the one asked (both in their canonical form).
+fn same_number(answered: &str, asked: &str) -> bool {
+    use crate::issuance::CertificateNumber;
+    match (CertificateNumber::parse(answered), CertificateNumber::parse(asked)) {
+        (Some(a), Some(b)) => a.to_string() == b.to_string(),
+        _ => squash(answered) == squash(asked),
     }
 }
 

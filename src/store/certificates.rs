@@ -273,7 +273,11 @@ pub trait RegistryStore {
     fn registry_entry(&self, number: &str) -> Result<Option<RegistryEntry>>;
     /// The registry's published versions (its history), oldest first.
     fn registry_versions(&self, number: &str) -> Result<Vec<VersionRow>>;
+    /// Failed checks on a number by every caller since a time, and the latest.
     fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)>;
+    /// Failed checks on a number by one caller (its sender if it has one, else its
+    /// address, else neither: staff at the command line) since a time, and the latest.
+    fn caller_failures_since(&self, number: &str, caller: Caller<'_>, since: i64) -> Result<(u32, Option<i64>)>;
     /// Failed checks by one sender (any number) since a time, and the latest.
     fn sender_failures_since(&self, sender: &str, since: i64) -> Result<(u32, Option<i64>)>;
     /// Failed checks from one client address (any number) since a time, and the latest.
@@ -295,6 +299,9 @@ impl RegistryStore for Tx<'_> {
     }
     fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)> {
         self.c().failures_since(number, since)
+    }
+    fn caller_failures_since(&self, number: &str, caller: Caller<'_>, since: i64) -> Result<(u32, Option<i64>)> {
+        self.c().caller_failures_since(number, caller, since)
     }
     fn sender_failures_since(&self, sender: &str, since: i64) -> Result<(u32, Option<i64>)> {
         self.c().sender_failures_since(sender, since)
@@ -320,6 +327,9 @@ impl RegistryStore for Store {
     }
     fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)> {
         self.conn.failures_since(number, since)
+    }
+    fn caller_failures_since(&self, number: &str, caller: Caller<'_>, since: i64) -> Result<(u32, Option<i64>)> {
+        self.conn.caller_failures_since(number, caller, since)
     }
     fn sender_failures_since(&self, sender: &str, since: i64) -> Result<(u32, Option<i64>)> {
         self.conn.sender_failures_since(sender, since)
@@ -353,6 +363,16 @@ impl RegistryStore for Conn {
             "SELECT count(*), max(at) FROM registry_failures WHERE number = ?1 AND at >= ?2", params![number, since],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
+    }
+
+    fn caller_failures_since(&self, number: &str, caller: Caller<'_>, since: i64) -> Result<(u32, Option<i64>)> {
+        let row = |r: &super::db::Row| Ok((r.get(0)?, r.get(1)?));
+        const SQL: &str = "SELECT count(*), max(at) FROM registry_failures WHERE number = ?1 AND at >= ?2";
+        match (caller.sender, caller.address) {
+            (Some(s), _) => self.query_row(&format!("{SQL} AND sender = ?3"), params![number, since, s], row),
+            (None, Some(a)) => self.query_row(&format!("{SQL} AND sender IS NULL AND address = ?3"), params![number, since, a], row),
+            (None, None) => self.query_row(&format!("{SQL} AND sender IS NULL AND address IS NULL"), params![number, since], row),
+        }
     }
 
     fn sender_failures_since(&self, sender: &str, since: i64) -> Result<(u32, Option<i64>)> {

@@ -1,5 +1,6 @@
 //! The registry as a service: the owner systems' API tokens (only their hashes) and the
-//! record of every check made through the web or the command line (never the key).
+//! record of every check made through the web or the command line (never the key, and of
+//! the number only a well-formed one; kept [`CHECKS_KEPT_DAYS`] days).
 
 use super::{Result, Store, Tx};
 use chrono::{DateTime, FixedOffset};
@@ -85,8 +86,22 @@ impl Store {
     }
 }
 
+/// How long the record of checks is kept.
+pub const CHECKS_KEPT_DAYS: i64 = 90;
+
+/// What a check's record keeps of the number asked: the number in its canonical form, or
+/// [`MALFORMED`] for anything else (what a person typed may be their key, in the wrong field).
+pub fn recorded_number(asked: &str) -> String {
+    crate::issuance::CertificateNumber::parse(asked).map(|n| n.to_string()).unwrap_or_else(|| MALFORMED.to_string())
+}
+
+/// The record's number of a check whose number was not one.
+pub const MALFORMED: &str = "(malformed)";
+
 fn record_check(c: &Conn, check: CheckRecord<'_>, at: DateTime<FixedOffset>) -> Result<()> {
-    let number: String = check.number.chars().take(40).collect();
-    c.execute("INSERT INTO registry_checks (at, via, token, address, number, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", params![at.to_rfc3339(), check.via, check.token, check.address, number, check.result])?;
+    // Records older than the retention go as new ones come, as failures do (the times are
+    // RFC 3339 in the clock's one offset, so they compare as text).
+    c.execute("DELETE FROM registry_checks WHERE at < ?1", [(at - chrono::Duration::days(CHECKS_KEPT_DAYS)).to_rfc3339()])?;
+    c.execute("INSERT INTO registry_checks (at, via, token, address, number, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", params![at.to_rfc3339(), check.via, check.token, check.address, recorded_number(check.number), check.result])?;
     Ok(())
 }

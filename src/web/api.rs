@@ -20,6 +20,8 @@ use std::sync::Arc;
 const MAX_BODY: usize = 4 * 1024;
 /// Longest number or key looked at; a longer one is refused before any check.
 const MAX_FIELD: usize = 64;
+/// Longest `ref` or `sender` looked at.
+const MAX_LABEL: usize = 200;
 /// Requests with an unknown token per client address and minute.
 const BAD_TOKENS_PER_MINUTE: u32 = 10;
 
@@ -63,6 +65,24 @@ struct VerifyRequest {
     /// counts once.
     #[serde(rename = "ref")]
     reference: Option<String>,
+    /// The end sender an owner's system asks for (a submission's From): failures are
+    /// counted per (token, sender), so strangers cannot spend its contractors' budget.
+    sender: Option<String>,
+}
+
+/// Why a field of a verify request is refused before any check: control characters or
+/// absurd length are not a typo of a number or key, and are never recorded as typed.
+fn bad_field(req: &VerifyRequest) -> Option<Response> {
+    let long = |s: &str, max: usize| s.chars().count() > max;
+    let control = |s: &str| s.chars().any(char::is_control);
+    if long(&req.number, MAX_FIELD) || long(&req.key, MAX_FIELD) || req.reference.as_deref().is_some_and(|r| long(r, MAX_LABEL)) || req.sender.as_deref().is_some_and(|s| long(s, MAX_LABEL)) {
+        return Some(error(StatusCode::UNPROCESSABLE_ENTITY, "too_long", &format!("number and key are at most {MAX_FIELD} characters (ref and sender {MAX_LABEL})")));
+    }
+    // A number or key with control characters is checked (and recorded) as `malformed`.
+    if [req.reference.as_ref(), req.sender.as_ref()].into_iter().flatten().any(|f| control(f)) {
+        return Some(error(StatusCode::BAD_REQUEST, "malformed_field", "ref and sender are text without control characters"));
+    }
+    None
 }
 
 async fn verify(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInfo<Peer>, headers: HeaderMap, body: Body) -> Response {
@@ -97,10 +117,11 @@ async fn verify(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInf
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_json", &format!("the body must be {{\"number\": \"…\", \"key\": \"…\"}} in UTF-8 JSON: {}", e.to_string().chars().take(200).collect::<String>())),
     };
-    if req.number.chars().count() > MAX_FIELD || req.key.chars().count() > MAX_FIELD || req.reference.as_ref().is_some_and(|r| r.chars().count() > 200) {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, "too_long", &format!("number and key are at most {MAX_FIELD} characters (ref 200)"));
+    if let Some(refused) = bad_field(&req) {
+        tracing::info!(event = "api_field_refused", address = %address);
+        return refused;
     }
-    let asked = app.checker.ask(Ask::Api { token_hash, number: req.number, key: req.key, reference: req.reference, address: address.clone() }).await;
+    let asked = app.checker.ask(Ask::Api { token_hash, number: req.number, key: req.key, reference: req.reference, sender: req.sender, address: address.clone() }).await;
     match asked {
         Err(e) => {
             tracing::error!(event = "api_check_failed", error = %e);

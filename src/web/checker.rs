@@ -5,7 +5,7 @@
 //! caller hears the answer.
 
 use crate::clock::Clock;
-use crate::registry::{Caller, Lockout, Verification, verify};
+use crate::registry::{Caller, Lockout, Verification, token_caller, verify};
 use crate::store::{CheckRecord, Store, StoreError, Tx};
 use crate::wiring::Engine;
 use std::sync::Arc;
@@ -19,7 +19,8 @@ const QUEUE: usize = 4096;
 pub enum Ask {
     /// The API: the token's hash; `reference` names the caller's question, so asking it
     /// again (a retry) does not count a failure twice.
-    Api { token_hash: [u8; 32], number: String, key: String, reference: Option<String>, address: String },
+    /// `sender` is the end sender the owner's system relays for, when it names one.
+    Api { token_hash: [u8; 32], number: String, key: String, reference: Option<String>, sender: Option<String>, address: String },
     /// The lookup page (`via` = `page`, or `pdf` for its download).
     Page { number: String, key: String, address: String, via: &'static str },
 }
@@ -101,8 +102,8 @@ fn batch_keys(tx: &Tx, jobs: &[Job]) -> Result<Vec<String>, StoreError> {
     let mut keys = Vec::new();
     for j in jobs {
         let (number, sender, address) = match &j.ask {
-            Ask::Api { token_hash, number, address, .. } => match tx.token_id(token_hash)? {
-                Some(id) => (number, Some(format!("token:{id}")), address),
+            Ask::Api { token_hash, number, sender, address, .. } => match tx.token_id(token_hash)? {
+                Some(id) => (number, Some(token_caller(id, sender.as_deref())), address),
                 None => continue,
             },
             Ask::Page { number, address, .. } => (number, None, address),
@@ -116,9 +117,11 @@ fn batch_keys(tx: &Tx, jobs: &[Job]) -> Result<Vec<String>, StoreError> {
 fn one(tx: &Tx, engine: &Engine, ask: &Ask, now: chrono::DateTime<chrono::FixedOffset>, lockout: Lockout) -> Result<Told, StoreError> {
     let secrets = &engine.secrets;
     match ask {
-        Ask::Api { token_hash, number, key, reference, address } => {
+        Ask::Api { token_hash, number, key, reference, sender, address } => {
             let Some(id) = tx.use_token(token_hash, now)? else { return Ok(Told::NoToken) };
-            let sender = format!("token:{id}");
+            // Counted per end sender when the request names one: a stranger's guesses
+            // relayed by the owner's system spend only that stranger's budget.
+            let sender = token_caller(id, sender.as_deref());
             // A reference counts once per number and key asked under it: a retry is the
             // same question, another key under the same reference is a new one.
             let asked_for = reference.as_ref().map(|r| format!("token {id}: {r}: {}", secrets.tag(key)));

@@ -456,3 +456,226 @@ fn one_client_cannot_hold_every_connection() {
     let (st, _, _) = http(&registry.url, "GET", "/api/v1/health", &[], b"");
     assert_eq!(st, 200, "served again once the others closed");
 }
+
+/// Ten made-up pairs from `from` (one mail), the real numbers among them with wrong keys.
+fn guesses(from: &str, mid: &str, serial: u32) -> Vec<u8> {
+    let body: String = (0..10).map(|n| {
+        let number = match n {
+            0 => "35075-00001M".to_string(),
+            1 => "35075-00002K".to_string(),
+            n => format!("35075-{:05}M", serial * 10 + n),
+        };
+        format!("保証契約番号：{number}\n認証キー：CDEF34679HJK\n\n")
+    }).collect();
+    format!("From: {from}\r\nTo: {KWSA}\r\nSubject: guesses\r\nMessage-ID: {mid}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}").into_bytes()
+}
+
+/// Issue 23 item 2: strangers forging senders spend only their own budgets, never the
+/// owner's token's, nor lock the real numbers they guess at.
+#[test]
+fn a_real_contractors_submission_is_accepted_after_twenty_five_forged_senders_guessed() {
+    let (company, token) = company();
+    let registry = Serving::start(&company, &["serve"]);
+    let o = owner(&registry.url, &token);
+    // 25 forged senders, 20 guesses each (two mails of ten), the real numbers among them.
+    for s in 1..=25u32 {
+        for part in 0..2 {
+            o.drop_mail(KWSA, &guesses(&format!("forger{s}@stranger{s}.example"), &format!("<g{s}-{part}@stranger.example>"), 10 + s * 2 + part));
+        }
+    }
+    let m = company.mails(MARUICHI).remove(0);
+    o.drop_mail(KWSA, &support::forward(MARUICHI, KWSA, "<real@maruichi.example>", &m.raw));
+    let mut said = String::new();
+    let mut real = vec![];
+    // In that pass or the next.
+    for _ in 0..2 {
+        said = String::from_utf8_lossy(&o.once().stderr).into_owned();
+        real = submissions(&o).into_iter().filter(|s| s["message_id"] == "<real@maruichi.example>").collect::<Vec<_>>();
+        if !real.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(real.len(), 2, "{said}\nregistry: {}", registry.log.lock().unwrap());
+    assert!(real.iter().all(|s| s["result"] == "accepted"), "{real:?}");
+    // Each stranger stopped at its own ten: 250 of the 500 guesses reached the registry.
+    let failures = company.db().count("SELECT count(*) FROM registry_failures");
+    assert_eq!(failures, 250, "each forged sender's second mail waits on the owner's side");
+    // The owner's system, asking for no sender, still has its token's whole budget.
+    let (st, v) = verify_json(&registry.url, &token, "35075-00099K", "CDEF34679HJK");
+    assert_eq!((st, v["result"].as_str()), (200, Some("mismatch")), "{v}");
+    // Many callers failing on one number: staff are told, nobody is locked.
+    assert!(registry.log.lock().unwrap().contains("registry_number_alert"), "{}", registry.log.lock().unwrap());
+}
+
+fn lookup_form(base: &str, number: &str, key: &str) -> (u16, String) {
+    let form = format!("number={}&key={}", url_encode(number), url_encode(key));
+    let (st, _, body) = http(base, "POST", "/lookup", &[("Content-Type", "application/x-www-form-urlencoded")], form.as_bytes());
+    (st, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b == b'-' { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+/// Issue 23 item 3: wrong keys typed on the lookup page lock that person out, never the
+/// owner's system asking with the right key.
+#[test]
+fn six_wrong_keys_on_the_lookup_page_leave_the_owners_check_of_the_right_key_valid() {
+    let (company, token) = company();
+    let registry = Serving::start(&company, &["serve"]);
+    let m = company.mails(MARUICHI).remove(0);
+    let key = key_in(&pdf_text(&m.attachments.iter().find(|(n, _)| n.contains("35075-00001M")).unwrap().1)).unwrap();
+    for wrong in ["CDEF34679HJK", "CDEF34679HKJ", "CDEF34679JHK", "CDEF34679JKH", "CDEF34679KHJ", "CDEF34679KJH"] {
+        let (st, _) = lookup_form(&registry.url, "35075-00001M", wrong);
+        assert!(st == 200 || st == 429, "{st}");
+    }
+    // The person at the page is locked out of that number, even with the right key.
+    let (st, page) = lookup_form(&registry.url, "35075-00001M", &key);
+    assert_eq!(st, 429, "{page}");
+    assert!(page.contains("しばらく確認できません"));
+    // The owner's system asks with the right key: valid.
+    let (st, v) = verify_json(&registry.url, &token, "35075-00001M", &key);
+    assert_eq!((st, v["result"].as_str()), (200, Some("valid")), "{v}");
+    // And the token alone still has its per-number lock: five wrong keys, then `locked`.
+    for wrong in ["CDEF34679HJK", "CDEF34679HKJ", "CDEF34679JHK", "CDEF34679JKH", "CDEF34679KHJ"] {
+        let (_, v) = verify_json(&registry.url, &token, "35075-00002K", wrong);
+        assert_eq!(v["result"], "mismatch", "{v}");
+    }
+    let key2 = key_in(&pdf_text(&m.attachments.iter().find(|(n, _)| n.contains("35075-00002K")).unwrap().1)).unwrap();
+    let (_, v) = verify_json(&registry.url, &token, "35075-00002K", &key2);
+    assert_eq!(v["result"], "locked", "{v}");
+    // Another end sender relayed by the same token is not locked out by those five.
+    let (_, v) = verify_with(&registry.url, &token, json!({"number": "35075-00002K", "key": key2, "sender": "soumu@maruichi.example"}));
+    assert_eq!(v["result"], "valid", "{v}");
+}
+
+fn verify_with(base: &str, token: &str, body: Value) -> (u16, Value) {
+    let (status, _, body) = http(base, "POST", "/api/v1/verify", &[("Authorization", &format!("Bearer {token}")), ("Content-Type", "application/json")], body.to_string().as_bytes());
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// Issue 23 items 5 and 1: the record of checks keeps a number only when it is one (a key
+/// typed into the number field is not kept), malformed input is answered as such on both
+/// stores, and records older than 90 days go.
+#[test]
+fn the_record_of_checks_keeps_only_well_formed_numbers_and_is_pruned() {
+    let (company, token) = company();
+    let registry = Serving::start(&company, &["serve"]);
+    let base = registry.url.clone();
+    let typed_key = "HJKLMNPRTWXY";
+    // A person types the key into the number field, and a NUL after a number.
+    let (st, page) = lookup_form(&base, typed_key, "CDEF34679HJK");
+    assert_eq!(st, 200, "{page}");
+    let (st, page) = lookup_form(&base, "35075-00001M\0", "CDEF34679HJK");
+    assert_eq!(st, 200, "{page}");
+    assert!(page.contains("保証契約番号または認証キーが正しくありません"));
+    // The API: the same, and a NUL in the number is `malformed`, not a server error.
+    let (st, v) = verify_with(&base, &token, json!({"number": typed_key, "key": "CDEF34679HJK"}));
+    assert_eq!((st, v["result"].as_str()), (200, Some("malformed")), "{v}");
+    let (st, v) = verify_with(&base, &token, json!({"number": "3507\u{0}5-00001M", "key": "CDEF34679HJK", "ref": "a"}));
+    assert_eq!((st, v["result"].as_str()), (200, Some("malformed")), "{v}");
+    // Control characters in ref or sender, or an absurd length: refused, nothing checked.
+    for body in [json!({"number": "35075-00001M", "key": "CDEF34679HJK", "ref": "a\u{0}b"}),
+                 json!({"number": "35075-00001M", "key": "CDEF34679HJK", "sender": "x@y.example\r\nBcc: z"})] {
+        let (st, v) = verify_with(&base, &token, body);
+        assert_eq!((st, v["error"].as_str()), (400, Some("malformed_field")), "{v}");
+    }
+    let (st, v) = verify_with(&base, &token, json!({"number": "35075-00001M", "key": "CDEF34679HJK", "sender": "x".repeat(201)}));
+    assert_eq!((st, v["error"].as_str()), (422, Some("too_long")), "{v}");
+    let mut db = company.db();
+    let numbers: Vec<String> = db.texts("SELECT number FROM registry_checks ORDER BY id").into_iter().map(|r| r[0].clone().unwrap()).collect();
+    assert_eq!(numbers, ["(malformed)", "(malformed)", "(malformed)", "(malformed)"], "only the page's and the API's four checks, no typed value");
+    assert_eq!(db.find(typed_key), Vec::<String>::new(), "what was typed into the number field is not kept");
+    // A check 91 days later: the older records go.
+    drop(registry);
+    company.env.borrow_mut().push(("ESURETY_TEST_NOW".into(), "2026-10-03T10:00:00+09:00".into()));
+    let out = company.run(&["verify", "35075-00001m", "CDEF34679HJK", "--json"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mismatch"), "{}", String::from_utf8_lossy(&out.stderr));
+    let numbers = company.db().texts("SELECT number, via FROM registry_checks");
+    assert_eq!(numbers, vec![vec![Some("35075-00001M".to_string()), Some("cli".to_string())]], "kept in its canonical form; the older ones pruned");
+}
+
+/// A registry that is not esurety: answers every verify request with `answer`, and notes
+/// the path of each request it is sent.
+struct Stub {
+    url: String,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Stub {
+    fn start(answer: Value) -> Stub {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let noted = asked.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut c) = conn else { return };
+                let (answer, noted) = (answer.to_string(), noted.clone());
+                std::thread::spawn(move || {
+                    let mut raw = Vec::new();
+                    let mut buf = [0u8; 8192];
+                    loop {
+                        // One request: its head, then the body it announces.
+                        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match c.read(&mut buf) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => raw.extend_from_slice(&buf[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+                        let length: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+                        while raw.len() < end + 4 + length {
+                            match c.read(&mut buf) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => raw.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        noted.lock().unwrap().push(head.split(' ').nth(1).unwrap_or("").to_string());
+                        raw.drain(..end + 4 + length);
+                        let resp = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}", answer.len());
+                        if c.write_all(resp.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Stub { url, asked }
+    }
+}
+
+/// Issue 23 item 6: a registry's answer for another number is no answer (the submission
+/// waits, the log says why), and a pair goes only to the registries that may hold it.
+#[test]
+fn a_registrys_answer_for_another_number_is_not_taken_and_a_pair_goes_only_where_it_may_be_held() {
+    let (company, token) = company();
+    let registry = Serving::start(&company, &["serve"]);
+    let m = company.mails(MARUICHI).remove(0);
+    let key_of = |n: &str| key_in(&pdf_text(&m.attachments.iter().find(|(a, _)| a.contains(n)).unwrap().1)).unwrap();
+    // A real answer, for 35075-00002K, given by a registry to any question.
+    let (_, other) = verify_json(&registry.url, &token, "35075-00002K", &key_of("35075-00002K"));
+    assert_eq!(other["result"], "valid");
+    let liar = Stub::start(other);
+    let o = owner(&format!("{}/liar/", liar.url), &token);
+    o.drop_mail(KWSA, &support::typed(MARUICHI, KWSA, "<one@maruichi.example>", "35075-00001M", &key_of("35075-00001M")));
+    let out = o.once();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(liar.asked.lock().unwrap().as_slice(), ["/liar/api/v1/verify"]);
+    assert!(submissions(&o).is_empty(), "not accepted on another number's certificate: {:?}\n{said}", submissions(&o));
+    assert!(said.contains("left for a later pass 1") && said.contains("registry_wrong_number"), "{said}");
+
+    // Two registries whose patterns match the number, and one without a pattern, listed
+    // first: the pair goes to those whose pattern matches, never to the catch-all.
+    let any = Stub::start(json!({"result": "mismatch"}));
+    let o = owner(&registry.url, &token);
+    o.edit_config(|t| t.replacen("[[registries]]", &format!(
+        "[[registries]]\nissuer = \"北日本建設業保証株式会社\"\nurl = \"{}/any/\"\ntoken = \"t\"\n\n[[registries]]\nissuer = \"西日本建設業保証株式会社\"\nurl = \"{}/west/\"\ntoken = \"t\"\nnumbers = '^\\d{{5}}-'\n\n[[registries]]", any.url, any.url), 1));
+    o.drop_mail(KWSA, &support::typed(MARUICHI, KWSA, "<two@maruichi.example>", "35075-00001M", &key_of("35075-00001M")));
+    let out = o.once();
+    let subs = submissions(&o);
+    assert_eq!(subs.len(), 1, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(subs[0]["result"], "accepted", "{subs:?}");
+    assert!(!any.asked.lock().unwrap().iter().any(|p| p.starts_with("/any/")), "the catch-all was not asked: {:?}", any.asked.lock().unwrap());
+}
