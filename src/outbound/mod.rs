@@ -45,6 +45,7 @@ pub struct DeliveryReport {
 pub fn deliver(store: &mut Store, transport: &dyn Transport, clock: &dyn Clock) -> crate::store::Result<DeliveryReport> {
     let mut report = DeliveryReport::default();
     let due = store.due(clock.now())?;
+    crate::faults::pause("outbox_listed");
     if transport.recognises_redelivery() {
         let mut rest = due.as_slice();
         while !rest.is_empty() {
@@ -86,7 +87,7 @@ pub fn deliver(store: &mut Store, transport: &dyn Transport, clock: &dyn Clock) 
 /// as that recipient's refusal; the mail is `sent` when every recipient has it, `failed`
 /// when none is left to retry and one refused it, and otherwise waits for its next attempt.
 fn deliver_one(store: &Store, transport: &dyn Transport, clock: &dyn Clock, row: &OutboxRow, report: &mut DeliveryReport) -> crate::store::Result<()> {
-    if !store.claim_outgoing(row.id)? {
+    if !store.claim_outgoing(row.id, clock.now())? {
         return Ok(());
     }
     if row.recipients.is_empty() {
@@ -107,6 +108,7 @@ fn deliver_one(store: &Store, transport: &dyn Transport, clock: &dyn Clock, row:
             continue;
         }
         let unique = format!("{}.M{}R{}.esurety", created_unix(&row.created_at), row.id, i);
+        crate::faults::pause("sending");
         match transport.send(&unique, &row.sender, rcpt, &raw) {
             Ok(()) => {
                 crate::faults::point("delivered_before_record");

@@ -83,15 +83,19 @@ impl Store {
         ), [now.timestamp()], row)
     }
 
-    /// An outgoing mail still pending, claimed for this transaction (on PostgreSQL its row
-    /// stays locked until the transaction ends, so no other daemon sends it meanwhile;
-    /// one that another daemon holds, or that is sent already, is passed over: `false`).
-    pub fn claim_outgoing(&self, id: i64) -> Result<bool> {
+    /// An outgoing mail still pending and due at `now`, claimed for this transaction (on
+    /// PostgreSQL its row stays locked until the transaction ends, so no other daemon sends
+    /// it meanwhile). One that another daemon holds, that is sent already, or that another
+    /// daemon tried and deferred since this pass listed it, is passed over: `false`. Both the
+    /// status and the due time are read again here, under the lock: a list read at the start
+    /// of a pass is stale once another daemon works beside it.
+    pub fn claim_outgoing(&self, id: i64, now: DateTime<FixedOffset>) -> Result<bool> {
         let lock = match self.conn.kind() {
             super::Kind::Postgres => " FOR UPDATE SKIP LOCKED",
             super::Kind::Sqlite => "",
         };
-        Ok(self.conn.query_row(&format!("SELECT 1 FROM outbox WHERE id = ?1 AND status = 'pending'{lock}"), [id], |_| Ok(())).optional()?.is_some())
+        let sql = format!("SELECT 1 FROM outbox WHERE id = ?1 AND status = 'pending' AND next_attempt_at <= ?2{lock}");
+        Ok(self.conn.query_row(&sql, params![id, now.timestamp()], |_| Ok(())).optional()?.is_some())
     }
 
     /// PostgreSQL: claims an outgoing mail for this connection until [`Store::release_outgoing`]

@@ -56,6 +56,80 @@ fn two_daemons_sweeping_one_outbox_over_smtp_send_each_mail_once() {
     assert_eq!(said(&a) + said(&b), n, "between them, each mail sent by one: {} + {}", said(&a), said(&b));
 }
 
+/// A mail waits for a server that defers it (here the SMTP server is down: a temporary
+/// failure, as a greylisting server's 4xx is). Two daemons pass at the same moment; one
+/// tries the mail and defers it again, and the other, which had listed it as due just
+/// before, does not try it a third time: one attempt per due time, whatever the number of
+/// daemons, so the ten attempts last hours and not minutes.
+#[test]
+fn a_mail_one_daemon_just_deferred_is_not_tried_again_by_another() {
+    use crate::mail_servers::{cmd, configure, server_mails, users, wait_for};
+    let s = on_postgres();
+    let m = crate::servers::Servers::start(&users(&s));
+    configure(&s, &m, false);
+    m.send(MARUICHI, &[KANAGAWA], &application(0));
+    wait_for("delivery to the branch", Duration::from_secs(10), || !server_mails(&m.maildir(KANAGAWA)).is_empty());
+    m.stop_smtp();
+    let first = cmd(&s).args(["run", "--once"]).output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!((s.json(&["outbox"])[0]["status"].as_str(), s.json(&["outbox"])[0]["attempts"].as_i64()), (Some("pending"), Some(1)));
+    let later = "2026-07-04T10:10:00+09:00";
+    let b = Paused::start(&s, cmd(&s).args(["run", "--once"]).env("ESURETY_TEST_NOW", later), "outbox_listed");
+    let a = cmd(&s).args(["run", "--once"]).env("ESURETY_TEST_NOW", later).output().unwrap();
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert_eq!(s.json(&["outbox"])[0]["attempts"], 2, "one daemon tried it again");
+    let b = b.go();
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let o = s.json(&["outbox"]);
+    assert_eq!((o[0]["status"].as_str(), o[0]["attempts"].as_i64()), (Some("pending"), Some(2)), "the other did not try it just after: {o}");
+}
+
+/// How many mails a pass says it sent (`mail sent N, …` on standard error).
+fn mail_sent(o: &std::process::Output) -> usize {
+    String::from_utf8_lossy(&o.stderr).split("mail sent ").nth(1).and_then(|t| t.split(',').next()).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+}
+
+/// An `esurety run --once` held at a point of its pass (`ESURETY_PAUSE_AT`, see
+/// `faults::pause`) until [`Paused::go`]; killed if the test ends before.
+struct Paused {
+    child: Option<Child>,
+    file: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl Paused {
+    fn start(s: &Setup, c: &mut std::process::Command, at: &str) -> Paused {
+        let file = s.dir.join(format!("pause-{}", at.replace('#', "-")));
+        let log = s.dir.join(format!("pause-{}.log", at.replace('#', "-")));
+        let child = c.env("ESURETY_PAUSE_AT", at).env("ESURETY_PAUSE_FILE", &file)
+            .stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
+        let mut p = Paused { child: Some(child), file, log };
+        let reached = std::path::PathBuf::from(format!("{}.reached", p.file.display()));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !reached.exists() {
+            let exited = p.child.as_mut().unwrap().try_wait().unwrap();
+            assert!(exited.is_none() && Instant::now() < deadline, "it did not reach {at}: {}", std::fs::read_to_string(&p.log).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        p
+    }
+
+    fn go(mut self) -> std::process::Output {
+        std::fs::write(&self.file, "").unwrap();
+        let status = self.child.take().unwrap().wait().unwrap();
+        std::process::Output { status, stdout: Vec::new(), stderr: std::fs::read(&self.log).unwrap() }
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Two web servers of the registry on one store, asked at once (60 wrong keys for one
 /// number, from one token, half to each, within the 32 connections a server takes from one
 /// address): the number's lockout (5 failures) holds across
