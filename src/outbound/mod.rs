@@ -8,7 +8,7 @@ pub mod maildir;
 pub mod smtp;
 
 use crate::clock::Clock;
-use crate::store::{OutboxRow, Store};
+use crate::store::{Hold, OutboxRow, Store};
 
 /// Whether a failed attempt is worth retrying: callers act on this (see lettre's
 /// `is_transient`/`is_permanent`).
@@ -45,6 +45,7 @@ pub struct DeliveryReport {
 pub fn deliver(store: &mut Store, transport: &dyn Transport, clock: &dyn Clock) -> crate::store::Result<DeliveryReport> {
     let mut report = DeliveryReport::default();
     let due = store.due(clock.now())?;
+    crate::faults::pause("outbox_listed");
     if transport.recognises_redelivery() {
         let mut rest = due.as_slice();
         while !rest.is_empty() {
@@ -53,29 +54,30 @@ pub fn deliver(store: &mut Store, transport: &dyn Transport, clock: &dyn Clock) 
                 let mut rest = rest;
                 let mut taken = 0;
                 while let Some((row, tail)) = rest.split_first().filter(|_| !budget.spent(taken)) {
-                    deliver_one(store, transport, clock, row, &mut report)?;
+                    deliver_one(store, transport, clock, row, None, &mut report)?;
                     (rest, taken) = (tail, taken + 1);
                 }
                 Ok(rest)
             })?;
         }
     } else if store.kind() == crate::store::Kind::Postgres {
-        // Daemons share the store: each mail is held by this daemon's connection while it
-        // is sent (passed over when another daemon holds it), and what became of each
-        // recipient commits as it happens, as on SQLite: a daemon that dies between two
-        // recipients sends the next pass's mail to the rest only.
+        // Daemons share the store: each mail is held by this daemon while it is sent (passed
+        // over when another daemon holds it), and what became of each recipient commits as
+        // it happens, as on SQLite: a daemon that dies between two recipients leaves the
+        // rest to the next pass once its hold has lapsed. The hold lives in the mail's row,
+        // so a reconnect to the store does not lose it.
         for row in &due {
-            if !store.hold_outgoing(row.id)? {
+            let Some(mut hold) = store.hold_outgoing(row.id, clock.now())? else {
                 continue;
+            };
+            if let Err(e) = deliver_one(store, transport, clock, row, Some(&mut hold), &mut report) {
+                let _ = store.release_hold(hold, clock.now());
+                return Err(e);
             }
-            let sent = deliver_one(store, transport, clock, row, &mut report);
-            let released = store.release_outgoing(row.id);
-            sent?;
-            released?;
         }
     } else {
         for row in &due {
-            deliver_one(store, transport, clock, row, &mut report)?;
+            deliver_one(store, transport, clock, row, None, &mut report)?;
         }
     }
     Ok(report)
@@ -85,11 +87,26 @@ pub fn deliver(store: &mut Store, transport: &dyn Transport, clock: &dyn Clock) 
 /// has its own state: a 4xx for one is retried later while a 5xx for another is recorded
 /// as that recipient's refusal; the mail is `sent` when every recipient has it, `failed`
 /// when none is left to retry and one refused it, and otherwise waits for its next attempt.
-fn deliver_one(store: &Store, transport: &dyn Transport, clock: &dyn Clock, row: &OutboxRow, report: &mut DeliveryReport) -> crate::store::Result<()> {
-    if !store.claim_outgoing(row.id)? {
+/// Without a `hold` the mail is claimed here for the caller's transaction (or SQLite's one
+/// daemon); with one, the hold is renewed before each recipient and before the outcome is
+/// recorded, and a mail that is no longer this daemon's is left at once.
+fn deliver_one(store: &Store, transport: &dyn Transport, clock: &dyn Clock, row: &OutboxRow, mut hold: Option<&mut Hold>, report: &mut DeliveryReport) -> crate::store::Result<()> {
+    if hold.is_none() && !store.claim_outgoing(row.id, clock.now())? {
         return Ok(());
     }
+    // Whether the mail is still this daemon's to work on (always, when claimed).
+    let mut still_held = |store: &Store| -> crate::store::Result<bool> {
+        let Some(hold) = hold.as_deref_mut() else { return Ok(true) };
+        let kept = store.renew_hold(hold, clock.now())?;
+        if !kept {
+            tracing::warn!(event = "hold_lost", outbox = row.id, message_id = %row.message_id, why = "another daemon took the mail after this daemon's hold lapsed, or it was sent");
+        }
+        Ok(kept)
+    };
     if row.recipients.is_empty() {
+        if !still_held(store)? {
+            return Ok(());
+        }
         tracing::error!(event = "send_failed", outbox = row.id, message_id = %row.message_id, error = "no recipient can be read");
         store.mark_attempt_failed(row.id, "no recipient can be read from the stored mail", true, clock.now())?;
         report.failed += 1;
@@ -107,6 +124,10 @@ fn deliver_one(store: &Store, transport: &dyn Transport, clock: &dyn Clock, row:
             continue;
         }
         let unique = format!("{}.M{}R{}.esurety", created_unix(&row.created_at), row.id, i);
+        crate::faults::pause("sending");
+        if !still_held(store)? {
+            return Ok(());
+        }
         match transport.send(&unique, &row.sender, rcpt, &raw) {
             Ok(()) => {
                 crate::faults::point("delivered_before_record");
@@ -124,6 +145,9 @@ fn deliver_one(store: &Store, transport: &dyn Transport, clock: &dyn Clock, row:
                 }
             }
         }
+    }
+    if !still_held(store)? {
+        return Ok(());
     }
     if temporary.is_empty() && refused.is_empty() {
         store.mark_sent(row.id, clock.now())?;

@@ -27,7 +27,7 @@ pub use db::Kind;
 pub use desk::{ActionError, ActionRow};
 pub use digests::{BranchFigures, OwnerFigures};
 pub use messages::{Incoming, StoredMessage};
-pub use outbox::{Outgoing, OutboxRow};
+pub use outbox::{Hold, Outgoing, OutboxRow};
 pub use postgres::PgTarget;
 pub use service::{CheckRecord, CheckRow, TokenRow};
 pub use state::{CertificateStatus, MessageOutcome, OutboxStatus, PrintState, Side};

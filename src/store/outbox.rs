@@ -83,27 +83,59 @@ impl Store {
         ), [now.timestamp()], row)
     }
 
-    /// An outgoing mail still pending, claimed for this transaction (on PostgreSQL its row
-    /// stays locked until the transaction ends, so no other daemon sends it meanwhile;
-    /// one that another daemon holds, or that is sent already, is passed over: `false`).
-    pub fn claim_outgoing(&self, id: i64) -> Result<bool> {
+    /// An outgoing mail still pending and due at `now`, claimed for this transaction (on
+    /// PostgreSQL its row stays locked until the transaction ends, so no other daemon sends
+    /// it meanwhile). One that another daemon holds, that is sent already, or that another
+    /// daemon tried and deferred since this pass listed it, is passed over: `false`. Both the
+    /// status and the due time are read again here, under the lock: a list read at the start
+    /// of a pass is stale once another daemon works beside it.
+    pub fn claim_outgoing(&self, id: i64, now: DateTime<FixedOffset>) -> Result<bool> {
         let lock = match self.conn.kind() {
             super::Kind::Postgres => " FOR UPDATE SKIP LOCKED",
             super::Kind::Sqlite => "",
         };
-        Ok(self.conn.query_row(&format!("SELECT 1 FROM outbox WHERE id = ?1 AND status = 'pending'{lock}"), [id], |_| Ok(())).optional()?.is_some())
+        let sql = format!("SELECT 1 FROM outbox WHERE id = ?1 AND status = 'pending' AND next_attempt_at <= ?2{lock}");
+        Ok(self.conn.query_row(&sql, params![id, now.timestamp()], |_| Ok(())).optional()?.is_some())
     }
 
-    /// PostgreSQL: claims an outgoing mail for this connection until [`Store::release_outgoing`]
-    /// or until the connection ends (a daemon that dies lets it go with its connection),
-    /// outside any transaction, so that each recipient's delivery commits as it happens.
-    /// `false` when another daemon holds it.
-    pub fn hold_outgoing(&self, id: i64) -> Result<bool> {
-        self.conn.query_row(&format!("SELECT pg_try_advisory_lock({OUTBOX_LOCKS}, (?1::int8 % 2147483647)::int4)"), [id], |r| r.get(0))
+    /// PostgreSQL: holds an outgoing mail still pending and due at `now` for this daemon
+    /// while it sends it, outside any transaction, so that each recipient's delivery commits
+    /// as it happens. `None` when another daemon holds it, sent it, or deferred it since
+    /// this pass listed it. The hold is in the row (its next attempt put off by [`HOLD`]),
+    /// not in the connection: it outlives a reconnect and works behind a pooler that hands
+    /// each statement to any connection, and a daemon that dies holds the mail no longer
+    /// than [`HOLD`].
+    pub fn hold_outgoing(&self, id: i64, now: DateTime<FixedOffset>) -> Result<Option<Hold>> {
+        let until = now.timestamp() + HOLD;
+        let taken = self.conn.execute(
+            "UPDATE outbox SET next_attempt_at = ?3 WHERE id = ?1 AND status = 'pending' AND next_attempt_at <= ?2",
+            params![id, now.timestamp(), until],
+        )?;
+        Ok((taken == 1).then_some(Hold { id, until }))
     }
 
-    pub fn release_outgoing(&self, id: i64) -> Result<()> {
-        self.conn.query_row(&format!("SELECT pg_advisory_unlock({OUTBOX_LOCKS}, (?1::int8 % 2147483647)::int4)"), [id], |r| r.get::<bool>(0))?;
+    /// Renews a hold before each recipient and before the outcome is recorded: `false` when
+    /// the mail is no longer this daemon's (its hold lapsed and another daemon took it, or
+    /// it was sent meanwhile), and then the caller stops working on it. The renewal takes
+    /// the row's lock for its statement, so a daemon taking the mail and this renewal do
+    /// not both win.
+    pub fn renew_hold(&self, hold: &mut Hold, now: DateTime<FixedOffset>) -> Result<bool> {
+        let until = (now.timestamp() + HOLD).max(hold.until);
+        let kept = self.conn.execute(
+            "UPDATE outbox SET next_attempt_at = ?3 WHERE id = ?1 AND status = 'pending' AND next_attempt_at = ?2",
+            params![hold.id, hold.until, until],
+        )?;
+        hold.until = until;
+        Ok(kept == 1)
+    }
+
+    /// Lets a held mail go before its outcome is recorded (the pass stopped on it): due
+    /// again at `now`, for the next pass of any daemon. Nothing when it is no longer held.
+    pub fn release_hold(&self, hold: Hold, now: DateTime<FixedOffset>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE outbox SET next_attempt_at = ?3 WHERE id = ?1 AND status = 'pending' AND next_attempt_at = ?2",
+            params![hold.id, hold.until, now.timestamp()],
+        )?;
         Ok(())
     }
 
@@ -208,6 +240,20 @@ impl Store {
     }
 }
 
-/// The advisory locks' first key for outgoing mail (two-key locks never meet the one-key
-/// locks of jobs and migrations).
-const OUTBOX_LOCKS: i32 = 1_869_574_001;
+/// How long (seconds) a daemon's hold on a mail it sends lasts unless renewed. Renewed
+/// before each recipient, so it must outlast one recipient's delivery: an SMTP transaction
+/// of about ten exchanges, each given up after the server's `timeout_seconds` (30 s by
+/// default). A hold that lapsed under a daemon still sending could let another daemon send
+/// that recipient a second copy; a daemon that dies leaves its mail for this long.
+pub const HOLD: i64 = 600;
+
+/// A daemon's hold on an outgoing mail (see [`Store::hold_outgoing`]): the mail's next
+/// attempt put off to `until`. That time is also whose hold it is: another daemon can take
+/// the mail only once `until` has passed, and then puts it off to a later time of its own
+/// (or records its outcome), so a renewal that no longer finds `until` knows the mail has
+/// gone to another.
+#[derive(Debug)]
+pub struct Hold {
+    id: i64,
+    until: i64,
+}

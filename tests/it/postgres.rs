@@ -56,6 +56,143 @@ fn two_daemons_sweeping_one_outbox_over_smtp_send_each_mail_once() {
     assert_eq!(said(&a) + said(&b), n, "between them, each mail sent by one: {} + {}", said(&a), said(&b));
 }
 
+/// The sending daemon's connection to the store is ended (`pg_terminate_backend`) while it
+/// stands between the two recipients of one mail over real SMTP (取手興業's completion
+/// notice, also to its 希望する address). The mail stays its own: a second daemon passing
+/// at that moment leaves it alone. An hour later its hold has lapsed and the second daemon
+/// takes the mail; the first, going on, finds its connection gone (its pass stops, as any
+/// pass does then) and sends nothing more. Each recipient gets one copy.
+#[test]
+fn a_daemon_whose_store_connection_drops_mid_mail_keeps_its_hold_and_stops_once_it_lapsed() {
+    held_mid_mail(true);
+}
+
+/// The same without the connection ended: a daemon held up between two recipients for
+/// longer than its hold lasts loses the mail to the second daemon, and when it goes on it
+/// finds the mail no longer its own and leaves it (its pass goes on with the rest).
+#[test]
+fn a_daemon_held_up_mid_mail_past_its_hold_leaves_the_mail_to_the_other() {
+    held_mid_mail(false);
+}
+
+/// 取手興業's completion notice (to info@ and its 希望する address keiri@) over real SMTP,
+/// its first daemon stopped between the two recipients, its store connection ended or not;
+/// a second daemon at once and an hour later.
+fn held_mid_mail(end_connection: bool) {
+    use crate::mail_servers::{cmd, configure, server_mails, users, wait_for};
+    let s = on_postgres();
+    let m = crate::servers::Servers::start(&users(&s));
+    configure(&s, &m, false);
+    let raw = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/applications/valid/002.eml")).unwrap();
+    m.send("info@toride-kogyo.example", &["ibaraki@ejcs.example"], &raw);
+    wait_for("delivery to the branch", Duration::from_secs(10), || !server_mails(&m.maildir("ibaraki@ejcs.example")).is_empty());
+    let notices = |a: &str| server_mails(&m.maildir(a)).into_iter().filter(|(_, x)| x.subject.starts_with("電子保証（認証キー）発行完了のお知らせ")).count();
+    let first = Paused::start(&s, cmd(&s).args(["run", "--once"]), "sending#2");
+    wait_for("the first recipient's copy", Duration::from_secs(10), || notices("info@toride-kogyo.example") == 1);
+    if end_connection {
+        let mut admin = postgres::Client::connect(&store_url(&s), postgres::NoTls).unwrap();
+        let ended: i64 = admin.query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'esurety' AND datname = current_database()", &[],
+        ).unwrap().get(0);
+        assert_eq!(ended, 1, "the first daemon's connection ended");
+    }
+    let second = cmd(&s).args(["run", "--once"]).output().unwrap();
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    assert_eq!(mail_sent(&second), 0, "the mail is still the first daemon's: {}", String::from_utf8_lossy(&second.stderr));
+    let later = cmd(&s).args(["run", "--once"]).env("ESURETY_TEST_NOW", "2026-07-04T11:00:00+09:00").output().unwrap();
+    assert!(later.status.success(), "{}", String::from_utf8_lossy(&later.stderr));
+    assert_eq!(mail_sent(&later), 1, "its hold lapsed, the second daemon sends the mail: {}", String::from_utf8_lossy(&later.stderr));
+    wait_for("the second recipient's copy", Duration::from_secs(10), || notices("keiri@toride-kogyo.example") >= 1);
+    let first = first.go();
+    if !end_connection {
+        assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    }
+    assert_eq!(mail_sent(&first), 0, "the first daemon stopped: {}", String::from_utf8_lossy(&first.stderr));
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!((notices("info@toride-kogyo.example"), notices("keiri@toride-kogyo.example")), (1, 1), "one copy each");
+    assert_eq!(s.json(&["outbox"])[0]["status"], "sent");
+}
+
+/// A mail waits for a server that defers it (here the SMTP server is down: a temporary
+/// failure, as a greylisting server's 4xx is). Two daemons pass at the same moment; one
+/// tries the mail and defers it again, and the other, which had listed it as due just
+/// before, does not try it a third time: one attempt per due time, whatever the number of
+/// daemons, so the ten attempts last hours and not minutes.
+#[test]
+fn a_mail_one_daemon_just_deferred_is_not_tried_again_by_another() {
+    use crate::mail_servers::{cmd, configure, server_mails, users, wait_for};
+    let s = on_postgres();
+    let m = crate::servers::Servers::start(&users(&s));
+    configure(&s, &m, false);
+    m.send(MARUICHI, &[KANAGAWA], &application(0));
+    wait_for("delivery to the branch", Duration::from_secs(10), || !server_mails(&m.maildir(KANAGAWA)).is_empty());
+    m.stop_smtp();
+    let first = cmd(&s).args(["run", "--once"]).output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!((s.json(&["outbox"])[0]["status"].as_str(), s.json(&["outbox"])[0]["attempts"].as_i64()), (Some("pending"), Some(1)));
+    let later = "2026-07-04T10:10:00+09:00";
+    let b = Paused::start(&s, cmd(&s).args(["run", "--once"]).env("ESURETY_TEST_NOW", later), "outbox_listed");
+    let a = cmd(&s).args(["run", "--once"]).env("ESURETY_TEST_NOW", later).output().unwrap();
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert_eq!(s.json(&["outbox"])[0]["attempts"], 2, "one daemon tried it again");
+    let b = b.go();
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let o = s.json(&["outbox"]);
+    assert_eq!((o[0]["status"].as_str(), o[0]["attempts"].as_i64()), (Some("pending"), Some(2)), "the other did not try it just after: {o}");
+}
+
+/// The store's URL in the configuration.
+fn store_url(s: &Setup) -> String {
+    let toml: toml::Table = std::fs::read_to_string(s.config()).unwrap().parse().unwrap();
+    toml["store"].as_str().unwrap().to_string()
+}
+
+/// How many mails a pass says it sent (`mail sent N, …` on standard error).
+fn mail_sent(o: &std::process::Output) -> usize {
+    String::from_utf8_lossy(&o.stderr).split("mail sent ").nth(1).and_then(|t| t.split(',').next()).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+}
+
+/// An `esurety run --once` held at a point of its pass (`ESURETY_PAUSE_AT`, see
+/// `faults::pause`) until [`Paused::go`]; killed if the test ends before.
+struct Paused {
+    child: Option<Child>,
+    file: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl Paused {
+    fn start(s: &Setup, c: &mut std::process::Command, at: &str) -> Paused {
+        let file = s.dir.join(format!("pause-{}", at.replace('#', "-")));
+        let log = s.dir.join(format!("pause-{}.log", at.replace('#', "-")));
+        let child = c.env("ESURETY_PAUSE_AT", at).env("ESURETY_PAUSE_FILE", &file)
+            .stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
+        let mut p = Paused { child: Some(child), file, log };
+        let reached = std::path::PathBuf::from(format!("{}.reached", p.file.display()));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !reached.exists() {
+            let exited = p.child.as_mut().unwrap().try_wait().unwrap();
+            assert!(exited.is_none() && Instant::now() < deadline, "it did not reach {at}: {}", std::fs::read_to_string(&p.log).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        p
+    }
+
+    fn go(mut self) -> std::process::Output {
+        std::fs::write(&self.file, "").unwrap();
+        let status = self.child.take().unwrap().wait().unwrap();
+        std::process::Output { status, stdout: Vec::new(), stderr: std::fs::read(&self.log).unwrap() }
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Two web servers of the registry on one store, asked at once (60 wrong keys for one
 /// number, from one token, half to each, within the 32 connections a server takes from one
 /// address): the number's lockout (5 failures) holds across
