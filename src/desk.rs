@@ -22,6 +22,9 @@ pub enum DeskError {
     /// Not in a state the action applies to (already released, not held, printed …).
     #[error("{0}")]
     NotApplicable(String),
+    /// Someone else did it first (another person, perhaps on another server).
+    #[error("{0}")]
+    AlreadyDone(String),
     /// The action needs something the command did not say (who it is released as).
     #[error("{0}")]
     Needs(String),
@@ -38,6 +41,7 @@ impl From<ActionError> for DeskError {
         match e {
             ActionError::Store(e) => DeskError::Store(e),
             ActionError::NotApplicable(s) => DeskError::NotApplicable(s),
+            ActionError::AlreadyDone(s) => DeskError::AlreadyDone(s),
         }
     }
 }

@@ -22,9 +22,13 @@ pub struct ActionRow {
 pub enum ActionError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The target is not (or no longer) in the state the action applies to.
+    /// The target is not in the state the action applies to.
     #[error("{0}")]
     NotApplicable(String),
+    /// The target was in that state, and another person (on this server or another) acted
+    /// on it first: the write found it no longer so.
+    #[error("{0}")]
+    AlreadyDone(String),
 }
 
 
@@ -81,7 +85,9 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// A mail given up on goes back to the outbox for a new round of attempts.
+    /// A mail given up on goes back to the outbox for a new round of attempts. The update
+    /// is guarded by the state it acts on (`failed`), so of two staff retrying it at once
+    /// (on two servers of one store) one puts it back and the other is told it was done.
     pub fn retry_failed(&self, message_id: &str, by: &str, at: DateTime<FixedOffset>) -> std::result::Result<(), ActionError> {
         let before: Option<(u32, Option<String>)> = self.c().query_row(
             "SELECT attempts, last_error FROM outbox WHERE message_id = ?1 AND status = 'failed'", [message_id],
@@ -90,10 +96,13 @@ impl Tx<'_> {
         let Some((attempts, last_error)) = before else {
             return Err(ActionError::NotApplicable(format!("{message_id} is not a failed outgoing mail")));
         };
-        self.c().execute(
-            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?2, staff_notified = 0 WHERE message_id = ?1",
+        let n = self.c().execute(
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?2, staff_notified = 0 WHERE message_id = ?1 AND status = 'failed'",
             params![message_id, at.timestamp()],
         )?;
+        if n == 0 {
+            return Err(ActionError::AlreadyDone(format!("{message_id} was put back in the outbox by someone else meanwhile")));
+        }
         // Recipients refused before are tried again; those that have the mail are not.
         self.c().execute("DELETE FROM outbox_refusals WHERE outbox = (SELECT id FROM outbox WHERE message_id = ?1)", [message_id])?;
         let detail = format!("after {attempts} attempt(s): {}", last_error.unwrap_or_default());

@@ -34,8 +34,6 @@ pub struct App {
     desk: std::sync::Mutex<crate::store::Store>,
     /// Password checks running at once (see [`LOGINS_AT_ONCE`]).
     logins: tokio::sync::Semaphore,
-    /// A token just made on the admin's page, per session, until its page shows it once.
-    fresh_tokens: std::sync::Mutex<std::collections::HashMap<[u8; 32], (String, String)>>,
 }
 
 
@@ -120,7 +118,7 @@ pub fn start(engine: Arc<Engine>, clock: Arc<dyn Clock>, rt: &tokio::runtime::Ha
     let url = format!("{scheme}://{local}");
     let tls = web.tls.as_ref().map(|(cert, key)| tls_acceptor(cert, key)).transpose()?;
     let desk = std::sync::Mutex::new(crate::store::Store::open(&engine.config.store).map_err(|e| SetupError(e.to_string()))?);
-    let app = Arc::new(App { engine, clock, checker, pages, limiter: limit::RateLimiter::default(), web, desk, logins: tokio::sync::Semaphore::new(LOGINS_AT_ONCE), fresh_tokens: Default::default() });
+    let app = Arc::new(App { engine, clock, checker, pages, limiter: limit::RateLimiter::default(), web, desk, logins: tokio::sync::Semaphore::new(LOGINS_AT_ONCE) });
     let app_proxies = app.web.trusted_proxies.clone();
     let router = router(app);
     let proxies = app_proxies;

@@ -429,3 +429,79 @@ fn many_logins_at_once_do_not_get_past_the_limit_and_the_cookie_is_secure_behind
     assert_eq!(post(&base), 403, "the Host's origin is not the public one");
     assert_eq!(post("https://desk.ejcs.example"), 303);
 }
+
+/// Two owner staff settle the same unchecked submission at the same moment, on two web
+/// servers of one store: one settles it, the other is told someone else did, and the log
+/// holds one action. On PostgreSQL the test holds the submission's row until both
+/// requests wait on it, so both have read it as unchecked before either writes (the race
+/// a check-then-write loses); on SQLite each write takes the file's lock in turn.
+#[test]
+fn two_staff_settling_one_submission_on_two_servers_settle_it_once() {
+    let s = desk();
+    let servers = [Serving::start(&s, &["serve"]), Serving::start(&s, &["serve"])];
+    let id = s.db().count("SELECT id FROM submissions WHERE result = 'unchecked'");
+    let sessions: Vec<Login> = servers.iter().map(|x| login(&x.url, "田中")).collect();
+    let mut hold = s.db();
+    let pg = matches!(hold, crate::pg::Db::Pg(_));
+    if pg {
+        hold.execute(&format!("BEGIN; SELECT id FROM submissions WHERE id = {id} FOR UPDATE"));
+    }
+    let start = std::sync::Barrier::new(2);
+    let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let hs: Vec<_> = sessions.iter().enumerate().map(|(i, a)| {
+            let start = &start;
+            scope.spawn(move || {
+                start.wait();
+                let result = ["accepted", "rejected"][i];
+                let form = format!("csrf={}&result={result}&note={}", a.csrf, enc(&format!("担当者{i}が確認")));
+                let (st, _, body) = http(&a.base, "POST", &format!("/desk/submissions/{id}/settle"), &[("Cookie", &a.cookie), ("Content-Type", "application/x-www-form-urlencoded")], form.as_bytes());
+                (st, String::from_utf8_lossy(&body).into_owned())
+            })
+        }).collect();
+        if pg {
+            // Both settle requests wait on the held row; then it is let go.
+            let mut watch = s.db();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while watch.count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()") < 2 {
+                assert!(std::time::Instant::now() < deadline, "the two requests never both waited on the submission");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            hold.execute("COMMIT");
+        }
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut statuses: Vec<u16> = answers.iter().map(|(st, _)| *st).collect();
+    statuses.sort();
+    assert_eq!(statuses, [303, 409], "one settles it, the other is refused: {answers:?}");
+    let refused = &answers.iter().find(|(st, _)| *st == 409).unwrap().1;
+    assert!(refused.contains("ほかの担当者がすでに処理しました") && refused.contains("田中"), "{refused}");
+    let settles: Vec<Value> = s.json(&["staff", "actions"]).as_array().unwrap().iter().filter(|x| x["action"].as_str().unwrap().starts_with("settle_")).cloned().collect();
+    assert_eq!(settles.len(), 1, "one action recorded: {settles:?}");
+    for x in servers {
+        assert!(x.stop().success());
+    }
+}
+
+/// A token made on one web server is shown on the page its form redirects to even when
+/// that page is served by another server of the same store (behind a load balancer), and
+/// shown once; the store holds it only sealed, and not after it was shown.
+#[test]
+fn a_new_token_made_on_one_server_is_shown_once_by_another() {
+    let s = desk();
+    let (a, b) = (Serving::start(&s, &["serve"]), Serving::start(&s, &["serve"]));
+    let on_a = login(&a.url, "管理者");
+    let (st, _, _) = http(&a.url, "POST", "/desk/admin/tokens", &[("Cookie", &on_a.cookie), ("Content-Type", "application/x-www-form-urlencoded")], format!("csrf={}&name={}", on_a.csrf, enc("三島市 契約システム")).as_bytes());
+    assert_eq!(st, 303);
+    let on_b = Login { base: b.url.clone(), cookie: on_a.cookie.clone(), csrf: on_a.csrf.clone() };
+    let (st, page) = on_b.get("/desk/admin/tokens?done=token_made");
+    assert_eq!(st, 200);
+    let token = page.split("id=\"token\">").nth(1).and_then(|r| r.split('<').next()).unwrap_or_else(|| panic!("the new token on the other server's page: {page}")).to_string();
+    assert!(token.starts_with("esr_"), "{token}");
+    assert!(s.db().find(&token).is_empty(), "not in the store once shown");
+    assert!(!on_a.get("/desk/admin/tokens").1.contains(&token) && !on_b.get("/desk/admin/tokens").1.contains(&token), "shown only once");
+    let ask = http(&a.url, "POST", "/api/v1/verify", &[("Authorization", &format!("Bearer {token}")), ("Content-Type", "application/json")], br#"{"number":"35075-00001M","key":"CDEF34679HJK"}"#).0;
+    assert_eq!(ask, 200, "the token shown is the one made");
+    for x in [a, b] {
+        assert!(x.stop().success());
+    }
+}

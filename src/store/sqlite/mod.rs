@@ -13,6 +13,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("schema_v5.sql"), include_str!("schema_v6.sql"), include_str!("schema_v7.sql"), include_str!("schema_v8.sql"),
     include_str!("schema_v9.sql"), include_str!("schema_v10.sql"), include_str!("schema_v11.sql"),
     include_str!("schema_v12.sql"),
+    // Issue 23's version 16 (fresh_tokens); placed after 13–15 when merged.
+    include_str!("schema_v16.sql"),
 ];
 
 pub(super) fn open(path: &Path) -> Result<Connection> {

@@ -169,6 +169,7 @@ pub fn refused(e: &crate::desk::DeskError) -> Response {
     use crate::desk::DeskError;
     match e {
         DeskError::NotApplicable(m) | DeskError::Needs(m) => error_page(&format!("この操作はできません：{m}"), StatusCode::CONFLICT),
+        DeskError::AlreadyDone(m) => error_page(&format!("ほかの担当者がすでに処理しました：{m}"), StatusCode::CONFLICT),
         other => {
             tracing::error!(event = "desk_action_failed", error = %other);
             error_page("操作できませんでした。しばらくしてからもう一度お試しください。", StatusCode::INTERNAL_SERVER_ERROR)
