@@ -71,8 +71,8 @@ pub struct Peer(pub SocketAddr);
 
 /// Connections served at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 1024;
-/// Connections one client address may hold at once (a trusted proxy: any number); beyond,
-/// a new one is closed at once.
+/// Connections one client address (an IPv6 client: its /64) may hold at once (a trusted
+/// proxy: any number); beyond, a new one is closed at once.
 const PER_CLIENT: usize = 32;
 /// A request's headers must arrive within this (also how long an idle keep-alive
 /// connection is kept): a client that trickles bytes holds nothing for long.
@@ -156,8 +156,10 @@ async fn serve(tcp: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, router:
             },
             _ = &mut stop => break,
         };
-        let client = peer.ip().to_canonical();
-        if !proxies.contains(&client) {
+        // Counted per address, an IPv6 client per /64 (as every other limit): a client
+        // with a /64 cannot hold 32 connections from each of its addresses.
+        let client = limit::connection_key(peer.ip());
+        if !proxies.contains(&peer.ip().to_canonical()) {
             let mut open = per_client.lock().unwrap_or_else(|p| p.into_inner());
             let n = open.entry(client).or_insert(0);
             if *n >= PER_CLIENT {
@@ -167,7 +169,7 @@ async fn serve(tcp: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, router:
             }
             *n += 1;
         }
-        let counted = ClientSlot { map: per_client.clone(), client, counted: !proxies.contains(&client) };
+        let counted = ClientSlot { map: per_client.clone(), client, counted: !proxies.contains(&peer.ip().to_canonical()) };
         let _ = stream.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(
             router.clone().layer(axum::Extension(axum::extract::ConnectInfo(Peer(peer)))),

@@ -505,3 +505,56 @@ fn a_new_token_made_on_one_server_is_shown_once_by_another() {
         assert!(x.stop().success());
     }
 }
+
+/// Wrong passwords for one user on two web servers of one store: the limit (5 in 15
+/// minutes) holds across them. After four, two more arrive at once, one at each server;
+/// on PostgreSQL the test keeps the failures from being written until both have begun
+/// (a lock on the table that lets them read, not add), so both would read four: the
+/// sixth is not checked, because each counts and adds under the lock of the user's name.
+#[test]
+fn wrong_passwords_on_two_servers_at_once_do_not_get_past_the_limit() {
+    let s = desk();
+    let servers = [Serving::start(&s, &["serve"]), Serving::start(&s, &["serve"])];
+    for i in 0..4 {
+        assert_eq!(try_login(&servers[i % 2].url, "佐藤", "a wrong password, guessed").0, 200);
+    }
+    let mut hold = s.db();
+    let pg = matches!(hold, crate::pg::Db::Pg(_));
+    if pg {
+        hold.execute("BEGIN; LOCK TABLE login_failures IN SHARE MODE");
+    }
+    let start = std::sync::Barrier::new(2);
+    let answers: Vec<u16> = std::thread::scope(|scope| {
+        let hs: Vec<_> = servers.iter().map(|x| {
+            let (start, url) = (&start, x.url.clone());
+            scope.spawn(move || {
+                // The form first (its CSRF cookie), then both POSTs at once.
+                let (_, headers, body) = http(&url, "GET", "/desk/login", &[], b"");
+                let cookie = set_cookie(&headers, "esurety_login").unwrap();
+                let csrf = form_csrf(&String::from_utf8_lossy(&body)).unwrap();
+                start.wait();
+                let form = format!("name={}&password={}&csrf={csrf}", enc("佐藤"), enc("another wrong one"));
+                http(&url, "POST", "/desk/login", &[("Cookie", &cookie), ("Content-Type", "application/x-www-form-urlencoded")], form.as_bytes()).0
+            })
+        }).collect();
+        if pg {
+            let mut watch = s.db();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while watch.count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()") < 2 {
+                assert!(std::time::Instant::now() < deadline, "the two logins never both waited");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            hold.execute("COMMIT");
+        }
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut sorted = answers.clone();
+    sorted.sort();
+    assert_eq!(sorted, [200, 429], "the fifth failure is checked, the sixth is refused unchecked: {answers:?}");
+    assert_eq!(s.db().count("SELECT count(*) FROM login_failures WHERE key = 'user:佐藤'"), 5);
+    assert_eq!(try_login(&servers[0].url, "佐藤", PASSWORD).0, 429, "locked on either server, even with the right password");
+    assert_eq!(try_login(&servers[1].url, "佐藤", PASSWORD).0, 429);
+    for x in servers {
+        assert!(x.stop().success());
+    }
+}
