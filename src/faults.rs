@@ -3,7 +3,8 @@
 //! here is empty and the environment variables below mean nothing.
 //!
 //! With `ESURETY_CRASH_AT=<point>` the process aborts (as a kill would end it: no
-//! unwinding, no cleanup) when it reaches that point. Lets the tests prove that a crash
+//! unwinding, no cleanup) when it reaches that point. `ESURETY_PAUSE_AT` holds a step
+//! until the test lets it go. Lets the tests prove that a crash
 //! between any two steps neither loses nor doubles anything.
 
 /// Aborts the process at `name` when the tests asked for it.
@@ -20,6 +21,28 @@ pub fn point(name: &str) {
 #[cfg(not(feature = "test-hooks"))]
 #[inline(always)]
 pub fn point(_name: &str) {}
+
+/// A slow step for tests: with `ESURETY_PAUSE_AT=<point>:<dir>`, reaching `point` writes
+/// `<dir>/<point>.reached` and waits until `<dir>/<point>.go` exists, so a test can hold a
+/// request in flight for as long as it needs and see what else is answered meanwhile.
+#[cfg(feature = "test-hooks")]
+pub fn pause_at(name: &str) {
+    use std::sync::OnceLock;
+    static AT: OnceLock<Option<(String, std::path::PathBuf)>> = OnceLock::new();
+    let at = AT.get_or_init(|| std::env::var("ESURETY_PAUSE_AT").ok().and_then(|v| v.split_once(':').map(|(p, d)| (p.to_string(), d.into()))));
+    let Some((point, dir)) = at else { return };
+    if point != name {
+        return;
+    }
+    let _ = std::fs::write(dir.join(format!("{name}.reached")), b"");
+    while !dir.join(format!("{name}.go")).exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub fn pause_at(_name: &str) {}
 
 /// A bug for tests: with `ESURETY_PANIC_ON=<Message-ID>`, processing that message panics,
 /// as a bug of ours on one odd input would; with `ESURETY_PANIC_ON=typesetting:<Message-ID>`,

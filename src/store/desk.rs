@@ -5,7 +5,7 @@
 
 use super::{Result, Store, StoreError, Tx};
 use chrono::{DateTime, FixedOffset};
-use super::db::params;
+use super::db::{OptionalExtension, params};
 
 #[derive(Debug, Clone)]
 pub struct ActionRow {
@@ -159,6 +159,25 @@ impl Store {
         Ok(out)
     }
 
+    /// Staff actions newest first, older than `before` (an id; all when `None`), at most
+    /// `limit`: a page of the log, read without reading the rest.
+    pub fn actions_before(&self, before: Option<i64>, limit: u32) -> Result<Vec<ActionRow>> {
+        self.conn.query_map("SELECT id, at, by, action, target, detail FROM staff_actions WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+            params![before.unwrap_or(i64::MAX), limit],
+            |r| Ok(ActionRow { id: r.get(0)?, at: r.get(1)?, by: r.get(2)?, action: r.get(3)?, target: r.get(4)?, detail: r.get(5)? }))
+    }
+
+    /// The mailbox a message arrived in (without reading its bytes).
+    pub fn message_mailbox(&self, id: i64) -> Result<Option<String>> {
+        self.conn.query_row("SELECT mailbox FROM messages WHERE id = ?1", [id], |r| r.get(0)).optional()
+    }
+
+    /// The sender of an outgoing mail (without reading its bytes).
+    pub fn outbox_sender(&self, message_id: &str) -> Result<Option<String>> {
+        self.conn.query_row("SELECT sender FROM outbox WHERE message_id = ?1", [message_id], |r| r.get(0)).optional()
+    }
+
+    /// Every staff action, oldest first (`esurety staff actions`).
     pub fn actions(&self) -> Result<Vec<ActionRow>> {
         self.conn.query_map("SELECT id, at, by, action, target, detail FROM staff_actions ORDER BY id", (), |r| Ok(ActionRow { id: r.get(0)?, at: r.get(1)?, by: r.get(2)?, action: r.get(3)?, target: r.get(4)?, detail: r.get(5)? }))
     }

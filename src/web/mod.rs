@@ -30,8 +30,9 @@ pub struct App {
     pages: minijinja::Environment<'static>,
     limiter: limit::RateLimiter,
     web: WebConfig,
-    /// The desk's connection to the store (staff pages: few requests, one at a time).
-    desk: std::sync::Mutex<crate::store::Store>,
+    /// The desk's connections to the store (a few, each request taking one for its reads
+    /// and writes only).
+    desk: desk::Stores,
     /// Password checks running at once (see [`LOGINS_AT_ONCE`]).
     logins: tokio::sync::Semaphore,
 }
@@ -117,7 +118,7 @@ pub fn start(engine: Arc<Engine>, clock: Arc<dyn Clock>, rt: &tokio::runtime::Ha
     let scheme = if web.tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{local}");
     let tls = web.tls.as_ref().map(|(cert, key)| tls_acceptor(cert, key)).transpose()?;
-    let desk = std::sync::Mutex::new(crate::store::Store::open(&engine.config.store).map_err(|e| SetupError(e.to_string()))?);
+    let desk = desk::Stores::new(engine.config.store.clone(), crate::store::Store::open(&engine.config.store).map_err(|e| SetupError(e.to_string()))?);
     let app = Arc::new(App { engine, clock, checker, pages, limiter: limit::RateLimiter::default(), web, desk, logins: tokio::sync::Semaphore::new(LOGINS_AT_ONCE) });
     let app_proxies = app.web.trusted_proxies.clone();
     let router = router(app);

@@ -558,3 +558,78 @@ fn wrong_passwords_on_two_servers_at_once_do_not_get_past_the_limit() {
         assert!(x.stop().success());
     }
 }
+
+/// While one desk request typesets a PDF (held there by the test for as long as it
+/// likes), the rest of the desk answers: another user logs in and opens pages, the first
+/// opens the actions page. They complete while the PDF is still in flight.
+#[test]
+fn a_pdf_being_typeset_does_not_hold_up_logins_and_pages() {
+    let s = desk();
+    let pause = s.dir.join("pause");
+    std::fs::create_dir_all(&pause).unwrap();
+    s.env.borrow_mut().push(("ESURETY_PAUSE_AT".into(), format!("desk_typesetting:{}", pause.display())));
+    let server = Serving::start(&s, &["serve"]);
+    let sato = login(&server.url, "佐藤");
+    std::thread::scope(|scope| {
+        let slow = scope.spawn(|| http(&sato.base, "GET", "/desk/certificates/35075-00001M/certificate.pdf", &[("Cookie", &sato.cookie)], b""));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !pause.join("desk_typesetting.reached").exists() {
+            assert!(std::time::Instant::now() < deadline && !slow.is_finished(), "the PDF never reached its typesetting");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        scope.spawn(|| {
+            let tx = tx;
+            let nagano = login(&server.url, "長野太郎");
+            let pages = [nagano.get("/desk/paper").0, sato.get("/desk/actions").0, sato.get("/desk/").0];
+            let _ = tx.send(pages);
+        });
+        // Only a deadline to end the test if they wait (they must not): the order is what
+        // is asserted.
+        let meanwhile = rx.recv_timeout(std::time::Duration::from_secs(20));
+        let still_typesetting = !slow.is_finished();
+        std::fs::write(pause.join("desk_typesetting.go"), b"").unwrap();
+        let (st, _, pdf) = slow.join().unwrap();
+        assert_eq!(st, 200);
+        assert!(pdf.starts_with(b"%PDF"));
+        assert!(still_typesetting, "the PDF was still being typeset meanwhile");
+        assert_eq!(meanwhile, Ok([200, 200, 200]), "a login and three pages answered while a PDF was being typeset");
+    });
+    assert!(server.stop().success());
+}
+
+/// The actions page reads a page of the log, not all of it: 100 a page, newest first,
+/// with a link to older ones, and every action the user may see is on exactly one page.
+#[test]
+fn the_actions_page_shows_the_log_a_page_at_a_time() {
+    let s = desk();
+    let mut db = s.db();
+    // 250 printings at Kanagawa (佐藤's), between them 250 at an office that is not his.
+    for i in 0..250 {
+        db.execute(&format!("INSERT INTO staff_actions (at, by, action, target, detail) VALUES ('2026-07-15T10:00:00+09:00', '佐藤', 'printed', '35075-{i:05}M', NULL), ('2026-07-15T10:00:00+09:00', '他支店', 'printed', '99999-{i:05}M', NULL)"));
+    }
+    let server = Serving::start(&s, &["serve"]);
+    let sato = login(&server.url, "佐藤");
+    let (mut seen, mut pages, mut path) = (Vec::new(), 0, "/desk/actions".to_string());
+    loop {
+        let (st, page) = sato.get(&path);
+        assert_eq!(st, 200);
+        pages += 1;
+        let here: Vec<String> = page.split("<td>35075-").skip(1).map(|r| r.split('<').next().unwrap().to_string()).collect();
+        assert!(here.len() <= 100, "{} on one page", here.len());
+        assert!(!page.contains("99999-"), "another office's actions are not shown");
+        seen.extend(here);
+        match page.split("href=\"/desk/actions?before=").nth(1) {
+            Some(rest) => path = format!("/desk/actions?before={}", rest.split('"').next().unwrap()),
+            None => break,
+        }
+        assert!(pages < 10, "the pages end");
+    }
+    let printed: Vec<&String> = seen.iter().filter(|n| n.ends_with('M') && n.len() == 6).collect();
+    let mut unique = printed.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((printed.len(), unique.len()), (250, 250), "each of 佐藤's 250 on one page");
+    assert!(pages >= 3);
+    assert!(server.stop().success());
+}
