@@ -182,7 +182,10 @@ fn each_role_reaches_only_its_own_pages_and_actions() {
     assert_eq!(n.post("/desk/failed/retry", &format!("csrf={}&message_id={}", n.csrf, enc(&failed_mid))), 403, "Kanagawa's failed mail");
     assert_eq!(held_ids(&s), held, "nothing released or rejected");
     assert_eq!(s.json(&["staff", "paper"]).as_array().unwrap().len(), 1);
-    assert!(s.json(&["staff", "actions"]).as_array().unwrap().is_empty(), "no action happened");
+    // Nothing was done; only the key notices taken (by the two who may) are recorded.
+    let actions = s.json(&["staff", "actions"]);
+    let did: Vec<(&str, &str)> = actions.as_array().unwrap().iter().map(|x| (x["action"].as_str().unwrap(), x["by"].as_str().unwrap())).collect();
+    assert_eq!(did, [("notice_download", "佐藤"), ("notice_download", "管理者")], "no action happened");
 }
 
 #[test]
@@ -631,5 +634,28 @@ fn the_actions_page_shows_the_log_a_page_at_a_time() {
     unique.dedup();
     assert_eq!((printed.len(), unique.len()), (250, 250), "each of 佐藤's 250 on one page");
     assert!(pages >= 3);
+    assert!(server.stop().success());
+}
+
+/// The key notice carries the 認証キー in clear: taking it from the desk is recorded (who,
+/// when, which certificate), in `esurety staff actions` and on the desk's actions page
+/// (for those who may see the certificate); the certificate's PDF is not.
+#[test]
+fn taking_a_key_notice_from_the_desk_is_recorded() {
+    let s = desk();
+    let server = Serving::start(&s, &["serve"]);
+    let sato = login(&server.url, "佐藤");
+    let (st, _, pdf) = http(&server.url, "GET", "/desk/certificates/35075-00001M/notice.pdf", &[("Cookie", &sato.cookie)], b"");
+    assert_eq!(st, 200);
+    assert!(crate::common::key_in(&pdf_text(&pdf)).is_some(), "the notice with its key");
+    assert_eq!(http(&server.url, "GET", "/desk/certificates/35075-00001M/certificate.pdf", &[("Cookie", &sato.cookie)], b"").0, 200);
+    let taken: Vec<Value> = s.json(&["staff", "actions"]).as_array().unwrap().iter().filter(|x| x["action"] == "notice_download").cloned().collect();
+    assert_eq!(taken.len(), 1, "the notice taken once, the certificate not recorded: {taken:?}");
+    assert_eq!((taken[0]["by"].as_str(), taken[0]["target"].as_str(), taken[0]["detail"].as_str()), (Some("佐藤"), Some("35075-00001M"), Some("version 1")));
+    assert!(taken[0]["at"].as_str().is_some_and(|t| t.starts_with("2026-")));
+    let page = sato.get("/desk/actions").1;
+    assert!(page.contains("認証キー通知書の取得") && page.contains("35075-00001M"), "{page}");
+    let nagano = login(&server.url, "長野太郎");
+    assert!(!nagano.get("/desk/actions").1.contains("認証キー通知書の取得"), "not shown to another branch");
     assert!(server.stop().success());
 }

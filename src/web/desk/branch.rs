@@ -316,7 +316,8 @@ async fn document(State(app): State<Arc<App>>, headers: HeaderMap, Path((number,
     }
     // The store only for the reads; the typesetting (seconds) holds none of its
     // connections, so other desk requests are answered meanwhile.
-    let source = match with_store(&app, move |s, e| crate::desk::document_source(e, s, &number, kind)).await {
+    let (by, clock) = (staff.name.clone(), app.clock.clone());
+    let source = match with_store(&app, move |s, e| crate::desk::take_document(e, s, &number, kind, &by, clock.as_ref())).await {
         Ok(Ok(source)) => source,
         Ok(Err(e)) => return refused(&e),
         Err(r) => return r,
