@@ -22,6 +22,9 @@ pub enum DeskError {
     /// Not in a state the action applies to (already released, not held, printed …).
     #[error("{0}")]
     NotApplicable(String),
+    /// Someone else did it first (another person, perhaps on another server).
+    #[error("{0}")]
+    AlreadyDone(String),
     /// The action needs something the command did not say (who it is released as).
     #[error("{0}")]
     Needs(String),
@@ -38,6 +41,7 @@ impl From<ActionError> for DeskError {
         match e {
             ActionError::Store(e) => DeskError::Store(e),
             ActionError::NotApplicable(s) => DeskError::NotApplicable(s),
+            ActionError::AlreadyDone(s) => DeskError::AlreadyDone(s),
         }
     }
 }
@@ -184,17 +188,50 @@ pub fn retry(store: &mut Store, message_id: &str, by: &str, clock: &dyn Clock) -
     Ok(())
 }
 
-/// A document of a certificate's current version, typeset again: the key notice (with
-/// its key, electronic only), the certificate or the fee statement. `(file name, PDF)`.
-pub fn document(engine: &Engine, store: &Store, number: &str, kind: DocumentKind, clock: &dyn Clock) -> Result<(String, Vec<u8>), DeskError> {
+/// What a document of a certificate's current version is typeset from: the version, and
+/// its key for the key notice (electronic only).
+pub struct DocumentSource {
+    row: CertificateRow,
+    key: Option<crate::issuance::AuthKey>,
+}
+
+/// Reads what [`typeset`] needs (the store is needed only for this, not for typesetting).
+pub fn document_source(engine: &Engine, store: &Store, number: &str, kind: DocumentKind) -> Result<DocumentSource, DeskError> {
     let row = store.certificate(number)?.ok_or_else(|| DeskError::NotApplicable(format!("no certificate {number}")))?;
     let key = if kind == DocumentKind::Notice {
         Some(store.key_of(number, &engine.secrets)?.ok_or_else(|| DeskError::NotApplicable(format!("{number} is a paper certificate: it has no key notice")))?)
     } else {
         None
     };
-    let pdf = engine.documents.render(kind, &engine.config, &row.latest, key.as_ref(), clock.now()).map_err(|e| DeskError::Render(number.to_string(), e.to_string()))?;
-    Ok((crate::documents::data::file_name(kind, &row.latest), pdf))
+    Ok(DocumentSource { row, key })
+}
+
+/// [`document_source`] for a person who takes the document (`by`, from the desk): a key
+/// notice carries the key in clear, so its taking is recorded (who, when, which
+/// certificate and version) before it is typeset.
+pub fn take_document(engine: &Engine, store: &mut Store, number: &str, kind: DocumentKind, by: &str, clock: &dyn Clock) -> Result<DocumentSource, DeskError> {
+    if kind != DocumentKind::Notice {
+        return document_source(engine, store, number, kind);
+    }
+    let source = document_source(engine, store, number, kind)?;
+    // Recorded before it is typeset: no notice leaves without its record.
+    store.write(|tx| tx.record_action(by, "notice_download", &source.row.number, Some(&format!("version {}", source.row.latest.version)), clock.now()))?;
+    tracing::info!(event = "notice_taken", number = %number, by = by);
+    Ok(source)
+}
+
+/// Typesets a document read by [`document_source`]: `(file name, PDF)`.
+pub fn typeset(engine: &Engine, source: &DocumentSource, kind: DocumentKind, clock: &dyn Clock) -> Result<(String, Vec<u8>), DeskError> {
+    crate::faults::pause("desk_typesetting");
+    let c = &source.row.latest;
+    let pdf = engine.documents.render(kind, &engine.config, c, source.key.as_ref(), clock.now()).map_err(|e| DeskError::Render(source.row.number.clone(), e.to_string()))?;
+    Ok((crate::documents::data::file_name(kind, c), pdf))
+}
+
+/// A document of a certificate's current version, typeset again: the key notice (with
+/// its key, electronic only), the certificate or the fee statement. `(file name, PDF)`.
+pub fn document(engine: &Engine, store: &Store, number: &str, kind: DocumentKind, clock: &dyn Clock) -> Result<(String, Vec<u8>), DeskError> {
+    typeset(engine, &document_source(engine, store, number, kind)?, kind, clock)
 }
 
 /// 再送 by staff: the current version's documents (key notice and certificate for an

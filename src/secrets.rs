@@ -6,7 +6,8 @@
 //! (ChaCha20-Poly1305, a random nonce each time, the certificate number as associated data),
 //! opened only to typeset a notice again or resend it. The other keys the registry's hash
 //! of each key (HMAC-SHA256 over salt and key). A copy of the store without the secret
-//! yields neither the keys nor a way to test guesses offline. Nothing here is ever logged:
+//! yields neither the keys nor a way to test guesses offline. A third seals what the desk
+//! keeps for a moment (a new API token until its page shows it, `seal_note`). Nothing here is ever logged:
 //! `Debug` prints `Secrets(****)`.
 
 use crate::clock::Random;
@@ -20,6 +21,7 @@ const NONCE: usize = 12;
 pub struct Secrets {
     seal: aead::LessSafeKey,
     mac: hmac::Key,
+    note: aead::LessSafeKey,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -44,7 +46,8 @@ impl Secrets {
     pub fn from_bytes(secret: &[u8; 32]) -> Secrets {
         let derive = |label: &[u8]| hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), label);
         let seal = aead::UnboundKey::new(&aead::CHACHA20_POLY1305, derive(b"esurety certificate keys v1").as_ref()).expect("32 bytes is a ChaCha20 key");
-        Secrets { seal: aead::LessSafeKey::new(seal), mac: hmac::Key::new(hmac::HMAC_SHA256, derive(b"esurety registry v1").as_ref()) }
+        let note = aead::UnboundKey::new(&aead::CHACHA20_POLY1305, derive(b"esurety desk notes v1").as_ref()).expect("32 bytes is a ChaCha20 key");
+        Secrets { seal: aead::LessSafeKey::new(seal), mac: hmac::Key::new(hmac::HMAC_SHA256, derive(b"esurety registry v1").as_ref()), note: aead::LessSafeKey::new(note) }
     }
 
     /// `ESURETY_SECRET` if set, else the file at `path` (which must not be readable by
@@ -96,6 +99,28 @@ impl Secrets {
         let mut data = data.to_vec();
         let clear = self.seal.open_in_place(nonce, aead::Aad::from(number.as_bytes()), &mut data).ok()?;
         AuthKey::parse(std::str::from_utf8(clear).ok()?)
+    }
+
+    /// `clear` sealed for the store under the desk's key, bound to `to` (what it belongs
+    /// to, e.g. a session): nonce ‖ ciphertext ‖ tag.
+    pub fn seal_note(&self, to: &[u8], clear: &[u8], rng: &dyn Random) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE];
+        rng.fill(&mut nonce);
+        let mut data = clear.to_vec();
+        self.note.seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::from(to), &mut data)
+            .expect("a short note is far below the AEAD's limit");
+        [nonce.as_slice(), &data].concat()
+    }
+
+    /// What [`Secrets::seal_note`] sealed for `to`; `None` when it does not open.
+    pub fn open_note(&self, to: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < NONCE {
+            return None;
+        }
+        let (nonce, data) = sealed.split_at(NONCE);
+        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut data = data.to_vec();
+        self.note.open_in_place(nonce, aead::Aad::from(to), &mut data).ok().map(|c| c.to_vec())
     }
 
     /// The registry's hash of a key: HMAC-SHA256(salt ‖ key) under the secret.

@@ -5,7 +5,7 @@
 
 use super::{Result, Store, StoreError, Tx};
 use chrono::{DateTime, FixedOffset};
-use super::db::params;
+use super::db::{OptionalExtension, params};
 
 #[derive(Debug, Clone)]
 pub struct ActionRow {
@@ -22,9 +22,13 @@ pub struct ActionRow {
 pub enum ActionError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The target is not (or no longer) in the state the action applies to.
+    /// The target is not in the state the action applies to.
     #[error("{0}")]
     NotApplicable(String),
+    /// The target was in that state, and another person (on this server or another) acted
+    /// on it first: the write found it no longer so.
+    #[error("{0}")]
+    AlreadyDone(String),
 }
 
 
@@ -81,7 +85,9 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// A mail given up on goes back to the outbox for a new round of attempts.
+    /// A mail given up on goes back to the outbox for a new round of attempts. The update
+    /// is guarded by the state it acts on (`failed`), so of two staff retrying it at once
+    /// (on two servers of one store) one puts it back and the other is told it was done.
     pub fn retry_failed(&self, message_id: &str, by: &str, at: DateTime<FixedOffset>) -> std::result::Result<(), ActionError> {
         let before: Option<(u32, Option<String>)> = self.c().query_row(
             "SELECT attempts, last_error FROM outbox WHERE message_id = ?1 AND status = 'failed'", [message_id],
@@ -90,10 +96,13 @@ impl Tx<'_> {
         let Some((attempts, last_error)) = before else {
             return Err(ActionError::NotApplicable(format!("{message_id} is not a failed outgoing mail")));
         };
-        self.c().execute(
-            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?2, staff_notified = 0 WHERE message_id = ?1",
+        let n = self.c().execute(
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?2, staff_notified = 0 WHERE message_id = ?1 AND status = 'failed'",
             params![message_id, at.timestamp()],
         )?;
+        if n == 0 {
+            return Err(ActionError::AlreadyDone(format!("{message_id} was put back in the outbox by someone else meanwhile")));
+        }
         // Recipients refused before are tried again; those that have the mail are not.
         self.c().execute("DELETE FROM outbox_refusals WHERE outbox = (SELECT id FROM outbox WHERE message_id = ?1)", [message_id])?;
         let detail = format!("after {attempts} attempt(s): {}", last_error.unwrap_or_default());
@@ -150,6 +159,25 @@ impl Store {
         Ok(out)
     }
 
+    /// Staff actions newest first, older than `before` (an id; all when `None`), at most
+    /// `limit`: a page of the log, read without reading the rest.
+    pub fn actions_before(&self, before: Option<i64>, limit: u32) -> Result<Vec<ActionRow>> {
+        self.conn.query_map("SELECT id, at, by, action, target, detail FROM staff_actions WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+            params![before.unwrap_or(i64::MAX), limit],
+            |r| Ok(ActionRow { id: r.get(0)?, at: r.get(1)?, by: r.get(2)?, action: r.get(3)?, target: r.get(4)?, detail: r.get(5)? }))
+    }
+
+    /// The mailbox a message arrived in (without reading its bytes).
+    pub fn message_mailbox(&self, id: i64) -> Result<Option<String>> {
+        self.conn.query_row("SELECT mailbox FROM messages WHERE id = ?1", [id], |r| r.get(0)).optional()
+    }
+
+    /// The sender of an outgoing mail (without reading its bytes).
+    pub fn outbox_sender(&self, message_id: &str) -> Result<Option<String>> {
+        self.conn.query_row("SELECT sender FROM outbox WHERE message_id = ?1", [message_id], |r| r.get(0)).optional()
+    }
+
+    /// Every staff action, oldest first (`esurety staff actions`).
     pub fn actions(&self) -> Result<Vec<ActionRow>> {
         self.conn.query_map("SELECT id, at, by, action, target, detail FROM staff_actions ORDER BY id", (), |r| Ok(ActionRow { id: r.get(0)?, at: r.get(1)?, by: r.get(2)?, action: r.get(3)?, target: r.get(4)?, detail: r.get(5)? }))
     }

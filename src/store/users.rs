@@ -80,6 +80,21 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Keeps a new API token (sealed) for the session's next view of the tokens page, until
+    /// `expires_at`; one at a time per session (a newer one replaces it).
+    pub fn keep_fresh_token(&self, session: &[u8], sealed: &[u8], expires_at: i64, now: i64) -> Result<()> {
+        self.c().execute("DELETE FROM fresh_tokens WHERE expires_at < ?1 OR session = ?2", params![now, session])?;
+        self.c().execute("INSERT INTO fresh_tokens (session, sealed, expires_at) VALUES (?1, ?2, ?3)", params![session, sealed, expires_at])?;
+        Ok(())
+    }
+
+    /// The session's kept token, taken (deleted in the same statement, so two views at
+    /// once, on two servers, show it once between them); `None` when none or expired.
+    pub fn take_fresh_token(&self, session: &[u8], now: i64) -> Result<Option<Vec<u8>>> {
+        self.c().query_row("DELETE FROM fresh_tokens WHERE session = ?1 RETURNING sealed, expires_at", [session], |r| Ok((r.get::<Vec<u8>>(0)?, r.get::<i64>(1)?)))
+            .optional().map(|found| found.filter(|(_, until)| *until >= now).map(|(sealed, _)| sealed))
+    }
+
     /// Records a failed (or not yet known to succeed) login; rows older than a day go.
     pub fn record_login_failure(&self, key: &str, at: i64) -> Result<i64> {
         self.c().execute("DELETE FROM login_failures WHERE at < ?1", [at - 86_400])?;
@@ -98,18 +113,23 @@ impl Tx<'_> {
         self.c().query_row("SELECT count(*) FROM login_failures WHERE key = ?1 AND at >= ?2", params![key, since], |r| r.get(0))
     }
 
-    /// A person settles an unchecked submission: accepted or rejected, with a note.
+    /// A person settles an unchecked submission: accepted or rejected, with a note. The
+    /// update is guarded by the state it acts on (`unchecked`): of two staff settling it at
+    /// once (on two servers of one store), one settles it and the other is told who did.
     pub fn settle_submission(&self, id: i64, accepted: bool, note: &str, by: &str, at: chrono::DateTime<chrono::FixedOffset>) -> std::result::Result<(String, String), super::ActionError> {
-        let row: Option<(String, String)> = self.c().query_row("SELECT number, owner FROM submissions WHERE id = ?1 AND result = 'unchecked'", [id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
-        let Some((number, owner)) = row else {
-            return Err(super::ActionError::NotApplicable(format!("submission {id} is not waiting to be checked by hand")));
-        };
         let result = if accepted { "accepted" } else { "rejected" };
         let reasons: Vec<String> = if accepted { vec![] } else { vec![note.to_string()] };
-        self.c().execute(
-            "UPDATE submissions SET result = ?2, reasons = ?3, settled_by = ?4, settled_at = ?5 WHERE id = ?1",
-            params![id, result, serde_json::to_string(&reasons).expect("JSON"), by, at.to_rfc3339()],
-        )?;
+        let row: Option<(String, String)> = self.c().query_row(
+            "UPDATE submissions SET result = ?2, reasons = ?3, settled_by = ?4, settled_at = ?5 WHERE id = ?1 AND result = 'unchecked' RETURNING number, owner",
+            params![id, result, serde_json::to_string(&reasons).expect("JSON"), by, at.to_rfc3339()], |r| Ok((r.get(0)?, r.get(1)?)),
+        ).optional()?;
+        let Some((number, owner)) = row else {
+            let settled: Option<Option<String>> = self.c().query_row("SELECT settled_by FROM submissions WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+            return Err(match settled {
+                Some(Some(who)) => super::ActionError::AlreadyDone(format!("submission {id} was settled by {who}")),
+                _ => super::ActionError::NotApplicable(format!("submission {id} is not waiting to be checked by hand")),
+            });
+        };
         self.record_action(by, if accepted { "settle_accepted" } else { "settle_rejected" }, &format!("submission {id}"), Some(&format!("{number} ({owner}): {note}")), at)?;
         Ok((number, owner))
     }

@@ -1,6 +1,9 @@
-//! Requests counted per key (a token, a client address) in one-minute windows, in memory:
-//! beyond the limit the caller is told when to come back (`429` with `Retry-After`).
-//! Failed checks are limited apart from this, in the store (the registry's lockout).
+//! Requests counted per key (a token, a client address) in one-minute windows, in this
+//! process's memory: beyond the limit the caller is told when to come back (`429` with
+//! `Retry-After`). Each web server counts its own (these limits are against floods, so
+//! N servers taking N times the rate is what they are for). Failures, which limit
+//! guessing, are counted apart from this in the store, across servers (the registry's
+//! lockout, the desk's failed logins). Connections are capped per client in `serve`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -79,6 +82,18 @@ pub fn bucket(ip: IpAddr) -> String {
     }
 }
 
+/// What the open connections of one client are counted by, as [`bucket`]: an IPv4
+/// address, or an IPv6 address's /64 (its other 64 bits zero).
+pub fn connection_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +112,16 @@ mod tests {
         assert_eq!(client_address(peer, Some("198.51.100.1, garbage"), &[proxy]).to_string(), "0.0.0.0", "unreadable: not the proxy's bucket");
         assert_eq!(bucket("2001:db8:1:2:aaaa::1".parse().unwrap()), "2001:db8:1:2::/64");
         assert_eq!(bucket("2001:db8:1:2:bbbb::9".parse().unwrap()), bucket("2001:db8:1:2::5".parse().unwrap()));
+    }
+
+    #[test]
+    fn connections_are_counted_per_ipv4_address_and_per_ipv6_64() {
+        let key = |s: &str| connection_key(s.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb:cccc:dddd:9"), "one /64: one count, whatever address it takes");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("203.0.113.9").to_string(), "203.0.113.9");
+        assert_ne!(key("203.0.113.9"), key("203.0.113.10"));
+        assert_eq!(key("::ffff:203.0.113.9").to_string(), "203.0.113.9", "an IPv4-mapped peer is its IPv4 address");
     }
 
     #[test]

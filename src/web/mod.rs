@@ -30,12 +30,11 @@ pub struct App {
     pages: minijinja::Environment<'static>,
     limiter: limit::RateLimiter,
     web: WebConfig,
-    /// The desk's connection to the store (staff pages: few requests, one at a time).
-    desk: std::sync::Mutex<crate::store::Store>,
+    /// The desk's connections to the store (a few, each request taking one for its reads
+    /// and writes only).
+    desk: desk::Stores,
     /// Password checks running at once (see [`LOGINS_AT_ONCE`]).
     logins: tokio::sync::Semaphore,
-    /// A token just made on the admin's page, per session, until its page shows it once.
-    fresh_tokens: std::sync::Mutex<std::collections::HashMap<[u8; 32], (String, String)>>,
 }
 
 
@@ -73,8 +72,8 @@ pub struct Peer(pub SocketAddr);
 
 /// Connections served at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 1024;
-/// Connections one client address may hold at once (a trusted proxy: any number); beyond,
-/// a new one is closed at once.
+/// Connections one client address (an IPv6 client: its /64) may hold at once (a trusted
+/// proxy: any number); beyond, a new one is closed at once.
 const PER_CLIENT: usize = 32;
 /// A request's headers must arrive within this (also how long an idle keep-alive
 /// connection is kept): a client that trickles bytes holds nothing for long.
@@ -119,8 +118,8 @@ pub fn start(engine: Arc<Engine>, clock: Arc<dyn Clock>, rt: &tokio::runtime::Ha
     let scheme = if web.tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{local}");
     let tls = web.tls.as_ref().map(|(cert, key)| tls_acceptor(cert, key)).transpose()?;
-    let desk = std::sync::Mutex::new(crate::store::Store::open(&engine.config.store).map_err(|e| SetupError(e.to_string()))?);
-    let app = Arc::new(App { engine, clock, checker, pages, limiter: limit::RateLimiter::default(), web, desk, logins: tokio::sync::Semaphore::new(LOGINS_AT_ONCE), fresh_tokens: Default::default() });
+    let desk = desk::Stores::new(engine.config.store.clone(), crate::store::Store::open(&engine.config.store).map_err(|e| SetupError(e.to_string()))?);
+    let app = Arc::new(App { engine, clock, checker, pages, limiter: limit::RateLimiter::default(), web, desk, logins: tokio::sync::Semaphore::new(LOGINS_AT_ONCE) });
     let app_proxies = app.web.trusted_proxies.clone();
     let router = router(app);
     let proxies = app_proxies;
@@ -158,8 +157,10 @@ async fn serve(tcp: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, router:
             },
             _ = &mut stop => break,
         };
-        let client = peer.ip().to_canonical();
-        if !proxies.contains(&client) {
+        // Counted per address, an IPv6 client per /64 (as every other limit): a client
+        // with a /64 cannot hold 32 connections from each of its addresses.
+        let client = limit::connection_key(peer.ip());
+        if !proxies.contains(&peer.ip().to_canonical()) {
             let mut open = per_client.lock().unwrap_or_else(|p| p.into_inner());
             let n = open.entry(client).or_insert(0);
             if *n >= PER_CLIENT {
@@ -169,7 +170,7 @@ async fn serve(tcp: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, router:
             }
             *n += 1;
         }
-        let counted = ClientSlot { map: per_client.clone(), client, counted: !proxies.contains(&client) };
+        let counted = ClientSlot { map: per_client.clone(), client, counted: !proxies.contains(&peer.ip().to_canonical()) };
         let _ = stream.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(
             router.clone().layer(axum::Extension(axum::extract::ConnectInfo(Peer(peer)))),

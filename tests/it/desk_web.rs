@@ -182,7 +182,10 @@ fn each_role_reaches_only_its_own_pages_and_actions() {
     assert_eq!(n.post("/desk/failed/retry", &format!("csrf={}&message_id={}", n.csrf, enc(&failed_mid))), 403, "Kanagawa's failed mail");
     assert_eq!(held_ids(&s), held, "nothing released or rejected");
     assert_eq!(s.json(&["staff", "paper"]).as_array().unwrap().len(), 1);
-    assert!(s.json(&["staff", "actions"]).as_array().unwrap().is_empty(), "no action happened");
+    // Nothing was done; only the key notices taken (by the two who may) are recorded.
+    let actions = s.json(&["staff", "actions"]);
+    let did: Vec<(&str, &str)> = actions.as_array().unwrap().iter().map(|x| (x["action"].as_str().unwrap(), x["by"].as_str().unwrap())).collect();
+    assert_eq!(did, [("notice_download", "佐藤"), ("notice_download", "管理者")], "no action happened");
 }
 
 #[test]
@@ -428,4 +431,232 @@ fn many_logins_at_once_do_not_get_past_the_limit_and_the_cookie_is_secure_behind
     let post = |origin: &str| http(&base, "POST", "/desk/logout", &[("Cookie", &session), ("Origin", origin), ("Content-Type", "application/x-www-form-urlencoded")], format!("csrf={csrf}").as_bytes()).0;
     assert_eq!(post(&base), 403, "the Host's origin is not the public one");
     assert_eq!(post("https://desk.ejcs.example"), 303);
+}
+
+/// Two owner staff settle the same unchecked submission at the same moment, on two web
+/// servers of one store: one settles it, the other is told someone else did, and the log
+/// holds one action. On PostgreSQL the test holds the submission's row until both
+/// requests wait on it, so both have read it as unchecked before either writes (the race
+/// a check-then-write loses); on SQLite each write takes the file's lock in turn.
+#[test]
+fn two_staff_settling_one_submission_on_two_servers_settle_it_once() {
+    let s = desk();
+    let servers = [Serving::start(&s, &["serve"]), Serving::start(&s, &["serve"])];
+    let id = s.db().count("SELECT id FROM submissions WHERE result = 'unchecked'");
+    let sessions: Vec<Login> = servers.iter().map(|x| login(&x.url, "田中")).collect();
+    let mut hold = s.db();
+    let pg = matches!(hold, crate::pg::Db::Pg(_));
+    if pg {
+        hold.execute(&format!("BEGIN; SELECT id FROM submissions WHERE id = {id} FOR UPDATE"));
+    }
+    let start = std::sync::Barrier::new(2);
+    let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let hs: Vec<_> = sessions.iter().enumerate().map(|(i, a)| {
+            let start = &start;
+            scope.spawn(move || {
+                start.wait();
+                let result = ["accepted", "rejected"][i];
+                let form = format!("csrf={}&result={result}&note={}", a.csrf, enc(&format!("担当者{i}が確認")));
+                let (st, _, body) = http(&a.base, "POST", &format!("/desk/submissions/{id}/settle"), &[("Cookie", &a.cookie), ("Content-Type", "application/x-www-form-urlencoded")], form.as_bytes());
+                (st, String::from_utf8_lossy(&body).into_owned())
+            })
+        }).collect();
+        if pg {
+            // Both settle requests wait on the held row; then it is let go.
+            let mut watch = s.db();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while watch.count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()") < 2 {
+                assert!(std::time::Instant::now() < deadline, "the two requests never both waited on the submission");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            hold.execute("COMMIT");
+        }
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut statuses: Vec<u16> = answers.iter().map(|(st, _)| *st).collect();
+    statuses.sort();
+    assert_eq!(statuses, [303, 409], "one settles it, the other is refused: {answers:?}");
+    let refused = &answers.iter().find(|(st, _)| *st == 409).unwrap().1;
+    assert!(refused.contains("ほかの担当者がすでに処理しました") && refused.contains("田中"), "{refused}");
+    let settles: Vec<Value> = s.json(&["staff", "actions"]).as_array().unwrap().iter().filter(|x| x["action"].as_str().unwrap().starts_with("settle_")).cloned().collect();
+    assert_eq!(settles.len(), 1, "one action recorded: {settles:?}");
+    for x in servers {
+        assert!(x.stop().success());
+    }
+}
+
+/// A token made on one web server is shown on the page its form redirects to even when
+/// that page is served by another server of the same store (behind a load balancer), and
+/// shown once; the store holds it only sealed, and not after it was shown.
+#[test]
+fn a_new_token_made_on_one_server_is_shown_once_by_another() {
+    let s = desk();
+    let (a, b) = (Serving::start(&s, &["serve"]), Serving::start(&s, &["serve"]));
+    let on_a = login(&a.url, "管理者");
+    let (st, _, _) = http(&a.url, "POST", "/desk/admin/tokens", &[("Cookie", &on_a.cookie), ("Content-Type", "application/x-www-form-urlencoded")], format!("csrf={}&name={}", on_a.csrf, enc("三島市 契約システム")).as_bytes());
+    assert_eq!(st, 303);
+    let on_b = Login { base: b.url.clone(), cookie: on_a.cookie.clone(), csrf: on_a.csrf.clone() };
+    let (st, page) = on_b.get("/desk/admin/tokens?done=token_made");
+    assert_eq!(st, 200);
+    let token = page.split("id=\"token\">").nth(1).and_then(|r| r.split('<').next()).unwrap_or_else(|| panic!("the new token on the other server's page: {page}")).to_string();
+    assert!(token.starts_with("esr_"), "{token}");
+    assert!(s.db().find(&token).is_empty(), "not in the store once shown");
+    assert!(!on_a.get("/desk/admin/tokens").1.contains(&token) && !on_b.get("/desk/admin/tokens").1.contains(&token), "shown only once");
+    let ask = http(&a.url, "POST", "/api/v1/verify", &[("Authorization", &format!("Bearer {token}")), ("Content-Type", "application/json")], br#"{"number":"35075-00001M","key":"CDEF34679HJK"}"#).0;
+    assert_eq!(ask, 200, "the token shown is the one made");
+    for x in [a, b] {
+        assert!(x.stop().success());
+    }
+}
+
+/// Wrong passwords for one user on two web servers of one store: the limit (5 in 15
+/// minutes) holds across them. After four, two more arrive at once, one at each server;
+/// on PostgreSQL the test keeps the failures from being written until both have begun
+/// (a lock on the table that lets them read, not add), so both would read four: the
+/// sixth is not checked, because each counts and adds under the lock of the user's name.
+#[test]
+fn wrong_passwords_on_two_servers_at_once_do_not_get_past_the_limit() {
+    let s = desk();
+    let servers = [Serving::start(&s, &["serve"]), Serving::start(&s, &["serve"])];
+    for i in 0..4 {
+        assert_eq!(try_login(&servers[i % 2].url, "佐藤", "a wrong password, guessed").0, 200);
+    }
+    let mut hold = s.db();
+    let pg = matches!(hold, crate::pg::Db::Pg(_));
+    if pg {
+        hold.execute("BEGIN; LOCK TABLE login_failures IN SHARE MODE");
+    }
+    let start = std::sync::Barrier::new(2);
+    let answers: Vec<u16> = std::thread::scope(|scope| {
+        let hs: Vec<_> = servers.iter().map(|x| {
+            let (start, url) = (&start, x.url.clone());
+            scope.spawn(move || {
+                // The form first (its CSRF cookie), then both POSTs at once.
+                let (_, headers, body) = http(&url, "GET", "/desk/login", &[], b"");
+                let cookie = set_cookie(&headers, "esurety_login").unwrap();
+                let csrf = form_csrf(&String::from_utf8_lossy(&body)).unwrap();
+                start.wait();
+                let form = format!("name={}&password={}&csrf={csrf}", enc("佐藤"), enc("another wrong one"));
+                http(&url, "POST", "/desk/login", &[("Cookie", &cookie), ("Content-Type", "application/x-www-form-urlencoded")], form.as_bytes()).0
+            })
+        }).collect();
+        if pg {
+            let mut watch = s.db();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while watch.count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()") < 2 {
+                assert!(std::time::Instant::now() < deadline, "the two logins never both waited");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            hold.execute("COMMIT");
+        }
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut sorted = answers.clone();
+    sorted.sort();
+    assert_eq!(sorted, [200, 429], "the fifth failure is checked, the sixth is refused unchecked: {answers:?}");
+    assert_eq!(s.db().count("SELECT count(*) FROM login_failures WHERE key = 'user:佐藤'"), 5);
+    assert_eq!(try_login(&servers[0].url, "佐藤", PASSWORD).0, 429, "locked on either server, even with the right password");
+    assert_eq!(try_login(&servers[1].url, "佐藤", PASSWORD).0, 429);
+    for x in servers {
+        assert!(x.stop().success());
+    }
+}
+
+/// While one desk request typesets a PDF (held there by the test for as long as it
+/// likes), the rest of the desk answers: another user logs in and opens pages, the first
+/// opens the actions page. They complete while the PDF is still in flight.
+#[test]
+fn a_pdf_being_typeset_does_not_hold_up_logins_and_pages() {
+    let s = desk();
+    let pause = s.dir.join("pause");
+    std::fs::create_dir_all(&pause).unwrap();
+    s.env.borrow_mut().push(("ESURETY_PAUSE_AT".into(), "desk_typesetting".into()));
+    s.env.borrow_mut().push(("ESURETY_PAUSE_FILE".into(), pause.join("go").display().to_string()));
+    let server = Serving::start(&s, &["serve"]);
+    let sato = login(&server.url, "佐藤");
+    std::thread::scope(|scope| {
+        let slow = scope.spawn(|| http(&sato.base, "GET", "/desk/certificates/35075-00001M/certificate.pdf", &[("Cookie", &sato.cookie)], b""));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !pause.join("go.reached").exists() {
+            assert!(std::time::Instant::now() < deadline && !slow.is_finished(), "the PDF never reached its typesetting");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        scope.spawn(|| {
+            let tx = tx;
+            let nagano = login(&server.url, "長野太郎");
+            let pages = [nagano.get("/desk/paper").0, sato.get("/desk/actions").0, sato.get("/desk/").0];
+            let _ = tx.send(pages);
+        });
+        // Only a deadline to end the test if they wait (they must not): the order is what
+        // is asserted.
+        let meanwhile = rx.recv_timeout(std::time::Duration::from_secs(20));
+        let still_typesetting = !slow.is_finished();
+        std::fs::write(pause.join("go"), b"").unwrap();
+        let (st, _, pdf) = slow.join().unwrap();
+        assert_eq!(st, 200);
+        assert!(pdf.starts_with(b"%PDF"));
+        assert!(still_typesetting, "the PDF was still being typeset meanwhile");
+        assert_eq!(meanwhile, Ok([200, 200, 200]), "a login and three pages answered while a PDF was being typeset");
+    });
+    assert!(server.stop().success());
+}
+
+/// The actions page reads a page of the log, not all of it: 100 a page, newest first,
+/// with a link to older ones, and every action the user may see is on exactly one page.
+#[test]
+fn the_actions_page_shows_the_log_a_page_at_a_time() {
+    let s = desk();
+    let mut db = s.db();
+    // 250 printings at Kanagawa (佐藤's), between them 250 at an office that is not his.
+    for i in 0..250 {
+        db.execute(&format!("INSERT INTO staff_actions (at, by, action, target, detail) VALUES ('2026-07-15T10:00:00+09:00', '佐藤', 'printed', '35075-{i:05}M', NULL), ('2026-07-15T10:00:00+09:00', '他支店', 'printed', '99999-{i:05}M', NULL)"));
+    }
+    let server = Serving::start(&s, &["serve"]);
+    let sato = login(&server.url, "佐藤");
+    let (mut seen, mut pages, mut path) = (Vec::new(), 0, "/desk/actions".to_string());
+    loop {
+        let (st, page) = sato.get(&path);
+        assert_eq!(st, 200);
+        pages += 1;
+        let here: Vec<String> = page.split("<td>35075-").skip(1).map(|r| r.split('<').next().unwrap().to_string()).collect();
+        assert!(here.len() <= 100, "{} on one page", here.len());
+        assert!(!page.contains("99999-"), "another office's actions are not shown");
+        seen.extend(here);
+        match page.split("href=\"/desk/actions?before=").nth(1) {
+            Some(rest) => path = format!("/desk/actions?before={}", rest.split('"').next().unwrap()),
+            None => break,
+        }
+        assert!(pages < 10, "the pages end");
+    }
+    let printed: Vec<&String> = seen.iter().filter(|n| n.ends_with('M') && n.len() == 6).collect();
+    let mut unique = printed.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((printed.len(), unique.len()), (250, 250), "each of 佐藤's 250 on one page");
+    assert!(pages >= 3);
+    assert!(server.stop().success());
+}
+
+/// The key notice carries the 認証キー in clear: taking it from the desk is recorded (who,
+/// when, which certificate), in `esurety staff actions` and on the desk's actions page
+/// (for those who may see the certificate); the certificate's PDF is not.
+#[test]
+fn taking_a_key_notice_from_the_desk_is_recorded() {
+    let s = desk();
+    let server = Serving::start(&s, &["serve"]);
+    let sato = login(&server.url, "佐藤");
+    let (st, _, pdf) = http(&server.url, "GET", "/desk/certificates/35075-00001M/notice.pdf", &[("Cookie", &sato.cookie)], b"");
+    assert_eq!(st, 200);
+    assert!(crate::common::key_in(&pdf_text(&pdf)).is_some(), "the notice with its key");
+    assert_eq!(http(&server.url, "GET", "/desk/certificates/35075-00001M/certificate.pdf", &[("Cookie", &sato.cookie)], b"").0, 200);
+    let taken: Vec<Value> = s.json(&["staff", "actions"]).as_array().unwrap().iter().filter(|x| x["action"] == "notice_download").cloned().collect();
+    assert_eq!(taken.len(), 1, "the notice taken once, the certificate not recorded: {taken:?}");
+    assert_eq!((taken[0]["by"].as_str(), taken[0]["target"].as_str(), taken[0]["detail"].as_str()), (Some("佐藤"), Some("35075-00001M"), Some("version 1")));
+    assert!(taken[0]["at"].as_str().is_some_and(|t| t.starts_with("2026-")));
+    let page = sato.get("/desk/actions").1;
+    assert!(page.contains("認証キー通知書の取得") && page.contains("35075-00001M"), "{page}");
+    let nagano = login(&server.url, "長野太郎");
+    assert!(!nagano.get("/desk/actions").1.contains("認証キー通知書の取得"), "not shown to another branch");
+    assert!(server.stop().success());
 }

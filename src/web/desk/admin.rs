@@ -1,6 +1,8 @@
 //! The admin's pages: users of the desk (add, disable) and the registry's API tokens (make,
 //! revoke), as `esurety user …` and `esurety token …` do. A new token is shown once, on
-//! the page that made it; the store keeps its hash. Admin role only.
+//! the page its making redirects to: until then the store keeps it sealed under the
+//! company's secret for that session (minutes at most; any web server of the store may
+//! show it), and after only its hash. Admin role only.
 
 use super::{Staff, check_form, counts, done, forbidden, page, short_time, staff, store_failed, with_store};
 use crate::web::App;
@@ -172,11 +174,26 @@ async fn tokens_page(app: &Arc<App>, staff: &Staff, notice: Option<String>, made
     }
 }
 
+/// How long a new token waits for its page.
+const FRESH_SECS: i64 = 5 * 60;
+
+/// What a fresh token's seal is bound to: its session.
+fn fresh_aad(session: &[u8; 32]) -> Vec<u8> {
+    [b"fresh token\0".as_slice(), session].concat()
+}
+
 async fn tokens(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<Done>) -> Response {
     let staff = admin!(app, headers);
     let notice = super::notice(q.done.as_deref()).map(str::to_string);
-    // A token just made, handed over once from the POST that made it (never stored).
-    let made = app.fresh_tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(&staff.session);
+    // A token just made, handed over once from the POST that made it (taken from the
+    // store, so this page may be served by another server than the POST was).
+    let (session, now) = (staff.session, app.clock.now().timestamp());
+    let made = match with_store(&app, move |s, e| s.write(|tx| tx.take_fresh_token(&session, now))
+        .map(|sealed| sealed.and_then(|b| e.secrets.open_note(&fresh_aad(&session), &b)))).await {
+        Ok(Ok(made)) => made.and_then(|b| serde_json::from_slice::<(String, String)>(&b).ok()),
+        Ok(Err(e)) => return store_failed(e),
+        Err(r) => return r,
+    };
     tokens_page(&app, &staff, notice, made).await
 }
 
@@ -198,19 +215,21 @@ async fn add_token(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): For
         return tokens_page(&app, &staff, Some("トークンを使う発注者のシステムの名前を入力してください。".into()), None).await;
     }
     let (token, hash) = crate::tokens::new_token(&crate::clock::OsRandom);
-    let (by, now, n) = (staff.name.clone(), app.clock.now(), name.clone());
-    let made = with_store(&app, move |s, _| s.write(|tx| -> Result<i64, crate::store::StoreError> {
-        let id = tx.add_token(&n, &hash, now)?;
-        tx.record_action(&by, "token_add", &id.to_string(), Some(&n), now)?;
-        Ok(id)
-    })).await;
+    let (by, now, n, session) = (staff.name.clone(), app.clock.now(), name.clone(), staff.session);
+    // Made and kept for its page in one transaction: a token is never made unseen.
+    let made = with_store(&app, move |s, e| {
+        let sealed = e.secrets.seal_note(&fresh_aad(&session), &serde_json::to_vec(&(&n, &token)).expect("JSON"), &crate::clock::OsRandom);
+        s.write(|tx| -> Result<i64, crate::store::StoreError> {
+            let id = tx.add_token(&n, &hash, now)?;
+            tx.record_action(&by, "token_add", &id.to_string(), Some(&n), now)?;
+            tx.keep_fresh_token(&session, &sealed, now.timestamp() + FRESH_SECS, now.timestamp())?;
+            Ok(id)
+        })
+    }).await;
     match made {
         // Shown once, on the page this redirects to (a reload there does not make another
         // token); the page is not cached (Cache-Control: no-store).
-        Ok(Ok(_)) => {
-            app.fresh_tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(staff.session, (name, token));
-            done("/desk/admin/tokens", "token_made")
-        }
+        Ok(Ok(_)) => done("/desk/admin/tokens", "token_made"),
         Ok(Err(e)) => store_failed(e),
         Err(r) => r,
     }

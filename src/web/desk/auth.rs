@@ -1,6 +1,7 @@
 //! Logging in and out. A new session id at each login (only its hash is stored), the
 //! cookie `HttpOnly; SameSite=Strict` (+ `Secure` over TLS); failed logins limited per
-//! user name and per client address, with one message for an unknown user and a wrong
+//! user name and per client address (counted in the store, under a lock, so the limits
+//! hold across several web servers of one store), with one message for an unknown user and a wrong
 //! password (and the same Argon2 work for both).
 
 use super::{COOKIE, render, with_store};
@@ -74,6 +75,10 @@ async fn login(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInfo
     // once cannot all pass the limit before any has failed.
     let (k1, k2) = (user_key.clone(), addr_key.clone());
     let found = with_store(&app, move |s, _| s.write(|tx| -> Result<_, crate::store::StoreError> {
+        // Counted and added under the locks of both keys (PostgreSQL; SQLite's write lock
+        // does it there), so two logins on two web servers of one store cannot both read
+        // a count below the limit that the other is about to raise.
+        tx.lock_all(&[format!("login {k1}"), format!("login {k2}")])?;
         let locked = tx.login_failures_since(&k1, now - WINDOW)? >= PER_USER || tx.login_failures_since(&k2, now - WINDOW)? >= PER_ADDRESS;
         if locked {
             return Ok((true, None, vec![]));

@@ -314,11 +314,19 @@ async fn document(State(app): State<Arc<App>>, headers: HeaderMap, Path((number,
     if !staff.scope.office(&app.engine.config, number.get(..5).unwrap_or("")) {
         return forbidden();
     }
-    let clock = app.clock.clone();
-    match with_store(&app, move |s, e| crate::desk::document(e, s, &number, kind, clock.as_ref())).await {
+    // The store only for the reads; the typesetting (seconds) holds none of its
+    // connections, so other desk requests are answered meanwhile.
+    let (by, clock) = (staff.name.clone(), app.clock.clone());
+    let source = match with_store(&app, move |s, e| crate::desk::take_document(e, s, &number, kind, &by, clock.as_ref())).await {
+        Ok(Ok(source)) => source,
+        Ok(Err(e)) => return refused(&e),
+        Err(r) => return r,
+    };
+    let (engine, clock) = (app.engine.clone(), app.clock.clone());
+    match tokio::task::spawn_blocking(move || crate::desk::typeset(&engine, &source, kind, clock.as_ref())).await {
         Ok(Ok((name, pdf))) => pdf_response(&name, pdf),
         Ok(Err(e)) => refused(&e),
-        Err(r) => r,
+        Err(_) => super::error_page("内部エラーが起きました。", axum::http::StatusCode::INTERNAL_SERVER_ERROR),
     }
 }
 

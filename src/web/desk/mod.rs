@@ -3,6 +3,8 @@
 //! (`users::Scope`): a branch user never reaches another branch's data, by any URL. Every
 //! changing form carries the session's CSRF token, and a POST from another origin is
 //! refused. Actions are the functions the CLI calls (`crate::desk`), with the user's name.
+//! Requests share a few connections to the store ([`Stores`]), each taken only for the
+//! request's reads and writes.
 
 mod admin;
 mod auth;
@@ -44,13 +46,50 @@ pub struct Staff {
     pub session: [u8; 32],
 }
 
-/// Runs `f` on the desk's connection to the store, off the async threads.
+/// Connections to the store the desk's requests use at once; a request beyond waits for
+/// one. Each request takes one only for its reads and writes (no page typesets or reads
+/// every row while holding it), so a slow page does not stall logins and other pages.
+pub const DESK_STORES: usize = 4;
+
+/// The desk's connections to the store: opened as needed, up to [`DESK_STORES`], and
+/// kept for the next request.
+pub struct Stores {
+    at: crate::store::StoreAt,
+    idle: std::sync::Mutex<Vec<Store>>,
+    permits: tokio::sync::Semaphore,
+}
+
+impl Stores {
+    /// With `first` (opened at start, so that a store that cannot be opened stops the
+    /// start) kept for the first request.
+    pub fn new(at: crate::store::StoreAt, first: Store) -> Stores {
+        Stores { at, idle: std::sync::Mutex::new(vec![first]), permits: tokio::sync::Semaphore::new(DESK_STORES) }
+    }
+}
+
+/// Runs `f` on one of the desk's connections to the store, off the async threads.
 pub async fn with_store<T: Send + 'static>(app: &Arc<App>, f: impl FnOnce(&mut Store, &Engine) -> T + Send + 'static) -> Result<T, Response> {
-    let app = app.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut store = app.desk.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut store, &app.engine)
-    }).await.map_err(|_| error_page("内部エラーが起きました。", StatusCode::INTERNAL_SERVER_ERROR))
+    let Ok(permit) = app.desk.permits.acquire().await else {
+        return Err(error_page("ただいま利用できません。", StatusCode::SERVICE_UNAVAILABLE));
+    };
+    let app2 = app.clone();
+    let out = tokio::task::spawn_blocking(move || -> Result<T, crate::store::StoreError> {
+        let idle = app2.desk.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut store = match idle {
+            Some(s) => s,
+            None => Store::open(&app2.desk.at)?,
+        };
+        let out = f(&mut store, &app2.engine);
+        // Back for the next request (a panic in `f` drops it: a new one is opened).
+        app2.desk.idle.lock().unwrap_or_else(|p| p.into_inner()).push(store);
+        Ok(out)
+    }).await;
+    drop(permit);
+    match out {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(store_failed(e)),
+        Err(_) => Err(error_page("内部エラーが起きました。", StatusCode::INTERNAL_SERVER_ERROR)),
+    }
 }
 
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -169,6 +208,7 @@ pub fn refused(e: &crate::desk::DeskError) -> Response {
     use crate::desk::DeskError;
     match e {
         DeskError::NotApplicable(m) | DeskError::Needs(m) => error_page(&format!("この操作はできません：{m}"), StatusCode::CONFLICT),
+        DeskError::AlreadyDone(m) => error_page(&format!("ほかの担当者がすでに処理しました：{m}"), StatusCode::CONFLICT),
         other => {
             tracing::error!(event = "desk_action_failed", error = %other);
             error_page("操作できませんでした。しばらくしてからもう一度お試しください。", StatusCode::INTERNAL_SERVER_ERROR)
@@ -194,35 +234,72 @@ pub fn store_failed(e: crate::store::StoreError) -> Response {
     error_page("ただいま利用できません。しばらくしてからもう一度お試しください。", StatusCode::SERVICE_UNAVAILABLE)
 }
 
-/// Whether this user may see an action: its target is in their scope.
+/// Whether this user may see an action: its target is in their scope (read without
+/// any message's or mail's bytes).
 fn action_visible(store: &Store, engine: &Engine, scope: &Scope, a: &crate::store::ActionRow) -> bool {
     if scope.admin {
         return true;
     }
     let config = &engine.config;
     match a.action.as_str() {
-        "release" | "reject" => a.target.parse::<i64>().ok().and_then(|id| store.message(id).ok().flatten()).is_some_and(|m| scope.branch(&m.mailbox)),
-        "printed" | "resend" => scope.office(config, a.target.get(..5).unwrap_or("")),
-        "retry" => store.outbox_row(&a.target).ok().flatten().is_some_and(|r| scope.branch(&r.sender)),
+        "release" | "reject" => a.target.parse::<i64>().ok().and_then(|id| store.message_mailbox(id).ok().flatten()).is_some_and(|m| scope.branch(&m)),
+        "printed" | "resend" | "notice_download" => scope.office(config, a.target.get(..5).unwrap_or("")),
+        "retry" => store.outbox_sender(&a.target).ok().flatten().is_some_and(|s| scope.branch(&s)),
         "settle_accepted" | "settle_rejected" => a.detail.as_deref().and_then(|d| d.split_once(" (")).and_then(|(_, rest)| rest.split_once("):"))
             .is_some_and(|(owner, _)| scope.owner_named(config, owner)),
         _ => false,
     }
 }
 
-async fn actions(axum::extract::State(app): axum::extract::State<Arc<App>>, headers: HeaderMap) -> Response {
+/// Actions a page of the log shows, and how many rows one page reads at most to find
+/// them (a user who may see few of many reads a bounded part per page, and pages on).
+const ACTIONS_PER_PAGE: usize = 100;
+const ACTIONS_READ_PER_PAGE: usize = 2_000;
+
+#[derive(serde::Deserialize, Default)]
+struct ActionsQuery {
+    /// The id the previous page stopped at (older ones follow).
+    before: Option<i64>,
+}
+
+async fn actions(axum::extract::State(app): axum::extract::State<Arc<App>>, headers: HeaderMap, axum::extract::Query(q): axum::extract::Query<ActionsQuery>) -> Response {
     let staff = match staff(&app, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
     let scope = staff.scope.clone();
-    let got = with_store(&app, move |s, e| -> Result<(Value, Value), crate::store::StoreError> {
-        let rows: Vec<Value> = s.actions()?.into_iter().rev().filter(|a| action_visible(s, e, &scope, a)).take(500)
-            .map(|a| json!({"at": short_time(&a.at), "by": a.by, "action": action_name(&a.action), "target": a.target, "detail": a.detail})).collect();
-        Ok((counts(s, e, &scope)?, json!(rows)))
+    let got = with_store(&app, move |s, e| -> Result<(Value, Value, Option<i64>), crate::store::StoreError> {
+        // Read newest first, a chunk at a time, until a page is full or the budget read.
+        // `next`: where the next page starts (older than it), when there are rows left.
+        let (mut rows, mut read, mut last_read, mut next) = (Vec::new(), 0, q.before, None);
+        'read: while read < ACTIONS_READ_PER_PAGE {
+            let chunk = s.actions_before(last_read, 200)?;
+            if chunk.is_empty() {
+                break;
+            }
+            for a in chunk {
+                if action_visible(s, e, &scope, &a) {
+                    if rows.len() == ACTIONS_PER_PAGE {
+                        // One more to show: the next page starts after this page's last.
+                        next = last_read;
+                        break 'read;
+                    }
+                    rows.push(a.clone());
+                }
+                read += 1;
+                last_read = Some(a.id);
+            }
+        }
+        // The budget read with rows left: the next page goes on from the last one read
+        // (it may hold none of this user's actions, and says so).
+        if next.is_none() && read >= ACTIONS_READ_PER_PAGE && !s.actions_before(last_read, 1)?.is_empty() {
+            next = last_read;
+        }
+        let shown: Vec<Value> = rows.iter().map(|a| json!({"at": short_time(&a.at), "by": a.by, "action": action_name(&a.action), "target": a.target, "detail": a.detail})).collect();
+        Ok((counts(s, e, &scope)?, json!(shown), next))
     }).await;
     match got {
-        Ok(Ok((c, rows))) => page(&app, "web/desk/actions.html", &staff, c, json!({"actions": rows})),
+        Ok(Ok((c, rows, next))) => page(&app, "web/desk/actions.html", &staff, c, json!({"actions": rows, "next": next})),
         Ok(Err(e)) => store_failed(e),
         Err(r) => r,
     }
@@ -241,6 +318,7 @@ fn action_name(a: &str) -> &str {
         "user_disable" => "ユーザー無効化",
         "token_add" => "トークン発行",
         "token_revoke" => "トークン無効化",
+        "notice_download" => "認証キー通知書の取得",
         other => other,
     }
 }
