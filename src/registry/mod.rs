@@ -200,8 +200,12 @@ pub fn lock_in_force(store: &dyn RegistryStore, number: &str, caller: Caller<'_>
     // token has the relay limit (all its end senders together); without one, the sender's.
     let limit = if caller.is_token() { lockout.token_max_failures } else { lockout.sender_max_failures };
     let address_limit = if caller.via_token() { lockout.relay_max_failures } else { lockout.sender_max_failures };
+    // The relay limit is the strangers': an end sender that has given a right key through
+    // the token before is someone the owner deals with, and strangers' guesses relayed from
+    // the same system never spend what it needs (it keeps its own sender limit and locks).
+    let known = caller.via_token() && !caller.is_token() && caller.sender.map(|s| store.known_caller(s)).transpose()?.unwrap_or(false);
     let by_sender = caller.sender.map(|s| store.sender_failures_since(s, since)).transpose()?.map(|f| (f, limit));
-    let by_address = caller.address.map(|a| store.address_failures_since(a, since)).transpose()?.map(|f| (f, address_limit));
+    let by_address = caller.address.filter(|_| !known).map(|a| store.address_failures_since(a, since, caller.via_token())).transpose()?.map(|f| (f, address_limit));
     for ((failures, last), limit) in by_sender.into_iter().chain(by_address) {
         if failures >= limit {
             let until = crate::clock::from_unix(last.unwrap_or(now.timestamp()) + lockout.sender_window_secs);
@@ -262,6 +266,11 @@ pub fn verify(store: &dyn RegistryStore, secrets: &Secrets, number: &str, key: &
         return Ok(Verification::Mismatch);
     }
     let status = entry.expect("matched implies an entry").status;
+    if caller.via_token() && !caller.is_token()
+        && let Some(sender) = caller.sender
+    {
+        store.remember_caller(sender, now.timestamp())?;
+    }
     let mut history = store.registry_versions(&number)?;
     let latest = history.last().cloned().ok_or_else(|| crate::store::StoreError::Corrupt(format!("{number} has no published version")))?;
     // The owner sees the latest contents and the history of 新規 and 変更 only: corrections

@@ -280,8 +280,14 @@ pub trait RegistryStore {
     fn caller_failures_since(&self, number: &str, caller: Caller<'_>, since: i64) -> Result<(u32, Option<i64>)>;
     /// Failed checks by one sender (any number) since a time, and the latest.
     fn sender_failures_since(&self, sender: &str, since: i64) -> Result<(u32, Option<i64>)>;
-    /// Failed checks from one client address (any number) since a time, and the latest.
-    fn address_failures_since(&self, address: &str, since: i64) -> Result<(u32, Option<i64>)>;
+    /// Failed checks from one client address (any number) since a time, and the latest;
+    /// with `strangers_only`, only those of callers not known (see [`Self::known_caller`]).
+    fn address_failures_since(&self, address: &str, since: i64, strangers_only: bool) -> Result<(u32, Option<i64>)>;
+    /// Whether an API token's end sender (its caller, `token:ID sender:ADDRESS`) has had a
+    /// right key through that token: someone its owner really deals with.
+    fn known_caller(&self, caller: &str) -> Result<bool>;
+    /// Remembers an end sender that gave a right key through its token.
+    fn remember_caller(&self, caller: &str, at: i64) -> Result<()>;
     /// A failed check; `asked_for` (what asked, e.g. a message) makes it count once.
     fn record_failure(&self, number: &str, caller: Caller<'_>, asked_for: Option<&str>, at: i64) -> Result<()>;
     /// Serializes checks that count the same failures (their number, sender, address):
@@ -306,8 +312,14 @@ impl RegistryStore for Tx<'_> {
     fn sender_failures_since(&self, sender: &str, since: i64) -> Result<(u32, Option<i64>)> {
         self.c().sender_failures_since(sender, since)
     }
-    fn address_failures_since(&self, address: &str, since: i64) -> Result<(u32, Option<i64>)> {
-        self.c().address_failures_since(address, since)
+    fn address_failures_since(&self, address: &str, since: i64, strangers_only: bool) -> Result<(u32, Option<i64>)> {
+        self.c().address_failures_since(address, since, strangers_only)
+    }
+    fn known_caller(&self, caller: &str) -> Result<bool> {
+        self.c().known_caller(caller)
+    }
+    fn remember_caller(&self, caller: &str, at: i64) -> Result<()> {
+        self.c().remember_caller(caller, at)
     }
     fn record_failure(&self, number: &str, caller: Caller<'_>, asked_for: Option<&str>, at: i64) -> Result<()> {
         self.c().record_failure(number, caller, asked_for, at)
@@ -334,8 +346,14 @@ impl RegistryStore for Store {
     fn sender_failures_since(&self, sender: &str, since: i64) -> Result<(u32, Option<i64>)> {
         self.conn.sender_failures_since(sender, since)
     }
-    fn address_failures_since(&self, address: &str, since: i64) -> Result<(u32, Option<i64>)> {
-        self.conn.address_failures_since(address, since)
+    fn address_failures_since(&self, address: &str, since: i64, strangers_only: bool) -> Result<(u32, Option<i64>)> {
+        self.conn.address_failures_since(address, since, strangers_only)
+    }
+    fn known_caller(&self, caller: &str) -> Result<bool> {
+        self.conn.known_caller(caller)
+    }
+    fn remember_caller(&self, caller: &str, at: i64) -> Result<()> {
+        self.conn.remember_caller(caller, at)
     }
     fn record_failure(&self, number: &str, caller: Caller<'_>, asked_for: Option<&str>, at: i64) -> Result<()> {
         self.conn.record_failure(number, caller, asked_for, at)
@@ -382,11 +400,21 @@ impl RegistryStore for Conn {
         )
     }
 
-    fn address_failures_since(&self, address: &str, since: i64) -> Result<(u32, Option<i64>)> {
+    fn address_failures_since(&self, address: &str, since: i64, strangers_only: bool) -> Result<(u32, Option<i64>)> {
+        let strangers = if strangers_only { " AND (sender IS NULL OR sender NOT IN (SELECT caller FROM known_callers))" } else { "" };
         self.query_row(
-            "SELECT count(*), max(at) FROM registry_failures WHERE address = ?1 AND at >= ?2", params![address, since],
+            &format!("SELECT count(*), max(at) FROM registry_failures WHERE address = ?1 AND at >= ?2{strangers}"), params![address, since],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
+    }
+
+    fn known_caller(&self, caller: &str) -> Result<bool> {
+        self.query_row("SELECT EXISTS (SELECT 1 FROM known_callers WHERE caller = ?1)", [caller], |r| r.get(0))
+    }
+
+    fn remember_caller(&self, caller: &str, at: i64) -> Result<()> {
+        self.execute("INSERT INTO known_callers (caller, since) VALUES (?1, ?2) ON CONFLICT DO NOTHING", params![caller, at])?;
+        Ok(())
     }
 
     fn record_failure(&self, number: &str, caller: Caller<'_>, asked_for: Option<&str>, at: i64) -> Result<()> {

@@ -679,3 +679,35 @@ fn a_registrys_answer_for_another_number_is_not_taken_and_a_pair_goes_only_where
     assert_eq!(subs[0]["result"], "accepted", "{subs:?}");
     assert!(!any.asked.lock().unwrap().iter().any(|p| p.starts_with("/any/")), "the catch-all was not asked: {:?}", any.asked.lock().unwrap());
 }
+
+fn verify_as(base: &str, token: &str, number: &str, key: &str, sender: &str) -> (u16, Value) {
+    let body = json!({"number": number, "key": key, "sender": sender}).to_string();
+    let (status, _, body) = http(base, "POST", "/api/v1/verify", &[("Authorization", &format!("Bearer {token}")), ("Content-Type", "application/json")], body.as_bytes());
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// Strangers relayed by an owner's system cannot spend what its real contractors need:
+/// past the relay limit (2,000 failures an hour through one address), a new stranger is
+/// stopped, but a contractor who has given a right key through the token before is still
+/// checked, and gets `valid`.
+#[test]
+fn strangers_relayed_past_the_relay_limit_leave_a_known_contractor_checked() {
+    let (company, token) = company();
+    company.edit_config(|t| t.replacen("\n[web]\n", "\n[web]\napi_per_minute = 1000000\n", 1));
+    let registry = Serving::start(&company, &["serve"]);
+    let m = company.mails(MARUICHI).remove(0);
+    let key_of = |n: &str| key_in(&pdf_text(&m.attachments.iter().find(|(name, _)| name.contains(n)).unwrap().1)).unwrap();
+    let (st, v) = verify_as(&registry.url, &token, "35075-00001M", &key_of("35075-00001M"), MARUICHI);
+    assert_eq!((st, v["result"].as_str()), (200, Some("valid")), "{v}");
+    // 201 strangers, ten wrong keys each, on numbers that do not exist.
+    for s in 0..201 {
+        for n in 0..10 {
+            let (st, v) = verify_as(&registry.url, &token, &format!("35075-{:05}M", 100 + n), "CDEF34679HJK", &format!("forger{s}@stranger{s}.example"));
+            assert!(st == 200 || st == 429, "{st} {v}");
+        }
+    }
+    let (st, v) = verify_as(&registry.url, &token, "35075-00002K", "CDEF34679HJK", "newcomer@stranger.example");
+    assert!(st == 429 || v["result"] == "locked", "a new stranger is stopped by the relay limit: {st} {v}");
+    let (st, v) = verify_as(&registry.url, &token, "35075-00002K", &key_of("35075-00002K"), MARUICHI);
+    assert_eq!((st, v["result"].as_str()), (200, Some("valid")), "the known contractor is checked: {v}");
+}
