@@ -3,6 +3,7 @@
 //! would see (mails in Maildirs, PDFs read back, JSON of the CLI).
 
 mod after;
+mod attack;
 mod auth;
 mod branch;
 mod browser;

@@ -1,0 +1,94 @@
+//! Attacks on issue 23's change, as a stranger with a mail client, a browser and a second
+//! daemon would make them. Each test here failed when it was written: it is a finding for
+//! the lead, not a fix.
+
+use crate::common::Setup;
+use crate::registry_service::Serving;
+use crate::support;
+use serde_json::Value;
+use std::path::Path;
+
+const KWSA: &str = "keiyaku@kwsa.example";
+const MARUICHI: &str = "soumu@maruichi.example";
+
+fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/applications").join(path)).unwrap()
+}
+
+/// The company's deployment (35075-00001M/00002K issued to 丸一建設 for the water
+/// authority) and a token for the water authority.
+fn company() -> (Setup, String) {
+    let s = Setup::init(&["--side", "branch", "--listen", "127.0.0.1:0"]);
+    s.drop_mail("kanagawa@ejcs.example", &fixture("valid/001.eml"));
+    s.drop_mail("ibaraki@ejcs.example", &fixture("valid/002.eml"));
+    s.once();
+    let token = s.run_ok(&["token", "add", "--name", "神奈川県内広域水道企業団"]).trim().to_string();
+    (s, token)
+}
+
+fn owner(registry_url: &str, token: &str) -> Setup {
+    let o = Setup::init(&["--side", "owner", "--registry-url", registry_url]);
+    o.env.borrow_mut().push(("ESURETY_REGISTRY_TOKEN".into(), token.to_string()));
+    o
+}
+
+/// `n` made-up pairs from `from`, numbers starting at `first`.
+fn made_up_pairs(from: &str, mid: &str, first: u32, n: u32) -> Vec<u8> {
+    let body: String = (first..first + n).map(|k| format!("保証契約番号：35075-{:05}M\n認証キー：CDEF34679HJK\n\n", k)).collect();
+    format!("From: {from}\r\nTo: {KWSA}\r\nSubject: guesses\r\nMessage-ID: {mid}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}").into_bytes()
+}
+
+fn real_submission(company: &Setup, o: &Setup) {
+    let m = company.mails(MARUICHI).remove(0);
+    o.drop_mail(KWSA, &support::forward(MARUICHI, KWSA, "<real@maruichi.example>", &m.raw));
+}
+
+fn real_results(o: &Setup) -> Vec<Value> {
+    o.json(&["submissions"]).as_array().unwrap().iter().filter(|s| s["message_id"] == "<real@maruichi.example>").cloned().collect()
+}
+
+/// Finding: the relay cap (2,000 failures an hour through one client address calling
+/// with a token, all end senders together) is a weapon. 200 forged senders, each with one
+/// mail of ten made-up pairs (each stops at its own ten on the owner's side, as designed),
+/// fill the owner's address budget at the registry; from then on the registry answers
+/// `too_many_failures` for every sender the owner names, and the real contractor's
+/// submission waits for an hour, and again each hour the stranger sends 200 mails.
+#[test]
+fn attack_forged_sender_flood_keeps_the_real_contractor_waiting() {
+    let (company, token) = company();
+    let registry = Serving::start(&company, &["serve"]);
+    let o = owner(&registry.url, &token);
+    for s in 0..200u32 {
+        o.drop_mail(KWSA, &made_up_pairs(&format!("forger{s}@stranger{s}.example"), &format!("<g{s}@stranger.example>"), 1000 + s * 10, 10));
+    }
+    o.once();
+    real_submission(&company, &o);
+    let said = String::from_utf8_lossy(&o.once().stderr).into_owned();
+    let real = real_results(&o);
+    let failures = company.db().count("SELECT count(*) FROM registry_failures");
+    assert_eq!(real.len(), 2, "the real contractor's submission was not checked ({failures} failures at the registry)\nowner: {}",
+               said.lines().filter(|l| l.contains("wait") || l.contains("lock") || l.contains("left")).take(5).collect::<Vec<_>>().join("\n"));
+    assert!(real.iter().all(|s| s["result"] == "accepted"), "{real:?}");
+}
+
+/// Finding: the owner's client bounds the sender it names at 200 characters *before*
+/// lower-casing it with Unicode rules, and the registry bounds it after: an address of
+/// 101 to 200 `İ` (U+0130, lower-cased to two characters) is sent as 202+ characters and
+/// refused `422 too_long`, which the owner takes as the registry being unavailable. The
+/// stranger's submission then never gets an outcome (and keeps its bytes, key included).
+#[test]
+fn attack_a_sender_longer_once_lowercased_leaves_a_submission_without_outcome() {
+    let (company, token) = company();
+    let registry = Serving::start(&company, &["serve"]);
+    let o = owner(&registry.url, &token);
+    let from = format!("{}@stranger.example", "İ".repeat(120));
+    o.drop_mail(KWSA, &made_up_pairs(&from, "<dotted@stranger.example>", 5000, 1));
+    let mut said = String::new();
+    for _ in 0..3 {
+        said = String::from_utf8_lossy(&o.once().stderr).into_owned();
+    }
+    let mut db = o.db();
+    let pending = db.texts("SELECT state FROM messages WHERE state <> 'done'");
+    assert!(pending.is_empty(), "a message is still without outcome after three passes: {pending:?}\n{}",
+            said.lines().filter(|l| l.contains("registry") || l.contains("left")).take(4).collect::<Vec<_>>().join("\n"));
+}
