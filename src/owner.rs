@@ -116,6 +116,8 @@ impl OwnerFlow<'_> {
                     Ok(lock @ (Verification::Locked { .. } | Verification::SenderLocked { .. })) => return self.wait_for_lock(store, msg, owner, &letter, &lock),
                     Ok(v) => Answer::Checked { issuer: issuer.or_else(|| (!self.config.company.name.is_empty()).then(|| self.config.company.name.clone())), verdict: v },
                     Err(RegistryError::Store(e)) => return Err(e.into()),
+                    // Asking again would get the same refusal: a person checks it.
+                    Err(e @ RegistryError::Unanswerable { .. }) => Answer::Unchecked { issuer, reason: format!("確認サービスがこの問い合わせを受け付けませんでした（{e}）。担当者が確認します") },
                     Err(e) => return self.wait_for_registry(store, msg, owner, &letter, &e),
                 },
             });

@@ -198,3 +198,8 @@ mod tests {
         assert_eq!(split_term("2026/7/10"), None);
     }
 }
+
+/// Bytes as lower-case hexadecimal (a digest in a name or a log line).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

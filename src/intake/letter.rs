@@ -135,9 +135,7 @@ fn message_id_value(id: &str) -> Option<String> {
     if id.len() <= MAX_MESSAGE_ID {
         return Some(format!("<{id}>"));
     }
-    let digest = sha2::Sha256::digest(id.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    Some(format!("<{hex}@long-message-id.invalid>"))
+    Some(format!("<{}@long-message-id.invalid>", crate::text::hex(&sha2::Sha256::digest(id.as_bytes()))))
 }
 
 struct Budget {

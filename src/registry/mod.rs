@@ -23,11 +23,15 @@ use chrono::{DateTime, FixedOffset};
 pub struct Caller<'a> {
     pub sender: Option<&'a str>,
     pub address: Option<&'a str>,
+    /// The end sender an API request names is one of the company's registered
+    /// contractors (an address of `[[contractors]] emails`): known, like one that has
+    /// given a right key through the token before.
+    pub known: bool,
 }
 
 impl<'a> Caller<'a> {
     pub fn sender(sender: Option<&'a str>) -> Self {
-        Caller { sender, address: None }
+        Caller { sender, address: None, known: false }
     }
 
     /// An API token's system (`token:ID`), relaying for no named end sender.
@@ -145,6 +149,10 @@ pub enum RegistryError {
     /// 401/403: the token is wrong or revoked; a configuration error to fix.
     #[error("the registry {registry} refuses our token ({status}): check [[registries]] token for {registry}")]
     Refused { registry: String, status: u16 },
+    /// The registry refuses this question as asked (400, 413, 415, 422): asking again would
+    /// get the same answer, so the pair is left to the owner's staff (`unchecked`).
+    #[error("the registry {registry} refuses this question (HTTP {status} {code}); its staff check it by hand")]
+    Unanswerable { registry: String, status: u16, code: String },
 }
 
 /// The route of a pair when this process's own registry is the only one: a notice names
@@ -203,7 +211,7 @@ pub fn lock_in_force(store: &dyn RegistryStore, number: &str, caller: Caller<'_>
     // The relay limit is the strangers': an end sender that has given a right key through
     // the token before is someone the owner deals with, and strangers' guesses relayed from
     // the same system never spend what it needs (it keeps its own sender limit and locks).
-    let known = caller.via_token() && !caller.is_token() && caller.sender.map(|s| store.known_caller(s)).transpose()?.unwrap_or(false);
+    let known = caller.via_token() && !caller.is_token() && (caller.known || caller.sender.map(|s| store.known_caller(s)).transpose()?.unwrap_or(false));
     let by_sender = caller.sender.map(|s| store.sender_failures_since(s, since)).transpose()?.map(|f| (f, limit));
     let by_address = caller.address.filter(|_| !known).map(|a| store.address_failures_since(a, since, caller.via_token())).transpose()?.map(|f| (f, address_limit));
     for ((failures, last), limit) in by_sender.into_iter().chain(by_address) {

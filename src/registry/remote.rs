@@ -17,6 +17,7 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use sha2::Digest;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The most of an answer that is read (a valid answer is a few kilobytes).
@@ -63,8 +64,11 @@ impl RemoteRegistries {
     /// retried check count once.
     fn ask(&self, remote: &Remote, number: &str, key: &str, sender: Option<&str>, asked_for: &str, now: DateTime<FixedOffset>) -> Result<Verification, RegistryError> {
         let mut request = serde_json::json!({"number": number, "key": key, "ref": asked_for});
-        if let Some(s) = sender.filter(|s| !s.is_empty() && s.chars().count() <= 200 && !s.chars().any(char::is_control)) {
-            request["sender"] = s.to_lowercase().into();
+        if let Some(s) = sender.filter(|s| !s.is_empty() && !s.chars().any(char::is_control)) {
+            // As the registry compares it (lower case); one longer than the API takes (some
+            // characters grow when lower-cased) is named by its digest: still its own.
+            let s = s.to_lowercase();
+            request["sender"] = if s.chars().count() <= 200 { s } else { format!("sha256:{}", crate::text::hex(&sha2::Sha256::digest(s.as_bytes()))) }.into();
         }
         let body = serde_json::to_vec(&request).expect("JSON");
         let name = remote.config.issuer.clone();
@@ -100,6 +104,11 @@ impl RemoteRegistries {
             401 | 403 => {
                 tracing::error!(event = "registry_refused_token", registry = %name, status);
                 Err(RegistryError::Refused { registry: name, status })
+            }
+            400 | 413 | 415 | 422 => {
+                let code = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| v.get("error").and_then(Value::as_str).map(|c| c.chars().take(40).collect())).unwrap_or_default();
+                tracing::warn!(event = "registry_refused_question", registry = %name, status, code = %code);
+                Err(RegistryError::Unanswerable { registry: name, status, code })
             }
             429 => {
                 let secs = headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(60).clamp(1, 86_400);

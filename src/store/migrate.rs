@@ -128,7 +128,7 @@ fn copy(src: &rusqlite::Connection, dst: &Pg) -> std::result::Result<Migrated, M
                 h.update([0]);
             }
         }
-        Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+        Ok(crate::text::hex(&h.finalize()))
     };
     let registry_hash = hash(super::sqlite::query(src, registry_sql, &[])?)?;
     if hash(dst.query(registry_sql, &[])?)? != registry_hash {

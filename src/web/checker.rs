@@ -109,7 +109,7 @@ fn batch_keys(tx: &Tx, jobs: &[Job]) -> Result<Vec<String>, StoreError> {
             Ask::Page { number, address, .. } => (number, None, address),
         };
         let Some(number) = crate::issuance::CertificateNumber::parse(number) else { continue };
-        keys.extend(crate::registry::check_keys(&number.to_string(), Caller { sender: sender.as_deref(), address: Some(address) }));
+        keys.extend(crate::registry::check_keys(&number.to_string(), Caller { sender: sender.as_deref(), address: Some(address), known: false }));
     }
     Ok(keys)
 }
@@ -121,16 +121,17 @@ fn one(tx: &Tx, engine: &Engine, ask: &Ask, now: chrono::DateTime<chrono::FixedO
             let Some(id) = tx.use_token(token_hash, now)? else { return Ok(Told::NoToken) };
             // Counted per end sender when the request names one: a stranger's guesses
             // relayed by the owner's system spend only that stranger's budget.
+            let known = sender.as_deref().is_some_and(|s| engine.config.contractor_by_email(s.trim()).is_some());
             let sender = token_caller(id, sender.as_deref());
             // A reference counts once per number and key asked under it: a retry is the
             // same question, another key under the same reference is a new one.
             let asked_for = reference.as_ref().map(|r| format!("token {id}: {r}: {}", secrets.tag(key)));
-            let v = verify(tx, secrets, number, key, Caller { sender: Some(&sender), address: Some(address) }, asked_for.as_deref(), now, lockout)?;
+            let v = verify(tx, secrets, number, key, Caller { sender: Some(&sender), address: Some(address), known }, asked_for.as_deref(), now, lockout)?;
             tx.record_check(CheckRecord { via: "api", token: Some(id), address: Some(address), number, result: v.result() }, now)?;
             Ok(Told::Checked(v))
         }
         Ask::Page { number, key, address, via } => {
-            let v = verify(tx, secrets, number, key, Caller { sender: None, address: Some(address) }, None, now, lockout)?;
+            let v = verify(tx, secrets, number, key, Caller { sender: None, address: Some(address), known: false }, None, now, lockout)?;
             tx.record_check(CheckRecord { via, token: None, address: Some(address), number, result: v.result() }, now)?;
             Ok(Told::Checked(v))
         }

@@ -1,6 +1,6 @@
 //! Attacks on issue 23's change, as a stranger with a mail client, a browser and a second
-//! daemon would make them. Each test here failed when it was written: it is a finding for
-//! the lead, not a fix.
+//! daemon would make them, written by a reviewer who did not write the change. Each test
+//! here failed when it was written (the finding in its comment); it now guards the fix.
 
 use crate::common::Setup;
 use crate::registry_service::Serving;
@@ -47,14 +47,16 @@ fn real_results(o: &Setup) -> Vec<Value> {
     o.json(&["submissions"]).as_array().unwrap().iter().filter(|s| s["message_id"] == "<real@maruichi.example>").cloned().collect()
 }
 
-/// Finding: the relay cap (2,000 failures an hour through one client address calling
+/// Found: the relay cap (2,000 failures an hour through one client address calling
 /// with a token, all end senders together) is a weapon. 200 forged senders, each with one
 /// mail of ten made-up pairs (each stops at its own ten on the owner's side, as designed),
 /// fill the owner's address budget at the registry; from then on the registry answers
 /// `too_many_failures` for every sender the owner names, and the real contractor's
-/// submission waits for an hour, and again each hour the stranger sends 200 mails.
+/// submission waited for an hour, and again each hour the stranger sent 200 mails. Fixed:
+/// an end sender that is one of the company's registered contractors (or has given a right
+/// key through the token before) is known, and strangers' failures never stop it.
 #[test]
-fn attack_forged_sender_flood_keeps_the_real_contractor_waiting() {
+fn a_flood_of_forged_senders_does_not_keep_the_real_contractor_waiting() {
     let (company, token) = company();
     let registry = Serving::start(&company, &["serve"]);
     let o = owner(&registry.url, &token);
@@ -71,13 +73,15 @@ fn attack_forged_sender_flood_keeps_the_real_contractor_waiting() {
     assert!(real.iter().all(|s| s["result"] == "accepted"), "{real:?}");
 }
 
-/// Finding: the owner's client bounds the sender it names at 200 characters *before*
+/// Found: the owner's client bounded the sender it names at 200 characters *before*
 /// lower-casing it with Unicode rules, and the registry bounds it after: an address of
 /// 101 to 200 `İ` (U+0130, lower-cased to two characters) is sent as 202+ characters and
 /// refused `422 too_long`, which the owner takes as the registry being unavailable. The
-/// stranger's submission then never gets an outcome (and keeps its bytes, key included).
+/// stranger's submission then never got an outcome (and kept its bytes, key included).
+/// Fixed: a sender longer than the API takes is named by its digest, and a question the
+/// registry refuses as asked (400, 413, 415, 422) leaves the pair to the owner's staff.
 #[test]
-fn attack_a_sender_longer_once_lowercased_leaves_a_submission_without_outcome() {
+fn a_sender_longer_once_lowercased_still_gets_an_outcome() {
     let (company, token) = company();
     let registry = Serving::start(&company, &["serve"]);
     let o = owner(&registry.url, &token);
