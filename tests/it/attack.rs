@@ -3,34 +3,12 @@
 //! here failed when it was written (the finding in its comment); it now guards the fix.
 
 use crate::common::Setup;
-use crate::registry_service::Serving;
+use crate::registry_service::{Serving, company, owner};
 use crate::support;
 use serde_json::Value;
-use std::path::Path;
 
 const KWSA: &str = "keiyaku@kwsa.example";
 const MARUICHI: &str = "soumu@maruichi.example";
-
-fn fixture(path: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/applications").join(path)).unwrap()
-}
-
-/// The company's deployment (35075-00001M/00002K issued to 丸一建設 for the water
-/// authority) and a token for the water authority.
-fn company() -> (Setup, String) {
-    let s = Setup::init(&["--side", "branch", "--listen", "127.0.0.1:0"]);
-    s.drop_mail("kanagawa@ejcs.example", &fixture("valid/001.eml"));
-    s.drop_mail("ibaraki@ejcs.example", &fixture("valid/002.eml"));
-    s.once();
-    let token = s.run_ok(&["token", "add", "--name", "神奈川県内広域水道企業団"]).trim().to_string();
-    (s, token)
-}
-
-fn owner(registry_url: &str, token: &str) -> Setup {
-    let o = Setup::init(&["--side", "owner", "--registry-url", registry_url]);
-    o.env.borrow_mut().push(("ESURETY_REGISTRY_TOKEN".into(), token.to_string()));
-    o
-}
 
 /// `n` made-up pairs from `from`, numbers starting at `first`.
 fn made_up_pairs(from: &str, mid: &str, first: u32, n: u32) -> Vec<u8> {

@@ -463,13 +463,7 @@ fn two_staff_settling_one_submission_on_two_servers_settle_it_once() {
         }).collect();
         if pg {
             // Both settle requests wait on the held row; then it is let go.
-            let mut watch = s.db();
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            while watch.count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()") < 2 {
-                assert!(std::time::Instant::now() < deadline, "the two requests never both waited on the submission");
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            hold.execute("COMMIT");
+            let_go_once_both_wait(&s, &mut hold, "the two requests never both waited on the submission");
         }
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
@@ -541,13 +535,7 @@ fn wrong_passwords_on_two_servers_at_once_do_not_get_past_the_limit() {
             })
         }).collect();
         if pg {
-            let mut watch = s.db();
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            while watch.count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()") < 2 {
-                assert!(std::time::Instant::now() < deadline, "the two logins never both waited");
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            hold.execute("COMMIT");
+            let_go_once_both_wait(&s, &mut hold, "the two logins never both waited");
         }
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
@@ -659,4 +647,16 @@ fn taking_a_key_notice_from_the_desk_is_recorded() {
     let nagano = login(&server.url, "長野太郎");
     assert!(!nagano.get("/desk/actions").1.contains("認証キー通知書の取得"), "not shown to another branch");
     assert!(server.stop().success());
+}
+
+/// On PostgreSQL: waits until two sessions of the store wait on a lock that `hold`'s open
+/// transaction has, then commits it, so both requests meet at the same moment.
+fn let_go_once_both_wait(s: &Setup, hold: &mut crate::pg::Db, never: &str) {
+    let mut watch = s.db();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while watch.count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()") < 2 {
+        assert!(std::time::Instant::now() < deadline, "{never}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    hold.execute("COMMIT");
 }

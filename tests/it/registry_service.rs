@@ -154,7 +154,7 @@ fn verify_json(base: &str, token: &str, number: &str, key: &str) -> (u16, Value)
 
 /// The company's deployment with 35075-00001M/00002K (water authority, 丸一建設) and
 /// 08075-00001M (取手市, 取手興業) issued, and a token for the water authority.
-fn company() -> (Setup, String) {
+pub fn company() -> (Setup, String) {
     let s = Setup::init(&["--side", "branch", "--listen", "127.0.0.1:0"]);
     s.drop_mail("kanagawa@ejcs.example", &fixture("valid/001.eml"));
     s.drop_mail("ibaraki@ejcs.example", &fixture("valid/002.eml"));
@@ -164,7 +164,7 @@ fn company() -> (Setup, String) {
     (s, token)
 }
 
-fn owner(registry_url: &str, token: &str) -> Setup {
+pub fn owner(registry_url: &str, token: &str) -> Setup {
     let o = Setup::init(&["--side", "owner", "--registry-url", registry_url]);
     o.env.borrow_mut().push(("ESURETY_REGISTRY_TOKEN".into(), token.to_string()));
     o
