@@ -74,3 +74,81 @@ fn a_sender_longer_once_lowercased_still_gets_an_outcome() {
     assert!(pending.is_empty(), "a message is still without outcome after three passes: {pending:?}\n{}",
             said.lines().filter(|l| l.contains("registry") || l.contains("left")).take(4).collect::<Vec<_>>().join("\n"));
 }
+
+/// A TCP proxy to `upstream` whose first connection is held (not forwarded) until the
+/// returned sender is sent to: a registry that answers one daemon slowly (within its
+/// timeout) and another at once. The second value counts connections taken.
+fn gated_proxy(upstream: &str) -> (String, std::sync::mpsc::Sender<()>, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let taken = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = taken.clone();
+    std::thread::spawn(move || {
+        let mut gate = Some(rx);
+        for client in listener.incoming().map_while(Result::ok) {
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            let wait = if n == 0 { gate.take() } else { None };
+            let upstream = upstream.clone();
+            std::thread::spawn(move || {
+                if let Some(rx) = wait {
+                    let _ = rx.recv();
+                }
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else { return };
+                let (mut c1, mut s1) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c1, &mut s1);
+                    let _ = s1.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut c2, mut s2) = (client, server);
+                let _ = std::io::copy(&mut s2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (url, tx, taken)
+}
+
+/// Found: on an owner's deployment shared by two daemons (PostgreSQL), a submission the
+/// mail system delivered twice (two files, one Message-ID: a resend, a forward rule, a
+/// fetchmail retry) is answered twice when the two daemons work at once: each leases one
+/// copy, a copy's duplicate check looks only for a copy already *done*, and the lease
+/// means no transaction (nor lock) covers the registry question, so both copies are asked,
+/// registered and replied to. The contractor gets two replies and the owner's staff see
+/// every pair twice. On one daemon (or on the branch side, in one transaction) the second
+/// copy is a `duplicate`.
+#[test]
+fn two_owner_daemons_answer_a_submission_delivered_twice_once() {
+    let (company, token) = company();
+    let registry = Serving::start(&company, &["serve"]);
+    let (url, release, taken) = gated_proxy(&registry.url);
+    let o = owner(&url, &token);
+    if !crate::pg::on_postgres() {
+        o.use_store(&crate::pg::database());
+    }
+    o.edit_config(|t| t.replacen("[[registries]]", "[[registries]]\ntimeout_seconds = 60", 1));
+    let m = company.mails(MARUICHI).remove(0);
+    let copy = support::forward(MARUICHI, KWSA, "<real@maruichi.example>", &m.raw);
+    o.drop_mail(KWSA, &copy);
+    o.drop_mail(KWSA, &copy);
+    // Daemon A takes the first copy and waits for the registry's answer…
+    let a = o.cmd().args(["run", "--once"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while taken.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "daemon A never asked the registry");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // … while daemon B makes a pass of its own, and then A gets its answer.
+    let b = o.run(&["run", "--once"]);
+    release.send(()).unwrap();
+    let a = a.wait_with_output().unwrap();
+    assert!(a.status.success() && b.status.success(), "A: {}\nB: {}", String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
+    let mut db = o.db();
+    let outcomes = db.texts("SELECT outcome FROM messages ORDER BY id");
+    let replies = db.count("SELECT count(*) FROM outbox WHERE recipients LIKE '%soumu@maruichi.example%'");
+    let real = real_results(&o);
+    assert!(real.len() == 2 && replies == 1,
+            "one submission delivered twice: {} submission rows (2 pairs), {replies} replies to the contractor, outcomes {outcomes:?}", real.len());
+}
