@@ -152,3 +152,52 @@ fn two_owner_daemons_answer_a_submission_delivered_twice_once() {
     assert!(real.len() == 2 && replies == 1,
             "one submission delivered twice: {} submission rows (2 pairs), {replies} replies to the contractor, outcomes {outcomes:?}", real.len());
 }
+
+/// Found: two branch daemons on one PostgreSQL store, an application the mail system
+/// delivered twice (two files, one Message-ID), each copy taken by one daemon at once:
+/// the second copy's duplicate check looks only for a copy already *done*, so it is read
+/// as a new application, waits for the works' lock, and is then refused by R10 (「この工事の
+/// 契約保証は既に発行済みです…変更の場合は変更申込を」). The contractor who sent one mail gets a
+/// completion and a rejection telling them to apply for a change; on one daemon the copy
+/// is a `duplicate` pointing to the first. (Here the office's serial counter is held by
+/// a session of the test for a moment, so that both daemons are mid-message together.)
+#[test]
+fn two_branch_daemons_answer_an_application_delivered_twice_as_a_duplicate() {
+    let s = Setup::new();
+    if !crate::pg::on_postgres() {
+        s.use_store(&crate::pg::database());
+    }
+    s.once();
+    let url = {
+        let text: toml::Table = std::fs::read_to_string(s.config()).unwrap().parse().unwrap();
+        text["store"].as_str().unwrap().to_string()
+    };
+    let mut holder = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    holder.batch_execute("INSERT INTO serials (office_code, last) VALUES ('35075', 0)").unwrap();
+    let mut hold = holder.transaction().unwrap();
+    hold.batch_execute("SELECT 1 FROM serials WHERE office_code = '35075' FOR UPDATE").unwrap();
+    let app = fixture("valid/001.eml");
+    s.drop_mail("kanagawa@ejcs.example", &app);
+    s.drop_mail("kanagawa@ejcs.example", &app);
+    let spawn = || s.cmd().args(["run", "--once"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let a = spawn();
+    let mut watch = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let waiting = |w: &mut postgres::Client| -> i64 {
+        w.query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", &[]).unwrap().get(0)
+    };
+    let started = std::time::Instant::now();
+    while waiting(&mut watch) < 1 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "daemon A never reached the serial counter");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let b = spawn();
+    // B waits too (for the works' lock A holds), or has finished.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    hold.commit().unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success(), "A: {}\nB: {}", String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
+    let mut db = s.db();
+    let outcomes = db.texts("SELECT outcome FROM messages ORDER BY id");
+    let replies: Vec<String> = s.mails(MARUICHI).iter().map(|m| m.subject.clone()).collect();
+    assert_eq!(outcomes, [[Some("issued".to_string())], [Some("duplicate".to_string())]], "the contractor got: {replies:?}");
+}
