@@ -201,3 +201,38 @@ fn two_branch_daemons_answer_an_application_delivered_twice_as_a_duplicate() {
     let replies: Vec<String> = s.mails(MARUICHI).iter().map(|m| m.subject.clone()).collect();
     assert_eq!(outcomes, [[Some("issued".to_string())], [Some("duplicate".to_string())]], "the contractor got: {replies:?}");
 }
+
+/// Found: after a UIDVALIDITY change, each message of the rebuilt folder whose Message-ID
+/// was stored before is taken as that stored message (it takes the new UID and is never
+/// processed). A second mail with that Message-ID that was never stored (a resend by the
+/// contractor's client, or a stranger's replay, arriving around the change) finds no row
+/// left to take and is dropped: never stored, no outcome, no reply, nothing for staff.
+/// Without the UIDVALIDITY change the same second copy is a `duplicate` with a reply.
+#[test]
+fn a_resent_mail_arriving_around_a_uidvalidity_change_still_gets_an_outcome() {
+    use crate::mail_servers::{completions, configure, server_mails, users, wait_for};
+    let s = Setup::new();
+    let m = crate::servers::Servers::start(&users(&s));
+    configure(&s, &m, false);
+    let once = || {
+        let out = crate::mail_servers::cmd(&s).args(["run", "--once"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let kanagawa = "kanagawa@ejcs.example";
+    m.send(MARUICHI, &[kanagawa], &crate::common::application(0));
+    wait_for("delivery", std::time::Duration::from_secs(10), || !server_mails(&m.maildir(kanagawa)).is_empty());
+    once();
+    wait_for("the notice", std::time::Duration::from_secs(10), || completions(&m).len() == 1);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let md = m.maildir(kanagawa);
+    for f in ["dovecot-uidlist", "dovecot.index", "dovecot.index.cache", "dovecot.index.log"] {
+        let _ = std::fs::remove_file(md.join(f));
+    }
+    // The same mail again (same Message-ID), under the new UIDVALIDITY.
+    m.send(MARUICHI, &[kanagawa], &crate::common::application(0));
+    wait_for("delivery", std::time::Duration::from_secs(10), || server_mails(&md).len() == 2);
+    once();
+    let mut db = s.db();
+    let stored = db.texts("SELECT source_uid, outcome FROM messages ORDER BY id");
+    assert_eq!(stored.len(), 2, "the second delivery was never stored (no outcome, no reply): {stored:?}");
+}
