@@ -231,11 +231,25 @@ impl ImapBox {
             let heads = self.with(async |s, _| bodies(s, chunk, "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]").await)?;
             let mut rekey = Vec::new();
             let mut fresh = Vec::new();
+            // As many messages with one Message-ID take new UIDs as were stored under the
+            // old UIDVALIDITY; a copy beyond those (a resend, a second delivery) was never
+            // stored, and is stored now, as new.
+            let mut left: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
             for &uid in chunk {
                 let mid = heads.iter().find(|(u, _)| *u == uid).and_then(|(_, h)| crate::intake::letter::message_id(h));
-                match mid {
-                    Some(m) if store.stored_elsewhere(&address, &m, validity)? => rekey.push((uid, m)),
-                    _ => fresh.push(uid),
+                let Some(m) = mid else {
+                    fresh.push(uid);
+                    continue;
+                };
+                let n = match left.get_mut(&m) {
+                    Some(n) => n,
+                    None => left.entry(m.clone()).or_insert(store.stored_elsewhere(&address, &m, validity)?),
+                };
+                if *n > 0 {
+                    *n -= 1;
+                    rekey.push((uid, m));
+                } else {
+                    fresh.push(uid);
                 }
             }
             let got = if fresh.is_empty() { Vec::new() } else { self.fetch_bounded(&fresh)? };

@@ -47,6 +47,11 @@ impl StoredMessage {
     }
 }
 
+/// The lock the copies of one mail share (one mailbox, one Message-ID).
+fn copies(mailbox: &str, message_id: &str) -> String {
+    format!("copies {mailbox} {message_id}")
+}
+
 /// How long a message claimed outside a transaction is left to the daemon that claimed it.
 pub const LEASE_SECS: i64 = 300;
 
@@ -122,29 +127,67 @@ impl Store {
     /// daemon holds is passed over (`None`), as is one already done. On SQLite the write
     /// lock of the batch and the one daemon per store do the same.
     ///
+    /// Copies of one mail (the same Message-ID in one mailbox: a resend, a second
+    /// delivery) are never processed at once by two daemons: the claim takes the copies'
+    /// lock too, so a copy waits for the other's outcome and is then its duplicate.
+    ///
     /// Outside a transaction on PostgreSQL (an owner's deployment asks remote registries
     /// over HTTP, and no transaction is held across a request) the claim is a lease of
     /// [`LEASE_SECS`] on the server's clock instead: another daemon passes the message over
-    /// until then, and if this one dies the lease runs out and another takes it. Whichever
-    /// finishes first commits; a later [`Tx::finish_message`] finds it done and writes
-    /// nothing ([`super::StoreError::Finished`]).
+    /// until then (and passes over its copies while one is leased), and if this one dies
+    /// the lease runs out and another takes it. Whichever finishes first commits; a later
+    /// [`Tx::finish_message`] finds it done and writes nothing
+    /// ([`super::StoreError::Finished`]).
     pub fn claim(&self, id: i64) -> Result<Option<StoredMessage>> {
-        let lock = match self.conn.kind() {
-            super::Kind::Postgres if !self.batching => {
-                let leased = self.conn.execute(
-                    "UPDATE messages SET lease_until = CAST(extract(epoch FROM now()) AS BIGINT) + ?2
-                     WHERE id = ?1 AND state = 'new' AND (lease_until IS NULL OR lease_until < CAST(extract(epoch FROM now()) AS BIGINT))",
-                    params![id, LEASE_SECS],
-                )?;
-                if leased == 0 {
+        match self.conn.kind() {
+            super::Kind::Sqlite => self.conn.query_row(&format!("{SELECT} WHERE id = ?1 AND state = 'new'"), [id], row).optional(),
+            super::Kind::Postgres if !self.batching => self.lease(id),
+            super::Kind::Postgres => {
+                let Some(m) = self.conn.query_row(&format!("{SELECT} WHERE id = ?1 AND state = 'new' FOR UPDATE OF messages SKIP LOCKED"), [id], row).optional()? else {
+                    return Ok(None);
+                };
+                if let Some(mid) = &m.message_id {
+                    Tx(&self.conn).lock_job(&copies(&m.mailbox, mid))?;
+                }
+                Ok(Some(m))
+            }
+        }
+    }
+
+    /// PostgreSQL, outside a transaction: leases the message (see [`Store::claim`]) unless
+    /// it or a copy of it is leased by another daemon. A short transaction under the
+    /// copies' lock, so two daemons never lease two copies at once.
+    fn lease(&self, id: i64) -> Result<Option<StoredMessage>> {
+        let head: Option<(String, Option<String>)> = self.conn.query_row(
+            "SELECT mailbox, message_id FROM messages WHERE id = ?1 AND state = 'new'", [id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        let Some((mailbox, mid)) = head else { return Ok(None) };
+        let now = "CAST(extract(epoch FROM now()) AS BIGINT)";
+        self.conn.execute_batch("BEGIN")?;
+        let leased = (|| -> Result<usize> {
+            if let Some(mid) = &mid {
+                self.conn.query_row("SELECT pg_advisory_xact_lock(hashtext(?1))::text", [copies(&mailbox, mid)], |_| Ok(()))?;
+            }
+            self.conn.execute(&format!(
+                "UPDATE messages SET lease_until = {now} + ?2
+                 WHERE id = ?1 AND state = 'new' AND (lease_until IS NULL OR lease_until < {now})
+                   AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.mailbox = ?3 AND o.message_id = ?4 AND o.id <> ?1
+                                   AND o.state = 'new' AND o.lease_until >= {now})"),
+                params![id, LEASE_SECS, mailbox, mid],
+            )
+        })();
+        match leased {
+            Ok(n) => {
+                self.conn.execute_batch("COMMIT")?;
+                if n == 0 {
                     return Ok(None);
                 }
-                ""
             }
-            super::Kind::Postgres => " FOR UPDATE OF messages SKIP LOCKED",
-            super::Kind::Sqlite => "",
-        };
-        self.conn.query_row(&format!("{SELECT} WHERE id = ?1 AND state = 'new'{lock}"), [id], row).optional()
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+        self.conn.query_row(&format!("{SELECT} WHERE id = ?1 AND state = 'new'"), [id], row).optional()
     }
 
     /// Gives a leased message back at once (it was left for a later pass), so the next
@@ -203,11 +246,12 @@ impl Store {
         Ok(())
     }
 
-    /// Whether a message with this Message-ID was stored under another UIDVALIDITY.
-    pub fn stored_elsewhere(&self, mailbox: &str, message_id: &str, validity: u32) -> Result<bool> {
+    /// How many messages with this Message-ID were stored under another UIDVALIDITY (and
+    /// wait to be matched to their new UIDs).
+    pub fn stored_elsewhere(&self, mailbox: &str, message_id: &str, validity: u32) -> Result<i64> {
         let prefix = format!("{validity}:");
         self.conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM messages WHERE mailbox = ?1 AND message_id = ?2 AND substr(source_uid, 1, length(?3)) <> ?3)",
+            "SELECT count(*) FROM messages WHERE mailbox = ?1 AND message_id = ?2 AND substr(source_uid, 1, length(?3)) <> ?3",
             params![mailbox, message_id, prefix], |r| r.get(0),
         )
     }

@@ -3,7 +3,7 @@
 //! here failed when it was written (the finding in its comment); it now guards the fix.
 
 use crate::common::Setup;
-use crate::registry_service::{Serving, company, owner};
+use crate::registry_service::{Serving, company, fixture, owner};
 use crate::support;
 use serde_json::Value;
 
@@ -119,6 +119,8 @@ fn gated_proxy(upstream: &str) -> (String, std::sync::mpsc::Sender<()>, std::syn
 /// registered and replied to. The contractor gets two replies and the owner's staff see
 /// every pair twice. On one daemon (or on the branch side, in one transaction) the second
 /// copy is a `duplicate`.
+/// Fixed: the copies of one mail share a lock; on an owner's deployment a copy is not
+/// leased while another is, so it waits for that one's outcome and is its duplicate.
 #[test]
 fn two_owner_daemons_answer_a_submission_delivered_twice_once() {
     let (company, token) = company();
@@ -161,6 +163,8 @@ fn two_owner_daemons_answer_a_submission_delivered_twice_once() {
 /// completion and a rejection telling them to apply for a change; on one daemon the copy
 /// is a `duplicate` pointing to the first. (Here the office's serial counter is held by
 /// a session of the test for a moment, so that both daemons are mid-message together.)
+/// Fixed: a copy's claim takes the copies' lock, so it waits for the other's outcome
+/// (or, in a batch that holds other messages' locks, is left for the next batch).
 #[test]
 fn two_branch_daemons_answer_an_application_delivered_twice_as_a_duplicate() {
     let s = Setup::new();
@@ -208,6 +212,7 @@ fn two_branch_daemons_answer_an_application_delivered_twice_as_a_duplicate() {
 /// contractor's client, or a stranger's replay, arriving around the change) finds no row
 /// left to take and is dropped: never stored, no outcome, no reply, nothing for staff.
 /// Without the UIDVALIDITY change the same second copy is a `duplicate` with a reply.
+/// Fixed: as many copies take new UIDs as were stored; any further copy is stored as new.
 #[test]
 fn a_resent_mail_arriving_around_a_uidvalidity_change_still_gets_an_outcome() {
     use crate::mail_servers::{completions, configure, server_mails, users, wait_for};

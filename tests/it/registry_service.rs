@@ -15,7 +15,7 @@ const KWSA: &str = "keiyaku@kwsa.example";
 const MARUICHI: &str = "soumu@maruichi.example";
 const TORIDE_KOGYO: &str = "info@toride-kogyo.example";
 
-fn fixture(path: &str) -> Vec<u8> {
+pub fn fixture(path: &str) -> Vec<u8> {
     std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/applications").join(path)).unwrap()
 }
 
