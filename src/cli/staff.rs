@@ -77,12 +77,26 @@ pub enum StaffCommand {
 }
 
 /// Who acts: `--by`, else the login name. An action is never recorded without one.
-fn who(by: Option<String>) -> Result<String> {
-    let name = by.or_else(|| ["USER", "LOGNAME", "USERNAME"].iter().find_map(|v| std::env::var(v).ok()))
+pub(super) fn who(by: Option<String>) -> Result<String> {
+    let name = by.or_else(|| ["USER", "LOGNAME", "USERNAME"].iter().find_map(|v| std::env::var(v).ok())).or_else(account)
         .map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     match name {
         Some(n) => Ok(n),
         None => bail!("say who you are with --by NAME (every staff action is recorded with who did it)"),
+    }
+}
+
+/// The name of the account this runs as (its passwd entry), when the environment names
+/// none (a service, a container).
+fn account() -> Option<String> {
+    // SAFETY: getpwuid's answer is read at once, on this thread, before any other call
+    // that could overwrite it; a null pointer (no entry) is checked.
+    unsafe {
+        let pw = libc::getpwuid(libc::getuid());
+        if pw.is_null() || (*pw).pw_name.is_null() {
+            return None;
+        }
+        Some(std::ffi::CStr::from_ptr((*pw).pw_name).to_string_lossy().into_owned())
     }
 }
 

@@ -135,3 +135,21 @@ fn an_unknown_certificate_state_in_the_store_is_damage_not_a_state() {
     assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(String::from_utf8_lossy(&out.stderr).contains("damaged"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// The key notice typeset again at the terminal carries the key in clear, as the desk's
+/// download does: its taking is recorded too (who, which certificate), before it is written.
+#[test]
+fn a_key_notice_rendered_at_the_terminal_is_recorded_as_a_staff_action() {
+    let s = Setup::new();
+    let pairs = issued_pair(&s);
+    let number = &pairs[0].0;
+    let out = s.dir.join("again.pdf");
+    s.run_ok(&["render", "notice", number, "-o", out.to_str().unwrap(), "--by", "佐藤"]);
+    assert_eq!(key_in(&pdf_text(&std::fs::read(&out).unwrap())).as_deref(), Some(pairs[0].1.as_str()));
+    s.run_ok(&["render", "certificate", number, "-o", s.dir.join("c.pdf").to_str().unwrap()]);
+    let actions = s.json(&["staff", "actions"]);
+    let taken: Vec<&serde_json::Value> = actions.as_array().unwrap().iter().filter(|a| a["action"] == "notice_download").collect();
+    assert_eq!(taken.len(), 1, "one notice taken, the certificate has no key: {actions}");
+    assert_eq!(taken[0]["by"], "佐藤");
+    assert_eq!(taken[0]["target"], number.as_str());
+}
