@@ -135,6 +135,11 @@ pub fn split_term(s: &str) -> Option<(&str, &str)> {
     None
 }
 
+/// Bytes as lower-case hexadecimal (a digest in a name or a log line).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,9 +202,4 @@ mod tests {
         assert_eq!(split_term("2026/7/10から2027/3/31"), Some(("2026/7/10", "2027/3/31")));
         assert_eq!(split_term("2026/7/10"), None);
     }
-}
-
-/// Bytes as lower-case hexadecimal (a digest in a name or a log line).
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
