@@ -39,7 +39,7 @@ pub fn send_digests(engine: &Engine, store: &mut Store, clock: &dyn Clock, rng: 
     for b in config.branches.iter().filter(|_| config.sides.branch) {
         if let Some(staff) = &b.staff_address {
             n += digest(engine, store, clock, rng, &b.address, &b.name, staff, "mail/digest_branch.txt", |store, from, to| {
-                Ok(json!({"branch": {"name": b.name}, "f": store.branch_figures(&b.address, &b.office_code, from, to)?}))
+                Ok(json!({"branch": {"name": b.name}, "f": store.branch_figures(&b.address, &b.office_code, from, to, crate::registry::Lockout::default().alert_failures)?}))
             })?;
         }
     }

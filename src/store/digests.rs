@@ -19,6 +19,15 @@ pub struct BranchFigures {
     pub paper_waiting: u32,
     /// 契約保証予約 of the branch that lapsed (失効) in the period.
     pub lapsed: u32,
+    /// The branch's numbers on which checks failed often in the period, whoever failed
+    /// (someone may be guessing keys; nobody is locked by it): most failures first.
+    pub guessed: Vec<Guessed>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Guessed {
+    pub number: String,
+    pub failures: u32,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -39,7 +48,9 @@ impl Store {
         Ok(self.conn.query_row("SELECT max(period_end) FROM digests WHERE target = ?1", [target], |r| r.get(0)).optional()?.flatten())
     }
 
-    pub fn branch_figures(&self, address: &str, office_code: &str, from: &str, to: &str) -> Result<BranchFigures> {
+    /// `alert`: failures on one number in the period that make it one of
+    /// [`BranchFigures::guessed`].
+    pub fn branch_figures(&self, address: &str, office_code: &str, from: &str, to: &str, alert: u32) -> Result<BranchFigures> {
         let count = |sql: &str, p: &[&dyn super::db::ToValue]| -> Result<u32> { self.conn.query_row(sql, p, |r| r.get(0)) };
         let in_period = "mailbox = ?1 AND received_at > ?2 AND received_at <= ?3";
         Ok(BranchFigures {
@@ -52,6 +63,14 @@ impl Store {
             paper_waiting: count("SELECT count(*) FROM certificates WHERE office_code = ?1 AND print_state = 'waiting'", &[&office_code])?,
             lapsed: count("SELECT count(*) FROM reservations r JOIN certificates c ON c.number = r.number
                            WHERE c.office_code = ?1 AND c.status = 'lapsed' AND r.closed_at > ?2 AND r.closed_at <= ?3", &[&office_code, &from, &to])?,
+            guessed: {
+                let unix = |t: &str| chrono::DateTime::parse_from_rfc3339(t).map(|t| t.timestamp()).unwrap_or(0);
+                self.conn.query_map(
+                    "SELECT number, count(*) AS n FROM registry_failures WHERE substr(number, 1, length(?1) + 1) = ?1 || '-' AND at > ?2 AND at <= ?3
+                     GROUP BY number HAVING count(*) >= ?4 ORDER BY n DESC, number LIMIT 20",
+                    params![office_code, unix(from), unix(to), alert], |r| Ok(Guessed { number: r.get(0)?, failures: r.get(1)? }),
+                )?
+            },
         })
     }
 

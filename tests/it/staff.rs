@@ -85,3 +85,25 @@ fn the_owners_digest_counts_what_waits_for_a_person() {
     assert!(staff[0].body.contains("担当者確認　：1 件") && staff[0].body.contains("担当者の確認を待っている提出が 1 件"), "{}", staff[0].body);
     assert!(!staff[0].body.contains("デスクで確認"), "no [web] public_url, no link");
 }
+
+/// Many callers' wrong keys on one number lock nobody but each caller; the branch's staff
+/// are told in their digest which of their numbers drew them, with how many.
+#[test]
+fn the_branch_digest_names_the_numbers_strangers_guessed_at() {
+    let s = with_branch_staff();
+    s.drop_mail("kanagawa@ejcs.example", &fixture("valid/001.eml"));
+    s.once();
+    for i in 0..20 {
+        s.drop_mail("keiyaku@kwsa.example", &crate::support::typed(&format!("guess{i}@stranger{i}.example"), "keiyaku@kwsa.example", &format!("<guess-{i}@stranger.example>"), "35075-00001M", "CDEF34679HJK"));
+    }
+    for i in 0..3 {
+        s.drop_mail("keiyaku@kwsa.example", &crate::support::typed(&format!("slip{i}@stranger.example"), "keiyaku@kwsa.example", &format!("<slip-{i}@stranger.example>"), "35075-00002K", "CDEF34679HJK"));
+    }
+    s.once();
+    s.run_ok(&["digest"]);
+    let staff: Vec<_> = s.mails("relay").into_iter().filter(|m| m.to == ["kanagawa-staff@ejcs.example"]).collect();
+    assert_eq!(staff.len(), 1);
+    assert!(staff[0].body.contains("確認の失敗が続いた保証契約番号"), "{}", staff[0].body);
+    assert!(staff[0].body.contains("35075-00001M　20 回"), "{}", staff[0].body);
+    assert!(!staff[0].body.contains("35075-00002K"), "three slips are not a siege: {}", staff[0].body);
+}
