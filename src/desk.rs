@@ -210,13 +210,12 @@ pub fn document_source(engine: &Engine, store: &Store, number: &str, kind: Docum
 /// notice carries the key in clear, so its taking is recorded (who, when, which
 /// certificate and version) before it is typeset.
 pub fn take_document(engine: &Engine, store: &mut Store, number: &str, kind: DocumentKind, by: &str, clock: &dyn Clock) -> Result<DocumentSource, DeskError> {
-    if kind != DocumentKind::Notice {
-        return document_source(engine, store, number, kind);
-    }
     let source = document_source(engine, store, number, kind)?;
-    // Recorded before it is typeset: no notice leaves without its record.
-    store.write(|tx| tx.record_action(by, "notice_download", &source.row.number, Some(&format!("version {}", source.row.latest.version)), clock.now()))?;
-    tracing::info!(event = "notice_taken", number = %number, by = by);
+    if kind == DocumentKind::Notice {
+        // Recorded before it is typeset: no notice leaves without its record.
+        store.write(|tx| tx.record_action(by, "notice_download", &source.row.number, Some(&format!("version {}", source.row.latest.version)), clock.now()))?;
+        tracing::info!(event = "notice_taken", number = %number, by = by);
+    }
     Ok(source)
 }
 

@@ -80,47 +80,25 @@ impl Secrets {
 
     /// The key sealed for the store: nonce ‖ ciphertext ‖ tag, bound to the number.
     pub fn seal(&self, number: &str, key: &AuthKey, rng: &dyn Random) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE];
-        rng.fill(&mut nonce);
-        let mut data = key.reveal().as_bytes().to_vec();
-        self.seal.seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::from(number.as_bytes()), &mut data)
-            .expect("a 12-character key is far below the AEAD's limit");
-        [nonce.as_slice(), &data].concat()
+        seal_with(&self.seal, number.as_bytes(), key.reveal().as_bytes(), rng)
     }
 
     /// The key sealed by [`Secrets::seal`] for this number; `None` when it does not open
     /// (another secret, another number, damaged bytes).
     pub fn open(&self, number: &str, sealed: &[u8]) -> Option<AuthKey> {
-        if sealed.len() < NONCE {
-            return None;
-        }
-        let (nonce, data) = sealed.split_at(NONCE);
-        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
-        let mut data = data.to_vec();
-        let clear = self.seal.open_in_place(nonce, aead::Aad::from(number.as_bytes()), &mut data).ok()?;
-        AuthKey::parse(std::str::from_utf8(clear).ok()?)
+        let clear = open_with(&self.seal, number.as_bytes(), sealed)?;
+        AuthKey::parse(std::str::from_utf8(&clear).ok()?)
     }
 
     /// `clear` sealed for the store under the desk's key, bound to `to` (what it belongs
     /// to, e.g. a session): nonce ‖ ciphertext ‖ tag.
     pub fn seal_note(&self, to: &[u8], clear: &[u8], rng: &dyn Random) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE];
-        rng.fill(&mut nonce);
-        let mut data = clear.to_vec();
-        self.note.seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::from(to), &mut data)
-            .expect("a short note is far below the AEAD's limit");
-        [nonce.as_slice(), &data].concat()
+        seal_with(&self.note, to, clear, rng)
     }
 
     /// What [`Secrets::seal_note`] sealed for `to`; `None` when it does not open.
     pub fn open_note(&self, to: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
-        if sealed.len() < NONCE {
-            return None;
-        }
-        let (nonce, data) = sealed.split_at(NONCE);
-        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
-        let mut data = data.to_vec();
-        self.note.open_in_place(nonce, aead::Aad::from(to), &mut data).ok().map(|c| c.to_vec())
+        open_with(&self.note, to, sealed)
     }
 
     /// The registry's hash of a key: HMAC-SHA256(salt ‖ key) under the secret.
@@ -155,6 +133,27 @@ fn parse_hex(s: &str) -> Option<[u8; 32]> {
         *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
     }
     Some(out)
+}
+
+/// nonce ‖ ciphertext ‖ tag of `clear` under `key`, bound to `aad` (a fresh random nonce).
+fn seal_with(key: &aead::LessSafeKey, aad: &[u8], clear: &[u8], rng: &dyn Random) -> Vec<u8> {
+    let mut nonce = [0u8; NONCE];
+    rng.fill(&mut nonce);
+    let mut data = clear.to_vec();
+    key.seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::from(aad), &mut data)
+        .expect("what is sealed here (a key, a token) is far below the AEAD's limit");
+    [nonce.as_slice(), &data].concat()
+}
+
+/// What [`seal_with`] sealed under `key` for `aad`; `None` when it does not open.
+fn open_with(key: &aead::LessSafeKey, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < NONCE {
+        return None;
+    }
+    let (nonce, data) = sealed.split_at(NONCE);
+    let nonce = aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let mut data = data.to_vec();
+    key.open_in_place(nonce, aead::Aad::from(aad), &mut data).ok().map(|c| c.to_vec())
 }
 
 #[cfg(test)]

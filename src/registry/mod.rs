@@ -43,6 +43,11 @@ impl<'a> Caller<'a> {
     fn via_token(&self) -> bool {
         self.sender.is_some_and(|s| s.starts_with("token:"))
     }
+
+    /// An API caller that names the end sender it relays for.
+    fn names_end_sender(&self) -> bool {
+        self.via_token() && !self.is_token()
+    }
 }
 
 /// The caller an API request counts as: its token, and the end sender it names (an
@@ -211,7 +216,7 @@ pub fn lock_in_force(store: &dyn RegistryStore, number: &str, caller: Caller<'_>
     // The relay limit is the strangers': an end sender that has given a right key through
     // the token before is someone the owner deals with, and strangers' guesses relayed from
     // the same system never spend what it needs (it keeps its own sender limit and locks).
-    let known = caller.via_token() && !caller.is_token() && (caller.known || caller.sender.map(|s| store.known_caller(s)).transpose()?.unwrap_or(false));
+    let known = caller.names_end_sender() && (caller.known || caller.sender.map(|s| store.known_caller(s)).transpose()?.unwrap_or(false));
     let by_sender = caller.sender.map(|s| store.sender_failures_since(s, since)).transpose()?.map(|f| (f, limit));
     let by_address = caller.address.filter(|_| !known).map(|a| store.address_failures_since(a, since, caller.via_token())).transpose()?.map(|f| (f, address_limit));
     for ((failures, last), limit) in by_sender.into_iter().chain(by_address) {
@@ -274,7 +279,7 @@ pub fn verify(store: &dyn RegistryStore, secrets: &Secrets, number: &str, key: &
         return Ok(Verification::Mismatch);
     }
     let status = entry.expect("matched implies an entry").status;
-    if caller.via_token() && !caller.is_token()
+    if caller.names_end_sender()
         && let Some(sender) = caller.sender
     {
         store.remember_caller(sender, now.timestamp())?;

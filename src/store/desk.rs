@@ -164,7 +164,7 @@ impl Store {
     pub fn actions_before(&self, before: Option<i64>, limit: u32) -> Result<Vec<ActionRow>> {
         self.conn.query_map("SELECT id, at, by, action, target, detail FROM staff_actions WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
             params![before.unwrap_or(i64::MAX), limit],
-            |r| Ok(ActionRow { id: r.get(0)?, at: r.get(1)?, by: r.get(2)?, action: r.get(3)?, target: r.get(4)?, detail: r.get(5)? }))
+            action_row)
     }
 
     /// The mailbox a message arrived in (without reading its bytes).
@@ -179,6 +179,10 @@ impl Store {
 
     /// Every staff action, oldest first (`esurety staff actions`).
     pub fn actions(&self) -> Result<Vec<ActionRow>> {
-        self.conn.query_map("SELECT id, at, by, action, target, detail FROM staff_actions ORDER BY id", (), |r| Ok(ActionRow { id: r.get(0)?, at: r.get(1)?, by: r.get(2)?, action: r.get(3)?, target: r.get(4)?, detail: r.get(5)? }))
+        self.conn.query_map("SELECT id, at, by, action, target, detail FROM staff_actions ORDER BY id", (), action_row)
     }
+}
+
+fn action_row(r: &super::db::Row) -> Result<ActionRow> {
+    Ok(ActionRow { id: r.get(0)?, at: r.get(1)?, by: r.get(2)?, action: r.get(3)?, target: r.get(4)?, detail: r.get(5)? })
 }

@@ -160,7 +160,8 @@ async fn serve(tcp: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, router:
         // Counted per address, an IPv6 client per /64 (as every other limit): a client
         // with a /64 cannot hold 32 connections from each of its addresses.
         let client = limit::connection_key(peer.ip());
-        if !proxies.contains(&peer.ip().to_canonical()) {
+        let counted = !proxies.contains(&peer.ip().to_canonical());
+        if counted {
             let mut open = per_client.lock().unwrap_or_else(|p| p.into_inner());
             let n = open.entry(client).or_insert(0);
             if *n >= PER_CLIENT {
@@ -170,7 +171,7 @@ async fn serve(tcp: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, router:
             }
             *n += 1;
         }
-        let counted = ClientSlot { map: per_client.clone(), client, counted: !proxies.contains(&peer.ip().to_canonical()) };
+        let counted = ClientSlot { map: per_client.clone(), client, counted };
         let _ = stream.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(
             router.clone().layer(axum::Extension(axum::extract::ConnectInfo(Peer(peer)))),
