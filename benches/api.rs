@@ -8,7 +8,7 @@
 
 mod common;
 
-use esurety::issuance::AuthKey;
+use esurety::domain::AuthKey;
 use esurety::store::Store;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -38,7 +38,7 @@ fn main() {
     // hour) does not turn them away and each writes its failure.
     let now = chrono::DateTime::parse_from_rfc3339(common::NOW).unwrap();
     let tokens: Vec<String> = (0..20_000).map(|i| {
-        let (t, h) = esurety::tokens::new_token(&esurety::clock::OsRandom);
+        let (t, h) = esurety::registry::tokens::new_token(&esurety::clock::OsRandom);
         store.write(|tx| tx.add_token(&format!("bench {i}"), &h, now)).unwrap();
         t
     }).collect();

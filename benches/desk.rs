@@ -23,7 +23,7 @@ fn main() {
     drop(issued.store);
     let mut store = Store::open_file(&store_path).unwrap();
     let sample = common::fill(&mut store, &template, app_id, n, &secrets);
-    let hash = esurety::users::hash_password("bench password 123", &esurety::clock::OsRandom).unwrap();
+    let hash = esurety::desk::users::hash_password("bench password 123", &esurety::clock::OsRandom).unwrap();
     store.write(|tx| tx.add_user("bench", &hash, &["admin".to_string()], common::NOW)).unwrap();
     drop(store);
     let mut text = std::fs::read_to_string(&config_path).unwrap();

@@ -10,9 +10,9 @@
 
 mod common;
 
-use esurety::documents::DocumentKind;
-use esurety::submission::worker::{Isolated, PdfReader};
-use esurety::submission::{find, pdf};
+use esurety::branch::documents::DocumentKind;
+use esurety::owner::submission::worker::{Isolated, PdfReader};
+use esurety::owner::submission::{find, pdf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 

@@ -14,7 +14,8 @@ mod common;
 
 use esurety::clock::{Clock, FixedClock};
 use esurety::registry::{Lockout, Verification, verify};
-use esurety::store::{Store, StoreAt};
+use esurety::store::Store;
+use esurety::config::StoreAt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -129,7 +130,7 @@ fn main() {
     let template = issued.cert.clone();
     let secrets = esurety::secrets::Secrets::load(&issued.engine.config.secret_file).unwrap();
     let url = cluster.database("verify");
-    let mut store = Store::open(&StoreAt::Postgres(esurety::store::PgTarget { url: url.clone(), password_env: None, ca_file: None })).unwrap();
+    let mut store = Store::open(&StoreAt::Postgres(esurety::config::PgTarget { url: url.clone(), password_env: None, ca_file: None })).unwrap();
     let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     db.batch_execute("INSERT INTO messages (id, mailbox, side, source_uid, sha256, size, received_at) VALUES (1, 'kanagawa@ejcs.example', 'branch', 'bench', '\\x00', 0, '2026-07-04T10:00:00+09:00');
                       INSERT INTO applications (id, message, office_code, outcome, created_at) VALUES (1, 1, '35075', 'issued', '2026-07-04T10:00:00+09:00')").unwrap();
@@ -137,7 +138,7 @@ fn main() {
     let sampled = n.min(10_000);
     let sample = common::fill(&mut store, &template, 1, sampled, &secrets);
     let bulk = n - sampled;
-    let contents = serde_json::to_string(&esurety::issuance::Certificate { fee: None, ..template.clone() }).unwrap();
+    let contents = serde_json::to_string(&esurety::domain::Certificate { fee: None, ..template.clone() }).unwrap();
     let number = "lpad((90000 + i / 100000)::text, 5, '0') || '-' || lpad((i % 100000)::text, 5, '0') || 'M'";
     db.execute(&format!("INSERT INTO certificates (number, product, format, status, office_code, contractor, owner, project, works_key, application, current_version, created_at)
         SELECT {number}, 'advance', 'electronic', 'valid', '90000', 'bench', 'bench', 'bench ' || i, 'bulk|' || i, 1, 1, '2026-07-04T10:00:00+09:00' FROM generate_series(0, $1::bigint - 1) AS i"), &[&(bulk as i64)]).unwrap();
@@ -150,13 +151,13 @@ fn main() {
     println!("store: {total} certificates in PostgreSQL ({sampled} through esurety's insert, the rest in bulk) in {:.1} s; database {:.0} MB",
         t.elapsed().as_secs_f64(), size as f64 / 1e6);
     drop(store);
-    let store = Store::open(&StoreAt::Postgres(esurety::store::PgTarget { url: url.clone(), password_env: None, ca_file: None })).unwrap();
+    let store = Store::open(&StoreAt::Postgres(esurety::config::PgTarget { url: url.clone(), password_env: None, ca_file: None })).unwrap();
     let clock = FixedClock::parse(common::NOW).unwrap();
     let lockout = Lockout::default();
     let mut times = Vec::new();
     for (number, key) in sample.iter().cycle().take(20_000) {
         let t = Instant::now();
-        let v = verify(&store, &secrets, number, key.reveal(), esurety::registry::Caller::default(), None, clock.now(), lockout).unwrap();
+        let v = verify(&store, &secrets, number, key.reveal(), esurety::domain::Caller::default(), None, clock.now(), lockout).unwrap();
         times.push(t.elapsed());
         assert!(matches!(v, Verification::Valid { .. }));
     }
@@ -165,7 +166,7 @@ fn main() {
     let mut bad = Vec::new();
     for (number, _) in sample.iter().take(2_000) {
         let t = Instant::now();
-        let v = verify(&store, &secrets, number, "CDEF34679HJK", esurety::registry::Caller::default(), None, clock.now(), lockout).unwrap();
+        let v = verify(&store, &secrets, number, "CDEF34679HJK", esurety::domain::Caller::default(), None, clock.now(), lockout).unwrap();
         bad.push(t.elapsed());
         assert!(matches!(v, Verification::Mismatch));
     }

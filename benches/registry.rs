@@ -42,7 +42,7 @@ fn main() {
     let mut ok_times = Vec::new();
     for (number, key) in sample.iter().cycle().take(20_000) {
         let t = Instant::now();
-        let v = verify(&reopened, &secrets, number, key.reveal(), esurety::registry::Caller::default(), None, clock.now(), lockout).unwrap();
+        let v = verify(&reopened, &secrets, number, key.reveal(), esurety::domain::Caller::default(), None, clock.now(), lockout).unwrap();
         ok_times.push(t.elapsed());
         assert!(matches!(v, Verification::Valid { .. }));
     }
@@ -52,7 +52,7 @@ fn main() {
     let mut bad_times = Vec::new();
     for (number, _) in sample.iter().take(2_000) {
         let t = Instant::now();
-        let v = verify(&reopened, &secrets, number, "CDEF34679HJK", esurety::registry::Caller::default(), None, clock.now(), lockout).unwrap();
+        let v = verify(&reopened, &secrets, number, "CDEF34679HJK", esurety::domain::Caller::default(), None, clock.now(), lockout).unwrap();
         bad_times.push(t.elapsed());
         assert!(matches!(v, Verification::Mismatch));
     }

@@ -8,8 +8,8 @@
 mod common;
 
 use esurety::clock::Clock;
-use esurety::documents::DocumentKind;
-use esurety::run::Engine;
+use esurety::branch::documents::DocumentKind;
+use esurety::daemon::pass::Engine;
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -83,7 +83,7 @@ fn main() {
     let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
     std::fs::copy(templates.join("notice.typ"), work.join("notice.typ")).unwrap();
     let times: Vec<Duration> = variants[..runs].iter().map(|(c, k)| {
-        let data = esurety::documents::data::document_data(&engine.config, c, Some(k));
+        let data = esurety::branch::documents::data::document_data(&engine.config, c, Some(k));
         let t = Instant::now();
         std::fs::write(work.join("data.json"), serde_json::to_vec(&data).unwrap()).unwrap();
         let st = std::process::Command::new(&typst)

@@ -10,7 +10,7 @@
 mod common;
 
 use esurety::clock::Clock;
-use esurety::documents::DocumentKind;
+use esurety::branch::documents::DocumentKind;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -14,35 +14,27 @@
 //! values; SQLite ([`store`]), Maildirs, the clock and the random source ([`clock`]) are
 //! adapters passed in. `anyhow` lives only in [`cli`], [`daemon`], [`demo`] and `main`.
 
-pub mod application;
 pub mod branch;
-pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod desk;
-pub mod documents;
+pub mod domain;
+pub mod engine;
+pub mod error;
 pub mod faults;
 pub mod intake;
-pub mod issuance;
 pub mod outbound;
 pub mod owner;
-pub mod product;
 pub mod registry;
-pub mod run;
-pub mod schedule;
 pub mod secrets;
-pub mod staff;
+pub mod sender_auth;
 pub mod store;
-pub mod submission;
 pub mod templates;
-#[cfg(any(test, feature = "test-hooks"))]
-pub mod testing;
 pub mod text;
-pub mod tokens;
-pub mod users;
 pub mod tls;
 pub mod web;
-pub mod wiring;
+#[cfg(any(test, feature = "test-hooks"))]
+pub mod testing;

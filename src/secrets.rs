@@ -11,7 +11,7 @@
 //! `Debug` prints `Secrets(****)`.
 
 use crate::clock::Random;
-use crate::issuance::AuthKey;
+use crate::domain::AuthKey;
 use ring::{aead, hmac};
 use std::path::Path;
 

@@ -3,9 +3,9 @@
 #![allow(dead_code)]
 
 use esurety::clock::{Clock, FixedClock, SeededRandom};
-use esurety::documents::DocumentKind;
-use esurety::issuance::{AuthKey, Certificate};
-use esurety::run::Engine;
+use esurety::branch::documents::DocumentKind;
+use esurety::domain::{AuthKey, Certificate};
+use esurety::daemon::pass::Engine;
 use esurety::store::Store;
 use std::time::Duration;
 
@@ -90,7 +90,7 @@ pub fn fill(store: &mut esurety::store::Store, template: &Certificate, app_id: i
                     sample.push((c.number.clone(), key.clone()));
                 }
                 let works = format!("bench|{i}");
-                tx.insert_certificate(&esurety::issuance::Issued { certificate: c, key: Some(key), issued_at: clock.now() }, &works, app_id, None, &salt, secrets, &rng)?;
+                tx.insert_certificate(&esurety::domain::Issued { certificate: c, key: Some(key), issued_at: clock.now() }, &works, app_id, None, &salt, secrets, &rng)?;
             }
             Ok(())
         }).unwrap();

@@ -3,7 +3,7 @@
 //! application without its form, or something for staff. Who sent it and whether that may
 //! be trusted are decided elsewhere; this only reads.
 
-use crate::application::{change, form};
+use crate::branch::application::{change, form};
 use crate::intake::letter::Letter;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,13 +2,14 @@
 //! answer from its template, in the branch's name, as a real reply. What to answer is
 //! decided in `mod.rs`; this only words and typesets it.
 
-use super::{BranchFlow, ProcessError, documents_of, file_field};
-use crate::application;
+use super::{BranchFlow, documents_of, file_field};
+use crate::error::ProcessError;
+use crate::branch::application;
 use crate::config::Branch;
-use crate::documents::DocumentKind;
-use crate::issuance::Issued;
+use crate::branch::documents::DocumentKind;
+use crate::domain::Issued;
 use crate::outbound::compose::{Draft, ReplyTo};
-use crate::product::Format;
+use crate::domain::Format;
 use crate::store::Outgoing;
 use serde_json::json;
 
@@ -29,7 +30,7 @@ impl BranchFlow<'_> {
             }
             if electronic {
                 for kind in documents_of(c) {
-                    entry[file_field(kind)] = json!(crate::documents::data::file_name(kind, c));
+                    entry[file_field(kind)] = json!(crate::branch::documents::data::file_name(kind, c));
                 }
                 entry["key"] = json!(i.key.as_ref().map(|k| k.reveal()));
             }
@@ -48,9 +49,9 @@ impl BranchFlow<'_> {
     }
 
     /// The PDFs, typeset in parallel, each with its file name.
-    pub(super) fn typeset(&self, jobs: &[(DocumentKind, &crate::issuance::Certificate, Option<&crate::issuance::AuthKey>)], now: chrono::DateTime<chrono::FixedOffset>) -> Result<Vec<(String, Vec<u8>)>, ProcessError> {
+    pub(super) fn typeset(&self, jobs: &[(DocumentKind, &crate::domain::Certificate, Option<&crate::domain::AuthKey>)], now: chrono::DateTime<chrono::FixedOffset>) -> Result<Vec<(String, Vec<u8>)>, ProcessError> {
         let pdfs = self.documents.render_all(jobs, self.config, now).map_err(|e| ProcessError::Render(e.to_string()))?;
-        Ok(jobs.iter().zip(pdfs).map(|((kind, c, _), pdf)| (crate::documents::data::file_name(*kind, c), pdf)).collect())
+        Ok(jobs.iter().zip(pdfs).map(|((kind, c, _), pdf)| (crate::branch::documents::data::file_name(*kind, c), pdf)).collect())
     }
 
     #[allow(clippy::too_many_arguments)]

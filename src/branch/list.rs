@@ -24,7 +24,7 @@ pub struct ListRow {
     pub owner: String,
     pub amount: u64,
     pub format: String,
-    pub status: crate::store::CertificateStatus,
+    pub status: crate::domain::CertificateStatus,
     pub version: u32,
     /// When it was first issued (新規), Japan time.
     pub issued: NaiveDate,
@@ -122,7 +122,7 @@ mod tests {
 
     fn row(number: &str, project: &str, owner: &str, issued: &str) -> ListRow {
         ListRow { number: number.into(), product: "前払金保証".into(), project: project.into(), owner: owner.into(), amount: 20_000_000,
-                  format: "電子保証".into(), status: crate::store::CertificateStatus::Valid, version: 1, issued: NaiveDate::parse_from_str(issued, "%Y-%m-%d").unwrap() }
+                  format: "電子保証".into(), status: crate::domain::CertificateStatus::Valid, version: 1, issued: NaiveDate::parse_from_str(issued, "%Y-%m-%d").unwrap() }
     }
 
     #[test]

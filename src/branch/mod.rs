@@ -6,21 +6,27 @@
 //! sent, flagged for staff), `form_sent` (a request for the blank form), `duplicate`
 //! (the same Message-ID delivered again: a reply pointing to what was issued).
 
+pub mod application;
 pub mod classify;
+pub mod documents;
+pub mod issuance;
 pub mod list;
 mod draft;
 
-use crate::application::change::{self, ChangeDecision};
+use application::change::{self, ChangeDecision};
 use classify::Purpose;
-use crate::application::{self, Decision, Existing, Sender, form};
+use application::{Decision, Existing, Sender, form};
 use crate::clock::{Clock, Random};
 use crate::config::{Branch, Config, Contractor};
-use crate::documents::{DocumentKind, Documents};
+use documents::{DocumentKind, Documents};
 use crate::intake::letter::{self, Letter};
-use crate::issuance::{self, CertificateNumber, Issued};
-use crate::outbound::compose::{ComposeError, Composer, ReplyTo};
-use crate::product::Format;
-use crate::store::{CertificateRow, MessageOutcome, Store, StoreError, StoredMessage, Tx};
+use crate::domain::Issued;
+use crate::domain::{CertificateNumber, IssuedFee};
+use crate::error::ProcessError;
+use crate::outbound::compose::{Composer, ReplyTo};
+use crate::domain::Format;
+use crate::store::{CertificateRow, Store, StoreError, StoredMessage, Tx};
+use crate::domain::MessageOutcome;
 use serde_json::json;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,40 +62,12 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ProcessError {
-    /// The store could not be written: nothing was committed, try again later.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Typesetting or composing failed for this message: it is held for staff.
-    #[error("cannot typeset the documents: {0}")]
-    Render(String),
-    #[error(transparent)]
-    Compose(#[from] ComposeError),
-    /// A bug of ours on this message (caught panic): it gets an error outcome, the rest go on.
-    #[error("internal error on this message: {0}")]
-    Bug(String),
-    /// Nothing can be decided now (a temporary DNS failure while checking the sender):
-    /// nothing was written, and the message is tried again by a later pass.
-    #[error("deferred: {0}")]
-    Deferred(String),
-}
-
-impl From<crate::registry::RegistryError> for ProcessError {
-    fn from(e: crate::registry::RegistryError) -> Self {
-        match e {
-            crate::registry::RegistryError::Store(e) => ProcessError::Store(e),
-            other => ProcessError::Deferred(other.to_string()),
-        }
-    }
-}
-
 pub struct BranchFlow<'a> {
     pub config: &'a Config,
     pub composer: &'a Composer,
     pub documents: &'a Documents,
     /// When set, an application or change must come with an aligned DKIM or SPF pass.
-    pub auth: Option<&'a crate::intake::auth::SenderAuth>,
+    pub auth: Option<&'a crate::sender_auth::SenderAuth>,
     /// Seals each key for the store and keys the registry's hash of it.
     pub secrets: &'a crate::secrets::Secrets,
     pub clock: &'a dyn Clock,
@@ -157,7 +135,7 @@ pub struct Pending {
 
 impl Pending {
     /// Every document of every electronic certificate, in the completion mail's order.
-    fn jobs(&self) -> Vec<(DocumentKind, &crate::issuance::Certificate, Option<&crate::issuance::AuthKey>)> {
+    fn jobs(&self) -> Vec<(DocumentKind, &crate::domain::Certificate, Option<&crate::domain::AuthKey>)> {
         let electronic = self.issued.iter().filter(|i| i.certificate.format == Format::Electronic);
         electronic.flat_map(|i| documents_of(&i.certificate).into_iter().map(move |kind| (kind, &i.certificate, i.key.as_ref()))).collect()
     }
@@ -186,7 +164,7 @@ impl BranchFlow<'_> {
     /// outbox.
     pub fn finish(&self, store: &mut Store, p: Pending, pdfs: Vec<Vec<u8>>) -> Result<Outcome, ProcessError> {
         let branch = self.config.branch_by_code(&p.office_code).ok_or_else(|| ProcessError::Bug(format!("no branch {}", p.office_code)))?;
-        let attachments = p.jobs().iter().zip(pdfs).map(|((kind, c, _), pdf)| (crate::documents::data::file_name(*kind, c), pdf)).collect();
+        let attachments = p.jobs().iter().zip(pdfs).map(|((kind, c, _), pdf)| (crate::branch::documents::data::file_name(*kind, c), pdf)).collect();
         let out = self.completion(branch, &p.app, &p.issued, &p.warnings, &p.reply, p.to.clone(), attachments)?;
         store.write(|tx| tx.enqueue(&out, Some(p.msg_id), p.now))?;
         let numbers: Vec<String> = p.issued.iter().map(|i| i.certificate.number.clone()).collect();
@@ -257,9 +235,9 @@ impl BranchFlow<'_> {
             && let Some(auth) = self.auth
         {
             match auth.check(&msg.raw, &from, envelope.as_deref()) {
-                crate::intake::auth::Verdict::Aligned { .. } => {}
-                crate::intake::auth::Verdict::NotAligned(why) => return self.hold(store, msg, format!("送信元を確認できません（DKIM・SPF）：{why}")),
-                crate::intake::auth::Verdict::Unsure(why) => {
+                crate::sender_auth::Verdict::Aligned { .. } => {}
+                crate::sender_auth::Verdict::NotAligned(why) => return self.hold(store, msg, format!("送信元を確認できません（DKIM・SPF）：{why}")),
+                crate::sender_auth::Verdict::Unsure(why) => {
                     // DNS did not answer: try again later, and hold only once that has
                     // gone on for `retry_hours`.
                     let hours = self.config.sender_auth.as_ref().map_or(24, |a| a.retry_hours);
@@ -304,7 +282,7 @@ impl BranchFlow<'_> {
             let decision = match raw.intermediate.as_ref().filter(|i| application::intermediate::applied(i)) {
                 // 中間前払金保証: against a 前払金保証 of ours, its works taken from it.
                 Some(ir) => {
-                    let named = ir.advance_number.as_deref().and_then(crate::issuance::CertificateNumber::parse);
+                    let named = ir.advance_number.as_deref().and_then(crate::domain::CertificateNumber::parse);
                     let advance = match named {
                         Some(n) => tx.certificate(&n.to_string())?,
                         None => None,
@@ -338,7 +316,7 @@ impl BranchFlow<'_> {
                     let mut issued = issuance::issue(&app, &serials, self.rng, now);
                     for i in &mut issued {
                         let c = &i.certificate;
-                        i.certificate.fee = config.fee_rate(c.product).map(|rate| issuance::IssuedFee::at(c, rate));
+                        i.certificate.fee = config.fee_rate(c.product).map(|rate| IssuedFee::at(c, rate));
                     }
                     for i in &issued {
                         let c = &i.certificate;
@@ -351,7 +329,7 @@ impl BranchFlow<'_> {
                         }
                         // A 中間前払金保証's 認定調書: the PDFs attached to the application
                         // itself, kept with it (at most five).
-                        if c.product == crate::product::Product::Intermediate {
+                        if c.product == crate::domain::Product::Intermediate {
                             let pdfs = letter.pieces.iter().filter_map(|p| match p {
                                 crate::intake::letter::Piece::Pdf { name, depth: 0, bytes } => Some((name, bytes)),
                                 _ => None,
@@ -385,10 +363,10 @@ impl BranchFlow<'_> {
 /// Found ones are set on the request, in their canonical form.
 fn reservations(tx: &Tx<'_>, app: &mut application::Application) -> Result<Option<String>, StoreError> {
     let (contractor, owner, project) = (app.contractor_registered.clone(), app.owner.clone(), app.project.clone());
-    for req in app.products.iter_mut().filter(|r| r.product == crate::product::Product::Contract) {
+    for req in app.products.iter_mut().filter(|r| r.product == crate::domain::Product::Contract) {
         req.reservation = match req.reservation.take() {
             Some(named) => {
-                let number = CertificateNumber::parse(&named).filter(|n| n.product == crate::product::Product::BidBond).map(|n| n.to_string());
+                let number = CertificateNumber::parse(&named).filter(|n| n.product == crate::domain::Product::BidBond).map(|n| n.to_string());
                 if let Some(n) = &number {
                     tx.lock_job(&format!("reservation {n}"))?;
                 }
@@ -401,12 +379,12 @@ fn reservations(tx: &Tx<'_>, app: &mut application::Application) -> Result<Optio
                 }
                 number
             }
-            None => match tx.issued_for_works(&application::works_key(&contractor, &owner, &project, crate::product::Product::BidBond))? {
+            None => match tx.issued_for_works(&application::works_key(&contractor, &owner, &project, crate::domain::Product::BidBond))? {
                 // Under the reservation's own lock (as a 契約保証 naming it takes), and read
                 // again: another daemon may have used it meanwhile.
                 Some(n) => {
                     tx.lock_job(&format!("reservation {n}"))?;
-                    tx.certificate(&n)?.filter(|r| r.status == crate::store::CertificateStatus::Valid).map(|r| r.number)
+                    tx.certificate(&n)?.filter(|r| r.status == crate::domain::CertificateStatus::Valid).map(|r| r.number)
                 }
                 None => None,
             },
@@ -417,7 +395,7 @@ fn reservations(tx: &Tx<'_>, app: &mut application::Application) -> Result<Optio
 
 /// The documents an electronic certificate is mailed with: the key notice, the
 /// certificate, and the fee statement when it was asked for.
-fn documents_of(c: &crate::issuance::Certificate) -> Vec<DocumentKind> {
+fn documents_of(c: &crate::domain::Certificate) -> Vec<DocumentKind> {
     let mut kinds = vec![DocumentKind::Notice, DocumentKind::Certificate];
     if c.fee_statement {
         kinds.push(DocumentKind::Fee);
@@ -515,7 +493,7 @@ impl BranchFlow<'_> {
     /// that is unknown, or not this sender's contractor's, gets the same answer.
     fn resend(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, letter: &Letter, reply: &ReplyTo, from: &str) -> Result<Outcome, ProcessError> {
         let now = self.clock.now();
-        let number = letter.texts().flat_map(|(_, t)| crate::submission::find::certificate_numbers(t)).next();
+        let number = letter.texts().flat_map(|(_, t)| crate::domain::certificate_numbers(t)).next();
         let sender = self.config.contractor_by_email(from);
         let found = match (&number, sender) {
             (Some(n), Some(s)) => self.certificate_of(store, n, s)?,
@@ -533,7 +511,7 @@ impl BranchFlow<'_> {
             let key = store.key_of(&c.number, self.secrets)?;
             let kinds = [DocumentKind::Notice, DocumentKind::Certificate];
             for kind in kinds {
-                entry[file_field(kind)] = json!(crate::documents::data::file_name(kind, c));
+                entry[file_field(kind)] = json!(crate::branch::documents::data::file_name(kind, c));
             }
             attachments = self.typeset(&kinds.map(|k| (k, c, key.as_ref())), now)?;
         }
@@ -645,7 +623,7 @@ impl BranchFlow<'_> {
             let key = store.key_of(&c.number, self.secrets)?;
             let kinds = documents_of(c);
             for &kind in &kinds {
-                entry[file_field(kind)] = json!(crate::documents::data::file_name(kind, c));
+                entry[file_field(kind)] = json!(crate::branch::documents::data::file_name(kind, c));
             }
             let jobs: Vec<_> = kinds.into_iter().map(|k| (k, c, key.as_ref())).collect();
             attachments = self.typeset(&jobs, now)?;

@@ -3,14 +3,14 @@
 //! process with a non-zero status.
 
 pub mod json;
-mod staff;
+mod desk;
 
 use crate::clock::{Clock, OsRandom, Random, SystemClock};
 #[cfg(feature = "test-hooks")]
 use crate::clock::{FixedClock, SeededRandom};
 use crate::config::Config;
 use crate::registry::{Lockout, verify};
-use crate::wiring::Engine;
+use crate::engine::Engine;
 use crate::store::Store;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -112,7 +112,7 @@ pub enum Command {
     /// What waits for branch staff (held, paper to print, failed mail) and their actions.
     Staff {
         #[command(subcommand)]
-        action: staff::StaffCommand,
+        action: desk::StaffCommand,
     },
     /// Internal: the PDF reading process the daemon starts (reads frames on stdin).
     #[command(hide = true)]
@@ -257,7 +257,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             // The daemon's lock: no daemon may write the store while it is copied (and one
             // started meanwhile waits for the copy to end).
             let _lock = crate::daemon::lock(&config)?;
-            let target = crate::store::PgTarget { url: to, password_env, ca_file };
+            let target = crate::config::PgTarget { url: to, password_env, ca_file };
             let m = crate::store::migrate::to_postgres(&store, &target)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&m)?);
@@ -322,7 +322,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let (config, mut store) = open(&cli.config)?;
             let v = if config.registries.is_empty() {
                 let secrets = crate::secrets::Secrets::load(&config.secret_file)?;
-                let v = verify(&store, &secrets, &number, &key, crate::registry::Caller::default(), None, clock.now(), Lockout::default())?;
+                let v = verify(&store, &secrets, &number, &key, crate::domain::Caller::default(), None, clock.now(), Lockout::default())?;
                 store.record_check(crate::store::CheckRecord { via: "cli", token: None, address: None, number: &number, result: v.result() }, clock.now())?;
                 v
             } else {
@@ -330,7 +330,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 // routing as a submission typed with this number).
                 use crate::registry::{Registry, Route};
                 let remote = crate::registry::remote::RemoteRegistries::new(&config.registries).map_err(anyhow::Error::msg)?;
-                let found = crate::submission::Found { number: normal_number(&number), key: key.clone(), product: None, project: None, contractor: None, source: "cli".into(), label: None, issuer: None, viewing: false };
+                let found = crate::domain::Found { number: normal_number(&number), key: key.clone(), product: None, project: None, contractor: None, source: "cli".into(), label: None, issuer: None, viewing: false };
                 match remote.route(&found) {
                     Route::Unchecked { reason, .. } => bail!("{number}: {reason}"),
                     Route::Ask(issuer) => remote.verify(&mut store, issuer.as_deref(), &found.number, &key, None, &format!("cli {}", clock.now().to_rfc3339()), clock.now())
@@ -338,7 +338,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 }
             };
             if json {
-                print_json(&json::verification(&v));
+                print_json(&crate::registry::json::verification(&v));
             } else {
                 match &v {
                     crate::registry::Verification::Valid { number, latest, history, .. } => {
@@ -369,7 +369,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Extract { file, json } => {
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let exe = std::env::current_exe()?;
-            let reader = crate::submission::worker::Isolated::new(exe, std::time::Duration::from_secs(10), 1 << 30);
+            let reader = crate::owner::submission::worker::Isolated::new(exe, std::time::Duration::from_secs(10), 1 << 30);
             let letter = if bytes.starts_with(b"%PDF-") {
                 crate::intake::letter::Letter {
                     message_id: None, from: None, envelope: None, subject: String::new(), references: vec![],
@@ -378,7 +378,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             } else {
                 crate::intake::letter::read(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
             };
-            let reading = crate::submission::read(&letter, &reader);
+            let reading = crate::owner::submission::read(&letter, &reader);
             for (name, e) in &reading.unreadable {
                 eprintln!("esurety: {}: {e}", name.as_deref().unwrap_or("PDF"));
             }
@@ -418,18 +418,18 @@ pub fn run(cli: Cli) -> Result<i32> {
             let engine = Engine::new(config)?;
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
             let mut adapters = engine.adapters(rt.handle())?;
-            let lapsed = crate::staff::lapse_reservations(&engine, &mut store, clock.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let lapsed = crate::desk::digest::lapse_reservations(&engine, &mut store, clock.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
             for n in &lapsed {
                 println!("{n}: 契約保証予約 lapsed (失効)");
             }
-            let n = crate::staff::send_digests(&engine, &mut store, clock.as_ref(), rng.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let n = crate::desk::digest::send_digests(&engine, &mut store, clock.as_ref(), rng.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
             let sent = engine.sweep_outbox(&mut store, &mut adapters, clock.as_ref(), rng.as_ref())?;
             println!("{n} digest(s) written; {} mail(s) sent", sent.sent);
             Ok(0)
         }
-        Command::Staff { action } => staff::run(&cli.config, action),
+        Command::Staff { action } => desk::run(&cli.config, action),
         Command::PdfWorker => {
-            crate::submission::worker::serve()?;
+            crate::owner::submission::worker::serve()?;
             Ok(0)
         }
         Command::Render { kind, number, output, by } => {
@@ -437,13 +437,13 @@ pub fn run(cli: Cli) -> Result<i32> {
             let (config, mut store) = open(&cli.config)?;
             let number = normal_number(&number);
             let kind = match kind {
-                RenderKind::Notice => crate::documents::DocumentKind::Notice,
-                RenderKind::Certificate => crate::documents::DocumentKind::Certificate,
-                RenderKind::Fee => crate::documents::DocumentKind::Fee,
+                RenderKind::Notice => crate::branch::documents::DocumentKind::Notice,
+                RenderKind::Certificate => crate::branch::documents::DocumentKind::Certificate,
+                RenderKind::Fee => crate::branch::documents::DocumentKind::Fee,
             };
             let engine = Engine::new(config)?;
             // The desk's own steps: a key notice's taking is recorded before it is typeset.
-            let by = if kind == crate::documents::DocumentKind::Notice { staff::who(by)? } else { by.unwrap_or_default() };
+            let by = if kind == crate::branch::documents::DocumentKind::Notice { desk::who(by)? } else { by.unwrap_or_default() };
             let source = crate::desk::take_document(&engine, &mut store, &number, kind, &by, clock.as_ref())?;
             let (_, pdf) = crate::desk::typeset(&engine, &source, kind, clock.as_ref())?;
             std::fs::write(&output, pdf).with_context(|| format!("cannot write {}", output.display()))?;
@@ -458,7 +458,7 @@ fn token(config: &Path, action: TokenCommand) -> Result<i32> {
     let (_, mut store) = open(config)?;
     match action {
         TokenCommand::Add { name } => {
-            let (token, hash) = crate::tokens::new_token(rng.as_ref());
+            let (token, hash) = crate::registry::tokens::new_token(rng.as_ref());
             let id = store.write(|tx| tx.add_token(&name, &hash, clock.now()))?;
             eprintln!("esurety: token {id} for {name}; it is shown only now (the store keeps its hash): give it to {name}'s system");
             println!("{token}");
@@ -496,12 +496,12 @@ fn user(config: &Path, action: UserCommand) -> Result<i32> {
     let (config, mut store) = open(config)?;
     match action {
         UserCommand::Add { name, roles, password_stdin } => {
-            let roles = roles.iter().map(|r| crate::users::Role::parse(r, &config).map(|r| r.stored())).collect::<std::result::Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
+            let roles = roles.iter().map(|r| crate::desk::users::Role::parse(r, &config).map(|r| r.stored())).collect::<std::result::Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
             if name.trim().is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
                 bail!("a user name is 1 to 64 characters, no control characters");
             }
             let password = read_password(password_stdin)?;
-            let hash = crate::users::hash_password(&password, rng.as_ref())?;
+            let hash = crate::desk::users::hash_password(&password, rng.as_ref())?;
             let now = clock.now().to_rfc3339();
             if !store.write(|tx| tx.add_user(name.trim(), &hash, &roles, &now))? {
                 bail!("there is already a user {name}");
@@ -532,7 +532,7 @@ fn user(config: &Path, action: UserCommand) -> Result<i32> {
         }
         UserCommand::Passwd { name, password_stdin } => {
             let password = read_password(password_stdin)?;
-            let hash = crate::users::hash_password(&password, rng.as_ref())?;
+            let hash = crate::desk::users::hash_password(&password, rng.as_ref())?;
             if !store.write(|tx| tx.set_password(&name, &hash))? {
                 bail!("no user {name}");
             }
@@ -585,7 +585,7 @@ fn open(config: &Path) -> Result<(Config, Store)> {
 }
 
 fn normal_number(n: &str) -> String {
-    crate::issuance::CertificateNumber::parse(n).map(|n| n.to_string()).unwrap_or_else(|| n.to_string())
+    crate::domain::CertificateNumber::parse(n).map(|n| n.to_string()).unwrap_or_else(|| n.to_string())
 }
 
 fn print_json(v: &serde_json::Value) {

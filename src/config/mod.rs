@@ -8,9 +8,13 @@ pub mod contracts;
 pub mod default;
 mod mail;
 mod raw;
+pub mod schedule;
+mod store;
 pub mod web;
 
-use crate::product::Product;
+pub use store::{PgTarget, StoreAt};
+
+use crate::domain::{FeeRate, Product};
 use crate::text::{nfkc, squash};
 use chrono::NaiveDate;
 pub use contracts::ContractEntry;
@@ -33,7 +37,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub path: PathBuf,
-    pub store: crate::store::StoreAt,
+    pub store: crate::config::StoreAt,
     /// The company's secret, outside the store (see `secrets.rs`).
     pub secret_file: PathBuf,
     pub templates: Option<PathBuf>,
@@ -45,7 +49,7 @@ pub struct Config {
     pub joint_ventures: Vec<JointVenture>,
     pub fees: Vec<FeeRate>,
     pub bid_bonds: BidBonds,
-    pub schedule: crate::schedule::Jobs,
+    pub schedule: crate::config::schedule::Jobs,
     pub limits: Limits,
     /// DKIM/SPF checking of applications and changes, when enabled.
     pub sender_auth: Option<SenderAuthConfig>,
@@ -190,14 +194,6 @@ impl BidBonds {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct FeeRate {
-    pub product: Product,
-    /// Annual rate in millionths (0.31 % = 3100).
-    pub annual_rate_ppm: u64,
-    pub annual_rate_text: String,
-    pub minimum_yen: u64,
-}
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -332,11 +328,11 @@ impl Config {
             }
         };
         let mail = mail(raw.mail, &base, &mut problems);
-        let poll = raw.schedule.poll.clone().unwrap_or_else(|| crate::schedule::every_seconds(mail.poll_seconds));
-        let schedule = crate::schedule::Jobs::parse(
+        let poll = raw.schedule.poll.clone().unwrap_or_else(|| crate::config::schedule::every_seconds(mail.poll_seconds));
+        let schedule = crate::config::schedule::Jobs::parse(
             &poll,
-            raw.schedule.outbox.as_deref().unwrap_or(crate::schedule::DEFAULT_OUTBOX),
-            raw.schedule.digest.as_deref().unwrap_or(crate::schedule::DEFAULT_DIGEST),
+            raw.schedule.outbox.as_deref().unwrap_or(crate::config::schedule::DEFAULT_OUTBOX),
+            raw.schedule.digest.as_deref().unwrap_or(crate::config::schedule::DEFAULT_DIGEST),
         ).map_err(|e| problems.push(e)).ok();
         if mail.imap.is_some() {
             let watched = branches.iter().filter(|_| sides.branch).map(|b| b.address.clone())
@@ -364,13 +360,13 @@ impl Config {
             retry_hours: a.retry_hours.unwrap_or(24),
         });
         if let Some(a) = &sender_auth
-            && let Err(e) = crate::intake::auth::Answers::parse(&a.dns_answers, a.offline)
+            && let Err(e) = crate::sender_auth::Answers::parse(&a.dns_answers, a.offline)
         {
             problems.push(format!("sender_auth.dns_answers: {e}"));
         }
         let dkim = raw.dkim.and_then(|d| {
             let pem = read(&d.key_file, "dkim.key_file", &mut problems)?;
-            if let Err(e) = crate::intake::auth::Signer::from_pem(&pem, &d.domain, &d.selector) {
+            if let Err(e) = crate::sender_auth::Signer::from_pem(&pem, &d.domain, &d.selector) {
                 problems.push(format!("dkim.key_file: {e}"));
             }
             Some(DkimConfig { domain: d.domain, selector: d.selector, key_pem: Secret::new(pem) })
@@ -412,7 +408,7 @@ impl Config {
             dkim,
             path: path.to_path_buf(),
             // As operators expect of a service, the environment's store wins over the file's.
-            store: crate::store::StoreAt::parse(
+            store: crate::config::StoreAt::parse(
                 &std::env::var("ESURETY_STORE").ok().filter(|s| !s.trim().is_empty()).unwrap_or(raw.store),
                 &base, raw.store_password_env, raw.store_ca_file),
             secret_file: base.join(raw.secret_file.unwrap_or_else(|| "esurety.secret".into())),

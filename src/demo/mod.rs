@@ -11,7 +11,7 @@ pub mod contractor;
 use crate::clock::{Clock, Random};
 use crate::intake::letter::{self, Piece};
 use crate::intake::maildir::Maildir;
-use crate::wiring::Engine;
+use crate::engine::Engine;
 use crate::store::Store;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -40,7 +40,7 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     let mut config = crate::config::default::init_with(&company_dir, &side(crate::config::default::Side::Branch))?;
     // The demo is the embedded default: each deployment on its own file, whatever
     // ESURETY_STORE says (it names one store; the demo has two).
-    config.store = crate::store::StoreAt::File(company_dir.join("esurety.db"));
+    config.store = crate::config::StoreAt::File(company_dir.join("esurety.db"));
     println!("esurety demo — {}\n", dir.display());
     println!("   保証会社: {}（esurety init --side branch）", company_dir.display());
     println!("1. 支店のメールボックスに保証申込のメールが届きます");
@@ -95,7 +95,7 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     println!("   {} → {mailbox}  「{}」", l.as_ref().and_then(|l| l.from.clone()).unwrap_or_default(), l.map(|l| l.subject).unwrap_or_default());
     let report = engine.run_once(&mut store, &mut adapters, clock, rng)?;
     println!("   esurety run --once（保証会社）: {}", crate::daemon::summary(&report));
-    for c in store.certificates()?.into_iter().filter(|c| c.latest.product == crate::product::Product::Intermediate) {
+    for c in store.certificates()?.into_iter().filter(|c| c.latest.product == crate::domain::Product::Intermediate) {
         let of = c.latest.intermediate.as_ref().map(|i| format!("（前払金保証 {}、認定 {}）", i.advance, crate::text::format_era(i.certified_on))).unwrap_or_default();
         println!("   {}  {}  {}  {}{of}", c.number, c.latest.product.name(), c.latest.format.name(), crate::text::format_yen(c.latest.amount));
     }
@@ -123,7 +123,7 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     println!("   info@toride-kogyo.example → {ibaraki}  「保証申込（契約保証予約）」 入札日 {}", crate::text::format_era(bid_date));
     let report = engine.run_once(&mut store, &mut adapters, clock, rng)?;
     println!("   esurety run --once（保証会社）: {}", crate::daemon::summary(&report));
-    for c in store.certificates()?.into_iter().filter(|c| c.latest.product == crate::product::Product::BidBond) {
+    for c in store.certificates()?.into_iter().filter(|c| c.latest.product == crate::domain::Product::BidBond) {
         if let Some(b) = &c.latest.bid_bond {
             println!("   {}  {}  {}  {}（入札日 {}、予約手数料 {}（うち消費税 {}））", c.number, c.latest.product.name(), c.latest.format.name(), crate::text::format_yen(c.latest.amount),
                      crate::text::format_era(b.bid_date), crate::text::format_yen(b.fee_yen + b.tax_yen), crate::text::format_yen(b.tax_yen));
@@ -169,14 +169,14 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     let serving = crate::web::start(engine.clone(), fixed, rt.handle(), async move {
         let _ = web_stopped.wait_for(|s| *s).await;
     })?;
-    let (token, hash) = crate::tokens::new_token(rng);
+    let (token, hash) = crate::registry::tokens::new_token(rng);
     store.write(|tx| tx.add_token("神奈川県内広域水道企業団", &hash, clock.now()))?;
     println!("\n6. 保証会社が確認サービス（登録簿）を公開します: {}/（esurety serve）", serving.url);
     println!("   発注者のシステム用のトークンを発行しました（esurety token add --name 神奈川県内広域水道企業団）");
     let owner_dir = dir.join("water-authority");
     let owner_options = crate::config::default::InitOptions { side: Some(crate::config::default::Side::Owner), listen: None, registry_url: Some(serving.url.clone()) };
     let mut owner_config = crate::config::default::init_with(&owner_dir, &owner_options)?;
-    owner_config.store = crate::store::StoreAt::File(owner_dir.join("esurety.db"));
+    owner_config.store = crate::config::StoreAt::File(owner_dir.join("esurety.db"));
     // What ESURETY_REGISTRY_TOKEN carries in life (never written into the file).
     for r in &mut owner_config.registries {
         r.token = Ok(crate::config::Secret::new(token.clone()));

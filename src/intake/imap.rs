@@ -26,7 +26,7 @@ const CHUNK: usize = 20;
 
 pub struct ImapBox {
     address: String,
-    side: crate::store::Side,
+    side: crate::domain::Side,
     server: Server,
     account: Account,
     rt: Handle,
@@ -39,7 +39,7 @@ pub struct ImapBox {
 }
 
 impl ImapBox {
-    pub fn new(address: String, side: crate::store::Side, server: Server, account: Account, rt: Handle) -> Self {
+    pub fn new(address: String, side: crate::domain::Side, server: Server, account: Account, rt: Handle) -> Self {
         ImapBox { address, side, server, account, rt, session: None, since: None, max_bytes: usize::MAX }
     }
 
@@ -295,7 +295,7 @@ impl ImapBox {
     }
 
     /// Stores fetched messages (the caller's batch commits them together).
-    fn record(&self, store: &mut Store, got: Vec<(u32, Vec<u8>, usize)>, validity: u32, side: crate::store::Side, now: DateTime<FixedOffset>) -> Result<usize, MailboxError> {
+    fn record(&self, store: &mut Store, got: Vec<(u32, Vec<u8>, usize)>, validity: u32, side: crate::domain::Side, now: DateTime<FixedOffset>) -> Result<usize, MailboxError> {
         let mut n = 0;
         for (uid, raw, size) in got {
             let message_id = crate::intake::letter::message_id(&raw);

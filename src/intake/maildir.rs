@@ -171,7 +171,7 @@ impl Maildir {
 /// A Maildir watched as one address's mailbox.
 pub struct MaildirBox {
     pub address: String,
-    pub side: crate::store::Side,
+    pub side: crate::domain::Side,
     pub dir: Maildir,
     /// Files delivered before this instant are not read (`mail.process_since`).
     pub since: Option<std::time::SystemTime>,
@@ -185,7 +185,7 @@ pub struct MaildirBox {
 }
 
 impl MaildirBox {
-    pub fn new(address: String, side: crate::store::Side, dir: Maildir, since: Option<std::time::SystemTime>) -> Self {
+    pub fn new(address: String, side: crate::domain::Side, dir: Maildir, since: Option<std::time::SystemTime>) -> Self {
         MaildirBox { address, side, dir, since, seen: Default::default(), unsynced: false, max_bytes: usize::MAX }
     }
 }

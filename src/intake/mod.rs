@@ -3,7 +3,6 @@
 //! subject, every text and PDF found in the MIME tree). The store keeps the raw bytes
 //! before anything else happens; the branch and owner flows take the `Letter` from there.
 
-pub mod auth;
 pub mod imap;
 pub mod letter;
 pub mod maildir;

@@ -21,7 +21,7 @@ pub enum ComposeError {
 pub struct Composer {
     env: minijinja::Environment<'static>,
     /// Signs every message with DKIM when a key is configured.
-    signer: Option<crate::intake::auth::Signer>,
+    signer: Option<crate::sender_auth::Signer>,
 }
 
 /// The message being answered.
@@ -54,7 +54,7 @@ impl Composer {
         Ok(Composer { env, signer: None })
     }
 
-    pub fn with_signer(mut self, signer: Option<crate::intake::auth::Signer>) -> Self {
+    pub fn with_signer(mut self, signer: Option<crate::sender_auth::Signer>) -> Self {
         self.signer = signer;
         self
     }

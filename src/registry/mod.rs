@@ -7,48 +7,16 @@
 //! the window has passed. Other callers' failures never lock a caller out: many callers
 //! failing on one number are logged for staff (`registry_number_alert`) instead.
 
+pub mod json;
 pub mod remote;
+pub mod tokens;
 
-use crate::issuance::{AuthKey, CertificateNumber};
+use crate::domain::{AuthKey, Caller, CertificateNumber};
 use crate::secrets::Secrets;
 use crate::store::{RegistryStore, Result, Store, StoreError, VersionRow};
-use crate::submission::Found;
+use crate::domain::Found;
 use crate::text::squash;
 use chrono::{DateTime, FixedOffset};
-
-/// Who asks: a submission's sender (the owner side), an API token (`token:ID`, or
-/// `token:ID sender:ADDRESS` when the request names the end sender it relays), a client
-/// address (the web). Failures are counted per (number, caller) and per each of these.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Caller<'a> {
-    pub sender: Option<&'a str>,
-    pub address: Option<&'a str>,
-    /// The end sender an API request names is one of the company's registered
-    /// contractors (an address of `[[contractors]] emails`): known, like one that has
-    /// given a right key through the token before.
-    pub known: bool,
-}
-
-impl<'a> Caller<'a> {
-    pub fn sender(sender: Option<&'a str>) -> Self {
-        Caller { sender, address: None, known: false }
-    }
-
-    /// An API token's system (`token:ID`), relaying for no named end sender.
-    fn is_token(&self) -> bool {
-        self.sender.is_some_and(|s| s.starts_with("token:") && !s.contains(" sender:"))
-    }
-
-    /// Any API caller, named end sender or not.
-    fn via_token(&self) -> bool {
-        self.sender.is_some_and(|s| s.starts_with("token:"))
-    }
-
-    /// An API caller that names the end sender it relays for.
-    fn names_end_sender(&self) -> bool {
-        self.via_token() && !self.is_token()
-    }
-}
 
 /// The caller an API request counts as: its token, and the end sender it names (an
 /// address, compared without case).
@@ -99,7 +67,7 @@ impl Default for Lockout {
 
 #[derive(Debug, Clone)]
 pub enum Verification {
-    Valid { number: String, status: crate::store::CertificateStatus, latest: VersionRow, history: Vec<VersionRow> },
+    Valid { number: String, status: crate::domain::CertificateStatus, latest: VersionRow, history: Vec<VersionRow> },
     Mismatch,
     Malformed,
     Locked { until: DateTime<FixedOffset> },

@@ -6,10 +6,10 @@
 
 use super::{Registry, RegistryError, Route, Verification, other_issuer_reason, viewing_reason};
 use crate::config::RegistryConfig;
-use crate::issuance::Certificate;
-use crate::product::{Format, Product};
+use crate::domain::Certificate;
+use crate::domain::{Format, Product};
 use crate::store::{Store, VersionRow};
-use crate::submission::Found;
+use crate::domain::Found;
 use crate::text::squash;
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use http_body_util::{BodyExt, Full};
@@ -246,7 +246,7 @@ impl Registry for RemoteRegistries {
     /// registry's limit for our token.
     fn lock(&self, store: &mut Store, number: &str, sender: Option<&str>, now: DateTime<FixedOffset>) -> Result<Option<Verification>, RegistryError> {
         let lockout = super::Lockout::default();
-        Ok(store.write(|tx| super::lock_in_force(tx, number, super::Caller::sender(sender), now, lockout))?)
+        Ok(store.write(|tx| super::lock_in_force(tx, number, crate::domain::Caller::sender(sender), now, lockout))?)
     }
 
     fn verify(&self, store: &mut Store, issuer: Option<&str>, number: &str, key: &str, sender: Option<&str>, asked_for: &str, now: DateTime<FixedOffset>) -> Result<Verification, RegistryError> {
@@ -258,7 +258,7 @@ impl Registry for RemoteRegistries {
         if matches!(answer, Verification::Mismatch | Verification::Malformed) {
             store.write(|tx| -> Result<(), crate::store::StoreError> {
                 use crate::store::RegistryStore;
-                tx.record_failure(number, super::Caller::sender(sender), Some(asked_for), now.timestamp())
+                tx.record_failure(number, crate::domain::Caller::sender(sender), Some(asked_for), now.timestamp())
             })?;
         }
         Ok(answer)
@@ -267,7 +267,7 @@ impl Registry for RemoteRegistries {
 
 /// Whether the registry's number is the one asked (both in their canonical form).
 fn same_number(answered: &str, asked: &str) -> bool {
-    use crate::issuance::CertificateNumber;
+    use crate::domain::CertificateNumber;
     match (CertificateNumber::parse(answered), CertificateNumber::parse(asked)) {
         (Some(a), Some(b)) => a.to_string() == b.to_string(),
         _ => squash(answered) == squash(asked),
@@ -292,7 +292,7 @@ pub fn answer(v: &Value, now: DateTime<FixedOffset>) -> Option<Verification> {
             let kind = if latest.version > 1 { "変更" } else { "新規" }.to_string();
             Some(Verification::Valid {
                 number: c.get("number")?.as_str()?.to_string(),
-                status: crate::store::CertificateStatus::parse(c.get("status")?.as_str()?)?,
+                status: crate::domain::CertificateStatus::parse(c.get("status")?.as_str()?)?,
                 latest: VersionRow { version: latest.version, kind, issued_at, contents: latest },
                 history,
             })

@@ -4,9 +4,10 @@
 
 use super::{Result, Store, StoreError, Tx};
 use crate::clock::Random;
-use crate::issuance::{AuthKey, Certificate, Issued};
+use crate::domain::Issued;
+use crate::domain::{AuthKey, Certificate};
 use crate::secrets::Secrets;
-use crate::registry::Caller;
+use crate::domain::Caller;
 use super::db::{Conn, OptionalExtension, params};
 
 #[derive(Debug, Clone)]
@@ -65,7 +66,7 @@ impl Tx<'_> {
         let c = &issued.certificate;
         let at = issued.issued_at.to_rfc3339();
         let contents = serde_json::to_string(c).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let paper = c.format == crate::product::Format::Paper;
+        let paper = c.format == crate::domain::Format::Paper;
         self.c().execute(
             "INSERT INTO certificates (number, product, format, status, office_code, contractor, owner, project, works_key,
                                        application, application_message_id, current_version, print_state, created_at)
@@ -111,7 +112,7 @@ impl Tx<'_> {
             "INSERT INTO certificate_versions (number, version, kind, issued_at, contents) VALUES (?1, ?2, '変更', ?3, ?4)",
             params![c.number, c.version, at, contents],
         )?;
-        let paper = c.format == crate::product::Format::Paper;
+        let paper = c.format == crate::domain::Format::Paper;
         self.c().execute(
             "UPDATE certificates SET current_version = ?2, project = ?3, works_key = ?4,
                     print_state = CASE WHEN ?5 THEN 'waiting' ELSE print_state END,

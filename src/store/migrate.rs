@@ -5,7 +5,8 @@
 //! The sealed keys are copied as they are: the copy opens them with the same secret file.
 
 use super::db::{Conn, Row, Value};
-use super::postgres::{Pg, PgTarget};
+use super::postgres::Pg;
+use crate::config::PgTarget;
 use super::{Result, Store, StoreError};
 use sha2::{Digest, Sha256};
 

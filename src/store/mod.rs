@@ -28,51 +28,14 @@ pub use desk::{ActionError, ActionRow};
 pub use digests::{BranchFigures, OwnerFigures};
 pub use messages::{Incoming, StoredMessage};
 pub use outbox::{Hold, Outgoing, OutboxRow};
-pub use postgres::PgTarget;
 pub use service::{CheckRecord, CheckRow, TokenRow};
-pub use state::{CertificateStatus, MessageOutcome, OutboxStatus, PrintState, Side};
+use crate::domain::{CertificateStatus, MessageOutcome, OutboxStatus, PrintState, Side};
 pub use submissions::SubmissionRow;
 pub use users::{SessionRow, UserRow};
 
+use crate::config::StoreAt;
 use db::Conn;
-use std::path::{Path, PathBuf};
-
-/// Where the store is: a SQLite file (the embedded default) or a PostgreSQL database.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreAt {
-    File(PathBuf),
-    Postgres(PgTarget),
-}
-
-impl StoreAt {
-    /// `store` as written in the configuration (or `ESURETY_STORE`): a `postgres://` or
-    /// `postgresql://` URL, else a path, relative to `base`.
-    pub fn parse(text: &str, base: &Path, password_env: Option<String>, ca_file: Option<PathBuf>) -> StoreAt {
-        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            StoreAt::Postgres(PgTarget { url: text.to_string(), password_env, ca_file: ca_file.map(|f| base.join(f)) })
-        } else {
-            StoreAt::File(base.join(text))
-        }
-    }
-
-    /// The SQLite file, when the store is one.
-    pub fn file(&self) -> Option<&Path> {
-        match self {
-            StoreAt::File(p) => Some(p),
-            StoreAt::Postgres(_) => None,
-        }
-    }
-}
-
-/// A path, or the URL without its password.
-impl std::fmt::Display for StoreAt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreAt::File(p) => write!(f, "{}", p.display()),
-            StoreAt::Postgres(t) => write!(f, "{t}"),
-        }
-    }
-}
+use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -92,7 +92,7 @@ pub const CHECKS_KEPT_DAYS: i64 = 90;
 /// What a check's record keeps of the number asked: the number in its canonical form, or
 /// [`MALFORMED`] for anything else (what a person typed may be their key, in the wrong field).
 pub fn recorded_number(asked: &str) -> String {
-    crate::issuance::CertificateNumber::parse(asked).map(|n| n.to_string()).unwrap_or_else(|| MALFORMED.to_string())
+    crate::domain::CertificateNumber::parse(asked).map(|n| n.to_string()).unwrap_or_else(|| MALFORMED.to_string())
 }
 
 /// The record's number of a check whose number was not one.

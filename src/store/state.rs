@@ -1,37 +1,12 @@
-//! The states the store records, as enums: which side a mailbox is on, what became of a
-//! message, where an outgoing mail stands. Their words in the store and in `--json`
-//! output are those of `cli.md` (`as_str`); a word the store does not know is damage
-//! ([`super::StoreError::Corrupt`]), never a silent default.
+//! The domain's states as the store writes and reads them: their words (`as_str`), and a
+//! word the store does not know is damage ([`super::StoreError::Corrupt`]), never a
+//! silent default.
 
 use super::db::{FromValue, ToValue, Value};
+use crate::domain::{CertificateStatus, MessageOutcome, OutboxStatus, PrintState, Side};
 
 macro_rules! words {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($(#[$vdoc])* $variant),+ }
-
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $word),+ }
-            }
-            pub fn parse(s: &str) -> Option<$name> {
-                match s { $($word => Some($name::$variant),)+ _ => None }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-
+    ($($name:ident),+) => {$(
         impl ToValue for $name {
             fn to_value(&self) -> Value {
                 Value::Text(self.as_str().to_string())
@@ -44,65 +19,7 @@ macro_rules! words {
                 $name::parse(&s).ok_or_else(|| super::StoreError::Corrupt(format!("not a {}: {s}", stringify!($name))))
             }
         }
-
-        impl PartialEq<&str> for $name {
-            fn eq(&self, other: &&str) -> bool {
-                self.as_str() == *other
-            }
-        }
-    };
+    )+};
 }
 
-words!(
-    /// Which side a watched mailbox is on.
-    Side { Branch = "branch", Owner = "owner" }
-);
-
-words!(
-    /// What became of an incoming message (its committed outcome).
-    MessageOutcome {
-        Issued = "issued",
-        Changed = "changed",
-        Rejected = "rejected",
-        Held = "held",
-        Duplicate = "duplicate",
-        FormSent = "form_sent",
-        Resent = "resent",
-        /// A contractor's 保証契約一覧, answered.
-        Listed = "listed",
-        NoChangeNeeded = "no_change_needed",
-        /// Owner side: a submission checked and answered.
-        Submission = "submission",
-        /// Owner side: not a submission, left to the people of the mailbox.
-        Ignored = "ignored",
-        /// A fault of ours on this message (owner side; the branch side holds instead).
-        Error = "error",
-    }
-);
-
-words!(
-    /// Where an outgoing mail stands.
-    OutboxStatus { Pending = "pending", Sent = "sent", Failed = "failed" }
-);
-
-words!(
-    /// A certificate's state in the registry: in force, or a 契約保証予約 used by its
-    /// 契約保証 (履行済) or lapsed after its bid (失効).
-    CertificateStatus { Valid = "valid", Fulfilled = "fulfilled", Lapsed = "lapsed" }
-);
-
-impl CertificateStatus {
-    /// As staff and owners read it.
-    pub fn label(self) -> &'static str {
-        match self {
-            CertificateStatus::Valid => "有効",
-            CertificateStatus::Fulfilled => "履行済",
-            CertificateStatus::Lapsed => "失効",
-        }
-    }
-}
-
-words!(
-    /// A paper certificate's place in the print queue.
-    PrintState { Waiting = "waiting", Printed = "printed" }
-);
+words!(Side, MessageOutcome, OutboxStatus, CertificateStatus, PrintState);

@@ -93,10 +93,10 @@ async fn verify(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInf
     if let Some(wait) = app.limiter.over(&format!("api-bad-token:{address}"), BAD_TOKENS_PER_MINUTE) {
         return too_many(wait, "too many requests with unknown tokens from this address");
     }
-    let Some(token) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(crate::tokens::from_header) else {
+    let Some(token) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(crate::registry::tokens::from_header) else {
         return error(StatusCode::UNAUTHORIZED, "missing_token", "send Authorization: Bearer TOKEN (a token from `esurety token add` at the registry)");
     };
-    let token_hash = crate::tokens::hash(token);
+    let token_hash = crate::registry::tokens::hash(token);
     let token_key: String = token_hash[..8].iter().map(|b| format!("{b:02x}")).collect();
     if let Err(wait) = app.limiter.hit(&format!("api-token:{token_key}"), app.web.api_per_minute) {
         return too_many(wait, "too many requests with this token");
@@ -136,6 +136,6 @@ async fn verify(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInf
             let wait = (until - app.clock.now()).num_seconds().max(1) as u64;
             too_many_as("too_many_failures", wait, "too many failed checks from this token or address; try again after Retry-After seconds")
         }
-        Ok(Told::Checked(v)) => Json(crate::cli::json::verification_with_office(&v, &app.engine.config)).into_response(),
+        Ok(Told::Checked(v)) => Json(crate::registry::json::verification_with_office(&v, &app.engine.config)).into_response(),
     }
 }

@@ -5,9 +5,10 @@
 //! caller hears the answer.
 
 use crate::clock::Clock;
-use crate::registry::{Caller, Lockout, Verification, token_caller, verify};
+use crate::registry::{Lockout, Verification, token_caller, verify};
+use crate::domain::Caller;
 use crate::store::{CheckRecord, Store, StoreError, Tx};
-use crate::wiring::Engine;
+use crate::engine::Engine;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
@@ -108,7 +109,7 @@ fn batch_keys(tx: &Tx, jobs: &[Job]) -> Result<Vec<String>, StoreError> {
             },
             Ask::Page { number, address, .. } => (number, None, address),
         };
-        let Some(number) = crate::issuance::CertificateNumber::parse(number) else { continue };
+        let Some(number) = crate::domain::CertificateNumber::parse(number) else { continue };
         keys.extend(crate::registry::check_keys(&number.to_string(), Caller { sender: sender.as_deref(), address: Some(address), known: false }));
     }
     Ok(keys)

@@ -108,7 +108,7 @@ async fn pdf(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInfo<P
     let Verification::Valid { number, latest, .. } = v else { unreachable!("check gives only valid") };
     let engine = app.engine.clone();
     let now = app.clock.now();
-    let rendered = tokio::task::spawn_blocking(move || engine.documents.render(crate::documents::DocumentKind::Certificate, &engine.config, &latest.contents, None, now)).await;
+    let rendered = tokio::task::spawn_blocking(move || engine.documents.render(crate::branch::documents::DocumentKind::Certificate, &engine.config, &latest.contents, None, now)).await;
     match rendered {
         Ok(Ok(bytes)) => {
             let mut r = bytes.into_response();
@@ -139,7 +139,7 @@ fn view(app: &App, v: &Verification, key: &str) -> Value {
         "key": key,
         "product": c.product.name(),
         "status": status.label(),
-        "valid": *status == crate::store::CertificateStatus::Valid,
+        "valid": *status == crate::domain::CertificateStatus::Valid,
         "label": c.change_label(),
         "rows": [
             ["保証契約番号", number],

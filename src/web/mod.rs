@@ -12,7 +12,7 @@ mod lookup;
 use crate::clock::Clock;
 use crate::config::WebConfig;
 use crate::registry::Lockout;
-use crate::wiring::{Engine, SetupError};
+use crate::engine::{Engine, SetupError};
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use std::future::Future;

@@ -4,7 +4,7 @@
 //! test writes (`offline = true`: no query is ever made).
 
 use crate::common::{Setup, application, base64};
-use esurety::intake::auth::{Answers, SenderAuth, Signer, Verdict};
+use esurety::sender_auth::{Answers, SenderAuth, Signer, Verdict};
 use std::process::Command;
 
 const KANAGAWA: &str = "kanagawa@ejcs.example";

@@ -52,7 +52,7 @@ impl Setup {
     pub fn db(&self) -> crate::pg::Db {
         // Only the `store` line is read: the rest may need what the commands' environment has.
         let text: toml::Table = std::fs::read_to_string(self.config()).unwrap().parse().unwrap();
-        crate::pg::Db::open(&esurety::store::StoreAt::parse(text["store"].as_str().unwrap(), &self.dir, None, None))
+        crate::pg::Db::open(&esurety::config::StoreAt::parse(text["store"].as_str().unwrap(), &self.dir, None, None))
     }
 
     /// Edits the configuration file's text.

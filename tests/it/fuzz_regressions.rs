@@ -4,7 +4,7 @@
 //! message an outcome while the pass goes on.
 
 use crate::common::{Setup, application};
-use esurety::application::{Sender, change, form, validate};
+use esurety::branch::application::{Sender, change, form, validate};
 use esurety::config::{Config, RawConfig, default::DEFAULT_CONFIG};
 use std::path::Path;
 
@@ -20,14 +20,14 @@ fn every_input_the_fuzzers_broke_on_is_handled_now() {
         let sender = Sender { from: "soumu@maruichi.example".into(), envelope: None };
         let _ = validate(&raw, &config, &config.branches[0], &sender, &Vec::<(String, String)>::new());
         let _ = change::parse(&text);
-        let _ = esurety::submission::find::pairs(&text, "body");
-        let _ = esurety::submission::find::certificate_numbers(&text);
+        let _ = esurety::owner::submission::find::pairs(&text, "body");
+        let _ = esurety::domain::certificate_numbers(&text);
         if let Ok(letter) = esurety::intake::letter::read(&data) {
             for (_, t) in letter.texts() {
-                let _ = esurety::submission::find::pairs(t, "body");
+                let _ = esurety::owner::submission::find::pairs(t, "body");
             }
         }
-        let _ = esurety::submission::pdf::read(&data);
+        let _ = esurety::owner::submission::pdf::read(&data);
         n += 1;
     }
     assert!(n >= 1, "the regression fixtures are there");

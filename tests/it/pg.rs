@@ -126,12 +126,12 @@ pub enum Db {
 }
 
 impl Db {
-    pub fn open(store: &esurety::store::StoreAt) -> Db {
+    pub fn open(store: &esurety::config::StoreAt) -> Db {
         // Made first by esurety if no daemon has yet.
         drop(esurety::store::Store::open(store).unwrap());
         match store {
-            esurety::store::StoreAt::File(p) => Db::Sqlite(rusqlite::Connection::open(p).unwrap(), p.clone()),
-            esurety::store::StoreAt::Postgres(t) => Db::Pg(postgres::Client::connect(&t.url, postgres::NoTls).unwrap()),
+            esurety::config::StoreAt::File(p) => Db::Sqlite(rusqlite::Connection::open(p).unwrap(), p.clone()),
+            esurety::config::StoreAt::Postgres(t) => Db::Pg(postgres::Client::connect(&t.url, postgres::NoTls).unwrap()),
         }
     }
 

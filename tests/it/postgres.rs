@@ -613,10 +613,10 @@ fn the_sqlite_and_postgresql_schemas_are_the_same_table_by_table() {
     use std::collections::BTreeSet;
     let tmp = esurety::testing::tempdir().unwrap();
     let file = tmp.path().join("s.db");
-    drop(esurety::store::Store::open(&esurety::store::StoreAt::File(file.clone())).unwrap());
+    drop(esurety::store::Store::open(&esurety::config::StoreAt::File(file.clone())).unwrap());
     let lite = rusqlite::Connection::open(&file).unwrap();
     let url = pg::database();
-    drop(esurety::store::Store::open(&esurety::store::StoreAt::parse(&url, tmp.path(), None, None)).unwrap());
+    drop(esurety::store::Store::open(&esurety::config::StoreAt::parse(&url, tmp.path(), None, None)).unwrap());
     let mut pgc = postgres::Client::connect(&url, postgres::NoTls).unwrap();
 
     type Schema = BTreeSet<String>;
@@ -697,7 +697,8 @@ fn the_sqlite_and_postgresql_schemas_are_the_same_table_by_table() {
 /// rule both wait, and PostgreSQL ends one with a deadlock (40P01) after a second.
 #[test]
 fn two_batches_that_want_each_others_locks_end_early_instead_of_deadlocking() {
-    use esurety::store::{Store, StoreAt, StoreError};
+    use esurety::store::{Store, StoreError};
+    use esurety::config::StoreAt;
     let tmp = esurety::testing::tempdir().unwrap();
     let at = StoreAt::parse(&pg::database(), tmp.path(), None, None);
     drop(Store::open(&at).unwrap());

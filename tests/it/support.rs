@@ -1,7 +1,7 @@
 //! Building submissions as contractors do, and key notices as other tools would make them.
 
 use esurety::demo::contractor::{Submit, submission};
-use esurety::documents::{DocumentKind, Documents, Renderer, Templates};
+use esurety::branch::documents::{DocumentKind, Documents, Renderer, Templates};
 use esurety::templates::{FONTS, TemplateSet};
 
 pub fn forward(from: &str, to: &str, mid: &str, completion: &[u8]) -> Vec<u8> {
@@ -51,6 +51,6 @@ pub fn altered_notice(s: &crate::common::Setup, number: &str, key: &str, project
     let mut cert = store.certificate(number).unwrap().unwrap().latest;
     cert.project = project.to_string();
     let docs = Documents::new(&TemplateSet::embedded()).unwrap();
-    let key = esurety::issuance::AuthKey::parse(key).unwrap();
+    let key = esurety::domain::AuthKey::parse(key).unwrap();
     docs.render(DocumentKind::Notice, &config, &cert, Some(&key), chrono::DateTime::parse_from_rfc3339(crate::common::NOW).unwrap()).unwrap()
 }

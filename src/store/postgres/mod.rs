@@ -12,7 +12,7 @@ use super::{Result, StoreError};
 use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use crate::config::PgTarget;
 use std::time::Duration;
 
 /// The schema, made at once at the version it stands for (PostgreSQL stores begin there);
@@ -20,39 +20,6 @@ use std::time::Duration;
 pub(super) const BASELINE: (i64, &str) = (10, include_str!("schema_v10.sql"));
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[(11, include_str!("schema_v11.sql")), (12, include_str!("schema_v12.sql")), (13, include_str!("schema_v13.sql")), (14, include_str!("schema_v14.sql")), (15, include_str!("schema_v15.sql"))];
 
-/// Where a PostgreSQL store is: its URL (without the password), where the password comes
-/// from, and the CA that signs the server's certificate (TLS when given).
-#[derive(Clone, PartialEq, Eq)]
-pub struct PgTarget {
-    pub url: String,
-    pub password_env: Option<String>,
-    pub ca_file: Option<PathBuf>,
-}
-
-impl std::fmt::Debug for PgTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self}")
-    }
-}
-
-/// The URL with any password in it replaced by `***`: what is logged and printed.
-impl std::fmt::Display for PgTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match url::Url::parse(&self.url) {
-            Ok(mut u) => {
-                if u.password().is_some() {
-                    let _ = u.set_password(Some("***"));
-                }
-                // Query parameters may carry a password too (`?password=`).
-                if u.query().is_some_and(|q| q.contains("password")) {
-                    u.set_query(Some("…"));
-                }
-                f.write_str(u.as_str())
-            }
-            Err(_) => f.write_str("postgres://(unreadable URL)"),
-        }
-    }
-}
 
 pub struct Pg {
     target: PgTarget,

@@ -86,13 +86,13 @@ async fn add_user(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form
     }
     let name = f.name.trim().to_string();
     let roles: Result<Vec<String>, String> = f.roles.split(|c: char| c.is_whitespace() || c == ',').filter(|r| !r.is_empty())
-        .map(|r| crate::users::Role::parse(r, &app.engine.config).map(|r| r.stored())).collect();
+        .map(|r| crate::desk::users::Role::parse(r, &app.engine.config).map(|r| r.stored())).collect();
     let problem = match &roles {
         _ if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) => Some("名前は1～64文字で入力してください。".to_string()),
         Err(e) => Some(format!("役割が正しくありません：{e}")),
         Ok(r) if r.is_empty() => Some("役割を1つ以上入力してください（branch:アドレス、owner:アドレス、admin）。".to_string()),
         _ if f.password != f.again => Some("2回入力したパスワードが一致しません。".to_string()),
-        _ if f.password.chars().count() < crate::users::MIN_PASSWORD => Some(format!("パスワードは{}文字以上にしてください。", crate::users::MIN_PASSWORD)),
+        _ if f.password.chars().count() < crate::desk::users::MIN_PASSWORD => Some(format!("パスワードは{}文字以上にしてください。", crate::desk::users::MIN_PASSWORD)),
         _ => None,
     };
     if let Some(p) = problem {
@@ -100,7 +100,7 @@ async fn add_user(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form
     }
     let roles = roles.unwrap_or_default();
     let password = f.password.clone();
-    let Ok(Ok(hash)) = tokio::task::spawn_blocking(move || crate::users::hash_password(&password, &crate::clock::OsRandom)).await else {
+    let Ok(Ok(hash)) = tokio::task::spawn_blocking(move || crate::desk::users::hash_password(&password, &crate::clock::OsRandom)).await else {
         return super::error_page("パスワードを登録できませんでした。", StatusCode::INTERNAL_SERVER_ERROR);
     };
     let (by, now) = (staff.name.clone(), app.clock.now());
@@ -214,7 +214,7 @@ async fn add_token(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): For
     if name.is_empty() {
         return tokens_page(&app, &staff, Some("トークンを使う発注者のシステムの名前を入力してください。".into()), None).await;
     }
-    let (token, hash) = crate::tokens::new_token(&crate::clock::OsRandom);
+    let (token, hash) = crate::registry::tokens::new_token(&crate::clock::OsRandom);
     let (by, now, n, session) = (staff.name.clone(), app.clock.now(), name.clone(), staff.session);
     // Made and kept for its page in one transaction: a token is never made unseen.
     let made = with_store(&app, move |s, e| {

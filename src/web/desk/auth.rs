@@ -101,15 +101,15 @@ async fn login(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInfo
         return login_page(&app, Some("混み合っています。しばらくしてからもう一度ログインしてください。"), StatusCode::TOO_MANY_REQUESTS);
     };
     // The same Argon2 work whether or not the user exists.
-    let hash = user.as_ref().filter(|u| !u.disabled).map(|u| u.hash.clone()).unwrap_or_else(|| crate::users::decoy_hash().to_string());
-    let matched = tokio::task::spawn_blocking(move || crate::users::password_matches(&password, &hash)).await.unwrap_or(false);
+    let hash = user.as_ref().filter(|u| !u.disabled).map(|u| u.hash.clone()).unwrap_or_else(|| crate::desk::users::decoy_hash().to_string());
+    let matched = tokio::task::spawn_blocking(move || crate::desk::users::password_matches(&password, &hash)).await.unwrap_or(false);
     let user = user.filter(|u| matched && !u.disabled);
     let Some(user) = user else {
         tracing::info!(event = "login_failed", address = %address);
         return login_page(&app, Some(WRONG), StatusCode::OK);
     };
     // A new session id at each login; any session id the browser had is not reused.
-    let (id, hash) = crate::users::new_session(&crate::clock::OsRandom);
+    let (id, hash) = crate::desk::users::new_session(&crate::clock::OsRandom);
     let csrf = crate::clock::random_hex(&crate::clock::OsRandom, 32);
     let uid = user.id;
     let started = with_store(&app, move |s, _| s.write(|tx| -> Result<(), crate::store::StoreError> {
@@ -149,7 +149,7 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<L
         return r;
     }
     if let Some(id) = super::cookie(&headers, COOKIE) {
-        let hash = crate::users::session_hash(&id);
+        let hash = crate::desk::users::session_hash(&id);
         let _ = with_store(&app, move |s, _| s.write(|tx| tx.end_session(&hash))).await;
     }
     tracing::info!(event = "logout", user = %staff.name);

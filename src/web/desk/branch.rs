@@ -3,7 +3,7 @@
 //! acts only within the user's branches.
 
 use super::{Staff, check_form, counts, done, forbidden, notice, page, pdf_response, refused, short_time, staff, store_failed, with_store};
-use crate::documents::DocumentKind;
+use crate::branch::documents::DocumentKind;
 use crate::web::App;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -182,7 +182,7 @@ fn certificate_json(c: &crate::store::CertificateRow) -> Value {
     let l = &c.latest;
     json!({"number": c.number, "product": l.product.name(), "format": l.format.name(), "status": c.status.label(), "contractor": l.jv.clone().unwrap_or_else(|| l.contractor.clone()),
            "owner": l.owner, "project": l.project, "amount": crate::text::format_yen(l.amount), "version": l.version, "print_state": c.print_state,
-           "electronic": l.format == crate::product::Format::Electronic, "fee_statement": l.fee_statement,
+           "electronic": l.format == crate::domain::Format::Electronic, "fee_statement": l.fee_statement,
            "reservation": l.reservation,
            "bid_bond": l.bid_bond.as_ref().map(|b| json!({"bid_date": crate::text::format_era(b.bid_date), "valid_until": crate::text::format_era(b.valid_until),
                "planned_price": crate::text::format_yen(b.planned_price), "fee": crate::text::format_yen(b.fee_yen + b.tax_yen), "tax": crate::text::format_yen(b.tax_yen)}))})

@@ -13,8 +13,8 @@ mod owner;
 
 use super::App;
 use crate::store::Store;
-use crate::users::Scope;
-use crate::wiring::Engine;
+use crate::desk::users::Scope;
+use crate::engine::Engine;
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -54,7 +54,7 @@ pub const DESK_STORES: usize = 4;
 /// The desk's connections to the store: opened as needed, up to [`DESK_STORES`], and
 /// kept for the next request.
 pub struct Stores {
-    at: crate::store::StoreAt,
+    at: crate::config::StoreAt,
     idle: std::sync::Mutex<Vec<Store>>,
     permits: tokio::sync::Semaphore,
 }
@@ -62,7 +62,7 @@ pub struct Stores {
 impl Stores {
     /// With `first` (opened at start, so that a store that cannot be opened stops the
     /// start) kept for the first request.
-    pub fn new(at: crate::store::StoreAt, first: Store) -> Stores {
+    pub fn new(at: crate::config::StoreAt, first: Store) -> Stores {
         Stores { at, idle: std::sync::Mutex::new(vec![first]), permits: tokio::sync::Semaphore::new(DESK_STORES) }
     }
 }
@@ -105,7 +105,7 @@ pub async fn staff(app: &Arc<App>, headers: &HeaderMap) -> Result<Staff, Respons
     let Some(id) = cookie(headers, COOKIE).filter(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())) else {
         return Err(Redirect::to("/desk/login").into_response());
     };
-    let hash = crate::users::session_hash(&id);
+    let hash = crate::desk::users::session_hash(&id);
     let now = app.clock.now().timestamp();
     let found = with_store(app, move |s, _| s.write(|tx| tx.touch_session(&hash, now, IDLE_MINUTES * 60))).await?;
     match found {

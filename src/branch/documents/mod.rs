@@ -8,7 +8,7 @@ mod render;
 mod world;
 
 use crate::config::Config;
-use crate::issuance::{AuthKey, Certificate};
+use crate::domain::{AuthKey, Certificate};
 use crate::templates::{FONTS, TemplateSet};
 use chrono::{DateTime, FixedOffset};
 pub use render::{DocumentKind, RenderError, Renderer, Templates};

@@ -1,7 +1,7 @@
 //! Table tests of R1–R10 against the embedded default's parties.
 
 use super::*;
-use crate::application::form::parse;
+use crate::branch::application::form::parse;
 use crate::config::{Config, RawConfig, default::DEFAULT_CONFIG};
 use std::path::Path;
 
@@ -109,7 +109,7 @@ fn unknown_senders_are_held_and_registered_ones_of_a_jv_pass() {
 
 #[test]
 fn the_same_works_twice() {
-    let key = crate::application::works_key("丸一建設株式会社", "神奈川県内広域水道企業団 企業長", "○○浄水場△△修繕工事", Product::Advance);
+    let key = crate::branch::application::works_key("丸一建設株式会社", "神奈川県内広域水道企業団 企業長", "○○浄水場△△修繕工事", Product::Advance);
     let Decision::Reject(p) = run(VALID, "soumu@maruichi.example", vec![(key, "35075-00001M".into())]) else { panic!() };
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].rule, "R10");

@@ -48,9 +48,9 @@ impl DocumentKind {
 
     /// The document a certificate prints as this kind: a 契約保証予約's certificate is
     /// its 予約証書.
-    pub fn of(self, cert: &crate::issuance::Certificate) -> DocumentKind {
+    pub fn of(self, cert: &crate::domain::Certificate) -> DocumentKind {
         match (self, cert.product) {
-            (Self::Certificate, crate::product::Product::BidBond) => Self::Reservation,
+            (Self::Certificate, crate::domain::Product::BidBond) => Self::Reservation,
             (kind, _) => kind,
         }
     }

@@ -5,8 +5,8 @@
 //! engine without the pass.
 
 use crate::config::Config;
-use crate::store::Side;
-use crate::documents::Documents;
+use crate::domain::Side;
+use crate::branch::documents::Documents;
 use crate::intake::imap::ImapBox;
 use crate::intake::maildir::{Maildir, MaildirBox};
 use crate::intake::Mailbox;
@@ -14,7 +14,7 @@ use crate::outbound::compose::Composer;
 use crate::outbound::maildir::MaildirTransport;
 use crate::outbound::smtp::SmtpTransport;
 use crate::outbound::Transport;
-use crate::submission::worker::{Isolated, PdfReader};
+use crate::owner::submission::worker::{Isolated, PdfReader};
 use crate::templates::TemplateSet;
 
 /// The engine or the adapters could not be set up (templates, keys, the secret, servers).
@@ -26,7 +26,7 @@ pub struct SetupError(pub String);
 pub struct Engine {
     pub config: Config,
     /// DKIM/SPF checking of applications and changes (`[sender_auth]`).
-    pub auth: Option<crate::intake::auth::SenderAuth>,
+    pub auth: Option<crate::sender_auth::SenderAuth>,
     pub composer: Composer,
     pub documents: Documents,
     pub reader: Box<dyn PdfReader>,
@@ -46,11 +46,11 @@ impl Engine {
     pub fn new(config: Config) -> Result<Engine, SetupError> {
         let setup = |e: &dyn std::fmt::Display| SetupError(e.to_string());
         let templates = TemplateSet::load(config.templates.as_deref()).map_err(|e| setup(&e))?;
-        let signer = config.dkim.as_ref().map(|d| crate::intake::auth::Signer::from_pem(d.key_pem.expose(), &d.domain, &d.selector)).transpose().map_err(|e| setup(&e))?;
+        let signer = config.dkim.as_ref().map(|d| crate::sender_auth::Signer::from_pem(d.key_pem.expose(), &d.domain, &d.selector)).transpose().map_err(|e| setup(&e))?;
         let composer = Composer::new(&templates).map_err(|e| setup(&e))?.with_signer(signer);
         let auth = config.sender_auth.as_ref().map(|a| {
-            let answers = crate::intake::auth::Answers::parse(&a.dns_answers, a.offline)?;
-            crate::intake::auth::SenderAuth::new(answers, &a.host, &a.nameservers)
+            let answers = crate::sender_auth::Answers::parse(&a.dns_answers, a.offline)?;
+            crate::sender_auth::SenderAuth::new(answers, &a.host, &a.nameservers)
         }).transpose().map_err(|e| setup(&e))?;
         let documents = Documents::new(&templates).map_err(|e| setup(&e))?;
         // PDFs are read by a worker process of this same binary (see submission::worker).

@@ -16,14 +16,16 @@
 //! before the batch commits only means the batch is done again, since nothing was sent or
 //! marked for it yet.
 
-use crate::branch::{BranchFlow, Outcome, Pending, ProcessError, Step};
+use crate::branch::{BranchFlow, Outcome, Pending, Step};
+use crate::error::ProcessError;
 use crate::clock::{Clock, Random};
 use crate::intake::{MailboxError, Mark};
 use crate::outbound::{DeliveryReport, deliver};
 use crate::owner::{OwnerFlow, OwnerOutcome};
 use crate::registry::{LocalRegistry, Lockout};
-use crate::store::{MessageOutcome, Side, Store, StoreError};
-pub use crate::wiring::{Adapters, Engine, SetupError};
+use crate::store::{Store, StoreError};
+use crate::domain::{MessageOutcome, Side};
+pub use crate::engine::{Adapters, Engine, SetupError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -141,12 +143,12 @@ impl Engine {
     /// Sends what the outbox has due, and tells staff about mail given up on.
     pub fn sweep_outbox(&self, store: &mut Store, adapters: &mut Adapters, clock: &dyn Clock, rng: &dyn Random) -> Result<DeliveryReport, RunError> {
         let report = deliver(store, adapters.transport.as_ref(), clock)?;
-        match crate::staff::notify_failures(self, store, clock, rng) {
+        match crate::desk::digest::notify_failures(self, store, clock, rng) {
             Ok(0) => {}
             Ok(_) => {
                 deliver(store, adapters.transport.as_ref(), clock)?;
             }
-            Err(crate::staff::StaffError::Store(e)) => return Err(e.into()),
+            Err(crate::desk::digest::StaffError::Store(e)) => return Err(e.into()),
             Err(e) => tracing::error!(event = "staff_notice_failed", error = %e),
         }
         Ok(report)

@@ -2,7 +2,7 @@
 
 use super::{json as cj, open, print_json, sources};
 use crate::desk::{self, Held};
-use crate::wiring::Engine;
+use crate::engine::Engine;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};

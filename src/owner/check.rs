@@ -3,9 +3,9 @@
 //! accepted or rejected and says why, in plain Japanese. Pure.
 
 use crate::config::{ContractEntry, Owner};
-use crate::product::Product;
+use crate::domain::Product;
 use crate::registry::Verification;
-use crate::submission::Found;
+use crate::domain::Found;
 use crate::text::{format_yen, squash};
 use serde::Serialize;
 
@@ -34,7 +34,7 @@ pub fn check(found: &Found, v: &Verification, owner: &Owner, contracts: Option<&
     let c = &latest.contents;
     let mut reasons = Vec::new();
     // 2. Current: not cancelled.
-    if *status != crate::store::CertificateStatus::Valid {
+    if *status != crate::domain::CertificateStatus::Valid {
         reasons.push(format!("この保証は現在有効ではありません（{}）", status.label()));
     }
     // 3. For this owner.

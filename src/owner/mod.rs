@@ -3,15 +3,19 @@
 //! and only a log line tells of it (its content is not kept). A submission's register
 //! entries, the registry's failure counts and the reply commit in one transaction.
 
-use crate::branch::ProcessError;
-use crate::check::check;
+pub mod check;
+pub mod submission;
+
+use crate::error::ProcessError;
+use crate::owner::check::check;
 use crate::clock::{Clock, Random};
 use crate::config::{Config, Owner};
 use crate::intake::letter;
 use crate::outbound::compose::{Composer, Draft, ReplyTo};
 use crate::registry::{Registry, RegistryError, Route, Verification};
-use crate::store::{MessageOutcome, Store, StoredMessage, SubmissionRow};
-use crate::submission::{self, worker::PdfReader};
+use crate::store::{Store, StoredMessage, SubmissionRow};
+use crate::domain::MessageOutcome;
+use submission::worker::PdfReader;
 use serde_json::json;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

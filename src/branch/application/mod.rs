@@ -8,7 +8,7 @@ pub mod form;
 pub mod intermediate;
 pub mod validate;
 
-use crate::product::{Format, Product};
+use crate::domain::{BidBondOf, Format, IntermediateOf, Product};
 use chrono::NaiveDate;
 use serde::Serialize;
 
@@ -59,34 +59,6 @@ pub struct ProductRequest {
     pub bid_bond: Option<BidBondOf>,
     /// A 契約保証's 契約保証予約番号 as written, when the form names the reservation it uses.
     pub reservation: Option<String>,
-}
-
-/// What a 契約保証予約 (入札ボンド) promises, printed on its 予約証書.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct BidBondOf {
-    /// 入札日.
-    pub bid_date: NaiveDate,
-    /// 予定価格.
-    pub planned_price: u64,
-    /// The last day a 契約保証 can use it: 入札日 + `days_after_bid`; the next day it lapses.
-    pub valid_until: NaiveDate,
-    /// 予約手数料 before tax, and its consumption tax, as charged on the day of issue.
-    pub fee_yen: u64,
-    pub tax_yen: u64,
-    /// The tax rate as printed ("10").
-    pub tax_percent: u32,
-}
-
-/// What a 中間前払金保証 adds to: the 前払金保証 it follows and the owner's certification
-/// of the works' progress (認定調書), printed on its certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct IntermediateOf {
-    /// The 前払金保証's 保証契約番号.
-    pub advance: String,
-    /// 認定日.
-    pub certified_on: NaiveDate,
-    /// 認定番号.
-    pub certification_no: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

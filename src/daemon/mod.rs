@@ -1,14 +1,16 @@
-//! `esurety run`: the process around [`crate::run::Engine`]. Takes the store's lock so two
+//! `esurety run`: the process around [`crate::daemon::pass::Engine`]. Takes the store's lock so two
 //! processes on one configuration never both work (the second refuses to start), prints a
 //! health line, then passes over the mailboxes: at once when an IMAP mailbox reports new
 //! mail through IDLE, else every `poll_seconds`. On SIGINT/SIGTERM the pass in hand is
 //! finished before stopping, so no message is left half done.
 
+pub mod pass;
+
 use crate::clock::{Clock, Random};
 use crate::config::{Config, Security};
-use crate::run::RunReport;
-use crate::wiring::Engine;
-use crate::schedule::Job;
+use crate::daemon::pass::RunReport;
+use crate::engine::Engine;
+use crate::config::schedule::Job;
 use crate::store::Store;
 use anyhow::{Context, Result, bail};
 use std::fs::{File, OpenOptions};
@@ -46,7 +48,7 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
     let clock = shared_clock.as_ref();
     if let Some(secs) = interval {
         let s = &config.schedule.text;
-        config.schedule = crate::schedule::Jobs::parse(&crate::schedule::every_seconds(secs), &s[1].1, &s[2].1).map_err(anyhow::Error::msg)?;
+        config.schedule = crate::config::schedule::Jobs::parse(&crate::config::schedule::every_seconds(secs), &s[1].1, &s[2].1).map_err(anyhow::Error::msg)?;
     }
     let _lock = lock(&config)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -108,10 +110,10 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
         // Every job due at this instant runs: the digest first (so the sweep below sends
         // it), then a pass (which ends with a sweep) or the sweep alone.
         if jobs.contains(&Job::Digest) {
-            if let Err(e) = crate::staff::lapse_reservations(&engine, &mut store, clock) {
+            if let Err(e) = crate::desk::digest::lapse_reservations(&engine, &mut store, clock) {
                 tracing::error!(event = "reservation_lapse_failed", error = %e);
             }
-            if let Err(e) = crate::staff::send_digests(&engine, &mut store, clock, rng) {
+            if let Err(e) = crate::desk::digest::send_digests(&engine, &mut store, clock, rng) {
                 tracing::error!(event = "digest_failed", error = %e);
             }
         }
@@ -136,7 +138,7 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
                 // The store could not be written (a full disk, a read-only file): take no
                 // new work until it can; nothing already accepted is lost.
                 tracing::error!(event = "pass_failed", error = %e);
-                reopen = matches!(&e, crate::run::RunError::Store(se) if se.is_unwritable());
+                reopen = matches!(&e, crate::daemon::pass::RunError::Store(se) if se.is_unwritable());
                 eprintln!("esurety: the pass failed, trying again in {}s: {e}", backoff.as_secs());
                 let w = backoff;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
@@ -206,9 +208,9 @@ pub fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<()> {
 
 /// Opens the store; a daemon waits (with backoff) while it cannot be written, rather than
 /// exiting: nothing is taken from the mailboxes until it can.
-fn open_store(at: &crate::store::StoreAt, once: bool) -> Result<Store> {
+fn open_store(at: &crate::config::StoreAt, once: bool) -> Result<Store> {
     let mut backoff = Duration::from_secs(1);
-    let fs = |at: &crate::store::StoreAt| at.file().and_then(fs_unwritable);
+    let fs = |at: &crate::config::StoreAt| at.file().and_then(fs_unwritable);
     loop {
         match Store::open(at) {
             Ok(s) => return Ok(s),

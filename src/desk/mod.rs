@@ -4,13 +4,16 @@
 //! marked printed; mail given up on is retried. Every action is recorded with who did it
 //! and when (`staff_actions`), in the transaction that does it.
 
-use crate::application::form;
+pub mod digest;
+pub mod users;
+
+use crate::branch::application::form;
 use crate::clock::{Clock, Random};
 use crate::config::Contractor;
-use crate::documents::DocumentKind;
+use crate::branch::documents::DocumentKind;
 use crate::intake::letter;
 use crate::outbound::compose::{ComposeError, Draft, ReplyTo};
-use crate::wiring::Engine;
+use crate::engine::Engine;
 use crate::store::{ActionError, CertificateRow, OutboxRow, Store, StoreError, StoredMessage};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -71,7 +74,7 @@ pub fn held(engine: &Engine, store: &Store) -> Result<Vec<Held>, DeskError> {
 
 /// One held message with its bytes, or `None` when `id` is not held.
 pub fn held_one(engine: &Engine, store: &Store, id: i64) -> Result<Option<Held>, DeskError> {
-    let Some(m) = store.message(id)?.filter(|m| m.side == crate::store::Side::Branch && m.state == "done" && m.outcome == Some(crate::store::MessageOutcome::Held)) else {
+    let Some(m) = store.message(id)?.filter(|m| m.side == crate::domain::Side::Branch && m.state == "done" && m.outcome == Some(crate::domain::MessageOutcome::Held)) else {
         return Ok(None);
     };
     let letter = letter::read_with(&m.raw, &engine.config.limits).ok();
@@ -160,7 +163,7 @@ pub fn print(engine: &Engine, row: &CertificateRow, dir: &Path, clock: &dyn Cloc
     for kind in kinds {
         let pdf = engine.documents.render(kind, &engine.config, c, None, clock.now()).map_err(|e| DeskError::Render(row.number.clone(), e.to_string()))?;
         // The name is built from the number and fixed words only (see documents::data).
-        let path = dir.join(crate::documents::data::file_name(kind, c));
+        let path = dir.join(crate::branch::documents::data::file_name(kind, c));
         std::fs::write(&path, pdf).map_err(|e| DeskError::Write(path.clone(), e))?;
         paths.push(path);
     }
@@ -168,7 +171,7 @@ pub fn print(engine: &Engine, row: &CertificateRow, dir: &Path, clock: &dyn Cloc
 }
 
 pub fn printed(store: &mut Store, number: &str, by: &str, clock: &dyn Clock) -> Result<(), DeskError> {
-    let number = crate::issuance::CertificateNumber::parse(number).map(|n| n.to_string()).unwrap_or_else(|| number.to_string());
+    let number = crate::domain::CertificateNumber::parse(number).map(|n| n.to_string()).unwrap_or_else(|| number.to_string());
     store.write(|tx| tx.mark_printed(&number, by, clock.now()))?;
     tracing::info!(event = "printed", number = %number, by = by);
     Ok(())
@@ -176,7 +179,7 @@ pub fn printed(store: &mut Store, number: &str, by: &str, clock: &dyn Clock) -> 
 
 /// Outgoing mail given up on.
 pub fn failed(store: &Store) -> Result<Vec<OutboxRow>, DeskError> {
-    Ok(store.outbox()?.into_iter().filter(|r| r.status == crate::store::OutboxStatus::Failed).collect())
+    Ok(store.outbox()?.into_iter().filter(|r| r.status == crate::domain::OutboxStatus::Failed).collect())
 }
 
 /// Puts a failed mail back in the outbox; the next sweep sends it.
@@ -192,7 +195,7 @@ pub fn retry(store: &mut Store, message_id: &str, by: &str, clock: &dyn Clock) -
 /// its key for the key notice (electronic only).
 pub struct DocumentSource {
     row: CertificateRow,
-    key: Option<crate::issuance::AuthKey>,
+    key: Option<crate::domain::AuthKey>,
 }
 
 /// Reads what [`typeset`] needs (the store is needed only for this, not for typesetting).
@@ -224,7 +227,7 @@ pub fn typeset(engine: &Engine, source: &DocumentSource, kind: DocumentKind, clo
     crate::faults::pause("desk_typesetting");
     let c = &source.row.latest;
     let pdf = engine.documents.render(kind, &engine.config, c, source.key.as_ref(), clock.now()).map_err(|e| DeskError::Render(source.row.number.clone(), e.to_string()))?;
-    Ok((crate::documents::data::file_name(kind, c), pdf))
+    Ok((crate::branch::documents::data::file_name(kind, c), pdf))
 }
 
 /// A document of a certificate's current version, typeset again: the key notice (with
@@ -244,7 +247,7 @@ pub fn resend(engine: &Engine, store: &mut Store, number: &str, by: &str, clock:
         .ok_or_else(|| DeskError::NotApplicable(format!("{} is not a registered contractor: no address to send to", c.contractor)))?;
     let branch = engine.config.branch_by_code(&c.office_code).ok_or_else(|| DeskError::NotApplicable(format!("no branch with office code {}", c.office_code)))?;
     let now = clock.now();
-    let electronic = c.format == crate::product::Format::Electronic;
+    let electronic = c.format == crate::domain::Format::Electronic;
     let kinds: &[DocumentKind] = if electronic { &[DocumentKind::Notice, DocumentKind::Certificate] } else { &[DocumentKind::Certificate] };
     let mut entry = json!({"product": c.product.name(), "format": c.format.name(), "number": c.number, "project": c.project, "owner": c.owner, "electronic": electronic});
     let mut attachments = Vec::new();

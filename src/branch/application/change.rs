@@ -10,8 +10,8 @@ use super::form::{self, RawApplication, RawProduct, Section};
 use super::validate::{Decision, Existing, Problem, Sender, validate};
 use super::Application;
 use crate::config::{Branch, Config};
-use crate::issuance::Certificate;
-use crate::product::Product;
+use crate::domain::Certificate;
+use crate::domain::Product;
 use crate::text::{format_era, group_thousands, nfkc, squash};
 
 pub const SECTION_CHANGE: &str = "変更申込";
@@ -144,7 +144,7 @@ pub fn decide(raw: &RawChange, current: &Certificate, config: &Config, branch: &
     }
     let app = checked.expect("no problems means an application");
     let mut contents = next_version(current, &app, now);
-    contents.fee = config.fee_rate(contents.product).map(|rate| crate::issuance::IssuedFee::at(&contents, rate));
+    contents.fee = config.fee_rate(contents.product).map(|rate| crate::domain::IssuedFee::at(&contents, rate));
     let changed = differences(current, &contents);
     if changed.is_empty() {
         return ChangeDecision::Reject(vec![Problem { rule: "R1", field: "変更内容".into(), message: "記入された内容は現在の保証内容と同じです。変更する項目をご確認ください".into() }]);

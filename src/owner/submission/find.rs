@@ -8,38 +8,10 @@
 //! number-shaped and one key-shaped value is paired by position-free matching.
 //! 工事名, 受注者名 and 商品（保証区分） are read the same way when their labels are there.
 
-use crate::issuance::CertificateNumber;
+use crate::domain::{CertificateNumber, Found};
+use crate::domain::certificate::numbers_anywhere;
 use crate::text::squash;
-use serde::Serialize;
 
-/// One pair as read, before any check. `key` is what was read, malformed or not; `Debug`
-/// prints it as `****`.
-#[derive(Clone, PartialEq, Eq, Serialize)]
-pub struct Found {
-    pub number: String,
-    #[serde(skip)]
-    pub key: String,
-    pub product: Option<String>,
-    pub project: Option<String>,
-    pub contractor: Option<String>,
-    /// `pdf`, `body`, `json`…
-    pub source: String,
-    /// `変更-N` when the notice says it is of a change.
-    pub label: Option<String>,
-    /// The company named on the notice as its issuer (a surety company, an insurer).
-    pub issuer: Option<String>,
-    /// A non-life insurer's notice: `number` is its 証券番号, and it carries a viewing URL
-    /// and password instead of a key (`key` is empty; the password is not kept).
-    pub viewing: bool,
-}
-
-impl std::fmt::Debug for Found {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Found").field("number", &self.number).field("key", &"****").field("product", &self.product)
-            .field("project", &self.project).field("contractor", &self.contractor).field("source", &self.source).field("label", &self.label)
-            .field("issuer", &self.issuer).field("viewing", &self.viewing).finish()
-    }
-}
 
 const NUMBER_LABEL: &str = "保証契約番号";
 const KEY_LABEL: &str = "認証キー";
@@ -185,27 +157,6 @@ fn anywhere(s: &str, read: fn(&str) -> Option<String>) -> Vec<(usize, String)> {
         prev_alnum = c.is_ascii_alphanumeric();
     }
     out.dedup_by(|a, b| a.1 == b.1);
-    out
-}
-
-/// Every 保証契約番号 in a text, in order (spacing and full-width forms allowed).
-pub fn certificate_numbers(text: &str) -> Vec<String> {
-    let s = squash(text).replace(['ー', '－', '‐', '−', '—'], "-");
-    numbers_anywhere(&s).into_iter().map(|(_, n)| n).collect()
-}
-
-/// Every `35075-00001M` in squashed text that is not the tail of a longer digit run.
-fn numbers_anywhere(s: &str) -> Vec<(usize, String)> {
-    let b = s.as_bytes();
-    let mut out: Vec<(usize, String)> = Vec::new();
-    for i in 0..b.len().saturating_sub(11) {
-        if b[i].is_ascii_digit() && (i == 0 || !b[i - 1].is_ascii_digit()) && s.is_char_boundary(i) && s.is_char_boundary(i + 12)
-            && let Some(c) = CertificateNumber::parse(&s[i..i + 12])
-            && !out.iter().any(|(_, n)| *n == c.to_string())
-        {
-            out.push((i, c.to_string()));
-        }
-    }
     out
 }
 

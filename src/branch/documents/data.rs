@@ -3,7 +3,7 @@
 //! record attached inside every PDF (read back quickly on the owner side, never trusted).
 
 use crate::config::Config;
-use crate::issuance::{AuthKey, Certificate, IssuedFee};
+use crate::domain::{AuthKey, Certificate, IssuedFee};
 use crate::text::{format_era, format_yen};
 use serde_json::{Value, json};
 
@@ -33,7 +33,7 @@ pub fn document_data(config: &Config, cert: &Certificate, key: Option<&AuthKey>)
         "product": cert.product.name(),
         "product_terms": cert.product.terms(),
         "procedure": cert.product.procedure(),
-        "electronic": cert.format == crate::product::Format::Electronic,
+        "electronic": cert.format == crate::domain::Format::Electronic,
         "change_label": cert.change_label(),
         "contractor": {"name": cert.contractor, "address": cert.contractor_address},
         "jv": jv,
@@ -46,7 +46,7 @@ pub fn document_data(config: &Config, cert: &Certificate, key: Option<&AuthKey>)
         "this_year_amount": cert.this_year_amount.map(format_yen),
         "guarantee_end": format_era(cert.guarantee_end),
         "term_from": format_era(cert.term_start),
-        "fee_from": format_era(crate::issuance::fee_from(cert)),
+        "fee_from": format_era(crate::domain::fee_from(cert)),
         "term_to": format_era(cert.term_end),
         "contract_date": format_era(cert.contract_date),
         "bank": cert.bank,

@@ -1,10 +1,10 @@
 //! Change requests against the embedded default's parties.
 
 use super::*;
-use crate::application::validate::validate;
+use crate::branch::application::validate::validate;
 use crate::clock::SeededRandom;
 use crate::config::{Config, RawConfig, default::DEFAULT_CONFIG};
-use crate::issuance::issue;
+use crate::branch::issuance::issue;
 use std::path::Path;
 
 fn config() -> Config {

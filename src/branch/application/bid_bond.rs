@@ -16,13 +16,14 @@
 
 use super::form::RawBidBond;
 use super::validate::{Decision, Existing, Validator};
-use super::{Application, BidBondOf, Contact, ProductRequest, works_key};
+use super::{Application, Contact, ProductRequest, works_key};
+use crate::domain::BidBondOf;
 use crate::config::{Branch, Config, Contractor};
-use crate::issuance::Certificate;
-use crate::product::{Format, Product};
+use crate::domain::Certificate;
+use crate::domain::{Format, Product};
 use crate::text::{format_era, format_yen, squash};
 use chrono::NaiveDate;
-use crate::store::CertificateStatus;
+use crate::domain::CertificateStatus;
 
 fn field(label: &str) -> String {
     format!("【契約保証予約】{label}")

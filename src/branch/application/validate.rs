@@ -7,7 +7,7 @@
 use super::form::{RawApplication, RawProduct};
 use super::{Application, Contact, ProductRequest};
 use crate::config::{Branch, Config, Owner, is_email};
-use crate::product::{Format, Product};
+use crate::domain::{Format, Product};
 use crate::text::{nfkc, parse_date, parse_yen, split_term, squash, to_fullwidth, format_yen};
 use chrono::NaiveDate;
 use serde::Serialize;

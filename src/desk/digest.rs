@@ -4,7 +4,7 @@
 
 use crate::clock::{Clock, Random};
 use crate::outbound::compose::{ComposeError, Draft};
-use crate::wiring::Engine;
+use crate::engine::Engine;
 use crate::store::{Store, StoreError};
 use chrono::Duration;
 use serde_json::json;

@@ -8,7 +8,7 @@ pub mod pdf;
 pub mod worker;
 
 use crate::intake::letter::{Letter, Piece};
-pub use find::Found;
+use crate::domain::Found;
 use pdf::PdfError;
 use worker::PdfReader;
 

@@ -14,10 +14,11 @@
 
 use super::form::RawIntermediate;
 use super::validate::{Decision, Existing, Validator, electronic_refusal};
-use super::{Application, Contact, IntermediateOf, ProductRequest, works_key};
+use super::{Application, Contact, ProductRequest, works_key};
+use crate::domain::IntermediateOf;
 use crate::config::{Branch, Config, Contractor};
-use crate::issuance::Certificate;
-use crate::product::{Format, Product};
+use crate::domain::Certificate;
+use crate::domain::{Format, Product};
 use crate::text::{format_era, format_yen, squash};
 use chrono::NaiveDate;
 
@@ -37,7 +38,7 @@ pub fn applied(raw: &RawIntermediate) -> bool {
 
 /// `alone`: the form has no other product section (a 中間前払金保証 is applied for alone).
 #[allow(clippy::too_many_arguments)]
-pub fn decide(raw: &RawIntermediate, alone: bool, contractor: &Contractor, advance: Option<(&Certificate, crate::store::CertificateStatus)>, config: &Config, branch: &Branch, existing: &dyn Existing, today: NaiveDate) -> Decision {
+pub fn decide(raw: &RawIntermediate, alone: bool, contractor: &Contractor, advance: Option<(&Certificate, crate::domain::CertificateStatus)>, config: &Config, branch: &Branch, existing: &dyn Existing, today: NaiveDate) -> Decision {
     let mut v = Validator { problems: Vec::new() };
     if !alone {
         v.push("R1", "【中間前払金保証】", "中間前払金保証は、前払金保証・契約保証とは別のメールでお申し込みください".into());
@@ -65,7 +66,7 @@ pub fn decide(raw: &RawIntermediate, alone: bool, contractor: &Contractor, advan
     // C1: ours, current, this contractor's. One answer for unknown and not yours.
     let advance = match (number.as_deref(), advance) {
         (None, _) => None,
-        (Some(_), Some((c, status))) if c.product == Product::Advance && status == crate::store::CertificateStatus::Valid && squash(&c.contractor) == squash(&contractor.name) => Some(c),
+        (Some(_), Some((c, status))) if c.product == Product::Advance && status == crate::domain::CertificateStatus::Valid && squash(&c.contractor) == squash(&contractor.name) => Some(c),
         (Some(n), _) => {
             v.push("C1", &field("前払金保証の保証契約番号"), format!("{n} は、貴社の有効な前払金保証として見つかりません（番号をご確認ください）"));
             None
