@@ -2,7 +2,7 @@
 //! answer from its template, in the branch's name, as a real reply. What to answer is
 //! decided in `mod.rs`; this only words and typesets it.
 
-use super::{BranchFlow, documents_of, file_field};
+use super::BranchFlow;
 use crate::error::ProcessError;
 use crate::branch::application;
 use crate::config::Branch;
@@ -64,5 +64,25 @@ impl BranchFlow<'_> {
             from: branch.address.clone(),
             to, reply: Some(reply), attachments,
         }, self.rng, self.clock.now())?)
+    }
+}
+
+/// The documents an electronic certificate is mailed with: the key notice, the
+/// certificate, and the fee statement when it was asked for.
+pub(super) fn documents_of(c: &crate::domain::Certificate) -> Vec<DocumentKind> {
+    let mut kinds = vec![DocumentKind::Notice, DocumentKind::Certificate];
+    if c.fee_statement {
+        kinds.push(DocumentKind::Fee);
+    }
+    kinds
+}
+
+/// The completion mail's field naming a document's attachment.
+pub(super) fn file_field(kind: DocumentKind) -> &'static str {
+    match kind {
+        DocumentKind::Notice => "notice_file",
+        DocumentKind::Certificate => "certificate_file",
+        DocumentKind::Fee => "fee_file",
+        DocumentKind::Reservation => "reservation_file",
     }
 }

@@ -12,20 +12,24 @@ pub mod documents;
 pub mod issuance;
 pub mod list;
 mod draft;
+mod reply;
+mod requests;
 
-use application::change::{self, ChangeDecision};
+use draft::documents_of;
+use reply::REJECT_APPLICATION;
+
 use classify::Purpose;
 use application::{Decision, Existing, Sender, form};
 use crate::clock::{Clock, Random};
-use crate::config::{Branch, Config, Contractor};
+use crate::config::Config;
 use documents::{DocumentKind, Documents};
-use crate::intake::letter::{self, Letter};
+use crate::intake::letter::{self};
 use crate::domain::Issued;
 use crate::domain::{CertificateNumber, IssuedFee};
 use crate::error::ProcessError;
 use crate::outbound::compose::{Composer, ReplyTo};
 use crate::domain::Format;
-use crate::store::{CertificateRow, Store, StoreError, StoredMessage, Tx};
+use crate::store::{Store, StoreError, StoredMessage, Tx};
 use crate::domain::MessageOutcome;
 use serde_json::json;
 
@@ -391,258 +395,4 @@ fn reservations(tx: &Tx<'_>, app: &mut application::Application) -> Result<Optio
         };
     }
     Ok(None)
-}
-
-/// The documents an electronic certificate is mailed with: the key notice, the
-/// certificate, and the fee statement when it was asked for.
-fn documents_of(c: &crate::domain::Certificate) -> Vec<DocumentKind> {
-    let mut kinds = vec![DocumentKind::Notice, DocumentKind::Certificate];
-    if c.fee_statement {
-        kinds.push(DocumentKind::Fee);
-    }
-    kinds
-}
-
-/// The completion mail's field naming a document's attachment.
-fn file_field(kind: DocumentKind) -> &'static str {
-    match kind {
-        DocumentKind::Notice => "notice_file",
-        DocumentKind::Certificate => "certificate_file",
-        DocumentKind::Fee => "fee_file",
-        DocumentKind::Reservation => "reservation_file",
-    }
-}
-
-const REJECT_APPLICATION: (&str, &str) = ("rejection", "mail/rejection.txt");
-const REJECT_CHANGE: (&str, &str) = ("change_rejection", "mail/change_rejection.txt");
-
-impl BranchFlow<'_> {
-    fn hold(&self, store: &mut Store, msg: &StoredMessage, why: String) -> Result<Outcome, ProcessError> {
-        let now = self.clock.now();
-        store.write(|tx| tx.finish_message(msg.id, MessageOutcome::Held, Some(&why), now))?;
-        tracing::info!(event = "held", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), reason = %why);
-        Ok(Outcome::Held(why))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn reject(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, reply: &ReplyTo, from: &str, contractor: Option<&str>, problems: Vec<String>, warnings: Vec<String>, form: Option<&str>, (kind, template): (&'static str, &str)) -> Result<Outcome, ProcessError> {
-        let now = self.clock.now();
-        let ctx = json!({"contractor": contractor, "problems": problems, "warnings": warnings, "form": form.map(|f| crate::text::printable(f.trim()))});
-        let out = self.draft(branch, kind, template, ctx, reply, vec![from.to_string()], vec![])?;
-        let n = problems.len();
-        store.write(|tx| -> Result<(), ProcessError> {
-            tx.record_application(msg.id, &branch.office_code, "rejected", from, contractor, &json!(problems), &warnings, form, now)?;
-            tx.enqueue(&out, Some(msg.id), now)?;
-            tx.finish_message(msg.id, MessageOutcome::Rejected, Some(&problems.join("\n")), now)?;
-            Ok(())
-        })?;
-        tracing::info!(event = "rejected", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), problems = n);
-        Ok(Outcome::Rejected(n))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn reply_only(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, reply: &ReplyTo, outcome: MessageOutcome, kind: &'static str, template: &str, to: &str, ctx: serde_json::Value) -> Result<Outcome, ProcessError> {
-        let now = self.clock.now();
-        let out = self.draft(branch, kind, template, ctx, reply, vec![to.to_string()], vec![])?;
-        store.write(|tx| -> Result<(), ProcessError> {
-            tx.enqueue(&out, Some(msg.id), now)?;
-            tx.finish_message(msg.id, outcome, None, now)?;
-            Ok(())
-        })?;
-        tracing::info!(event = "replied", outcome = outcome.as_str(), mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""));
-        Ok(match outcome {
-            MessageOutcome::Duplicate => Outcome::Duplicate,
-            MessageOutcome::Resent => Outcome::Resent,
-            MessageOutcome::NoChangeNeeded => Outcome::NoChangeNeeded,
-            _ => Outcome::FormSent,
-        })
-    }
-
-    /// The same Message-ID again. If the first delivery was issued, the sender is told the
-    /// numbers (never the keys); otherwise it was already answered or held, and this copy
-    /// is only recorded.
-    #[allow(clippy::too_many_arguments)]
-    ///
-    /// The answer goes to `from`, a registered address of `contractor` (the sender's when it
-    /// is registered, the contractor's first when staff released the copy), and names only
-    /// certificates of that contractor: a copy of a message released from an untrusted
-    /// address never tells that address anything.
-    fn duplicate(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, letter: &Letter, reply: &ReplyTo, first: i64, first_outcome: Option<&str>, contractor: &Contractor, from: &str) -> Result<Outcome, ProcessError> {
-        let now = self.clock.now();
-        let first_msg = store.message(first)?;
-        let certs: Vec<CertificateRow> = store.write(|tx| tx.certificates_of_message(first))?.into_iter().filter(|c| self.belongs(c, contractor)).collect();
-        if first_outcome != Some("issued") || certs.is_empty() {
-            let detail = format!("同じ Message-ID のメール（受付番号 {first}）は処理済みです");
-            store.write(|tx| tx.finish_message(msg.id, MessageOutcome::Duplicate, Some(&detail), now))?;
-            tracing::info!(event = "duplicate", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), first = first);
-            return Ok(Outcome::Duplicate);
-        }
-        let ctx = json!({
-            "contractor": contractor.name,
-            "original_message_id": letter.message_id,
-            "original_date": first_msg.and_then(|m| chrono::DateTime::parse_from_rfc3339(&m.received_at).ok()).map(|t| crate::text::format_era(t.date_naive())),
-            "certificates": certs.iter().map(|c| json!({"product": c.latest.product.name(), "format": c.latest.format.name(), "number": c.number})).collect::<Vec<_>>(),
-        });
-        self.reply_only(store, msg, branch, reply, MessageOutcome::Duplicate, "duplicate", "mail/duplicate.txt", from, ctx)
-    }
-}
-
-impl BranchFlow<'_> {
-    /// 再送: the current version's key notice and certificate, to the registered addresses
-    /// of the certificate's contractor only, whatever address the request names. A number
-    /// that is unknown, or not this sender's contractor's, gets the same answer.
-    fn resend(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, letter: &Letter, reply: &ReplyTo, from: &str) -> Result<Outcome, ProcessError> {
-        let now = self.clock.now();
-        let number = letter.texts().flat_map(|(_, t)| crate::domain::certificate_numbers(t)).next();
-        let sender = self.config.contractor_by_email(from);
-        let found = match (&number, sender) {
-            (Some(n), Some(s)) => self.certificate_of(store, n, s)?,
-            _ => None,
-        };
-        let Some(row) = found else {
-            let ctx = json!({"number": number.as_deref().unwrap_or("（記載なし）")});
-            return self.reply_only(store, msg, branch, reply, MessageOutcome::Resent, "not_found", "mail/not_found.txt", from, ctx);
-        };
-        let contractor = sender.expect("a found certificate has the sender's contractor");
-        let c = &row.latest;
-        let mut entry = json!({"product": c.product.name(), "format": c.format.name(), "number": c.number, "project": c.project, "owner": c.owner, "electronic": c.format == Format::Electronic});
-        let mut attachments = Vec::new();
-        if c.format == Format::Electronic {
-            let key = store.key_of(&c.number, self.secrets)?;
-            let kinds = [DocumentKind::Notice, DocumentKind::Certificate];
-            for kind in kinds {
-                entry[file_field(kind)] = json!(crate::branch::documents::data::file_name(kind, c));
-            }
-            attachments = self.typeset(&kinds.map(|k| (k, c, key.as_ref())), now)?;
-        }
-        let ctx = json!({"contractor": c.jv.clone().unwrap_or_else(|| c.contractor.clone()), "c": entry});
-        let out = self.draft(branch, "resend", "mail/resend.txt", ctx, reply, contractor.emails.clone(), attachments)?;
-        store.write(|tx| -> Result<(), ProcessError> {
-            tx.enqueue(&out, Some(msg.id), now)?;
-            tx.finish_message(msg.id, MessageOutcome::Resent, Some(&row.number), now)?;
-            Ok(())
-        })?;
-        tracing::info!(event = "resent", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), number = %row.number);
-        Ok(Outcome::Resent)
-    }
-}
-
-impl BranchFlow<'_> {
-    /// 保証契約一覧: the contractor's certificates (its own and its joint ventures'),
-    /// narrowed as the body asks, in the reply's text and as a CSV, to its registered
-    /// addresses (whatever address asked).
-    fn list(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, letter: &Letter, reply: &ReplyTo, contractor: &Contractor) -> Result<Outcome, ProcessError> {
-        let now = self.clock.now();
-        let body: String = letter.texts().map(|(_, t)| t).collect::<Vec<_>>().join("\n");
-        let request = list::request(&body);
-        let mut rows = Vec::new();
-        for c in store.certificates()?.into_iter().filter(|c| self.belongs(c, contractor)) {
-            let first = store.versions(&c.number)?.first().and_then(|v| chrono::DateTime::parse_from_rfc3339(&v.issued_at).ok())
-                .map(|t| t.with_timezone(&crate::clock::jst()).date_naive()).unwrap_or(c.latest.issue_date);
-            let l = &c.latest;
-            let row = list::ListRow { number: c.number.clone(), product: l.product.name().into(), project: l.project.clone(), owner: l.owner.clone(), amount: l.amount,
-                                      format: l.format.name().into(), status: c.status, version: l.version, issued: first };
-            if request.keeps(&row) {
-                rows.push(row);
-            }
-        }
-        rows.sort_by(|a, b| a.issued.cmp(&b.issued).then(a.number.cmp(&b.number)));
-        let name = format!("保証契約一覧_{}.csv", now.format("%Y%m%d"));
-        let ctx = json!({"contractor": contractor.name, "rows": list::text_rows(&rows), "count": rows.len(), "narrowed": request.describe(), "file": name});
-        let out = self.draft(branch, "list", "mail/list.txt", ctx, reply, contractor.emails.clone(), vec![(name, list::csv(&rows))])?;
-        store.write(|tx| -> Result<(), ProcessError> {
-            tx.enqueue(&out, Some(msg.id), now)?;
-            tx.finish_message(msg.id, MessageOutcome::Listed, Some(&format!("{} certificate(s)", rows.len())), now)?;
-            Ok(())
-        })?;
-        tracing::info!(event = "listed", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), count = rows.len());
-        Ok(Outcome::Listed)
-    }
-
-    /// The certificate with this number if it is `contractor`'s (directly or as a JV's
-    /// representative). Someone else's number is treated exactly like an unknown one.
-    fn certificate_of(&self, store: &Store, number: &str, contractor: &Contractor) -> Result<Option<CertificateRow>, ProcessError> {
-        let Some(n) = CertificateNumber::parse(number) else { return Ok(None) };
-        Ok(store.certificate(&n.to_string())?.filter(|c| self.belongs(c, contractor)))
-    }
-
-    /// Whether a certificate is `contractor`'s (its own, or its joint venture's).
-    fn belongs(&self, c: &CertificateRow, contractor: &Contractor) -> bool {
-        let owner_of = self.config.contractor_by_name(&c.latest.contractor)
-            .or_else(|| c.latest.jv.as_deref().and_then(|j| self.config.joint_venture(j)).and_then(|j| self.config.contractor_by_name(&j.representative)));
-        owner_of.is_some_and(|a| a.name == contractor.name)
-    }
-
-    /// 変更申込: the changed fields over the current version, checked by the application
-    /// rules; a new version with new documents, the answer that a change of 請負金額 alone
-    /// needs no procedure, or every problem in one reply.
-    #[allow(clippy::too_many_arguments)]
-    fn change(&self, store: &mut Store, msg: &StoredMessage, branch: &Branch, letter: &Letter, reply: &ReplyTo, sender: &Sender, contractor: &Contractor) -> Result<Outcome, ProcessError> {
-        let now = self.clock.now();
-        let from = sender.from.as_str();
-        let Some(text) = letter.texts().map(|(_, t)| t).find(|t| change::has_change(t)) else {
-            let problems = vec!["変更申込：本文に【変更申込】の欄が見つかりませんでした。下記の様式でお送りください".to_string()];
-            return self.reject(store, msg, branch, reply, from, Some(&contractor.name), problems, vec![], None, REJECT_CHANGE);
-        };
-        let raw = change::parse(text);
-        let found = match raw.number.as_deref() {
-            Some(n) => self.certificate_of(store, n, contractor)?,
-            None => None,
-        };
-        let Some(row) = found else {
-            let problem = match raw.number.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
-                Some(n) => format!("保証契約番号：「{n}」に該当する保証が見つかりません。ご登録の事業者の保証契約番号をご確認ください"),
-                None => "保証契約番号：記入されていません（必須項目です）".to_string(),
-            };
-            return self.reject(store, msg, branch, reply, from, Some(&contractor.name), vec![problem], raw.warnings.clone(), Some(text), REJECT_CHANGE);
-        };
-        let issuing = self.config.branch_by_code(&row.latest.office_code).unwrap_or(branch);
-        let config = self.config;
-        let decision = store.write(|tx| {
-            let existing = TxExisting::new(tx);
-            let decision = change::decide(&raw, &row.latest, config, branch, issuing, sender, &existing, now);
-            existing.answer(decision)
-        })?;
-        let (contents, changed) = match decision {
-            ChangeDecision::Hold(why) => return self.hold(store, msg, why),
-            ChangeDecision::Reject(problems) => {
-                let lines = problems.iter().map(ToString::to_string).collect();
-                return self.reject(store, msg, branch, reply, from, Some(&contractor.name), lines, raw.warnings.clone(), Some(text), REJECT_CHANGE);
-            }
-            ChangeDecision::PriceOnly => {
-                let ctx = json!({"contractor": contractor.name, "number": row.number, "project": row.latest.project});
-                return self.reply_only(store, msg, branch, reply, MessageOutcome::NoChangeNeeded, "change_not_needed", "mail/change_not_needed.txt", from, ctx);
-            }
-            ChangeDecision::Change { contents, changed } => (contents, changed),
-        };
-        let c = &contents;
-        let electronic = c.format == Format::Electronic;
-        let mut entry = json!({"product": c.product.name(), "format": c.format.name(), "number": c.number, "label": c.change_label(), "electronic": electronic});
-        let mut attachments = Vec::new();
-        if electronic {
-            let key = store.key_of(&c.number, self.secrets)?;
-            let kinds = documents_of(c);
-            for &kind in &kinds {
-                entry[file_field(kind)] = json!(crate::branch::documents::data::file_name(kind, c));
-            }
-            let jobs: Vec<_> = kinds.into_iter().map(|k| (k, c, key.as_ref())).collect();
-            attachments = self.typeset(&jobs, now)?;
-        }
-        let ctx = json!({
-            "contractor": c.jv.clone().unwrap_or_else(|| c.contractor.clone()),
-            "project": c.project, "owner": c.owner, "c": entry, "changed": changed,
-            "reason": raw.reason, "warnings": raw.warnings,
-        });
-        let out = self.draft(branch, "change_done", "mail/change_done.txt", ctx, reply, vec![from.to_string()], attachments)?;
-        let works = application::works_key(&c.contractor, &c.owner, &c.project, c.product);
-        store.write(|tx| -> Result<(), ProcessError> {
-            tx.record_application(msg.id, &c.office_code, "changed", from, Some(&contractor.name), &json!([]), &raw.warnings, Some(text), now)?;
-            tx.append_version(c, &works, now)?;
-            tx.enqueue(&out, Some(msg.id), now)?;
-            tx.finish_message(msg.id, MessageOutcome::Changed, Some(&format!("{} {}", c.number, c.change_label().unwrap_or_default())), now)?;
-            Ok(())
-        })?;
-        tracing::info!(event = "changed", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), number = %c.number, version = c.version);
-        Ok(Outcome::Changed(c.number.clone()))
-    }
 }

@@ -5,6 +5,7 @@
 //! finished before stopping, so no message is left half done.
 
 pub mod pass;
+mod process;
 
 use crate::clock::{Clock, Random};
 use crate::config::{Config, Security};

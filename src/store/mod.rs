@@ -15,6 +15,7 @@ mod digests;
 mod messages;
 pub mod migrate;
 mod outbox;
+mod registry;
 pub mod postgres;
 mod service;
 mod sqlite;
@@ -22,7 +23,8 @@ mod state;
 mod submissions;
 mod users;
 
-pub use certificates::{CertificateRow, RegistryEntry, RegistryStore, VersionRow};
+pub use certificates::{CertificateRow, VersionRow};
+pub use registry::{RegistryEntry, RegistryStore};
 pub use db::Kind;
 pub use desk::{ActionError, ActionRow};
 pub use digests::{BranchFigures, OwnerFigures};
