@@ -9,7 +9,7 @@ mod common;
 
 use esurety::clock::Clock;
 use esurety::branch::documents::DocumentKind;
-use esurety::daemon::pass::Engine;
+use esurety::engine::Engine;
 use std::time::{Duration, Instant};
 
 fn main() {

@@ -1,8 +1,11 @@
-//! The wiring: what lives as long as the process ([`Engine`]: configuration, templates,
+//! The engine: what lives as long as the process ([`Engine`]: configuration, templates,
 //! fonts, the PDF worker, the secret) and the mail adapters a pass works with, chosen by
 //! configuration (Maildirs or IMAP, local delivery or SMTP). The pass itself is in
-//! `run.rs`, the process around it in `daemon.rs`; staff actions and digests use the
-//! engine without the pass.
+//! `daemon/pass.rs`, the process around it in `daemon/mod.rs`; staff actions, digests and
+//! the web use the engine without the pass.
+//!
+//! It stands above both flows (it holds the branch's `Documents` and the owner's
+//! `PdfReader`) and below the desk, the web and the daemon, which all start from it.
 
 use crate::config::Config;
 use crate::domain::Side;

@@ -2,17 +2,22 @@
 //!
 //! # Layout
 //!
-//! The branch side reads as the flow it automates:
-//! [`intake`] (Maildir → stored raw message → [`intake::letter::Letter`]) →
-//! [`application`] (form → `RawApplication` → rules R1–R10 → `Application`) →
-//! [`issuance`] (numbers, keys, contents) → [`documents`] (Typst PDFs) →
-//! [`outbound`] (composed mail → outbox → transport). [`branch`] runs those steps for one
-//! message; [`run`] does a pass over every mailbox; [`daemon`] keeps passing.
-//! The owner side checks number + key through [`registry`].
+//! Two organisations and what stands between them, in floors (README § Layout; the test
+//! `layout::` holds every import to a floor below its own):
+//!
+//! - the ground: [`text`], [`clock`], then [`domain`] (numbers, keys, a certificate, a
+//!   fee, the states, a pair found, a caller; no I/O);
+//! - small shared pieces: [`secrets`], [`templates`], [`tls`], [`sender_auth`], [`faults`];
+//! - [`config`], then [`store`] (one interface, `sqlite/` and `postgres/`);
+//! - the mail adapters [`intake`] and [`outbound`], the [`registry`], a flow's [`error`];
+//! - the two organisations: [`branch`] (application → issuance → documents → outbound)
+//!   and [`owner`] (submission → check → register → reply), neither importing the other;
+//! - [`engine`] (what lives as long as the process), [`desk`] (what staff do);
+//! - the front doors [`web`] and [`cli`], and the composition roots [`daemon`] and [`demo`].
 //!
 //! Pure code (form, rules, issuance decisions, key checks, text) takes values and returns
-//! values; SQLite ([`store`]), Maildirs, the clock and the random source ([`clock`]) are
-//! adapters passed in. `anyhow` lives only in [`cli`], [`daemon`], [`demo`] and `main`.
+//! values; the store, Maildirs, the clock and the random source are adapters passed in.
+//! `anyhow` lives only in [`cli`], [`daemon`], [`demo`] and `main`.
 
 pub mod branch;
 pub mod cli;

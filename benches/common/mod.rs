@@ -5,7 +5,7 @@
 use esurety::clock::{Clock, FixedClock, SeededRandom};
 use esurety::branch::documents::DocumentKind;
 use esurety::domain::{AuthKey, Certificate};
-use esurety::daemon::pass::Engine;
+use esurety::engine::Engine;
 use esurety::store::Store;
 use std::time::Duration;
 

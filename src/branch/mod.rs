@@ -5,6 +5,13 @@
 //! Outcomes (`application-form.md` § Outcomes): `issued`, `rejected`, `held` (nothing
 //! sent, flagged for staff), `form_sent` (a request for the blank form), `duplicate`
 //! (the same Message-ID delivered again: a reply pointing to what was issued).
+//!
+//! This folder is the surety company's branch side: [`application`] (the form, the rules
+//! R1–R10, a change, each product's own sections), [`issuance`] (numbers, keys, version 1),
+//! [`documents`] (the Typst PDFs), [`classify`] (what a mail is for, pure), `draft.rs` (the
+//! mails it writes), `reply.rs` (the outcomes that end in one reply or none), `requests.rs`
+//! (再送, 保証契約一覧, 変更申込) and [`list`]. It publishes to the registry and stands on the
+//! store and the mail adapters; it never imports the owner side.
 
 pub mod application;
 pub mod classify;

@@ -25,7 +25,7 @@ pub enum Command {
         /// Only one side: `branch` (the surety company and its registry) or `owner` (an
         /// owner's contracts mailboxes, checking through the company's registry).
         #[arg(long, value_enum)]
-        side: Option<crate::config::default::Side>,
+        side: Option<crate::domain::Side>,
         /// Serve the web (registry API and lookup page) on this address:port.
         #[arg(long)]
         listen: Option<String>,
@@ -186,3 +186,13 @@ pub enum RenderKind {
     Fee,
 }
 
+/// `init --side branch|owner`: the words of [`crate::domain::Side`].
+impl ValueEnum for crate::domain::Side {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[crate::domain::Side::Branch, crate::domain::Side::Owner]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}

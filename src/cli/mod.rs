@@ -1,6 +1,11 @@
 //! The command line (`cli.md`): argument parsing and one function per command. The only
 //! place besides `main` that uses `anyhow`: errors here are told to a person and end the
 //! process with a non-zero status.
+//!
+//! This folder: `args.rs` (every command and option), `mod.rs` (one function per command, or
+//! a call to the one that does it), `admin.rs` (`token`, `user`), `desk.rs` (`staff`, the
+//! desk at the terminal) and [`json`] (`--json` output). The web is not imported here: the
+//! daemon starts it.
 
 mod admin;
 mod args;
@@ -44,7 +49,7 @@ pub fn sources() -> Result<(Box<dyn Clock>, Box<dyn Random>)> {
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Init { dir, side, listen, registry_url } => {
-            if registry_url.is_some() && side != Some(crate::config::default::Side::Owner) {
+            if registry_url.is_some() && side != Some(crate::domain::Side::Owner) {
                 bail!("--registry-url is for --side owner (an owner's own deployment)");
             }
             let options = crate::config::default::InitOptions { side, listen, registry_url };
@@ -56,7 +61,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             if let Some(w) = &config.web {
                 println!("  web:           http://{}", w.listen);
             }
-            if matches!(side, Some(crate::config::default::Side::Owner)) {
+            if matches!(side, Some(crate::domain::Side::Owner)) {
                 println!("  registry:      set ESURETY_REGISTRY_TOKEN to a token from `esurety token add` at the company's registry");
             }
             Ok(0)

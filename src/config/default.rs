@@ -2,18 +2,12 @@
 //! one Maildir per address, `relay/`, and an editable copy of the templates.
 
 use super::{Config, RawConfig};
+use crate::domain::Side;
 use std::path::Path;
 
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 /// An owner's own deployment (`init --side owner`).
 pub const OWNER_CONFIG: &str = include_str!("default_owner.toml");
-
-/// One side of a deployment apart (`init --side`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Side {
-    Branch,
-    Owner,
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct InitOptions {

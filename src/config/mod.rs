@@ -3,6 +3,11 @@
 //! `RawConfig` only checks shape (`deny_unknown_fields`: a typo is an error naming the key);
 //! [`Config::from_raw`] checks meaning (dates, office codes, cross references) and resolves
 //! every path against the config file's folder. Everything downstream takes `&Config`.
+//!
+//! This folder: `raw.rs` (the shape), `validate.rs` (the meaning), `mail.rs` (mailboxes and
+//! servers), `web.rs` (`[web]`, `[[registries]]`), `contracts.rs` (an owner's contract
+//! list), `store.rs` (where the store is), [`schedule`] (the daemon's jobs) and [`default`]
+//! (the embedded default that `esurety init` writes).
 
 pub mod contracts;
 pub mod default;

@@ -1,8 +1,13 @@
-//! `esurety run`: the process around [`crate::daemon::pass::Engine`]. Takes the store's lock so two
-//! processes on one configuration never both work (the second refuses to start), prints a
+//! `esurety run`: the process around [`crate::engine::Engine`]. Takes the store's lock so
+//! two processes on one configuration never both work (the second refuses to start), prints a
 //! health line, then passes over the mailboxes: at once when an IMAP mailbox reports new
 //! mail through IDLE, else every `poll_seconds`. On SIGINT/SIGTERM the pass in hand is
 //! finished before stopping, so no message is left half done.
+//!
+//! This folder is the daemon, the composition root with `demo/` and `main.rs`: `mod.rs` the
+//! process (the store's lock, signals, the schedule, the web server started beside the
+//! passes), [`pass`] one pass (take, process, mark, deliver) and `process.rs` its second
+//! step. The schedule's cron expressions are configuration (`config/schedule.rs`).
 
 pub mod pass;
 mod process;

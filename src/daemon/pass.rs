@@ -21,7 +21,7 @@ use crate::intake::{MailboxError, Mark};
 use crate::outbound::{DeliveryReport, deliver};
 use crate::store::{Store, StoreError};
 use crate::domain::{MessageOutcome, Side};
-pub use crate::engine::{Adapters, Engine, SetupError};
+use crate::engine::{Adapters, Engine, SetupError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

@@ -3,6 +3,11 @@
 //! rejected with a reason that is mailed; paper certificates are typeset for printing and
 //! marked printed; mail given up on is retried. Every action is recorded with who did it
 //! and when (`staff_actions`), in the transaction that does it.
+//!
+//! This folder is what staff do, the same functions for the command line (`esurety staff`,
+//! `esurety render`) and the web desk (`web/desk/`): `mod.rs` the actions, [`digest`] the
+//! mails to staff (the daily digest, a mail given up on), [`users`] the desk's users, roles,
+//! passwords and sessions. The store keeps what they record (`store/desk.rs`).
 
 pub mod digest;
 pub mod users;

@@ -2,6 +2,9 @@
 //! a mail client shows; [`letter`] reads raw bytes into a [`letter::Letter`] (sender,
 //! subject, every text and PDF found in the MIME tree). The store keeps the raw bytes
 //! before anything else happens; the branch and owner flows take the `Letter` from there.
+//!
+//! This folder holds adapters only (`maildir.rs`, `imap.rs`) and the reader of a message
+//! ([`letter`]); what a message means is decided by the branch's and owner's flows.
 
 pub mod imap;
 pub mod letter;

@@ -2,6 +2,9 @@
 //! RFC 5322 message (wording from the templates, PDFs attached, a real reply's headers);
 //! the store keeps it in the outbox in the same transaction as the outcome; [`deliver`]
 //! hands what is due to a [`Transport`] and records per recipient what was accepted.
+//!
+//! This folder holds the composer and the transports only (`maildir.rs`, `smtp.rs`); what
+//! to answer is decided by the flows, the desk and the digests.
 
 pub mod compose;
 pub mod maildir;

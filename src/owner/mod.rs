@@ -2,6 +2,11 @@
 //! A message without a number/key pair is not a submission: it is left exactly as it was
 //! and only a log line tells of it (its content is not kept). A submission's register
 //! entries, the registry's failure counts and the reply commit in one transaction.
+//!
+//! This folder is the owner's side: [`submission`] (every number/key pair in a message:
+//! PDFs at any depth through the PDF worker, bodies, forwards) and [`check`](mod@check) (the checks of
+//! `owner-side.md`, pure). It asks through the [`crate::registry::Registry`] interface (the
+//! company's registry, local or remote) and never imports the branch side.
 
 pub mod check;
 pub mod submission;

@@ -6,6 +6,11 @@
 //! the window the number answers `locked` to that caller (even for the right key) until
 //! the window has passed. Other callers' failures never lock a caller out: many callers
 //! failing on one number are logged for staff (`registry_number_alert`) instead.
+//!
+//! This folder is the registry: `mod.rs` the answer, the lockout and the [`Registry`]
+//! interface the owner side asks ([`LocalRegistry`] on the company's own store),
+//! [`remote`] the same asked of a company's registry over HTTPS, [`json`] the answer as
+//! `cli.md` and the API give it, and [`tokens`] owner systems' API tokens.
 
 pub mod json;
 pub mod remote;

@@ -7,6 +7,10 @@
 //! Schema changes are versioned migrations, numbered alike on both databases. Writes that
 //! belong together (an outcome, its certificates, its registry entries and its outgoing
 //! mail) happen in one transaction, so a crash leaves either all of them or none.
+//!
+//! Longer than 400 lines: the interface (`Store`, `Tx`, `StoreError`, batches, leases and
+//! locks) reads as one, and its own tests take the last hundred lines; what each table
+//! holds is in a file of its own beside it.
 
 mod certificates;
 pub(crate) mod db;

@@ -14,6 +14,7 @@ mod desk;
 pub mod desk_web;
 mod fixtures;
 mod fuzz_regressions;
+mod layout;
 mod hostile;
 mod lists;
 pub mod mail_servers;

@@ -3,6 +3,10 @@
 //!
 //! Every broken rule is one [`Problem`] naming the field by its label in the form; all of
 //! them are collected, never only the first.
+//!
+//! Longer than 400 lines: the ten rules stand in one file in the order of the spec, so
+//! that one reading checks them all; each product's own sections are in `bid_bond.rs` and
+//! `intermediate.rs`.
 
 use super::form::{RawApplication, RawProduct};
 use super::{Application, Contact, ProductRequest};

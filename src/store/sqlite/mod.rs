@@ -1,5 +1,5 @@
 //! SQLite: one file (WAL), the embedded default. One daemon at a time writes it (the lock
-//! file of `daemon.rs`); `esurety serve` and the CLI may read and write beside it.
+//! file of `daemon/mod.rs`); `esurety serve` and the CLI may read and write beside it.
 
 use super::db::{Row, Value};
 use super::{Result, StoreError};
