@@ -30,6 +30,7 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod faults;
+pub mod health;
 pub mod intake;
 pub mod outbound;
 pub mod owner;

@@ -2,7 +2,8 @@
 # Every test of esurety. Works on a fresh Debian machine as root with nothing done first:
 # installs what the tests need when it is missing (a C compiler for SQLite; Dovecot,
 # Postfix and OpenSSL for the tests against real mail servers; Chromium, its WebDriver and
-# a Japanese font for the tests of the web pages in a real browser; PostgreSQL for the
+# a Japanese font for the tests of the web pages in a real browser; Prometheus and its
+# promtool for the metrics; PostgreSQL for the
 # company's store), then runs the suite twice: on SQLite files, and on PostgreSQL (a
 # cluster of the tests' own on loopback, stopped at the end).
 set -eu
@@ -13,6 +14,7 @@ command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 command -v dovecot >/dev/null 2>&1 && [ -x /usr/lib/dovecot/imap ] && [ -x /usr/lib/dovecot/lmtp ] || need="$need dovecot-core dovecot-imapd dovecot-lmtpd"
 command -v postfix >/dev/null 2>&1 || need="$need postfix"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || need="$need prometheus"
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
 command -v chromedriver >/dev/null 2>&1 || need="$need chromium-driver"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"

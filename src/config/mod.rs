@@ -64,6 +64,8 @@ pub struct Config {
     pub sides: Sides,
     /// The web server (the registry's API and lookup page).
     pub web: Option<WebConfig>,
+    /// `[metrics] listen`: where `GET /metrics` is served (absent: not served).
+    pub metrics: Option<String>,
     /// The registries an owner's own deployment checks through; empty: this store's.
     pub registries: Vec<RegistryConfig>,
     pub registry_wait_hours: u32,
@@ -114,11 +116,13 @@ pub struct Limits {
     /// Number/key pairs checked per submission (distinct numbers). A message with more is
     /// not a submission anyone makes: it is left to the owner's staff, nothing checked.
     pub max_pairs: usize,
+    /// `/readyz` answers 503 once the oldest mail waiting in the outbox is older than this.
+    pub outbox_stale_minutes: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_message_mib: 30, max_parts: 500, max_depth: 10, pdf_max_mib: 20, pdf_max_pages: 50, pdf_seconds: 10, pdf_memory_mib: 1024, max_pairs: 20 }
+        Limits { max_message_mib: 30, max_parts: 500, max_depth: 10, pdf_max_mib: 20, pdf_max_pages: 50, pdf_seconds: 10, pdf_memory_mib: 1024, max_pairs: 20, outbox_stale_minutes: 60 }
     }
 }
 

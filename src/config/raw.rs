@@ -39,6 +39,7 @@ pub struct RawConfig {
     pub sender_auth: Option<RawSenderAuth>,
     pub dkim: Option<RawDkim>,
     pub web: Option<super::web::RawWeb>,
+    pub metrics: Option<super::web::RawMetrics>,
     #[serde(default)]
     pub registries: Vec<super::web::RawRegistry>,
     /// Hours a submission may wait for an unreachable registry before staff are told.

@@ -183,7 +183,7 @@ impl Config {
         });
         let limits = raw.limits;
         for (name, v) in [("max_message_mib", limits.max_message_mib), ("max_parts", limits.max_parts as u64), ("max_depth", limits.max_depth as u64),
-                          ("pdf_max_mib", limits.pdf_max_mib), ("pdf_max_pages", limits.pdf_max_pages as u64), ("pdf_seconds", limits.pdf_seconds), ("pdf_memory_mib", limits.pdf_memory_mib), ("max_pairs", limits.max_pairs as u64)] {
+                          ("pdf_max_mib", limits.pdf_max_mib), ("pdf_max_pages", limits.pdf_max_pages as u64), ("pdf_seconds", limits.pdf_seconds), ("pdf_memory_mib", limits.pdf_memory_mib), ("max_pairs", limits.max_pairs as u64), ("outbox_stale_minutes", limits.outbox_stale_minutes)] {
             if v == 0 {
                 problems.push(format!("limits.{name} must be above 0"));
             }
@@ -193,6 +193,7 @@ impl Config {
         }
         let web = raw.web.map(|w| web::web(w, &base, &mut problems));
         let registries = web::registries(raw.registries, &base, &mut problems);
+        let metrics = raw.metrics.map(|m| web::metrics(m, &mut problems));
         if registries.is_empty() && sides.owner && !sides.branch && problems.is_empty() {
             problems.push("registries: an owner side on its own checks through the issuers' registries: add [[registries]] (issuer, url, token_env)".into());
         }
@@ -211,6 +212,7 @@ impl Config {
         Ok(Config {
             sides,
             web,
+            metrics,
             registries,
             registry_wait_hours: raw.registry_wait_hours.unwrap_or(4),
             limits,

@@ -44,6 +44,23 @@ pub struct RawWeb {
     pub page_per_minute: Option<u32>,
 }
 
+/// `[metrics]`: Prometheus' `GET /metrics` on a listener of its own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// `host:port`, loopback by default in the embedded default (`127.0.0.1:9464`).
+    pub listen: String,
+}
+
+/// The metrics listener's address, checked like `[web] listen`: it carries no secret, but
+/// says much about the company's traffic, so a non-loopback address must be meant.
+pub fn metrics(raw: RawMetrics, problems: &mut Vec<String>) -> String {
+    if raw.listen.parse::<SocketAddr>().is_err() {
+        problems.push(format!("metrics.listen: \"{}\" is not an address:port such as \"127.0.0.1:9464\"", raw.listen));
+    }
+    raw.listen
+}
+
 /// `[web]`, validated.
 #[derive(Debug, Clone)]
 pub struct WebConfig {

@@ -72,13 +72,24 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
         return Ok(report);
     }
 
+    let health = Arc::new(crate::health::Health::default());
+    let watched: Vec<String> = engine.watched().into_iter().map(|(a, _)| a).collect();
     let wake = Arc::new(Notify::new());
     let stop = Arc::new(AtomicBool::new(false));
     let mut signals = StopSignals::register(&rt)?;
     // The web server (`[web]`) runs beside the passes and stops with them.
     let (web_stop, mut web_stopped) = tokio::sync::watch::channel(false);
     let web = match engine.config.web {
-        Some(_) => Some(crate::web::start(engine.clone(), shared_clock.clone(), rt.handle(), async move {
+        Some(_) => {
+            let mut stopped = web_stopped.clone();
+            Some(crate::web::start(engine.clone(), shared_clock.clone(), health.clone(), rt.handle(), async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })?)
+        }
+        None => None,
+    };
+    let metrics = match &engine.config.metrics {
+        Some(listen) => Some(crate::web::metrics::start(listen, engine.config.store.clone(), shared_clock.clone(), rt.handle(), async move {
             let _ = web_stopped.wait_for(|s| *s).await;
         })?),
         None => None,
@@ -109,6 +120,7 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
                 Ok(s) => {
                     store = s;
                     reopen = false;
+                    metrics::counter!("esurety_store_reconnects_total").increment(1);
                 }
                 Err(e) => tracing::error!(event = "store_reopen_failed", error = %e),
             }
@@ -130,8 +142,13 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
             jobs = wait_for_job(&rt, &engine, &wake, clock, None);
             continue;
         }
-        let wait = match engine.run_once(&mut store, &mut adapters, clock, rng) {
+        let began = std::time::Instant::now();
+        let pass = engine.run_once(&mut store, &mut adapters, clock, rng);
+        metrics::histogram!("esurety_pass_seconds").record(began.elapsed().as_secs_f64());
+        let next = engine.config.schedule.next(clock.now()).map_or(Duration::from_secs(3600), |(at, _)| (at - clock.now()).to_std().unwrap_or_default());
+        let wait = match pass {
             Ok(report) => {
+                health.pass_done(&watched, &report.mailbox_errors, next, clock.now());
                 if report.stored + report.delivery.sent + report.delivery.retrying + report.delivery.failed > 0 || !report.unavailable.is_empty() {
                     eprintln!("esurety: {}", summary(&report));
                 }
@@ -145,6 +162,8 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
                 // new work until it can; nothing already accepted is lost.
                 tracing::error!(event = "pass_failed", error = %e);
                 reopen = matches!(&e, crate::daemon::pass::RunError::Store(se) if se.is_unwritable());
+                let all: Vec<(String, String)> = watched.iter().map(|a| (a.clone(), format!("the pass failed: {e}"))).collect();
+                health.pass_done(&watched, &all, backoff, clock.now());
                 eprintln!("esurety: the pass failed, trying again in {}s: {e}", backoff.as_secs());
                 let w = backoff;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
@@ -157,6 +176,9 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
         jobs = wait_for_job(&rt, &engine, &wake, clock, wait);
     }
     let _ = web_stop.send(true);
+    if let Some(m) = metrics {
+        let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), m.task).await });
+    }
     if let Some(web) = web {
         // Requests in flight finish (each is short); the server then closes.
         let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(15), web.task).await });
@@ -198,7 +220,16 @@ pub fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<()> {
     drop(open_store(&config.store, false)?);
     let engine = Arc::new(Engine::new(config)?);
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let web = crate::web::start(engine, clock, rt.handle(), async move {
+    let metrics = match &engine.config.metrics {
+        Some(listen) => {
+            let mut stopped = stopped.clone();
+            Some(crate::web::metrics::start(listen, engine.config.store.clone(), clock.clone(), rt.handle(), async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })?)
+        }
+        None => None,
+    };
+    let web = crate::web::start(engine, clock, Arc::default(), rt.handle(), async move {
         let _ = stopped.wait_for(|s| *s).await;
     })?;
     rt.block_on(async {
@@ -207,6 +238,9 @@ pub fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<()> {
         // Requests in flight finish; a client that holds its connection open does not
         // hold up the stop for more than 10 s.
         let _ = tokio::time::timeout(Duration::from_secs(15), web.task).await;
+        if let Some(m) = metrics {
+            let _ = tokio::time::timeout(Duration::from_secs(5), m.task).await;
+        }
     });
     eprintln!("esurety: stopped");
     Ok(())

@@ -50,6 +50,8 @@ pub struct RunReport {
     pub deferred: usize,
     /// Mailboxes that could not be reached in this pass (tried again next pass).
     pub unavailable: Vec<String>,
+    /// The same mailboxes with why each could not be read (for `/readyz`).
+    pub mailbox_errors: Vec<(String, String)>,
     pub delivery: DeliveryReport,
     /// How long each step of the pass took (store, process, mark, send), for the log.
     pub timing: Timing,
@@ -79,6 +81,7 @@ impl Engine {
                 Err(MailboxError::Unavailable(e)) => {
                     tracing::warn!(event = "mailbox_unavailable", mailbox = %mb.address(), error = %e);
                     report.unavailable.push(mb.address().to_string());
+                    report.mailbox_errors.push((mb.address().to_string(), e.to_string()));
                 }
             }
         }

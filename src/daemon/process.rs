@@ -133,15 +133,7 @@ impl Engine {
                 }
                 other => other.map_err(Stop::from)?,
             };
-            match outcome {
-                OwnerOutcome::Ignored => report.ignored += 1,
-                OwnerOutcome::Duplicate => report.replied += 1,
-                OwnerOutcome::Checked { accepted, rejected } => {
-                    report.submissions += 1;
-                    report.accepted += accepted;
-                    report.refused += rejected;
-                }
-            }
+            count_owner(report, &outcome);
             crate::faults::point("processed");
             return Ok(None);
         }
@@ -177,13 +169,7 @@ impl Engine {
         };
         if msg.side == Side::Owner {
             match guarded(|| owner_flow.process(store, &msg)) {
-                Ok(OwnerOutcome::Ignored) => report.ignored += 1,
-                Ok(OwnerOutcome::Duplicate) => report.replied += 1,
-                Ok(OwnerOutcome::Checked { accepted, rejected }) => {
-                    report.submissions += 1;
-                    report.accepted += accepted;
-                    report.refused += rejected;
-                }
+                Ok(outcome) => count_owner(report, &outcome),
                 Err(ProcessError::Store(e)) if e.stops_the_pass() => return Err(e.into()),
                 Err(ProcessError::Store(StoreError::Finished(_))) => return Ok(()),
                 Err(ProcessError::Deferred(_)) => {
@@ -195,6 +181,7 @@ impl Engine {
                     // Our fault on this message: leave it to the people of the mailbox.
                     tracing::error!(event = "process_failed", mailbox = %msg.mailbox, message_id = msg.message_id.as_deref().unwrap_or(""), error = %e);
                     report.errors += 1;
+                    metrics::counter!("esurety_messages_total", "side" => "owner", "outcome" => "error").increment(1);
                     self.finish_failed(store, msg.id, MessageOutcome::Error, &e.to_string(), clock)?;
                 }
             }
@@ -250,7 +237,14 @@ impl Engine {
     }
 }
 
+/// Counts a branch message's outcome, in the pass's report and in the metrics.
 fn count(report: &mut RunReport, outcome: &Outcome) {
+    metrics::counter!("esurety_messages_total", "side" => "branch", "outcome" => outcome.name()).increment(1);
+    if let Outcome::Issued(numbers) = outcome {
+        for n in numbers.iter().filter_map(|n| crate::domain::CertificateNumber::parse(n)) {
+            metrics::counter!("esurety_certificates_issued_total", "product" => n.product.name()).increment(1);
+        }
+    }
     match outcome {
         Outcome::Issued(_) => report.issued += 1,
         Outcome::Rejected(_) => report.rejected += 1,
@@ -302,4 +296,25 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, ProcessError>) -> Result<T, ProcessE
         let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "a panic".into());
         Err(ProcessError::Bug(what))
     })
+}
+
+/// Counts an owner message's outcome, in the pass's report and in the metrics.
+fn count_owner(report: &mut RunReport, outcome: &OwnerOutcome) {
+    let word = match outcome {
+        OwnerOutcome::Ignored => {
+            report.ignored += 1;
+            "ignored"
+        }
+        OwnerOutcome::Duplicate => {
+            report.replied += 1;
+            "duplicate"
+        }
+        OwnerOutcome::Checked { accepted, rejected } => {
+            report.submissions += 1;
+            report.accepted += accepted;
+            report.refused += rejected;
+            "submission"
+        }
+    };
+    metrics::counter!("esurety_messages_total", "side" => "owner", "outcome" => word).increment(1);
 }

@@ -166,7 +166,7 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     // The company serves its registry; the water authority runs its own deployment.
     let (stop_web, mut web_stopped) = tokio::sync::watch::channel(false);
     let fixed: std::sync::Arc<dyn Clock> = std::sync::Arc::new(crate::clock::FixedClock::new(clock.now()));
-    let serving = crate::web::start(engine.clone(), fixed, rt.handle(), async move {
+    let serving = crate::web::start(engine.clone(), fixed, std::sync::Arc::default(), rt.handle(), async move {
         let _ = web_stopped.wait_for(|s| *s).await;
     })?;
     let (token, hash) = crate::registry::tokens::new_token(rng);

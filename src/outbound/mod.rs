@@ -113,6 +113,7 @@ fn deliver_one(store: &Store, transport: &dyn Transport, clock: &dyn Clock, row:
         tracing::error!(event = "send_failed", outbox = row.id, message_id = %row.message_id, error = "no recipient can be read");
         store.mark_attempt_failed(row.id, "no recipient can be read from the stored mail", true, clock.now())?;
         report.failed += 1;
+        metrics::counter!("esurety_deliveries_total", "result" => "failed").increment(1);
         return Ok(());
     }
     let raw = store.raw_of(row.id)?;
@@ -156,6 +157,7 @@ fn deliver_one(store: &Store, transport: &dyn Transport, clock: &dyn Clock, row:
         store.mark_sent(row.id, clock.now())?;
         tracing::info!(event = "sent", outbox = row.id, message_id = %row.message_id, kind = %row.kind, recipients = row.recipients.len());
         report.sent += 1;
+        metrics::counter!("esurety_deliveries_total", "result" => "sent").increment(1);
         return Ok(());
     }
     // Retried while any recipient's failure is temporary; given up when only refusals remain.
@@ -163,6 +165,7 @@ fn deliver_one(store: &Store, transport: &dyn Transport, clock: &dyn Clock, row:
     let error = temporary.into_iter().chain(refused).collect::<Vec<_>>().join("; ");
     store.mark_attempt_failed(row.id, &error, permanent, clock.now())?;
     if permanent { report.failed += 1 } else { report.retrying += 1 }
+    metrics::counter!("esurety_deliveries_total", "result" => if permanent { "failed" } else { "retrying" }).increment(1);
     Ok(())
 }
 

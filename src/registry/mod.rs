@@ -225,6 +225,15 @@ pub fn check_keys(number: &str, caller: Caller<'_>) -> Vec<String> {
 /// (number, `asked_for`), so asking again for the same message never counts twice.
 #[allow(clippy::too_many_arguments)]
 pub fn verify(store: &dyn RegistryStore, secrets: &Secrets, number: &str, key: &str, caller: Caller<'_>, asked_for: Option<&str>, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Verification> {
+    let v = answer(store, secrets, number, key, caller, asked_for, now, lockout)?;
+    let who = if caller.via_token() { "api" } else if caller.address.is_some() { "page" } else if caller.sender.is_some() { "owner_side" } else { "cli" };
+    metrics::counter!("esurety_registry_checks_total", "result" => v.result(), "caller" => who).increment(1);
+    Ok(v)
+}
+
+/// The answer itself, uncounted (see [`verify`]).
+#[allow(clippy::too_many_arguments)]
+fn answer(store: &dyn RegistryStore, secrets: &Secrets, number: &str, key: &str, caller: Caller<'_>, asked_for: Option<&str>, now: DateTime<FixedOffset>, lockout: Lockout) -> Result<Verification> {
     let (Some(number), Some(key)) = (CertificateNumber::parse(number), AuthKey::parse(key)) else {
         return Ok(Verification::Malformed);
     };

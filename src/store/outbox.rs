@@ -66,6 +66,17 @@ impl Store {
         self.outbox_where("TRUE")
     }
 
+    /// How many mails wait in the outbox, and when the oldest of them was written (what
+    /// `/readyz` and `/metrics` report).
+    pub fn outbox_backlog(&self) -> Result<(u64, Option<DateTime<FixedOffset>>)> {
+        let (n, oldest) = self.conn.query_row("SELECT count(*), min(created_at) FROM outbox WHERE status = 'pending'", (), |r| Ok((r.get::<i64>(0)?, r.get::<Option<String>>(1)?)))?;
+        let oldest = match oldest {
+            Some(t) => Some(DateTime::parse_from_rfc3339(&t).map_err(|e| super::StoreError::Corrupt(format!("outbox.created_at {t}: {e}")))?),
+            None => None,
+        };
+        Ok((n.max(0) as u64, oldest))
+    }
+
     /// One outgoing message by its Message-ID.
     pub fn outbox_row(&self, message_id: &str) -> Result<Option<OutboxRow>> {
         self.conn.query_row(&format!("SELECT {COLUMNS} FROM outbox WHERE message_id = ?1"), [message_id], row).optional()

@@ -6,8 +6,10 @@
 mod api;
 mod checker;
 mod desk;
+mod health;
 pub mod limit;
 mod lookup;
+pub mod metrics;
 
 use crate::clock::Clock;
 use crate::config::WebConfig;
@@ -35,6 +37,8 @@ pub struct App {
     desk: desk::Stores,
     /// Password checks running at once (see [`LOGINS_AT_ONCE`]).
     logins: tokio::sync::Semaphore,
+    /// The daemon's passes, as `/readyz` reports them.
+    health: Arc<crate::health::Health>,
 }
 
 
@@ -108,7 +112,7 @@ pub struct Serving {
 
 /// Binds `[web]` and serves it on `rt` until `stop` completes; requests in flight finish
 /// (for at most 10 s). Prints `listening on URL` on standard error.
-pub fn start(engine: Arc<Engine>, clock: Arc<dyn Clock>, rt: &tokio::runtime::Handle, stop: impl Future<Output = ()> + Send + 'static) -> Result<Serving, SetupError> {
+pub fn start(engine: Arc<Engine>, clock: Arc<dyn Clock>, health: Arc<crate::health::Health>, rt: &tokio::runtime::Handle, stop: impl Future<Output = ()> + Send + 'static) -> Result<Serving, SetupError> {
     let web = engine.config.web.clone().ok_or_else(|| SetupError("no [web] in the configuration: add [web] listen = \"127.0.0.1:8080\"".into()))?;
     let templates = crate::templates::TemplateSet::load(engine.config.templates.as_deref()).map_err(|e| SetupError(e.to_string()))?;
     let pages = pages(&templates).map_err(SetupError)?;
@@ -119,7 +123,7 @@ pub fn start(engine: Arc<Engine>, clock: Arc<dyn Clock>, rt: &tokio::runtime::Ha
     let url = format!("{scheme}://{local}");
     let tls = web.tls.as_ref().map(|(cert, key)| tls_acceptor(cert, key)).transpose()?;
     let desk = desk::Stores::new(engine.config.store.clone(), crate::store::Store::open(&engine.config.store).map_err(|e| SetupError(e.to_string()))?);
-    let app = Arc::new(App { engine, clock, checker, pages, limiter: limit::RateLimiter::default(), web, desk, logins: tokio::sync::Semaphore::new(LOGINS_AT_ONCE) });
+    let app = Arc::new(App { engine, clock, checker, pages, limiter: limit::RateLimiter::default(), web, desk, logins: tokio::sync::Semaphore::new(LOGINS_AT_ONCE), health });
     let app_proxies = app.web.trusted_proxies.clone();
     let router = router(app);
     let proxies = app_proxies;
@@ -234,6 +238,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(desk::routes())
+        .merge(health::routes())
         .merge(lookup::routes())
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))

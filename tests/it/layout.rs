@@ -22,7 +22,7 @@ const FLOORS: &[&[&str]] = &[
     &["registry"],
     &["error"],
     &["branch", "owner"],
-    &["engine"],
+    &["engine", "health"],
     &["desk"],
     &["web"],
     &["daemon"],

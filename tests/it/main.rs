@@ -15,6 +15,7 @@ pub mod desk_web;
 mod fixtures;
 mod fuzz_regressions;
 mod layout;
+mod operations;
 mod hostile;
 mod lists;
 pub mod mail_servers;
