@@ -9,8 +9,12 @@
 //! passes), [`pass`] one pass (take, process, mark, deliver) and `process.rs` its second
 //! step. The schedule's cron expressions are configuration (`config/schedule.rs`).
 
+mod notify;
 pub mod pass;
 mod process;
+mod serve;
+
+pub use serve::serve;
 
 use crate::clock::{Clock, Random};
 use crate::config::{Config, Security};
@@ -52,14 +56,11 @@ pub fn lock(config: &Config) -> Result<InstanceLock> {
 
 pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: Arc<dyn Clock>, rng: &dyn Random) -> Result<RunReport> {
     let clock = shared_clock.as_ref();
-    if let Some(secs) = interval {
-        let s = &config.schedule.text;
-        config.schedule = crate::config::schedule::Jobs::parse(&crate::config::schedule::every_seconds(secs), &s[1].1, &s[2].1).map_err(anyhow::Error::msg)?;
-    }
+    with_interval(&mut config, interval).map_err(anyhow::Error::msg)?;
     let _lock = lock(&config)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut store = open_store(&config.store, once)?;
-    let engine = Arc::new(Engine::new(config)?);
+    let mut engine = Arc::new(Engine::new(config)?);
     let sealed = store.seal_legacy_keys(&engine.secrets, rng)?;
     if sealed > 0 {
         eprintln!("esurety: sealed {sealed} key(s) an earlier version kept in clear; the registry's hashes of them are now keyed by the secret");
@@ -73,10 +74,15 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
     }
 
     let health = Arc::new(crate::health::Health::default());
-    let watched: Vec<String> = engine.watched().into_iter().map(|(a, _)| a).collect();
+    let mut watched: Vec<String> = engine.watched().into_iter().map(|(a, _)| a).collect();
     let wake = Arc::new(Notify::new());
     let stop = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(AtomicBool::new(false));
     let mut signals = StopSignals::register(&rt)?;
+    let mut hangups = {
+        let _in = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?
+    };
     // The web server (`[web]`) runs beside the passes and stops with them.
     let (web_stop, mut web_stopped) = tokio::sync::watch::channel(false);
     let web = match engine.config.web {
@@ -94,24 +100,60 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
         })?),
         None => None,
     };
-    if let Some(server) = engine.config.mail.imap.clone() {
-        for account in engine.config.mail.accounts.clone() {
-            rt.spawn(watch(server.clone(), account, wake.clone()));
-        }
-    }
+    let mut watchers = watch_all(&rt, &engine, &wake);
     {
         let (wake, stop) = (wake.clone(), stop.clone());
         rt.spawn(async move {
             signals.recv().await;
+            notify::stopping();
             stop.store(true, Ordering::SeqCst);
             wake.notify_one();
         });
     }
+    {
+        let (wake, reload) = (wake.clone(), reload.clone());
+        rt.spawn(async move {
+            while hangups.recv().await.is_some() {
+                reload.store(true, Ordering::SeqCst);
+                wake.notify_one();
+            }
+        });
+    }
+    let watchdog = notify::watchdog_every();
+    let mut ready = false;
     let mut total = RunReport::default();
     let mut backoff = Duration::from_secs(1);
     let mut jobs = vec![Job::Poll];
     let mut reopen = false;
     while !stop.load(Ordering::SeqCst) {
+        // SIGHUP: the configuration and templates read again; one that does not validate
+        // (or cannot be set up) is refused and the one in use stays.
+        if reload.swap(false, Ordering::SeqCst) {
+            notify::reloading();
+            match reloaded(&engine, interval).and_then(|next| Ok((next.adapters(rt.handle()).map_err(|e| e.to_string())?, next))) {
+                Ok((next_adapters, next)) => {
+                    let next = Arc::new(next);
+                    if let Some(server) = &web
+                        && let Err(e) = server.reload(next.clone(), shared_clock.clone(), health.clone())
+                    {
+                        tracing::error!(event = "web_reload_failed", error = %e);
+                        eprintln!("esurety: the web server keeps its configuration: {e}");
+                    }
+                    engine = next;
+                    adapters = next_adapters;
+                    watched = engine.watched().into_iter().map(|(a, _)| a).collect();
+                    watchers.iter().for_each(|w| w.abort());
+                    watchers = watch_all(&rt, &engine, &wake);
+                    tracing::info!(event = "reloaded", config = %engine.config.path.display());
+                    eprintln!("esurety: configuration and templates reloaded from {}", engine.config.path.display());
+                }
+                Err(e) => {
+                    tracing::error!(event = "reload_refused", error = %e);
+                    eprintln!("esurety: the configuration was not reloaded, the one in use stays: {e}");
+                }
+            }
+            notify::ready("reloaded");
+        }
         // After the store could not be written, the next try opens it again: SQLite opens a
         // file it cannot write read-only, and such a connection stays so after the disk
         // has room again or its file system is writable again.
@@ -139,7 +181,7 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
             if let Err(e) = engine.sweep_outbox(&mut store, &mut adapters, clock, rng) {
                 tracing::error!(event = "outbox_sweep_failed", error = %e);
             }
-            jobs = wait_for_job(&rt, &engine, &wake, clock, None);
+            jobs = wait_for_job(&rt, &engine, &wake, clock, None, watchdog);
             continue;
         }
         let began = std::time::Instant::now();
@@ -170,10 +212,15 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
                 Some(w)
             }
         };
+        if !ready {
+            ready = true;
+            notify::ready(&format!("watching {} mailbox(es)", watched.len()));
+        }
+        notify::watchdog();
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        jobs = wait_for_job(&rt, &engine, &wake, clock, wait);
+        jobs = wait_for_job(&rt, &engine, &wake, clock, wait, watchdog);
     }
     let _ = web_stop.send(true);
     if let Some(m) = metrics {
@@ -187,21 +234,47 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
     Ok(total)
 }
 
+/// `--interval SECS` in place of the configured poll schedule.
+fn with_interval(config: &mut Config, interval: Option<u64>) -> Result<(), String> {
+    if let Some(secs) = interval {
+        let s = &config.schedule.text;
+        config.schedule = crate::config::schedule::Jobs::parse(&crate::config::schedule::every_seconds(secs), &s[1].1, &s[2].1)?;
+    }
+    Ok(())
+}
+
+/// The engine of the configuration file as it is now, for a reload. Another store is
+/// refused (the store is the one thing a running daemon cannot leave).
+pub(super) fn reloaded(engine: &Engine, interval: Option<u64>) -> Result<Engine, String> {
+    let mut config = Config::load(&engine.config.path).map_err(|e| e.to_string())?;
+    with_interval(&mut config, interval)?;
+    if config.store != engine.config.store {
+        return Err(format!("store: {} is not the store in use ({}); another store needs a restart", config.store, engine.config.store));
+    }
+    Engine::new(config).map_err(|e| e.to_string())
+}
+
+/// An IDLE watcher per IMAP account (none on Maildirs).
+fn watch_all(rt: &tokio::runtime::Runtime, engine: &Engine, wake: &Arc<Notify>) -> Vec<tokio::task::JoinHandle<()>> {
+    let Some(server) = engine.config.mail.imap.clone() else { return Vec::new() };
+    engine.config.mail.accounts.iter().map(|account| rt.spawn(watch(server.clone(), account.clone(), wake.clone()))).collect()
+}
+
 /// SIGTERM and SIGINT, registered now (before anything says it is listening), so a stop
 /// sent at any moment after is a clean stop and never the default, abrupt one.
-struct StopSignals {
+pub(super) struct StopSignals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
 }
 
 impl StopSignals {
-    fn register(rt: &tokio::runtime::Runtime) -> Result<StopSignals> {
+    pub(super) fn register(rt: &tokio::runtime::Runtime) -> Result<StopSignals> {
         let _in = rt.enter();
         use tokio::signal::unix::{SignalKind, signal};
         Ok(StopSignals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
     }
 
-    async fn recv(&mut self) {
+    pub(super) async fn recv(&mut self) {
         tokio::select! {
             _ = self.term.recv() => {}
             _ = self.int.recv() => {}
@@ -209,46 +282,9 @@ impl StopSignals {
     }
 }
 
-/// `esurety serve`: only `[web]`, until SIGINT/SIGTERM. Takes no lock: it may run beside
-/// `esurety run` on the same store (a registry machine apart from the mail machine).
-pub fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    if config.web.is_none() {
-        bail!("{} has no [web]: add [web] listen = \"127.0.0.1:8080\"", config.path.display());
-    }
-    let mut signals = StopSignals::register(&rt)?;
-    drop(open_store(&config.store, false)?);
-    let engine = Arc::new(Engine::new(config)?);
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let metrics = match &engine.config.metrics {
-        Some(listen) => {
-            let mut stopped = stopped.clone();
-            Some(crate::web::metrics::start(listen, engine.config.store.clone(), clock.clone(), rt.handle(), async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })?)
-        }
-        None => None,
-    };
-    let web = crate::web::start(engine, clock, Arc::default(), rt.handle(), async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    })?;
-    rt.block_on(async {
-        signals.recv().await;
-        let _ = stop.send(true);
-        // Requests in flight finish; a client that holds its connection open does not
-        // hold up the stop for more than 10 s.
-        let _ = tokio::time::timeout(Duration::from_secs(15), web.task).await;
-        if let Some(m) = metrics {
-            let _ = tokio::time::timeout(Duration::from_secs(5), m.task).await;
-        }
-    });
-    eprintln!("esurety: stopped");
-    Ok(())
-}
-
 /// Opens the store; a daemon waits (with backoff) while it cannot be written, rather than
 /// exiting: nothing is taken from the mailboxes until it can.
-fn open_store(at: &crate::config::StoreAt, once: bool) -> Result<Store> {
+pub(super) fn open_store(at: &crate::config::StoreAt, once: bool) -> Result<Store> {
     let mut backoff = Duration::from_secs(1);
     let fs = |at: &crate::config::StoreAt| at.file().and_then(fs_unwritable);
     loop {
@@ -284,7 +320,7 @@ fn fs_unwritable(store: &std::path::Path) -> Option<&'static str> {
 
 /// Sleeps until the next scheduled jobs, new mail (a wake), or `retry` after a failure;
 /// returns what to do then (a wake means a pass).
-fn wait_for_job(rt: &tokio::runtime::Runtime, engine: &Engine, wake: &Arc<Notify>, clock: &dyn Clock, retry: Option<Duration>) -> Vec<Job> {
+fn wait_for_job(rt: &tokio::runtime::Runtime, engine: &Engine, wake: &Arc<Notify>, clock: &dyn Clock, retry: Option<Duration>, watchdog: Option<Duration>) -> Vec<Job> {
     let now = clock.now();
     let (at, jobs) = engine.config.schedule.next(now).unwrap_or((now + chrono::Duration::hours(1), vec![Job::Poll]));
     let until = (at - now).to_std().unwrap_or_default();
@@ -294,9 +330,15 @@ fn wait_for_job(rt: &tokio::runtime::Runtime, engine: &Engine, wake: &Arc<Notify
     };
     let w = wake.clone();
     rt.block_on(async move {
-        tokio::select! {
-            _ = w.notified() => vec![Job::Poll],
-            _ = tokio::time::sleep(sleep) => jobs,
+        let until = tokio::time::sleep(sleep);
+        let mut until = std::pin::pin!(until);
+        loop {
+            tokio::select! {
+                _ = w.notified() => return vec![Job::Poll],
+                _ = &mut until => return jobs,
+                // The supervisor's watchdog, told the loop still turns while it waits.
+                _ = async { match watchdog { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => notify::watchdog(),
+            }
         }
     })
 }

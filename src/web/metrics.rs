@@ -37,7 +37,7 @@ pub fn start(listen: &str, store_at: StoreAt, clock: Arc<dyn Clock>, rt: &tokio:
     });
     eprintln!("esurety: metrics on {url}");
     tracing::info!(event = "metrics_listening", url = %url);
-    Ok(super::Serving { url, task })
+    Ok(super::Serving::fixed(url, task))
 }
 
 async fn metrics_text(State(scrape): State<Arc<Scrape>>) -> Response {

@@ -108,29 +108,67 @@ pub struct Serving {
     /// `http://127.0.0.1:PORT` or `https://…`, as printed at start.
     pub url: String,
     pub task: tokio::task::JoinHandle<()>,
+    /// What each new connection is served with, and the address bound (the web server's).
+    live: Option<(tokio::sync::watch::Sender<Arc<Live>>, String)>,
+}
+
+/// What a connection is served with: the routes over one [`App`], the TLS certificate,
+/// the proxies trusted. A reload puts a new one in place for the connections after it.
+struct Live {
+    router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    proxies: Vec<std::net::IpAddr>,
+}
+
+fn live(engine: Arc<Engine>, clock: Arc<dyn Clock>, health: Arc<crate::health::Health>) -> Result<Live, SetupError> {
+    let web = engine.config.web.clone().ok_or_else(|| SetupError("no [web] in the configuration: add [web] listen = \"127.0.0.1:8080\"".into()))?;
+    let templates = crate::templates::TemplateSet::load(engine.config.templates.as_deref()).map_err(|e| SetupError(e.to_string()))?;
+    let pages = pages(&templates).map_err(SetupError)?;
+    let checker = checker::Checker::start(engine.clone(), clock.clone(), Lockout::default()).map_err(|e| SetupError(e.to_string()))?;
+    let tls = web.tls.as_ref().map(|(cert, key)| tls_acceptor(cert, key)).transpose()?;
+    let desk = desk::Stores::new(engine.config.store.clone(), crate::store::Store::open(&engine.config.store).map_err(|e| SetupError(e.to_string()))?);
+    let proxies = web.trusted_proxies.clone();
+    let app = Arc::new(App { engine, clock, checker, pages, limiter: limit::RateLimiter::default(), web, desk, logins: tokio::sync::Semaphore::new(LOGINS_AT_ONCE), health });
+    Ok(Live { router: router(app), tls, proxies })
 }
 
 /// Binds `[web]` and serves it on `rt` until `stop` completes; requests in flight finish
 /// (for at most 10 s). Prints `listening on URL` on standard error.
 pub fn start(engine: Arc<Engine>, clock: Arc<dyn Clock>, health: Arc<crate::health::Health>, rt: &tokio::runtime::Handle, stop: impl Future<Output = ()> + Send + 'static) -> Result<Serving, SetupError> {
-    let web = engine.config.web.clone().ok_or_else(|| SetupError("no [web] in the configuration: add [web] listen = \"127.0.0.1:8080\"".into()))?;
-    let templates = crate::templates::TemplateSet::load(engine.config.templates.as_deref()).map_err(|e| SetupError(e.to_string()))?;
-    let pages = pages(&templates).map_err(SetupError)?;
-    let checker = checker::Checker::start(engine.clone(), clock.clone(), Lockout::default()).map_err(|e| SetupError(e.to_string()))?;
-    let tcp = rt.block_on(TcpListener::bind(&web.listen)).map_err(|e| SetupError(format!("web.listen {}: {e}", web.listen)))?;
+    let listen = engine.config.web.as_ref().map(|w| w.listen.clone()).unwrap_or_default();
+    let first = live(engine, clock, health)?;
+    let tcp = rt.block_on(TcpListener::bind(&listen)).map_err(|e| SetupError(format!("web.listen {listen}: {e}")))?;
     let local = tcp.local_addr().map_err(|e| SetupError(e.to_string()))?;
-    let scheme = if web.tls.is_some() { "https" } else { "http" };
+    let scheme = if first.tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{local}");
-    let tls = web.tls.as_ref().map(|(cert, key)| tls_acceptor(cert, key)).transpose()?;
-    let desk = desk::Stores::new(engine.config.store.clone(), crate::store::Store::open(&engine.config.store).map_err(|e| SetupError(e.to_string()))?);
-    let app = Arc::new(App { engine, clock, checker, pages, limiter: limit::RateLimiter::default(), web, desk, logins: tokio::sync::Semaphore::new(LOGINS_AT_ONCE), health });
-    let app_proxies = app.web.trusted_proxies.clone();
-    let router = router(app);
-    let proxies = app_proxies;
-    let task = rt.spawn(serve(tcp, tls, router, proxies, stop));
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(first));
+    let task = rt.spawn(serve(tcp, rx, stop));
     eprintln!("esurety: listening on {url}");
     tracing::info!(event = "web_listening", url = %url);
-    Ok(Serving { url, task })
+    Ok(Serving { url, task, live: Some((tx, listen)) })
+}
+
+impl Serving {
+    /// A server of another kind (the metrics listener), which has nothing to reload.
+    pub(crate) fn fixed(url: String, task: tokio::task::JoinHandle<()>) -> Serving {
+        Serving { url, task, live: None }
+    }
+
+    /// Serves the connections that come after with `engine`'s configuration and templates
+    /// (a reload, `SIGHUP`): those open finish with what they had. The address stays bound
+    /// as it was; another `[web] listen` takes effect at the next start (said in the log).
+    pub fn reload(&self, engine: Arc<Engine>, clock: Arc<dyn Clock>, health: Arc<crate::health::Health>) -> Result<(), SetupError> {
+        let Some((tx, bound)) = &self.live else { return Ok(()) };
+        if let Some(w) = &engine.config.web
+            && w.listen != *bound
+        {
+            tracing::warn!(event = "web_listen_changed", bound = %bound, configured = %w.listen, "the web server stays on the address it has; the new one is taken at the next start");
+            eprintln!("esurety: [web] listen is now {}, but the server stays on {bound} until it is started again", w.listen);
+        }
+        let next = live(engine, clock, health)?;
+        tx.send_replace(Arc::new(next));
+        Ok(())
+    }
 }
 
 /// Password checks (Argon2, 19 MiB each) at once; a login beyond waits its turn briefly
@@ -140,7 +178,7 @@ pub const LOGINS_AT_ONCE: usize = 4;
 /// The accept loop: each connection served by hyper (HTTP/1.1) with a header timeout,
 /// at most [`MAX_CONNECTIONS`] at once, TLS handshakes apart from the loop; on `stop`, no
 /// new connection is taken and those open finish their requests.
-async fn serve(tcp: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, router: Router, proxies: Vec<std::net::IpAddr>, stop: impl Future<Output = ()> + Send + 'static) {
+async fn serve(tcp: TcpListener, live: tokio::sync::watch::Receiver<Arc<Live>>, stop: impl Future<Output = ()> + Send + 'static) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let per_client: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> = Arc::default();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -161,6 +199,8 @@ async fn serve(tcp: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, router:
             },
             _ = &mut stop => break,
         };
+        let now = live.borrow().clone();
+        let Live { router, tls, proxies } = &*now;
         // Counted per address, an IPv6 client per /64 (as every other limit): a client
         // with a /64 cannot hold 32 connections from each of its addresses.
         let client = limit::connection_key(peer.ip());
@@ -182,7 +222,7 @@ async fn serve(tcp: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, router:
         );
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).keep_alive(true);
-        match &tls {
+        match tls {
             None => {
                 let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);

@@ -235,3 +235,96 @@ fn readyz_says_why_when_mail_has_waited_in_the_outbox_too_long() {
     assert_eq!(sample(&text, "esurety_outbox_oldest_pending_seconds"), Some(7200.0), "{text}");
     assert!(serving.stop().success());
 }
+
+/// The supervisor's end of `NOTIFY_SOCKET`: what the process told it, one datagram each.
+struct Supervisor {
+    socket: std::os::unix::net::UnixDatagram,
+    path: std::path::PathBuf,
+}
+
+impl Supervisor {
+    fn new(s: &Setup) -> Supervisor {
+        let path = s.dir.join("notify.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        Supervisor { socket, path }
+    }
+
+    /// Datagrams until one that `want` accepts (returned), within `within`; the others
+    /// (watchdog pings) are passed over.
+    fn until(&self, within: Duration, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + within;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = self.socket.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if want(&msg) {
+                    return msg;
+                }
+                seen.push(msg);
+            }
+        }
+        panic!("not told within {within:?}; told: {seen:?}");
+    }
+}
+
+#[test]
+fn the_supervisor_is_told_ready_after_the_first_pass_and_a_reload_reads_the_templates_again() {
+    let s = Setup::new();
+    with_web_and_metrics(&s);
+    s.drop_mail("kanagawa@ejcs.example", esurety::demo::SAMPLES[0].2);
+    let supervisor = Supervisor::new(&s);
+    s.env.borrow_mut().push(("NOTIFY_SOCKET".into(), supervisor.path.display().to_string()));
+    s.env.borrow_mut().push(("WATCHDOG_USEC".into(), "400000".into()));
+    let daemon = Serving::start(&s, &["run", "--interval", "1"]);
+
+    // READY=1 comes once the first pass is done: the application is issued by then.
+    let ready = supervisor.until(Duration::from_secs(60), |m| m.contains("READY=1"));
+    assert!(ready.lines().any(|l| l.starts_with("STATUS=")), "{ready}");
+    assert!(!s.json(&["certificates"]).as_array().unwrap().is_empty(), "READY=1 before the first pass was done");
+    // The watchdog, at half the interval asked for.
+    let started = Instant::now();
+    for _ in 0..3 {
+        supervisor.until(Duration::from_secs(2), |m| m.trim() == "WATCHDOG=1");
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // A wording changed and SIGHUP: RELOADING=1 with the monotonic time, then READY=1, and
+    // the next completion mail has the new wording.
+    let template = s.dir.join("templates/mail/completion.txt");
+    let wording = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(&template, format!("{wording}\n（このお知らせの文面は新しくなりました）\n")).unwrap();
+    unsafe { libc::kill(daemon.pid() as i32, libc::SIGHUP) };
+    let reloading = supervisor.until(Duration::from_secs(30), |m| m.contains("RELOADING=1"));
+    let usec = reloading.lines().find_map(|l| l.strip_prefix("MONOTONIC_USEC=")).unwrap_or_else(|| panic!("{reloading}"));
+    assert!(usec.parse::<u64>().unwrap() > 0);
+    supervisor.until(Duration::from_secs(30), |m| m.contains("READY=1"));
+    let contractor = "soumu@maruichi.example";
+    let before = s.mails(contractor).len();
+    assert!(before >= 1);
+    assert!(!s.mails(contractor).iter().any(|m| m.body.contains("新しくなりました")));
+    s.drop_mail("kanagawa@ejcs.example", &crate::common::application(2));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.mails(contractor).len() == before {
+        assert!(Instant::now() < deadline, "no second completion mail: {}", daemon.log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(s.mails(contractor).iter().any(|m| m.body.contains("（このお知らせの文面は新しくなりました）")), "the reloaded wording is not in the mail");
+
+    // A configuration that does not validate: refused, said in the log, the old one kept.
+    let config = std::fs::read_to_string(s.config()).unwrap();
+    std::fs::write(s.config(), format!("{config}\nnonsense = 1\n")).unwrap();
+    unsafe { libc::kill(daemon.pid() as i32, libc::SIGHUP) };
+    supervisor.until(Duration::from_secs(30), |m| m.contains("RELOADING=1"));
+    supervisor.until(Duration::from_secs(30), |m| m.contains("READY=1"));
+    assert!(daemon.log.lock().unwrap().contains("the configuration was not reloaded, the one in use stays"), "{}", daemon.log.lock().unwrap());
+    let (status, _, _) = http(&daemon.url, "GET", "/readyz", &[], b"");
+    assert_eq!(status, 200);
+
+    // SIGTERM: STOPPING=1, then a clean exit.
+    let pid = daemon.pid();
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    supervisor.until(Duration::from_secs(30), |m| m.contains("STOPPING=1"));
+    assert!(daemon.stop().success());
+}
