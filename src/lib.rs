@@ -12,7 +12,8 @@
 //! - the mail adapters [`intake`] and [`outbound`], the [`registry`], a flow's [`error`];
 //! - the two organisations: [`branch`] (application → issuance → documents → outbound)
 //!   and [`owner`] (submission → check → register → reply), neither importing the other;
-//! - [`engine`] (what lives as long as the process), [`desk`] (what staff do);
+//! - [`engine`] (what lives as long as the process), [`health`] (what an operator sees),
+//!   [`desk`] (what staff do);
 //! - the front doors [`web`] and [`cli`], and the composition roots [`daemon`] and [`demo`].
 //!
 //! Pure code (form, rules, issuance decisions, key checks, text) takes values and returns

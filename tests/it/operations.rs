@@ -328,3 +328,18 @@ fn the_supervisor_is_told_ready_after_the_first_pass_and_a_reload_reads_the_temp
     supervisor.until(Duration::from_secs(30), |m| m.contains("STOPPING=1"));
     assert!(daemon.stop().success());
 }
+
+#[test]
+fn the_shipped_unit_files_pass_systemd_analyze_verify() {
+    let s = Setup::new();
+    for unit in ["esurety.service", "esurety-hardened.service"] {
+        let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/systemd").join(unit)).unwrap();
+        assert!(text.contains("Type=notify") && text.contains("ExecReload=/bin/kill -HUP $MAINPID"), "{unit}");
+        // The binary where the unit expects it is this build's.
+        let path = s.dir.join(unit);
+        std::fs::write(&path, text.replace("/usr/local/bin/esurety", env!("CARGO_BIN_EXE_esurety"))).unwrap();
+        let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().expect("systemd-analyze (Debian's systemd; tests/run.sh installs it)");
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && said.trim().is_empty(), "{unit}: {said}");
+    }
+}
