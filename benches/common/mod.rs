@@ -34,7 +34,7 @@ impl Issued {
         let engine = Engine::new(config).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let mut adapters = engine.adapters(rt.handle()).unwrap();
-        engine.run_once(&mut store, &mut adapters, &clock, &rng).unwrap();
+        esurety::daemon::pass::run_once(&engine, &mut store, &mut adapters, &clock, &rng).unwrap();
         let cert = store.certificate("35075-00001M").unwrap().expect("issued by the pass").latest;
         let key = store.key_of("35075-00001M", &engine.secrets).unwrap();
         Issued { _tmp: tmp, dir, engine, store, cert, key, clock }

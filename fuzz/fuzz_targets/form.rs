@@ -1,7 +1,7 @@
 //! The application form and the change form: any text → RawApplication / RawChange →
 //! the rules (R1–R10) against the embedded default's parties. Must never panic.
 #![no_main]
-use esurety::application::{Sender, change, form, validate};
+use esurety::branch::application::{Sender, change, form, validate};
 use esurety::config::{Config, RawConfig, default::DEFAULT_CONFIG};
 use libfuzzer_sys::fuzz_target;
 use std::sync::LazyLock;
@@ -17,6 +17,6 @@ fuzz_target!(|data: &[u8]| {
     let sender = Sender { from: "soumu@maruichi.example".into(), envelope: None };
     let _ = validate(&raw, &CONFIG, branch, &sender, &Vec::<(String, String)>::new());
     let _ = change::parse(&text);
-    let _ = esurety::submission::find::pairs(&text, "body");
-    let _ = esurety::submission::find::certificate_numbers(&text);
+    let _ = esurety::owner::submission::find::pairs(&text, "body");
+    let _ = esurety::domain::certificate_numbers(&text);
 });

@@ -6,8 +6,8 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(letter) = esurety::intake::letter::read(data) {
         for (_, text) in letter.texts() {
-            let _ = esurety::submission::find::pairs(text, "body");
-            let _ = esurety::application::form::has_form(text);
+            let _ = esurety::owner::submission::find::pairs(text, "body");
+            let _ = esurety::branch::application::form::has_form(text);
         }
     }
 });

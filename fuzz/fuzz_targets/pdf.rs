@@ -5,9 +5,9 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(t) = esurety::submission::pdf::read(data) {
+    if let Ok(t) = esurety::owner::submission::pdf::read(data) {
         for page in &t.pages {
-            let _ = esurety::submission::find::pairs(page, "pdf");
+            let _ = esurety::owner::submission::find::pairs(page, "pdf");
         }
     }
 });

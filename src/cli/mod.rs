@@ -1,6 +1,6 @@
-//! The command line (`cli.md`): argument parsing and one function per command. The only
-//! place besides `main` that uses `anyhow`: errors here are told to a person and end the
-//! process with a non-zero status.
+//! The command line (`cli.md`): argument parsing and one function per command. With
+//! `main`, `daemon/` and `demo/`, one of the places that use `anyhow`: errors here are told
+//! to a person and end the process with a non-zero status.
 //!
 //! This folder: `args.rs` (every command and option), `mod.rs` (one function per command, or
 //! a call to the one that does it), `admin.rs` (`token`, `user`), `desk.rs` (`staff`, the
@@ -250,7 +250,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 println!("{n}: 契約保証予約 lapsed (失効)");
             }
             let n = crate::desk::digest::send_digests(&engine, &mut store, clock.as_ref(), rng.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let sent = engine.sweep_outbox(&mut store, &mut adapters, clock.as_ref(), rng.as_ref())?;
+            let sent = crate::daemon::pass::sweep_outbox(&engine, &mut store, &mut adapters, clock.as_ref(), rng.as_ref())?;
             println!("{n} digest(s) written; {} mail(s) sent", sent.sent);
             Ok(0)
         }

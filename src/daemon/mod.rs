@@ -12,13 +12,14 @@
 mod notify;
 pub mod pass;
 mod process;
+pub mod report;
 mod serve;
 
 pub use serve::serve;
 
 use crate::clock::{Clock, Random};
 use crate::config::{Config, Security};
-use crate::daemon::pass::RunReport;
+use crate::daemon::report::RunReport;
 use crate::engine::Engine;
 use crate::config::schedule::Job;
 use crate::store::Store;
@@ -68,7 +69,7 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
     let mut adapters = engine.adapters(rt.handle())?;
     eprintln!("esurety: {}", health(&engine, once));
     if once {
-        let report = engine.run_once(&mut store, &mut adapters, clock, rng)?;
+        let report = pass::run_once(&engine, &mut store, &mut adapters, clock, rng)?;
         eprintln!("esurety: {}", summary(&report));
         return Ok(report);
     }
@@ -178,14 +179,14 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
             }
         }
         if !jobs.contains(&Job::Poll) {
-            if let Err(e) = engine.sweep_outbox(&mut store, &mut adapters, clock, rng) {
+            if let Err(e) = pass::sweep_outbox(&engine, &mut store, &mut adapters, clock, rng) {
                 tracing::error!(event = "outbox_sweep_failed", error = %e);
             }
             jobs = wait_for_job(&rt, &engine, &wake, clock, None, watchdog);
             continue;
         }
         let began = std::time::Instant::now();
-        let pass = engine.run_once(&mut store, &mut adapters, clock, rng);
+        let pass = pass::run_once(&engine, &mut store, &mut adapters, clock, rng);
         metrics::histogram!("esurety_pass_seconds").record(began.elapsed().as_secs_f64());
         let next = engine.config.schedule.next(clock.now()).map_or(Duration::from_secs(3600), |(at, _)| (at - clock.now()).to_std().unwrap_or_default());
         let wait = match pass {
@@ -203,7 +204,7 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
                 // The store could not be written (a full disk, a read-only file): take no
                 // new work until it can; nothing already accepted is lost.
                 tracing::error!(event = "pass_failed", error = %e);
-                reopen = matches!(&e, crate::daemon::pass::RunError::Store(se) if se.is_unwritable());
+                reopen = matches!(&e, crate::daemon::report::RunError::Store(se) if se.is_unwritable());
                 let all: Vec<(String, String)> = watched.iter().map(|a| (a.clone(), format!("the pass failed: {e}"))).collect();
                 health.pass_done(&watched, &all, backoff, clock.now());
                 eprintln!("esurety: the pass failed, trying again in {}s: {e}", backoff.as_secs());

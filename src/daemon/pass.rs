@@ -21,155 +21,96 @@ use crate::intake::{MailboxError, Mark};
 use crate::outbound::{DeliveryReport, deliver};
 use crate::store::{Store, StoreError};
 use crate::domain::{MessageOutcome, Side};
-use crate::engine::{Adapters, Engine, SetupError};
+use super::process::process_pending;
+use super::report::{RunError, RunReport};
+use crate::engine::{Adapters, Engine};
 
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Setup(#[from] SetupError),
-}
+/// One pass over every mailbox and the outbox. A mailbox that cannot be reached is
+/// reported and skipped; the rest of the pass goes on.
+pub fn run_once(engine: &Engine, store: &mut Store, adapters: &mut Adapters, clock: &dyn Clock, rng: &dyn Random) -> Result<RunReport, RunError> {
+    let mut report = RunReport::default();
+    let started = std::time::Instant::now();
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct RunReport {
-    pub stored: usize,
-    pub issued: usize,
-    /// Changes that made a new version.
-    pub changed: usize,
-    pub rejected: usize,
-    pub held: usize,
-    pub replied: usize,
-    /// Owner side: submissions checked, pairs accepted and rejected, other mail left alone.
-    pub submissions: usize,
-    pub accepted: usize,
-    pub refused: usize,
-    pub ignored: usize,
-    pub errors: usize,
-    /// Messages left for a later pass (a temporary DNS failure while checking the sender).
-    pub deferred: usize,
-    /// Mailboxes that could not be reached in this pass (tried again next pass).
-    pub unavailable: Vec<String>,
-    /// The same mailboxes with why each could not be read (for `/readyz`).
-    pub mailbox_errors: Vec<(String, String)>,
-    pub delivery: DeliveryReport,
-    /// How long each step of the pass took (store, process, mark, send), for the log.
-    pub timing: Timing,
-}
+    // 1. Store every new message before anything else happens.
+    for (_, mb) in adapters.mailboxes.iter_mut() {
+        match mb.fetch_new(store, clock.now()) {
+            Ok(n) => report.stored += n,
+            Err(MailboxError::Store(e)) => return Err(e.into()),
+            Err(MailboxError::Unavailable(e)) => {
+                tracing::warn!(event = "mailbox_unavailable", mailbox = %mb.address(), error = %e);
+                report.unavailable.push(mb.address().to_string());
+                report.mailbox_errors.push((mb.address().to_string(), e.to_string()));
+            }
+        }
+    }
+    crate::faults::point("stored");
+    report.timing.store = started.elapsed();
 
-/// Wall-clock time of each step of one pass.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Timing {
-    pub store: std::time::Duration,
-    pub process: std::time::Duration,
-    pub mark: std::time::Duration,
-    pub send: std::time::Duration,
-}
+    // 2. Process what has no committed outcome yet (also what a crash left behind).
+    let step = std::time::Instant::now();
+    process_pending(engine, store, &mut report, clock, rng)?;
+    report.timing.process = step.elapsed();
+    let step = std::time::Instant::now();
 
-impl Engine {
-    /// One pass over every mailbox and the outbox. A mailbox that cannot be reached is
-    /// reported and skipped; the rest of the pass goes on.
-    pub fn run_once(&self, store: &mut Store, adapters: &mut Adapters, clock: &dyn Clock, rng: &dyn Random) -> Result<RunReport, RunError> {
-        let mut report = RunReport::default();
-        let started = std::time::Instant::now();
-
-        // 1. Store every new message before anything else happens.
-        for (_, mb) in adapters.mailboxes.iter_mut() {
-            match mb.fetch_new(store, clock.now()) {
-                Ok(n) => report.stored += n,
-                Err(MailboxError::Store(e)) => return Err(e.into()),
-                Err(MailboxError::Unavailable(e)) => {
-                    tracing::warn!(event = "mailbox_unavailable", mailbox = %mb.address(), error = %e);
-                    report.unavailable.push(mb.address().to_string());
-                    report.mailbox_errors.push((mb.address().to_string(), e.to_string()));
+    // 3. Mark in its mailbox what the store says is done and not yet marked.
+    crate::faults::point("marked_before");
+    for (side, mb) in adapters.mailboxes.iter_mut() {
+        let unmarked = store.unmarked(mb.address())?;
+        for chunk in unmarked.chunks(crate::store::BATCH) {
+            // The marks, then one sync of the mailbox, then one commit recording them.
+            let done = store.batch(|store| -> Result<(), MarkStop> {
+                for (id, uid, outcome) in chunk {
+                    let mark = match (*side, outcome) {
+                        (_, Some(MessageOutcome::Ignored | MessageOutcome::Error)) => None,
+                        (Side::Owner, _) => Some(Mark::Checked),
+                        (_, Some(MessageOutcome::Held)) => Some(Mark::Held),
+                        _ => Some(Mark::Processed),
+                    };
+                    if let Some(mark) = mark {
+                        mb.mark(uid, mark).map_err(MarkStop::Unavailable)?;
+                    }
+                    store.set_marked(*id)?;
+                }
+                mb.sync().map_err(MarkStop::Unavailable)
+            });
+            match done {
+                Ok(()) => {}
+                Err(MarkStop::Store(e)) => return Err(e.into()),
+                Err(MarkStop::Unavailable(e)) => {
+                    // Nothing of this chunk is recorded as marked: marked again next pass.
+                    tracing::warn!(event = "mark_failed", mailbox = %mb.address(), error = %e);
+                    break;
                 }
             }
         }
-        crate::faults::point("stored");
-        report.timing.store = started.elapsed();
-
-        // 2. Process what has no committed outcome yet (also what a crash left behind).
-        let step = std::time::Instant::now();
-        self.process_pending(store, &mut report, clock, rng)?;
-        report.timing.process = step.elapsed();
-        let step = std::time::Instant::now();
-
-        // 3. Mark in its mailbox what the store says is done and not yet marked.
-        crate::faults::point("marked_before");
-        for (side, mb) in adapters.mailboxes.iter_mut() {
-            let unmarked = store.unmarked(mb.address())?;
-            for chunk in unmarked.chunks(crate::store::BATCH) {
-                // The marks, then one sync of the mailbox, then one commit recording them.
-                let done = store.batch(|store| -> Result<(), MarkStop> {
-                    for (id, uid, outcome) in chunk {
-                        let mark = match (*side, outcome) {
-                            (_, Some(MessageOutcome::Ignored | MessageOutcome::Error)) => None,
-                            (Side::Owner, _) => Some(Mark::Checked),
-                            (_, Some(MessageOutcome::Held)) => Some(Mark::Held),
-                            _ => Some(Mark::Processed),
-                        };
-                        if let Some(mark) = mark {
-                            mb.mark(uid, mark).map_err(MarkStop::Unavailable)?;
-                        }
-                        store.set_marked(*id)?;
-                    }
-                    mb.sync().map_err(MarkStop::Unavailable)
-                });
-                match done {
-                    Ok(()) => {}
-                    Err(MarkStop::Store(e)) => return Err(e.into()),
-                    Err(MarkStop::Unavailable(e)) => {
-                        // Nothing of this chunk is recorded as marked: marked again next pass.
-                        tracing::warn!(event = "mark_failed", mailbox = %mb.address(), error = %e);
-                        break;
-                    }
-                }
-            }
-        }
-        crate::faults::point("marked");
-        report.timing.mark = step.elapsed();
-
-        // 4. Send what is due.
-        let step = std::time::Instant::now();
-        report.delivery = self.sweep_outbox(store, adapters, clock, rng)?;
-        report.timing.send = step.elapsed();
-        let ms = |d: std::time::Duration| d.as_millis() as u64;
-        let t = report.timing;
-        tracing::info!(event = "pass", stored = report.stored, store_ms = ms(t.store), process_ms = ms(t.process), mark_ms = ms(t.mark), send_ms = ms(t.send), sent = report.delivery.sent);
-        Ok(report)
     }
+    crate::faults::point("marked");
+    report.timing.mark = step.elapsed();
 
-    /// Sends what the outbox has due, and tells staff about mail given up on.
-    pub fn sweep_outbox(&self, store: &mut Store, adapters: &mut Adapters, clock: &dyn Clock, rng: &dyn Random) -> Result<DeliveryReport, RunError> {
-        let report = deliver(store, adapters.transport.as_ref(), clock)?;
-        match crate::desk::digest::notify_failures(self, store, clock, rng) {
-            Ok(0) => {}
-            Ok(_) => {
-                deliver(store, adapters.transport.as_ref(), clock)?;
-            }
-            Err(crate::desk::digest::StaffError::Store(e)) => return Err(e.into()),
-            Err(e) => tracing::error!(event = "staff_notice_failed", error = %e),
-        }
-        Ok(report)
-    }
+    // 4. Send what is due.
+    let step = std::time::Instant::now();
+    report.delivery = sweep_outbox(engine, store, adapters, clock, rng)?;
+    report.timing.send = step.elapsed();
+    let ms = |d: std::time::Duration| d.as_millis() as u64;
+    let t = report.timing;
+    tracing::info!(event = "pass", stored = report.stored, store_ms = ms(t.store), process_ms = ms(t.process), mark_ms = ms(t.mark), send_ms = ms(t.send), sent = report.delivery.sent);
+    Ok(report)
 }
 
-impl RunReport {
-    /// Adds the outcome counts of a batch (once it is committed).
-    pub(super) fn absorb(&mut self, b: &RunReport) {
-        self.issued += b.issued;
-        self.changed += b.changed;
-        self.rejected += b.rejected;
-        self.held += b.held;
-        self.replied += b.replied;
-        self.submissions += b.submissions;
-        self.accepted += b.accepted;
-        self.refused += b.refused;
-        self.ignored += b.ignored;
-        self.errors += b.errors;
-        self.deferred += b.deferred;
+/// Sends what the outbox has due, and tells staff about mail given up on.
+pub fn sweep_outbox(engine: &Engine, store: &mut Store, adapters: &mut Adapters, clock: &dyn Clock, rng: &dyn Random) -> Result<DeliveryReport, RunError> {
+    let report = deliver(store, adapters.transport.as_ref(), clock)?;
+    match crate::desk::digest::notify_failures(engine, store, clock, rng) {
+        Ok(0) => {}
+        Ok(_) => {
+            deliver(store, adapters.transport.as_ref(), clock)?;
+        }
+        Err(crate::desk::digest::DigestError::Store(e)) => return Err(e.into()),
+        Err(e) => tracing::error!(event = "staff_notice_failed", error = %e),
     }
+    Ok(report)
 }
+
 
 /// Why marking a mailbox stopped.
 enum MarkStop {

@@ -2,7 +2,7 @@
 //! the branch's or the owner's flow, in batches; typesetting pipelined across messages;
 //! a message's fault (a panic, a render failure) is its own outcome, never the pass's.
 
-use super::pass::{RunError, RunReport};
+use super::report::{RunError, RunReport};
 use crate::branch::{BranchFlow, Outcome, Pending, Step};
 use crate::error::ProcessError;
 use crate::clock::{Clock, Random};
@@ -12,8 +12,23 @@ use crate::store::{Store, StoreError};
 use crate::domain::{MessageOutcome, Side};
 use crate::engine::Engine;
 
-impl Engine {
-    pub(super) fn process_pending(&self, store: &mut Store, report: &mut RunReport, clock: &dyn Clock, rng: &dyn Random) -> Result<(), RunError> {
+/// The engine's parts a pass processes with.
+struct Process<'e>(&'e Engine);
+
+impl std::ops::Deref for Process<'_> {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        self.0
+    }
+}
+
+/// Every stored message without a committed outcome, in batches.
+pub(super) fn process_pending(engine: &Engine, store: &mut Store, report: &mut RunReport, clock: &dyn Clock, rng: &dyn Random) -> Result<(), RunError> {
+    Process(engine).pending(store, report, clock, rng)
+}
+
+impl Process<'_> {
+    fn pending(&self, store: &mut Store, report: &mut RunReport, clock: &dyn Clock, rng: &dyn Random) -> Result<(), RunError> {
         let flow = BranchFlow { config: &self.config, composer: &self.composer, documents: &self.documents, auth: self.auth.as_ref(), secrets: &self.secrets, clock, rng };
         let local = LocalRegistry { secrets: &self.secrets, lockout: Lockout::default(), company: self.config.company.name.clone() };
         let registry: &dyn crate::registry::Registry = match &self.remote {

@@ -56,7 +56,7 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     let engine = std::sync::Arc::new(Engine::new(config)?);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut adapters = engine.adapters(rt.handle())?;
-    let report = engine.run_once(&mut store, &mut adapters, clock, rng)?;
+    let report = crate::daemon::pass::run_once(&engine, &mut store, &mut adapters, clock, rng)?;
     println!("\n2. esurety run --once（保証会社）: {}\n", crate::daemon::summary(&report));
 
     println!("3. 申込ごとの結果");
@@ -93,7 +93,7 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     let l = letter::read(bytes).ok();
     println!("\n5a. 工事の半ばで、受注者が中間前払金保証を申し込みます（{name}）");
     println!("   {} → {mailbox}  「{}」", l.as_ref().and_then(|l| l.from.clone()).unwrap_or_default(), l.map(|l| l.subject).unwrap_or_default());
-    let report = engine.run_once(&mut store, &mut adapters, clock, rng)?;
+    let report = crate::daemon::pass::run_once(&engine, &mut store, &mut adapters, clock, rng)?;
     println!("   esurety run --once（保証会社）: {}", crate::daemon::summary(&report));
     for c in store.certificates()?.into_iter().filter(|c| c.latest.product == crate::domain::Product::Intermediate) {
         let of = c.latest.intermediate.as_ref().map(|i| format!("（前払金保証 {}、認定 {}）", i.advance, crate::text::format_era(i.certified_on))).unwrap_or_default();
@@ -121,7 +121,7 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
         .deliver(&format!("{}.demo08.esurety", clock.now().timestamp()), &contractor::bid_bond_application("info@toride-kogyo.example", ibaraki, bid_date))?;
     println!("\n5b. 入札の前に、受注者が契約保証予約（入札ボンド、書面のみ）を申し込みます");
     println!("   info@toride-kogyo.example → {ibaraki}  「保証申込（契約保証予約）」 入札日 {}", crate::text::format_era(bid_date));
-    let report = engine.run_once(&mut store, &mut adapters, clock, rng)?;
+    let report = crate::daemon::pass::run_once(&engine, &mut store, &mut adapters, clock, rng)?;
     println!("   esurety run --once（保証会社）: {}", crate::daemon::summary(&report));
     for c in store.certificates()?.into_iter().filter(|c| c.latest.product == crate::domain::Product::BidBond) {
         if let Some(b) = &c.latest.bid_bond {
@@ -144,7 +144,7 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     Maildir::new(engine.config.mail.maildir_root.join(kanagawa))
         .deliver(&format!("{}.demo09.esurety", clock.now().timestamp()), &contractor::list_request("soumu@maruichi.example", kanagawa))?;
     println!("\n5c. 受注者が保証契約一覧をメールで依頼します（本文に「発注者名：水道企業団」）");
-    let report = engine.run_once(&mut store, &mut adapters, clock, rng)?;
+    let report = crate::daemon::pass::run_once(&engine, &mut store, &mut adapters, clock, rng)?;
     println!("   esurety run --once（保証会社）: {}", crate::daemon::summary(&report));
     for row in store.outbox()?.into_iter().filter(|r| r.kind == "list") {
         println!("   {} → {}  「{}」", row.status, row.recipients.join(", "), row.subject);
@@ -223,7 +223,7 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     let mut owner_store = Store::open(&owner_config.store)?;
     let owner_engine = Engine::new(owner_config)?;
     let mut owner_adapters = owner_engine.adapters(rt.handle())?;
-    let report = owner_engine.run_once(&mut owner_store, &mut owner_adapters, clock, rng)?;
+    let report = crate::daemon::pass::run_once(&owner_engine, &mut owner_store, &mut owner_adapters, clock, rng)?;
     println!("\n8. esurety run --once（発注者の esurety が保証会社の確認サービスに問い合わせます）: {}\n", crate::daemon::summary(&report));
     println!("9. 発注者の受付簿（esurety --config {} submissions）", owner_engine.config.path.display());
     for s in owner_store.submissions()? {

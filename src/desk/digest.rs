@@ -1,6 +1,7 @@
-//! What esurety tells the staff by mail: the daily digest to each branch's and owner's
-//! staff address, and a notice when an outgoing mail was given up on. Each is written to
-//! the outbox in the same transaction that records it, so a restart never sends one twice.
+//! The daily job and what esurety tells the staff by mail: the reservations (契約保証予約)
+//! whose time has passed marked lapsed, the daily digest to each branch's and owner's staff
+//! address, and a notice when an outgoing mail was given up on. Each mail is written to the
+//! outbox in the same transaction that records it, so a restart never sends one twice.
 
 use crate::clock::{Clock, Random};
 use crate::outbound::compose::{ComposeError, Draft};
@@ -10,7 +11,7 @@ use chrono::Duration;
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
-pub enum StaffError {
+pub enum DigestError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -19,7 +20,7 @@ pub enum StaffError {
 
 /// The daily job of the branch side before its digest: open 契約保証予約 past their time
 /// after 入札日 are marked 失効 (`products.md`). Returns their numbers.
-pub fn lapse_reservations(engine: &Engine, store: &mut Store, clock: &dyn Clock) -> Result<Vec<String>, StaffError> {
+pub fn lapse_reservations(engine: &Engine, store: &mut Store, clock: &dyn Clock) -> Result<Vec<String>, DigestError> {
     if !engine.config.sides.branch {
         return Ok(Vec::new());
     }
@@ -33,7 +34,7 @@ pub fn lapse_reservations(engine: &Engine, store: &mut Store, clock: &dyn Clock)
 
 /// One digest per branch and owner with a staff address, for the time since the last one
 /// (or the last 24 hours). Returns how many were written to the outbox.
-pub fn send_digests(engine: &Engine, store: &mut Store, clock: &dyn Clock, rng: &dyn Random) -> Result<usize, StaffError> {
+pub fn send_digests(engine: &Engine, store: &mut Store, clock: &dyn Clock, rng: &dyn Random) -> Result<usize, DigestError> {
     let config = &engine.config;
     let mut n = 0;
     for b in config.branches.iter().filter(|_| config.sides.branch) {
@@ -59,7 +60,7 @@ pub fn send_digests(engine: &Engine, store: &mut Store, clock: &dyn Clock, rng: 
 /// One target's digest for the time since its last one; 0 when that period is written.
 #[allow(clippy::too_many_arguments)]
 fn digest(engine: &Engine, store: &mut Store, clock: &dyn Clock, rng: &dyn Random, target: &str, name: &str, staff: &str, template: &str,
-          figures: impl FnOnce(&Store, &str, &str) -> Result<serde_json::Value, StoreError>) -> Result<usize, StaffError> {
+          figures: impl FnOnce(&Store, &str, &str) -> Result<serde_json::Value, StoreError>) -> Result<usize, DigestError> {
     let now = clock.now();
     let to = now.to_rfc3339();
     let from = store.last_digest(target)?.unwrap_or_else(|| (now - Duration::hours(24)).to_rfc3339());
@@ -94,7 +95,7 @@ fn later(a: &str, b: &str) -> bool {
 }
 
 /// Tells the staff of the sending branch (or owner) about each mail given up on.
-pub fn notify_failures(engine: &Engine, store: &mut Store, clock: &dyn Clock, rng: &dyn Random) -> Result<usize, StaffError> {
+pub fn notify_failures(engine: &Engine, store: &mut Store, clock: &dyn Clock, rng: &dyn Random) -> Result<usize, DigestError> {
     let now = clock.now();
     let mut n = 0;
     for (id, sender, kind, recipients, subject, error) in store.failed_unnotified()? {

@@ -1,7 +1,7 @@
-//! The staff's desk: what waits for branch staff and what they do about it from the command
-//! line. Held messages are released (processed as if from the registered contractor) or
+//! The staff's desk: what waits for branch and owner staff and what they do about it, from
+//! the command line and the web alike. Held messages are released (processed as if from the registered contractor) or
 //! rejected with a reason that is mailed; paper certificates are typeset for printing and
-//! marked printed; mail given up on is retried. Every action is recorded with who did it
+//! marked printed; mail given up on is retried; an owner's submission is settled. Every action is recorded with who did it
 //! and when (`staff_actions`), in the transaction that does it.
 //!
 //! This folder is what staff do, the same functions for the command line (`esurety staff`,

@@ -26,6 +26,7 @@ mod sqlite;
 mod state;
 mod submissions;
 mod users;
+pub(crate) mod value;
 
 pub use certificates::{CertificateRow, VersionRow};
 pub use registry::{RegistryEntry, RegistryStore};

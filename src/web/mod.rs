@@ -2,6 +2,12 @@
 //! lookup page for people (`lookup.rs`), served by axum over plain HTTP (loopback, or
 //! behind a proxy) or HTTPS with rustls. Handlers are thin: the registry's answer is the
 //! same `verify` that `esurety verify` runs, made in the checker thread (`checker.rs`).
+//!
+//! This folder is the web, one front door (the command line is the other; neither imports
+//! the other): `mod.rs` (listen, TLS, the accept loop, headers, a reload for the
+//! connections after it), `api.rs`, `lookup.rs`, `checker.rs`, `limit.rs` (rate limits),
+//! `desk/` (the staff's pages over `crate::desk`), `health.rs` (`/healthz`, `/readyz`) and
+//! `metrics.rs` (`/metrics` on a listener of its own). The daemon and the demo start it.
 
 mod api;
 mod checker;

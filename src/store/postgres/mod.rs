@@ -7,7 +7,7 @@
 //! at the next statement outside a transaction; inside one, the transaction is lost and
 //! the caller's pass stops and is tried again (nothing of it was committed).
 
-use super::db::{Row, Value};
+use super::value::{Row, Value};
 use super::{Result, StoreError};
 use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use std::cell::{Cell, RefCell};

@@ -1,7 +1,7 @@
 //! SQLite: one file (WAL), the embedded default. One daemon at a time writes it (the lock
 //! file of `daemon/mod.rs`); `esurety serve` and the CLI may read and write beside it.
 
-use super::db::{Row, Value};
+use super::value::{Row, Value};
 use super::{Result, StoreError};
 use rusqlite::Connection;
 use rusqlite::types::{ToSqlOutput, ValueRef};
