@@ -3,7 +3,7 @@
 # (tests/servers/oauth.sh), Dovecot's oauth2 passdb asking its introspection endpoint, and
 # Postfix's OAuth-only submission port (tests/servers/start.sh --oauth), checked by a
 # client written with Python's standard library. Prints each check and
-# "N passed, N failed"; exits 1 if any failed. ~20 s (it waits for real expiry).
+# "N passed, N failed"; exits 1 if any failed. ~35 s (it waits for real expiry).
 #
 #   tests/servers/oauth-proof.sh
 set -eu
@@ -43,16 +43,20 @@ env = json.load(open(f"{oa}/oauth.json"))
 user = env["OAUTH_USER"]
 ctx = ssl.create_default_context(cafile=f"{mail}/ca.pem")
 passed = failed = 0
+last = time.monotonic()
 
 
 def check(what, ok, detail=""):
-    global passed, failed
+    """Prints the check with the time taken since the one before."""
+    global passed, failed, last
+    took = f"{time.monotonic() - last:5.2f}s"
+    last = time.monotonic()
     if ok:
         passed += 1
-        print(f"ok   {what}")
+        print(f"ok   {took} {what}", flush=True)
     else:
         failed += 1
-        print(f"FAIL {what}{': ' + detail if detail else ''}")
+        print(f"FAIL {took} {what}{': ' + detail if detail else ''}", flush=True)
 
 
 def post(url, form, auth=None):
@@ -236,7 +240,39 @@ st, tok = post(env["OAUTH_TOKEN_URL"], {"grant_type": "refresh_token", "refresh_
 check("a revoked refresh token is refused (invalid_grant)", tok.get("error") == "invalid_grant", str(tok))
 check("  and its access token no longer logs in", not imap_login(at4))
 
-# 7. Authorization code + PKCE S256 with a loopback redirect (confidential client).
+# 7. What the server's administrator does: revoke a user's grants; stop and restart.
+_, _, _, st, tok = device_flow()
+at5, rt5 = tok["access_token"], tok["refresh_token"]
+before = json.loads(subprocess.run([f"{here}/oauth.sh", "tokens", oa], capture_output=True, text=True).stdout)
+r = subprocess.run([f"{here}/oauth.sh", "revoke", oa, user], capture_output=True, text=True)
+after = json.loads(subprocess.run([f"{here}/oauth.sh", "tokens", oa], capture_output=True, text=True).stdout)
+check("oauth.sh revoke revokes the user's refresh tokens (oauth.sh tokens counts them)",
+      r.returncode == 0 and before["refresh_live"] >= 1 and after["refresh_live"] == 0
+      and after["refresh_revoked"] == before["refresh_revoked"] + before["refresh_live"], f"{before} {after}")
+st, tok = post(env["OAUTH_TOKEN_URL"], {"grant_type": "refresh_token", "refresh_token": rt5,
+                                        "client_id": env["OAUTH_DEVICE_CLIENT_ID"]})
+check("  its refresh token is refused (invalid_grant)", tok.get("error") == "invalid_grant", str(tok))
+check("  and its access token no longer logs in", not imap_login(at5))
+_, _, _, st, tok = device_flow()
+at6, rt6 = tok["access_token"], tok["refresh_token"]
+subprocess.run([f"{here}/oauth.sh", "stop", oa], check=True)
+try:
+    urllib.request.urlopen(env["OAUTH_TOKEN_URL"], data=b"", timeout=5)
+    down = False
+except urllib.error.HTTPError:
+    down = False
+except OSError:
+    down = True
+check("oauth.sh stop: the token endpoint no longer answers", down)
+check("  and Dovecot refuses even a live token while it cannot introspect", not imap_login(at6))
+r = subprocess.run([f"{here}/oauth.sh", "restart", oa], capture_output=True, text=True)
+check("oauth.sh restart: the same server is back", r.returncode == 0, r.stderr)
+check("  the live token logs in again", imap_login(at6))
+st, tok = post(env["OAUTH_TOKEN_URL"], {"grant_type": "refresh_token", "refresh_token": rt6,
+                                        "client_id": env["OAUTH_DEVICE_CLIENT_ID"]})
+check("  and the refresh token from before the restart still works", st == 200, str(tok.get("error")))
+
+# 8. Authorization code + PKCE S256 with a loopback redirect (confidential client).
 got = {}
 
 

@@ -5,12 +5,18 @@
 # loopback redirect, introspection (RFC 7662, for Dovecot), revocation (RFC 7009).
 #
 #   tests/servers/oauth.sh prepare                  venv + a migrated template database
-#                                                   (idempotent; ~25 s the first time)
+#                                                   (idempotent; 30–60 s the first time)
 #   tests/servers/oauth.sh start DIR PORT USER:PASSWORD...
 #                                                   serve on 127.0.0.1:PORT; writes DIR/oauth.env
 #   tests/servers/oauth.sh stop DIR
+#   tests/servers/oauth.sh restart DIR              the same server again (same port, same
+#                                                   database and tokens), after a stop
 #   tests/servers/oauth.sh expire DIR               every access token expires now (as if the
 #                                                   clock had run past it); refresh tokens stay
+#   tests/servers/oauth.sh revoke DIR [USER]        revokes every refresh token (of USER), and
+#                                                   with each its access token
+#   tests/servers/oauth.sh tokens DIR               {"access_live":…,"access_all":…,
+#                                                   "refresh_live":…,"refresh_revoked":…}
 #
 # The environment at start: OAUTH_ACCESS_SECONDS (access-token lifetime, default 3600),
 # OAUTH_REFRESH_SECONDS (refresh-token lifetime, default none), OAUTH_ROTATE (1: each
@@ -27,12 +33,18 @@ PY=$VENV/bin/python
 export PYTHONDONTWRITEBYTECODE=1
 REQ=$HERE/oauth/requirements.txt
 
+ready() {
+    [ -x "$PY" ] && cmp -s "$REQ" "$VENV/requirements.txt" && [ -f "$HOME_/template/oauth.sqlite3" ] \
+        && "$PY" -c '' 2>/dev/null
+}
+
 prepare() {
     mkdir -p "$HOME_"
-    # Made again when the pinned versions change.
-    if [ -x "$PY" ] && cmp -s "$REQ" "$VENV/requirements.txt" && [ -f "$HOME_/template/oauth.sqlite3" ]; then
-        return 0
-    fi
+    ready && return 0
+    # Tests run in parallel: one makes the venv, the others wait for it.
+    exec 9>"$HOME_/.lock"
+    flock 9
+    if ready; then flock -u 9; return 0; fi
     rm -rf "$VENV" "$HOME_/template"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ"
@@ -40,22 +52,10 @@ prepare() {
     ( cd "$HERE/oauth" && OAUTH_DIR=$HOME_/template OAUTH_BASE_URL=http://127.0.0.1 \
         DJANGO_SETTINGS_MODULE=settings "$PY" -m django migrate -v 0 )
     cp "$REQ" "$VENV/requirements.txt"
+    flock -u 9
 }
 
-case ${1:-} in
-prepare)
-    prepare
-    ;;
-start)
-    DIR=$2; PORT=$3; shift 3
-    [ -x "$PY" ] && [ -f "$HOME_/template/oauth.sqlite3" ] || prepare
-    mkdir -p "$DIR"
-    cp "$HOME_/template/oauth.sqlite3" "$DIR/oauth.sqlite3"
-    export OAUTH_DIR=$DIR OAUTH_BASE_URL=http://127.0.0.1:$PORT DJANGO_SETTINGS_MODULE=settings
-    export OAUTH_DJANGO_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
-    # What the server was started with, for `expire` and for a restart by hand.
-    env | grep -E '^(OAUTH_[A-Z_]+|DJANGO_SETTINGS_MODULE)=' | grep -v OAUTH_DJANGO_SECRET > "$DIR/server.env"
-    ( cd "$HERE/oauth" && "$PY" seed.py "$@" )
+serve() {
     cd "$HERE/oauth"
     "$VENV/bin/gunicorn" --bind "127.0.0.1:$PORT" --workers 1 --threads 8 \
         --pid "$DIR/gunicorn.pid" --error-logfile "$DIR/server.log" --access-logfile "$DIR/access.log" \
@@ -71,27 +71,57 @@ for _ in range(150):
         sys.exit(0)  # 400/401 is the token endpoint refusing an empty request: it is up
     except OSError:
         time.sleep(0.1)
-sys.stderr.write(f"oauth.sh: the server did not answer on {port}:\n" + open(log).read())
+sys.stderr.write(f"oauth.sh: the server did not answer on {port}:\\n" + open(log).read())
 sys.exit(1)
 PY
+}
+
+# Runs oauth/admin.py against the server in DIR (its database, its settings).
+admin() {
+    DIR=$1; shift
+    ( cd "$HERE/oauth" && set -a && . "$DIR/server.env" && set +a && "$PY" admin.py "$@" )
+}
+
+case ${1:-} in
+prepare)
+    prepare
+    ;;
+start)
+    DIR=$2; PORT=$3; shift 3
+    prepare
+    mkdir -p "$DIR"
+    cp "$HOME_/template/oauth.sqlite3" "$DIR/oauth.sqlite3"
+    export OAUTH_DIR=$DIR OAUTH_BASE_URL=http://127.0.0.1:$PORT DJANGO_SETTINGS_MODULE=settings
+    export OAUTH_DJANGO_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+    # What the server was started with, for `expire` and for a restart by hand.
+    env | grep -E '^(OAUTH_[A-Z_]+|DJANGO_SETTINGS_MODULE)=' | grep -v OAUTH_DJANGO_SECRET > "$DIR/server.env"
+    ( cd "$HERE/oauth" && "$PY" seed.py "$@" )
+    echo "PORT=$PORT" >> "$DIR/server.env"
+    serve
     ;;
 stop)
     DIR=$2
     pid=$(cat "$DIR/gunicorn.pid" 2>/dev/null || true)
     if [ -n "$pid" ]; then
-        kill "$pid" 2>/dev/null || true
+        # QUIT: gunicorn's quick shutdown (TERM waits for Dovecot's kept-alive connections).
+        kill -QUIT "$pid" 2>/dev/null || true
         i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
     fi
     ;;
-expire)
+restart)
     DIR=$2
-    ( cd "$HERE/oauth" && set -a && . "$DIR/server.env" && set +a && "$PY" -c "
-import django; django.setup()
-from django.utils import timezone; from datetime import timedelta
-from oauth2_provider.models import get_access_token_model
-print(get_access_token_model().objects.update(expires=timezone.now() - timedelta(seconds=1)))" )
+    set -a; . "$DIR/server.env"; set +a
+    export OAUTH_DJANGO_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+    serve
+    ;;
+expire|tokens)
+    admin "$2" "$1"
+    ;;
+revoke)
+    DIR=$2; shift 2
+    admin "$DIR" revoke "$@"
     ;;
 *)
-    sed -n '2,21p' "$0" >&2; exit 2
+    sed -n '2,29p' "$0" >&2; exit 2
     ;;
 esac

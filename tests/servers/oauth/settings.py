@@ -54,6 +54,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGIN_URL = "/accounts/login/"
 LOGGING = {
     "version": 1,
+    "disable_existing_loggers": False,  # gunicorn's access log goes on
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"django": {"handlers": ["console"], "level": "WARNING"},
                 "oauth2_provider": {"handlers": ["console"], "level": "INFO"}},
