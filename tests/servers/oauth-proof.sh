@@ -151,6 +151,7 @@ check("the user approves through the login and consent pages", approved.returnco
 check("the device flow then gives an access token and a refresh token",
       st == 200 and tok.get("access_token") and tok.get("refresh_token"), str(st))
 at1, rt1 = tok["access_token"], tok["refresh_token"]
+check("the access token is as long as a real provider's (1800 characters)", len(at1) == 1800, str(len(at1)))
 
 _, _, denied, st, tokd = device_flow(deny=True)
 check("a device request the user denies ends in access_denied",
@@ -163,6 +164,21 @@ check("IMAP AUTHENTICATE XOAUTH2 after STARTTLS", imap_login(at1, "XOAUTH2", tls
 t = time.time()
 check("IMAP refuses a token the server never issued", not imap_login(at1[:-4] + "AAAA"))
 check("  and refuses it quickly (no auth failure delay)", time.time() - t < 1.5, f"{time.time() - t:.1f} s")
+def imap_sasl_ir(tok):
+    """AUTHENTICATE XOAUTH2 with the initial response on the command line (SASL-IR)."""
+    m = imaplib.IMAP4_SSL("127.0.0.1", p_imaps, ssl_context=ctx, timeout=20)
+    ir = base64.b64encode(xoauth2(tok).encode()).decode()
+    m.send(f"a1 AUTHENTICATE XOAUTH2 {ir}\r\n".encode())
+    line = m.readline().decode()
+    while line.startswith("* "):
+        line = m.readline().decode()
+    m.shutdown()
+    return line
+
+
+line = imap_sasl_ir(at1)
+check("IMAP takes the long initial response on the command line (SASL-IR, "
+      f"{len(base64.b64encode(xoauth2(at1).encode())) + 26} characters)", line.startswith("a1 OK"), line.strip())
 m = imaplib.IMAP4_SSL("127.0.0.1", p_imaps, ssl_context=ctx)
 check("passwords still work on IMAP (LOGIN)", m.login(user, "mail-pw")[0] == "OK")
 m.logout()
@@ -189,6 +205,15 @@ if code == 235:
         time.sleep(0.05)
     check("  and the mail it sent arrives in the mailbox", os.path.isdir(newdir) and any(
         "oauth proof" in open(f"{newdir}/{f}").read() for f in os.listdir(newdir)))
+s = smtplib.SMTP("127.0.0.1", p_osub, timeout=20)
+s.ehlo("client.test"); s.starttls(context=ctx); s.ehlo("client.test")
+line = "AUTH XOAUTH2 " + base64.b64encode(xoauth2(at1).encode()).decode()
+code, reply = s.docmd(line)
+# Postfix cuts the line at 2048 and says 535, as for a bad token: a client that sends
+# the response inline takes a good token for a refused one.
+check(f"Postfix refuses the initial response inline on the AUTH line ({len(line)} characters > 2048)",
+      code == 535 and b"base64" in reply, f"{code} {reply}")
+s.close()
 code, s = smtp_auth(at1, mech="OAUTHBEARER")
 check("SMTP AUTH OAUTHBEARER on the submission port (235)", code == 235, str(code))
 s.quit()

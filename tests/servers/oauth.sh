@@ -20,8 +20,9 @@
 #
 # The environment at start: OAUTH_ACCESS_SECONDS (access-token lifetime, default 3600),
 # OAUTH_REFRESH_SECONDS (refresh-token lifetime, default none), OAUTH_ROTATE (1: each
-# refresh gives a new refresh token and revokes the old one; 0: keep it), and
-# OAUTH_DEVICE_INTERVAL (the polling interval the device flow announces, default 1).
+# refresh gives a new refresh token and revokes the old one; 0: keep it),
+# OAUTH_DEVICE_INTERVAL (the polling interval the device flow announces, default 1), and
+# OAUTH_TOKEN_LENGTH (access tokens' length, default 1800 like Microsoft's JWTs; 0: 30).
 # The venv lives in $OAUTH_HARNESS_HOME (default <repo>/target/oauth-harness).
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -122,6 +123,6 @@ revoke)
     admin "$DIR" revoke "$@"
     ;;
 *)
-    sed -n '2,29p' "$0" >&2; exit 2
+    sed -n '2,31p' "$0" >&2; exit 2
     ;;
 esac

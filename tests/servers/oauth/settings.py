@@ -3,7 +3,7 @@
 Loopback only, for tests: DEBUG off, a throwaway secret key, fast password hashing.
 Everything that varies comes from the environment oauth.sh sets:
 OAUTH_DIR (the database), OAUTH_BASE_URL, OAUTH_ACCESS_SECONDS, OAUTH_REFRESH_SECONDS,
-OAUTH_ROTATE (1 or 0), OAUTH_DEVICE_INTERVAL.
+OAUTH_ROTATE (1 or 0), OAUTH_DEVICE_INTERVAL, OAUTH_TOKEN_LENGTH (tokens.py).
 """
 import os
 
@@ -76,4 +76,6 @@ OAUTH2_PROVIDER = {
     "OAUTH_DEVICE_VERIFICATION_URI_COMPLETE": BASE_URL + "/o/device/?user_code={user_code}",
     "DEVICE_FLOW_INTERVAL": int(os.environ.get("OAUTH_DEVICE_INTERVAL", "1")),
     "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"],
+    "ACCESS_TOKEN_GENERATOR": "tokens.access_token",
+    "REFRESH_TOKEN_GENERATOR": "oauthlib.oauth2.rfc6749.tokens.random_token_generator",
 }
