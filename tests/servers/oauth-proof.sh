@@ -83,8 +83,13 @@ def oauthbearer(tok, port):
     return f"n,a={user},\x01host=127.0.0.1\x01port={port}\x01auth=Bearer {tok}\x01\x01"
 
 
-def imap_login(tok, mech="XOAUTH2", tls="imaps"):
+challenges = []
+
+
+def imap_login(tok, mech="XOAUTH2", tls="imaps", as_user=None):
     """True when Dovecot lets the token in (and the session can SELECT INBOX)."""
+    global user
+    saved, user = user, as_user or user
     if tls == "imaps":
         m = imaplib.IMAP4_SSL("127.0.0.1", p_imaps, ssl_context=ctx, timeout=20)
         port = p_imaps
@@ -93,12 +98,15 @@ def imap_login(tok, mech="XOAUTH2", tls="imaps"):
         m.starttls(ssl_context=ctx)
         port = p_imap
     ir = xoauth2(tok) if mech == "XOAUTH2" else oauthbearer(tok, port)
+    user = saved
     sent = []
 
     def answer(challenge):
         # The first call sends the initial response; after a refusal Dovecot sends a JSON
         # error as a challenge, which the client answers with an empty response (RFC 7628).
         sent.append(challenge)
+        if len(sent) > 1:
+            challenges.append(challenge)
         return ir.encode() if len(sent) == 1 else b""
     try:
         typ, _ = m.authenticate(mech, answer)
@@ -164,6 +172,13 @@ check("IMAP AUTHENTICATE XOAUTH2 after STARTTLS", imap_login(at1, "XOAUTH2", tls
 t = time.time()
 check("IMAP refuses a token the server never issued", not imap_login(at1[:-4] + "AAAA"))
 check("  and refuses it quickly (no auth failure delay)", time.time() - t < 1.5, f"{time.time() - t:.1f} s")
+try:
+    said = json.loads(challenges[-1])
+except (IndexError, ValueError):
+    said = {}
+check("  after a JSON error challenge (answered with an empty response)", said.get("status") == "401", str(challenges[-1:]))
+check("IMAP refuses the token for another user (the introspected username must match)",
+      not imap_login(at1, as_user="other@test.example"))
 def imap_sasl_ir(tok):
     """AUTHENTICATE XOAUTH2 with the initial response on the command line (SASL-IR)."""
     m = imaplib.IMAP4_SSL("127.0.0.1", p_imaps, ssl_context=ctx, timeout=20)
@@ -224,6 +239,11 @@ s = smtplib.SMTP("127.0.0.1", p_osub, timeout=20)
 s.ehlo("client.test"); s.starttls(context=ctx); s.ehlo("client.test")
 code, _ = s.docmd("AUTH", "PLAIN " + base64.b64encode(f"\0{user}\0mail-pw".encode()).decode())
 check("the OAuth submission port refuses a password (AUTH PLAIN)", code >= 500, str(code))
+s.quit()
+
+s = smtplib.SMTP("127.0.0.1", p_sub, timeout=20)
+s.ehlo("client.test"); s.starttls(context=ctx); s.ehlo("client.test")
+check("the password submission port still takes a password", s.login(user, "mail-pw")[0] == 235)
 s.quit()
 
 # 4. Refresh (RFC 6749 §6) with rotation.
