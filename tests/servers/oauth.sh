@@ -61,20 +61,34 @@ serve() {
     "$VENV/bin/gunicorn" --bind "127.0.0.1:$PORT" --workers 1 --threads 8 \
         --pid "$DIR/gunicorn.pid" --error-logfile "$DIR/server.log" --access-logfile "$DIR/access.log" \
         --daemon wsgi:application </dev/null >/dev/null 2>&1
-    # Ready when the token endpoint answers (Django loads in ~1 s); 15 s at most.
-    "$PY" - "$PORT" "$DIR/server.log" <<'PY'
-import sys, time, urllib.error, urllib.request
-port, log = sys.argv[1], sys.argv[2]
+    # Ready when *this* server answers: its introspection endpoint takes its own Dovecot
+    # client's secret (another test's server on a reused port would refuse it). 15 s at most.
+    if ! "$PY" - "$DIR" <<'PY'
+import base64, json, sys, time, urllib.error, urllib.request
+d = sys.argv[1]
+e = json.load(open(f"{d}/oauth.json"))
+cred = base64.b64encode(f"{e['OAUTH_DOVECOT_CLIENT_ID']}:{e['OAUTH_DOVECOT_CLIENT_SECRET']}".encode()).decode()
+req = urllib.request.Request(e["OAUTH_INTROSPECT_URL"], data=b"token=probe",
+                             headers={"Authorization": "Basic " + cred})
+why = "no answer"
 for _ in range(150):
     try:
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/o/token/", data=b"", timeout=2)
-    except urllib.error.HTTPError:
-        sys.exit(0)  # 400/401 is the token endpoint refusing an empty request: it is up
-    except OSError:
-        time.sleep(0.1)
-sys.stderr.write(f"oauth.sh: the server did not answer on {port}:\\n" + open(log).read())
+        if json.load(urllib.request.urlopen(req, timeout=2)).get("active") is False:
+            sys.exit(0)
+    except urllib.error.HTTPError as err:
+        why = f"{err.code} from the introspection endpoint: another server on this port?"
+    except OSError as err:
+        why = str(err)
+    if "Connection in use" in open(f"{d}/server.log").read():
+        break  # the port is taken: the caller tries another
+    time.sleep(0.1)
+sys.stderr.write(f"oauth.sh: the server in {d} is not up ({why}):\n" + open(f"{d}/server.log").read())
 sys.exit(1)
 PY
+    then
+        kill -QUIT "$(cat "$DIR/gunicorn.pid" 2>/dev/null)" 2>/dev/null || true
+        exit 1
+    fi
 }
 
 # Runs oauth/admin.py against the server in DIR (its database, its settings).
