@@ -27,7 +27,7 @@ print(*[s.getsockname()[1] for s in ss])')
 P_OAUTH=$1; P_IMAP=$2; P_IMAPS=$3; P_SMTP=$4; P_SUB=$5; P_OSUB=$6
 USER=box@test.example
 # Access tokens live 6 s here, so that one can be seen to expire.
-OAUTH_ACCESS_SECONDS=6 "$HERE/oauth.sh" start "$OA" "$P_OAUTH" "$USER:horse-battery"
+OAUTH_ACCESS_SECONDS=6 "$HERE/oauth.sh" start "$OA" "$P_OAUTH" "$USER:horse-battery" other@test.example:staple
 . "$OA/oauth.env"
 "$HERE/start.sh" --oauth "$OAUTH_DOVECOT_INTROSPECTION_URL" "$P_OSUB" \
     "$MAIL" "$P_IMAP" "$P_IMAPS" "$P_SMTP" "$P_SUB" "$USER:mail-pw" 2>"$WORK/start.err" \
@@ -135,14 +135,14 @@ def smtp_auth(tok, port=None, mech="XOAUTH2"):
     return code, s
 
 
-def device_flow(deny=False):
+def device_flow(deny=False, extra=()):
     st, d = post(env["OAUTH_DEVICE_AUTHORIZATION_URL"],
                  {"client_id": env["OAUTH_DEVICE_CLIENT_ID"], "scope": env["OAUTH_SCOPE"]})
     assert st == 200, (st, d)
     form = {"grant_type": "urn:ietf:params:oauth:grant-type:device_code",
             "device_code": d["device_code"], "client_id": env["OAUTH_DEVICE_CLIENT_ID"]}
     st, pending = post(env["OAUTH_TOKEN_URL"], form)
-    args = [f"{here}/oauth-approve.py", "device", oa, d["user_code"]] + (["--deny"] if deny else [])
+    args = [f"{here}/oauth-approve.py", "device", oa, d["user_code"]] + (["--deny"] if deny else []) + list(extra)
     approved = subprocess.run([sys.executable] + args, capture_output=True, text=True)
     time.sleep(d.get("interval", 1))
     st2, tokens = post(env["OAUTH_TOKEN_URL"], form)
@@ -165,6 +165,10 @@ _, _, denied, st, tokd = device_flow(deny=True)
 check("a device request the user denies ends in access_denied",
       denied.returncode == 0 and tokd.get("error") == "access_denied", str(tokd))
 
+_, _, other, st, toko = device_flow(extra=["--user", "other@test.example", "--password", "staple"])
+check("approved as another user of the authorization server, the flow gives tokens",
+      other.returncode == 0 and st == 200, other.stderr)
+
 # 2. IMAP through Dovecot's oauth2 passdb (introspection).
 check("IMAP AUTHENTICATE XOAUTH2 with the access token (IMAPS)", imap_login(at1, "XOAUTH2"))
 check("IMAP AUTHENTICATE OAUTHBEARER with the access token (IMAPS)", imap_login(at1, "OAUTHBEARER"))
@@ -179,6 +183,7 @@ except (IndexError, ValueError):
 check("  after a JSON error challenge (answered with an empty response)", said.get("status") == "401", str(challenges[-1:]))
 check("IMAP refuses the token for another user (the introspected username must match)",
       not imap_login(at1, as_user="other@test.example"))
+check("  and the other user's token for this mailbox", not imap_login(toko["access_token"]))
 def imap_sasl_ir(tok):
     """AUTHENTICATE XOAUTH2 with the initial response on the command line (SASL-IR)."""
     m = imaplib.IMAP4_SSL("127.0.0.1", p_imaps, ssl_context=ctx, timeout=20)
@@ -291,9 +296,10 @@ at5, rt5 = tok["access_token"], tok["refresh_token"]
 before = json.loads(subprocess.run([f"{here}/oauth.sh", "tokens", oa], capture_output=True, text=True).stdout)
 r = subprocess.run([f"{here}/oauth.sh", "revoke", oa, user], capture_output=True, text=True)
 after = json.loads(subprocess.run([f"{here}/oauth.sh", "tokens", oa], capture_output=True, text=True).stdout)
-check("oauth.sh revoke revokes the user's refresh tokens (oauth.sh tokens counts them)",
-      r.returncode == 0 and before["refresh_live"] >= 1 and after["refresh_live"] == 0
-      and after["refresh_revoked"] == before["refresh_revoked"] + before["refresh_live"], f"{before} {after}")
+# The other user's grant (section 1) is not touched.
+check("oauth.sh revoke revokes this user's refresh tokens, not the other's (oauth.sh tokens counts them)",
+      r.returncode == 0 and before["refresh_live"] == 2 and after["refresh_live"] == 1
+      and after["refresh_revoked"] == before["refresh_revoked"] + 1, f"{before} {after}")
 st, tok = post(env["OAUTH_TOKEN_URL"], {"grant_type": "refresh_token", "refresh_token": rt5,
                                         "client_id": env["OAUTH_DEVICE_CLIENT_ID"]})
 check("  its refresh token is refused (invalid_grant)", tok.get("error") == "invalid_grant", str(tok))
