@@ -8,7 +8,8 @@ with its CSRF token and the session cookie. Standard library only.
     oauth-approve.py authorize DIR URL [--deny] [--user U --password P]
         opens URL (the authorization request the client printed), consents, and follows the
         redirect to the client's loopback redirect_uri (so the client's listener gets
-        ?code=...&state=...); prints where it went (not the code)
+        ?code=...&state=...); prints where it went (not the code); exits 1 when the server
+        sent the client an error instead of a code
 
 DIR is where tests/servers/oauth.sh start wrote oauth.env; the user defaults to its first
 user (OAUTH_USER / OAUTH_PASSWORD). Exits 0 when the server took the answer, 1 with the
@@ -38,7 +39,11 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 class Browser:
-    def __init__(self):
+    """Cookies and redirects as a browser; a redirect to the client (stop_at) is not
+    followed but returned, so that the caller opens it once it has seen it."""
+
+    def __init__(self, stop_at=None):
+        self.stop_at = stop_at
         jar = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect())
 
@@ -54,7 +59,7 @@ class Browser:
         except urllib.error.HTTPError as e:
             return e.code, url, e.headers.get("Location"), e.read().decode(errors="replace")
 
-    def follow(self, url, form=None, stop_at=None):
+    def follow(self, url, form=None):
         """Follows redirects on the server (GET after a POST, as browsers do); stops before
         a location that starts with stop_at and returns it."""
         status, url, loc, body = self.go(url, form)
@@ -62,8 +67,8 @@ class Browser:
             if status not in (301, 302, 303, 307):
                 return status, url, body
             nxt = urllib.parse.urljoin(url, loc)
-            if stop_at and nxt.startswith(stop_at):
-                return status, nxt, body
+            if self.stop_at and nxt.startswith(self.stop_at):
+                return status, nxt, ""
             status, url, loc, body = self.go(nxt)
         raise SystemExit("oauth-approve: too many redirects")
 
@@ -84,7 +89,7 @@ def hidden_fields(page):
 def login(b, base, page_url, page, user, password):
     """On the login page the server sent us to: signs in, returns the page after it."""
     if 'name="password"' not in page:
-        return page_url, page
+        return page_url, page  # already signed in, or sent on to the client
     form = hidden_fields(page)
     form.update(username=user, password=password)
     status, url, body = b.follow(base + "/accounts/login/", form)
@@ -119,8 +124,8 @@ def main(argv):
         form["user_code"] = what
         status, url, page = b.follow(base + "/o/device/", form)
         if "action" not in page:
-            raise SystemExit("oauth-approve: the server did not take the user code: "
-                             + " ".join(re.findall(r'<li>([^<]*)</li>', page)) or str(status))
+            said = " ".join(re.findall(r"<li>([^<]*)</li>", page)) or str(status)
+            raise SystemExit(f"oauth-approve: the server did not take the user code: {said}")
         form = hidden_fields(page)
         form["action"] = "deny" if deny else "accept"
         status, url, page = b.follow(url, form)
@@ -132,17 +137,29 @@ def main(argv):
 
     # authorize: the URL the client printed, the login, the consent page, its redirect.
     redirect_base = urllib.parse.parse_qs(urllib.parse.urlparse(what).query).get("redirect_uri", [""])[0]
+    b.stop_at = redirect_base or None
     status, url, page = b.follow(what)
     url, page = login(b, base, url, page, user, password)
+    if redirect_base and url.startswith(redirect_base):
+        # Sent back to the client before any consent: an error (e.g. no PKCE challenge).
+        deliver(url)
+        sys.exit(1)
     if "authorizationForm" not in page:
+        said = re.findall(r"<h2>([^<]*)</h2>\s*<p>([^<]*)</p>", page)
         raise SystemExit(f"oauth-approve: no consent page ({status}): "
-                         + " ".join(re.findall(r"<h2>([^<]*)</h2>|<p>([^<]*)</p>", page)[0]) if "<h2>" in page else "")
+                         + (" ".join(said[0]) if said else html.unescape(re.sub(r"<[^>]+>", " ", page))[:300]))
     form = hidden_fields(page)
     if not deny:
         form["allow"] = "Authorize"
-    status, location, _ = b.follow(url, form, stop_at=redirect_base or "http://127.0.0.1/never")
+    status, location, _ = b.follow(url, form)
     if not redirect_base or not location.startswith(redirect_base):
         raise SystemExit(f"oauth-approve: the server did not redirect to the client ({status} {location})")
+    sys.exit(0 if deliver(location) != deny else 1)  # a code, or with --deny access_denied
+
+
+def deliver(location):
+    """Opens the client's redirect_uri as the browser would; says where it went and with
+    what (not the code: it is a credential). True when it carried a code."""
     # The browser now opens the client's loopback redirect: its listener gets the code.
     try:
         urllib.request.urlopen(location, timeout=20).read()
@@ -154,6 +171,7 @@ def main(argv):
     q = urllib.parse.parse_qs(urllib.parse.urlparse(location).query)
     got = "an error: " + q["error"][0] if "error" in q else "a code"
     print(f"redirected to {location.split('?')[0]} with {got}")
+    return "code" in q
 
 
 if __name__ == "__main__":

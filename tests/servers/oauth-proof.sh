@@ -366,6 +366,13 @@ if st == 200:
                  auth=(env["OAUTH_WEB_CLIENT_ID"], "wrong-secret"))
     check("refresh with a wrong client secret is refused (401)", st == 401, str(st))
 
+got.clear()
+threading.Thread(target=srv.handle_request, daemon=True).start()
+url = url.replace(f"state={state}", "state=again")
+r = subprocess.run([sys.executable, f"{here}/oauth-approve.py", "authorize", oa, url, "--deny"], capture_output=True, text=True)
+check("an authorization request the user cancels sends the client access_denied",
+      r.returncode == 0 and got.get("error") == ["access_denied"] and got.get("state") == ["again"], r.stdout + r.stderr + str(got))
+
 print(f"oauth-proof: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 PY
