@@ -3,7 +3,7 @@
 # (tests/servers/oauth.sh), Dovecot's oauth2 passdb asking its introspection endpoint, and
 # Postfix's OAuth-only submission port (tests/servers/start.sh --oauth), checked by a
 # client written with Python's standard library. Prints each check and
-# "N passed, N failed"; exits 1 if any failed. ~35 s (it waits for real expiry).
+# "N passed, N failed"; exits 1 if any failed. 35–50 s (3.5 s of it waiting for a real expiry).
 #
 #   tests/servers/oauth-proof.sh
 set -eu
@@ -26,8 +26,7 @@ for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])')
 P_OAUTH=$1; P_IMAP=$2; P_IMAPS=$3; P_SMTP=$4; P_SUB=$5; P_OSUB=$6
 USER=box@test.example
-# Access tokens live 6 s here, so that one can be seen to expire.
-OAUTH_ACCESS_SECONDS=6 "$HERE/oauth.sh" start "$OA" "$P_OAUTH" "$USER:horse-battery" other@test.example:staple
+"$HERE/oauth.sh" start "$OA" "$P_OAUTH" "$USER:horse-battery" other@test.example:staple
 . "$OA/oauth.env"
 "$HERE/start.sh" --oauth "$OAUTH_DOVECOT_INTROSPECTION_URL" "$P_OSUB" \
     "$MAIL" "$P_IMAP" "$P_IMAPS" "$P_SMTP" "$P_SUB" "$USER:mail-pw" 2>"$WORK/start.err" \
@@ -263,8 +262,14 @@ st, again = post(env["OAUTH_TOKEN_URL"], {"grant_type": "refresh_token", "refres
                                           "client_id": env["OAUTH_DEVICE_CLIENT_ID"]})
 check("the rotated-out refresh token is refused (invalid_grant)", again.get("error") == "invalid_grant", str(again))
 
-# 5. Expiry, as the clock runs (6 s here) and by `oauth.sh expire`.
-time.sleep(6.5)
+# 5. Expiry, as the clock runs (tokens issued from now on live 3 s) and by `oauth.sh expire`.
+subprocess.run([f"{here}/oauth.sh", "lifetime", oa, "3"], check=True)
+st, tok = post(env["OAUTH_TOKEN_URL"], {"grant_type": "refresh_token", "refresh_token": rt2,
+                                        "client_id": env["OAUTH_DEVICE_CLIENT_ID"]})
+check("oauth.sh lifetime: the next token says expires_in 3", st == 200 and tok.get("expires_in") == 3, str(tok.get("expires_in")))
+at2, rt2 = tok["access_token"], tok["refresh_token"]
+check("  and logs in at once", imap_login(at2))
+time.sleep(3.5)
 check("an expired access token is refused by IMAP", not imap_login(at2))
 code, s = smtp_auth(at2)
 check("  and by SMTP (535)", code == 535, str(code))
@@ -274,6 +279,7 @@ st, tok = post(env["OAUTH_TOKEN_URL"], {"grant_type": "refresh_token", "refresh_
 check("after expiry the refresh token still gives a new access token", st == 200, str(tok))
 at3, rt3 = tok["access_token"], tok["refresh_token"]
 check("  which logs in", imap_login(at3))
+subprocess.run([f"{here}/oauth.sh", "lifetime", oa, "3600"], check=True)
 r = subprocess.run([f"{here}/oauth.sh", "expire", oa], capture_output=True, text=True)
 check("oauth.sh expire makes the live access token expire now", r.returncode == 0 and not imap_login(at3), r.stderr)
 st, tok = post(env["OAUTH_TOKEN_URL"], {"grant_type": "refresh_token", "refresh_token": rt3,

@@ -11,6 +11,7 @@
 #   tests/servers/oauth.sh stop DIR
 #   tests/servers/oauth.sh restart DIR              the same server again (same port, same
 #                                                   database and tokens), after a stop
+#   tests/servers/oauth.sh lifetime DIR SECONDS     access tokens issued from now on live SECONDS
 #   tests/servers/oauth.sh expire DIR               every access token expires now (as if the
 #                                                   clock had run past it); refresh tokens stay
 #   tests/servers/oauth.sh revoke DIR [USER]        revokes every refresh token (of USER), and
@@ -129,6 +130,9 @@ restart)
     export OAUTH_DJANGO_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
     serve
     ;;
+lifetime)
+    echo "$3" > "$2/access-seconds.tmp" && mv "$2/access-seconds.tmp" "$2/access-seconds"
+    ;;
 expire|tokens)
     admin "$2" "$1"
     ;;
@@ -137,6 +141,6 @@ revoke)
     admin "$DIR" revoke "$@"
     ;;
 *)
-    sed -n '2,31p' "$0" >&2; exit 2
+    sed -n '2,32p' "$0" >&2; exit 2
     ;;
 esac

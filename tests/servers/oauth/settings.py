@@ -7,6 +7,8 @@ OAUTH_ROTATE (1 or 0), OAUTH_DEVICE_INTERVAL, OAUTH_TOKEN_LENGTH (tokens.py).
 """
 import os
 
+from tokens import access_seconds
+
 DIR = os.environ["OAUTH_DIR"]
 BASE_URL = os.environ["OAUTH_BASE_URL"].rstrip("/")
 
@@ -61,7 +63,8 @@ LOGGING = {
 }
 
 OAUTH2_PROVIDER = {
-    "ACCESS_TOKEN_EXPIRE_SECONDS": int(os.environ.get("OAUTH_ACCESS_SECONDS", "3600")),
+    # A callable, read at each issue: `oauth.sh lifetime` changes it while the server runs.
+    "ACCESS_TOKEN_EXPIRE_SECONDS": access_seconds,
     "REFRESH_TOKEN_EXPIRE_SECONDS": int(os.environ["OAUTH_REFRESH_SECONDS"]) if os.environ.get("OAUTH_REFRESH_SECONDS") else None,
     "ROTATE_REFRESH_TOKEN": os.environ.get("OAUTH_ROTATE", "1") == "1",
     "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,

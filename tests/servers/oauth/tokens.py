@@ -16,3 +16,13 @@ def access_token(request):
     body = secrets.token_urlsafe(n)[: n - 2]
     a, b = len(body) // 10, len(body) * 8 // 10
     return f"{body[:a]}.{body[a:b]}.{body[b:]}"
+
+
+def access_seconds(request):
+    """The lifetime of the access token being issued: DIR/access-seconds when a test has
+    written it (`oauth.sh lifetime DIR SECONDS`), else OAUTH_ACCESS_SECONDS."""
+    try:
+        with open(os.path.join(os.environ["OAUTH_DIR"], "access-seconds")) as f:
+            return int(f.read())
+    except FileNotFoundError:
+        return int(os.environ.get("OAUTH_ACCESS_SECONDS", "3600"))
