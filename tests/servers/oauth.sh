@@ -10,7 +10,8 @@
 #                                                   serve on 127.0.0.1:PORT; writes DIR/oauth.env
 #   tests/servers/oauth.sh stop DIR
 #   tests/servers/oauth.sh restart DIR              the same server again (same port, same
-#                                                   database and tokens), after a stop
+#                                                   database and tokens), after a stop; the
+#                                                   settings below given now win over start's
 #   tests/servers/oauth.sh lifetime DIR SECONDS     access tokens issued from now on live SECONDS
 #   tests/servers/oauth.sh expire DIR               every access token expires now (as if the
 #                                                   clock had run past it); refresh tokens stay
@@ -143,7 +144,8 @@ stop)
     ;;
 restart)
     DIR=$2
-    set -a; . "$DIR/server.env"; set +a
+    now=$(env | grep -E '^OAUTH_(ACCESS_SECONDS|REFRESH_SECONDS|ROTATE|DEVICE_INTERVAL|TOKEN_LENGTH)=[0-9]*$' || true)
+    set -a; . "$DIR/server.env"; eval "$now"; set +a
     export OAUTH_DJANGO_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
     serve
     ;;
@@ -158,6 +160,6 @@ revoke)
     admin "$DIR" revoke "$@"
     ;;
 *)
-    sed -n '2,33p' "$0" >&2; exit 2
+    awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0" >&2; exit 2
     ;;
 esac

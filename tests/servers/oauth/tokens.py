@@ -1,4 +1,4 @@
-"""Access tokens as long as real providers' (Microsoft's are JWTs of 1,500–2,500
+"""Access tokens as long as real providers' (Microsoft's are JWTs, commonly 1,500–2,500
 characters), so that a client meets what it will meet: an XOAUTH2 initial response past
 Postfix's 2,048-character SMTP line limit. OAUTH_TOKEN_LENGTH sets the length (default
 1800; 0 gives DOT's own 30-character tokens)."""
