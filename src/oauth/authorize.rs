@@ -114,7 +114,8 @@ pub fn loopback(oauth: &OAuth, port: u16, tell: &mut dyn FnMut(&Instruction)) ->
     let rt = runtime()?;
     let listener = rt.block_on(tokio::net::TcpListener::bind(("127.0.0.1", port))).map_err(|e| AuthorizeError::Unavailable(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
     let port = listener.local_addr().map_err(|e| AuthorizeError::Unavailable(e.to_string()))?.port();
-    let redirect = format!("http://127.0.0.1:{port}/");
+    // RFC 8252 §7.3: a loopback redirect takes any port; the path is what is registered.
+    let redirect = format!("http://127.0.0.1:{port}/callback");
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let mut raw = [0u8; 32];
     OsRandom.fill(&mut raw);

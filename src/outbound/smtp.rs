@@ -10,7 +10,7 @@ use super::{SendError, Transport};
 use crate::config::{Auth, Security, Server};
 use crate::oauth::{Attempt, Tokens};
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use std::sync::{Arc, Mutex};
@@ -22,8 +22,8 @@ pub struct SmtpTransport {
     server: Server,
     tls: TlsParameters,
     tokens: Arc<Tokens>,
-    /// Built and dropped inside the runtime (lettre's connection pool lives on it); on
-    /// OAuth, with the access token it was built with, and built again for a new one.
+    /// Built and dropped inside the runtime (lettre's connection pool lives on it), with
+    /// the password it logs in with. (On OAuth each mail has a connection of its own.)
     inner: Mutex<Option<(String, Inner)>>,
     rt: Handle,
 }
@@ -46,27 +46,24 @@ impl SmtpTransport {
         Ok(SmtpTransport { server: server.clone(), tls, tokens, inner: Mutex::new(None), rt })
     }
 
-    /// A transport logging in with `secret` (a password, or an access token with XOAUTH2).
-    fn build(&self, secret: Option<(&str, bool)>) -> Inner {
+    /// A transport logging in with `secret` (a password), or none.
+    fn build(&self, secret: Option<&str>) -> Inner {
         let tls = match self.server.security {
             Security::Tls => Tls::Wrapper(self.tls.clone()),
             Security::StartTls => Tls::Required(self.tls.clone()),
             Security::Plain => Tls::None,
         };
         let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.server.host.clone()).port(self.server.port).tls(tls).timeout(Some(self.server.timeout));
-        if let (Some(c), Some((secret, bearer))) = (&self.server.credentials, secret) {
+        if let (Some(c), Some(secret)) = (&self.server.credentials, secret) {
             b = b.credentials(Credentials::new(c.username.clone(), secret.to_string()));
-            if bearer {
-                b = b.authentication(vec![Mechanism::Xoauth2]);
-            }
         }
         let _in_runtime = self.rt.enter();
         b.build()
     }
 
-    /// Sends through the transport for `secret`, building it when the secret changed.
-    fn send_with(&self, secret: Option<(&str, bool)>, envelope: &Envelope, raw: &[u8], recipient: &str) -> Result<(), Attempt<SendError>> {
-        let key = secret.map(|(s, _)| s).unwrap_or_default();
+    /// Sends through the kept transport (its pool of connections), logged in with `secret`.
+    fn send_with(&self, secret: Option<&str>, envelope: &Envelope, raw: &[u8], recipient: &str) -> Result<(), Attempt<SendError>> {
+        let key = secret.unwrap_or_default();
         let inner = {
             let mut kept = self.inner.lock().expect("not poisoned");
             match kept.as_ref() {
@@ -80,12 +77,49 @@ impl SmtpTransport {
                 }
             }
         };
-        match self.rt.block_on(inner.send_raw(envelope, raw)) {
-            Ok(_) => Ok(()),
-            Err(e) if login_refused(&e) => Err(Attempt::Refused(SendError::Transient(format!("{recipient}: the SMTP server refused esurety's login: {e}")))),
-            Err(e) if e.is_permanent() => Err(Attempt::Failed(SendError::Permanent(format!("{recipient}: {e}")))),
-            Err(e) => Err(Attempt::Failed(SendError::Transient(format!("{recipient}: {e}")))),
+        classify(self.rt.block_on(inner.send_raw(envelope, raw)).map(|_| ()), recipient)
+    }
+
+    /// One mail over a connection of its own, logged in with XOAUTH2: `AUTH XOAUTH2`, then
+    /// the response after the server's 334 (not on the AUTH line: Postfix cuts lines at
+    /// 2,048 bytes, and a Microsoft access token is longer), and an empty line after a
+    /// refusal's details (the server's second 334), which the 535 follows.
+    async fn send_oauth(&self, user: &str, token: &str, envelope: &Envelope, raw: &[u8]) -> Result<(), lettre::transport::smtp::Error> {
+        use base64::Engine as _;
+        use lettre::transport::smtp::client::AsyncSmtpConnection;
+        use lettre::transport::smtp::extension::ClientId;
+        let hello = ClientId::default();
+        let implicit = (self.server.security == Security::Tls).then(|| self.tls.clone());
+        let mut c = AsyncSmtpConnection::connect_tokio1((self.server.host.as_str(), self.server.port), Some(self.server.timeout), &hello, implicit, None).await?;
+        if self.server.security == Security::StartTls {
+            c.starttls(self.tls.clone(), &hello).await?;
         }
+        let response = base64::engine::general_purpose::STANDARD.encode(crate::oauth::xoauth2(user, token));
+        let out = async {
+            if c.command("AUTH XOAUTH2\r\n").await?.has_code(334) && c.command(format!("{response}\r\n")).await?.has_code(334) {
+                c.command("\r\n").await?;
+            }
+            c.send(envelope, raw).await
+        }.await;
+        match out {
+            Ok(_) => {
+                let _ = c.quit().await;
+                Ok(())
+            }
+            Err(e) => {
+                c.abort().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+fn classify(r: Result<(), lettre::transport::smtp::Error>, recipient: &str) -> Result<(), Attempt<SendError>> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if login_refused(&e) => Err(Attempt::Refused(SendError::Transient(format!("{recipient}: the SMTP server refused esurety's login: {e}")))),
+        Err(e) if e.is_permanent() => Err(Attempt::Failed(SendError::Permanent(format!("{recipient}: {e}")))),
+        Err(e) => Err(Attempt::Failed(SendError::Transient(format!("{recipient}: {e}")))),
     }
 }
 
@@ -114,8 +148,10 @@ impl Transport for SmtpTransport {
         };
         match self.server.credentials.as_ref().map(|c| (&c.username, &c.auth)) {
             None => self.send_with(None, &envelope, raw, recipient).map_err(plain),
-            Some((_, Auth::Password(p))) => self.send_with(Some((p.expose(), false)), &envelope, raw, recipient).map_err(plain),
-            Some((user, Auth::OAuth2(oauth))) => self.tokens.with_access(&crate::oauth::login(true, user), oauth, |token| self.send_with(Some((token, true)), &envelope, raw, recipient)),
+            Some((_, Auth::Password(p))) => self.send_with(Some(p.expose()), &envelope, raw, recipient).map_err(plain),
+            Some((user, Auth::OAuth2(oauth))) => self.tokens.with_access(&crate::oauth::login(true, user), oauth, |token| {
+                classify(self.rt.block_on(self.send_oauth(user, token, &envelope, raw)), recipient)
+            }),
         }
     }
 }
