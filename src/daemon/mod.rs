@@ -145,15 +145,10 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
                     watched = engine.watched().into_iter().map(|(a, _)| a).collect();
                     watchers.iter().for_each(|w| w.abort());
                     watchers = watch_all(&rt, &engine, &wake);
-                    tracing::info!(event = "reloaded", config = %engine.config.path.display());
-                    eprintln!("esurety: configuration and templates reloaded from {}", engine.config.path.display());
+                    told_reload(Ok(&engine.config.path));
                 }
-                Err(e) => {
-                    tracing::error!(event = "reload_refused", error = %e);
-                    eprintln!("esurety: the configuration was not reloaded, the one in use stays: {e}");
-                }
+                Err(e) => told_reload(Err(&e)),
             }
-            notify::ready("reloaded");
         }
         // After the store could not be written, the next try opens it again: SQLite opens a
         // file it cannot write read-only, and such a connection stays so after the disk
@@ -242,6 +237,21 @@ fn with_interval(config: &mut Config, interval: Option<u64>) -> Result<(), Strin
         config.schedule = crate::config::schedule::Jobs::parse(&crate::config::schedule::every_seconds(secs), &s[1].1, &s[2].1)?;
     }
     Ok(())
+}
+
+/// What a reload did, said in the journal and the log, and the supervisor told it is over.
+pub(super) fn told_reload(outcome: Result<&std::path::Path, &str>) {
+    match outcome {
+        Ok(path) => {
+            tracing::info!(event = "reloaded", config = %path.display());
+            eprintln!("esurety: configuration and templates reloaded from {}", path.display());
+        }
+        Err(e) => {
+            tracing::error!(event = "reload_refused", error = %e);
+            eprintln!("esurety: the configuration was not reloaded, the one in use stays: {e}");
+        }
+    }
+    notify::ready("reloaded");
 }
 
 /// The engine of the configuration file as it is now, for a reload. Another store is

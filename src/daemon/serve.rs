@@ -1,7 +1,7 @@
 //! `esurety serve`: the web alone (the registry's API and lookup page, the desk), with
 //! `[metrics]`, the supervisor told, and `SIGHUP` read as a reload.
 
-use super::{StopSignals, notify, open_store, reloaded};
+use super::{StopSignals, notify, open_store, reloaded, told_reload};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::Engine;
@@ -53,15 +53,10 @@ pub fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<()> {
                 match next.map(Arc::new).and_then(|next| web.reload(next.clone(), clock.clone(), Arc::default()).map(|()| next).map_err(|e| e.to_string())) {
                     Ok(next) => {
                         engine = next;
-                        tracing::info!(event = "reloaded", config = %engine.config.path.display());
-                        eprintln!("esurety: configuration and templates reloaded from {}", engine.config.path.display());
+                        told_reload(Ok(&engine.config.path));
                     }
-                    Err(e) => {
-                        tracing::error!(event = "reload_refused", error = %e);
-                        eprintln!("esurety: the configuration was not reloaded, the one in use stays: {e}");
-                    }
+                    Err(e) => told_reload(Err(&e)),
                 }
-                notify::ready("reloaded");
             }
         });
     }
