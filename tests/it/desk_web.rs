@@ -17,7 +17,7 @@ const NAGANO: &str = "nagano@ejcs.example";
 const KWSA: &str = "keiyaku@kwsa.example";
 const MARUICHI: &str = "soumu@maruichi.example";
 const STRANGER: &str = "x@stranger.example";
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
 fn fixture(path: &str) -> Vec<u8> {
     std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/applications").join(path)).unwrap()

@@ -8,6 +8,8 @@
 //! when its refresh token is revoked.
 
 use crate::common::{Setup, application};
+use crate::desk_web::{PASSWORD, add_user, login};
+use crate::registry_service::Serving;
 use crate::mail_servers::{completions, configure, server_mails, users, wait_for};
 use crate::servers::{Servers, free_port, script};
 use serde_json::Value;
@@ -215,6 +217,27 @@ fn a_mailbox_on_oauth_reads_and_sends_refreshes_its_token_and_waits_when_its_ref
     wait_for("the digest", Duration::from_secs(10), || !server_mails(&m.maildir(STAFF)).is_empty());
     let digest = server_mails(&m.maildir(STAFF)).into_iter().map(|(_, m)| m.body).find(|b| b.contains("esurety mailbox authorize")).expect("the digest says what to run");
     assert!(digest.contains(&format!("imap:{KANAGAWA}")) && digest.contains("invalid_grant"), "{digest}");
+
+    // On the desk: the branch's staff see what to run; another branch's do not.
+    s.edit_config(|t| t + "\n[web]\nlisten = \"127.0.0.1:0\"\n");
+    add_user(&s, "佐藤", &["branch:kanagawa@ejcs.example"]);
+    add_user(&s, "茨城太郎", &["branch:ibaraki@ejcs.example"]);
+    let web = Serving::start(&s, &["serve"]);
+    let page = login(&web.url, "佐藤").get("/desk/").1;
+    assert!(page.contains("id=\"mail-refused\"") && page.contains(&format!("esurety mailbox authorize {KANAGAWA}")), "{page}");
+    assert!(!login(&web.url, "茨城太郎").get("/desk/").1.contains("mail-refused"), "not another branch's mailbox");
+    {
+        let _one = crate::browser::ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let b = crate::browser::Browser::start();
+        b.go(&format!("{}/desk/", web.url));
+        b.type_into("#name", "佐藤");
+        b.type_into("#password", PASSWORD);
+        b.click("#login");
+        assert!(b.wait_text("#mail-refused", "認可").contains(&format!("esurety mailbox authorize {KANAGAWA}")));
+        assert!(!b.overflows());
+        b.screenshot("desk-oauth-refused");
+    }
+    drop(web);
 
     // Authorized again: what waited is processed.
     authorize(&s, &idp, &[KANAGAWA], KANAGAWA);
