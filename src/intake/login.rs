@@ -79,9 +79,11 @@ async fn login(server: &Server, user: &str, secret: Secret<'_>) -> Result<ImapSe
             } else {
                 return Err(Attempt::Failed(MailboxError::Unavailable(format!("IMAP {}:{} offers neither XOAUTH2 nor OAUTHBEARER (it offers: {})", server.host, server.port, offered.join(" ")))));
             };
-            tokio::time::timeout(timeout, client.authenticate(mechanism, Initial(Some(response)))).await
+            let session = tokio::time::timeout(timeout, client.authenticate(mechanism, Initial(Some(response)))).await
                 .map_err(|e| unavailable("AUTHENTICATE", &e))?
-                .map_err(|(e, _)| refused(format!("{mechanism}: {e}")))
+                .map_err(|(e, _)| refused(format!("{mechanism}: {e}")))?;
+            tracing::info!(event = "imap_oauth_login", user = %user, mechanism = mechanism);
+            Ok(session)
         }
     }
 }

@@ -242,6 +242,19 @@ fn a_mailbox_on_oauth_reads_and_sends_refreshes_its_token_and_waits_when_its_ref
     // Authorized again: what waited is processed.
     authorize(&s, &idp, &[KANAGAWA], KANAGAWA);
     assert_eq!(states(&s)[0], (imap, "authorized".to_string()));
-    once(&s);
+    let log = once(&s);
+    assert!(said(&log, "imap_oauth_login", "XOAUTH2"), "XOAUTH2 first, where the server offers both: {log}");
     wait_for("the waiting application's notice", Duration::from_secs(10), || completions(&m).len() == 4);
+
+    // A server that offers only OAUTHBEARER (RFC 7628) is logged in to with it.
+    let conf = m.dir.path().join("dovecot/dovecot.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(text.contains("auth_mechanisms = plain login xoauth2 oauthbearer"));
+    std::fs::write(&conf, text.replace("auth_mechanisms = plain login xoauth2 oauthbearer", "auth_mechanisms = plain login oauthbearer")).unwrap();
+    m.restart_imap();
+    m.send(MARUICHI, &[KANAGAWA], &application(4));
+    wait_for("delivery", Duration::from_secs(10), || server_mails(&m.maildir(KANAGAWA)).len() == 5);
+    let log = once(&s);
+    assert!(said(&log, "imap_oauth_login", "OAUTHBEARER"), "{log}");
+    wait_for("the fifth notice", Duration::from_secs(10), || completions(&m).len() == 5);
 }
