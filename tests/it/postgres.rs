@@ -261,7 +261,7 @@ fn try_count(url: &str, sql: &str) -> Option<i64> {
 
 /// `apps` applications each answered once, and nothing else: an outcome each, two
 /// certificates each, serials without gaps, one completion mail each, nothing waiting.
-fn all_answered_once(s: &Setup, apps: usize) {
+pub(crate) fn all_answered_once(s: &Setup, apps: usize) {
     let mut db = s.db();
     assert_eq!(db.count("SELECT count(*) FROM messages"), apps as i64);
     assert_eq!(db.count("SELECT count(*) FROM messages WHERE state = 'done' AND outcome = 'issued'"), apps as i64);
