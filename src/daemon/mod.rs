@@ -209,7 +209,9 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
                 health.pass_done(&watched, &all, backoff, clock.now());
                 eprintln!("esurety: the pass failed, trying again in {}s: {e}", backoff.as_secs());
                 let w = backoff;
-                backoff = (backoff * 2).min(Duration::from_secs(60));
+                // A store that is away (a restart, a failover) is asked again soon.
+                let most = if matches!(&e, crate::daemon::report::RunError::Store(se) if se.is_away()) { AWAY_RETRY } else { Duration::from_secs(60) };
+                backoff = (backoff * 2).min(most);
                 Some(w)
             }
         };
@@ -234,6 +236,10 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
     eprintln!("esurety: stopped");
     Ok(total)
 }
+
+/// The longest wait between passes while the store's server is away: a try costs one
+/// connection attempt per host, and a new primary is taken up as soon as it is there.
+const AWAY_RETRY: Duration = Duration::from_secs(4);
 
 /// `--interval SECS` in place of the configured poll schedule.
 fn with_interval(config: &mut Config, interval: Option<u64>) -> Result<(), String> {

@@ -113,3 +113,46 @@ fn the_primary_killed_mid_pass_and_the_standby_promoted_lose_nothing_and_double_
     assert!(daemon.stop().success());
     assert!(web.stop().success());
 }
+
+/// A switchover where the old primary stays up: it is made read-only
+/// (`default_transaction_read_only`, as a failover manager fences it) in the middle of a
+/// pass, then the standby is promoted. The daemon's next write there is refused (25006):
+/// it drops that connection, skips the read-only host, works on with the new primary, and
+/// says why it moved; the web server's connection to the old one is left for the new one.
+/// Nothing lost, nothing doubled.
+#[test]
+fn a_primary_that_turns_read_only_mid_pass_is_left_for_the_promoted_standby() {
+    let p = pair();
+    let s = &p.s;
+    let token = s.run_ok(&["token", "add", "--name", "神奈川県内広域水道企業団"]).trim().to_string();
+    let apps = 60;
+    for n in 1..=apps {
+        s.drop_mail(KANAGAWA, &application(n));
+    }
+    let web = Serving::start(s, &["serve"]);
+    assert_eq!(api_check(&web, &token).0, 200);
+    let daemon = Serving::start(s, &["run", "--interval", "1"]);
+    wait_until("the first certificates", Duration::from_secs(60), &daemon, || count(&p.on_primary, "SELECT count(*) FROM certificates").unwrap_or(0) > 0);
+    let mut old = postgres::Client::connect(&p.on_primary, postgres::NoTls).unwrap();
+    old.batch_execute("ALTER SYSTEM SET default_transaction_read_only = on; SELECT pg_reload_conf()").unwrap();
+    wait_until("a write refused by the read-only primary", Duration::from_secs(30), &daemon, || daemon.log.lock().unwrap().contains("no longer takes writes"));
+    p.standby.promote();
+    wait_until("every application answered", Duration::from_secs(60), &daemon, || {
+        count(&p.on_standby, "SELECT count(*) FROM messages WHERE state = 'done'") == Some(apps as i64)
+            && count(&p.on_standby, "SELECT count(*) FROM outbox WHERE status <> 'sent'") == Some(0)
+    });
+    crate::postgres::all_answered_once(s, apps);
+    let on_old = count(&p.on_primary, "SELECT count(*) FROM certificates").unwrap();
+    assert!(on_old < 2 * apps as i64, "the rest was issued on the new primary only ({on_old} on the old one)");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let answer = loop {
+        let answer = api_check(&web, &token);
+        if answer.0 == 200 && answer.1 == "mismatch" || Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(answer, (200, "mismatch".to_string()), "{}", web.log.lock().unwrap());
+    assert!(daemon.stop().success());
+    assert!(web.stop().success());
+}
