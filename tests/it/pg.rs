@@ -170,7 +170,16 @@ impl Db {
         drop(esurety::store::Store::open(store).unwrap());
         match store {
             esurety::config::StoreAt::File(p) => Db::Sqlite(rusqlite::Connection::open(p).unwrap(), p.clone()),
-            esurety::config::StoreAt::Postgres(t) => Db::Pg(postgres::Client::connect(&t.url, postgres::NoTls).unwrap()),
+            esurety::config::StoreAt::Postgres(t) => {
+                // Several hosts: the primary, as esurety takes it (a failover's old primary
+                // may still answer, read-only).
+                let url = if t.url.contains(',') && !t.url.contains("target_session_attrs") {
+                    format!("{}{}target_session_attrs=read-write", t.url, if t.url.contains('?') { '&' } else { '?' })
+                } else {
+                    t.url.clone()
+                };
+                Db::Pg(postgres::Client::connect(&url, postgres::NoTls).unwrap())
+            }
         }
     }
 
