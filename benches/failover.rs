@@ -78,7 +78,8 @@ fn run(form: &str, apps: usize) -> (Duration, Duration) {
     let standby = Cluster::new();
     pg(&["standby", standby.dir.to_str().unwrap(), &standby.port.to_string(), &primary.port.to_string()]);
     wait_until("the standby streaming", Duration::from_secs(30), || count(&primary.url("postgres"), "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") == Some(1));
-    c.batch_execute("ALTER SYSTEM SET synchronous_standby_names = '*'; SELECT pg_reload_conf()").unwrap();
+    c.batch_execute("ALTER SYSTEM SET synchronous_standby_names = '*'").unwrap();
+    c.batch_execute("SELECT pg_reload_conf()").unwrap();
     wait_until("the standby synchronous", Duration::from_secs(30), || count(&primary.url("postgres"), "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'") == Some(1));
     drop(c);
 

@@ -85,7 +85,8 @@ impl Cluster {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         if sync {
-            c.batch_execute("ALTER SYSTEM SET synchronous_standby_names = '*'; SELECT pg_reload_conf()").unwrap();
+            c.batch_execute("ALTER SYSTEM SET synchronous_standby_names = '*'").unwrap();
+            c.batch_execute("SELECT pg_reload_conf()").unwrap();
             while c.query_one("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'", &[]).unwrap().get::<_, i64>(0) == 0 {
                 assert!(std::time::Instant::now() < deadline, "the standby is not synchronous");
                 std::thread::sleep(std::time::Duration::from_millis(20));
