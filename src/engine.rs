@@ -34,7 +34,9 @@ pub struct Engine {
     pub documents: Documents,
     pub reader: Box<dyn PdfReader>,
     /// Seals the branch's keys and keys the registry's hashes (from the secret file).
-    pub secrets: crate::secrets::Secrets,
+    pub secrets: std::sync::Arc<crate::secrets::Secrets>,
+    /// Access tokens of the mailboxes and the relay on OAuth 2.0 (`auth = "oauth2"`).
+    pub tokens: std::sync::Arc<crate::oauth::Tokens>,
     /// The issuers' registries an owner's own deployment checks through (`[[registries]]`).
     pub remote: Option<crate::registry::remote::RemoteRegistries>,
 }
@@ -59,9 +61,10 @@ impl Engine {
         // PDFs are read by a worker process of this same binary (see submission::worker).
         let exe = std::env::current_exe().map_err(|e| setup(&format!("cannot find the esurety binary: {e}")))?;
         let reader = Box::new(Isolated::configured(exe, &config.limits));
-        let secrets = crate::secrets::Secrets::load(&config.secret_file).map_err(|e| setup(&e))?;
+        let secrets = std::sync::Arc::new(crate::secrets::Secrets::load(&config.secret_file).map_err(|e| setup(&e))?);
+        let tokens = std::sync::Arc::new(crate::oauth::Tokens::new(config.store.clone(), secrets.clone()));
         let remote = (!config.registries.is_empty()).then(|| crate::registry::remote::RemoteRegistries::new(&config.registries)).transpose().map_err(|e| setup(&e))?;
-        Ok(Engine { config, auth, composer, documents, reader, secrets, remote })
+        Ok(Engine { config, auth, composer, documents, reader, secrets, tokens, remote })
     }
 
     /// Every watched address with its side, branch mailboxes first.
@@ -86,7 +89,7 @@ impl Engine {
         let mailboxes = self.watched().into_iter().map(|(address, side)| -> (Side, Box<dyn Mailbox + Send>) {
             match (&mail.imap, mail.accounts.iter().find(|a| a.address == address)) {
                 (Some(server), Some(account)) => {
-                    let mut b = ImapBox::new(address, side, server.clone(), account.clone(), rt.clone());
+                    let mut b = ImapBox::new(address, side, server.clone(), account.clone(), self.tokens.clone(), rt.clone());
                     b.since = mail.process_since;
                     b.max_bytes = self.config.limits.max_message_bytes();
                     (side, Box::new(b))
@@ -100,7 +103,7 @@ impl Engine {
             }
         }).collect();
         let transport: Box<dyn Transport + Send + Sync> = match &mail.smtp {
-            Some(server) => Box::new(SmtpTransport::new(server, rt.clone()).map_err(SetupError)?),
+            Some(server) => Box::new(SmtpTransport::new(server, self.tokens.clone(), rt.clone()).map_err(SetupError)?),
             None => Box::new(MaildirTransport { root: mail.maildir_root.clone() }),
         };
         Ok(Adapters { mailboxes, transport })

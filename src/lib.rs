@@ -33,6 +33,7 @@ pub mod error;
 pub mod faults;
 pub mod health;
 pub mod intake;
+pub mod oauth;
 pub mod outbound;
 pub mod owner;
 pub mod registry;

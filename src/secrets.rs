@@ -7,7 +7,8 @@
 //! opened only to typeset a notice again or resend it. The other keys the registry's hash
 //! of each key (HMAC-SHA256 over salt and key). A copy of the store without the secret
 //! yields neither the keys nor a way to test guesses offline. A third seals what the desk
-//! keeps for a moment (a new API token until its page shows it, `seal_note`). Nothing here is ever logged:
+//! keeps for a moment (a new API token until its page shows it, `seal_note`); a fourth the
+//! mailboxes' OAuth tokens (`seal_token`). Nothing here is ever logged:
 //! `Debug` prints `Secrets(****)`.
 
 use crate::clock::Random;
@@ -22,6 +23,7 @@ pub struct Secrets {
     seal: aead::LessSafeKey,
     mac: hmac::Key,
     note: aead::LessSafeKey,
+    token: aead::LessSafeKey,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -47,7 +49,8 @@ impl Secrets {
         let derive = |label: &[u8]| hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), label);
         let seal = aead::UnboundKey::new(&aead::CHACHA20_POLY1305, derive(b"esurety certificate keys v1").as_ref()).expect("32 bytes is a ChaCha20 key");
         let note = aead::UnboundKey::new(&aead::CHACHA20_POLY1305, derive(b"esurety desk notes v1").as_ref()).expect("32 bytes is a ChaCha20 key");
-        Secrets { seal: aead::LessSafeKey::new(seal), mac: hmac::Key::new(hmac::HMAC_SHA256, derive(b"esurety registry v1").as_ref()), note: aead::LessSafeKey::new(note) }
+        let token = aead::UnboundKey::new(&aead::CHACHA20_POLY1305, derive(b"esurety oauth tokens v1").as_ref()).expect("32 bytes is a ChaCha20 key");
+        Secrets { seal: aead::LessSafeKey::new(seal), mac: hmac::Key::new(hmac::HMAC_SHA256, derive(b"esurety registry v1").as_ref()), note: aead::LessSafeKey::new(note), token: aead::LessSafeKey::new(token) }
     }
 
     /// `ESURETY_SECRET` if set, else the file at `path` (which must not be readable by
@@ -99,6 +102,17 @@ impl Secrets {
     /// What [`Secrets::seal_note`] sealed for `to`; `None` when it does not open.
     pub fn open_note(&self, to: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
         open_with(&self.note, to, sealed)
+    }
+
+    /// A mailbox's OAuth token sealed for the store under a key of its own, bound to its
+    /// login (`imap:ADDRESS`): nonce ‖ ciphertext ‖ tag.
+    pub fn seal_token(&self, login: &str, token: &str, rng: &dyn Random) -> Vec<u8> {
+        seal_with(&self.token, login.as_bytes(), token.as_bytes(), rng)
+    }
+
+    /// What [`Secrets::seal_token`] sealed for `login`; `None` when it does not open.
+    pub fn open_token(&self, login: &str, sealed: &[u8]) -> Option<String> {
+        String::from_utf8(open_with(&self.token, login.as_bytes(), sealed)?).ok()
     }
 
     /// The registry's hash of a key: HMAC-SHA256(salt ‖ key) under the secret.

@@ -3,9 +3,9 @@
 # installs what the tests need when it is missing (a C compiler for SQLite; Dovecot,
 # Postfix and OpenSSL for the tests against real mail servers; Chromium, its WebDriver and
 # a Japanese font for the tests of the web pages in a real browser; Prometheus and its
-# promtool for the metrics; PostgreSQL for the
-# company's store), then runs the suite twice: on SQLite files, and on PostgreSQL (a
-# cluster of the tests' own on loopback, stopped at the end).
+# promtool for the metrics; PostgreSQL for the company's store; Python's venv for the
+# OAuth authorization server), then runs the suite twice: on SQLite files, and on
+# PostgreSQL (a cluster of the tests' own on loopback, stopped at the end).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,8 @@ command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 command -v dovecot >/dev/null 2>&1 && [ -x /usr/lib/dovecot/imap ] && [ -x /usr/lib/dovecot/lmtp ] || need="$need dovecot-core dovecot-imapd dovecot-lmtpd"
 command -v postfix >/dev/null 2>&1 || need="$need postfix"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
+# The OAuth tests' authorization server runs in a venv (tests/servers/oauth.sh prepare).
+command -v python3 >/dev/null 2>&1 && python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need="$need python3 python3-venv"
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || need="$need prometheus"
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
@@ -35,6 +37,10 @@ if [ -n "$need" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null
     rm -f /usr/sbin/policy-rc.d
 fi
+
+# A real OAuth 2.0 authorization server for the OAuth tests (django-oauth-toolkit from
+# PyPI in a venv under target/oauth-harness; quick when already made).
+tests/servers/oauth.sh prepare
 
 # The benchmarks are not run here (`cargo bench` does, in release), but they must still
 # build: in the test profile this compiles only their own files.

@@ -45,6 +45,11 @@ pub enum Command {
         #[command(subcommand)]
         action: StoreCommand,
     },
+    /// Mailboxes that log in with OAuth 2.0 (`auth = "oauth2"`).
+    Mailbox {
+        #[command(subcommand)]
+        action: MailboxCommand,
+    },
     /// API tokens of owners' systems.
     Token {
         #[command(subcommand)]
@@ -158,6 +163,32 @@ pub enum StoreCommand {
         /// The CA that signs the server's certificate (TLS to the server).
         #[arg(long)]
         ca_file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MailboxCommand {
+    /// Obtain a mailbox's first OAuth 2.0 refresh token at this terminal (the device code
+    /// flow where the provider offers it, else a browser on this machine) and keep it
+    /// sealed in the store. Again, after a refusal, to authorize it anew.
+    Authorize {
+        /// The watched address (`[[mail.accounts]]`), or with --smtp the relay's username.
+        address: String,
+        /// The SMTP relay's login (`[mail.smtp]`), not a watched mailbox's.
+        #[arg(long)]
+        smtp: bool,
+        /// A browser on this machine, redirected to a loopback port (PKCE), even where the
+        /// provider offers the device code flow.
+        #[arg(long)]
+        loopback: bool,
+        /// The loopback port for --loopback (default: any free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+    /// Every mailbox login on OAuth 2.0: authorized, refused (and why), or not yet.
+    List {
         #[arg(long)]
         json: bool,
     },

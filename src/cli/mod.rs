@@ -3,7 +3,7 @@
 //! to a person and end the process with a non-zero status.
 //!
 //! This folder: `args.rs` (every command and option), `mod.rs` (one function per command, or
-//! a call to the one that does it), `admin.rs` (`token`, `user`), `desk.rs` (`staff`, the
+//! a call to the one that does it), `admin.rs` (`token`, `user`), `mailbox.rs` (`mailbox`: OAuth 2.0 logins), `desk.rs` (`staff`, the
 //! desk at the terminal) and [`json`] (`--json` output). The web is not imported here: the
 //! daemon starts it.
 
@@ -11,8 +11,9 @@ mod admin;
 mod args;
 mod desk;
 pub mod json;
+mod mailbox;
 
-pub use args::{Cli, Command, RenderKind, StoreCommand, TokenCommand, UserCommand};
+pub use args::{Cli, Command, MailboxCommand, RenderKind, StoreCommand, TokenCommand, UserCommand};
 
 use crate::clock::{Clock, OsRandom, Random, SystemClock};
 #[cfg(feature = "test-hooks")]
@@ -78,6 +79,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             crate::daemon::serve(config, std::sync::Arc::from(clock))?;
             Ok(0)
         }
+        Command::Mailbox { action } => mailbox::mailbox(&cli.config, action),
         Command::Token { action } => token(&cli.config, action),
         Command::Store { action: StoreCommand::Migrate { to, password_env, ca_file, json } } => {
             let (config, store) = open(&cli.config)?;

@@ -2,6 +2,7 @@
 //! logins of the watched addresses. Passwords come from the file or the environment and
 //! are never shown by `Debug`.
 
+use super::oauth::{self, auth, Auth, RawAuth};
 use super::raw;
 use chrono::NaiveDate;
 use std::path::{Path, PathBuf};
@@ -47,12 +48,15 @@ pub struct Account {
 #[derive(Clone)]
 pub struct Credentials {
     pub username: String,
-    pub password: Secret,
+    pub auth: Auth,
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials({}, ****)", self.username)
+        match &self.auth {
+            Auth::Password(_) => write!(f, "Credentials({}, ****)", self.username),
+            Auth::OAuth2(o) => write!(f, "Credentials({}, {o:?})", self.username),
+        }
     }
 }
 
@@ -75,6 +79,13 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// The OAuth keys of a server block or an account, moved out of it.
+macro_rules! raw_auth {
+    ($r:expr) => {
+        RawAuth { auth: $r.auth, provider: $r.provider, tenant: $r.tenant, client_id: $r.client_id, client_secret_env: $r.client_secret_env, client_secret_file: $r.client_secret_file, token_url: $r.token_url, device_url: $r.device_url, authorize_url: $r.authorize_url, scope: $r.scope }
+    };
+}
+
 pub(super) fn mail(raw: raw::RawMail, base: &Path, problems: &mut Vec<String>) -> MailConfig {
     let password = |key: &str, p: &Option<String>, env: &Option<String>, problems: &mut Vec<String>| -> Option<Secret> {
         match (p, env) {
@@ -93,48 +104,65 @@ pub(super) fn mail(raw: raw::RawMail, base: &Path, problems: &mut Vec<String>) -
             (None, None) => None,
         }
     };
-    let server = |key: &str, r: Option<raw::RawServer>, problems: &mut Vec<String>| -> Option<Server> {
+    let server = |key: &str, r: Option<raw::RawServer>, smtp: bool, problems: &mut Vec<String>| -> Option<Server> {
         let r = r?;
-        let security = match r.security.as_str() {
-            "tls" => Security::Tls,
-            "starttls" => Security::StartTls,
-            "plain" => Security::Plain,
-            other => {
+        let preset = oauth::preset_server(key, r.provider.as_deref(), smtp, problems);
+        let security = match r.security.as_deref() {
+            Some("tls") => Security::Tls,
+            Some("starttls") => Security::StartTls,
+            Some("plain") => Security::Plain,
+            None if preset.is_some() => preset.map(|p| p.2).expect("just checked"),
+            None => {
+                problems.push(format!("{key}.security: tls, starttls or plain is needed (or a provider)"));
+                Security::Tls
+            }
+            Some(other) => {
                 problems.push(format!("{key}.security: \"{other}\" must be tls, starttls or plain"));
                 Security::Tls
             }
         };
-        let loopback = matches!(r.host.as_str(), "127.0.0.1" | "::1" | "localhost");
+        let host = r.host.clone().or(preset.map(|p| p.0.to_string())).unwrap_or_else(|| {
+            problems.push(format!("{key}.host: the server is needed (or a provider)"));
+            String::new()
+        });
+        let port = r.port.or(preset.map(|p| p.1)).unwrap_or_else(|| {
+            problems.push(format!("{key}.port: the port is needed (or a provider)"));
+            0
+        });
+        let loopback = matches!(host.as_str(), "127.0.0.1" | "::1" | "localhost");
         if security == Security::Plain && !loopback && !r.allow_plaintext {
-            problems.push(format!("{key}.security: plain (no TLS) to {} is allowed only on loopback or with allow_plaintext = true", r.host));
+            problems.push(format!("{key}.security: plain (no TLS) to {host} is allowed only on loopback or with allow_plaintext = true"));
         }
         let pw = password(key, &r.password, &r.password_env, problems);
-        let credentials = match (r.username, pw) {
-            (Some(username), Some(password)) => Some(Credentials { username, password }),
+        let oauth2 = r.auth.as_deref() == Some("oauth2");
+        let login = auth(key, raw_auth!(r), pw, smtp, base, problems);
+        let credentials = match (r.username, login) {
+            (Some(username), Some(auth)) => Some(Credentials { username, auth }),
             (None, None) => None,
+            // auth() has said what is wrong with the OAuth keys.
+            (Some(_), None) if oauth2 => None,
+            (None, Some(_)) if oauth2 => {
+                problems.push(format!("{key}.username: auth = \"oauth2\" needs the login's user name (the mailbox's address)"));
+                None
+            }
             _ => {
                 problems.push(format!("{key}: username and a password go together"));
                 None
             }
         };
-        Some(Server {
-            host: r.host,
-            port: r.port,
-            security,
-            ca_file: r.ca_file.map(|p| base.join(p)),
-            credentials,
-            timeout: std::time::Duration::from_secs(r.timeout_seconds.unwrap_or(30)),
-        })
+        Some(Server { host, port, security, ca_file: r.ca_file.map(|p| base.join(p)), credentials, timeout: std::time::Duration::from_secs(r.timeout_seconds.unwrap_or(30)) })
     };
-    let imap = server("mail.imap", raw.imap, problems);
-    let smtp = server("mail.smtp", raw.smtp, problems);
+    let imap = server("mail.imap", raw.imap, false, problems);
+    let smtp = server("mail.smtp", raw.smtp, true, problems);
     let accounts = raw.accounts.into_iter().enumerate().filter_map(|(i, a)| {
         let key = format!("mail.accounts[{i}]");
         let pw = password(&key, &a.password, &a.password_env, problems);
-        if pw.is_none() && a.password.is_none() && a.password_env.is_none() {
-            problems.push(format!("{key}: a password (password or password_env) is needed"));
+        let oauth2 = a.auth.as_deref() == Some("oauth2");
+        if !oauth2 && pw.is_none() && a.password.is_none() && a.password_env.is_none() {
+            problems.push(format!("{key}: a password (password or password_env) is needed, or auth = \"oauth2\""));
         }
-        Some(Account { address: a.address.to_ascii_lowercase(), credentials: Credentials { username: a.username, password: pw? }, folder: a.folder.unwrap_or_else(|| "INBOX".into()), move_processed_to: a.move_processed_to })
+        let login = auth(&key, raw_auth!(a), pw, false, base, problems)?;
+        Some(Account { address: a.address.to_ascii_lowercase(), credentials: Credentials { username: a.username, auth: login }, folder: a.folder.unwrap_or_else(|| "INBOX".into()), move_processed_to: a.move_processed_to })
     }).collect();
     if raw.maildir_root.is_none() && (imap.is_none() || smtp.is_none()) {
         problems.push("mail: set maildir_root, or both mail.imap and mail.smtp".into());

@@ -12,6 +12,7 @@
 pub mod contracts;
 pub mod default;
 mod mail;
+mod oauth;
 mod raw;
 mod validate;
 pub mod schedule;
@@ -25,6 +26,7 @@ use crate::text::squash;
 use chrono::NaiveDate;
 pub use contracts::ContractEntry;
 pub use mail::{Account, Credentials, MailConfig, Secret, Security, Server};
+pub use oauth::{Auth, OAuth, Provider};
 pub use raw::RawConfig;
 pub use web::{RegistryConfig, Sides, WebConfig};
 use std::path::{Path, PathBuf};

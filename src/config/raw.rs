@@ -120,10 +120,11 @@ pub struct RawMail {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
-    pub host: String,
-    pub port: u16,
+    /// The server (absent: the `provider`'s, e.g. outlook.office365.com).
+    pub host: Option<String>,
+    pub port: Option<u16>,
     /// `tls` (implicit), `starttls`, or `plain` (loopback only unless `allow_plaintext`).
-    pub security: String,
+    pub security: Option<String>,
     #[serde(default)]
     pub allow_plaintext: bool,
     /// An extra CA certificate (PEM) to trust, e.g. a company CA.
@@ -133,6 +134,24 @@ pub struct RawServer {
     /// The name of an environment variable holding the password.
     pub password_env: Option<String>,
     pub timeout_seconds: Option<u64>,
+    /// `password` (the default) or `oauth2`.
+    pub auth: Option<String>,
+    /// `microsoft`, `google` or `custom` (with `auth = "oauth2"`; on a server without a
+    /// `host`, its host, port and security).
+    pub provider: Option<String>,
+    /// Microsoft: the directory (tenant) id (default `organizations`).
+    pub tenant: Option<String>,
+    pub client_id: Option<String>,
+    /// The environment variable holding the OAuth client's secret (never in this file).
+    pub client_secret_env: Option<String>,
+    /// A file holding the OAuth client's secret.
+    pub client_secret_file: Option<PathBuf>,
+    /// `custom`: the token endpoint; the device authorization and authorization endpoints.
+    pub token_url: Option<String>,
+    pub device_url: Option<String>,
+    pub authorize_url: Option<String>,
+    /// The scopes asked for, space-separated (the preset's by default).
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,6 +161,24 @@ pub struct RawAccount {
     pub username: String,
     pub password: Option<String>,
     pub password_env: Option<String>,
+    /// `password` (the default) or `oauth2`.
+    pub auth: Option<String>,
+    /// `microsoft`, `google` or `custom` (with `auth = "oauth2"`; on a server without a
+    /// `host`, its host, port and security).
+    pub provider: Option<String>,
+    /// Microsoft: the directory (tenant) id (default `organizations`).
+    pub tenant: Option<String>,
+    pub client_id: Option<String>,
+    /// The environment variable holding the OAuth client's secret (never in this file).
+    pub client_secret_env: Option<String>,
+    /// A file holding the OAuth client's secret.
+    pub client_secret_file: Option<PathBuf>,
+    /// `custom`: the token endpoint; the device authorization and authorization endpoints.
+    pub token_url: Option<String>,
+    pub device_url: Option<String>,
+    pub authorize_url: Option<String>,
+    /// The scopes asked for, space-separated (the preset's by default).
+    pub scope: Option<String>,
     pub folder: Option<String>,
     /// Move processed messages (and checked submissions) to this folder after marking them.
     pub move_processed_to: Option<String>,

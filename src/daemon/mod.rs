@@ -263,7 +263,7 @@ pub(super) fn reloaded(engine: &Engine, interval: Option<u64>) -> Result<Engine,
 /// An IDLE watcher per IMAP account (none on Maildirs).
 fn watch_all(rt: &tokio::runtime::Runtime, engine: &Engine, wake: &Arc<Notify>) -> Vec<tokio::task::JoinHandle<()>> {
     let Some(server) = engine.config.mail.imap.clone() else { return Vec::new() };
-    engine.config.mail.accounts.iter().map(|account| rt.spawn(watch(server.clone(), account.clone(), wake.clone()))).collect()
+    engine.config.mail.accounts.iter().map(|account| rt.spawn(watch(server.clone(), account.clone(), engine.tokens.clone(), wake.clone()))).collect()
 }
 
 /// SIGTERM and SIGINT, registered now (before anything says it is listening), so a stop
@@ -351,10 +351,10 @@ fn wait_for_job(rt: &tokio::runtime::Runtime, engine: &Engine, wake: &Arc<Notify
 
 /// Watches one IMAP folder with IDLE and wakes the pass when something changes; on a lost
 /// connection waits with growing backoff and connects again.
-async fn watch(server: crate::config::Server, account: crate::config::Account, wake: Arc<Notify>) {
+async fn watch(server: crate::config::Server, account: crate::config::Account, tokens: Arc<crate::oauth::Tokens>, wake: Arc<Notify>) {
     let mut backoff = Duration::from_secs(1);
     loop {
-        match crate::intake::imap::wait_for_change(&server, &account, Duration::from_secs(25 * 60)).await {
+        match crate::intake::imap::wait_for_change(&server, &account, &tokens, Duration::from_secs(25 * 60)).await {
             Ok(changed) => {
                 backoff = Duration::from_secs(1);
                 if changed {

@@ -68,6 +68,7 @@ fn digest(engine: &Engine, store: &mut Store, clock: &dyn Clock, rng: &dyn Rando
         return Ok(0);
     }
     let mut ctx = figures(store, &from, &to)?;
+    ctx["mail_refused"] = json!(oauth_refusals(engine, store, |a| a.eq_ignore_ascii_case(target))?);
     ctx["date"] = json!(crate::text::format_era(now.date_naive()));
     ctx["period"] = json!(format!("{} ～ {}", from.get(..16).unwrap_or(&from).replace('T', " "), to.get(..16).unwrap_or(&to).replace('T', " ")));
     // The desk's address, when the web server says where people reach it.
@@ -85,6 +86,24 @@ fn digest(engine: &Engine, store: &mut Store, clock: &dyn Clock, rng: &dyn Rando
         Ok(true)
     })?;
     Ok(written as usize)
+}
+
+/// The mail logins on OAuth 2.0 whose refresh token the provider refused (each waits for
+/// `esurety mailbox authorize`), of the mailboxes `sees` lets through; the SMTP relay's
+/// is everyone's (no mail leaves while it is refused).
+pub fn oauth_refusals(engine: &Engine, store: &Store, sees: impl Fn(&str) -> bool) -> Result<Vec<serde_json::Value>, StoreError> {
+    let configured = crate::oauth::logins(&engine.config.mail);
+    Ok(store.oauth_states()?.into_iter()
+        .filter(|s| s.refused.is_some() && configured.iter().any(|(l, _)| *l == s.login))
+        .filter(|s| match s.login.split_once(':') {
+            Some(("imap", address)) => sees(address),
+            _ => true,
+        })
+        .map(|s| json!({
+            "login": s.login, "who": crate::oauth::who(&s.login), "why": s.refused,
+            "since": s.refused_at.map(|t| crate::clock::from_unix(t).format("%Y-%m-%d %H:%M").to_string()),
+        }))
+        .collect())
 }
 
 fn later(a: &str, b: &str) -> bool {

@@ -7,19 +7,14 @@
 //! next call; what was stored stays stored.
 
 use super::{CHECKED_KEYWORD, Mailbox, MailboxError, Mark};
-use crate::config::{Account, Security, Server};
+use crate::config::{Account, Server};
 use crate::store::{Incoming, Store};
-use async_imap::Session;
 use chrono::{DateTime, FixedOffset};
 use futures::StreamExt;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Io for T {}
-pub type ImapSession = Session<Box<dyn Io>>;
+pub use super::login::{ImapSession, Io};
 
 /// Fetch this many messages' bodies per command.
 const CHUNK: usize = 20;
@@ -29,6 +24,7 @@ pub struct ImapBox {
     side: crate::domain::Side,
     server: Server,
     account: Account,
+    tokens: std::sync::Arc<crate::oauth::Tokens>,
     rt: Handle,
     session: Option<(ImapSession, u32)>,
     /// Messages with an internal date before this day are not read (`mail.process_since`).
@@ -39,16 +35,14 @@ pub struct ImapBox {
 }
 
 impl ImapBox {
-    pub fn new(address: String, side: crate::domain::Side, server: Server, account: Account, rt: Handle) -> Self {
-        ImapBox { address, side, server, account, rt, session: None, since: None, max_bytes: usize::MAX }
+    pub fn new(address: String, side: crate::domain::Side, server: Server, account: Account, tokens: std::sync::Arc<crate::oauth::Tokens>, rt: Handle) -> Self {
+        ImapBox { address, side, server, account, tokens, rt, session: None, since: None, max_bytes: usize::MAX }
     }
 
     /// A session with the folder selected, and its UIDVALIDITY.
     fn session(&mut self) -> Result<&mut (ImapSession, u32), MailboxError> {
         if self.session.is_none() {
-            let (server, account) = (self.server.clone(), self.account.clone());
-            let s = self.rt.block_on(async move { select(login(&server, &account).await?, &account.folder).await })?;
-            self.session = Some(s);
+            self.session = Some(super::login::open(&self.rt, &self.server, &self.account, &self.tokens)?);
         }
         Ok(self.session.as_mut().expect("just connected"))
     }
@@ -64,40 +58,6 @@ impl ImapBox {
         }
         r
     }
-}
-
-pub async fn login(server: &Server, account: &Account) -> Result<ImapSession, MailboxError> {
-    let unavailable = |what: &str, e: &dyn std::fmt::Display| MailboxError::Unavailable(format!("IMAP {}:{} {what}: {e}", server.host, server.port));
-    let tcp = tokio::time::timeout(server.timeout, TcpStream::connect((server.host.as_str(), server.port))).await
-        .map_err(|e| unavailable("connect", &e))?
-        .map_err(|e| unavailable("connect", &e))?;
-    let _ = tcp.set_nodelay(true);
-    let tls = || crate::tls::connector(server.ca_file.as_deref()).map_err(|e| unavailable("TLS", &e));
-    let name = crate::tls::server_name(&server.host).map_err(|e| unavailable("TLS", &e))?;
-    let client = match server.security {
-        Security::Tls => {
-            let s = tls()?.connect(name, tcp).await.map_err(|e| unavailable("TLS", &e))?;
-            let mut c = async_imap::Client::new(Box::new(s) as Box<dyn Io>);
-            c.read_response().await.map_err(|e| unavailable("greeting", &e))?;
-            c
-        }
-        Security::Plain => {
-            let mut c = async_imap::Client::new(Box::new(tcp) as Box<dyn Io>);
-            c.read_response().await.map_err(|e| unavailable("greeting", &e))?;
-            c
-        }
-        Security::StartTls => {
-            let mut c = async_imap::Client::new(tcp);
-            c.read_response().await.map_err(|e| unavailable("greeting", &e))?;
-            c.run_command_and_check_ok("STARTTLS", None).await.map_err(|e| unavailable("STARTTLS", &e))?;
-            let s = tls()?.connect(name, c.into_inner()).await.map_err(|e| unavailable("TLS", &e))?;
-            async_imap::Client::new(Box::new(s) as Box<dyn Io>)
-        }
-    };
-    let session = tokio::time::timeout(server.timeout, client.login(&account.credentials.username, account.credentials.password.expose())).await
-        .map_err(|e| unavailable("login", &e))?
-        .map_err(|(e, _)| MailboxError::Unavailable(format!("IMAP login as {} failed: {e}", account.credentials.username)))?;
-    Ok(session)
 }
 
 pub async fn select(mut session: ImapSession, folder: &str) -> Result<(ImapSession, u32), MailboxError> {
@@ -311,8 +271,8 @@ impl ImapBox {
 
 /// Waits until the server tells of a change in the folder (IDLE), or `max` has passed.
 /// A separate connection from the one that fetches, so a pass never waits for IDLE.
-pub async fn wait_for_change(server: &Server, account: &Account, max: Duration) -> Result<bool, MailboxError> {
-    let (session, _) = select(login(server, account).await?, &account.folder).await?;
+pub async fn wait_for_change(server: &Server, account: &Account, tokens: &std::sync::Arc<crate::oauth::Tokens>, max: Duration) -> Result<bool, MailboxError> {
+    let (session, _) = super::login::open_async(server, account, tokens).await?;
     let mut idle = session.idle();
     idle.init().await.map_err(imap_err)?;
     tracing::info!(event = "idle_ready", mailbox = %account.address);

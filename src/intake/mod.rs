@@ -3,11 +3,12 @@
 //! subject, every text and PDF found in the MIME tree). The store keeps the raw bytes
 //! before anything else happens; the branch and owner flows take the `Letter` from there.
 //!
-//! This folder holds adapters only (`maildir.rs`, `imap.rs`) and the reader of a message
+//! This folder holds adapters only (`maildir.rs`, `imap.rs` and its `login.rs`) and the reader of a message
 //! ([`letter`]); what a message means is decided by the branch's and owner's flows.
 
 pub mod imap;
 pub mod letter;
+pub mod login;
 pub mod maildir;
 
 use crate::store::{Store, StoreError};
@@ -34,6 +35,14 @@ pub enum MailboxError {
     Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A login on OAuth 2.0 without an access token: the mailbox waits (a refused refresh
+/// token is on the desk and in the digest until someone authorizes it again).
+impl From<crate::oauth::TokenError> for MailboxError {
+    fn from(e: crate::oauth::TokenError) -> Self {
+        MailboxError::Unavailable(e.to_string())
+    }
 }
 
 /// How a processed message is left in its mailbox.

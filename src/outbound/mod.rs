@@ -21,6 +21,11 @@ pub enum SendError {
     Transient(String),
     #[error("permanent failure: {0}")]
     Permanent(String),
+    /// Our own login to the relay has no credentials now (an OAuth 2.0 refresh token the
+    /// provider refused): not the recipient's failure and not an attempt; the mail waits
+    /// as it is until someone authorizes the relay again.
+    #[error("cannot log in to the relay: {0}")]
+    LoginRefused(String),
 }
 
 pub trait Transport {
@@ -146,6 +151,10 @@ fn deliver_one(store: &Store, transport: &dyn Transport, clock: &dyn Clock, row:
                         refused.push(format!("permanent failure: {why}"));
                     }
                     SendError::Transient(why) => temporary.push(format!("temporary failure: {why}")),
+                    SendError::LoginRefused(_) => {
+                        report.retrying += 1;
+                        return Ok(());
+                    }
                 }
             }
         }

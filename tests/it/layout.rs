@@ -17,6 +17,7 @@ const FLOORS: &[&[&str]] = &[
     &["secrets", "templates", "tls", "faults", "testing", "sender_auth"],
     &["config"],
     &["store"],
+    &["oauth"],
     &["intake"],
     &["outbound"],
     &["registry"],

@@ -20,6 +20,7 @@ mod operations;
 mod hostile;
 mod lists;
 pub mod mail_servers;
+mod oauth;
 mod owner;
 mod pg;
 mod postgres;

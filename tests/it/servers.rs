@@ -19,19 +19,34 @@ pub struct Servers {
     pub imaps: u16,
     pub smtp: u16,
     pub submission: u16,
+    /// Postfix's submission port that takes only OAuth 2.0 (XOAUTH2, OAUTHBEARER) logins,
+    /// checked by Dovecot at the authorization server's introspection endpoint; 0 without.
+    pub oauth_submission: u16,
+    /// The introspection URL (with Dovecot's client credentials) when started with OAuth.
+    oauth: Option<String>,
     users: Vec<String>,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn script(name: &str) -> PathBuf {
+pub fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers").join(name)
 }
 
 impl Servers {
     pub fn start(users: &[String]) -> Servers {
+        Servers::start_with(users, None)
+    }
+
+    /// As [`Servers::start`], and Dovecot also takes OAuth 2.0 access tokens (asking the
+    /// authorization server at `introspection_url`), Postfix on [`Servers::oauth_submission`].
+    pub fn start_with_oauth(users: &[String], introspection_url: &str) -> Servers {
+        Servers::start_with(users, Some(introspection_url.to_string()))
+    }
+
+    fn start_with(users: &[String], oauth: Option<String>) -> Servers {
         for tool in ["dovecot", "postfix"] {
             assert!(Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap().status.success(),
                 "{tool} is not installed: run the tests with tests/run.sh, which installs it");
@@ -41,7 +56,8 @@ impl Servers {
         let mut why = String::new();
         for _ in 0..3 {
             let dir = esurety::testing::tempdir_in_named("esurety-mail-").unwrap();
-            let s = Servers { dir, imap: free_port(), imaps: free_port(), smtp: free_port(), submission: free_port(), users: users.to_vec() };
+            let oauth_submission = if oauth.is_some() { free_port() } else { 0 };
+            let s = Servers { dir, imap: free_port(), imaps: free_port(), smtp: free_port(), submission: free_port(), oauth_submission, oauth: oauth.clone(), users: users.to_vec() };
             match s.try_start_all() {
                 Ok(()) => return s,
                 Err(e) => {
@@ -55,6 +71,9 @@ impl Servers {
 
     fn try_start_all(&self) -> Result<(), String> {
         let mut c = Command::new(script("start.sh"));
+        if let Some(url) = &self.oauth {
+            c.arg("--oauth").arg(url).arg(self.oauth_submission.to_string());
+        }
         c.arg(self.dir.path()).args([self.imap, self.imaps, self.smtp, self.submission].map(|p| p.to_string()));
         c.args(self.users.iter().map(|u| format!("{u}:pw")));
         let log = std::fs::File::create(self.dir.path().join("start.log")).unwrap();

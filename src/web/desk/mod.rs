@@ -152,7 +152,9 @@ pub fn counts(store: &Store, engine: &Engine, scope: &Scope) -> Result<Value, cr
     if scope.any_owner() {
         unchecked = store.unchecked_counts()?.iter().filter(|(o, _)| scope.owner_named(config, o)).map(|(_, n)| *n as usize).sum();
     }
-    Ok(json!({"held": held, "paper": paper, "failed": failed, "unchecked": unchecked, "total": held + paper + failed + unchecked}))
+    let mail_refused = crate::desk::digest::oauth_refusals(engine, store, |a| scope.branch(a) || scope.owner(a))?;
+    let total = held + paper + failed + unchecked + mail_refused.len();
+    Ok(json!({"held": held, "paper": paper, "failed": failed, "unchecked": unchecked, "mail_refused": mail_refused, "total": total}))
 }
 
 /// Renders a desk page: the user, their menu, what waits (in the title too), the CSRF
