@@ -130,6 +130,6 @@ fn describe() {
     describe_counter!("esurety_registry_checks_total", "Registry checks of number and key, by result (valid, mismatch, malformed, locked, …) and caller (owner_side, api, page, cli)");
     describe_counter!("esurety_certificates_issued_total", "Certificates issued (version 1), by product");
     describe_counter!("esurety_oauth_refreshes_total", "OAuth 2.0 access token refreshes for mailboxes, by result");
-    describe_counter!("esurety_store_reconnects_total", "Times a daemon opened the store again after it could not be written or reached");
+    describe_counter!("esurety_store_reconnects_total", "Times the store was opened or connected to again after it could not be written or reached (a restart, a failover to another host)");
     metrics::counter!("esurety_store_reconnects_total").absolute(0);
 }

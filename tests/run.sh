@@ -62,8 +62,9 @@ export ESURETY_TEST_PG="postgres://postgres@127.0.0.1:$pgport"
 
 # The second pass: the same tests on PostgreSQL (`ESURETY_TEST_STORE=postgres` makes each
 # test's store a database of its own). Not again: the browser's (they test pages, not the
-# store), the fuzz regressions (the reader), and postgres.rs (on PostgreSQL in both).
-pg_filter='not (test(/browser/) | test(/fuzz_regressions::/) | test(/^postgres::/))'
+# store), the fuzz regressions (the reader), postgres.rs (on PostgreSQL in both) and
+# failover.rs (on clusters of its own in both).
+pg_filter='not (test(/browser/) | test(/fuzz_regressions::/) | test(/^postgres::/) | test(/^failover::/))'
 
 # Each test's time: with cargo-nextest (on the machines this project runs on) every test is
 # reported with its time and the ten slowest are listed at the end; without it, cargo test.
@@ -81,4 +82,4 @@ if cargo nextest --version >/dev/null 2>&1; then
     exit "$status"
 fi
 cargo test --locked "$@"
-ESURETY_TEST_STORE=postgres cargo test --locked --test it "$@" -- --skip browser --skip fuzz_regressions:: --skip postgres::
+ESURETY_TEST_STORE=postgres cargo test --locked --test it "$@" -- --skip browser --skip fuzz_regressions:: --skip postgres:: --skip failover::

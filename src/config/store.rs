@@ -56,21 +56,43 @@ impl std::fmt::Debug for PgTarget {
     }
 }
 
-/// The URL with any password in it replaced by `***`: what is logged and printed.
+/// The URL with any password in it replaced by `***`: what is logged and printed. Read by
+/// hand, as a URL with several hosts (`db1:5432,db2:5432`) is not one a URL parser takes.
 impl std::fmt::Display for PgTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match url::Url::parse(&self.url) {
-            Ok(mut u) => {
-                if u.password().is_some() {
-                    let _ = u.set_password(Some("***"));
-                }
-                // Query parameters may carry a password too (`?password=`).
-                if u.query().is_some_and(|q| q.contains("password")) {
-                    u.set_query(Some("…"));
-                }
-                f.write_str(u.as_str())
-            }
-            Err(_) => f.write_str("postgres://(unreadable URL)"),
+        let Some((scheme, rest)) = self.url.split_once("://") else { return f.write_str("postgres://(unreadable URL)") };
+        let (head, query) = match rest.split_once('?') {
+            Some((h, q)) => (h, Some(q)),
+            None => (rest, None),
+        };
+        let (authority, path) = head.split_at(head.find('/').unwrap_or(head.len()));
+        write!(f, "{scheme}://")?;
+        match authority.rsplit_once('@') {
+            Some((user, hosts)) => match user.split_once(':') {
+                Some((name, _)) => write!(f, "{name}:***@{hosts}")?,
+                None => write!(f, "{user}@{hosts}")?,
+            },
+            None => f.write_str(authority)?,
         }
+        f.write_str(path)?;
+        match query {
+            // Query parameters may carry a password too (`?password=`).
+            Some(q) if q.to_ascii_lowercase().contains("password") => f.write_str("?…"),
+            Some(q) => write!(f, "?{q}"),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_with_several_hosts_is_shown_whole_without_its_password() {
+        let t = PgTarget { url: "postgres://esurety:s3cret@db1:5432,db2:5433/esurety?target_session_attrs=read-write".into(), password_env: None, ca_file: None };
+        assert_eq!(t.to_string(), "postgres://esurety:***@db1:5432,db2:5433/esurety?target_session_attrs=read-write");
+        let t = PgTarget { url: "postgres://db1,db2/esurety?user=e&password=s3cret".into(), password_env: None, ca_file: None };
+        assert_eq!(t.to_string(), "postgres://db1,db2/esurety?…");
     }
 }

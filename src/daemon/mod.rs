@@ -196,15 +196,16 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
                 None
             }
             Err(e) => {
-                // The store could not be written (a full disk, a read-only file): take no
-                // new work until it can; nothing already accepted is lost.
+                // The store could not be written (a full disk, a read-only file, a server
+                // away): take no new work until it can; nothing accepted is lost.
                 tracing::error!(event = "pass_failed", error = %e);
                 reopen = matches!(&e, crate::daemon::report::RunError::Store(se) if se.is_unwritable());
                 let all: Vec<(String, String)> = watched.iter().map(|a| (a.clone(), format!("the pass failed: {e}"))).collect();
                 health.pass_done(&watched, &all, backoff, clock.now());
                 eprintln!("esurety: the pass failed, trying again in {}s: {e}", backoff.as_secs());
                 let w = backoff;
-                backoff = (backoff * 2).min(Duration::from_secs(60));
+                let most = if matches!(&e, crate::daemon::report::RunError::Store(se) if se.is_away()) { AWAY_RETRY } else { Duration::from_secs(60) };
+                backoff = (backoff * 2).min(most);
                 Some(w)
             }
         };
@@ -229,6 +230,10 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
     eprintln!("esurety: stopped");
     Ok(total)
 }
+
+/// The longest wait between passes while the store's server is away (a try costs one
+/// connection attempt per host; a new primary is taken up as soon as it is there).
+const AWAY_RETRY: Duration = Duration::from_secs(4);
 
 /// `--interval SECS` in place of the configured poll schedule.
 fn with_interval(config: &mut Config, interval: Option<u64>) -> Result<(), String> {

@@ -93,6 +93,13 @@ impl StoreError {
         }
     }
 
+    /// The store's server cannot be reached, is shutting down, or no longer takes writes
+    /// (after a failover): trying again soon is right; the next connection goes to
+    /// whichever host is the primary then.
+    pub fn is_away(&self) -> bool {
+        matches!(self, StoreError::Away { .. })
+    }
+
     /// Whether the error is the store's as a whole (it cannot be written, is busy, is
     /// away, or is not open), so the pass stops and waits (and is tried again: nothing of
     /// it was committed); otherwise it is about one message's data (a damaged row, a value

@@ -12,6 +12,7 @@ mod common;
 mod demo;
 mod desk;
 pub mod desk_web;
+mod failover;
 mod fixtures;
 mod fuzz_regressions;
 mod layout;

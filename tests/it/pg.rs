@@ -67,6 +67,46 @@ impl Cluster {
         assert!(out.status.success());
     }
 
+    /// A streaming standby of `primary` (`pg_basebackup -R`), on a port of its own. With
+    /// `sync`, the primary then waits for it at each commit (`synchronous_standby_names`,
+    /// set once it streams: before, the first commit would wait for ever), so what the
+    /// primary acknowledged is on the standby too. The standby's own configuration does not
+    /// have it: once promoted, it waits for nobody.
+    pub fn standby_of(primary: &Cluster, sync: bool) -> Cluster {
+        let dir = PathBuf::from(String::from_utf8(Command::new("mktemp").args(["-d", "/tmp/esurety-pg.XXXXXX"]).output().unwrap().stdout).unwrap().trim());
+        let port = free_port();
+        let out = Command::new(script()).arg("standby").arg(&dir).arg(port.to_string()).arg(primary.port.to_string()).output().unwrap();
+        assert!(out.status.success(), "the standby did not start: {}", String::from_utf8_lossy(&out.stderr));
+        let standby = Cluster { dir, port };
+        let mut c = postgres::Client::connect(&format!("{}/postgres", primary.base_url()), postgres::NoTls).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while c.query_one("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'", &[]).unwrap().get::<_, i64>(0) == 0 {
+            assert!(std::time::Instant::now() < deadline, "the standby does not stream");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if sync {
+            c.batch_execute("ALTER SYSTEM SET synchronous_standby_names = '*'").unwrap();
+            c.batch_execute("SELECT pg_reload_conf()").unwrap();
+            while c.query_one("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'", &[]).unwrap().get::<_, i64>(0) == 0 {
+                assert!(std::time::Instant::now() < deadline, "the standby is not synchronous");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        standby
+    }
+
+    /// The standby becomes a primary (`pg_ctl promote`, waited for).
+    pub fn promote(&self) {
+        let out = Command::new(script()).arg("promote").arg(&self.dir).output().unwrap();
+        assert!(out.status.success(), "the standby was not promoted: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// SIGKILL to the server's main process (its sessions end with it): the machine is gone.
+    pub fn kill(&self) {
+        let out = Command::new(script()).arg("kill").arg(&self.dir).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
     pub fn restart(&self) {
         let out = Command::new(script()).arg("restart").arg(&self.dir).arg(self.port.to_string()).output().unwrap();
         assert!(out.status.success(), "PostgreSQL did not start again: {}", String::from_utf8_lossy(&out.stderr));
@@ -131,7 +171,16 @@ impl Db {
         drop(esurety::store::Store::open(store).unwrap());
         match store {
             esurety::config::StoreAt::File(p) => Db::Sqlite(rusqlite::Connection::open(p).unwrap(), p.clone()),
-            esurety::config::StoreAt::Postgres(t) => Db::Pg(postgres::Client::connect(&t.url, postgres::NoTls).unwrap()),
+            esurety::config::StoreAt::Postgres(t) => {
+                // Several hosts: the primary, as esurety takes it (a failover's old primary
+                // may still answer, read-only).
+                let url = if t.url.contains(',') && !t.url.contains("target_session_attrs") {
+                    format!("{}{}target_session_attrs=read-write", t.url, if t.url.contains('?') { '&' } else { '?' })
+                } else {
+                    t.url.clone()
+                };
+                Db::Pg(postgres::Client::connect(&url, postgres::NoTls).unwrap())
+            }
         }
     }
 

@@ -261,7 +261,7 @@ fn try_count(url: &str, sql: &str) -> Option<i64> {
 
 /// `apps` applications each answered once, and nothing else: an outcome each, two
 /// certificates each, serials without gaps, one completion mail each, nothing waiting.
-fn all_answered_once(s: &Setup, apps: usize) {
+pub(crate) fn all_answered_once(s: &Setup, apps: usize) {
     let mut db = s.db();
     assert_eq!(db.count("SELECT count(*) FROM messages"), apps as i64);
     assert_eq!(db.count("SELECT count(*) FROM messages WHERE state = 'done' AND outcome = 'issued'"), apps as i64);
@@ -475,6 +475,23 @@ fn the_store_is_reached_over_tls_with_the_ca_file_and_refused_without() {
     assert!(!untrusted.status.success());
     let said = String::from_utf8_lossy(&untrusted.stderr);
     assert!(said.contains("is away"), "{said}");
+}
+
+/// With `store_ca_file`, TLS is required: a server that offers none (the shared cluster
+/// takes plain TCP) is not used in plain text, and the daemon says why.
+#[test]
+fn a_ca_file_never_falls_back_to_plain_text() {
+    let tls = esurety::testing::tempdir().unwrap();
+    assert!(std::process::Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/ca.sh")).arg(tls.path()).output().unwrap().status.success());
+    let s = on_postgres();
+    let url = store_url(&s);
+    s.edit_config(|t| t.replacen(&format!("store = \"{url}\""), &format!("store = \"{url}\"\nstore_ca_file = \"{}\"", tls.path().join("ca.pem").display()), 1));
+    s.drop_mail(KANAGAWA, &application(1));
+    let out = s.run(&["run", "--once"]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("does not support TLS"), "{said}");
+    assert!(s.mails(MARUICHI).is_empty());
 }
 
 /// A daemon that serves `[web]` on a PostgreSQL store, asked for a page, stops cleanly on

@@ -3,17 +3,28 @@
 //! One connection per [`super::Store`], through the `postgres` crate (it runs its own
 //! small runtime: called from plain threads only). Statements are written once with
 //! SQLite's `?N` parameters and turned into `$N` here, prepared once per connection and
-//! kept. A connection the server closed (a restart, `pg_terminate_backend`) is made again
-//! at the next statement outside a transaction; inside one, the transaction is lost and
-//! the caller's pass stops and is tried again (nothing of it was committed).
+//! kept. A connection the server closed (a restart, `pg_terminate_backend`, a failover) or
+//! whose host no longer takes writes is dropped and made again at the next statement
+//! outside a transaction, to whichever host is the primary then (a URL may name several:
+//! `param.rs`, `connect.rs`); inside one, the transaction is lost and the caller's pass
+//! stops and is tried again (nothing of it was committed).
 
 use super::value::{Row, Value};
 use super::{Result, StoreError};
-use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
+use postgres::types::ToSql;
+use types::{Out, Param};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use crate::config::PgTarget;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+mod connect;
+mod param;
+mod types;
+
+/// A connection idle longer than this is asked whether its host still takes writes
+/// before it is used again, when the store wants the primary (several hosts).
+const RECHECK_AFTER: Duration = Duration::from_secs(2);
 
 /// The schema, made at once at the version it stands for (PostgreSQL stores begin there);
 /// later versions add files of their own, numbered like SQLite's.
@@ -31,42 +42,36 @@ pub struct Pg {
     /// It holds locks taken for an earlier message of its batch: it then never waits for
     /// another lock (see [`Pg::may_wait`]).
     prior: Cell<bool>,
+    /// A connection was made before (the next one is a reconnect).
+    connected: Cell<bool>,
+    /// Only a host that takes writes will do (several hosts, or the URL says so).
+    wants_primary: Cell<bool>,
+    /// When the connection was last used.
+    last_used: Cell<Instant>,
 }
 
 impl Pg {
     pub(super) fn open(target: &PgTarget) -> Result<Pg> {
-        let pg = Pg { target: target.clone(), client: RefCell::new(None), statements: RefCell::new(HashMap::new()), in_tx: Cell::new(false), holding: Cell::new(false), prior: Cell::new(false) };
+        let pg = Pg { target: target.clone(), client: RefCell::new(None), statements: RefCell::new(HashMap::new()), in_tx: Cell::new(false), holding: Cell::new(false), prior: Cell::new(false), connected: Cell::new(false), wants_primary: Cell::new(false), last_used: Cell::new(Instant::now()) };
         pg.connect()?;
         pg.migrate()?;
         Ok(pg)
     }
 
     fn connect(&self) -> Result<()> {
-        let away = |why: String| StoreError::Away { target: self.target.to_string(), why };
-        let refused = |why: String| StoreError::Refused { target: self.target.to_string(), why };
-        let mut config: postgres::Config = self.target.url.parse().map_err(|e: postgres::Error| refused(format!("the URL cannot be read: {e}")))?;
-        if let Some(var) = &self.target.password_env {
-            match std::env::var(var) {
-                Ok(pw) => {
-                    config.password(pw);
-                }
-                Err(_) => return Err(refused(format!("{var} is not set (the store's password)"))),
-            }
-        }
-        config.connect_timeout(Duration::from_secs(10));
-        config.keepalives(true).keepalives_idle(Duration::from_secs(30));
-        config.application_name("esurety");
-        let client = match &self.target.ca_file {
-            Some(ca) => config.connect(tls(ca).map_err(refused)?),
-            None => config.connect(postgres::NoTls),
-        };
-        // A wrong password or an unknown database is the configuration's to correct; anything
-        // else (refused connections, a server starting or stopping) is waited out.
-        let client = client.map_err(|e| match e.code().map(|c| c.code()) {
-            Some(c) if c.starts_with("28") || c == "3D000" => refused(describe(&e)),
-            _ => away(describe(&e)),
+        let (client, wants_primary) = connect::open(&self.target).map_err(|why| match why {
+            Ok(why) => StoreError::Away { target: self.target.to_string(), why },
+            Err(why) => StoreError::Refused { target: self.target.to_string(), why },
         })?;
-        *self.client.borrow_mut() = Some(client);
+        if let Some(old) = self.client.borrow_mut().replace(client) {
+            connect::close(old);
+        }
+        if self.connected.replace(true) {
+            metrics::counter!("esurety_store_reconnects_total").increment(1);
+            tracing::info!(event = "store_reconnected", store = %self.target);
+        }
+        self.wants_primary.set(wants_primary);
+        self.last_used.set(Instant::now());
         self.statements.borrow_mut().clear();
         self.end_tx();
         Ok(())
@@ -76,6 +81,11 @@ impl Pg {
     /// Inside one, the transaction is lost with the connection, and every statement fails
     /// until the caller's `ROLLBACK` (its error path) ends it; so nothing meant for that
     /// transaction is ever run on a new connection on its own.
+    ///
+    /// Outside a transaction, a connection idle for more than [`RECHECK_AFTER`] to a store
+    /// that wants the primary is asked first whether its host still takes writes: after a
+    /// failover the old primary may be back as a standby (or kept read-only), and the work
+    /// goes to the new one at once instead of failing there.
     fn client(&self) -> Result<std::cell::RefMut<'_, postgres::Client>> {
         let closed = self.client.borrow().as_ref().is_none_or(|c| c.is_closed());
         if closed {
@@ -83,15 +93,47 @@ impl Pg {
                 return Err(self.lost());
             }
             self.connect()?;
+        } else if !self.in_tx.get() && self.wants_primary.get() && self.last_used.get().elapsed() > RECHECK_AFTER && !self.still_primary() {
+            tracing::warn!(event = "store_not_primary", store = %self.target, why = "the host no longer takes writes; connecting to the primary");
+            self.connect()?;
         }
+        self.last_used.set(Instant::now());
         Ok(std::cell::RefMut::map(self.client.borrow_mut(), |c| c.as_mut().expect("connected above")))
+    }
+
+    /// Whether the connection's host still takes writes (`SHOW transaction_read_only`, as
+    /// the driver asks when it connects); `false` when it cannot answer.
+    fn still_primary(&self) -> bool {
+        let mut client = self.client.borrow_mut();
+        let Some(c) = client.as_mut() else { return false };
+        match c.simple_query("SHOW transaction_read_only") {
+            Ok(answer) => answer.iter().any(|m| matches!(m, postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("off"))),
+            Err(_) => false,
+        }
+    }
+
+    /// A driver error from the connection in use. One that ends the connection (see
+    /// [`connect::ends_the_connection`]) drops it, so the next statement outside a
+    /// transaction connects again, to whichever host is the primary then, and becomes
+    /// [`StoreError::Away`]: the caller's pass stops and is tried again (inside a
+    /// transaction, nothing of it was committed).
+    fn failed(&self, e: postgres::Error) -> StoreError {
+        if !connect::ends_the_connection(&e) {
+            return StoreError::Pg(e);
+        }
+        if let Some(old) = self.client.borrow_mut().take() {
+            connect::close(old);
+        }
+        let why = describe(&e);
+        let why = if e.code().is_some_and(|c| c.code() == "25006") { format!("{why}: the host no longer takes writes (a standby, or a primary demoted by a failover)") } else { why };
+        StoreError::Away { target: self.target.to_string(), why }
     }
 
     fn lost(&self) -> StoreError {
         StoreError::Away { target: self.target.to_string(), why: "the connection was lost inside a transaction; nothing of it was committed".into() }
     }
 
-    fn statement(&self, client: &mut postgres::Client, sql: &str) -> Result<postgres::Statement> {
+    fn statement(&self, client: &mut postgres::Client, sql: &str) -> std::result::Result<postgres::Statement, postgres::Error> {
         if let Some(st) = self.statements.borrow().get(sql) {
             return Ok(st.clone());
         }
@@ -100,20 +142,25 @@ impl Pg {
         Ok(st)
     }
 
-    pub(super) fn execute(&self, sql: &str, values: &[Value]) -> Result<usize> {
+    /// `sql` prepared (once per connection) and run by `f`; a failure is seen by
+    /// [`Pg::failed`] once the connection is no longer borrowed.
+    fn run<T>(&self, sql: &str, f: impl FnOnce(&mut postgres::Client, &postgres::Statement) -> std::result::Result<T, postgres::Error>) -> Result<T> {
         let mut client = self.client()?;
-        let st = self.statement(&mut client, sql)?;
+        let r = self.statement(&mut client, sql).and_then(|st| f(&mut client, &st));
+        drop(client);
+        r.map_err(|e| self.failed(e))
+    }
+
+    pub(super) fn execute(&self, sql: &str, values: &[Value]) -> Result<usize> {
         let params: Vec<Param> = values.iter().map(Param).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        Ok(client.execute(&st, &refs)? as usize)
+        Ok(self.run(sql, |c, st| c.execute(st, &refs))? as usize)
     }
 
     pub(super) fn query(&self, sql: &str, values: &[Value]) -> Result<Vec<Row>> {
-        let mut client = self.client()?;
-        let st = self.statement(&mut client, sql)?;
         let params: Vec<Param> = values.iter().map(Param).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let rows = client.query(&st, &refs)?;
+        let rows = self.run(sql, |c, st| c.query(st, &refs))?;
         rows.iter().map(|r| (0..r.len()).map(|i| Ok(r.try_get::<_, Out>(i)?.0)).collect::<Result<Vec<Value>>>().map(Row)).collect()
     }
 
@@ -135,7 +182,8 @@ impl Pg {
         } else if head.starts_with("COMMIT") || head == "ROLLBACK" {
             self.end_tx();
         }
-        Ok(r?)
+        drop(client);
+        r.map_err(|e| self.failed(e))
     }
 
     fn end_tx(&self) {
@@ -226,13 +274,11 @@ impl Pg {
 /// The driver closes its connection by blocking on its own runtime, which must not happen
 /// on a thread that drives (or is shutting down) a tokio runtime: the web server drops its
 /// store there when it stops, when the runtime's own context may already be gone. So the
-/// connection is always closed on a thread of its own, waited for.
+/// connection is always closed on a thread of its own, waited for ([`connect::close`]).
 impl Drop for Pg {
     fn drop(&mut self) {
-        let Some(client) = self.client.get_mut().take() else { return };
-        // Without a thread to be had, the connection is left for the server to end.
-        if let Ok(closing) = std::thread::Builder::new().name("esurety-pg-close".into()).spawn(move || drop(client)) {
-            let _ = closing.join();
+        if let Some(client) = self.client.get_mut().take() {
+            connect::close(client);
         }
     }
 }
@@ -252,22 +298,6 @@ fn dollars(sql: &str) -> String {
         }
     }
     out
-}
-
-fn tls(ca: &std::path::Path) -> std::result::Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
-    let pem = std::fs::read(ca).map_err(|e| format!("cannot read the store's CA file {}: {e}", ca.display()))?;
-    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-    use rustls_pki_types::pem::PemObject;
-    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| format!("the store's CA file {} is not PEM: {e}", ca.display()))?;
-        roots.add(cert).map_err(|e| format!("the store's CA file {}: {e}", ca.display()))?;
-    }
-    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 /// A driver error as people read it: the server's message and code when it sent one.
@@ -308,66 +338,6 @@ pub(super) fn stops_the_pass(e: &postgres::Error) -> bool {
 /// Whether the server could not write (its disk is full).
 pub(super) fn unwritable(e: &postgres::Error) -> bool {
     e.code().is_some_and(|c| c.code() == "53100")
-}
-
-#[derive(Debug)]
-struct Param<'a>(&'a Value);
-
-impl ToSql for Param<'_> {
-    fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match (self.0, ty) {
-            (Value::Null, _) => Ok(IsNull::Yes),
-            (Value::Int(i), &Type::INT8) => i.to_sql(ty, out),
-            (Value::Int(i), &Type::INT4) => i32::try_from(*i)?.to_sql(ty, out),
-            (Value::Int(i), &Type::INT2) => i16::try_from(*i)?.to_sql(ty, out),
-            (Value::Int(i), &Type::BOOL) => (*i != 0).to_sql(ty, out),
-            (Value::Int(i), &Type::FLOAT8) => (*i as f64).to_sql(ty, out),
-            (Value::Int(i), &Type::TEXT | &Type::VARCHAR | &Type::UNKNOWN) => i.to_string().to_sql(&Type::TEXT, out),
-            (Value::Real(f), &Type::FLOAT8) => f.to_sql(ty, out),
-            (Value::Real(f), &Type::FLOAT4) => (*f as f32).to_sql(ty, out),
-            // PostgreSQL's text cannot hold U+0000 (22021): the flows keep it out of what
-            // they store, and whatever still brings one (a value we did not think of) is
-            // stored with U+FFFD in its place rather than failing its whole transaction.
-            (Value::Text(s), &Type::TEXT | &Type::VARCHAR | &Type::BPCHAR | &Type::NAME | &Type::UNKNOWN) if s.contains('\0') => s.replace('\0', "\u{FFFD}").as_str().to_sql(&Type::TEXT, out),
-            (Value::Text(s), &Type::TEXT | &Type::VARCHAR | &Type::BPCHAR | &Type::NAME | &Type::UNKNOWN) => s.as_str().to_sql(&Type::TEXT, out),
-            (Value::Text(s), &Type::BYTEA) => s.as_bytes().to_sql(ty, out),
-            (Value::Blob(b), &Type::BYTEA) => b.as_slice().to_sql(ty, out),
-            (v, ty) => Err(format!("a {} parameter cannot take {v:?}", ty.name()).into()),
-        }
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-
-    to_sql_checked!();
-}
-
-struct Out(Value);
-
-impl<'a> FromSql<'a> for Out {
-    fn from_sql(ty: &Type, raw: &'a [u8]) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Out(match *ty {
-            Type::INT8 => Value::Int(i64::from_sql(ty, raw)?),
-            Type::INT4 => Value::Int(i32::from_sql(ty, raw)? as i64),
-            Type::INT2 => Value::Int(i16::from_sql(ty, raw)? as i64),
-            Type::OID => Value::Int(u32::from_sql(ty, raw)? as i64),
-            Type::BOOL => Value::Int(bool::from_sql(ty, raw)? as i64),
-            Type::FLOAT8 => Value::Real(f64::from_sql(ty, raw)?),
-            Type::FLOAT4 => Value::Real(f32::from_sql(ty, raw)? as f64),
-            Type::BYTEA => Value::Blob(<Vec<u8>>::from_sql(ty, raw)?),
-            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => Value::Text(String::from_sql(ty, raw)?),
-            _ => return Err(format!("a column of type {} (cast it in the query)", ty.name()).into()),
-        }))
-    }
-
-    fn from_sql_null(_: &Type) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Out(Value::Null))
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
-    }
 }
 
 #[cfg(test)]
