@@ -12,6 +12,7 @@
 mod notify;
 pub mod pass;
 mod process;
+mod reload;
 pub mod report;
 mod serve;
 
@@ -23,6 +24,7 @@ use crate::daemon::report::RunReport;
 use crate::engine::Engine;
 use crate::config::schedule::Job;
 use crate::store::Store;
+use reload::{reloaded, told_reload, with_interval};
 use anyhow::{Context, Result, bail};
 use std::fs::{File, OpenOptions};
 use std::sync::Arc;
@@ -234,41 +236,6 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
 /// The longest wait between passes while the store's server is away (a try costs one
 /// connection attempt per host; a new primary is taken up as soon as it is there).
 const AWAY_RETRY: Duration = Duration::from_secs(4);
-
-/// `--interval SECS` in place of the configured poll schedule.
-fn with_interval(config: &mut Config, interval: Option<u64>) -> Result<(), String> {
-    if let Some(secs) = interval {
-        let s = &config.schedule.text;
-        config.schedule = crate::config::schedule::Jobs::parse(&crate::config::schedule::every_seconds(secs), &s[1].1, &s[2].1)?;
-    }
-    Ok(())
-}
-
-/// What a reload did, said in the journal and the log, and the supervisor told it is over.
-pub(super) fn told_reload(outcome: Result<&std::path::Path, &str>) {
-    match outcome {
-        Ok(path) => {
-            tracing::info!(event = "reloaded", config = %path.display());
-            eprintln!("esurety: configuration and templates reloaded from {}", path.display());
-        }
-        Err(e) => {
-            tracing::error!(event = "reload_refused", error = %e);
-            eprintln!("esurety: the configuration was not reloaded, the one in use stays: {e}");
-        }
-    }
-    notify::ready("reloaded");
-}
-
-/// The engine of the configuration file as it is now, for a reload. Another store is
-/// refused (the store is the one thing a running daemon cannot leave).
-pub(super) fn reloaded(engine: &Engine, interval: Option<u64>) -> Result<Engine, String> {
-    let mut config = Config::load(&engine.config.path).map_err(|e| e.to_string())?;
-    with_interval(&mut config, interval)?;
-    if config.store != engine.config.store {
-        return Err(format!("store: {} is not the store in use ({}); another store needs a restart", config.store, engine.config.store));
-    }
-    Engine::new(config).map_err(|e| e.to_string())
-}
 
 /// An IDLE watcher per IMAP account (none on Maildirs).
 fn watch_all(rt: &tokio::runtime::Runtime, engine: &Engine, wake: &Arc<Notify>) -> Vec<tokio::task::JoinHandle<()>> {

@@ -1,7 +1,8 @@
 //! `esurety serve`: the web alone (the registry's API and lookup page, the desk), with
 //! `[metrics]`, the supervisor told, and `SIGHUP` read as a reload.
 
-use super::{StopSignals, notify, open_store, reloaded, told_reload};
+use super::reload::{reloaded, told_reload};
+use super::{StopSignals, notify, open_store};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::Engine;
