@@ -44,6 +44,8 @@ pub enum BackupError {
     Postgres(String),
     #[error("{0} exists: give --force to replace it (it is replaced only once the new copy is complete)")]
     Exists(PathBuf),
+    #[error("there is no store file {0} to back up")]
+    NoStore(PathBuf),
     #[error("{0} is the store itself: a backup goes to another file")]
     SameFile(PathBuf),
     #[error("cannot write the backup {path}: {source}")]
@@ -65,6 +67,9 @@ pub fn backup(at: &StoreAt, to: &Path, secrets: &Secrets, force: bool, taken_at:
         StoreAt::Postgres(target) => return Err(BackupError::Postgres(target.to_string())),
         StoreAt::File(path) => path,
     };
+    if !source.is_file() {
+        return Err(BackupError::NoStore(source.clone()));
+    }
     let io = |path: &Path| { let path = path.to_path_buf(); move |source| BackupError::Io { path, source } };
     if let Ok(there) = std::fs::metadata(to) {
         if same_file(&there, source) {

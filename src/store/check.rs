@@ -236,7 +236,7 @@ fn registry(conn: &Conn, secrets: &Secrets, r: &mut Report) -> Result<(bool, Str
              WHERE r.number > ?1 ORDER BY r.number LIMIT ?2", [Value::Text(after.clone()), Value::Int(PAGE)], |row| Ok(Row(row.0.clone())))?;
         let Some(last) = rows.last() else { break };
         after = last.get(0)?;
-        let read: Vec<Entry> = rows.par_iter().map(|row| entry(row, secrets)).collect::<Result<_>>()?;
+        let read: Vec<(String, Entry)> = rows.par_iter().map(|row| entry(row, secrets)).collect::<Result<_>>()?;
         for (number, e) in read {
             f.entries += 1;
             let why = match e {
