@@ -121,9 +121,17 @@ fn outcome(name: &'static str, found: Result<(bool, String)>) -> Check {
 fn integrity(conn: &Conn) -> Result<(bool, String)> {
     match conn.kind() {
         Kind::Sqlite => {
-            let rows = conn.query_map("PRAGMA integrity_check(20)", (), |r| r.get::<String>(0))?;
-            if rows != ["ok"] {
-                return Ok((false, format!("SQLite's integrity_check: {}", rows.join("; "))));
+            // Damage can stop the check itself: then which tables cannot be read says where.
+            let found = match conn.query_map("PRAGMA integrity_check(20)", (), |r| r.get::<String>(0)) {
+                Ok(rows) if rows == ["ok"] => None,
+                Ok(rows) => Some(rows.join("; ")),
+                Err(e) => Some(format!("it stops: {e}")),
+            };
+            if let Some(found) = found {
+                let unreadable: Vec<&str> = super::migrate::TABLES.iter().copied()
+                    .filter(|t| conn.query_row(&format!("SELECT count(*) FROM {t} NOT INDEXED"), (), |r| r.get::<i64>(0)).is_err()).collect();
+                let tables = if unreadable.is_empty() { String::new() } else { format!("; tables that cannot be read: {}", unreadable.join(", ")) };
+                return Ok((false, format!("SQLite's integrity_check: {found}{tables}")));
             }
             let orphans = conn.query_map("PRAGMA foreign_key_check", (), |r| Ok(format!("a row of {} whose {} is gone", r.get::<String>(0)?, r.get::<String>(2)?)))?;
             if !orphans.is_empty() {
