@@ -104,6 +104,7 @@ fn a_backup_taken_while_the_daemon_issues_restores_and_every_key_issued_before_i
     let out = s.run_ok(&["backup", "--to", to.to_str().unwrap()]);
     let issued_after = certificates(&s);
     assert!(out.contains(to.to_str().unwrap()) && out.contains(&fingerprint(&s)), "path and fingerprint printed: {out}");
+    assert!(!to.with_file_name("esurety-1.db-wal").exists(), "the copy is one file");
     let secret = std::fs::read(s.dir.join("esurety.secret")).unwrap();
     assert!(!out.contains(&esurety::text::hex(&secret)), "never the secret");
     feeder.join().unwrap();
