@@ -24,6 +24,8 @@ pub struct Secrets {
     mac: hmac::Key,
     note: aead::LessSafeKey,
     token: aead::LessSafeKey,
+    /// What tells one secret from another without revealing it (see [`Secrets::fingerprint`]).
+    fingerprint: [u8; 8],
 }
 
 impl std::fmt::Debug for Secrets {
@@ -50,7 +52,8 @@ impl Secrets {
         let seal = aead::UnboundKey::new(&aead::CHACHA20_POLY1305, derive(b"esurety certificate keys v1").as_ref()).expect("32 bytes is a ChaCha20 key");
         let note = aead::UnboundKey::new(&aead::CHACHA20_POLY1305, derive(b"esurety desk notes v1").as_ref()).expect("32 bytes is a ChaCha20 key");
         let token = aead::UnboundKey::new(&aead::CHACHA20_POLY1305, derive(b"esurety oauth tokens v1").as_ref()).expect("32 bytes is a ChaCha20 key");
-        Secrets { seal: aead::LessSafeKey::new(seal), mac: hmac::Key::new(hmac::HMAC_SHA256, derive(b"esurety registry v1").as_ref()), note: aead::LessSafeKey::new(note), token: aead::LessSafeKey::new(token) }
+        let fingerprint = derive(b"esurety fingerprint v1").as_ref()[..8].try_into().expect("HMAC-SHA256 is 32 bytes");
+        Secrets { seal: aead::LessSafeKey::new(seal), mac: hmac::Key::new(hmac::HMAC_SHA256, derive(b"esurety registry v1").as_ref()), note: aead::LessSafeKey::new(note), token: aead::LessSafeKey::new(token), fingerprint }
     }
 
     /// `ESURETY_SECRET` if set, else the file at `path` (which must not be readable by
@@ -79,6 +82,15 @@ impl Secrets {
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
         f.write_all(&secret)?;
         f.sync_all()
+    }
+
+    /// The secret's fingerprint: 16 hex digits of an HMAC of a label of its own under the
+    /// secret (a derivation apart from the keys above). Printed by `esurety backup` and kept
+    /// in the copy, so a restored store can be matched with its secret; it reveals nothing of
+    /// the secret (32 random bytes: no guess can be tested against 64 bits of an HMAC
+    /// faster than against the secret itself).
+    pub fn fingerprint(&self) -> String {
+        crate::text::hex(&self.fingerprint)
     }
 
     /// The key sealed for the store: nonce ‖ ciphertext ‖ tag, bound to the number.
@@ -198,5 +210,14 @@ mod tests {
         assert!(!s.mac_matches(b"salt", &AuthKey::parse("CDEF34679HJL").unwrap(), &mac));
         assert!(!Secrets::from_bytes(&[8u8; 32]).mac_matches(b"salt", &key, &mac));
         assert_ne!(&mac[..], &key.hash(b"salt")[..], "not the unkeyed hash");
+    }
+
+    #[test]
+    fn the_fingerprint_tells_secrets_apart_and_shows_none_of_them() {
+        let a = Secrets::from_bytes(&[7u8; 32]);
+        assert_eq!(a.fingerprint().len(), 16);
+        assert_eq!(a.fingerprint(), Secrets::from_bytes(&[7u8; 32]).fingerprint());
+        assert_ne!(a.fingerprint(), Secrets::from_bytes(&[8u8; 32]).fingerprint());
+        assert!(!a.fingerprint().contains("0707"), "not the secret's bytes");
     }
 }

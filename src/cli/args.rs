@@ -50,6 +50,18 @@ pub enum Command {
         #[command(subcommand)]
         action: MailboxCommand,
     },
+    /// A consistent copy of the running SQLite store, with the secret's fingerprint (for
+    /// PostgreSQL it says what to run instead).
+    Backup {
+        /// Where the copy goes (a new file; see --force).
+        #[arg(long)]
+        to: PathBuf,
+        /// Replace FILE if it exists (once the new copy is complete).
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// API tokens of owners' systems.
     Token {
         #[command(subcommand)]
@@ -163,6 +175,19 @@ pub enum StoreCommand {
         /// The CA that signs the server's certificate (TLS to the server).
         #[arg(long)]
         ca_file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a store (the configuration's, or a restored backup): integrity, rows of each
+    /// table, serials without gaps, every registry entry read with the secret; exit 0 only
+    /// when all hold.
+    Check {
+        /// Another store than the configuration's: a SQLite file or a postgres:// URL.
+        #[arg(long)]
+        store: Option<String>,
+        /// The secret file (default: the configuration's; ESURETY_SECRET wins over both).
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },

@@ -3,8 +3,9 @@
 //! to a person and end the process with a non-zero status.
 //!
 //! This folder: `args.rs` (every command and option), `mod.rs` (one function per command, or
-//! a call to the one that does it), `admin.rs` (`token`, `user`), `mailbox.rs` (`mailbox`: OAuth 2.0 logins), `desk.rs` (`staff`, the
-//! desk at the terminal) and [`json`] (`--json` output). The web is not imported here: the
+//! a call to the one that does it), `admin.rs` (`token`, `user`), `mailbox.rs` (`mailbox`: OAuth 2.0
+//! logins), `ops.rs` (`backup`, `store check`), `desk.rs` (`staff`, the desk at the terminal) and
+//! [`json`] (`--json` output). The web is not imported here: the
 //! daemon starts it.
 
 mod admin;
@@ -12,6 +13,7 @@ mod args;
 mod desk;
 pub mod json;
 mod mailbox;
+mod ops;
 
 pub use args::{Cli, Command, MailboxCommand, RenderKind, StoreCommand, TokenCommand, UserCommand};
 
@@ -81,6 +83,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Mailbox { action } => mailbox::mailbox(&cli.config, action),
         Command::Token { action } => token(&cli.config, action),
+        Command::Backup { to, force, json } => ops::backup(&cli.config, &to, force, json),
+        Command::Store { action: StoreCommand::Check { store, secret_file, json } } => ops::check(&cli.config, store.as_deref(), secret_file.as_deref(), json),
         Command::Store { action: StoreCommand::Migrate { to, password_env, ca_file, json } } => {
             let (config, store) = open(&cli.config)?;
             // The daemon's lock: no daemon may write the store while it is copied (and one

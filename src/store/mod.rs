@@ -12,7 +12,9 @@
 //! locks) reads as one, and its own tests take the last hundred lines; what each table
 //! holds is in a file of its own beside it.
 
+pub mod backup;
 mod certificates;
+pub mod check;
 pub(crate) mod db;
 mod desk;
 mod digests;

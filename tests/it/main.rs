@@ -5,6 +5,7 @@
 mod after;
 mod attack;
 mod auth;
+mod backup;
 mod branch;
 mod browser;
 mod broken;

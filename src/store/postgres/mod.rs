@@ -52,9 +52,15 @@ pub struct Pg {
 
 impl Pg {
     pub(super) fn open(target: &PgTarget) -> Result<Pg> {
+        let pg = Pg::open_as_is(target)?;
+        pg.migrate()?;
+        Ok(pg)
+    }
+
+    /// Connects without touching the schema (`store check` only reads).
+    pub(super) fn open_as_is(target: &PgTarget) -> Result<Pg> {
         let pg = Pg { target: target.clone(), client: RefCell::new(None), statements: RefCell::new(HashMap::new()), in_tx: Cell::new(false), holding: Cell::new(false), prior: Cell::new(false), connected: Cell::new(false), wants_primary: Cell::new(false), last_used: Cell::new(Instant::now()) };
         pg.connect()?;
-        pg.migrate()?;
         Ok(pg)
     }
 

@@ -32,6 +32,22 @@ pub(super) fn open(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Opens a store file as it is, to read only: no migration, no change of journal mode (what
+/// `store check` reads, a backup among them). A file that is not there is an error, not a
+/// new store. Opened for writing where it may be (a WAL store is read through its `-shm`,
+/// which a reader may have to make) but `query_only`; read-only where it may not.
+pub(super) fn open_as_is(path: &Path) -> Result<Connection> {
+    let p = path.display().to_string();
+    let open_err = |source| StoreError::Open { path: p.clone(), source };
+    use rusqlite::OpenFlags;
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .or_else(|_| Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX))
+        .map_err(open_err)?;
+    conn.busy_timeout(Duration::from_secs(30)).map_err(open_err)?;
+    conn.pragma_update(None, "query_only", "ON").map_err(open_err)?;
+    Ok(conn)
+}
+
 fn migrate(conn: &mut Connection, path: &str) -> Result<()> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
