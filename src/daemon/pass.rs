@@ -56,6 +56,13 @@ pub fn run_once(engine: &Engine, store: &mut Store, adapters: &mut Adapters, clo
     crate::faults::point("marked_before");
     for (side, mb) in adapters.mailboxes.iter_mut() {
         let unmarked = store.unmarked(mb.address())?;
+        // Logged in before the store is held: never a login inside a batch.
+        if !unmarked.is_empty()
+            && let Err(e) = mb.ready()
+        {
+            tracing::warn!(event = "mark_failed", mailbox = %mb.address(), error = %e);
+            continue;
+        }
         for chunk in unmarked.chunks(crate::store::BATCH) {
             // The marks, then one sync of the mailbox, then one commit recording them.
             let done = store.batch(|store| -> Result<(), MarkStop> {

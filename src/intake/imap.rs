@@ -148,6 +148,10 @@ impl Mailbox for ImapBox {
         Ok(n)
     }
 
+    fn ready(&mut self) -> Result<(), MailboxError> {
+        self.session().map(|_| ())
+    }
+
     fn mark(&mut self, source_uid: &str, mark: Mark) -> Result<(), MailboxError> {
         let Some((v, uid)) = source_uid.split_once(':') else { return Ok(()) };
         let validity = self.session()?.1;

@@ -81,7 +81,12 @@ async fn login(server: &Server, user: &str, secret: Secret<'_>) -> Result<ImapSe
             };
             let session = tokio::time::timeout(timeout, client.authenticate(mechanism, Initial(Some(response)))).await
                 .map_err(|e| unavailable("AUTHENTICATE", &e))?
-                .map_err(|(e, _)| refused(format!("{mechanism}: {e}")))?;
+                .map_err(|(e, _)| match e {
+                    // The server said no (NO, BAD): the token; anything else (a dropped
+                    // connection) is not its fault and is not refreshed for.
+                    async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_) => refused(format!("{mechanism}: {e}")),
+                    e => unavailable(mechanism, &e),
+                })?;
             tracing::info!(event = "imap_oauth_login", user = %user, mechanism = mechanism);
             Ok(session)
         }

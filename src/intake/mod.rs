@@ -22,6 +22,11 @@ pub trait Mailbox {
     fn fetch_new(&mut self, store: &mut Store, now: DateTime<FixedOffset>) -> Result<usize, MailboxError>;
     /// Marks a message the way a mail client shows it. Doing it twice does no harm.
     fn mark(&mut self, source_uid: &str, mark: Mark) -> Result<(), MailboxError>;
+    /// Connects and logs in now if it is not (IMAP), so that no login happens while the
+    /// store is held for marking (a login may have to refresh an OAuth token in the store).
+    fn ready(&mut self) -> Result<(), MailboxError> {
+        Ok(())
+    }
     /// Makes the marks made so far durable (before the store records them as made).
     fn sync(&mut self) -> Result<(), MailboxError> {
         Ok(())

@@ -17,7 +17,7 @@ pub mod http;
 use crate::clock::OsRandom;
 use crate::config::{OAuth, StoreAt};
 use crate::secrets::Secrets;
-use crate::store::{Store, StoreError};
+use crate::store::{Kind, Store, StoreError, Tx};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -129,52 +129,76 @@ impl Tokens {
             {
                 return Ok(Ok((t, until)));
             }
-            store.write(|tx| -> Result<Result<(String, i64), TokenError>, StoreError> {
-                // Held until the commit: another daemon refreshing meanwhile is waited for,
-                // and what it saved is used.
-                let Some(row) = tx.lock_oauth(login)? else {
-                    return Ok(Err(TokenError::NotAuthorized { login: login.into(), who: who(login) }));
+            if store.kind() == Kind::Sqlite {
+                // One daemon writes a SQLite store (the daemon's lock): nobody else
+                // refreshes meanwhile, and the provider is asked outside any transaction, so
+                // no writer of the store waits for it (nor a pass that holds the store).
+                return match self.next_step(login, store.oauth_row(login)?) {
+                    Step::Done(r) => Ok(r),
+                    Step::Refresh(refresh) => {
+                        let got = refresh_token(oauth, &refresh);
+                        store.write(|tx| self.record(tx, login, got))
+                    }
                 };
-                if let Some(why) = row.refused {
-                    return Ok(Err(TokenError::Refused { login: login.into(), who: who(login), why }));
-                }
-                if let (Some(sealed), Some(until)) = (&row.access_sealed, row.access_expires)
-                    && until > unix_now()
-                    && let Some(t) = self.secrets.open_token(login, sealed)
-                {
-                    return Ok(Ok((t, until)));
-                }
-                let Some(refresh) = self.secrets.open_token(login, &row.refresh_sealed) else {
-                    return Ok(Err(TokenError::Refused { login: login.into(), who: who(login), why: "the stored refresh token does not open with this secret".into() }));
-                };
-                match refresh_token(oauth, &refresh) {
-                    Ok(Fresh { access, lifetime, refresh }) => {
-                        let at = unix_now();
-                        // Refreshed a little before it expires: a fifth of its life, at most a minute.
-                        let until = at + lifetime - (lifetime / 5).min(60);
-                        let sealed = self.secrets.seal_token(login, &access, &OsRandom);
-                        let rotated = refresh.map(|r| self.secrets.seal_token(login, &r, &OsRandom));
-                        tx.put_oauth_access(login, &sealed, until, rotated.as_deref(), at)?;
-                        metrics::counter!("esurety_oauth_refreshes_total", "result" => "ok").increment(1);
-                        tracing::info!(event = "oauth_refreshed", login = %login, valid_seconds = lifetime);
-                        Ok(Ok((access, until)))
-                    }
-                    Err(Refresh::Refused(why)) => {
-                        tx.put_oauth_refused(login, &why, unix_now())?;
-                        metrics::counter!("esurety_oauth_refreshes_total", "result" => "refused").increment(1);
-                        tracing::error!(event = "oauth_refresh_refused", login = %login, reason = %why, "the provider refused the refresh token; the mailbox waits for `esurety mailbox authorize`");
-                        Ok(Err(TokenError::Refused { login: login.into(), who: who(login), why }))
-                    }
-                    Err(Refresh::Unavailable(why)) => {
-                        metrics::counter!("esurety_oauth_refreshes_total", "result" => "failed").increment(1);
-                        tracing::warn!(event = "oauth_refresh_failed", login = %login, reason = %why);
-                        Ok(Err(TokenError::Unavailable { login: login.into(), why }))
-                    }
-                }
+            }
+            // PostgreSQL: the row is held until the commit, so another daemon refreshing
+            // meanwhile is waited for and what it saved is used (a provider that rotates
+            // refresh tokens would refuse all but one). Only refreshers wait on that row.
+            store.write(|tx| match self.next_step(login, tx.lock_oauth(login)?) {
+                Step::Done(r) => Ok(r),
+                Step::Refresh(refresh) => self.record(tx, login, refresh_token(oauth, &refresh)),
             })
         }).map_err(unavailable)??;
         self.cache.lock().expect("not poisoned").insert(login.to_string(), token.clone());
         Ok(token.0)
+    }
+
+    /// What the stored row calls for: a token or an error as it is, or a refresh.
+    fn next_step(&self, login: &str, row: Option<crate::store::OAuthRow>) -> Step {
+        let Some(row) = row else {
+            return Step::Done(Err(TokenError::NotAuthorized { login: login.into(), who: who(login) }));
+        };
+        if let Some(why) = row.refused {
+            return Step::Done(Err(TokenError::Refused { login: login.into(), who: who(login), why }));
+        }
+        if let (Some(sealed), Some(until)) = (&row.access_sealed, row.access_expires)
+            && until > unix_now()
+            && let Some(t) = self.secrets.open_token(login, sealed)
+        {
+            return Step::Done(Ok((t, until)));
+        }
+        match self.secrets.open_token(login, &row.refresh_sealed) {
+            Some(refresh) => Step::Refresh(refresh),
+            None => Step::Done(Err(TokenError::Refused { login: login.into(), who: who(login), why: "the stored refresh token does not open with this secret".into() })),
+        }
+    }
+
+    /// Records what the token endpoint answered, and says it.
+    fn record(&self, tx: &Tx, login: &str, got: Result<Fresh, Refresh>) -> Result<Result<(String, i64), TokenError>, StoreError> {
+        match got {
+            Ok(Fresh { access, lifetime, refresh }) => {
+                let at = unix_now();
+                // Refreshed a little before it expires: a fifth of its life, at most a minute.
+                let until = at + lifetime - (lifetime / 5).min(60);
+                let sealed = self.secrets.seal_token(login, &access, &OsRandom);
+                let rotated = refresh.map(|r| self.secrets.seal_token(login, &r, &OsRandom));
+                tx.put_oauth_access(login, &sealed, until, rotated.as_deref(), at)?;
+                metrics::counter!("esurety_oauth_refreshes_total", "result" => "ok").increment(1);
+                tracing::info!(event = "oauth_refreshed", login = %login, valid_seconds = lifetime);
+                Ok(Ok((access, until)))
+            }
+            Err(Refresh::Refused(why)) => {
+                tx.put_oauth_refused(login, &why, unix_now())?;
+                metrics::counter!("esurety_oauth_refreshes_total", "result" => "refused").increment(1);
+                tracing::error!(event = "oauth_refresh_refused", login = %login, reason = %why, "the provider refused the refresh token; the mailbox waits for `esurety mailbox authorize`");
+                Ok(Err(TokenError::Refused { login: login.into(), who: who(login), why }))
+            }
+            Err(Refresh::Unavailable(why)) => {
+                metrics::counter!("esurety_oauth_refreshes_total", "result" => "failed").increment(1);
+                tracing::warn!(event = "oauth_refresh_failed", login = %login, reason = %why);
+                Ok(Err(TokenError::Unavailable { login: login.into(), why }))
+            }
+        }
     }
 
     /// Forgets an access token a server refused (here and in the store), so the next
@@ -209,6 +233,13 @@ impl Tokens {
         }
         out
     }
+}
+
+/// What a login's stored row calls for.
+enum Step {
+    Done(Result<(String, i64), TokenError>),
+    /// A refresh with this refresh token.
+    Refresh(String),
 }
 
 /// A refresh's answer.
