@@ -114,7 +114,7 @@ fn sh(script: &str) -> Command {
 
 /// A and B in turns, `runs` times each after one warm-up each: (median, min, max) seconds.
 fn turns(runs: usize, mut a: Command, mut b: Command) -> ((f64, f64, f64), (f64, f64, f64)) {
-    let mut time = |c: &mut Command| {
+    let time = |c: &mut Command| {
         let t = Instant::now();
         let o = c.output().unwrap();
         let took = t.elapsed().as_secs_f64();
