@@ -147,35 +147,67 @@ pub fn loopback(oauth: &OAuth, port: u16, tell: &mut dyn FnMut(&Instruction)) ->
 }
 
 /// Waits for the browser's redirect carrying `state`; answers each request with a short
-/// page. Requests without the state (a favicon, a stranger) are turned away.
+/// page. Each connection is served on its own, with 5 s for its request line, so a
+/// stranger on the machine who connects first (or trickles bytes) never keeps the
+/// browser waiting; requests without the state (a favicon, a stranger) are turned away.
 async fn redirected(listener: &tokio::net::TcpListener, state: &str) -> Result<String, AuthorizeError> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<String, AuthorizeError>>(1);
+    let open = std::sync::Arc::new(AtomicUsize::new(0));
     loop {
-        let (mut conn, _) = listener.accept().await.map_err(|e| AuthorizeError::Unavailable(e.to_string()))?;
-        let mut buf = vec![0u8; 8192];
-        let mut n = 0;
-        // The request line is all that is read: the redirect carries its answer in the query.
-        while n < buf.len() && !buf[..n].windows(2).any(|w| w == b"\r\n") {
-            match tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf[n..])).await {
-                Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-                Ok(Ok(k)) => n += k,
+        tokio::select! {
+            got = rx.recv() => {
+                if let Some(out) = got {
+                    return out;
+                }
+            }
+            accepted = listener.accept() => {
+                let (conn, _) = accepted.map_err(|e| AuthorizeError::Unavailable(e.to_string()))?;
+                if open.fetch_add(1, Ordering::SeqCst) >= 32 {
+                    open.fetch_sub(1, Ordering::SeqCst);
+                    continue; // dropped: too many at once
+                }
+                let (tx, open, state) = (tx.clone(), open.clone(), state.to_string());
+                tokio::spawn(async move {
+                    if let Some(out) = answer(conn, &state).await {
+                        let _ = tx.send(out).await;
+                    }
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         }
-        let line = String::from_utf8_lossy(&buf[..n]);
-        let target = line.split_whitespace().nth(1).unwrap_or("/");
-        let query: Vec<(String, String)> = url::Url::parse(&format!("http://127.0.0.1{target}")).map(|u| u.query_pairs().into_owned().collect()).unwrap_or_default();
-        let get = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.clone());
-        let (page, out) = match (get("state"), get("code"), get("error")) {
-            (Some(s), Some(code), _) if s == state => ("esurety: the mailbox is authorized. You may close this window.", Some(Ok(code))),
-            (Some(s), _, Some(e)) if s == state => ("esurety: the authorization was refused. See the terminal.", Some(Err(AuthorizeError::Refused(e.chars().take(200).collect())))),
-            _ => ("esurety: not this request.", None),
-        };
-        let status = if out.is_some() { "200 OK" } else { "400 Bad Request" };
-        let reply = format!("HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}", page.len());
+    }
+}
+
+/// Reads one request line (5 s at most, however it trickles), answers it, and says what
+/// it carried: the code, the provider's refusal, or nothing for us.
+async fn answer(mut conn: tokio::net::TcpStream, state: &str) -> Option<Result<String, AuthorizeError>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 8192];
+    let mut n = 0;
+    // The request line is all that is read: the redirect carries its answer in the query.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while n < buf.len() && !buf[..n].windows(2).any(|w| w == b"\r\n") {
+            match conn.read(&mut buf[n..]).await {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k,
+            }
+        }
+    }).await;
+    let line = String::from_utf8_lossy(&buf[..n]);
+    let target = line.split_whitespace().nth(1).unwrap_or("/");
+    let query: Vec<(String, String)> = url::Url::parse(&format!("http://127.0.0.1{target}")).map(|u| u.query_pairs().into_owned().collect()).unwrap_or_default();
+    let get = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.clone());
+    let (page, out) = match (get("state"), get("code"), get("error")) {
+        (Some(s), Some(code), _) if s == state => ("esurety: the mailbox is authorized. You may close this window.", Some(Ok(code))),
+        (Some(s), _, Some(e)) if s == state => ("esurety: the authorization was refused. See the terminal.", Some(Err(AuthorizeError::Refused(e.chars().filter(|c| !c.is_control()).take(200).collect())))),
+        _ => ("esurety: not this request.", None),
+    };
+    let status = if out.is_some() { "200 OK" } else { "400 Bad Request" };
+    let reply = format!("HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}", page.len());
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = conn.write_all(reply.as_bytes()).await;
         let _ = conn.shutdown().await;
-        if let Some(out) = out {
-            return out;
-        }
-    }
+    }).await;
+    out
 }

@@ -84,34 +84,44 @@ impl SmtpTransport {
     /// the response after the server's 334 (not on the AUTH line: Postfix cuts lines at
     /// 2,048 bytes, and a Microsoft access token is longer), and an empty line after a
     /// refusal's details (the server's second 334), which the 535 follows.
-    async fn send_oauth(&self, user: &str, token: &str, envelope: &Envelope, raw: &[u8]) -> Result<(), lettre::transport::smtp::Error> {
+    async fn send_oauth(&self, user: &str, token: &str, envelope: &Envelope, raw: &[u8]) -> Result<(), OAuthSend> {
         use base64::Engine as _;
         use lettre::transport::smtp::client::AsyncSmtpConnection;
         use lettre::transport::smtp::extension::ClientId;
         let hello = ClientId::default();
         let implicit = (self.server.security == Security::Tls).then(|| self.tls.clone());
-        let mut c = AsyncSmtpConnection::connect_tokio1((self.server.host.as_str(), self.server.port), Some(self.server.timeout), &hello, implicit, None).await?;
+        let mut c = AsyncSmtpConnection::connect_tokio1((self.server.host.as_str(), self.server.port), Some(self.server.timeout), &hello, implicit, None).await.map_err(OAuthSend::Mail)?;
         if self.server.security == Security::StartTls {
-            c.starttls(self.tls.clone(), &hello).await?;
+            c.starttls(self.tls.clone(), &hello).await.map_err(OAuthSend::Mail)?;
         }
         let response = base64::engine::general_purpose::STANDARD.encode(crate::oauth::xoauth2(user, token));
-        let out = async {
+        let login = async {
             if c.command("AUTH XOAUTH2\r\n").await?.has_code(334) && c.command(format!("{response}\r\n")).await?.has_code(334) {
                 c.command("\r\n").await?;
             }
-            c.send(envelope, raw).await
+            Ok::<(), lettre::transport::smtp::Error>(())
         }.await;
-        match out {
+        if let Err(e) = login {
+            c.abort().await;
+            return Err(OAuthSend::Login(e));
+        }
+        match c.send(envelope, raw).await {
             Ok(_) => {
                 let _ = c.quit().await;
                 Ok(())
             }
             Err(e) => {
                 c.abort().await;
-                Err(e)
+                Err(OAuthSend::Mail(e))
             }
         }
     }
+}
+
+/// Where a mail over its own connection failed: logging in, or the mail itself.
+enum OAuthSend {
+    Login(lettre::transport::smtp::Error),
+    Mail(lettre::transport::smtp::Error),
 }
 
 fn classify(r: Result<(), lettre::transport::smtp::Error>, recipient: &str) -> Result<(), Attempt<SendError>> {
@@ -150,7 +160,15 @@ impl Transport for SmtpTransport {
             None => self.send_with(None, &envelope, raw, recipient).map_err(plain),
             Some((_, Auth::Password(p))) => self.send_with(Some(p.expose()), &envelope, raw, recipient).map_err(plain),
             Some((user, Auth::OAuth2(oauth))) => self.tokens.with_access(&crate::oauth::login(true, user), oauth, |token| {
-                classify(self.rt.block_on(self.send_oauth(user, token, &envelope, raw)), recipient)
+                match self.rt.block_on(self.send_oauth(user, token, &envelope, raw)) {
+                    Ok(()) => Ok(()),
+                    // The login: the company's, never the recipient's (the mail waits; a
+                    // refused token is refreshed once more first).
+                    Err(OAuthSend::Login(e)) if login_refused(&e) => Err(Attempt::Refused(SendError::LoginRefused(format!("the SMTP server refused esurety's login: {e}")))),
+                    Err(OAuthSend::Login(e)) if e.is_permanent() => Err(Attempt::Failed(SendError::LoginRefused(format!("the SMTP server takes no XOAUTH2 login: {e}")))),
+                    Err(OAuthSend::Login(e)) => Err(Attempt::Failed(SendError::Transient(format!("{recipient}: logging in: {e}")))),
+                    Err(OAuthSend::Mail(e)) => classify(Err(e), recipient),
+                }
             }),
         }
     }
