@@ -4,6 +4,7 @@
 
 mod after;
 mod attack;
+mod attack25;
 mod auth;
 mod backup;
 mod branch;

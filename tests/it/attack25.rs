@@ -1,0 +1,194 @@
+//! Attacks on issue 25's changes (OAuth 2.0 logins, the loopback redirect, `/metrics`), each
+//! a finding of /work/briefs/attack25-findings.md that a user or an operator would see:
+//! a `/metrics` client that never finishes its headers keeps its connection (and with a
+//! thousand of them, the process's file descriptors); a stranger on the machine trickling
+//! bytes to `mailbox authorize --loopback` keeps the browser's redirect waiting; a pass that
+//! marks the messages of a mailbox whose token cannot be had holds the store locked.
+
+use crate::common::{Setup, application};
+use crate::mail_servers::{configure, server_mails, users, wait_for};
+use crate::registry_service::Serving;
+use crate::servers::{Servers, free_port, script};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const KANAGAWA: &str = "kanagawa@ejcs.example";
+const MARUICHI: &str = "soumu@maruichi.example";
+
+/// Whether the server closes a connection whose request headers never end, within `max`.
+fn closes_half_request(addr: &str, max: Duration) -> bool {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").unwrap();
+    c.set_read_timeout(Some(max)).unwrap();
+    let mut buf = [0u8; 512];
+    // A 408, a close or a reset free the connection; a timeout of our read means it is kept.
+    match c.read(&mut buf) {
+        Ok(_) => true,
+        Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+    }
+}
+
+#[test]
+fn the_metrics_listener_closes_a_connection_that_never_finishes_its_headers() {
+    let s = Setup::new();
+    s.edit_config(|t| t + "\n[web]\nlisten = \"127.0.0.1:0\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    let serving = Serving::start(&s, &["serve"]);
+    let metrics = serving.log.lock().unwrap().lines().find_map(|l| l.split("metrics on http://").nth(1).map(|u| u.trim().trim_end_matches("/metrics").to_string())).expect("a `metrics on` line");
+    let web = serving.url.trim_start_matches("http://").to_string();
+    // The [web] listener lets a request's headers take 15 s; the metrics listener must not
+    // keep such a connection for ever either (a thousand of them take every descriptor of
+    // a process under systemd's default limit of 1024: the web server, IMAP, SMTP and the
+    // store then fail with "Too many open files").
+    assert!(closes_half_request(&web, Duration::from_secs(25)), "control: [web] closes it");
+    assert!(closes_half_request(&metrics, Duration::from_secs(25)), "the metrics listener kept a connection whose headers never ended for 25 s");
+}
+
+/// `[mail.imap]` (on a port where nothing listens: nothing here logs in) with every
+/// watched mailbox on a password but kanagawa, on OAuth 2.0 with `extra` keys.
+fn oauth_config(s: &Setup, extra: &str) {
+    let config = esurety::config::Config::load(&s.config()).unwrap();
+    let mut mail = "maildir_root = \"mailboxes\"\n\n[mail.imap]\nhost = \"127.0.0.1\"\nport = 9\nsecurity = \"plain\"\n".to_string();
+    for a in config.branches.iter().map(|b| b.address.clone()).chain(config.owners.iter().map(|o| o.contracts_address.clone())) {
+        if a == KANAGAWA {
+            mail += &format!("\n[[mail.accounts]]\naddress = \"{a}\"\nusername = \"{a}\"\n{extra}");
+        } else {
+            mail += &format!("\n[[mail.accounts]]\naddress = \"{a}\"\nusername = \"{a}\"\npassword = \"pw\"\n");
+        }
+    }
+    s.edit_config(|t| t.replace("maildir_root = \"mailboxes\"\n", &mail));
+}
+
+#[test]
+fn a_stranger_trickling_bytes_does_not_keep_the_browser_redirect_waiting() {
+    let s = Setup::new();
+    let nowhere = free_port();
+    oauth_config(&s, &format!(
+        "auth = \"oauth2\"\nprovider = \"custom\"\ntoken_url = \"http://127.0.0.1:{nowhere}/token\"\nauthorize_url = \"http://127.0.0.1:{nowhere}/authorize\"\nclient_id = \"c\"\nscope = \"mail\"\n"
+    ));
+    let mut child = s.cmd().args(["mailbox", "authorize", KANAGAWA, "--loopback"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let url = loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "mailbox authorize ended before showing the address");
+        if let Some(u) = line.strip_prefix("url: ") {
+            break url::Url::parse(u.trim()).unwrap();
+        }
+    };
+    let get = |k: &str| url.query_pairs().find(|(q, _)| q == k).map(|(_, v)| v.into_owned()).unwrap();
+    let redirect = url::Url::parse(&get("redirect_uri")).unwrap();
+    let port = redirect.port().unwrap();
+    let state = get("state");
+    // A stranger on the machine connects first and sends a byte every 3 s (under the 5 s
+    // each read is given), as a slow client would.
+    let stranger = std::thread::spawn(move || {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        for _ in 0..15 {
+            if c.write_all(b"G").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // The person's browser comes back with the right state and a code.
+    let began = Instant::now();
+    let mut browser = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    browser.write_all(format!("GET /callback?state={state}&code=the-code HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).unwrap();
+    browser.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
+    let mut answer = String::new();
+    let _ = browser.read_to_string(&mut answer);
+    let waited = began.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = stranger.join();
+    assert!(answer.starts_with("HTTP/1.1 200"), "the browser got no answer in {waited:?} while a stranger trickled bytes: {answer:?}");
+    assert!(waited < Duration::from_secs(10), "the browser waited {waited:?} behind the stranger");
+}
+
+/// The test authorization server (as in `oauth.rs`), stopped when dropped.
+struct Idp {
+    dir: esurety::testing::TempDir,
+    env: Value,
+}
+
+impl Idp {
+    fn start(users: &[&str]) -> Idp {
+        let mut why = String::new();
+        for _ in 0..3 {
+            let dir = esurety::testing::tempdir_in_named("esurety-idp-").unwrap();
+            let out = Command::new(script("oauth.sh")).arg("start").arg(dir.path()).arg(free_port().to_string())
+                .args(users.iter().map(|u| format!("{u}:pw"))).stdin(Stdio::null()).output().unwrap();
+            if out.status.success() {
+                let env = serde_json::from_slice(&std::fs::read(dir.path().join("oauth.json")).unwrap()).unwrap();
+                return Idp { dir, env };
+            }
+            why += &String::from_utf8_lossy(&out.stderr);
+        }
+        panic!("the authorization server did not start: {why}");
+    }
+
+    fn get(&self, k: &str) -> &str {
+        self.env[k].as_str().unwrap_or_else(|| panic!("{k} in oauth.json"))
+    }
+
+    fn op(&self, op: &str, args: &[&str]) {
+        let out = Command::new(script("oauth.sh")).arg(op).arg(self.dir.path()).args(args).stdin(Stdio::null()).output().unwrap();
+        assert!(out.status.success(), "oauth.sh {op}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = Command::new(script("oauth.sh")).arg("stop").arg(self.dir.path()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
+}
+
+#[test]
+fn marking_the_mail_of_a_mailbox_without_a_token_does_not_lock_the_store() {
+    let s = Setup::new();
+    let idp = Idp::start(&[KANAGAWA]);
+    let m = Servers::start_with_oauth(&users(&s), idp.get("OAUTH_DOVECOT_INTROSPECTION_URL"));
+    configure(&s, &m, true);
+    let keys = format!(
+        "auth = \"oauth2\"\nprovider = \"custom\"\ntoken_url = \"{}\"\ndevice_url = \"{}\"\nclient_id = \"{}\"\nscope = \"{}\"\n",
+        idp.get("OAUTH_TOKEN_URL"), idp.get("OAUTH_DEVICE_AUTHORIZATION_URL"), idp.get("OAUTH_DEVICE_CLIENT_ID"), idp.get("OAUTH_SCOPE"),
+    );
+    s.edit_config(|t| t.replace(&format!("address = \"{KANAGAWA}\"\nusername = \"{KANAGAWA}\"\npassword = \"pw\"\n"), &format!("address = \"{KANAGAWA}\"\nusername = \"{KANAGAWA}\"\n{keys}")));
+    // Access tokens live 3 s, so the next pass needs a refresh.
+    idp.op("lifetime", &["3"]);
+    let mut child = crate::mail_servers::cmd(&s).args(["mailbox", "authorize", KANAGAWA]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "mailbox authorize ended before showing a code");
+        if let Some(code) = line.strip_prefix("code: ") {
+            let out = Command::new("python3").arg(script("oauth-approve.py")).args(["device", &idp.dir.path().display().to_string(), code.trim(), "--user", KANAGAWA, "--password", "pw"]).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            break;
+        }
+    }
+    assert!(child.wait().unwrap().success());
+
+    // A message processed but not yet marked in its mailbox (as after an IMAP hiccup
+    // while marking, or a crash just before).
+    m.send(MARUICHI, &[KANAGAWA], &application(0));
+    wait_for("delivery", Duration::from_secs(10), || !server_mails(&m.maildir(KANAGAWA)).is_empty());
+    let out = crate::mail_servers::cmd(&s).args(["run", "--once"]).env("ESURETY_CRASH_AT", "marked_before").output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("crash injected"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The provider away; the access token expired. The pass cannot read kanagawa (said so)
+    // and cannot mark its message (tried again later): it must not hold the store meanwhile.
+    Command::new(script("oauth.sh")).arg("stop").arg(idp.dir.path()).stdin(Stdio::null()).output().unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let began = Instant::now();
+    let out = crate::mail_servers::cmd(&s).args(["run", "--once"]).env("ESURETY_LOG", "info").output().unwrap();
+    let took = began.elapsed();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("unavailable: kanagawa@ejcs.example"), "{log}");
+    assert!(!log.contains("database is locked"), "the pass waited for its own lock: {log}");
+    assert!(took < Duration::from_secs(15), "one pass took {took:?}: {log}");
+}
