@@ -146,20 +146,18 @@ impl Drop for Idp {
     }
 }
 
-#[test]
-fn marking_the_mail_of_a_mailbox_without_a_token_does_not_lock_the_store() {
-    let s = Setup::new();
-    let idp = Idp::start(&[KANAGAWA]);
-    let m = Servers::start_with_oauth(&users(&s), idp.get("OAUTH_DOVECOT_INTROSPECTION_URL"));
-    configure(&s, &m, true);
+/// The mail servers with kanagawa on OAuth 2.0 (device flow) at `idp`, its access tokens
+/// living 3 s, authorized at the terminal as a person would.
+fn kanagawa_on_oauth(s: &Setup, idp: &Idp) -> Servers {
+    let m = Servers::start_with_oauth(&users(s), idp.get("OAUTH_DOVECOT_INTROSPECTION_URL"));
+    configure(s, &m, true);
     let keys = format!(
         "auth = \"oauth2\"\nprovider = \"custom\"\ntoken_url = \"{}\"\ndevice_url = \"{}\"\nclient_id = \"{}\"\nscope = \"{}\"\n",
         idp.get("OAUTH_TOKEN_URL"), idp.get("OAUTH_DEVICE_AUTHORIZATION_URL"), idp.get("OAUTH_DEVICE_CLIENT_ID"), idp.get("OAUTH_SCOPE"),
     );
     s.edit_config(|t| t.replace(&format!("address = \"{KANAGAWA}\"\nusername = \"{KANAGAWA}\"\npassword = \"pw\"\n"), &format!("address = \"{KANAGAWA}\"\nusername = \"{KANAGAWA}\"\n{keys}")));
-    // Access tokens live 3 s, so the next pass needs a refresh.
     idp.op("lifetime", &["3"]);
-    let mut child = crate::mail_servers::cmd(&s).args(["mailbox", "authorize", KANAGAWA]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = crate::mail_servers::cmd(s).args(["mailbox", "authorize", KANAGAWA]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
     loop {
         let mut line = String::new();
@@ -171,6 +169,14 @@ fn marking_the_mail_of_a_mailbox_without_a_token_does_not_lock_the_store() {
         }
     }
     assert!(child.wait().unwrap().success());
+    m
+}
+
+#[test]
+fn marking_the_mail_of_a_mailbox_without_a_token_does_not_lock_the_store() {
+    let s = Setup::new();
+    let idp = Idp::start(&[KANAGAWA]);
+    let m = kanagawa_on_oauth(&s, &idp);
 
     // A message processed but not yet marked in its mailbox (as after an IMAP hiccup
     // while marking, or a crash just before).
@@ -191,4 +197,37 @@ fn marking_the_mail_of_a_mailbox_without_a_token_does_not_lock_the_store() {
     assert!(log.contains("unavailable: kanagawa@ejcs.example"), "{log}");
     assert!(!log.contains("database is locked"), "the pass waited for its own lock: {log}");
     assert!(took < Duration::from_secs(15), "one pass took {took:?}: {log}");
+}
+
+/// Two daemons on one PostgreSQL store, the access token just expired, a provider that
+/// rotates refresh tokens (each refresh revokes the one it was given): one refreshes, the
+/// other uses what it saved; neither marks the login refused.
+#[test]
+fn two_daemons_on_one_postgres_store_share_a_rotating_refresh_token() {
+    let s = Setup::new();
+    if !crate::pg::on_postgres() {
+        s.use_store(&crate::pg::database());
+    }
+    let idp = Idp::start(&[KANAGAWA]);
+    let m = kanagawa_on_oauth(&s, &idp);
+    for round in 0..6 {
+        std::thread::sleep(Duration::from_secs(4)); // the 3 s access token has expired
+        let both: Vec<_> = (0..2).map(|_| crate::mail_servers::cmd(&s).args(["run", "--once"]).env("ESURETY_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()).collect();
+        let logs: Vec<String> = both.into_iter().map(|c| {
+            let out = c.wait_with_output().unwrap();
+            let log = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "round {round}: {log}");
+            log
+        }).collect();
+        let all = logs.join("\n");
+        assert!(!all.contains("oauth_refresh_refused"), "round {round}: a daemon had the login refused: {all}");
+        assert_eq!(all.matches("\"oauth_refreshed\"").count(), 1, "round {round}: one refresh for both: {all}");
+    }
+    let list = s.run(&["mailbox", "list", "--json"]);
+    let v: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(v[0]["state"], "authorized", "{v}");
+    m.send(MARUICHI, &[KANAGAWA], &application(0));
+    wait_for("delivery", Duration::from_secs(10), || !server_mails(&m.maildir(KANAGAWA)).is_empty());
+    let out = crate::mail_servers::cmd(&s).args(["run", "--once"]).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("stored 1 new"), "{}", String::from_utf8_lossy(&out.stderr));
 }
