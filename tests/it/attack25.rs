@@ -146,18 +146,9 @@ impl Drop for Idp {
     }
 }
 
-/// The mail servers with kanagawa on OAuth 2.0 (device flow) at `idp`, its access tokens
-/// living 3 s, authorized at the terminal as a person would.
-fn kanagawa_on_oauth(s: &Setup, idp: &Idp) -> Servers {
-    let m = Servers::start_with_oauth(&users(s), idp.get("OAUTH_DOVECOT_INTROSPECTION_URL"));
-    configure(s, &m, true);
-    let keys = format!(
-        "auth = \"oauth2\"\nprovider = \"custom\"\ntoken_url = \"{}\"\ndevice_url = \"{}\"\nclient_id = \"{}\"\nscope = \"{}\"\n",
-        idp.get("OAUTH_TOKEN_URL"), idp.get("OAUTH_DEVICE_AUTHORIZATION_URL"), idp.get("OAUTH_DEVICE_CLIENT_ID"), idp.get("OAUTH_SCOPE"),
-    );
-    s.edit_config(|t| t.replace(&format!("address = \"{KANAGAWA}\"\nusername = \"{KANAGAWA}\"\npassword = \"pw\"\n"), &format!("address = \"{KANAGAWA}\"\nusername = \"{KANAGAWA}\"\n{keys}")));
-    idp.op("lifetime", &["3"]);
-    let mut child = crate::mail_servers::cmd(s).args(["mailbox", "authorize", KANAGAWA]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+/// `esurety mailbox authorize ARGS` (device flow), approved by kanagawa as a person would.
+fn authorize_device(s: &Setup, idp: &Idp, args: &[&str]) {
+    let mut child = crate::mail_servers::cmd(s).args(["mailbox", "authorize"]).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
     loop {
         let mut line = String::new();
@@ -169,6 +160,20 @@ fn kanagawa_on_oauth(s: &Setup, idp: &Idp) -> Servers {
         }
     }
     assert!(child.wait().unwrap().success());
+}
+
+/// The mail servers with kanagawa on OAuth 2.0 (device flow) at `idp`, its access tokens
+/// living 3 s, authorized at the terminal as a person would.
+fn kanagawa_on_oauth(s: &Setup, idp: &Idp) -> Servers {
+    let m = Servers::start_with_oauth(&users(s), idp.get("OAUTH_DOVECOT_INTROSPECTION_URL"));
+    configure(s, &m, true);
+    let keys = format!(
+        "auth = \"oauth2\"\nprovider = \"custom\"\ntoken_url = \"{}\"\ndevice_url = \"{}\"\nclient_id = \"{}\"\nscope = \"{}\"\n",
+        idp.get("OAUTH_TOKEN_URL"), idp.get("OAUTH_DEVICE_AUTHORIZATION_URL"), idp.get("OAUTH_DEVICE_CLIENT_ID"), idp.get("OAUTH_SCOPE"),
+    );
+    s.edit_config(|t| t.replace(&format!("address = \"{KANAGAWA}\"\nusername = \"{KANAGAWA}\"\npassword = \"pw\"\n"), &format!("address = \"{KANAGAWA}\"\nusername = \"{KANAGAWA}\"\n{keys}")));
+    idp.op("lifetime", &["3"]);
+    authorize_device(s, idp, &[KANAGAWA]);
     m
 }
 
@@ -230,4 +235,33 @@ fn two_daemons_on_one_postgres_store_share_a_rotating_refresh_token() {
     wait_for("delivery", Duration::from_secs(10), || !server_mails(&m.maildir(KANAGAWA)).is_empty());
     let out = crate::mail_servers::cmd(&s).args(["run", "--once"]).output().unwrap();
     assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("stored 1 new"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The relay on OAuth 2.0 pointed at a port that offers no AUTH (an operator's mistake, or
+/// a server that does not offer XOAUTH2): a refused login, tried again later, never the
+/// recipient's permanent refusal.
+#[test]
+fn a_relay_that_takes_no_oauth_login_does_not_fail_the_mail_for_good() {
+    let s = Setup::new();
+    let idp = Idp::start(&[KANAGAWA]);
+    let m = kanagawa_on_oauth(&s, &idp);
+    idp.op("lifetime", &["3600"]);
+    let keys = format!(
+        "auth = \"oauth2\"\nprovider = \"custom\"\ntoken_url = \"{}\"\ndevice_url = \"{}\"\nclient_id = \"{}\"\nscope = \"{}\"\n",
+        idp.get("OAUTH_TOKEN_URL"), idp.get("OAUTH_DEVICE_AUTHORIZATION_URL"), idp.get("OAUTH_DEVICE_CLIENT_ID"), idp.get("OAUTH_SCOPE"),
+    );
+    let relay = format!("port = {}\nsecurity = \"starttls\"\nca_file = \"{}\"\nusername = \"{KANAGAWA}\"\npassword_env = \"ESURETY_TEST_SMTP_PASSWORD\"\n", m.submission, m.ca().display());
+    s.edit_config(|t| {
+        assert!(t.contains(&relay));
+        t.replace(&relay, &format!("port = {}\nsecurity = \"plain\"\nusername = \"{KANAGAWA}\"\n{keys}", m.smtp))
+    });
+    authorize_device(&s, &idp, &[KANAGAWA, "--smtp"]);
+    m.send(MARUICHI, &[KANAGAWA], &application(0));
+    wait_for("delivery", Duration::from_secs(10), || !server_mails(&m.maildir(KANAGAWA)).is_empty());
+    let out = crate::mail_servers::cmd(&s).args(["run", "--once"]).env("ESURETY_LOG", "info").output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let failed = s.run(&["staff", "failed", "--json"]);
+    let failed: Value = serde_json::from_slice(&failed.stdout).unwrap();
+    assert_eq!(failed.as_array().map(Vec::len), Some(0), "the relay's refusal of the login made the mail fail for good: {failed}\n{log}");
 }
