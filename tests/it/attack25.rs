@@ -1,5 +1,6 @@
 //! Attacks on issue 25's changes (OAuth 2.0 logins, the loopback redirect, `/metrics`), each
-//! a finding of /work/briefs/attack25-findings.md that a user or an operator would see:
+//! a finding of the attack on that issue that a user or an operator would see (each failed
+//! before its fix):
 //! a `/metrics` client that never finishes its headers keeps its connection (and with a
 //! thousand of them, the process's file descriptors); a stranger on the machine trickling
 //! bytes to `mailbox authorize --loopback` keeps the browser's redirect waiting; a pass that
