@@ -9,11 +9,12 @@
 use crate::common::{Setup, application};
 use crate::mail_servers::{configure, server_mails, users, wait_for};
 use crate::registry_service::Serving;
-use crate::servers::{Servers, free_port, script};
+use crate::oauth::Idp;
+use crate::servers::{Servers, free_port};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const KANAGAWA: &str = "kanagawa@ejcs.example";
@@ -109,44 +110,6 @@ fn a_stranger_trickling_bytes_does_not_keep_the_browser_redirect_waiting() {
     assert!(waited < Duration::from_secs(10), "the browser waited {waited:?} behind the stranger");
 }
 
-/// The test authorization server (as in `oauth.rs`), stopped when dropped.
-struct Idp {
-    dir: esurety::testing::TempDir,
-    env: Value,
-}
-
-impl Idp {
-    fn start(users: &[&str]) -> Idp {
-        let mut why = String::new();
-        for _ in 0..3 {
-            let dir = esurety::testing::tempdir_in_named("esurety-idp-").unwrap();
-            let out = Command::new(script("oauth.sh")).arg("start").arg(dir.path()).arg(free_port().to_string())
-                .args(users.iter().map(|u| format!("{u}:pw"))).stdin(Stdio::null()).output().unwrap();
-            if out.status.success() {
-                let env = serde_json::from_slice(&std::fs::read(dir.path().join("oauth.json")).unwrap()).unwrap();
-                return Idp { dir, env };
-            }
-            why += &String::from_utf8_lossy(&out.stderr);
-        }
-        panic!("the authorization server did not start: {why}");
-    }
-
-    fn get(&self, k: &str) -> &str {
-        self.env[k].as_str().unwrap_or_else(|| panic!("{k} in oauth.json"))
-    }
-
-    fn op(&self, op: &str, args: &[&str]) {
-        let out = Command::new(script("oauth.sh")).arg(op).arg(self.dir.path()).args(args).stdin(Stdio::null()).output().unwrap();
-        assert!(out.status.success(), "oauth.sh {op}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-}
-
-impl Drop for Idp {
-    fn drop(&mut self) {
-        let _ = Command::new(script("oauth.sh")).arg("stop").arg(self.dir.path()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
-    }
-}
-
 /// `esurety mailbox authorize ARGS` (device flow), approved by kanagawa as a person would.
 fn authorize_device(s: &Setup, idp: &Idp, args: &[&str]) {
     let mut child = crate::mail_servers::cmd(s).args(["mailbox", "authorize"]).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
@@ -155,8 +118,7 @@ fn authorize_device(s: &Setup, idp: &Idp, args: &[&str]) {
         let mut line = String::new();
         assert!(err.read_line(&mut line).unwrap() > 0, "mailbox authorize ended before showing a code");
         if let Some(code) = line.strip_prefix("code: ") {
-            let out = Command::new("python3").arg(script("oauth-approve.py")).args(["device", &idp.dir.path().display().to_string(), code.trim(), "--user", KANAGAWA, "--password", "pw"]).output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            idp.approve("device", code.trim(), KANAGAWA);
             break;
         }
     }
@@ -193,7 +155,7 @@ fn marking_the_mail_of_a_mailbox_without_a_token_does_not_lock_the_store() {
 
     // The provider away; the access token expired. The pass cannot read kanagawa (said so)
     // and cannot mark its message (tried again later): it must not hold the store meanwhile.
-    Command::new(script("oauth.sh")).arg("stop").arg(idp.dir.path()).stdin(Stdio::null()).output().unwrap();
+    idp.stop();
     std::thread::sleep(Duration::from_secs(4));
     let began = Instant::now();
     let out = crate::mail_servers::cmd(&s).args(["run", "--once"]).env("ESURETY_LOG", "info").output().unwrap();

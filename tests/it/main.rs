@@ -22,7 +22,7 @@ mod operations;
 mod hostile;
 mod lists;
 pub mod mail_servers;
-mod oauth;
+pub mod oauth;
 mod owner;
 mod pg;
 mod postgres;

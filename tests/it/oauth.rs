@@ -27,13 +27,13 @@ const STAFF: &str = "kanagawa-staff@ejcs.example";
 const RELAY: &str = "relay@ejcs.example";
 
 /// The authorization server, stopped when dropped.
-struct Idp {
+pub(crate) struct Idp {
     dir: esurety::testing::TempDir,
     env: Value,
 }
 
 impl Idp {
-    fn start(users: &[&str]) -> Idp {
+    pub(crate) fn start(users: &[&str]) -> Idp {
         let mut why = String::new();
         for _ in 0..3 {
             let dir = esurety::testing::tempdir_in_named("esurety-idp-").unwrap();
@@ -48,27 +48,34 @@ impl Idp {
         panic!("the authorization server did not start: {why}");
     }
 
-    fn get(&self, k: &str) -> &str {
+    pub(crate) fn get(&self, k: &str) -> &str {
         self.env[k].as_str().unwrap_or_else(|| panic!("{k} in oauth.json"))
     }
 
     /// `oauth.sh OP DIR ARGS…` (expire, revoke, lifetime, tokens): its JSON answer.
-    fn op(&self, op: &str, args: &[&str]) -> Value {
+    pub(crate) fn op(&self, op: &str, args: &[&str]) -> Value {
         let out = Command::new(script("oauth.sh")).arg(op).arg(self.dir.path()).args(args).stdin(Stdio::null()).output().unwrap();
         assert!(out.status.success(), "oauth.sh {op}: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
     }
 
-    fn approve(&self, how: &str, what: &str, user: &str) {
+    pub(crate) fn approve(&self, how: &str, what: &str, user: &str) {
         let out = Command::new("python3").arg(script("oauth-approve.py")).args([how, &self.dir.path().display().to_string(), what, "--user", user, "--password", "pw"])
             .stdin(Stdio::null()).output().unwrap();
         assert!(out.status.success(), "oauth-approve.py {how}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     }
 }
 
+impl Idp {
+    /// Stops the server (the provider away); the test's drop stops it again, harmlessly.
+    pub(crate) fn stop(&self) {
+        let _ = Command::new(script("oauth.sh")).arg("stop").arg(self.dir.path()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
+}
+
 impl Drop for Idp {
     fn drop(&mut self) {
-        let _ = Command::new(script("oauth.sh")).arg("stop").arg(self.dir.path()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        self.stop();
     }
 }
 
