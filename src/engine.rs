@@ -57,7 +57,7 @@ impl Engine {
             let answers = crate::sender_auth::Answers::parse(&a.dns_answers, a.offline)?;
             crate::sender_auth::SenderAuth::new(answers, &a.host, &a.nameservers)
         }).transpose().map_err(|e| setup(&e))?;
-        let documents = Documents::new(&templates).map_err(|e| setup(&e))?;
+        let documents = Documents::new(&templates).map_err(|e| setup(&e))?.with_signer(config.signing.as_ref().map(|s| s.signer.clone()));
         // PDFs are read by a worker process of this same binary (see submission::worker).
         let exe = std::env::current_exe().map_err(|e| setup(&format!("cannot find the esurety binary: {e}")))?;
         let reader = Box::new(Isolated::configured(exe, &config.limits));
@@ -65,6 +65,26 @@ impl Engine {
         let tokens = std::sync::Arc::new(crate::oauth::Tokens::new(config.store.clone(), secrets.clone()));
         let remote = (!config.registries.is_empty()).then(|| crate::registry::remote::RemoteRegistries::new(&config.registries)).transpose().map_err(|e| setup(&e))?;
         Ok(Engine { config, auth, composer, documents, reader, secrets, tokens, remote })
+    }
+
+    /// Says at start and at reload whether the branch's PDFs are signed, and by whom
+    /// (signing.md): an operator sees a missing `[signing]` or a certificate near its end.
+    pub fn say_signing(&self) {
+        if !self.config.sides.branch {
+            return;
+        }
+        match &self.config.signing {
+            Some(s) => {
+                let not_after: chrono::DateTime<chrono::Utc> = s.signer.not_after().into();
+                let days_left = (not_after - chrono::Utc::now()).num_days();
+                if days_left < 30 {
+                    tracing::warn!(event = "signing_certificate_expiring", subject = %s.signer.subject(), not_after = %not_after.to_rfc3339(), days_left);
+                } else {
+                    tracing::info!(event = "signing", subject = %s.signer.subject(), not_after = %not_after.to_rfc3339());
+                }
+            }
+            None => tracing::warn!(event = "unsigned", "no [signing]: the PDFs the branch issues are not signed"),
+        }
     }
 
     /// Every watched address with its side, branch mailboxes first.

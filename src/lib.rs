@@ -39,6 +39,7 @@ pub mod owner;
 pub mod registry;
 pub mod secrets;
 pub mod sender_auth;
+pub mod signature;
 pub mod store;
 pub mod templates;
 pub mod text;

@@ -3,8 +3,8 @@
 # installs what the tests need when it is missing (a C compiler for SQLite; Dovecot,
 # Postfix and OpenSSL for the tests against real mail servers; Chromium, its WebDriver and
 # a Japanese font for the tests of the web pages in a real browser; Prometheus and its
-# promtool for the metrics; PostgreSQL for the company's store; Python's venv for the
-# OAuth authorization server), then runs the suite twice: on SQLite files, and on
+# promtool for the metrics; pdfsig, certutil and pyHanko for the signed PDFs; PostgreSQL
+# for the company's store; Python's venv for the OAuth authorization server), then runs the suite twice: on SQLite files, and on
 # PostgreSQL (a cluster of the tests' own on loopback, stopped at the end).
 set -eu
 cd "$(dirname "$0")/.."
@@ -17,6 +17,10 @@ command -v openssl >/dev/null 2>&1 || need="$need openssl"
 # The OAuth tests' authorization server runs in a venv (tests/servers/oauth.sh prepare).
 command -v python3 >/dev/null 2>&1 && python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need="$need python3 python3-venv"
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
+# The signed PDFs' validators: poppler's pdfsig with NSS's certutil (pyHanko comes from
+# PyPI: tests/servers/pades.sh prepare).
+command -v pdfsig >/dev/null 2>&1 || need="$need poppler-utils"
+command -v certutil >/dev/null 2>&1 || need="$need libnss3-tools"
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || need="$need prometheus"
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
 command -v chromedriver >/dev/null 2>&1 || need="$need chromium-driver"
@@ -41,6 +45,8 @@ fi
 # A real OAuth 2.0 authorization server for the OAuth tests (django-oauth-toolkit from
 # PyPI in a venv under target/oauth-harness; quick when already made).
 tests/servers/oauth.sh prepare
+# pyHanko, which validates the signed PDFs (a venv under target/pades-harness).
+tests/servers/pades.sh prepare
 
 # The benchmarks are not run here (`cargo bench` does, in release), but they must still
 # build: in the test profile this compiles only their own files.

@@ -57,6 +57,27 @@ pub enum InitError {
     Io { path: String, source: std::io::Error },
 }
 
+/// The demo signing key and self-signed certificate `[signing]` names, unless they are
+/// there already: the key readable by its owner only.
+fn demo_signing(dir: &Path, signing: &super::signing::RawSigning, company: &str) -> Result<(), InitError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (Some(key), Some(chain)) = (&signing.key, &signing.chain) else { return Ok(()) };
+    let (key, chain) = (dir.join(key), dir.join(chain));
+    if key.exists() || chain.exists() {
+        return Ok(());
+    }
+    let (key_pem, cert_pem) = crate::signature::demo::certificate(company, std::time::SystemTime::now(), 5).map_err(InitError::Invalid)?;
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| InitError::Io { path, source }
+    };
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&key).map_err(io(&key))?;
+    f.write_all(key_pem.as_bytes()).map_err(io(&key))?;
+    std::fs::write(&chain, cert_pem).map_err(io(&chain))?;
+    Ok(())
+}
+
 /// A TOML basic string of `s`, escaped.
 fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
@@ -80,6 +101,9 @@ pub fn init_with(dir: &Path, options: &InitOptions) -> Result<Config, InitError>
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let text = options.text();
     let raw: RawConfig = toml::from_str(&text).map_err(|e| InitError::Invalid(e.to_string()))?;
+    if let (Some(signing), Some(company)) = (&raw.signing, &raw.company) {
+        demo_signing(dir, signing, &company.name)?;
+    }
     let config = Config::from_raw(raw, &config_path).map_err(|e| InitError::Invalid(e.to_string()))?;
     for address in config.local_addresses().iter().map(String::as_str).chain(["relay"]) {
         let md = config.mail.maildir_root.join(address);

@@ -16,6 +16,7 @@ mod oauth;
 mod raw;
 mod validate;
 pub mod schedule;
+pub mod signing;
 mod store;
 pub mod web;
 
@@ -62,6 +63,8 @@ pub struct Config {
     pub sender_auth: Option<SenderAuthConfig>,
     /// Signing outgoing mail.
     pub dkim: Option<DkimConfig>,
+    /// Signing the PDFs the branch issues (`[signing]`); absent: they go unsigned.
+    pub signing: Option<signing::SigningConfig>,
     /// Which sides run here.
     pub sides: Sides,
     /// The web server (the registry's API and lookup page).

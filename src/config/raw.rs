@@ -38,6 +38,8 @@ pub struct RawConfig {
     pub limits: crate::config::Limits,
     pub sender_auth: Option<RawSenderAuth>,
     pub dkim: Option<RawDkim>,
+    /// `[signing]`: the company's signature on the PDFs it issues.
+    pub signing: Option<super::signing::RawSigning>,
     pub web: Option<super::web::RawWeb>,
     pub metrics: Option<super::web::RawMetrics>,
     #[serde(default)]

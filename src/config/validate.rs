@@ -181,6 +181,7 @@ impl Config {
             }
             Some(DkimConfig { domain: d.domain, selector: d.selector, key_pem: Secret::new(pem) })
         });
+        let signing = raw.signing.map(|s| super::signing::signing(s, &base, &mut problems)).flatten();
         let limits = raw.limits;
         for (name, v) in [("max_message_mib", limits.max_message_mib), ("max_parts", limits.max_parts as u64), ("max_depth", limits.max_depth as u64),
                           ("pdf_max_mib", limits.pdf_max_mib), ("pdf_max_pages", limits.pdf_max_pages as u64), ("pdf_seconds", limits.pdf_seconds), ("pdf_memory_mib", limits.pdf_memory_mib), ("max_pairs", limits.max_pairs as u64), ("outbox_stale_minutes", limits.outbox_stale_minutes)] {
@@ -218,6 +219,7 @@ impl Config {
             limits,
             sender_auth,
             dkim,
+            signing,
             path: path.to_path_buf(),
             // As operators expect of a service, the environment's store wins over the file's.
             store: crate::config::StoreAt::parse(

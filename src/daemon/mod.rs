@@ -64,6 +64,7 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut store = open_store(&config.store, once)?;
     let mut engine = Arc::new(Engine::new(config)?);
+    engine.say_signing();
     let sealed = store.seal_legacy_keys(&engine.secrets, rng)?;
     if sealed > 0 {
         eprintln!("esurety: sealed {sealed} key(s) an earlier version kept in clear; the registry's hashes of them are now keyed by the secret");

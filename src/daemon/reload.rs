@@ -38,5 +38,7 @@ pub(super) fn reloaded(engine: &Engine, interval: Option<u64>) -> Result<Engine,
     if config.store != engine.config.store {
         return Err(format!("store: {} is not the store in use ({}); another store needs a restart", config.store, engine.config.store));
     }
-    Engine::new(config).map_err(|e| e.to_string())
+    let engine = Engine::new(config).map_err(|e| e.to_string())?;
+    engine.say_signing();
+    Ok(engine)
 }

@@ -30,6 +30,7 @@ mod products;
 pub mod registry_service;
 pub mod reliability;
 mod servers;
+mod signing;
 mod staff;
 mod stranger;
 mod support;

@@ -85,6 +85,9 @@ pub enum RenderError {
     /// PDF export failed.
     #[error("PDF export failed: {0}")]
     Pdf(String),
+    /// The typeset PDF could not be signed (`[signing]`).
+    #[error("{kind} could not be signed: {message}")]
+    Sign { kind: DocumentKind, message: String },
     /// The supplied fonts could not be loaded.
     #[error("font loading failed: {0}")]
     Font(String),

@@ -1,0 +1,58 @@
+//! `[signing]` (signing.md): the company's signing key and certificate chain, from a
+//! PKCS#12 file (its password from the environment) or a PEM key and chain. Read and
+//! checked with the rest of the configuration, so a key that cannot sign is said at start
+//! and at reload, never at the first application.
+
+use crate::signature::Signer;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSigning {
+    /// A PKCS#12 file (`.p12`, `.pfx`): the key and its chain.
+    pub pkcs12: Option<PathBuf>,
+    /// Or a PEM key (`PRIVATE KEY`, PKCS#8) …
+    pub key: Option<PathBuf>,
+    /// … and its certificate with the issuers' (PEM).
+    pub chain: Option<PathBuf>,
+    /// The environment variable holding the PKCS#12 password (default
+    /// `ESURETY_SIGNING_PASSWORD`).
+    pub password_env: Option<String>,
+    /// An RFC 3161 timestamp service (PAdES B-T).
+    pub tsa_url: Option<String>,
+    /// The CA of an HTTPS timestamp service.
+    pub tsa_ca_file: Option<PathBuf>,
+}
+
+/// What signs the branch's PDFs.
+#[derive(Debug, Clone)]
+pub struct SigningConfig {
+    pub signer: Arc<Signer>,
+}
+
+pub fn signing(raw: RawSigning, base: &Path, problems: &mut Vec<String>) -> Option<SigningConfig> {
+    let read = |p: &Path, what: &str, problems: &mut Vec<String>| std::fs::read(base.join(p)).map_err(|e| problems.push(format!("signing.{what}: cannot read {}: {e}", base.join(p).display()))).ok();
+    if raw.tsa_url.is_some() || raw.tsa_ca_file.is_some() {
+        problems.push("signing.tsa_url: timestamps (PAdES B-T) are not available in this version yet; remove tsa_url and tsa_ca_file".into());
+    }
+    let signer = match (&raw.pkcs12, &raw.key, &raw.chain) {
+        (Some(p12), None, None) => {
+            let bytes = read(p12, "pkcs12", problems)?;
+            let var = raw.password_env.as_deref().unwrap_or("ESURETY_SIGNING_PASSWORD");
+            let password = std::env::var(var).unwrap_or_default();
+            Signer::from_pkcs12(&bytes, &password).map_err(|e| problems.push(format!("signing.pkcs12: {e} (password from ${var})")))
+        }
+        (None, Some(key), Some(chain)) => {
+            let key = read(key, "key", problems);
+            let chain = read(chain, "chain", problems);
+            Signer::from_pem(&key?, &chain?).map_err(|e| problems.push(format!("signing.key: {e}")))
+        }
+        _ => {
+            problems.push("signing: give either pkcs12 (with password_env) or both key and chain".into());
+            Err(())
+        }
+    };
+    signer.ok().map(|s| SigningConfig { signer: Arc::new(s) })
+}

@@ -1,0 +1,120 @@
+//! Signed PDFs (issue 26, signing.md), checked by independent tools as an owner's reader
+//! would: poppler's `pdfsig` (Debian) with an NSS database of the trusted certificates,
+//! and pyHanko (PyPI) with the same trust (`tests/servers/pades.sh`). The demo company's
+//! own certificate (`esurety init`), and a company certificate from a CA in a PKCS#12
+//! file; a changed byte breaks both tools' judgment.
+
+use crate::common::{Setup, application, pdf_text};
+use std::path::Path;
+use std::process::Command;
+
+const KANAGAWA: &str = "kanagawa@ejcs.example";
+const MARUICHI: &str = "soumu@maruichi.example";
+
+fn pades(args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/pades.sh");
+    let out = Command::new(script).args(args).output().unwrap();
+    assert!(out.status.success(), "pades.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What pdfsig and pyHanko say of `pdf`, trusting `trust` only.
+fn judged(dir: &Path, name: &str, pdf: &[u8], trust: &Path) -> (String, String) {
+    let file = dir.join(name);
+    std::fs::write(&file, pdf).unwrap();
+    let (file, trust) = (file.to_str().unwrap(), trust.to_str().unwrap());
+    (pades(&["pdfsig", file, trust]), pades(&["pyhanko", file, trust]))
+}
+
+fn assert_valid(dir: &Path, name: &str, pdf: &[u8], trust: &Path) {
+    let (pdfsig, pyhanko) = judged(dir, name, pdf, trust);
+    for said in ["Signature Type: ETSI.CAdES.detached", "Total document signed", "Signature Validation: Signature is Valid.", "Certificate Validation: Certificate is Trusted."] {
+        assert!(pdfsig.contains(said), "pdfsig on {name}: {said} in\n{pdfsig}");
+    }
+    assert_eq!(pdfsig.matches("Signature #").count(), 1, "one signature in {name}");
+    assert!(pyhanko.trim_end().ends_with(":VALID"), "pyHanko on {name}: {pyhanko}");
+}
+
+/// `pdf` with one byte of its typeset content changed (inside what the signature covers).
+fn altered(pdf: &[u8]) -> Vec<u8> {
+    let mut b = pdf.to_vec();
+    let at = b.windows(8).position(|w| w == b"/Length ").expect("a stream") + 1;
+    b[at] = b'l';
+    b
+}
+
+#[test]
+fn the_demo_company_signs_every_pdf_it_mails_and_a_changed_byte_is_caught() {
+    let s = Setup::new();
+    s.drop_mail(KANAGAWA, &application(0));
+    s.once();
+    let mails = s.mails(MARUICHI);
+    assert_eq!(mails.len(), 1);
+    let pdfs = &mails[0].attachments;
+    assert!(pdfs.len() >= 2 && pdfs.iter().all(|(n, _)| n.ends_with(".pdf")), "{:?}", pdfs.iter().map(|p| &p.0).collect::<Vec<_>>());
+    let trust = s.dir.join("signing-chain.pem");
+    let subject = Command::new("openssl").args(["x509", "-noout", "-subject", "-nameopt", "utf8", "-in"]).arg(&trust).output().unwrap();
+    let subject = String::from_utf8_lossy(&subject.stdout).into_owned();
+    assert!(subject.contains("DEMO") && subject.contains("東日本建設業保証株式会社"), "the demo certificate says it is a demo: {subject}");
+    for (name, pdf) in pdfs {
+        assert_valid(&s.dir, name, pdf, &trust);
+        let (pdfsig, _) = judged(&s.dir, name, pdf, &trust);
+        assert!(pdfsig.contains("DEMO signing certificate"), "{pdfsig}");
+        // What was typeset stays readable inside the signed file.
+        assert!(pdf_text(pdf).contains("35075-0000"), "{name}: the number is still in the text");
+    }
+    // An owner who receives a changed file: both tools say so.
+    let (name, pdf) = &pdfs[1];
+    let (pdfsig, pyhanko) = judged(&s.dir, &format!("changed-{name}"), &altered(pdf), &trust);
+    assert!(pdfsig.contains("Digest Mismatch") && !pdfsig.contains("Signature is Valid"), "{pdfsig}");
+    assert!(pyhanko.contains(":INVALID"), "{pyhanko}");
+    // And a reader who trusts only some other certificate does not trust it.
+    let other = s.dir.join("other.pem");
+    std::fs::write(&other, esurety::signature::demo::certificate("別会社", std::time::SystemTime::now(), 1).unwrap().1).unwrap();
+    let (pdfsig, pyhanko) = judged(&s.dir, name, pdf, &other);
+    assert!(pdfsig.contains("Signature is Valid.") && !pdfsig.contains("Certificate is Trusted."), "{pdfsig}");
+    assert!(!pyhanko.trim_end().ends_with(":VALID"), "{pyhanko}");
+}
+
+/// A test CA and a company certificate it issued (RSA-2048), in a PKCS#12 file with
+/// `password`: (CA certificate, PKCS#12 file).
+fn company_certificate(dir: &Path, password: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj", "/CN=esurety test signing CA/O=Test CA/C=JP", "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-keyout", "ca.key", "-out", "ca.pem"]);
+    run(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=Higashi Nihon Surety Co./O=Higashi Nihon Surety Co./C=JP", "-keyout", "company.key", "-out", "company.csr"]);
+    std::fs::write(dir.join("company.ext"), "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n").unwrap();
+    run(&["x509", "-req", "-in", "company.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "3650", "-extfile", "company.ext", "-out", "company.pem"]);
+    run(&["pkcs12", "-export", "-inkey", "company.key", "-in", "company.pem", "-certfile", "ca.pem", "-passout", &format!("pass:{password}"), "-out", "company.p12"]);
+    (dir.join("ca.pem"), dir.join("company.p12"))
+}
+
+#[test]
+fn a_company_certificate_from_a_pkcs12_file_signs_and_chains_to_its_ca() {
+    let s = Setup::new();
+    let password = "p12-pass-8Jq2";
+    let (ca, p12) = company_certificate(&s.dir, password);
+    s.edit_config(|t| t.replace("key = \"signing-key.pem\"\nchain = \"signing-chain.pem\"", &format!("pkcs12 = \"{}\"\npassword_env = \"TEST_P12_PASSWORD\"", p12.file_name().unwrap().to_str().unwrap())));
+
+    // A wrong password: refused at start, naming the variable, never the password.
+    s.env.borrow_mut().push(("TEST_P12_PASSWORD".into(), "wrong-password-7Rt".into()));
+    let out = s.run(&["run", "--once"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success() && said.contains("signing.pkcs12") && said.contains("TEST_P12_PASSWORD"), "{said}");
+    assert!(!said.contains("wrong-password-7Rt"), "the password is never printed: {said}");
+
+    s.env.borrow_mut().clear();
+    s.env.borrow_mut().push(("TEST_P12_PASSWORD".into(), password.into()));
+    s.drop_mail(KANAGAWA, &application(0));
+    s.once();
+    let mails = s.mails(MARUICHI);
+    assert_eq!(mails.len(), 1);
+    for (name, pdf) in &mails[0].attachments {
+        // Trusting the CA alone: the chain in the signature leads to it.
+        assert_valid(&s.dir, name, pdf, &ca);
+        let (pdfsig, _) = judged(&s.dir, name, pdf, &ca);
+        assert!(pdfsig.contains("Signer Certificate Common Name: Higashi Nihon Surety Co."), "{pdfsig}");
+    }
+}
