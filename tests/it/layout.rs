@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 const FLOORS: &[&[&str]] = &[
     &["text", "clock"],
     &["domain"],
-    &["secrets", "templates", "tls", "faults", "testing", "sender_auth"],
+    &["secrets", "templates", "tls", "faults", "testing", "sender_auth", "signature"],
     &["config"],
     &["store"],
     &["oauth"],
