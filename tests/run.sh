@@ -3,9 +3,10 @@
 # installs what the tests need when it is missing (a C compiler for SQLite; Dovecot,
 # Postfix and OpenSSL for the tests against real mail servers; Chromium, its WebDriver and
 # a Japanese font for the tests of the web pages in a real browser; Prometheus and its
-# promtool for the metrics; pdfsig, certutil and pyHanko for the signed PDFs; PostgreSQL
-# for the company's store; Python's venv for the OAuth authorization server), then runs the suite twice: on SQLite files, and on
-# PostgreSQL (a cluster of the tests' own on loopback, stopped at the end).
+# promtool for the metrics; pdfsig, certutil and pyHanko for the signed PDFs, zbarimg for
+# their QR code; PostgreSQL for the company's store; Python's venv for the OAuth
+# authorization server), then runs the suite twice: on SQLite files, and on PostgreSQL (a
+# cluster of the tests' own on loopback, stopped at the end).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,8 @@ command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
 # PyPI: tests/servers/pades.sh prepare).
 command -v pdfsig >/dev/null 2>&1 || need="$need poppler-utils"
 command -v certutil >/dev/null 2>&1 || need="$need libnss3-tools"
+# zbar's zbarimg reads the QR code of a rendered page.
+command -v zbarimg >/dev/null 2>&1 || need="$need zbar-tools"
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || need="$need prometheus"
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
 command -v chromedriver >/dev/null 2>&1 || need="$need chromium-driver"

@@ -32,6 +32,10 @@ pub enum Command {
         /// The owner side's registry (with --side owner): the company's web address.
         #[arg(long)]
         registry_url: Option<String>,
+        /// The address people reach the web at (`[web] public_url`, with --listen): the QR
+        /// code on certificates and key notices opens its lookup page.
+        #[arg(long)]
+        public_url: Option<String>,
     },
     /// Serve only `[web]` (the registry's API and lookup page): no mailboxes, no outbox.
     Serve,

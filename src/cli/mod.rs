@@ -51,11 +51,11 @@ pub fn sources() -> Result<(Box<dyn Clock>, Box<dyn Random>)> {
 /// Runs a command; `Ok(code)` is the exit status.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Init { dir, side, listen, registry_url } => {
+        Command::Init { dir, side, listen, registry_url, public_url } => {
             if registry_url.is_some() && side != Some(crate::domain::Side::Owner) {
                 bail!("--registry-url is for --side owner (an owner's own deployment)");
             }
-            let options = crate::config::default::InitOptions { side, listen, registry_url };
+            let options = crate::config::default::InitOptions { side, listen, registry_url, public_url };
             let config = crate::config::default::init_with(&dir, &options)?;
             println!("esurety: wrote the embedded default into {}", dir.display());
             println!("  configuration: {}", config.path.display());

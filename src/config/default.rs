@@ -8,6 +8,9 @@ use std::path::Path;
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 /// An owner's own deployment (`init --side owner`).
 pub const OWNER_CONFIG: &str = include_str!("default_owner.toml");
+/// `[signing]` with the demo key and certificate `init` writes beside it: added to the
+/// company's configuration by `init` only (the files must exist for it to be valid).
+pub const SIGNING_CONFIG: &str = include_str!("default_signing.toml");
 
 #[derive(Debug, Clone, Default)]
 pub struct InitOptions {
@@ -16,22 +19,25 @@ pub struct InitOptions {
     pub listen: Option<String>,
     /// The owner side's `[[registries]] url`.
     pub registry_url: Option<String>,
+    /// `[web] public_url` (with `listen`).
+    pub public_url: Option<String>,
 }
 
 impl InitOptions {
     /// The configuration file's text.
     pub fn text(&self) -> String {
-        let web = |listen: &str| format!("\n# The registry's API and lookup page (registry-service.md). Plain HTTP on loopback;\n# set tls_cert/tls_key, or run behind a TLS proxy, to serve other machines.\n[web]\nlisten = {}\n", toml_string(listen));
+        let public = self.public_url.as_deref().map(|u| format!("# Where people reach it: the QR code on certificates and key notices opens {u}/?number=…\npublic_url = {}\n", toml_string(u))).unwrap_or_default();
+        let web = |listen: &str| format!("\n# The registry's API and lookup page (registry-service.md). Plain HTTP on loopback;\n# set tls_cert/tls_key, or run behind a TLS proxy, to serve other machines.\n[web]\nlisten = {}\n{public}", toml_string(listen));
         match self.side {
             None => {
-                let mut t = DEFAULT_CONFIG.to_string();
+                let mut t = format!("{DEFAULT_CONFIG}\n{SIGNING_CONFIG}");
                 if let Some(l) = &self.listen {
                     t += &web(l);
                 }
                 t
             }
             Some(Side::Branch) => {
-                let t = DEFAULT_CONFIG.replacen("store = \"esurety.db\"", "# The surety company's side only: branches, contractors, and the registry on [web].\n# [[owners]] are the company's table of owners (what each accepts), not watched here.\nside = \"branch\"\nstore = \"esurety.db\"", 1);
+                let t = format!("{DEFAULT_CONFIG}\n{SIGNING_CONFIG}").replacen("store = \"esurety.db\"", "# The surety company's side only: branches, contractors, and the registry on [web].\n# [[owners]] are the company's table of owners (what each accepts), not watched here.\nside = \"branch\"\nstore = \"esurety.db\"", 1);
                 t + &web(self.listen.as_deref().unwrap_or("127.0.0.1:8080"))
             }
             Some(Side::Owner) => {

@@ -36,7 +36,11 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
         None => std::env::temp_dir().join(format!("esurety-demo-{}-{}", clock.now().format("%Y%m%d-%H%M%S"), std::process::id())),
     };
     let company_dir = dir.join("company");
-    let side = |side| crate::config::default::InitOptions { side: Some(side), listen: Some("127.0.0.1:0".into()), registry_url: None };
+    // The company's registry on a port of its own, named as its public address: the QR
+    // code of each certificate and key notice opens its lookup page (while the demo's
+    // `esurety serve` runs).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port())?;
+    let side = |side| crate::config::default::InitOptions { side: Some(side), listen: Some(format!("127.0.0.1:{port}")), registry_url: None, public_url: Some(format!("http://127.0.0.1:{port}")) };
     let mut config = crate::config::default::init_with(&company_dir, &side(crate::domain::Side::Branch))?;
     // The demo is the embedded default: each deployment on its own file, whatever
     // ESURETY_STORE says (it names one store; the demo has two).
@@ -174,7 +178,7 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     println!("\n6. 保証会社が確認サービス（登録簿）を公開します: {}/（esurety serve）", serving.url);
     println!("   発注者のシステム用のトークンを発行しました（esurety token add --name 神奈川県内広域水道企業団）");
     let owner_dir = dir.join("water-authority");
-    let owner_options = crate::config::default::InitOptions { side: Some(crate::domain::Side::Owner), listen: None, registry_url: Some(serving.url.clone()) };
+    let owner_options = crate::config::default::InitOptions { side: Some(crate::domain::Side::Owner), listen: None, registry_url: Some(serving.url.clone()), public_url: None };
     let mut owner_config = crate::config::default::init_with(&owner_dir, &owner_options)?;
     owner_config.store = crate::config::StoreAt::File(owner_dir.join("esurety.db"));
     // What ESURETY_REGISTRY_TOKEN carries in life (never written into the file).

@@ -51,8 +51,13 @@ fn page(app: &App, name: &str, ctx: Value, status: StatusCode) -> Response {
     }
 }
 
-async fn form(State(app): State<Arc<App>>) -> Response {
-    page(&app, "web/lookup.html", json!({"message": null, "number": ""}), StatusCode::OK)
+/// The page, with the number filled in when the QR code of a certificate or key notice
+/// opened it (`/?number=…`, signing.md): only a well-formed number, never anything else
+/// (the key is never in a URL, and a stranger's text is not echoed).
+async fn form(State(app): State<Arc<App>>, axum::extract::RawQuery(query): axum::extract::RawQuery) -> Response {
+    let query = query.unwrap_or_default();
+    let number = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "number").map(|(_, v)| v.into_owned()).filter(|n| n.len() <= 64).and_then(|n| crate::domain::CertificateNumber::parse(&n)).map(|n| n.to_string()).unwrap_or_default();
+    page(&app, "web/lookup.html", json!({"message": null, "number": number}), StatusCode::OK)
 }
 
 async fn not_found(State(app): State<Arc<App>>) -> Response {

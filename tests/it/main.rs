@@ -8,7 +8,7 @@ mod attack25;
 mod auth;
 mod backup;
 mod branch;
-mod browser;
+pub mod browser;
 mod broken;
 mod common;
 mod demo;

@@ -118,3 +118,64 @@ fn a_company_certificate_from_a_pkcs12_file_signs_and_chains_to_its_ca() {
         assert!(pdfsig.contains("Signer Certificate Common Name: Higashi Nihon Surety Co."), "{pdfsig}");
     }
 }
+
+/// The text of the first QR code on the first page of `pdf`, as a phone would read it
+/// from the printed page: the page rendered at 150 dpi (poppler's pdftoppm), decoded by
+/// zbar's zbarimg (Debian's zbar-tools).
+fn qr_code(dir: &Path, name: &str, pdf: &[u8]) -> String {
+    let file = dir.join(name);
+    std::fs::write(&file, pdf).unwrap();
+    let page = dir.join(format!("{name}-page"));
+    let out = Command::new("pdftoppm").args(["-r", "150", "-png", "-f", "1", "-l", "1", "-singlefile"]).arg(&file).arg(&page).output().unwrap();
+    assert!(out.status.success(), "pdftoppm: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("zbarimg").args(["--nodbus", "-q", "--raw"]).arg(dir.join(format!("{name}-page.png"))).output().unwrap();
+    assert!(out.status.success(), "zbarimg found no code in {name}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn the_qr_code_on_the_certificate_and_the_notice_opens_the_lookup_page_with_the_number() {
+    let _one = crate::browser::ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Setup::new();
+    let port = crate::servers::free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    s.edit_config(|t| t + &format!("\n[web]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public}\"\n"));
+    s.drop_mail(KANAGAWA, &application(0));
+    s.once();
+    let mails = s.mails(MARUICHI);
+    let pdfs: Vec<_> = mails[0].attachments.iter().filter(|(n, _)| n.starts_with("認証キーのお知らせ") || n.starts_with("保証証書")).collect();
+    assert_eq!(pdfs.len(), 4, "a notice and a certificate for each of the two products");
+    let trust = s.dir.join("signing-chain.pem");
+    let mut first = None;
+    for (name, pdf) in pdfs {
+        let number = name.trim_end_matches(".pdf").rsplit('_').next().unwrap();
+        let url = qr_code(&s.dir, name, pdf);
+        assert_eq!(url, format!("{public}/?number={number}"), "the QR code of {name}");
+        if let Some(key) = crate::common::key_in(&pdf_text(pdf)) {
+            assert!(!url.contains(&key), "never the key");
+        }
+        // The code is part of what is signed.
+        assert_valid(&s.dir, name, pdf, &trust);
+        first.get_or_insert((url, number.to_string()));
+    }
+    let (url, number) = first.unwrap();
+
+    // The URL opens the lookup page with the number filled in, in Chromium.
+    let serving = crate::registry_service::Serving::start(&s, &["serve"]);
+    assert_eq!(serving.url.trim_end_matches('/'), public);
+    let b = crate::browser::Browser::start();
+    b.go(&url);
+    b.find("#number");
+    let value = |script: &str| b.call("POST", &b.s("/execute/sync"), serde_json::json!({"script": script, "args": []}));
+    assert_eq!(value("return document.getElementById('number').value"), serde_json::json!(number));
+    assert_eq!(value("return document.getElementById('key').value"), serde_json::json!(""), "the key is typed by the owner");
+    assert_eq!(value("return document.activeElement.id"), serde_json::json!("key"), "the cursor waits in the key's field");
+    b.screenshot("lookup-from-qr-code");
+    // Anything but a number is not echoed.
+    b.go(&format!("{public}/?number=%3Cscript%3Ealert(1)%3C/script%3E"));
+    b.find("#number");
+    assert_eq!(value("return document.getElementById('number').value"), serde_json::json!(""));
+    assert!(!b.alert_open());
+    b.close();
+    drop(serving);
+}

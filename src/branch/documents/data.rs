@@ -78,6 +78,7 @@ pub fn document_data(config: &Config, cert: &Certificate, key: Option<&AuthKey>)
             "email": branch.map(|b| b.address.clone()).unwrap_or_default(),
         },
         "fee": fee_value,
+        "lookup": lookup(config, cert),
         "machine": {
             "schema": "esurety/1",
             "number": cert.number,
@@ -89,6 +90,23 @@ pub fn document_data(config: &Config, cert: &Certificate, key: Option<&AuthKey>)
             "version": cert.version,
         },
     })
+}
+
+/// The registry's lookup page for this certificate's number (`[web] public_url`,
+/// signing.md), with its QR code as SVG: an electronic certificate's only, and never the
+/// key. Null without a public address.
+fn lookup(config: &Config, cert: &Certificate) -> Value {
+    let Some(base) = config.web.as_ref().and_then(|w| w.public_url.as_deref()) else { return Value::Null };
+    if cert.format != crate::domain::Format::Electronic {
+        return Value::Null;
+    }
+    let number: String = url::form_urlencoded::byte_serialize(cert.number.as_bytes()).collect();
+    let url = format!("{base}/?number={number}");
+    // Level M: a printed page may be folded or stamped on.
+    let svg = qrcode::QrCode::with_error_correction_level(url.as_bytes(), qrcode::EcLevel::M)
+        .map(|code| code.render::<qrcode::render::svg::Color>().module_dimensions(1, 1).quiet_zone(true).build())
+        .ok();
+    json!({"url": url, "qr_svg": svg})
 }
 
 /// Attachment file names: Japanese, as the contractor files them.
