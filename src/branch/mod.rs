@@ -177,9 +177,19 @@ impl BranchFlow<'_> {
     /// outbox.
     pub fn finish(&self, store: &mut Store, p: Pending, pdfs: Vec<Vec<u8>>) -> Result<Outcome, ProcessError> {
         let branch = self.config.branch_by_code(&p.office_code).ok_or_else(|| ProcessError::Bug(format!("no branch {}", p.office_code)))?;
-        let attachments = p.jobs().iter().zip(pdfs).map(|((kind, c, _), pdf)| (crate::branch::documents::data::file_name(*kind, c), pdf)).collect();
-        let out = self.completion(branch, &p.app, &p.issued, &p.warnings, &p.reply, p.to.clone(), attachments)?;
-        store.write(|tx| tx.enqueue(&out, Some(p.msg_id), p.now))?;
+        let jobs = p.jobs();
+        let out = {
+            let attachments = jobs.iter().zip(&pdfs).map(|((kind, c, _), pdf)| (crate::branch::documents::data::file_name(*kind, c), pdf.clone())).collect();
+            self.completion(branch, &p.app, &p.issued, &p.warnings, &p.reply, p.to.clone(), attachments)?
+        };
+        store.write(|tx| -> Result<(), ProcessError> {
+            tx.enqueue(&out, Some(p.msg_id), p.now)?;
+            // The files as mailed, for the registry to serve and to give their hashes.
+            for ((kind, c, _), pdf) in jobs.iter().zip(&pdfs) {
+                tx.put_issued_document(&c.number, c.version, kind.as_str(), pdf, p.now)?;
+            }
+            Ok(())
+        })?;
         let numbers: Vec<String> = p.issued.iter().map(|i| i.certificate.number.clone()).collect();
         for n in &numbers {
             tracing::info!(event = "issued", mailbox = %p.mailbox, message_id = p.message_id.as_deref().unwrap_or(""), number = %n);

@@ -38,18 +38,32 @@ impl BranchFlow<'_> {
         let c = &row.latest;
         let mut entry = json!({"product": c.product.name(), "format": c.format.name(), "number": c.number, "project": c.project, "owner": c.owner, "electronic": c.format == Format::Electronic});
         let mut attachments = Vec::new();
+        let mut typeset: Vec<(&str, Vec<u8>)> = Vec::new();
         if c.format == Format::Electronic {
             let key = store.key_of(&c.number, self.secrets)?;
             let kinds = [DocumentKind::Notice, DocumentKind::Certificate];
             for kind in kinds {
                 entry[file_field(kind)] = json!(crate::branch::documents::data::file_name(kind, c));
             }
-            attachments = self.typeset(&kinds.map(|k| (k, c, key.as_ref())), now)?;
+            // The certificate as first mailed, when it was kept (its hash is the one the
+            // registry gives); the key notice is typeset again (its file is never kept).
+            let kept = store.issued_pdf(&c.number, c.version, DocumentKind::Certificate.as_str())?;
+            let jobs: Vec<_> = kinds.into_iter().filter(|k| *k == DocumentKind::Notice || kept.is_none()).map(|k| (k, c, key.as_ref())).collect();
+            attachments = self.typeset(&jobs, now)?;
+            for ((kind, _, _), (_, pdf)) in jobs.iter().zip(&attachments) {
+                typeset.push((kind.as_str(), pdf.clone()));
+            }
+            if let Some(pdf) = kept {
+                attachments.push((crate::branch::documents::data::file_name(DocumentKind::Certificate, c), pdf));
+            }
         }
         let ctx = json!({"contractor": c.jv.clone().unwrap_or_else(|| c.contractor.clone()), "c": entry});
         let out = self.draft(branch, "resend", "mail/resend.txt", ctx, reply, contractor.emails.clone(), attachments)?;
         store.write(|tx| -> Result<(), ProcessError> {
             tx.enqueue(&out, Some(msg.id), now)?;
+            for (kind, pdf) in &typeset {
+                tx.put_issued_document(&c.number, c.version, kind, pdf, now)?;
+            }
             tx.finish_message(msg.id, MessageOutcome::Resent, Some(&row.number), now)?;
             Ok(())
         })?;
@@ -150,6 +164,7 @@ impl BranchFlow<'_> {
         let electronic = c.format == Format::Electronic;
         let mut entry = json!({"product": c.product.name(), "format": c.format.name(), "number": c.number, "label": c.change_label(), "electronic": electronic});
         let mut attachments = Vec::new();
+        let mut typeset: Vec<(&str, Vec<u8>)> = Vec::new();
         if electronic {
             let key = store.key_of(&c.number, self.secrets)?;
             let kinds = documents_of(c);
@@ -158,6 +173,9 @@ impl BranchFlow<'_> {
             }
             let jobs: Vec<_> = kinds.into_iter().map(|k| (k, c, key.as_ref())).collect();
             attachments = self.typeset(&jobs, now)?;
+            for ((kind, _, _), (_, pdf)) in jobs.iter().zip(&attachments) {
+                typeset.push((kind.as_str(), pdf.clone()));
+            }
         }
         let ctx = json!({
             "contractor": c.jv.clone().unwrap_or_else(|| c.contractor.clone()),
@@ -170,6 +188,9 @@ impl BranchFlow<'_> {
             tx.record_application(msg.id, &c.office_code, "changed", from, Some(&contractor.name), &json!([]), &raw.warnings, Some(text), now)?;
             tx.append_version(c, &works, now)?;
             tx.enqueue(&out, Some(msg.id), now)?;
+            for (kind, pdf) in &typeset {
+                tx.put_issued_document(&c.number, c.version, kind, pdf, now)?;
+            }
             tx.finish_message(msg.id, MessageOutcome::Changed, Some(&format!("{} {}", c.number, c.change_label().unwrap_or_default())), now)?;
             Ok(())
         })?;

@@ -54,10 +54,12 @@ pub fn verification_with_office(v: &Verification, config: &crate::config::Config
 
 pub fn verification(v: &Verification) -> Value {
     match v {
-        Verification::Valid { number, status, latest, history } => {
+        Verification::Valid { number, status, latest, history, documents } => {
+            let mut certificate = contents(number, status, &latest.contents);
+            certificate["documents"] = json!(documents);
             json!({
                 "result": "valid",
-                "certificate": contents(number, status, &latest.contents),
+                "certificate": certificate,
                 "history": history.iter().map(|h| json!({"kind": h.kind, "version": h.version, "label": h.contents.change_label(), "issued_at": h.issued_at, "project": h.contents.project})).collect::<Vec<_>>(),
             })
         }

@@ -72,7 +72,9 @@ impl Default for Lockout {
 
 #[derive(Debug, Clone)]
 pub enum Verification {
-    Valid { number: String, status: crate::domain::CertificateStatus, latest: VersionRow, history: Vec<VersionRow> },
+    /// `documents`: the current version's documents as issued (kind and SHA-256), so an
+    /// owner's system can compare a submitted file with what was issued.
+    Valid { number: String, status: crate::domain::CertificateStatus, latest: VersionRow, history: Vec<VersionRow>, documents: Vec<crate::store::IssuedDocument> },
     Mismatch,
     Malformed,
     Locked { until: DateTime<FixedOffset> },
@@ -271,7 +273,8 @@ fn answer(store: &dyn RegistryStore, secrets: &Secrets, number: &str, key: &str,
     // The owner sees the latest contents and the history of 新規 and 変更 only: corrections
     // (訂正) and withdrawn changes (変更取消) are not listed (`domain.md` § History).
     history.retain(|h| matches!(h.kind.as_str(), "新規" | "変更"));
-    Ok(Verification::Valid { number, status, latest, history })
+    let documents = store.issued_documents(&number, latest.version)?;
+    Ok(Verification::Valid { number, status, latest, history, documents })
 }
 
 /// Many callers failing on one number: not a lock (that would let strangers lock the

@@ -295,6 +295,11 @@ pub fn answer(v: &Value, now: DateTime<FixedOffset>) -> Option<Verification> {
                 status: crate::domain::CertificateStatus::parse(c.get("status")?.as_str()?)?,
                 latest: VersionRow { version: latest.version, kind, issued_at, contents: latest },
                 history,
+                // A registry from before documents were kept answers without them.
+                documents: c.get("documents").and_then(Value::as_array).map(|ds| ds.iter().filter_map(|d| Some(crate::store::IssuedDocument {
+                    kind: d.get("kind")?.as_str()?.chars().take(32).collect(),
+                    sha256: d.get("sha256")?.as_str().filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))?.to_ascii_lowercase(),
+                })).take(16).collect()).unwrap_or_default(),
             })
         }
         "mismatch" => Some(Verification::Mismatch),

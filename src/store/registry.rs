@@ -26,6 +26,8 @@ pub trait RegistryStore {
     fn registry_entry(&self, number: &str) -> Result<Option<RegistryEntry>>;
     /// The registry's published versions (its history), oldest first.
     fn registry_versions(&self, number: &str) -> Result<Vec<VersionRow>>;
+    /// The documents of a version as issued (kind and SHA-256).
+    fn issued_documents(&self, number: &str, version: u32) -> Result<Vec<super::IssuedDocument>>;
     /// Failed checks on a number by every caller since a time, and the latest.
     fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)>;
     /// Failed checks on a number by one caller (its sender if it has one, else its
@@ -55,6 +57,9 @@ impl RegistryStore for Tx<'_> {
     }
     fn registry_versions(&self, number: &str) -> Result<Vec<VersionRow>> {
         self.c().registry_versions(number)
+    }
+    fn issued_documents(&self, number: &str, version: u32) -> Result<Vec<super::IssuedDocument>> {
+        self.c().issued_documents(number, version)
     }
     fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)> {
         self.c().failures_since(number, since)
@@ -89,6 +94,9 @@ impl RegistryStore for Store {
     }
     fn registry_versions(&self, number: &str) -> Result<Vec<VersionRow>> {
         self.conn.registry_versions(number)
+    }
+    fn issued_documents(&self, number: &str, version: u32) -> Result<Vec<super::IssuedDocument>> {
+        self.conn.issued_documents(number, version)
     }
     fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)> {
         self.conn.failures_since(number, since)
@@ -127,6 +135,9 @@ impl RegistryStore for Conn {
 
     fn registry_versions(&self, number: &str) -> Result<Vec<VersionRow>> {
         versions(self, "registry_versions", "published_at", number)
+    }
+    fn issued_documents(&self, number: &str, version: u32) -> Result<Vec<super::IssuedDocument>> {
+        Conn::issued_documents(self, number, version)
     }
 
     fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)> {

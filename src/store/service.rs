@@ -75,6 +75,16 @@ impl Store {
         self.conn.query_map("SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens ORDER BY id", (), |r| Ok(TokenRow { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)?, last_used_at: r.get(3)?, revoked_at: r.get(4)? }))
     }
 
+    /// What a token may take of a number's documents (signing.md): `None` for a token not
+    /// known or revoked, else whether that token has had a `valid` answer for the number
+    /// (within the record's [`CHECKS_KEPT_DAYS`] days).
+    pub fn token_checked(&self, hash: &[u8], number: &str) -> Result<Option<bool>> {
+        let id: Option<i64> = self.conn.query_row("SELECT id FROM api_tokens WHERE hash = ?1 AND revoked_at IS NULL", [hash], |r| r.get(0)).optional()?;
+        let Some(id) = id else { return Ok(None) };
+        let checked: bool = self.conn.query_row("SELECT EXISTS (SELECT 1 FROM registry_checks WHERE token = ?1 AND number = ?2 AND result = 'valid')", params![id, number], |r| r.get(0))?;
+        Ok(Some(checked))
+    }
+
     /// The latest `limit` checks, newest first.
     pub fn checks(&self, limit: u32) -> Result<Vec<CheckRow>> {
         self.conn.query_map("SELECT at, via, token, address, number, result FROM registry_checks ORDER BY id DESC LIMIT ?1", [limit], |r| Ok(CheckRow { at: r.get(0)?, via: r.get(1)?, token: r.get(2)?, address: r.get(3)?, number: r.get(4)?, result: r.get(5)? }))

@@ -1,5 +1,6 @@
-//! The registry API (`registry-service.md` § The API): `GET /api/v1/health` and
-//! `POST /api/v1/verify` with a bearer token. Every refusal is a 4xx with a JSON body
+//! The registry API (`registry-service.md` § The API): `GET /api/v1/health`,
+//! `POST /api/v1/verify` with a bearer token, and `GET /api/v1/certificates/{number}/document`
+//! (the stored, signed file of a certificate the token has checked; signing.md). Every refusal is a 4xx with a JSON body
 //! `{"error": CODE, "message": TEXT}`; nothing a caller sends can stop the server.
 
 use super::checker::{Ask, Told};
@@ -29,6 +30,7 @@ pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/verify", post(verify))
+        .route("/api/v1/certificates/{number}/document", get(document))
         .route("/api/{*rest}", axum::routing::any(not_found))
 }
 
@@ -137,5 +139,69 @@ async fn verify(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInf
             too_many_as("too_many_failures", wait, "too many failed checks from this token or address; try again after Retry-After seconds")
         }
         Ok(Told::Checked(v)) => Json(crate::registry::json::verification_with_office(&v, &app.engine.config)).into_response(),
+    }
+}
+
+/// The stored, signed file of the current version of a certificate (signing.md § The
+/// registry serves what it issued): `?kind=certificate` (default) or `fee`, never the key
+/// notice; only for a number this token has had a `valid` answer for, so a token cannot
+/// fetch the documents of numbers it was never given a key for. Everything else is the
+/// same 404, so the answer does not tell an unknown number from one not checked.
+async fn document(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInfo<Peer>, headers: HeaderMap,
+                  axum::extract::Path(number): axum::extract::Path<String>, axum::extract::RawQuery(query): axum::extract::RawQuery) -> Response {
+    let address = app.client(peer, &headers);
+    if let Err(wait) = app.limiter.hit(&format!("api-addr:{address}"), app.web.api_per_minute) {
+        return too_many(wait, "too many requests from this address");
+    }
+    if let Some(wait) = app.limiter.over(&format!("api-bad-token:{address}"), BAD_TOKENS_PER_MINUTE) {
+        return too_many(wait, "too many requests with unknown tokens from this address");
+    }
+    let Some(token) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(crate::registry::tokens::from_header) else {
+        return error(StatusCode::UNAUTHORIZED, "missing_token", "send Authorization: Bearer TOKEN (a token from `esurety token add` at the registry)");
+    };
+    let token_hash = crate::registry::tokens::hash(token);
+    let token_key: String = token_hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    if let Err(wait) = app.limiter.hit(&format!("api-token:{token_key}"), app.web.api_per_minute) {
+        return too_many(wait, "too many requests with this token");
+    }
+    let query = query.unwrap_or_default();
+    let kind = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "kind").map(|(_, v)| v.into_owned()).unwrap_or_else(|| "certificate".into());
+    if !matches!(kind.as_str(), "certificate" | "fee") {
+        return error(StatusCode::BAD_REQUEST, "bad_kind", "kind is certificate or fee (the key notice is never served)");
+    }
+    let not_found = || error(StatusCode::NOT_FOUND, "not_found", "no such document for this token: check the number with its key first (POST /api/v1/verify)");
+    let Some(number) = (number.len() <= MAX_FIELD).then(|| crate::domain::CertificateNumber::parse(&number)).flatten().map(|n| n.to_string()) else {
+        return not_found();
+    };
+    let n = number.clone();
+    let found = super::desk::with_store(&app, move |store, _| -> Result<Option<Option<Vec<u8>>>, crate::store::StoreError> {
+        let Some(checked) = store.token_checked(&token_hash, &n)? else { return Ok(None) };
+        if !checked {
+            return Ok(Some(None));
+        }
+        use crate::store::RegistryStore;
+        let Some(latest) = store.registry_versions(&n)?.last().map(|v| v.version) else { return Ok(Some(None)) };
+        Ok(Some(store.issued_pdf(&n, latest, &kind)?))
+    }).await;
+    match found {
+        Ok(Ok(Some(Some(pdf)))) => {
+            tracing::info!(event = "api_document", number = %number, address = %address);
+            let mut r = pdf.into_response();
+            let h = r.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+            h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&format!("attachment; filename=\"{number}.pdf\"")).unwrap_or(HeaderValue::from_static("attachment")));
+            r
+        }
+        Ok(Ok(Some(None))) => not_found(),
+        Ok(Ok(None)) => {
+            tracing::info!(event = "api_token_refused", address = %address);
+            let _ = app.limiter.hit(&format!("api-bad-token:{address}"), BAD_TOKENS_PER_MINUTE);
+            error(StatusCode::UNAUTHORIZED, "bad_token", "the token is not known or was revoked")
+        }
+        Ok(Err(e)) => {
+            tracing::error!(event = "api_document_failed", error = %e);
+            error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the registry cannot answer now; try again shortly")
+        }
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the registry cannot answer now; try again shortly"),
     }
 }

@@ -111,11 +111,24 @@ async fn pdf(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInfo<P
         Err(r) => return r,
     };
     let Verification::Valid { number, latest, .. } = v else { unreachable!("check gives only valid") };
-    let engine = app.engine.clone();
     let now = app.clock.now();
-    let rendered = tokio::task::spawn_blocking(move || engine.documents.render(crate::branch::documents::DocumentKind::Certificate, &engine.config, &latest.contents, None, now)).await;
-    match rendered {
-        Ok(Ok(bytes)) => {
+    // The file as issued (signed, its hash in the registry's answer); typeset again only
+    // for a version issued before files were kept.
+    let n = number.clone();
+    let made = super::desk::with_store(&app, move |store, engine| -> Result<Vec<u8>, String> {
+        let kind = crate::branch::documents::DocumentKind::Certificate;
+        match store.issued_pdf(&n, latest.version, kind.as_str()) {
+            Ok(Some(pdf)) => Ok(pdf),
+            Ok(None) => engine.documents.render(kind, &engine.config, &latest.contents, None, now).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }).await;
+    let made = match made {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    match made {
+        Ok(bytes) => {
             let mut r = bytes.into_response();
             let h = r.headers_mut();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
@@ -123,8 +136,8 @@ async fn pdf(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInfo<P
             h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&name).unwrap_or(HeaderValue::from_static("attachment")));
             r
         }
-        other => {
-            tracing::error!(event = "lookup_pdf_failed", number = %number, error = ?other.map(|r| r.err().map(|e| e.to_string())));
+        Err(e) => {
+            tracing::error!(event = "lookup_pdf_failed", number = %number, error = %e);
             (StatusCode::INTERNAL_SERVER_ERROR, "the PDF could not be made").into_response()
         }
     }
@@ -132,7 +145,7 @@ async fn pdf(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInfo<P
 
 /// Screen ④ of the leaflets: the certificate's latest contents and its history.
 fn view(app: &App, v: &Verification, key: &str) -> Value {
-    let Verification::Valid { number, status, latest, history } = v else { return json!({}) };
+    let Verification::Valid { number, status, latest, history, .. } = v else { return json!({}) };
     let c = &latest.contents;
     let office = app.engine.config.branch_by_code(&c.office_code).map(|b| format!("{} （TEL {}）", b.name, b.tel));
     let contractor = match &c.jv {

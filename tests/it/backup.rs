@@ -210,6 +210,7 @@ fn store_check_passes_on_a_copy_and_fails_on_a_damaged_one_saying_why() {
     rusqlite::Connection::open(&gap).unwrap().execute_batch(
         "DELETE FROM registry_versions WHERE number = '35075-00002K'; DELETE FROM registry WHERE number = '35075-00002K';
          DELETE FROM sealed_keys WHERE number = '35075-00002K'; DELETE FROM certificate_versions WHERE number = '35075-00002K';
+         DELETE FROM issued_documents WHERE number = '35075-00002K';
          DELETE FROM certificates WHERE number = '35075-00002K';").unwrap();
     let (code, report) = check(&s, &["--store", gap.to_str().unwrap()], &[]);
     assert_eq!(code, 1);

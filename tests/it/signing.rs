@@ -179,3 +179,74 @@ fn the_qr_code_on_the_certificate_and_the_notice_opens_the_lookup_page_with_the_
     b.close();
     drop(serving);
 }
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn the_registry_serves_the_signed_file_it_mailed_and_the_hash_of_each_document() {
+    use crate::registry_service::{Serving, http};
+    let s = Setup::init(&["--side", "branch", "--listen", "127.0.0.1:0"]);
+    s.drop_mail(KANAGAWA, &application(0));
+    s.once();
+    let mail = &s.mails(MARUICHI)[0];
+    let file = |prefix: &str| mail.attachments.iter().find(|(n, _)| n.starts_with(prefix) && n.contains("35075-00001M")).unwrap().1.clone();
+    let (notice, certificate) = (file("認証キーのお知らせ"), file("保証証書"));
+    let key = crate::common::key_in(&pdf_text(&notice)).unwrap();
+    let token = s.run_ok(&["token", "add", "--name", "神奈川県内広域水道企業団"]).trim().to_string();
+    let other = s.run_ok(&["token", "add", "--name", "他の発注者"]).trim().to_string();
+    let registry = Serving::start(&s, &["serve"]);
+    let bearer = |t: &str| format!("Bearer {t}");
+    let get = |t: &str, path: &str| http(&registry.url, "GET", path, &[("Authorization", &bearer(t))], b"");
+    let doc = "/api/v1/certificates/35075-00001M/document";
+
+    // Before the token has checked the number: the same 404 as an unknown number.
+    let (st, _, body) = get(&token, doc);
+    assert_eq!(st, 404, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(get(&token, "/api/v1/certificates/35075-09999M/document").0, 404);
+    assert_eq!(get("esr_not-a-token", doc).0, 401);
+
+    // The answer to a right key lists each document of the version with its SHA-256.
+    let verify = format!("{{\"number\": \"35075-00001M\", \"key\": \"{key}\"}}");
+    let (st, _, body) = http(&registry.url, "POST", "/api/v1/verify", &[("Authorization", &bearer(&token)), ("Content-Type", "application/json")], verify.as_bytes());
+    assert_eq!(st, 200);
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["result"], "valid");
+    let documents = answer["certificate"]["documents"].as_array().unwrap_or_else(|| panic!("documents in {answer}"));
+    let listed = |kind: &str, bytes: &[u8]| documents.iter().any(|d| d["kind"] == kind && d["sha256"] == sha256_hex(bytes));
+    assert!(listed("certificate", &certificate) && listed("notice", &notice), "the mailed files' hashes in {documents:?}");
+    assert!(!String::from_utf8_lossy(&body).contains(&key));
+
+    // Now the token takes the very file that was mailed, signed; the notice never.
+    let (st, headers, pdf) = get(&token, doc);
+    assert_eq!(st, 200);
+    assert!(headers.iter().any(|(k, v)| k == "content-type" && v == "application/pdf"));
+    assert_eq!(sha256_hex(&pdf), sha256_hex(&certificate), "byte for byte what was mailed");
+    assert_valid(&s.dir, "served.pdf", &pdf, &s.dir.join("signing-chain.pem"));
+    assert_eq!(get(&token, &format!("{doc}?kind=notice")).0, 400);
+    // Another owner's token that never checked it: nothing.
+    assert_eq!(get(&other, doc).0, 404);
+
+    // The lookup page's download is the same file.
+    let form = format!("number=35075-00001M&key={key}");
+    let (st, _, page_pdf) = http(&registry.url, "POST", "/lookup/certificate.pdf", &[("Content-Type", "application/x-www-form-urlencoded")], form.as_bytes());
+    assert_eq!(st, 200);
+    assert_eq!(sha256_hex(&page_pdf), sha256_hex(&certificate));
+    drop(registry);
+
+    // A resend mails the kept certificate again, and a new notice whose hash is added.
+    let subject = "6KqN6Ki844Kt44O844Gu44GK55+l44KJ44Gb44Gu5YaN6YCB44Gu44GK6aGY44GE";
+    s.drop_mail(KANAGAWA, format!("From: {MARUICHI}\r\nTo: {KANAGAWA}\r\nSubject: =?utf-8?B?{subject}?=\r\nMessage-ID: <resend-1@maruichi.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n保証契約番号：35075-00001M\r\n").as_bytes());
+    s.once();
+    let resent = s.mails(MARUICHI).into_iter().find(|m| m.subject.contains("再送")).expect("the resend");
+    let again = |prefix: &str| resent.attachments.iter().find(|(n, _)| n.starts_with(prefix)).unwrap().1.clone();
+    assert_eq!(sha256_hex(&again("保証証書")), sha256_hex(&certificate), "the certificate as first mailed");
+    let registry = Serving::start(&s, &["serve"]);
+    let (_, _, body) = http(&registry.url, "POST", "/api/v1/verify", &[("Authorization", &bearer(&token)), ("Content-Type", "application/json")], verify.as_bytes());
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let documents = answer["certificate"]["documents"].as_array().unwrap();
+    assert!(documents.iter().any(|d| d["kind"] == "notice" && d["sha256"] == sha256_hex(&again("認証キーのお知らせ"))), "the resent notice's hash too: {documents:?}");
+    assert!(documents.iter().any(|d| d["kind"] == "notice" && d["sha256"] == sha256_hex(&notice)), "and the first notice's");
+}
