@@ -57,7 +57,7 @@ impl Engine {
             let answers = crate::sender_auth::Answers::parse(&a.dns_answers, a.offline)?;
             crate::sender_auth::SenderAuth::new(answers, &a.host, &a.nameservers)
         }).transpose().map_err(|e| setup(&e))?;
-        let documents = Documents::new(&templates).map_err(|e| setup(&e))?.with_signer(config.signing.as_ref().map(|s| s.signer.clone()));
+        let documents = Documents::new(&templates).map_err(|e| setup(&e))?.with_signer(config.signing.as_ref().map(|s| s.signer.clone())).with_tsa(config.signing.as_ref().and_then(|s| s.tsa.clone()));
         // PDFs are read by a worker process of this same binary (see submission::worker).
         let exe = std::env::current_exe().map_err(|e| setup(&format!("cannot find the esurety binary: {e}")))?;
         let reader = Box::new(Isolated::configured(exe, &config.limits));

@@ -4,7 +4,7 @@
 # Postfix and OpenSSL for the tests against real mail servers; Chromium, its WebDriver and
 # a Japanese font for the tests of the web pages in a real browser; Prometheus and its
 # promtool for the metrics; pdfsig, certutil and pyHanko for the signed PDFs, zbarimg for
-# their QR code; PostgreSQL for the company's store; Python's venv for the OAuth
+# their QR code, lighttpd for the timestamp authority; PostgreSQL for the company's store; Python's venv for the OAuth
 # authorization server), then runs the suite twice: on SQLite files, and on PostgreSQL (a
 # cluster of the tests' own on loopback, stopped at the end).
 set -eu
@@ -24,6 +24,8 @@ command -v pdfsig >/dev/null 2>&1 || need="$need poppler-utils"
 command -v certutil >/dev/null 2>&1 || need="$need libnss3-tools"
 # zbar's zbarimg reads the QR code of a rendered page.
 command -v zbarimg >/dev/null 2>&1 || need="$need zbar-tools"
+# The RFC 3161 timestamp authority of the tests: OpenSSL's `ts` behind lighttpd (CGI).
+command -v lighttpd >/dev/null 2>&1 || need="$need lighttpd"
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || need="$need prometheus"
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
 command -v chromedriver >/dev/null 2>&1 || need="$need chromium-driver"

@@ -50,7 +50,7 @@ impl BranchFlow<'_> {
 
     /// The PDFs, typeset in parallel, each with its file name.
     pub(super) fn typeset(&self, jobs: &[(DocumentKind, &crate::domain::Certificate, Option<&crate::domain::AuthKey>)], now: chrono::DateTime<chrono::FixedOffset>) -> Result<Vec<(String, Vec<u8>)>, ProcessError> {
-        let pdfs = self.documents.render_all(jobs, self.config, now).map_err(|e| ProcessError::Render(e.to_string()))?;
+        let pdfs = self.documents.render_all(jobs, self.config, now).map_err(super::render_failed)?;
         Ok(jobs.iter().zip(pdfs).map(|((kind, c, _), pdf)| (crate::branch::documents::data::file_name(*kind, c), pdf)).collect())
     }
 

@@ -121,6 +121,16 @@ impl Existing for TxExisting<'_, '_> {
     }
 }
 
+/// Documents that could not be made: without a timestamp the message waits and is tried
+/// again (signing.md: never an unsigned or unstamped document instead); anything else is a
+/// fault of the message.
+pub(crate) fn render_failed(e: documents::RenderError) -> ProcessError {
+    match e {
+        documents::RenderError::Timestamp(why) => ProcessError::Deferred(why),
+        e => ProcessError::Render(e.to_string()),
+    }
+}
+
 /// What [`BranchFlow::start`] leaves to do.
 pub enum Step {
     /// The outcome is committed (in the open batch), reply included.
@@ -156,7 +166,7 @@ impl Pending {
     /// The PDFs, typeset in parallel on the worker pool. Pure: touches no store.
     pub fn typeset(&self, documents: &Documents, config: &Config) -> Result<Vec<Vec<u8>>, ProcessError> {
         crate::faults::panic_at("typesetting", self.message_id.as_deref());
-        documents.render_all(&self.jobs(), config, self.now).map_err(|e| ProcessError::Render(e.to_string()))
+        documents.render_all(&self.jobs(), config, self.now).map_err(render_failed)
     }
 }
 

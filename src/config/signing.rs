@@ -26,17 +26,32 @@ pub struct RawSigning {
     pub tsa_ca_file: Option<PathBuf>,
 }
 
-/// What signs the branch's PDFs.
+/// What signs the branch's PDFs, and the timestamp authority that stamps each signature.
 #[derive(Debug, Clone)]
 pub struct SigningConfig {
     pub signer: Arc<Signer>,
+    pub tsa: Option<Arc<crate::signature::tsa::Tsa>>,
 }
 
 pub fn signing(raw: RawSigning, base: &Path, problems: &mut Vec<String>) -> Option<SigningConfig> {
     let read = |p: &Path, what: &str, problems: &mut Vec<String>| std::fs::read(base.join(p)).map_err(|e| problems.push(format!("signing.{what}: cannot read {}: {e}", base.join(p).display()))).ok();
-    if raw.tsa_url.is_some() || raw.tsa_ca_file.is_some() {
-        problems.push("signing.tsa_url: timestamps (PAdES B-T) are not available in this version yet; remove tsa_url and tsa_ca_file".into());
-    }
+    let tsa = match &raw.tsa_url {
+        Some(url) => {
+            let tls = url.starts_with("https://").then(|| crate::tls::connector(raw.tsa_ca_file.as_ref().map(|p| base.join(p)).as_deref()));
+            match tls.transpose().and_then(|tls| crate::signature::tsa::Tsa::new(url, tls)) {
+                Ok(t) => Some(Arc::new(t)),
+                Err(e) => {
+                    problems.push(format!("signing.tsa_url: {e}"));
+                    None
+                }
+            }
+        }
+        None if raw.tsa_ca_file.is_some() => {
+            problems.push("signing.tsa_ca_file: given without tsa_url".into());
+            None
+        }
+        None => None,
+    };
     let signer = match (&raw.pkcs12, &raw.key, &raw.chain) {
         (Some(p12), None, None) => {
             let bytes = read(p12, "pkcs12", problems)?;
@@ -54,5 +69,5 @@ pub fn signing(raw: RawSigning, base: &Path, problems: &mut Vec<String>) -> Opti
             Err(())
         }
     };
-    signer.ok().map(|s| SigningConfig { signer: Arc::new(s) })
+    signer.ok().map(|s| SigningConfig { signer: Arc::new(s), tsa })
 }

@@ -9,17 +9,18 @@
 pub mod cms;
 pub mod demo;
 pub mod pdf;
+pub mod tsa;
 
 use chrono::{DateTime, FixedOffset};
 use der::{Decode, Encode};
-use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
+use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
 use x509_cert::Certificate;
 
 /// Why a signing key or certificate could not be used (said at start-up, by
 /// configuration checking).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("the key is not a PKCS#8 ECDSA (P-256, P-384) or RSA key: {0}")]
+    #[error("the key is not a PKCS#8 ECDSA P-256 or RSA key: {0}")]
     Key(String),
     #[error("the certificate chain cannot be read: {0}")]
     Chain(String),
@@ -67,8 +68,6 @@ impl Signer {
         let rng = ring::rand::SystemRandom::new();
         let key = if let Ok(k) = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8, &rng) {
             Key::Ecdsa(k, cms::ECDSA_WITH_SHA256)
-        } else if let Ok(k) = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, pkcs8, &rng) {
-            Key::Ecdsa(k, cms::ECDSA_WITH_SHA384)
         } else {
             Key::Rsa(RsaKeyPair::from_pkcs8(pkcs8).map_err(|e| LoadError::Key(e.to_string()))?)
         };
@@ -148,11 +147,42 @@ impl Signer {
 
     /// `pdf` signed (PAdES B-B) at `at`.
     pub fn sign(&self, pdf: &[u8], at: DateTime<FixedOffset>) -> Result<Vec<u8>, SignError> {
-        let prepared = pdf::prepare(pdf, self.capacity(false), at)?;
-        let encode = |e: der::Error| SignError::Encode(e.to_string());
+        self.finish(self.presign(pdf, at, false)?, None)
+    }
+
+    /// `pdf` with its signature's place kept and the signature value made; `timestamped`
+    /// keeps room for a timestamp token. [`Presigned::signature_digest`] is what a
+    /// timestamp authority stamps; [`Signer::finish`] makes the file.
+    pub fn presign(&self, pdf: &[u8], at: DateTime<FixedOffset>, timestamped: bool) -> Result<Presigned, SignError> {
+        let prepared = pdf::prepare(pdf, self.capacity(timestamped), at)?;
         let (attrs_der, attrs) = cms::signed_attributes(&prepared.digest, &self.certificate_der()).map_err(encode)?;
         let (algorithm, signature) = self.sign_bytes(&attrs_der)?;
-        let cms = cms::signed_data(&self.certificate, &self.chain, attrs, algorithm, &signature, None).map_err(encode)?;
-        Ok(prepared.embed(&cms)?)
+        Ok(Presigned { prepared, attrs, algorithm, signature })
+    }
+
+    /// The signed file of a [`Presigned`] PDF, with its timestamp token (PAdES B-T) if any.
+    pub fn finish(&self, p: Presigned, timestamp_token: Option<&[u8]>) -> Result<Vec<u8>, SignError> {
+        let cms = cms::signed_data(&self.certificate, &self.chain, p.attrs, p.algorithm, &p.signature, timestamp_token).map_err(encode)?;
+        Ok(p.prepared.embed(&cms)?)
+    }
+}
+
+fn encode(e: der::Error) -> SignError {
+    SignError::Encode(e.to_string())
+}
+
+/// A PDF whose signature value is made and whose signature is not yet in it.
+pub struct Presigned {
+    prepared: pdf::Prepared,
+    attrs: der::asn1::SetOfVec<x509_cert::attr::Attribute>,
+    algorithm: der::asn1::ObjectIdentifier,
+    signature: Vec<u8>,
+}
+
+impl Presigned {
+    /// The SHA-256 of the signature value: what a timestamp (RFC 3161) is asked for.
+    pub fn signature_digest(&self) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(&self.signature).into()
     }
 }

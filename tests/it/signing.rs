@@ -20,14 +20,25 @@ fn pades(args: &[&str]) -> String {
 
 /// What pdfsig and pyHanko say of `pdf`, trusting `trust` only.
 fn judged(dir: &Path, name: &str, pdf: &[u8], trust: &Path) -> (String, String) {
+    judged_by(dir, name, pdf, &[trust])
+}
+
+/// The same, trusting several certificates (a signer's CA and a timestamp authority's).
+fn judged_by(dir: &Path, name: &str, pdf: &[u8], trust: &[&Path]) -> (String, String) {
     let file = dir.join(name);
     std::fs::write(&file, pdf).unwrap();
-    let (file, trust) = (file.to_str().unwrap(), trust.to_str().unwrap());
-    (pades(&["pdfsig", file, trust]), pades(&["pyhanko", file, trust]))
+    let mut args = vec![file.to_str().unwrap().to_string()];
+    args.extend(trust.iter().map(|t| t.to_str().unwrap().to_string()));
+    let with = |tool: &str| pades(&std::iter::once(tool).chain(args.iter().map(String::as_str)).collect::<Vec<_>>());
+    (with("pdfsig"), with("pyhanko"))
 }
 
 fn assert_valid(dir: &Path, name: &str, pdf: &[u8], trust: &Path) {
-    let (pdfsig, pyhanko) = judged(dir, name, pdf, trust);
+    assert_valid_by(dir, name, pdf, &[trust]);
+}
+
+fn assert_valid_by(dir: &Path, name: &str, pdf: &[u8], trust: &[&Path]) {
+    let (pdfsig, pyhanko) = judged_by(dir, name, pdf, trust);
     for said in ["Signature Type: ETSI.CAdES.detached", "Total document signed", "Signature Validation: Signature is Valid.", "Certificate Validation: Certificate is Trusted."] {
         assert!(pdfsig.contains(said), "pdfsig on {name}: {said} in\n{pdfsig}");
     }
@@ -249,4 +260,80 @@ fn the_registry_serves_the_signed_file_it_mailed_and_the_hash_of_each_document()
     let documents = answer["certificate"]["documents"].as_array().unwrap();
     assert!(documents.iter().any(|d| d["kind"] == "notice" && d["sha256"] == sha256_hex(&again("認証キーのお知らせ"))), "the resent notice's hash too: {documents:?}");
     assert!(documents.iter().any(|d| d["kind"] == "notice" && d["sha256"] == sha256_hex(&notice)), "and the first notice's");
+}
+
+/// A real RFC 3161 authority (`tests/servers/tsa.sh`: OpenSSL's `ts -reply` behind
+/// lighttpd) on a free port; stopped on drop.
+struct Tsa {
+    dir: std::path::PathBuf,
+    url: String,
+}
+
+impl Tsa {
+    fn script() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/tsa.sh")
+    }
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new(Self::script()).args(args).arg(&self.dir).output().unwrap();
+        assert!(out.status.success(), "tsa.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+    fn start(dir: &Path) -> Tsa {
+        let port = crate::servers::free_port();
+        let out = Command::new(Self::script()).arg("start").arg(dir).arg(port.to_string()).output().unwrap();
+        assert!(out.status.success(), "tsa.sh start: {}", String::from_utf8_lossy(&out.stderr));
+        Tsa { dir: dir.to_path_buf(), url: format!("http://127.0.0.1:{port}/") }
+    }
+    fn issued(&self) -> usize {
+        self.run(&["count"]).parse().unwrap()
+    }
+}
+
+impl Drop for Tsa {
+    fn drop(&mut self) {
+        let _ = Command::new(Self::script()).arg("stop").arg(&self.dir).output();
+    }
+}
+
+#[test]
+fn with_a_timestamp_authority_every_signature_is_timestamped_and_an_authority_away_delays_the_mail() {
+    let s = Setup::new();
+    let tsa = Tsa::start(&s.dir.join("tsa"));
+    s.edit_config(|t| t.replace("chain = \"signing-chain.pem\"\n", &format!("chain = \"signing-chain.pem\"\ntsa_url = \"{}\"\n", tsa.url)));
+    s.drop_mail(KANAGAWA, &application(0));
+    s.once();
+    let mails = s.mails(MARUICHI);
+    assert_eq!(mails.len(), 1);
+    let pdfs = &mails[0].attachments;
+    assert_eq!(tsa.issued(), pdfs.len(), "one token per PDF");
+    let (signer_ca, tsa_ca) = (s.dir.join("signing-chain.pem"), tsa.dir.join("tsa-ca.pem"));
+    for (name, pdf) in pdfs {
+        let file = s.dir.join(name);
+        std::fs::write(&file, pdf).unwrap();
+        let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/pades.sh"))
+            .args(["pyhanko-pretty"]).arg(&file).arg(&signer_ca).arg(&tsa_ca).output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains("The signature is judged VALID"), "{name}: {said}");
+        assert!(said.contains("timestamp") && said.contains("esurety test TSA"), "{name}: pyHanko sees the TSA's token: {said}");
+        assert_valid_by(&s.dir, name, pdf, &[&signer_ca, &tsa_ca]);
+        // A validator that does not trust the authority does not take the signature.
+        let (_, pyhanko) = judged(&s.dir, name, pdf, &signer_ca);
+        assert!(pyhanko.contains(":INVALID"), "{pyhanko}");
+    }
+
+    // The authority away: the application waits (no mail, no unstamped PDF), and goes out
+    // stamped once it is back.
+    tsa.run(&["stop"]);
+    s.drop_mail(KANAGAWA, &application(1));
+    let out = s.run(&["run", "--once"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(s.mails(MARUICHI).len(), 1, "nothing mailed while the authority is away");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("timestamp"), "the log says why it waits: {said}");
+    tsa.run(&["restart"]);
+    s.once();
+    let mails = s.mails(MARUICHI);
+    assert_eq!(mails.len(), 2, "mailed once the authority is back");
+    let before = pdfs.len();
+    assert_eq!(tsa.issued(), before + mails.iter().find(|m| m.attachments != *pdfs).unwrap().attachments.len());
 }

@@ -5,6 +5,7 @@
 #   tests/servers/pades.sh prepare                     the venv (idempotent; ~20 s the first time)
 #   tests/servers/pades.sh pyhanko FILE TRUST.pem...   pyHanko's judgment, one line:
 #                                                      "esurety:<fingerprint>:VALID" or …:INVALID…
+#   tests/servers/pades.sh pyhanko-pretty FILE TRUST.pem...   pyHanko's whole report
 #   tests/servers/pades.sh pdfsig FILE TRUST.pem...    pdfsig's report, trusting the certificates
 #                                                      given (an NSS database made for the call)
 # pyHanko exits 1 on an invalid signature and pdfsig 0 whatever it finds: callers read what
@@ -46,6 +47,14 @@ pyhanko)
     for t in "$@"; do trust="$trust --trust $t"; done
     # shellcheck disable=SC2086
     "$VENV/bin/pyhanko" sign validate --executive-summary --no-revocation-check $trust --trust-replace "$file" 2>&1 || true
+    ;;
+pyhanko-pretty)
+    prepare
+    file=$1; shift
+    trust=""
+    for t in "$@"; do trust="$trust --trust $t"; done
+    # shellcheck disable=SC2086
+    "$VENV/bin/pyhanko" sign validate --pretty-print --no-revocation-check $trust --trust-replace "$file" 2>&1 || true
     ;;
 pdfsig)
     file=$1; shift

@@ -88,6 +88,9 @@ pub enum RenderError {
     /// The typeset PDF could not be signed (`[signing]`).
     #[error("{kind} could not be signed: {message}")]
     Sign { kind: DocumentKind, message: String },
+    /// The timestamp authority did not give a token (`tsa_url`): the document waits.
+    #[error("no timestamp: {0}")]
+    Timestamp(String),
     /// The supplied fonts could not be loaded.
     #[error("font loading failed: {0}")]
     Font(String),
