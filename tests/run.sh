@@ -4,9 +4,9 @@
 # Postfix and OpenSSL for the tests against real mail servers; Chromium, its WebDriver and
 # a Japanese font for the tests of the web pages in a real browser; Prometheus and its
 # promtool for the metrics; pdfsig, certutil and pyHanko for the signed PDFs, zbarimg for
-# their QR code, lighttpd for the timestamp authority; PostgreSQL for the company's store; Python's venv for the OAuth
-# authorization server), then runs the suite twice: on SQLite files, and on PostgreSQL (a
-# cluster of the tests' own on loopback, stopped at the end).
+# their QR code, lighttpd for the timestamp authority; PostgreSQL for the company's store;
+# Python's venv for the OAuth authorization server), then runs the suite twice: on SQLite
+# files, and on PostgreSQL (a cluster of the tests' own on loopback, stopped at the end).
 set -eu
 cd "$(dirname "$0")/.."
 
