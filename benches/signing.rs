@@ -5,8 +5,9 @@
 //!   signed (the demo's ECDSA P-256 key, and an RSA-2048 key), in turns; the signing alone
 //!   too. Target: at most 1 ms more.
 //! - P2: `esurety run --once` on a Maildir of applications (4 PDFs + 1 mail each), the
-//!   embedded default with `[signing]` and the same without, in turns. Target: signed at
-//!   least 80 % of unsigned.
+//!   embedded default with `[signing]`, the same without, and with a local timestamp
+//!   authority (`tests/servers/tsa.sh`), in turns. Target: signed with timestamps at least
+//!   80 % of unsigned.
 //!
 //! `ESURETY_BENCH_APPLICATIONS` (default 300) and `ESURETY_BENCH_RUNS` (default 3) change
 //! the sizes.
@@ -26,8 +27,9 @@ fn application(form: &str, n: usize) -> Vec<u8> {
     format!("From: soumu@maruichi.example\r\nTo: kanagawa@ejcs.example\r\nSubject: =?utf-8?B?5L+d6Ki855Sz6L68?=\r\nMessage-ID: <bench-{n}@maruichi.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}", body.replace('\n', "\r\n")).into_bytes()
 }
 
-/// A fresh embedded default with `n` applications waiting; `signed`: with its `[signing]`.
-fn queue(dir: &Path, n: usize, signed: bool) -> std::path::PathBuf {
+/// A fresh embedded default with `n` applications waiting; `signed`: with its `[signing]`;
+/// `tsa`: and that timestamp authority.
+fn queue(dir: &Path, n: usize, signed: bool, tsa: Option<&str>) -> std::path::PathBuf {
     let config = esurety::config::default::init(dir).unwrap();
     let m = mail_parser::MessageParser::default().parse(esurety::demo::SAMPLES[0].2).unwrap();
     let form = m.body_text(0).unwrap().into_owned();
@@ -36,6 +38,10 @@ fn queue(dir: &Path, n: usize, signed: bool) -> std::path::PathBuf {
         md.deliver(&format!("{i}.bench"), &application(&form, i)).unwrap();
     }
     let path = dir.join("esurety.toml");
+    if let Some(url) = tsa {
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("chain = \"signing-chain.pem\"\n", &format!("chain = \"signing-chain.pem\"\ntsa_url = \"{url}\"\n"))).unwrap();
+    }
     if !signed {
         let text = std::fs::read_to_string(&path).unwrap();
         let unsigned = text.replace("[signing]\nkey = \"signing-key.pem\"\nchain = \"signing-chain.pem\"\n", "");
@@ -110,20 +116,37 @@ fn main() {
 
     let apps: usize = std::env::var("ESURETY_BENCH_APPLICATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
     let runs: usize = std::env::var("ESURETY_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    // A real timestamp authority on loopback (tests/servers/tsa.sh: OpenSSL's `ts -reply`
+    // behind lighttpd, one CGI process per token).
+    let tsa_dir = esurety::testing::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/tsa.sh");
+    let tsa = std::process::Command::new(&script).arg("start").arg(tsa_dir.path()).arg(port.to_string()).status().map(|s| s.success()).unwrap_or(false);
+    let tsa_url = tsa.then(|| format!("http://127.0.0.1:{port}/"));
     println!("P2 ({apps} applications, 4 PDFs + 1 mail each, `run --once`; {runs} runs of each, in turns):");
-    let (mut signed_t, mut unsigned_t) = (vec![], vec![]);
+    let (mut signed_t, mut unsigned_t, mut stamped_t) = (vec![], vec![], vec![]);
     for r in 0..runs {
-        for signed in [true, false] {
+        for mode in 0..3 {
+            if mode == 2 && tsa_url.is_none() {
+                continue;
+            }
             let tmp = esurety::testing::tempdir().unwrap();
-            let config = queue(&tmp.path().join(format!("p2-{r}-{signed}")), apps, signed);
+            let config = queue(&tmp.path().join(format!("p2-{r}-{mode}")), apps, mode != 1, if mode == 2 { tsa_url.as_deref() } else { None });
             let took = run_once(&config);
-            if signed { signed_t.push(took) } else { unsigned_t.push(took) }
+            [&mut signed_t, &mut unsigned_t, &mut stamped_t][mode].push(took);
         }
     }
+    let _ = std::process::Command::new(&script).arg("stop").arg(tsa_dir.path()).status();
     let rate = |t: Vec<Duration>| {
         let (m, _, _) = common::percentiles(t);
         apps as f64 / (m / 1000.0)
     };
     let (s, u) = (rate(signed_t), rate(unsigned_t));
-    println!("  signed {s:.1} applications/s, unsigned {u:.1} applications/s (medians): signed is {:.0} % of unsigned", 100.0 * s / u);
+    println!("  signed (B-B) {s:.1} applications/s, unsigned {u:.1} applications/s (medians): signed is {:.0} % of unsigned", 100.0 * s / u);
+    if stamped_t.is_empty() {
+        println!("  signed and timestamped (B-T): not measured (tests/servers/tsa.sh could not start lighttpd)");
+    } else {
+        let t = rate(stamped_t);
+        println!("  signed and timestamped (B-T, the local OpenSSL authority) {t:.1} applications/s: {:.0} % of unsigned", 100.0 * t / u);
+    }
 }

@@ -87,22 +87,32 @@ fn bad_field(req: &VerifyRequest) -> Option<Response> {
     None
 }
 
-async fn verify(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInfo<Peer>, headers: HeaderMap, body: Body) -> Response {
-    let address = app.client(peer, &headers);
+/// The caller's address and the hash of its bearer token, after the limits every API
+/// request passes (per address, per address's unknown tokens, per token); or the refusal.
+fn bearer(app: &App, peer: std::net::SocketAddr, headers: &HeaderMap) -> Result<(String, [u8; 32]), Response> {
+    let address = app.client(peer, headers);
     if let Err(wait) = app.limiter.hit(&format!("api-addr:{address}"), app.web.api_per_minute) {
-        return too_many(wait, "too many requests from this address");
+        return Err(too_many(wait, "too many requests from this address"));
     }
     if let Some(wait) = app.limiter.over(&format!("api-bad-token:{address}"), BAD_TOKENS_PER_MINUTE) {
-        return too_many(wait, "too many requests with unknown tokens from this address");
+        return Err(too_many(wait, "too many requests with unknown tokens from this address"));
     }
     let Some(token) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(crate::registry::tokens::from_header) else {
-        return error(StatusCode::UNAUTHORIZED, "missing_token", "send Authorization: Bearer TOKEN (a token from `esurety token add` at the registry)");
+        return Err(error(StatusCode::UNAUTHORIZED, "missing_token", "send Authorization: Bearer TOKEN (a token from `esurety token add` at the registry)"));
     };
     let token_hash = crate::registry::tokens::hash(token);
     let token_key: String = token_hash[..8].iter().map(|b| format!("{b:02x}")).collect();
     if let Err(wait) = app.limiter.hit(&format!("api-token:{token_key}"), app.web.api_per_minute) {
-        return too_many(wait, "too many requests with this token");
+        return Err(too_many(wait, "too many requests with this token"));
     }
+    Ok((address, token_hash))
+}
+
+async fn verify(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInfo<Peer>, headers: HeaderMap, body: Body) -> Response {
+    let (address, token_hash) = match bearer(&app, peer, &headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
     let json_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
     if !json_type {
@@ -149,21 +159,10 @@ async fn verify(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInf
 /// same 404, so the answer does not tell an unknown number from one not checked.
 async fn document(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInfo<Peer>, headers: HeaderMap,
                   axum::extract::Path(number): axum::extract::Path<String>, axum::extract::RawQuery(query): axum::extract::RawQuery) -> Response {
-    let address = app.client(peer, &headers);
-    if let Err(wait) = app.limiter.hit(&format!("api-addr:{address}"), app.web.api_per_minute) {
-        return too_many(wait, "too many requests from this address");
-    }
-    if let Some(wait) = app.limiter.over(&format!("api-bad-token:{address}"), BAD_TOKENS_PER_MINUTE) {
-        return too_many(wait, "too many requests with unknown tokens from this address");
-    }
-    let Some(token) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(crate::registry::tokens::from_header) else {
-        return error(StatusCode::UNAUTHORIZED, "missing_token", "send Authorization: Bearer TOKEN (a token from `esurety token add` at the registry)");
+    let (address, token_hash) = match bearer(&app, peer, &headers) {
+        Ok(t) => t,
+        Err(r) => return r,
     };
-    let token_hash = crate::registry::tokens::hash(token);
-    let token_key: String = token_hash[..8].iter().map(|b| format!("{b:02x}")).collect();
-    if let Err(wait) = app.limiter.hit(&format!("api-token:{token_key}"), app.web.api_per_minute) {
-        return too_many(wait, "too many requests with this token");
-    }
     let query = query.unwrap_or_default();
     let kind = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "kind").map(|(_, v)| v.into_owned()).unwrap_or_else(|| "certificate".into());
     if !matches!(kind.as_str(), "certificate" | "fee") {
