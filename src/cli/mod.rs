@@ -55,7 +55,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             if registry_url.is_some() && side != Some(crate::domain::Side::Owner) {
                 bail!("--registry-url is for --side owner (an owner's own deployment)");
             }
-            let options = crate::config::default::InitOptions { side, listen, registry_url, public_url };
+            let options = crate::config::default::InitOptions { side, listen, registry_url, public_url, now: Some(sources()?.0.now().into()) };
             let config = crate::config::default::init_with(&dir, &options)?;
             println!("esurety: wrote the embedded default into {}", dir.display());
             println!("  configuration: {}", config.path.display());
@@ -235,7 +235,12 @@ pub fn run(cli: Cli) -> Result<i32> {
                 print_json(&serde_json::to_value(&rows)?);
             } else {
                 for r in &rows {
-                    println!("{}  {}  {}  {}  {}  {}", r.received_at, r.owner, r.from, r.number, r.result, r.reasons.join(" / "));
+                    let signature = match (r.signature.as_deref(), r.signature_reason.as_deref()) {
+                        (None | Some("none"), _) => String::new(),
+                        (Some(s), None) => format!("  signature {s}"),
+                        (Some(s), Some(why)) => format!("  signature {s} ({why})"),
+                    };
+                    println!("{}  {}  {}  {}  {}  {}{signature}", r.received_at, r.owner, r.from, r.number, r.result, r.reasons.join(" / "));
                 }
                 if rows.is_empty() {
                     println!("(no submissions)");

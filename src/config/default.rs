@@ -21,6 +21,9 @@ pub struct InitOptions {
     pub registry_url: Option<String>,
     /// `[web] public_url` (with `listen`).
     pub public_url: Option<String>,
+    /// From when the demo signing certificate is valid (the clock's now; `None`: the
+    /// system's).
+    pub now: Option<std::time::SystemTime>,
 }
 
 impl InitOptions {
@@ -65,7 +68,7 @@ pub enum InitError {
 
 /// The demo signing key and self-signed certificate `[signing]` names, unless they are
 /// there already: the key readable by its owner only.
-fn demo_signing(dir: &Path, signing: &super::signing::RawSigning, company: &str) -> Result<(), InitError> {
+fn demo_signing(dir: &Path, signing: &super::signing::RawSigning, company: &str, now: std::time::SystemTime) -> Result<(), InitError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let (Some(key), Some(chain)) = (&signing.key, &signing.chain) else { return Ok(()) };
@@ -73,7 +76,7 @@ fn demo_signing(dir: &Path, signing: &super::signing::RawSigning, company: &str)
     if key.exists() || chain.exists() {
         return Ok(());
     }
-    let (key_pem, cert_pem) = crate::signature::demo::certificate(company, std::time::SystemTime::now(), 5).map_err(InitError::Invalid)?;
+    let (key_pem, cert_pem) = crate::signature::demo::certificate(company, now, 5).map_err(InitError::Invalid)?;
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| InitError::Io { path, source }
@@ -108,7 +111,7 @@ pub fn init_with(dir: &Path, options: &InitOptions) -> Result<Config, InitError>
     let text = options.text();
     let raw: RawConfig = toml::from_str(&text).map_err(|e| InitError::Invalid(e.to_string()))?;
     if let (Some(signing), Some(company)) = (&raw.signing, &raw.company) {
-        demo_signing(dir, signing, &company.name)?;
+        demo_signing(dir, signing, &company.name, options.now.unwrap_or_else(std::time::SystemTime::now))?;
     }
     let config = Config::from_raw(raw, &config_path).map_err(|e| InitError::Invalid(e.to_string()))?;
     for address in config.local_addresses().iter().map(String::as_str).chain(["relay"]) {

@@ -117,6 +117,9 @@ pub struct RawRegistry {
     pub ca_file: Option<PathBuf>,
     pub numbers: Option<String>,
     pub timeout_seconds: Option<u64>,
+    /// PEM certificates the owner trusts for this issuer's signed PDFs (its signing
+    /// certificate, or the CA that issues it).
+    pub signer_ca_file: Option<PathBuf>,
 }
 
 /// One registry an owner's deployment checks through.
@@ -130,6 +133,9 @@ pub struct RegistryConfig {
     pub ca_file: Option<PathBuf>,
     pub numbers: Option<regex::Regex>,
     pub timeout: std::time::Duration,
+    /// The certificates (DER) trusted for this issuer's signatures (`signer_ca_file`);
+    /// empty: a signed PDF of this issuer is registered `untrusted`.
+    pub signers: Vec<Vec<u8>>,
 }
 
 pub fn registries(raw: Vec<RawRegistry>, base: &Path, problems: &mut Vec<String>) -> Vec<RegistryConfig> {
@@ -167,7 +173,22 @@ pub fn registries(raw: Vec<RawRegistry>, base: &Path, problems: &mut Vec<String>
                 None
             }
         });
+        let signers = match &r.signer_ca_file {
+            None => Vec::new(),
+            Some(p) => match crate::signature::verify::anchors_pem(&std::fs::read(base.join(p)).unwrap_or_default()) {
+                Ok(v) if !v.is_empty() => v,
+                Ok(_) => {
+                    problems.push(format!("registries[{i}].signer_ca_file: {} holds no certificate", base.join(p).display()));
+                    Vec::new()
+                }
+                Err(e) => {
+                    problems.push(format!("registries[{i}].signer_ca_file: {}: {e}", base.join(p).display()));
+                    Vec::new()
+                }
+            },
+        };
         Some(RegistryConfig {
+            signers,
             issuer: r.issuer,
             url: url?,
             token: token?,

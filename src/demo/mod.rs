@@ -7,6 +7,7 @@
 //! company's registry over HTTP with a token made by `token add`.
 
 pub mod contractor;
+pub mod timestamps;
 
 use crate::clock::{Clock, Random};
 use crate::intake::letter::{self, Piece};
@@ -40,7 +41,7 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     // code of each certificate and key notice opens its lookup page (while the demo's
     // `esurety serve` runs).
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port())?;
-    let side = |side| crate::config::default::InitOptions { side: Some(side), listen: Some(format!("127.0.0.1:{port}")), registry_url: None, public_url: Some(format!("http://127.0.0.1:{port}")) };
+    let side = |side| crate::config::default::InitOptions { side: Some(side), listen: Some(format!("127.0.0.1:{port}")), registry_url: None, public_url: Some(format!("http://127.0.0.1:{port}")), now: Some(clock.now().into()) };
     let mut config = crate::config::default::init_with(&company_dir, &side(crate::domain::Side::Branch))?;
     // The demo is the embedded default: each deployment on its own file, whatever
     // ESURETY_STORE says (it names one store; the demo has two).
@@ -55,10 +56,22 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
         println!("   {name:<28} {} → {mailbox}  「{}」", l.as_ref().and_then(|l| l.from.clone()).unwrap_or_default(), l.map(|l| l.subject).unwrap_or_default());
     }
 
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    // A demo timestamp authority on loopback: the demo's signatures are timestamped
+    // (PAdES B-T), as a company's are with `[signing] tsa_url`.
+    if let Some(signing) = config.signing.as_mut() {
+        let (key, cert) = crate::signature::demo::timestamp_certificate(clock.now().into()).map_err(|e| anyhow::anyhow!("the demo timestamp authority: {e}"))?;
+        std::fs::write(company_dir.join("demo-tsa.pem"), &cert)?;
+        let tsa = std::sync::Arc::new(timestamps::DemoTsa::new(&key, &cert).map_err(|e| anyhow::anyhow!("the demo timestamp authority: {e}"))?);
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let url = format!("http://{}/", listener.local_addr()?);
+        rt.spawn(timestamps::serve(tsa, listener));
+        signing.tsa = Some(std::sync::Arc::new(crate::signature::tsa::Tsa::new(&url, None).map_err(|e| anyhow::anyhow!(e))?));
+        println!("   署名: {}（デモ用の署名証明書 signing-chain.pem）、タイムスタンプ: デモ用の時刻認証局 {url}（demo-tsa.pem）", signing.signer.subject());
+    }
     let _lock = crate::daemon::lock(&config)?;
     let mut store = Store::open(&config.store)?;
     let engine = std::sync::Arc::new(Engine::new(config)?);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut adapters = engine.adapters(rt.handle())?;
     let report = crate::daemon::pass::run_once(&engine, &mut store, &mut adapters, clock, rng)?;
     println!("\n2. esurety run --once（保証会社）: {}\n", crate::daemon::summary(&report));
@@ -178,12 +191,21 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     println!("\n6. 保証会社が確認サービス（登録簿）を公開します: {}/（esurety serve）", serving.url);
     println!("   発注者のシステム用のトークンを発行しました（esurety token add --name 神奈川県内広域水道企業団）");
     let owner_dir = dir.join("water-authority");
-    let owner_options = crate::config::default::InitOptions { side: Some(crate::domain::Side::Owner), listen: None, registry_url: Some(serving.url.clone()), public_url: None };
+    let owner_options = crate::config::default::InitOptions { side: Some(crate::domain::Side::Owner), listen: None, registry_url: Some(serving.url.clone()), public_url: None, now: Some(clock.now().into()) };
     let mut owner_config = crate::config::default::init_with(&owner_dir, &owner_options)?;
     owner_config.store = crate::config::StoreAt::File(owner_dir.join("esurety.db"));
-    // What ESURETY_REGISTRY_TOKEN carries in life (never written into the file).
+    // What ESURETY_REGISTRY_TOKEN carries in life (never written into the file); and
+    // the company's signing certificate as it publishes it (signer_ca_file), so the water
+    // authority checks each submitted PDF's signature.
+    let company_signers = engine.config.signing.as_ref().map(|s| s.signer.certificates_der()).unwrap_or_default();
+    if let Some(s) = &engine.config.signing {
+        std::fs::write(owner_dir.join("ejcs-signing.pem"), s.signer.certificate_pem())?;
+        let text = std::fs::read_to_string(&owner_config.path)?;
+        std::fs::write(&owner_config.path, text.replace("# signer_ca_file = \"ejcs-signing.pem\"", "signer_ca_file = \"ejcs-signing.pem\""))?;
+    }
     for r in &mut owner_config.registries {
         r.token = Ok(crate::config::Secret::new(token.clone()));
+        r.signers = company_signers.clone();
     }
     println!("   発注者: {}（esurety init --side owner --registry-url {}）", owner_dir.display(), serving.url);
     let owner_root = owner_config.mail.maildir_root.clone();
@@ -232,7 +254,8 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     println!("9. 発注者の受付簿（esurety --config {} submissions）", owner_engine.config.path.display());
     for s in owner_store.submissions()? {
         let why = if s.reasons.is_empty() { String::new() } else { format!("（{}）", s.reasons.join("／")) };
-        println!("   [{}] {}  {}  {} から  {}{why}", s.result, s.owner, s.number, s.from, s.project.as_deref().unwrap_or(""));
+        let signature = s.signature.as_deref().and_then(crate::signature::verify::SignatureStatus::parse).map(|v| format!("　{}", v.label())).unwrap_or_default();
+        println!("   [{}] {}  {}  {} から  {}{why}{signature}", s.result, s.owner, s.number, s.from, s.project.as_deref().unwrap_or(""));
     }
     println!("\n10. 受注者への受付結果の返信");
     for row in owner_store.outbox()?.into_iter().filter(|r| r.kind == "receipt") {

@@ -20,6 +20,7 @@ use crate::outbound::compose::{Composer, Draft, ReplyTo};
 use crate::registry::{Registry, RegistryError, Route, Verification};
 use crate::store::{Store, StoredMessage, SubmissionRow};
 use crate::domain::MessageOutcome;
+use crate::signature::verify::{SignatureCheck, SignatureStatus, judge};
 use submission::worker::PdfReader;
 use serde_json::json;
 
@@ -131,13 +132,25 @@ impl OwnerFlow<'_> {
                 },
             });
         }
+        // Each PDF's signature, judged with the certificates trusted for its issuer. It is
+        // registered beside the registry's answer, which alone decides.
+        let signatures: Vec<SignatureCheck> = reading.found.iter().zip(&answers).map(|(f, a)| {
+            let issuer = match a {
+                Answer::Checked { issuer, .. } | Answer::Unchecked { issuer, .. } => issuer.as_deref(),
+            };
+            let inspected = reading.signatures.get(&f.number).and_then(Option::as_ref);
+            judge(inspected, &self.registry.signers(issuer), now.into())
+        }).collect();
         let reply = ReplyTo { message_id: letter.message_id.clone(), references: letter.references.clone(), subject: letter.subject.clone() };
         let checked_at = now.to_rfc3339();
         let (accepted, rejected) = store.write(|tx| -> Result<(usize, usize), ProcessError> {
             let mut accepted = Vec::new();
             let mut rejected = Vec::new();
             let mut unchecked = Vec::new();
-            for (f, a) in reading.found.iter().zip(answers) {
+            for ((f, a), sig) in reading.found.iter().zip(answers).zip(&signatures) {
+                if sig.status == SignatureStatus::Broken {
+                    tracing::warn!(event = "signature_broken", mailbox = %msg.mailbox, message_id = letter.message_id.as_deref().unwrap_or(""), number = %f.number, reason = sig.reason.as_deref().unwrap_or(""));
+                }
                 let mut row = SubmissionRow {
                     id: 0,
                     settled_by: None,
@@ -154,6 +167,8 @@ impl OwnerFlow<'_> {
                     version: None,
                     checked_at: checked_at.clone(),
                     issuer: None,
+                    signature: Some(sig.status.as_str().to_string()),
+                    signature_reason: sig.reason.clone(),
                 };
                 match a {
                     Answer::Unchecked { issuer, reason } => {

@@ -115,6 +115,9 @@ pub trait Registry {
     /// The answer to number + key; a failure counts once per (number, `asked_for`).
     #[allow(clippy::too_many_arguments)]
     fn verify(&self, store: &mut Store, issuer: Option<&str>, number: &str, key: &str, sender: Option<&str>, asked_for: &str, now: DateTime<FixedOffset>) -> std::result::Result<Verification, RegistryError>;
+    /// The certificates (DER) trusted for `issuer`'s signed PDFs (any registry's, when
+    /// the issuer is not known); empty: none.
+    fn signers(&self, issuer: Option<&str>) -> Vec<Vec<u8>>;
 }
 
 /// Why the registry gave no answer. The first is this store's; the others are a remote
@@ -161,6 +164,8 @@ pub struct LocalRegistry<'a> {
     pub lockout: Lockout,
     /// The company whose registry this is: a notice naming another issuer is not checked here.
     pub company: String,
+    /// The company's own signing certificate and chain (`[signing]`), trusted for its PDFs.
+    pub signers: Vec<Vec<u8>>,
 }
 
 impl Registry for LocalRegistry<'_> {
@@ -174,6 +179,10 @@ impl Registry for LocalRegistry<'_> {
 
     fn verify(&self, store: &mut Store, _issuer: Option<&str>, number: &str, key: &str, sender: Option<&str>, asked_for: &str, now: DateTime<FixedOffset>) -> std::result::Result<Verification, RegistryError> {
         Ok(store.write(|tx| verify(tx, self.secrets, number, key, Caller::sender(sender), Some(asked_for), now, self.lockout))?)
+    }
+
+    fn signers(&self, _issuer: Option<&str>) -> Vec<Vec<u8>> {
+        self.signers.clone()
     }
 }
 
@@ -313,7 +322,7 @@ mod tests {
         let dir = crate::testing::tempdir().unwrap();
         let mut store = Store::open_file(&dir.path().join("s.db")).unwrap();
         let secrets = Secrets::from_bytes(&[1u8; 32]);
-        let registry = LocalRegistry { secrets: &secrets, lockout: Lockout::default(), company: String::new() };
+        let registry = LocalRegistry { secrets: &secrets, lockout: Lockout::default(), company: String::new(), signers: vec![] };
         let now = FixedClock::parse("2026-07-04T10:00:00+09:00").unwrap().now();
         for _ in 0..3 {
             let v = registry.verify(&mut store, None, "35075-00001M", "CDEF34679HJK", Some("a@x"), "message 7", now).unwrap();

@@ -223,6 +223,13 @@ impl RemoteRegistries {
 }
 
 impl Registry for RemoteRegistries {
+    fn signers(&self, issuer: Option<&str>) -> Vec<Vec<u8>> {
+        match issuer.and_then(|i| self.named(i)) {
+            Some(r) => r.config.signers.clone(),
+            None => self.remotes.iter().flat_map(|r| r.config.signers.iter().cloned()).collect(),
+        }
+    }
+
     fn route(&self, found: &Found) -> Route {
         if found.viewing {
             return Route::Unchecked { issuer: found.issuer.clone(), reason: viewing_reason(found.issuer.as_deref()) };

@@ -15,6 +15,9 @@ use x509_cert::spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
 use x509_cert::attr::Attribute;
 
+/// What a `SignedData` carries (`EncapsulatedContentInfo`).
+pub use cms::signed_data::EncapsulatedContentInfo as EncapsulatedContent;
+
 pub const ID_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
 pub const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
 pub const ID_CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.3");
@@ -50,7 +53,12 @@ fn attribute(oid: ObjectIdentifier, value: Any) -> der::Result<Attribute> {
 /// the certificate whose DER is `signer_der`: the DER `SET` the signature value is
 /// computed over (RFC 5652 §5.4), and the same attributes as a value.
 pub fn signed_attributes(digest: &[u8; 32], signer_der: &[u8]) -> der::Result<(Vec<u8>, SetOfVec<Attribute>)> {
-    let content_type = attribute(ID_CONTENT_TYPE, Any::encode_from(&ID_DATA)?)?;
+    signed_attributes_of(ID_DATA, digest, signer_der)
+}
+
+/// The same for content of type `content_type` (a timestamp token's is `id-ct-TSTInfo`).
+pub fn signed_attributes_of(content_type: ObjectIdentifier, digest: &[u8; 32], signer_der: &[u8]) -> der::Result<(Vec<u8>, SetOfVec<Attribute>)> {
+    let content_type = attribute(ID_CONTENT_TYPE, Any::encode_from(&content_type)?)?;
     let message_digest = attribute(ID_MESSAGE_DIGEST, Any::encode_from(&OctetString::new(digest.to_vec())?)?)?;
     let cert_hash: [u8; 32] = Sha256::digest(signer_der).into();
     let signing_certificate = SigningCertificateV2 { certs: vec![EssCertIdV2 { cert_hash: OctetString::new(cert_hash.to_vec())? }] };
@@ -61,6 +69,21 @@ pub fn signed_attributes(digest: &[u8; 32], signer_der: &[u8]) -> der::Result<(V
 
 /// The `ContentInfo` of a detached `SignedData` with one signer.
 pub fn signed_data(
+    signer: &Certificate,
+    chain: &[Certificate],
+    signed_attrs: SetOfVec<Attribute>,
+    signature_algorithm: ObjectIdentifier,
+    signature: &[u8],
+    timestamp_token: Option<&[u8]>,
+) -> der::Result<Vec<u8>> {
+    let detached = EncapsulatedContentInfo { econtent_type: ID_DATA, econtent: None };
+    signed_data_of(detached, signer, chain, signed_attrs, signature_algorithm, signature, timestamp_token)
+}
+
+/// The `ContentInfo` of a `SignedData` with one signer over `content` (detached when it
+/// carries none; a timestamp token carries its `TSTInfo`).
+pub fn signed_data_of(
+    content: EncapsulatedContentInfo,
     signer: &Certificate,
     chain: &[Certificate],
     signed_attrs: SetOfVec<Attribute>,
@@ -88,9 +111,10 @@ pub fn signed_data(
     let mut certificates = vec![CertificateChoices::Certificate(signer.clone())];
     certificates.extend(chain.iter().filter(|c| *c != signer).cloned().map(CertificateChoices::Certificate));
     let signed = SignedData {
-        version: CmsVersion::V1,
+        // RFC 5652 §5.1: version 3 when the content is not id-data.
+        version: if content.econtent_type == ID_DATA { CmsVersion::V1 } else { CmsVersion::V3 },
         digest_algorithms: SetOfVec::try_from(vec![sha256()])?,
-        encap_content_info: EncapsulatedContentInfo { econtent_type: ID_DATA, econtent: None },
+        encap_content_info: content,
         certificates: Some(CertificateSet(SetOfVec::try_from(certificates)?)),
         crls: None,
         signer_infos: SignerInfos(SetOfVec::try_from(vec![signer_info])?),

@@ -43,13 +43,26 @@ struct Cert {
 /// A demo key and certificate: `(key PEM, certificate PEM)`, valid from `now` for
 /// `years`, the subject naming `company` and saying it is a demo.
 pub fn certificate(company: &str, now: std::time::SystemTime, years: u64) -> Result<(String, String), String> {
+    made(&format!("{company} (DEMO signing certificate: not for real use)"), false, now, years)
+}
+
+/// The demo's timestamp authority's key and certificate (`esurety demo`): self-signed,
+/// for timestamping only (extended key usage `timeStamping`, critical, as RFC 3161 asks).
+pub fn timestamp_certificate(now: std::time::SystemTime) -> Result<(String, String), String> {
+    made("esurety DEMO timestamp authority (not for real use)", true, now, 1)
+}
+
+const EXTENDED_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
+
+fn made(common_name: &str, timestamping: bool, now: std::time::SystemTime, years: u64) -> Result<(String, String), String> {
+    let company = common_name;
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).map_err(|e| e.to_string())?;
     let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).map_err(|e| e.to_string())?;
     let err = |e: der::Error| e.to_string();
     // RFC 4514 text: commas, plus signs and the like in the company's name escaped.
     let escaped: String = company.chars().flat_map(|c| if ",+\"\\<>;=#".contains(c) { vec!['\\', c] } else { vec![c] }).collect();
-    let name = Name::from_str(&format!("CN={escaped} (DEMO signing certificate: not for real use),O=esurety demo,C=JP")).map_err(err)?;
+    let name = Name::from_str(&format!("CN={escaped},O=esurety demo,C=JP")).map_err(err)?;
     let mut serial = [0u8; 16];
     rng.fill(&mut serial).map_err(|e| e.to_string())?;
     serial[0] &= 0x7f;
@@ -61,12 +74,16 @@ pub fn certificate(company: &str, now: std::time::SystemTime, years: u64) -> Res
         Time::UtcTime(UtcTime::from_unix_duration(since + day * (365 * years as u32)).map_err(err)?),
     );
     let ecdsa = AlgorithmIdentifierOwned { oid: super::cms::ECDSA_WITH_SHA256, parameters: None };
-    let extensions = vec![
+    let mut extensions = vec![
         // A CA of itself: readers take it as its own trust anchor.
         Extension { extn_id: BASIC_CONSTRAINTS, critical: true, extn_value: OctetString::new(vec![0x30, 0x03, 0x01, 0x01, 0xff]).map_err(err)? },
         // digitalSignature, nonRepudiation, keyCertSign.
         Extension { extn_id: KEY_USAGE, critical: true, extn_value: OctetString::new(vec![0x03, 0x02, 0x02, 0xc4]).map_err(err)? },
     ];
+    if timestamping {
+        // digitalSignature, nonRepudiation, keyCertSign (its own anchor); id-kp-timeStamping only.
+        extensions.push(Extension { extn_id: EXTENDED_KEY_USAGE, critical: true, extn_value: OctetString::new(vec![0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08]).map_err(err)? });
+    }
     let tbs = Tbs {
         version: 2,
         serial: SerialNumber::new(&serial).map_err(err)?,

@@ -10,6 +10,7 @@ pub mod cms;
 pub mod demo;
 pub mod pdf;
 pub mod tsa;
+pub mod verify;
 
 use chrono::{DateTime, FixedOffset};
 use der::{Decode, Encode};
@@ -120,6 +121,17 @@ impl Signer {
     /// The DER of the signing certificate.
     pub fn certificate_der(&self) -> Vec<u8> {
         self.certificate.to_der().unwrap_or_default()
+    }
+
+    /// The signing certificate and the rest of its chain, DER: what the owner side of
+    /// this deployment trusts for the company's own PDFs.
+    pub fn certificates_der(&self) -> Vec<Vec<u8>> {
+        std::iter::once(&self.certificate).chain(&self.chain).filter_map(|c| c.to_der().ok()).collect()
+    }
+
+    /// The signing certificate, PEM: what the company publishes for owners to trust.
+    pub fn certificate_pem(&self) -> String {
+        der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &self.certificate_der()).unwrap_or_default()
     }
 
     /// The signing certificate's last day.

@@ -65,7 +65,13 @@ struct TimeStampResp {
 pub struct Tsa {
     url: url::Url,
     tls: Option<tokio_rustls::TlsConnector>,
+    /// Until when the authority is taken as away (it did not answer a moment ago): each
+    /// application of a pass then waits at once instead of each waiting [`TIMEOUT`].
+    away_until: std::sync::Mutex<Option<(std::time::Instant, String)>>,
 }
+
+/// How long an authority that did not answer is left alone.
+const AWAY_FOR: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for Tsa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -121,7 +127,7 @@ impl Tsa {
         if url.host_str().is_none() {
             return Err(format!("{url}: no host"));
         }
-        Ok(Tsa { url, tls })
+        Ok(Tsa { url, tls, away_until: std::sync::Mutex::new(None) })
     }
 
     async fn ask(&self, body: Vec<u8>) -> Result<Vec<u8>, TsaError> {
@@ -180,11 +186,22 @@ impl Tsa {
         for n in &mut nonces {
             rng.fill(n).map_err(|_| TsaError::Invalid("no random source".into()))?;
         }
+        if let Some((until, why)) = self.away_until.lock().unwrap_or_else(|p| p.into_inner()).clone()
+            && std::time::Instant::now() < until
+        {
+            return Err(TsaError::Away(self.url.to_string(), format!("{why} (a moment ago; asked again within {} s)", AWAY_FOR.as_secs())));
+        }
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| TsaError::Away(self.url.to_string(), e.to_string()))?;
-        rt.block_on(async {
+        let got: Result<Vec<Vec<u8>>, TsaError> = rt.block_on(async {
             let asks = digests.iter().zip(nonces).map(|(d, n)| self.stamp(*d, n));
             futures::future::join_all(asks).await.into_iter().collect()
-        })
+        });
+        let mut away = self.away_until.lock().unwrap_or_else(|p| p.into_inner());
+        *away = match &got {
+            Err(TsaError::Away(_, why)) => Some((std::time::Instant::now() + AWAY_FOR, why.clone())),
+            _ => None,
+        };
+        got
     }
 }
 

@@ -41,6 +41,16 @@ pub struct OwnerFigures {
     pub unchecked_waiting: u32,
     /// Messages of the mailbox not yet answered (a registry away, a lock), now.
     pub pending: u32,
+    /// Pairs of the period whose PDF's signature is broken (the file was altered): number
+    /// and sender, for staff to look at.
+    pub broken_signatures: Vec<BrokenSignature>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BrokenSignature {
+    pub number: String,
+    pub from: String,
+    pub result: String,
 }
 
 impl Store {
@@ -78,10 +88,14 @@ impl Store {
         let mut f = self.conn.query_row(
             "SELECT count(DISTINCT message), count(*) FILTER (WHERE result = 'accepted'), count(*) FILTER (WHERE result = 'rejected'), count(*) FILTER (WHERE result = 'unchecked')
              FROM submissions WHERE owner = ?1 AND checked_at > ?2 AND checked_at <= ?3",
-            params![owner, from, to], |r| Ok(OwnerFigures { submissions: r.get(0)?, accepted: r.get(1)?, rejected: r.get(2)?, unchecked: r.get(3)?, unchecked_waiting: 0, pending: 0 }),
+            params![owner, from, to], |r| Ok(OwnerFigures { submissions: r.get(0)?, accepted: r.get(1)?, rejected: r.get(2)?, unchecked: r.get(3)?, unchecked_waiting: 0, pending: 0, broken_signatures: vec![] }),
         )?;
         f.unchecked_waiting = self.conn.query_row("SELECT count(*) FROM submissions WHERE owner = ?1 AND result = 'unchecked'", [owner], |r| r.get(0))?;
         f.pending = self.conn.query_row("SELECT count(*) FROM messages WHERE mailbox = ?1 AND side = 'owner' AND state = 'new'", [mailbox], |r| r.get(0))?;
+        f.broken_signatures = self.conn.query_map(
+            "SELECT number, sender, result FROM submissions WHERE owner = ?1 AND checked_at > ?2 AND checked_at <= ?3 AND signature = 'broken' ORDER BY id LIMIT 50",
+            params![owner, from, to], |r| Ok(BrokenSignature { number: r.get(0)?, from: r.get(1)?, result: r.get(2)? }),
+        )?;
         Ok(f)
     }
 

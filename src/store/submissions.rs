@@ -25,15 +25,21 @@ pub struct SubmissionRow {
     pub issuer: Option<String>,
     /// Who settled it by hand, when it was `unchecked` (desk).
     pub settled_by: Option<String>,
+    /// What the PDF's signature said: `valid`, `broken`, `untrusted` or `none` (`None`:
+    /// registered before signatures were checked).
+    pub signature: Option<String>,
+    /// Why, when the signature is not `valid` (nor `none`).
+    pub signature_reason: Option<String>,
 }
 
 impl Tx<'_> {
     pub fn register(&self, message: i64, row: &SubmissionRow) -> Result<()> {
         self.c().execute(
-            "INSERT INTO submissions (message, owner, message_id, sender, received_at, number, source, product, project, result, reasons, version, checked_at, issuer)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            "INSERT INTO submissions (message, owner, message_id, sender, received_at, number, source, product, project, result, reasons, version, checked_at, issuer, signature, signature_reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             params![message, row.owner, row.message_id, row.from, row.received_at, row.number, row.source, row.product, row.project,
-                    row.result, serde_json::to_string(&row.reasons).unwrap_or_default(), row.version, row.checked_at, row.issuer],
+                    row.result, serde_json::to_string(&row.reasons).unwrap_or_default(), row.version, row.checked_at, row.issuer,
+                    row.signature, row.signature_reason],
         )?;
         Ok(())
     }
@@ -88,14 +94,15 @@ impl Store {
 
     fn submissions_where(&self, condition: &str, params: &[&dyn super::db::ToValue]) -> Result<Vec<SubmissionRow>> {
         self.conn.query_map(&format!(
-            "SELECT owner, message_id, sender, received_at, number, source, product, project, result, reasons, version, checked_at, issuer, id, settled_by
+            "SELECT owner, message_id, sender, received_at, number, source, product, project, result, reasons, version, checked_at, issuer, id, settled_by,
+                    signature, signature_reason
              FROM submissions WHERE {condition}"), params, |r| {
             let reasons: String = r.get(9)?;
             Ok(SubmissionRow {
                 owner: r.get(0)?, message_id: r.get(1)?, from: r.get(2)?, received_at: r.get(3)?, number: r.get(4)?,
                 source: r.get(5)?, product: r.get(6)?, project: r.get(7)?, result: r.get(8)?,
                 reasons: serde_json::from_str(&reasons).unwrap_or_default(), version: r.get(10)?, checked_at: r.get(11)?,
-                issuer: r.get(12)?, id: r.get(13)?, settled_by: r.get(14)?,
+                issuer: r.get(12)?, id: r.get(13)?, settled_by: r.get(14)?, signature: r.get(15)?, signature_reason: r.get(16)?,
             })
         })
     }

@@ -23,7 +23,7 @@ impl Setup {
     pub fn init(args: &[&str]) -> Setup {
         let tmp = esurety::testing::tempdir().unwrap();
         let dir = tmp.path().join("demo");
-        let out = Command::new(env!("CARGO_BIN_EXE_esurety")).arg("init").args(args).arg(&dir).output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_esurety")).arg("init").args(args).arg(&dir).env("ESURETY_TEST_NOW", NOW).output().unwrap();
         assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
         let s = Setup { _tmp: tmp, dir, seq: std::cell::Cell::new(0), env: Default::default() };
         if crate::pg::on_postgres() {
@@ -37,7 +37,7 @@ impl Setup {
     pub fn on_sqlite() -> Setup {
         let tmp = esurety::testing::tempdir().unwrap();
         let dir = tmp.path().join("demo");
-        let out = Command::new(env!("CARGO_BIN_EXE_esurety")).arg("init").arg(&dir).output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_esurety")).arg("init").arg(&dir).env("ESURETY_TEST_NOW", NOW).output().unwrap();
         assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
         Setup { _tmp: tmp, dir, seq: std::cell::Cell::new(0), env: Default::default() }
     }

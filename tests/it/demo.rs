@@ -52,3 +52,33 @@ fn the_demo_tells_the_whole_story_without_printing_a_key() {
         assert!(!listings.contains(&k), "key {k} printed by a listing");
     }
 }
+
+/// The demo's PDFs are signed by the demo company and timestamped by the demo's
+/// timestamp authority; pdfsig and pyHanko say so, trusting the two demo certificates the
+/// demo writes; the water authority registers each forwarded PDF's signature as valid.
+#[test]
+fn the_demos_pdfs_are_signed_and_timestamped_and_the_water_authority_checks_them() {
+    let tmp = esurety::testing::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let out = Command::new(env!("CARGO_BIN_EXE_esurety")).arg("demo").arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("デモ用の時刻認証局"), "{stdout}");
+    let (signer, tsa) = (dir.join("company/signing-chain.pem"), dir.join("company/demo-tsa.pem"));
+    let pades = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/pades.sh");
+    let mut looked = 0;
+    for e in std::fs::read_dir(dir.join("pdfs")).unwrap() {
+        let p = e.unwrap().path();
+        let report = Command::new(&pades).arg("pyhanko-pretty").arg(&p).arg(&signer).arg(&tsa).output().unwrap();
+        let report = String::from_utf8_lossy(&report.stdout);
+        assert!(report.contains("The signature is judged VALID") && report.contains("esurety DEMO timestamp authority"), "{}: {report}", p.display());
+        let pdfsig = Command::new(&pades).arg("pdfsig").arg(&p).arg(&signer).output().unwrap();
+        let pdfsig = String::from_utf8_lossy(&pdfsig.stdout);
+        assert!(pdfsig.contains("Signature is Valid.") && pdfsig.contains("Certificate is Trusted.") && pdfsig.contains("Total document signed"), "{}: {pdfsig}", p.display());
+        looked += 1;
+    }
+    assert!(looked >= 12, "every mailed PDF looked at: {looked}");
+    // Five pairs accepted from forwarded PDFs and typed text: the PDFs' signatures valid.
+    assert!(stdout.matches("電子署名：有効").count() >= 4, "{stdout}");
+    assert!(!stdout.contains("電子署名：改変あり") && !stdout.contains("確認できない発行元"), "{stdout}");
+}

@@ -188,6 +188,9 @@ fn an_owner_on_its_own_machine_accepts_rejects_and_leaves_unchecked_through_the_
     // The company's daemon: mailboxes and the registry on [web].
     let registry = Serving::start(&company, &["run", "--interval", "1"]);
     let o = owner(&registry.url, &token);
+    // The company's signing certificate, as it publishes it, trusted for its PDFs.
+    std::fs::copy(company.dir.join("signing-chain.pem"), o.dir.join("ejcs-signing.pem")).unwrap();
+    o.edit_config(|t| t.replace("# signer_ca_file = \"ejcs-signing.pem\"", "signer_ca_file = \"ejcs-signing.pem\""));
     let m = company.mails(MARUICHI).remove(0);
     let t = company.mails(TORIDE_KOGYO).remove(0);
     let notice = m.attachments.iter().find(|(n, _)| n.contains("35075-00001M")).unwrap().1.clone();
@@ -209,6 +212,7 @@ fn an_owner_on_its_own_machine_accepts_rejects_and_leaves_unchecked_through_the_
     let fwd: Vec<&Value> = subs.iter().filter(|s| s["message_id"] == "<fwd@maruichi.example>").collect();
     assert_eq!(fwd.len(), 2, "{subs:#?}\n{said}");
     assert!(fwd.iter().all(|s| s["result"] == "accepted" && s["issuer"] == "東日本建設業保証株式会社"), "{fwd:?}");
+    assert!(fwd.iter().all(|s| s["signature"] == "valid"), "the company's signature, trusted: {fwd:?}");
     let wrong = subs.iter().find(|s| s["message_id"] == "<wrong@maruichi.example>").unwrap();
     assert_eq!(wrong["result"], "rejected");
     assert!(wrong["reasons"][0].as_str().unwrap().contains("一致しません"), "{wrong}");
@@ -218,6 +222,7 @@ fn an_owner_on_its_own_machine_accepts_rejects_and_leaves_unchecked_through_the_
     let altered = subs.iter().find(|s| s["message_id"] == "<altered@maruichi.example>").unwrap();
     assert_eq!(altered["result"], "rejected");
     assert!(altered["reasons"][0].as_str().unwrap().contains("工事名"), "{altered}");
+    assert_eq!(altered["signature"], "none", "typeset by another tool, unsigned: {altered}");
     let west = result_of(&subs, "27075-00012M");
     assert_eq!((west["result"].as_str(), west["issuer"].as_str()), (Some("unchecked"), Some("西日本建設業保証株式会社")), "{west}");
     let insurer = result_of(&subs, "T2026-0034471");
@@ -271,6 +276,9 @@ fn submissions_wait_while_the_registry_is_away_and_are_checked_when_it_is_back()
     let subs = submissions(&o);
     assert_eq!(subs.len(), 2, "{subs:?}");
     assert!(subs.iter().all(|s| s["result"] == "accepted"), "{subs:?}");
+    // No signer_ca_file for this issuer: the signed PDFs are registered `untrusted`, and
+    // the registry's answer still decides.
+    assert!(subs.iter().all(|s| s["signature"] == "untrusted" && s["signature_reason"].as_str().unwrap().contains("signer_ca_file")), "{subs:?}");
 
     // A revoked token: a clear error, nothing rejected, the submission waits.
     company.run_ok(&["token", "revoke", "1"]);
@@ -390,6 +398,9 @@ fn an_owner_checks_through_https_with_the_companys_ca() {
     let subs = submissions(&o);
     assert_eq!(subs.len(), 2, "{subs:?}");
     assert!(subs.iter().all(|s| s["result"] == "accepted"), "{subs:?}");
+    // No signer_ca_file for this issuer: the signed PDFs are registered `untrusted`, and
+    // the registry's answer still decides.
+    assert!(subs.iter().all(|s| s["signature"] == "untrusted" && s["signature_reason"].as_str().unwrap().contains("signer_ca_file")), "{subs:?}");
 
     // Without the company's CA the owner side does not trust the server: it waits.
     let o2 = owner(&url, &token);

@@ -127,6 +127,13 @@ fn a_company_certificate_from_a_pkcs12_file_signs_and_chains_to_its_ca() {
         assert_valid(&s.dir, name, pdf, &ca);
         let (pdfsig, _) = judged(&s.dir, name, pdf, &ca);
         assert!(pdfsig.contains("Signer Certificate Common Name: Higashi Nihon Surety Co."), "{pdfsig}");
+        // The owner side, trusting the CA (signer_ca_file), follows the same chain.
+        use esurety::signature::verify::{SignatureStatus, anchors_pem, judge};
+        let read = esurety::owner::submission::pdf::read(pdf).unwrap();
+        let now = std::time::SystemTime::now();
+        assert_eq!(judge(read.signature.as_ref(), &anchors_pem(&std::fs::read(&ca).unwrap()).unwrap(), now).status, SignatureStatus::Valid, "{name}");
+        let other = esurety::signature::demo::certificate("別会社", now, 1).unwrap().1;
+        assert_eq!(judge(read.signature.as_ref(), &anchors_pem(other.as_bytes()).unwrap(), now).status, SignatureStatus::Untrusted, "{name}");
     }
 }
 
@@ -336,4 +343,66 @@ fn with_a_timestamp_authority_every_signature_is_timestamped_and_an_authority_aw
     assert_eq!(mails.len(), 2, "mailed once the authority is back");
     let before = pdfs.len();
     assert_eq!(tsa.issued(), before + mails.iter().find(|m| m.attachments != *pdfs).unwrap().attachments.len());
+}
+
+/// `pdf` with one byte changed where no reader looks: the binary comment on its second
+/// line. The file still opens and reads as before; only its signature tells.
+fn altered_unseen(pdf: &[u8]) -> Vec<u8> {
+    let mut b = pdf.to_vec();
+    let at = b.iter().position(|&c| c == b'\n').expect("a first line") + 2;
+    assert!(b[at - 1] == b'%' && b[at] >= 0x80, "a binary comment on the second line");
+    b[at] ^= 0x01;
+    b
+}
+
+#[test]
+fn the_owner_side_registers_each_pdfs_signature_and_flags_an_altered_file_to_staff() {
+    let s = Setup::new();
+    s.edit_config(|t| t.replacen("contracts_address = \"keiyaku@kwsa.example\"", "contracts_address = \"keiyaku@kwsa.example\"\nstaff_address = \"keiyaku-staff@kwsa.example\"", 1));
+    s.drop_mail(KANAGAWA, &application(0));
+    s.drop_mail(KANAGAWA, &application(1));
+    s.once();
+    let mails = s.mails(MARUICHI);
+    assert_eq!(mails.len(), 2);
+    let notice = |m: &crate::common::Mail| m.attachments.iter().find(|(n, _)| n.starts_with("認証キーのお知らせ")).unwrap().1.clone();
+    let (first, second) = (notice(&mails[0]), notice(&mails[1]));
+    let number = |pdf: &[u8]| {
+        let text = pdf_text(pdf);
+        let at = text.find("35075-").expect("a number in the notice");
+        text[at..at + 12].to_string()
+    };
+    let (n1, n2) = (number(&first), number(&second));
+    assert_ne!(n1, n2);
+    let changed = altered_unseen(&second);
+    assert_eq!(pdf_text(&changed), pdf_text(&second), "the changed file reads as before");
+
+    // As mailed (forwarded whole), a changed file attached, and the number typed.
+    s.drop_mail("keiyaku@kwsa.example", &crate::support::forward(MARUICHI, "keiyaku@kwsa.example", "<sig-fwd@maruichi.example>", &mails[0].raw));
+    s.drop_mail("keiyaku@kwsa.example", &crate::support::attach(MARUICHI, "keiyaku@kwsa.example", "<sig-changed@maruichi.example>", "notice.pdf", &changed));
+    let key1 = crate::common::key_in(&pdf_text(&first)).unwrap();
+    s.drop_mail("keiyaku@kwsa.example", &crate::support::typed(MARUICHI, "keiyaku@kwsa.example", "<sig-typed@maruichi.example>", &n1, &key1));
+    s.once();
+    let subs = s.json(&["submissions"]);
+    let of = |mid: &str| subs.as_array().unwrap().iter().find(|r| r["message_id"] == mid).unwrap_or_else(|| panic!("{mid} in {subs:#}")).clone();
+    let fwd = of("<sig-fwd@maruichi.example>");
+    assert_eq!((fwd["result"].as_str(), fwd["signature"].as_str()), (Some("accepted"), Some("valid")), "{fwd}");
+    // The registry's answer decides: number and key are right, so accepted; the
+    // signature says the file is not what was issued.
+    let bad = of("<sig-changed@maruichi.example>");
+    assert_eq!((bad["result"].as_str(), bad["signature"].as_str()), (Some("accepted"), Some("broken")), "{bad}");
+    assert!(bad["signature_reason"].as_str().unwrap().contains("変更"), "{bad}");
+    let typed = of("<sig-typed@maruichi.example>");
+    assert_eq!(typed["signature"], "none", "{typed}");
+    // The sender is answered as before.
+    let replies: Vec<_> = s.mails(MARUICHI).into_iter().filter(|m| m.subject.contains("受付")).collect();
+    assert!(replies.len() >= 3, "{:?}", replies.iter().map(|m| &m.subject).collect::<Vec<_>>());
+    // `esurety submissions` says it to staff at a terminal.
+    let listed = s.run_ok(&["submissions"]);
+    assert!(listed.lines().any(|l| l.contains(&n2) && l.contains("signature broken")), "{listed}");
+
+    // The owner's staff digest names it.
+    assert!(s.run_ok(&["digest"]).contains("digest(s) written"));
+    let digest = s.mails("relay").into_iter().find(|m| m.to == ["keiyaku-staff@kwsa.example"]).expect("the owner staff's digest");
+    assert!(digest.body.contains("電子署名が壊れている") && digest.body.contains(&n2), "{}", digest.body);
+    assert!(!digest.body.contains(&n1), "only the altered one is named: {}", digest.body);
 }

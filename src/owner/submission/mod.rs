@@ -9,6 +9,7 @@ pub mod worker;
 
 use crate::intake::letter::{Letter, Piece};
 use crate::domain::Found;
+use crate::signature::verify::Inspected;
 use pdf::PdfError;
 use worker::PdfReader;
 
@@ -17,6 +18,8 @@ use worker::PdfReader;
 pub struct Reading {
     pub found: Vec<Found>,
     pub unreadable: Vec<(Option<String>, PdfError)>,
+    /// For each number found in a PDF, that PDF's signature by itself (`None`: unsigned).
+    pub signatures: std::collections::HashMap<String, Option<Inspected>>,
 }
 
 /// Every pair in a message; one per certificate number, a PDF's reading preferred.
@@ -26,11 +29,19 @@ pub fn read(letter: &Letter, reader: &dyn PdfReader) -> Reading {
         match piece {
             Piece::Pdf { name, bytes, .. } => match reader.read(bytes) {
                 Ok(t) => {
+                    let before = r.found.len();
                     for page in &t.pages {
                         r.found.extend(find::pairs(page, "pdf"));
                     }
                     if let Some(f) = from_data(&t) {
                         r.found.push(f);
+                    }
+                    // A number in two PDFs: a broken signature is what staff must see.
+                    for f in &r.found[before..] {
+                        let slot = r.signatures.entry(f.number.clone()).or_insert_with(|| t.signature.clone());
+                        if matches!(t.signature, Some(Inspected::Broken(_))) {
+                            *slot = t.signature.clone();
+                        }
                     }
                 }
                 Err(e) => {

@@ -12,11 +12,18 @@ pub struct PdfText {
     pub pages: Vec<String>,
     /// The embedded `esurety.json`, when the PDF carries one.
     pub data: Option<serde_json::Value>,
+    /// Its signature by itself (`None`: it carries none); trust is judged by the daemon.
+    #[serde(default)]
+    pub signature: Option<crate::signature::verify::Inspected>,
 }
 
 impl std::fmt::Debug for PdfText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PdfText({} page(s), {} chars, data: {})", self.pages.len(), self.pages.iter().map(|p| p.chars().count()).sum::<usize>(), self.data.is_some())
+        write!(f, "PdfText({} page(s), {} chars, data: {}, signature: {:?})", self.pages.len(), self.pages.iter().map(|p| p.chars().count()).sum::<usize>(), self.data.is_some(), self.signature.as_ref().map(|s| match s {
+            crate::signature::verify::Inspected::Intact { .. } => "intact",
+            crate::signature::verify::Inspected::Broken(_) => "broken",
+            crate::signature::verify::Inspected::Unsupported(_) => "unsupported",
+        }))
     }
 }
 
@@ -67,7 +74,36 @@ pub fn read_with(bytes: &[u8], limits: PdfLimits) -> Result<PdfText, PdfError> {
         return Err(PdfError::TooManyPages(page_numbers.len()));
     }
     let pages = page_numbers.iter().map(|p| doc.extract_text(&[*p]).unwrap_or_default()).collect();
-    Ok(PdfText { pages, data: embedded_json(&doc) })
+    let signature = crate::signature::verify::inspect(bytes, &byte_ranges(&doc));
+    Ok(PdfText { pages, data: embedded_json(&doc), signature })
+}
+
+/// The `/ByteRange` of every signature dictionary (an object of its own, or a field's
+/// `/V` written in place).
+fn byte_ranges(doc: &Document) -> Vec<[i64; 4]> {
+    fn range(d: &lopdf::Dictionary) -> Option<[i64; 4]> {
+        let a = d.get(b"ByteRange").ok()?.as_array().ok()?;
+        d.get(b"Contents").ok()?.as_str().ok()?;
+        match a.as_slice() {
+            [a, b, c, d] => Some([a.as_i64().ok()?, b.as_i64().ok()?, c.as_i64().ok()?, d.as_i64().ok()?]),
+            _ => None,
+        }
+    }
+    let mut out = Vec::new();
+    for object in doc.objects.values() {
+        let Ok(d) = object.as_dict() else { continue };
+        if let Some(r) = range(d) {
+            out.push(r);
+        } else if let Some(r) = d.get(b"V").ok().and_then(|v| v.as_dict().ok()).and_then(range) {
+            out.push(r);
+        }
+        if out.len() >= 64 {
+            break;
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// catalog → /Names → /EmbeddedFiles → (name tree) → filespec /EF /F → stream.

@@ -1,6 +1,7 @@
 //! The owner's contract staff's pages: the register of submissions (accepted, rejected
 //! with reasons, unchecked with why), and settling an unchecked one by hand.
 
+use crate::signature::verify::SignatureStatus;
 use super::{check_form, counts, done, forbidden, notice, page, refused, short_time, staff, store_failed, with_store};
 use crate::web::App;
 use axum::extract::{Path, Query, State};
@@ -37,6 +38,8 @@ async fn submissions(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): 
             "id": r.id, "owner": r.owner, "from": r.from, "received": short_time(&r.received_at), "number": r.number, "project": r.project,
             "product": r.product, "result": r.result, "reasons": r.reasons, "issuer": r.issuer, "settled_by": r.settled_by,
             "label": match r.result.as_str() { "accepted" => "受付", "rejected" => "受付できず", "unchecked" => "担当者確認待ち", _ => "" },
+            "signature": r.signature, "signature_reason": r.signature_reason,
+            "signature_label": r.signature.as_deref().and_then(SignatureStatus::parse).map(SignatureStatus::label),
         })).collect();
         Ok((counts(s, e, &scope)?, json!(rows)))
     }).await;

@@ -1,0 +1,386 @@
+//! Checking the signature on a PDF someone sent (signing.md § The owner side), in two
+//! halves. [`inspect`] reads the file, which is a stranger's: it runs in the PDF worker
+//! beside the text (see `owner::submission::worker`) and answers whether the signature
+//! is intact and covers the whole file, and which certificates it carries. [`judge`] then
+//! decides with the certificates the owner trusts for that issuer: `valid`, `broken`,
+//! `untrusted` (or `none`, a file without a signature). Both are pure.
+//!
+//! What is checked: the signed byte range is the whole file but the signature's own
+//! place; its SHA-256 is the signed message digest; the signature over the signed
+//! attributes verifies with a certificate the signature carries; that certificate leads,
+//! through certificates the signature carries, to one the owner trusts, each issuer's
+//! signature verifying and each certificate in force at the time of the signature (its
+//! timestamp's, when it carries one for its value; else the time of the check). The
+//! timestamp authority's own signature is not judged here (pyHanko and Adobe do).
+
+use der::asn1::{GeneralizedTime, ObjectIdentifier, OctetString};
+use der::{Decode, Encode, Reader};
+use ring::signature::{self as algo, UnparsedPublicKey, VerificationAlgorithm};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use x509_cert::Certificate;
+
+use super::cms::{ID_MESSAGE_DIGEST, ID_SHA256, ID_SIGNED_DATA, ID_TIME_STAMP_TOKEN};
+
+/// The most signatures looked at in one file.
+const MAX_SIGNATURES: usize = 16;
+/// The most certificates taken from one signature, and the longest chain followed.
+const MAX_CERTIFICATES: usize = 16;
+
+/// What the signature of a file says by itself (no trust yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Inspected {
+    /// The file is as signed: the certificates it carries (DER, the signer's first) and
+    /// the time of its timestamp (RFC 3339), when it has one for this signature.
+    Intact { certificates: Vec<Vec<u8>>, timestamp: Option<String> },
+    /// The file is not as signed, or the signature is not one: why, in Japanese.
+    Broken(String),
+    /// A signature made in a way not checked here (another digest, another key type).
+    Unsupported(String),
+}
+
+/// The register's `signature`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureStatus {
+    Valid,
+    Broken,
+    Untrusted,
+    None,
+}
+
+impl SignatureStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureStatus::Valid => "valid",
+            SignatureStatus::Broken => "broken",
+            SignatureStatus::Untrusted => "untrusted",
+            SignatureStatus::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SignatureStatus> {
+        [SignatureStatus::Valid, SignatureStatus::Broken, SignatureStatus::Untrusted, SignatureStatus::None].into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// For people (desk, digest).
+    pub fn label(self) -> &'static str {
+        match self {
+            SignatureStatus::Valid => "電子署名：有効",
+            SignatureStatus::Broken => "電子署名：改変あり",
+            SignatureStatus::Untrusted => "電子署名：確認できない発行元",
+            SignatureStatus::None => "電子署名なし",
+        }
+    }
+}
+
+/// A signature judged: its status and, unless valid or none, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureCheck {
+    pub status: SignatureStatus,
+    pub reason: Option<String>,
+}
+
+/// The signature of `pdf` (whose signature dictionaries are `signatures`: each one's
+/// `/ByteRange`), by itself. `None`: the file carries no signature. Of several, a broken
+/// one wins; else the one covering the most of the file is told.
+pub fn inspect(pdf: &[u8], signatures: &[[i64; 4]]) -> Option<Inspected> {
+    let mut best: Option<(usize, Inspected)> = None;
+    for range in signatures.iter().take(MAX_SIGNATURES) {
+        let (covered, result) = match one(pdf, *range) {
+            Ok((covered, i)) => (covered, i),
+            Err(i) => (usize::MAX, i),
+        };
+        if matches!(result, Inspected::Broken(_)) {
+            return Some(result);
+        }
+        if best.as_ref().is_none_or(|(c, _)| covered > *c) {
+            best = Some((covered, result));
+        }
+    }
+    best.map(|(_, i)| i)
+}
+
+fn broken(why: &str) -> Inspected {
+    Inspected::Broken(why.to_string())
+}
+
+/// One signature: `Ok((bytes covered, what it says))`.
+fn one(pdf: &[u8], [a, b, c, d]: [i64; 4]) -> Result<(usize, Inspected), Inspected> {
+    let bad_range = || broken("署名の範囲が正しくありません");
+    let [a, b, c, d] = [a, b, c, d].map(|v| usize::try_from(v).ok());
+    let (Some(0), Some(b), Some(c), Some(d)) = (a, b, c, d) else { return Err(bad_range()) };
+    let end = c.checked_add(d).ok_or_else(bad_range)?;
+    if !(b < c && c <= pdf.len() && end <= pdf.len() && c - b >= 2 && pdf[b] == b'<' && pdf[c - 1] == b'>') {
+        return Err(bad_range());
+    }
+    // Bytes after the signed range: the file was changed after it was signed (only line
+    // ends, which mail may add, are let through).
+    if pdf[end..].iter().any(|x| !x.is_ascii_whitespace() && *x != 0) {
+        return Err(broken("署名の後にファイルが変更されています"));
+    }
+    let contents = hex(&pdf[b + 1..c - 1]).ok_or_else(|| broken("署名の値が読み取れません"))?;
+    let mut hasher = Sha256::new();
+    hasher.update(&pdf[..b]);
+    hasher.update(&pdf[c..end]);
+    let digest: [u8; 32] = hasher.finalize().into();
+    Ok((end, cms(&contents, &digest)))
+}
+
+fn hex(text: &[u8]) -> Option<Vec<u8>> {
+    let digits: Vec<u8> = text.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect();
+    let value = |c: u8| (c as char).to_digit(16).map(|v| v as u8);
+    let mut out = Vec::with_capacity(digits.len() / 2 + 1);
+    for pair in digits.chunks(2) {
+        let hi = value(pair[0])?;
+        let lo = match pair.get(1) {
+            Some(&l) => value(l)?,
+            None => 0,
+        };
+        out.push(hi << 4 | lo);
+    }
+    Some(out)
+}
+
+/// The CMS `SignedData` of `/Contents` (zero padded) against the digest of the signed range.
+fn cms(contents: &[u8], digest: &[u8; 32]) -> Inspected {
+    use cms::content_info::ContentInfo;
+    use cms::signed_data::{SignedData, SignerIdentifier};
+    let unreadable = || broken("署名の値が読み取れません");
+    let Ok(mut reader) = der::SliceReader::new(contents) else { return unreadable() };
+    let Ok(info) = ContentInfo::decode(&mut reader) else { return unreadable() };
+    if info.content_type != ID_SIGNED_DATA {
+        return unreadable();
+    }
+    let Ok(signed) = info.content.decode_as::<SignedData>() else { return unreadable() };
+    let certificates: Vec<Certificate> = signed.certificates.iter().flat_map(|set| set.0.iter()).filter_map(|c| match c {
+        cms::cert::CertificateChoices::Certificate(c) => Some(c.clone()),
+        _ => None,
+    }).take(MAX_CERTIFICATES).collect();
+    let Some(si) = signed.signer_infos.0.iter().next() else { return unreadable() };
+    if si.digest_alg.oid != ID_SHA256 {
+        return Inspected::Unsupported(format!("SHA-256 以外のハッシュ（{}）による署名です", si.digest_alg.oid));
+    }
+    let Some(attrs) = &si.signed_attrs else { return broken("署名に署名属性がありません") };
+    let signed_digest = attrs.iter().find(|a| a.oid == ID_MESSAGE_DIGEST).and_then(|a| a.values.iter().next()).and_then(|v| v.decode_as::<OctetString>().ok());
+    let Some(signed_digest) = signed_digest else { return broken("署名にファイルのハッシュ値がありません") };
+    if signed_digest.as_bytes() != digest {
+        return broken("署名の後にファイルが変更されています（ハッシュ値が一致しません）");
+    }
+    let Ok(attrs_der) = attrs.to_der() else { return unreadable() };
+    let signature = si.signature.as_bytes();
+    // The signer: the certificate the signer info names, else any that verifies.
+    let named = |c: &&Certificate| match &si.sid {
+        SignerIdentifier::IssuerAndSerialNumber(ias) => c.tbs_certificate().issuer() == &ias.issuer && c.tbs_certificate().serial_number() == &ias.serial_number,
+        SignerIdentifier::SubjectKeyIdentifier(_) => true,
+    };
+    let mut unsupported = None;
+    let signer = certificates.iter().filter(named).find(|c| match verify_with(c, &si.signature_algorithm.oid, &attrs_der, signature) {
+        Ok(ok) => ok,
+        Err(e) => {
+            unsupported = Some(e);
+            false
+        }
+    });
+    let Some(signer) = signer else {
+        return match unsupported {
+            Some(e) => Inspected::Unsupported(e),
+            None => broken("署名の値が署名者の証明書と一致しません"),
+        };
+    };
+    let mut ders: Vec<Vec<u8>> = vec![signer.to_der().unwrap_or_default()];
+    ders.extend(certificates.iter().filter(|c| *c != signer).filter_map(|c| c.to_der().ok()));
+    let timestamp = si.unsigned_attrs.as_ref()
+        .and_then(|u| u.iter().find(|a| a.oid == ID_TIME_STAMP_TOKEN))
+        .and_then(|a| a.values.iter().next())
+        .and_then(|token| token_time(&token.to_der().ok()?, signature));
+    Inspected::Intact { certificates: ders, timestamp }
+}
+
+/// The time of a timestamp token whose imprint is the SHA-256 of `signature`.
+fn token_time(token: &[u8], signature: &[u8]) -> Option<String> {
+    let info = cms::content_info::ContentInfo::from_der(token).ok()?;
+    let signed = info.content.decode_as::<cms::signed_data::SignedData>().ok()?;
+    let tst = signed.encap_content_info.econtent?.decode_as::<OctetString>().ok()?;
+    let mut r = der::SliceReader::new(tst.as_bytes()).ok()?;
+    let (imprint, time) = r.sequence(|r| -> der::Result<(OctetString, GeneralizedTime)> {
+        let _version: der::asn1::Int = r.decode()?;
+        let _policy: ObjectIdentifier = r.decode()?;
+        let imprint = r.sequence(|r| {
+            let _algorithm: der::Any = r.decode()?;
+            r.decode::<OctetString>()
+        })?;
+        let _serial: der::asn1::Int = r.decode()?;
+        let time: GeneralizedTime = r.decode()?;
+        let rest = r.remaining_len();
+        r.read_slice(rest)?;
+        Ok((imprint, time))
+    }).ok()?;
+    let want: [u8; 32] = Sha256::digest(signature).into();
+    (imprint.as_bytes() == want).then(|| chrono::DateTime::<chrono::Utc>::from(time.to_system_time()).to_rfc3339())
+}
+
+const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const SHA256_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+const SHA384_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+const SHA512_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
+const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+
+/// Whether `signature` over `message` verifies with `key`'s public key by `algorithm`;
+/// `Err` names an algorithm or key not checked here.
+fn verify_with(key: &Certificate, algorithm: &ObjectIdentifier, message: &[u8], signature: &[u8]) -> Result<bool, String> {
+    let spki = key.tbs_certificate().subject_public_key_info();
+    let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+    let rsa = spki.algorithm.oid == RSA_ENCRYPTION;
+    let ec = spki.algorithm.oid == EC_PUBLIC_KEY;
+    let chosen: &dyn VerificationAlgorithm = match (*algorithm, ec, rsa, curve) {
+        // CMS signers may name the key's algorithm for ECDSA; the digest is SHA-256 then.
+        (ECDSA_SHA256 | EC_PUBLIC_KEY, true, _, Some(P256)) => &algo::ECDSA_P256_SHA256_ASN1,
+        (ECDSA_SHA256 | EC_PUBLIC_KEY, true, _, Some(P384)) => &algo::ECDSA_P384_SHA256_ASN1,
+        (ECDSA_SHA384, true, _, Some(P256)) => &algo::ECDSA_P256_SHA384_ASN1,
+        (ECDSA_SHA384, true, _, Some(P384)) => &algo::ECDSA_P384_SHA384_ASN1,
+        (SHA256_RSA | RSA_ENCRYPTION, _, true, _) => &algo::RSA_PKCS1_2048_8192_SHA256,
+        (SHA384_RSA, _, true, _) => &algo::RSA_PKCS1_2048_8192_SHA384,
+        (SHA512_RSA, _, true, _) => &algo::RSA_PKCS1_2048_8192_SHA512,
+        _ => return Err(format!("確認できない署名方式です（{algorithm}、鍵 {}）", spki.algorithm.oid)),
+    };
+    Ok(UnparsedPublicKey::new(chosen, spki.subject_public_key.raw_bytes()).verify(message, signature).is_ok())
+}
+
+/// Whether `issuer` issued `cert` (names and signature).
+fn issued_by(cert: &Certificate, issuer: &Certificate) -> bool {
+    cert.tbs_certificate().issuer() == issuer.tbs_certificate().subject()
+        && cert.tbs_certificate().to_der().is_ok_and(|tbs| {
+            verify_with(issuer, &cert.signature_algorithm().oid, &tbs, cert.signature().raw_bytes()).unwrap_or(false)
+        })
+}
+
+fn in_force(cert: &Certificate, at: std::time::SystemTime) -> bool {
+    let v = cert.tbs_certificate().validity();
+    v.not_before.to_system_time() <= at && at <= v.not_after.to_system_time()
+}
+
+fn is_ca(cert: &Certificate) -> bool {
+    use x509_cert::ext::pkix::BasicConstraints;
+    cert.tbs_certificate().extensions().into_iter().flatten()
+        .find(|e| e.extn_id == ObjectIdentifier::new_unwrap("2.5.29.19"))
+        .and_then(|e| BasicConstraints::from_der(e.extn_value.as_bytes()).ok())
+        .is_some_and(|b| b.ca)
+}
+
+/// What an inspected signature means to an owner who trusts `anchors` (DER certificates:
+/// the issuer's signing certificate, or the CA that issues it), at `now` when the
+/// signature has no timestamp.
+pub fn judge(inspected: Option<&Inspected>, anchors: &[Vec<u8>], now: std::time::SystemTime) -> SignatureCheck {
+    let said = |status, reason: String| SignatureCheck { status, reason: Some(reason) };
+    let (ders, timestamp) = match inspected {
+        None => return SignatureCheck { status: SignatureStatus::None, reason: None },
+        Some(Inspected::Broken(why)) => return said(SignatureStatus::Broken, why.clone()),
+        Some(Inspected::Unsupported(why)) => return said(SignatureStatus::Untrusted, why.clone()),
+        Some(Inspected::Intact { certificates, timestamp }) => (certificates, timestamp),
+    };
+    if anchors.is_empty() {
+        return said(SignatureStatus::Untrusted, "この発行元の署名証明書が設定されていません（[[registries]] signer_ca_file）".into());
+    }
+    let at = timestamp.as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(std::time::SystemTime::from)
+        .unwrap_or(now);
+    let carried: Vec<Certificate> = ders.iter().filter_map(|d| Certificate::from_der(d).ok()).collect();
+    let trusted: Vec<Certificate> = anchors.iter().filter_map(|d| Certificate::from_der(d).ok()).collect();
+    let Some(mut current) = carried.first() else { return said(SignatureStatus::Broken, "署名者の証明書がありません".into()) };
+    if !in_force(current, at) {
+        return said(SignatureStatus::Untrusted, "署名の時点で署名者の証明書が有効期間外です".into());
+    }
+    for _ in 0..MAX_CERTIFICATES {
+        if trusted.iter().any(|t| t == current) {
+            return SignatureCheck { status: SignatureStatus::Valid, reason: None };
+        }
+        if let Some(anchor) = trusted.iter().find(|t| issued_by(current, t)) {
+            if !in_force(anchor, at) {
+                return said(SignatureStatus::Untrusted, "署名の時点で発行元の証明書が有効期間外です".into());
+            }
+            return SignatureCheck { status: SignatureStatus::Valid, reason: None };
+        }
+        match carried.iter().find(|c| *c != current && is_ca(c) && issued_by(current, c)) {
+            Some(next) if in_force(next, at) => current = next,
+            Some(_) => return said(SignatureStatus::Untrusted, "署名の時点で中間証明書が有効期間外です".into()),
+            None => break,
+        }
+    }
+    said(SignatureStatus::Untrusted, "署名者の証明書が、この発行元として設定された証明書につながりません".into())
+}
+
+/// The certificates of a PEM file (`signer_ca_file`), as DER.
+pub fn anchors_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let certs = Certificate::load_pem_chain(pem).map_err(|e| format!("not PEM certificates ({e})"))?;
+    certs.iter().map(|c| c.to_der().map_err(|e| e.to_string())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(contents: &str) -> (Vec<u8>, [i64; 4]) {
+        let head = b"%PDF-1.7\n1 0 obj << /Contents ".to_vec();
+        let tail = b" >> endobj\n%%EOF\n";
+        let b = head.len() as i64;
+        let mut pdf = head;
+        pdf.extend_from_slice(contents.as_bytes());
+        let c = pdf.len() as i64;
+        pdf.extend_from_slice(tail);
+        (pdf.clone(), [0, b, c, tail.len() as i64])
+    }
+
+    fn reason(i: Option<Inspected>) -> String {
+        match i {
+            Some(Inspected::Broken(why)) => why,
+            other => panic!("broken expected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_file_without_a_signature_has_none() {
+        assert_eq!(inspect(b"%PDF-1.7\n%%EOF\n", &[]), None);
+        assert_eq!(judge(None, &[], std::time::SystemTime::now()).status, SignatureStatus::None);
+    }
+
+    #[test]
+    fn ranges_that_do_not_fit_the_file_are_broken_never_a_panic() {
+        let (pdf, [a, b, c, d]) = file("<3000>");
+        for range in [[a, c, b, d], [1, b, c, d - 1], [0, -1, c, d], [0, b, c, i64::MAX], [0, b, i64::MAX, i64::MAX], [0, b + 1, c, d], [0, b, c + 1, d - 1], [0, 0, 0, 0]] {
+            assert_eq!(reason(inspect(&pdf, &[range])), "署名の範囲が正しくありません", "{range:?}");
+        }
+    }
+
+    #[test]
+    fn contents_that_are_not_a_signature_are_broken() {
+        for contents in ["<zz>", "<>", "<3000>", "<3082ffffffff>", "<0000000000>"] {
+            let (pdf, range) = file(contents);
+            assert!(reason(inspect(&pdf, &[range])).contains("読み取れません"), "{contents}");
+        }
+    }
+
+    #[test]
+    fn bytes_added_after_the_signed_range_are_a_change_but_line_ends_are_not() {
+        let (mut pdf, range) = file("<3000>");
+        pdf.extend_from_slice(b"\r\n\n");
+        assert!(reason(inspect(&pdf, &[range])).contains("読み取れません"), "line ends let through to the signature itself");
+        pdf.extend_from_slice(b"1 0 obj << >> endobj\n");
+        assert!(reason(inspect(&pdf, &[range])).contains("変更"));
+    }
+
+    #[test]
+    fn an_intact_signature_without_a_trusted_certificate_is_untrusted() {
+        let intact = Inspected::Intact { certificates: vec![vec![0x30, 0x00]], timestamp: None };
+        let c = judge(Some(&intact), &[], std::time::SystemTime::now());
+        assert_eq!(c.status, SignatureStatus::Untrusted);
+        assert!(c.reason.unwrap().contains("signer_ca_file"));
+        let unsupported = Inspected::Unsupported("x".into());
+        assert_eq!(judge(Some(&unsupported), &[vec![1]], std::time::SystemTime::now()).status, SignatureStatus::Untrusted);
+    }
+}
