@@ -6,8 +6,9 @@
 //!   too. Target: at most 1 ms more.
 //! - P2: `esurety run --once` on a Maildir of applications (4 PDFs + 1 mail each), the
 //!   embedded default with `[signing]`, the same without, and with a local timestamp
-//!   authority (`tests/servers/tsa.sh`), in turns. Target: signed with timestamps at least
-//!   80 % of unsigned.
+//!   authority (`tests/servers/tsa.sh`: OpenSSL's `ts -reply` as a CGI behind lighttpd)
+//!   and with the demo's authority (`esurety::demo::timestamps`, in this process), in
+//!   turns. Target: signed with timestamps at least 80 % of unsigned.
 //!
 //! `ESURETY_BENCH_APPLICATIONS` (default 300) and `ESURETY_BENCH_RUNS` (default 3) change
 //! the sizes.
@@ -123,17 +124,30 @@ fn main() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/tsa.sh");
     let tsa = std::process::Command::new(&script).arg("start").arg(tsa_dir.path()).arg(port.to_string()).status().map(|s| s.success()).unwrap_or(false);
     let tsa_url = tsa.then(|| format!("http://127.0.0.1:{port}/"));
+    // And the demo's timestamp authority (esurety demo's, RFC 3161 in process, one
+    // ECDSA signature per token), served here on loopback.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (key, cert) = esurety::signature::demo::timestamp_certificate(std::time::SystemTime::now()).unwrap();
+    let demo_tsa = Arc::new(esurety::demo::timestamps::DemoTsa::new(&key, &cert).unwrap());
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let demo_url = format!("http://{}/", listener.local_addr().unwrap());
+    rt.spawn(esurety::demo::timestamps::serve(demo_tsa, listener));
     println!("P2 ({apps} applications, 4 PDFs + 1 mail each, `run --once`; {runs} runs of each, in turns):");
-    let (mut signed_t, mut unsigned_t, mut stamped_t) = (vec![], vec![], vec![]);
+    let (mut signed_t, mut unsigned_t, mut stamped_t, mut demo_t) = (vec![], vec![], vec![], vec![]);
     for r in 0..runs {
-        for mode in 0..3 {
+        for mode in 0..4 {
             if mode == 2 && tsa_url.is_none() {
                 continue;
             }
             let tmp = esurety::testing::tempdir().unwrap();
-            let config = queue(&tmp.path().join(format!("p2-{r}-{mode}")), apps, mode != 1, if mode == 2 { tsa_url.as_deref() } else { None });
+            let url = match mode {
+                2 => tsa_url.as_deref(),
+                3 => Some(demo_url.as_str()),
+                _ => None,
+            };
+            let config = queue(&tmp.path().join(format!("p2-{r}-{mode}")), apps, mode != 1, url);
             let took = run_once(&config);
-            [&mut signed_t, &mut unsigned_t, &mut stamped_t][mode].push(took);
+            [&mut signed_t, &mut unsigned_t, &mut stamped_t, &mut demo_t][mode].push(took);
         }
     }
     let _ = std::process::Command::new(&script).arg("stop").arg(tsa_dir.path()).status();
@@ -149,4 +163,6 @@ fn main() {
         let t = rate(stamped_t);
         println!("  signed and timestamped (B-T, the local OpenSSL authority) {t:.1} applications/s: {:.0} % of unsigned", 100.0 * t / u);
     }
+    let d = rate(demo_t);
+    println!("  signed and timestamped (B-T, the demo's authority) {d:.1} applications/s: {:.0} % of unsigned", 100.0 * d / u);
 }

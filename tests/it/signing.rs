@@ -405,4 +405,22 @@ fn the_owner_side_registers_each_pdfs_signature_and_flags_an_altered_file_to_sta
     let digest = s.mails("relay").into_iter().find(|m| m.to == ["keiyaku-staff@kwsa.example"]).expect("the owner staff's digest");
     assert!(digest.body.contains("電子署名が壊れている") && digest.body.contains(&n2), "{}", digest.body);
     assert!(!digest.body.contains(&n1), "only the altered one is named: {}", digest.body);
+
+    // The owner's contract staff see it on the desk, in a real browser.
+    let _one = crate::browser::ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    s.edit_config(|t| t + "\n[web]\nlisten = \"127.0.0.1:0\"\n");
+    crate::desk_web::add_user(&s, "田中", &["owner:keiyaku@kwsa.example"]);
+    let registry = crate::registry_service::Serving::start(&s, &["serve"]);
+    let b = crate::browser::Browser::start();
+    b.go(&format!("{}/desk/", registry.url));
+    b.type_into("#name", "田中");
+    b.type_into("#password", crate::desk_web::PASSWORD);
+    b.click("#login");
+    b.click("#nav-submissions");
+    let id = bad["id"].as_i64().unwrap();
+    assert!(b.wait_text(&format!("#signature-{id}"), "改変あり").contains("電子署名：改変あり"));
+    assert!(b.text(&format!("#submission-{id}")).contains("提出されたファイルは発行時のものではありません"));
+    assert!(b.text(&format!("#signature-{}", fwd["id"].as_i64().unwrap())).contains("電子署名：有効"));
+    assert!(!b.overflows());
+    b.screenshot("desk-signature-broken");
 }
