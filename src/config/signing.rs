@@ -37,9 +37,20 @@ pub fn signing(raw: RawSigning, base: &Path, problems: &mut Vec<String>) -> Opti
     let read = |p: &Path, what: &str, problems: &mut Vec<String>| std::fs::read(base.join(p)).map_err(|e| problems.push(format!("signing.{what}: cannot read {}: {e}", base.join(p).display()))).ok();
     let tsa = match &raw.tsa_url {
         Some(url) => {
-            let tls = url.starts_with("https://").then(|| crate::tls::connector(raw.tsa_ca_file.as_ref().map(|p| base.join(p)).as_deref()));
+            let tls = url.to_ascii_lowercase().starts_with("https://").then(|| crate::tls::connector(raw.tsa_ca_file.as_ref().map(|p| base.join(p)).as_deref()));
+            // The authority's CA: trusted for its HTTPS, and its tokens must lead to it.
+            let anchors = match &raw.tsa_ca_file {
+                Some(p) => match std::fs::read(base.join(p)).map_err(|e| e.to_string()).and_then(|pem| crate::signature::verify::anchors_pem(&pem)) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        problems.push(format!("signing.tsa_ca_file: {}: {e}", base.join(p).display()));
+                        Vec::new()
+                    }
+                },
+                None => Vec::new(),
+            };
             match tls.transpose().and_then(|tls| crate::signature::tsa::Tsa::new(url, tls)) {
-                Ok(t) => Some(Arc::new(t)),
+                Ok(t) => Some(Arc::new(t.with_anchors(anchors))),
                 Err(e) => {
                     problems.push(format!("signing.tsa_url: {e}"));
                     None
@@ -56,8 +67,13 @@ pub fn signing(raw: RawSigning, base: &Path, problems: &mut Vec<String>) -> Opti
         (Some(p12), None, None) => {
             let bytes = read(p12, "pkcs12", problems)?;
             let var = raw.password_env.as_deref().unwrap_or("ESURETY_SIGNING_PASSWORD");
-            let password = std::env::var(var).unwrap_or_default();
-            Signer::from_pkcs12(&bytes, &password).map_err(|e| problems.push(format!("signing.pkcs12: {e} (password from ${var})")))
+            match std::env::var(var) {
+                Ok(password) => Signer::from_pkcs12(&bytes, &password).map_err(|e| problems.push(format!("signing.pkcs12: {e} (password from ${var})"))),
+                Err(_) => {
+                    problems.push(format!("signing.pkcs12: the environment variable {var} (password_env) is not set; set it to the PKCS#12 file's password"));
+                    Err(())
+                }
+            }
         }
         (None, Some(key), Some(chain)) => {
             let key = read(key, "key", problems);
@@ -69,5 +85,14 @@ pub fn signing(raw: RawSigning, base: &Path, problems: &mut Vec<String>) -> Opti
             Err(())
         }
     };
+    // A certificate out of its validity would sign documents no reader takes.
+    if let Ok(s) = &signer {
+        let now = std::time::SystemTime::now();
+        if s.not_after() < now {
+            problems.push(format!("signing: the signing certificate ({}) ended on {}; renew it", s.subject(), chrono::DateTime::<chrono::Utc>::from(s.not_after()).format("%Y-%m-%d")));
+        } else if s.not_before() > now {
+            problems.push(format!("signing: the signing certificate ({}) is valid only from {}", s.subject(), chrono::DateTime::<chrono::Utc>::from(s.not_before()).format("%Y-%m-%d %H:%M UTC")));
+        }
+    }
     signer.ok().map(|s| SigningConfig { signer: Arc::new(s), tsa })
 }

@@ -66,7 +66,8 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let url = format!("http://{}/", listener.local_addr()?);
         rt.spawn(timestamps::serve(tsa, listener));
-        signing.tsa = Some(std::sync::Arc::new(crate::signature::tsa::Tsa::new(&url, None).map_err(|e| anyhow::anyhow!(e))?));
+        let anchors = crate::signature::verify::anchors_pem(cert.as_bytes()).map_err(|e| anyhow::anyhow!(e))?;
+        signing.tsa = Some(std::sync::Arc::new(crate::signature::tsa::Tsa::new(&url, None).map_err(|e| anyhow::anyhow!(e))?.with_anchors(anchors)));
         println!("   署名: {}（デモ用の署名証明書 signing-chain.pem）、タイムスタンプ: デモ用の時刻認証局 {url}（demo-tsa.pem）", signing.signer.subject());
     }
     let _lock = crate::daemon::lock(&config)?;

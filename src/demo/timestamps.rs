@@ -132,3 +132,51 @@ pub async fn serve(tsa: Arc<DemoTsa>, listener: tokio::net::TcpListener) {
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024));
     let _ = axum::serve(listener, app).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A token of the demo authority, for `digest`.
+    fn token(tsa: &DemoTsa, digest: [u8; 32]) -> Vec<u8> {
+        let imprint = MessageImprint { hash_algorithm: crate::signature::cms::sha256(), hashed_message: OctetString::new(digest.to_vec()).unwrap() };
+        #[derive(Sequence)]
+        struct Req {
+            version: u8,
+            imprint: MessageImprint,
+            nonce: Int,
+        }
+        let req = Req { version: 1, imprint, nonce: Int::new(&[0x12, 0x34]).unwrap() }.to_der().unwrap();
+        let reply = tsa.answer(&req, std::time::SystemTime::now()).unwrap();
+        let mut r = der::SliceReader::new(&reply).unwrap();
+        let token: Any = r.sequence(|r| -> der::Result<Any> {
+            let _status: StatusInfo = r.decode()?;
+            r.decode()
+        }).unwrap();
+        token.to_der().unwrap()
+    }
+
+    #[test]
+    fn its_tokens_check_and_an_altered_or_foreign_one_does_not() {
+        let (key, cert) = crate::signature::demo::timestamp_certificate(std::time::SystemTime::now()).unwrap();
+        let tsa = DemoTsa::new(&key, &cert).unwrap();
+        let anchors = crate::signature::verify::anchors_pem(cert.as_bytes()).unwrap();
+        let good = token(&tsa, [7; 32]);
+        let info = crate::signature::verify::timestamp_token(&good, &anchors).unwrap();
+        assert_eq!((info.imprint, info.nonce), (vec![7; 32], Some(vec![0x12, 0x34])));
+        // Its signature changed (the last bytes of the token are the signature value).
+        let mut forged = good.clone();
+        let n = forged.len();
+        forged[n - 3] ^= 0x01;
+        assert!(crate::signature::verify::timestamp_token(&forged, &anchors).is_err());
+        // Another authority's token, intact: refused where this one's CA is named.
+        let (key2, cert2) = crate::signature::demo::timestamp_certificate(std::time::SystemTime::now()).unwrap();
+        let other = token(&DemoTsa::new(&key2, &cert2).unwrap(), [7; 32]);
+        assert!(crate::signature::verify::timestamp_token(&other, &[]).is_ok(), "intact by itself");
+        assert!(crate::signature::verify::timestamp_token(&other, &anchors).is_err(), "not of the named authority");
+        // A signing certificate (not for timestamping) is not an authority.
+        let (skey, scert) = crate::signature::demo::certificate("会社", std::time::SystemTime::now(), 1).unwrap();
+        let not_tsa = token(&DemoTsa::new(&skey, &scert).unwrap(), [7; 32]);
+        assert!(crate::signature::verify::timestamp_token(&not_tsa, &[]).unwrap_err().contains("timestamping"));
+    }
+}

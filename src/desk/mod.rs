@@ -201,6 +201,9 @@ pub fn retry(store: &mut Store, message_id: &str, by: &str, clock: &dyn Clock) -
 pub struct DocumentSource {
     row: CertificateRow,
     key: Option<crate::domain::AuthKey>,
+    /// The file as first issued, when it was kept (all but the key notice): given
+    /// again byte for byte, so its hash is the one the registry lists.
+    kept: Option<Vec<u8>>,
 }
 
 /// Reads what [`typeset`] needs (the store is needed only for this, not for typesetting).
@@ -211,7 +214,8 @@ pub fn document_source(engine: &Engine, store: &Store, number: &str, kind: Docum
     } else {
         None
     };
-    Ok(DocumentSource { row, key })
+    let kept = if kind == DocumentKind::Notice { None } else { store.issued_pdf(number, row.latest.version, kind.as_str())? };
+    Ok(DocumentSource { row, key, kept })
 }
 
 /// [`document_source`] for a person who takes the document (`by`, from the desk): a key
@@ -231,6 +235,9 @@ pub fn take_document(engine: &Engine, store: &mut Store, number: &str, kind: Doc
 pub fn typeset(engine: &Engine, source: &DocumentSource, kind: DocumentKind, clock: &dyn Clock) -> Result<(String, Vec<u8>), DeskError> {
     crate::faults::pause("desk_typesetting");
     let c = &source.row.latest;
+    if let Some(kept) = &source.kept {
+        return Ok((crate::branch::documents::data::file_name(kind, c), kept.clone()));
+    }
     let pdf = engine.documents.render(kind, &engine.config, c, source.key.as_ref(), clock.now()).map_err(|e| DeskError::Render(source.row.number.clone(), e.to_string()))?;
     Ok((crate::branch::documents::data::file_name(kind, c), pdf))
 }
@@ -256,8 +263,10 @@ pub fn resend(engine: &Engine, store: &mut Store, number: &str, by: &str, clock:
     let kinds: &[DocumentKind] = if electronic { &[DocumentKind::Notice, DocumentKind::Certificate] } else { &[DocumentKind::Certificate] };
     let mut entry = json!({"product": c.product.name(), "format": c.format.name(), "number": c.number, "project": c.project, "owner": c.owner, "electronic": electronic});
     let mut attachments = Vec::new();
+    let mut issued = Vec::new();
     for kind in kinds {
         let (name, pdf) = document(engine, store, number, *kind, clock)?;
+        issued.push((kind.as_str(), pdf.clone()));
         entry[match kind { DocumentKind::Notice => "notice_file", DocumentKind::Certificate => "certificate_file", DocumentKind::Fee => "fee_file", DocumentKind::Reservation => "reservation_file" }] = json!(name);
         attachments.push((name, pdf));
     }
@@ -273,6 +282,10 @@ pub fn resend(engine: &Engine, store: &mut Store, number: &str, by: &str, clock:
     }, rng, now)?;
     store.write(|tx| -> Result<(), DeskError> {
         tx.enqueue(&out, None, now)?;
+        // What is mailed is listed by the registry (a kept file again is the same row).
+        for (kind, pdf) in &issued {
+            tx.put_issued_document(number, c.version, kind, pdf, now)?;
+        }
         tx.record_action(by, "resend", number, Some(&contractor.emails.join(", ")), now)?;
         Ok(())
     })?;

@@ -134,6 +134,11 @@ impl Signer {
         der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &self.certificate_der()).unwrap_or_default()
     }
 
+    /// The signing certificate's first moment.
+    pub fn not_before(&self) -> std::time::SystemTime {
+        self.certificate.tbs_certificate().validity().not_before.to_system_time()
+    }
+
     /// The signing certificate's last day.
     pub fn not_after(&self) -> std::time::SystemTime {
         self.certificate.tbs_certificate().validity().not_after.to_system_time()
@@ -166,7 +171,14 @@ impl Signer {
     /// keeps room for a timestamp token. [`Presigned::signature_digest`] is what a
     /// timestamp authority stamps; [`Signer::finish`] makes the file.
     pub fn presign(&self, pdf: &[u8], at: DateTime<FixedOffset>, timestamped: bool) -> Result<Presigned, SignError> {
-        let prepared = pdf::prepare(pdf, self.capacity(timestamped), at)?;
+        self.presign_with_room(pdf, at, timestamped, 0)
+    }
+
+    /// [`Signer::presign`] with `token` bytes kept for the timestamp token instead of the
+    /// usual room, when a token did not fit.
+    pub fn presign_with_room(&self, pdf: &[u8], at: DateTime<FixedOffset>, timestamped: bool, token: usize) -> Result<Presigned, SignError> {
+        let capacity = if token > 0 { self.capacity(false) + token + 1024 } else { self.capacity(timestamped) };
+        let prepared = pdf::prepare(pdf, capacity, at)?;
         let (attrs_der, attrs) = cms::signed_attributes(&prepared.digest, &self.certificate_der()).map_err(encode)?;
         let (algorithm, signature) = self.sign_bytes(&attrs_der)?;
         Ok(Presigned { prepared, attrs, algorithm, signature })

@@ -16,7 +16,7 @@ use std::time::Duration;
 use x509_cert::spki::AlgorithmIdentifierOwned;
 
 /// How long one timestamp may take, connection included.
-const TIMEOUT: Duration = Duration::from_secs(15);
+const TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest answer read (a real token is 2–6 KB).
 const MAX_REPLY: usize = 64 * 1024;
 
@@ -64,6 +64,8 @@ struct TimeStampResp {
 /// A timestamp authority.
 pub struct Tsa {
     url: url::Url,
+    /// The authority's CA (`tsa_ca_file`): its tokens must lead to it.
+    anchors: Vec<Vec<u8>>,
     tls: Option<tokio_rustls::TlsConnector>,
     /// Until when the authority is taken as away (it did not answer a moment ago): each
     /// application of a pass then waits at once instead of each waiting [`TIMEOUT`].
@@ -75,39 +77,39 @@ const AWAY_FOR: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for Tsa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tsa({})", self.url)
+        write!(f, "Tsa({})", self.name())
     }
 }
 
 /// The request for `digest` (SHA-256) with `nonce`, and the DER its answer must echo.
-fn request(digest: &[u8; 32], nonce: &[u8; 8]) -> der::Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+fn request(digest: &[u8; 32], nonce: &[u8; 8]) -> der::Result<(Vec<u8>, Vec<u8>)> {
     let imprint = MessageImprint { hash_algorithm: super::cms::sha256(), hashed_message: OctetString::new(digest.to_vec())? };
     let mut n = nonce.to_vec();
     n[0] &= 0x7f;
     n[0] |= 0x01;
     let nonce = Int::new(&n)?;
-    let req = TimeStampReq { version: 1, message_imprint: imprint.clone(), nonce: nonce.clone(), cert_req: true };
-    Ok((req.to_der()?, imprint.to_der()?, nonce.to_der()?))
+    let req = TimeStampReq { version: 1, message_imprint: imprint, nonce, cert_req: true };
+    Ok((req.to_der()?, n))
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+/// Text from the authority, fit for a log line: no control characters, bounded.
+fn clean(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
-/// The token of an answer, checked against what was asked.
-fn token(reply: &[u8], imprint: &[u8], nonce: &[u8]) -> Result<Vec<u8>, TsaError> {
-    let invalid = |e: &dyn std::fmt::Display| TsaError::Invalid(e.to_string());
+/// The token of an answer, checked against what was asked: granted, signed by a
+/// certificate for timestamping (leading to `anchors` when given), its TSTInfo's imprint
+/// the `digest` asked for and its nonce the `nonce` sent.
+fn token(reply: &[u8], digest: &[u8; 32], nonce: &[u8], anchors: &[Vec<u8>]) -> Result<Vec<u8>, TsaError> {
+    let invalid = |e: &dyn std::fmt::Display| TsaError::Invalid(clean(&e.to_string()));
     let resp = TimeStampResp::from_der(reply).map_err(|e| invalid(&e))?;
     if resp.status.status > 1 {
         let why = resp.status.status_string.map(|s| s.join("; ")).unwrap_or_default();
-        return Err(TsaError::Invalid(format!("status {} {why}", resp.status.status)));
+        return Err(TsaError::Invalid(clean(&format!("status {} {why}", resp.status.status))));
     }
     let token = resp.time_stamp_token.ok_or_else(|| TsaError::Invalid("granted, but no token".into()))?.to_der().map_err(|e| invalid(&e))?;
-    let info = cms::content_info::ContentInfo::from_der(&token).map_err(|e| invalid(&e))?;
-    let signed = info.content.decode_as::<cms::signed_data::SignedData>().map_err(|e| invalid(&e))?;
-    let tst = signed.encap_content_info.econtent.ok_or_else(|| TsaError::Invalid("a token without TSTInfo".into()))?;
-    let tst = tst.decode_as::<OctetString>().map_err(|e| invalid(&e))?;
-    if !contains(tst.as_bytes(), imprint) || !contains(tst.as_bytes(), nonce) {
+    let info = super::verify::timestamp_token(&token, anchors).map_err(|e| invalid(&e))?;
+    if info.imprint != digest || info.nonce.as_deref() != Some(nonce) {
         return Err(TsaError::Invalid("its TSTInfo is not for this request (message imprint or nonce)".into()));
     }
     Ok(token)
@@ -127,11 +129,25 @@ impl Tsa {
         if url.host_str().is_none() {
             return Err(format!("{url}: no host"));
         }
-        Ok(Tsa { url, tls, away_until: std::sync::Mutex::new(None) })
+        Ok(Tsa { url, tls, anchors: Vec::new(), away_until: std::sync::Mutex::new(None) })
+    }
+
+    /// Its tokens must lead to one of `anchors` (DER certificates: the authority's CA).
+    pub fn with_anchors(mut self, anchors: Vec<Vec<u8>>) -> Tsa {
+        self.anchors = anchors;
+        self
+    }
+
+    /// The authority's URL as logged: without its user and password.
+    fn name(&self) -> String {
+        let mut u = self.url.clone();
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+        u.to_string()
     }
 
     async fn ask(&self, body: Vec<u8>) -> Result<Vec<u8>, TsaError> {
-        let name = self.url.as_str().to_string();
+        let name = self.name();
         let away = |e: &dyn std::fmt::Display| TsaError::Away(name.clone(), e.to_string());
         let host = self.url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
         let port = self.url.port_or_known_default().unwrap_or(80);
@@ -148,16 +164,24 @@ impl Tsa {
         tokio::spawn(async move {
             let _ = conn.await;
         });
+        let bracketed = if host.contains(':') { format!("[{host}]") } else { host.clone() };
         let authority = match self.url.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.clone(),
+            Some(p) => format!("{bracketed}:{p}"),
+            None => bracketed,
         };
         let path = match self.url.query() {
             Some(q) => format!("{}?{q}", self.url.path()),
             None => self.url.path().to_string(),
         };
-        let req = hyper::Request::post(path)
-            .header(hyper::header::HOST, authority)
+        let mut req = hyper::Request::post(path).header(hyper::header::HOST, authority);
+        // An authority that asks for a login: the URL's user and password, as Basic.
+        if !self.url.username().is_empty() {
+            use base64::Engine as _;
+            let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+            let pair = format!("{}:{}", decode(self.url.username()), decode(self.url.password().unwrap_or("")));
+            req = req.header(hyper::header::AUTHORIZATION, format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)));
+        }
+        let req = req
             .header(hyper::header::CONTENT_TYPE, "application/timestamp-query")
             .header(hyper::header::ACCEPT, "application/timestamp-reply")
             .body(Full::new(Bytes::from(body)))
@@ -173,9 +197,9 @@ impl Tsa {
     }
 
     async fn stamp(&self, digest: [u8; 32], nonce: [u8; 8]) -> Result<Vec<u8>, TsaError> {
-        let (req, imprint, nonce) = request(&digest, &nonce).map_err(|e| TsaError::Invalid(e.to_string()))?;
-        let reply = tokio::time::timeout(TIMEOUT, self.ask(req)).await.map_err(|_| TsaError::Away(self.url.to_string(), format!("no answer in {} s", TIMEOUT.as_secs())))??;
-        token(&reply, &imprint, &nonce)
+        let (req, nonce) = request(&digest, &nonce).map_err(|e| TsaError::Invalid(e.to_string()))?;
+        let reply = tokio::time::timeout(TIMEOUT, self.ask(req)).await.map_err(|_| TsaError::Away(self.name(), format!("no answer in {} s", TIMEOUT.as_secs())))??;
+        token(&reply, &digest, &nonce, &self.anchors)
     }
 
     /// A token for each digest (SHA-256 of a signature value), all asked at once.
@@ -189,9 +213,9 @@ impl Tsa {
         if let Some((until, why)) = self.away_until.lock().unwrap_or_else(|p| p.into_inner()).clone()
             && std::time::Instant::now() < until
         {
-            return Err(TsaError::Away(self.url.to_string(), format!("{why} (a moment ago; asked again within {} s)", AWAY_FOR.as_secs())));
+            return Err(TsaError::Away(self.name(), format!("{why} (a moment ago; asked again within {} s)", AWAY_FOR.as_secs())));
         }
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| TsaError::Away(self.url.to_string(), e.to_string()))?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| TsaError::Away(self.name(), e.to_string()))?;
         let got: Result<Vec<Vec<u8>>, TsaError> = rt.block_on(async {
             let asks = digests.iter().zip(nonces).map(|(d, n)| self.stamp(*d, n));
             futures::future::join_all(asks).await.into_iter().collect()

@@ -197,27 +197,12 @@ fn cms(contents: &[u8], digest: &[u8; 32]) -> Inspected {
     Inspected::Intact { certificates: ders, timestamp }
 }
 
-/// The time of a timestamp token whose imprint is the SHA-256 of `signature`.
+/// The time of a timestamp token, intact and for timestamping, whose imprint is the
+/// SHA-256 of `signature` (its authority's trust is not judged here).
 fn token_time(token: &[u8], signature: &[u8]) -> Option<String> {
-    let info = cms::content_info::ContentInfo::from_der(token).ok()?;
-    let signed = info.content.decode_as::<cms::signed_data::SignedData>().ok()?;
-    let tst = signed.encap_content_info.econtent?.decode_as::<OctetString>().ok()?;
-    let mut r = der::SliceReader::new(tst.as_bytes()).ok()?;
-    let (imprint, time) = r.sequence(|r| -> der::Result<(OctetString, GeneralizedTime)> {
-        let _version: der::asn1::Int = r.decode()?;
-        let _policy: ObjectIdentifier = r.decode()?;
-        let imprint = r.sequence(|r| {
-            let _algorithm: der::Any = r.decode()?;
-            r.decode::<OctetString>()
-        })?;
-        let _serial: der::asn1::Int = r.decode()?;
-        let time: GeneralizedTime = r.decode()?;
-        let rest = r.remaining_len();
-        r.read_slice(rest)?;
-        Ok((imprint, time))
-    }).ok()?;
+    let info = timestamp_token(token, &[]).ok()?;
     let want: [u8; 32] = Sha256::digest(signature).into();
-    (imprint.as_bytes() == want).then(|| chrono::DateTime::<chrono::Utc>::from(time.to_system_time()).to_rfc3339())
+    (info.imprint == want).then(|| chrono::DateTime::<chrono::Utc>::from(info.time).to_rfc3339())
 }
 
 const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
@@ -292,27 +277,130 @@ pub fn judge(inspected: Option<&Inspected>, anchors: &[Vec<u8>], now: std::time:
         .unwrap_or(now);
     let carried: Vec<Certificate> = ders.iter().filter_map(|d| Certificate::from_der(d).ok()).collect();
     let trusted: Vec<Certificate> = anchors.iter().filter_map(|d| Certificate::from_der(d).ok()).collect();
-    let Some(mut current) = carried.first() else { return said(SignatureStatus::Broken, "署名者の証明書がありません".into()) };
-    if !in_force(current, at) {
-        return said(SignatureStatus::Untrusted, "署名の時点で署名者の証明書が有効期間外です".into());
+    let Some(leaf) = carried.first() else { return said(SignatureStatus::Broken, "署名者の証明書がありません".into()) };
+    match chain_to(leaf, &carried, &trusted, at) {
+        Ok(()) => SignatureCheck { status: SignatureStatus::Valid, reason: None },
+        Err(why) => said(SignatureStatus::Untrusted, why),
     }
+}
+
+/// Whether `leaf` leads, through CA certificates of `carried`, to one of `trusted`, every
+/// certificate in force at `at`; else why not.
+fn chain_to(leaf: &Certificate, carried: &[Certificate], trusted: &[Certificate], at: std::time::SystemTime) -> Result<(), String> {
+    if !in_force(leaf, at) {
+        return Err("署名の時点で署名者の証明書が有効期間外です".into());
+    }
+    let mut current = leaf;
     for _ in 0..MAX_CERTIFICATES {
         if trusted.iter().any(|t| t == current) {
-            return SignatureCheck { status: SignatureStatus::Valid, reason: None };
+            return Ok(());
         }
         if let Some(anchor) = trusted.iter().find(|t| issued_by(current, t)) {
             if !in_force(anchor, at) {
-                return said(SignatureStatus::Untrusted, "署名の時点で発行元の証明書が有効期間外です".into());
+                return Err("署名の時点で発行元の証明書が有効期間外です".into());
             }
-            return SignatureCheck { status: SignatureStatus::Valid, reason: None };
+            return Ok(());
         }
         match carried.iter().find(|c| *c != current && is_ca(c) && issued_by(current, c)) {
             Some(next) if in_force(next, at) => current = next,
-            Some(_) => return said(SignatureStatus::Untrusted, "署名の時点で中間証明書が有効期間外です".into()),
+            Some(_) => return Err("署名の時点で中間証明書が有効期間外です".into()),
             None => break,
         }
     }
-    said(SignatureStatus::Untrusted, "署名者の証明書が、この発行元として設定された証明書につながりません".into())
+    Err("署名者の証明書が、この発行元として設定された証明書につながりません".into())
+}
+
+const ID_CT_TST_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.4");
+const ID_KP_TIME_STAMPING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.8");
+
+/// What a timestamp token says, once its signature is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The SHA-256 it stamps.
+    pub imprint: Vec<u8>,
+    /// Its nonce, as unsigned big-endian bytes without leading zeros.
+    pub nonce: Option<Vec<u8>>,
+    pub time: std::time::SystemTime,
+}
+
+fn unsigned(bytes: &[u8]) -> Vec<u8> {
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    bytes[start..].to_vec()
+}
+
+/// A timestamp token (RFC 3161 `TimeStampToken`, DER) checked: its `TSTInfo` is what its
+/// signed attributes digest; the signature verifies with a certificate it carries (or one
+/// of `anchors`) that is for timestamping; with `anchors`, that certificate leads to one of
+/// them, in force at the token's time. Why not, otherwise.
+pub fn timestamp_token(token: &[u8], anchors: &[Vec<u8>]) -> Result<TokenInfo, String> {
+    use cms::content_info::ContentInfo;
+    use cms::signed_data::SignedData;
+    let e = |e: der::Error| e.to_string();
+    let info = ContentInfo::from_der(token).map_err(e)?;
+    if info.content_type != ID_SIGNED_DATA {
+        return Err("not SignedData".into());
+    }
+    let signed = info.content.decode_as::<SignedData>().map_err(e)?;
+    if signed.encap_content_info.econtent_type != ID_CT_TST_INFO {
+        return Err("its content is not a TSTInfo".into());
+    }
+    let tst = signed.encap_content_info.econtent.ok_or("no TSTInfo")?.decode_as::<OctetString>().map_err(e)?;
+    let si = signed.signer_infos.0.iter().next().ok_or("no signer")?;
+    if si.digest_alg.oid != ID_SHA256 {
+        return Err(format!("a digest other than SHA-256 ({})", si.digest_alg.oid));
+    }
+    let attrs = si.signed_attrs.as_ref().ok_or("no signed attributes")?;
+    let digest = attrs.iter().find(|a| a.oid == ID_MESSAGE_DIGEST).and_then(|a| a.values.iter().next()).and_then(|v| v.decode_as::<OctetString>().ok()).ok_or("no message digest")?;
+    let want: [u8; 32] = Sha256::digest(tst.as_bytes()).into();
+    if digest.as_bytes() != want {
+        return Err("its signed digest is not its TSTInfo's".into());
+    }
+    let attrs_der = attrs.to_der().map_err(e)?;
+    let trusted: Vec<Certificate> = anchors.iter().filter_map(|d| Certificate::from_der(d).ok()).collect();
+    let carried: Vec<Certificate> = signed.certificates.iter().flat_map(|set| set.0.iter()).filter_map(|c| match c {
+        cms::cert::CertificateChoices::Certificate(c) => Some(c.clone()),
+        _ => None,
+    }).take(MAX_CERTIFICATES).collect();
+    let signer = carried.iter().chain(&trusted)
+        .find(|c| verify_with(c, &si.signature_algorithm.oid, &attrs_der, si.signature.as_bytes()).unwrap_or(false))
+        .ok_or("its signature does not verify with its certificate")?;
+    let for_timestamping = signer.tbs_certificate().extensions().into_iter().flatten()
+        .find(|x| x.extn_id == ObjectIdentifier::new_unwrap("2.5.29.37"))
+        .and_then(|x| x509_cert::ext::pkix::ExtendedKeyUsage::from_der(x.extn_value.as_bytes()).ok())
+        .is_some_and(|u| u.0.contains(&ID_KP_TIME_STAMPING));
+    if !for_timestamping {
+        return Err("its certificate is not for timestamping".into());
+    }
+    // TSTInfo: version, policy, messageImprint, serialNumber, genTime, then accuracy,
+    // ordering, nonce, tsa, extensions, each optional.
+    let mut r = der::SliceReader::new(tst.as_bytes()).map_err(e)?;
+    let (imprint, time, nonce) = r.sequence(|r| -> der::Result<(OctetString, GeneralizedTime, Option<der::asn1::Int>)> {
+        let _version: der::asn1::Int = r.decode()?;
+        let _policy: ObjectIdentifier = r.decode()?;
+        let imprint = r.sequence(|r| {
+            let algorithm: x509_cert::spki::AlgorithmIdentifierOwned = r.decode()?;
+            if algorithm.oid != ID_SHA256 {
+                return Err(der::Tag::ObjectIdentifier.value_error().into());
+            }
+            r.decode::<OctetString>()
+        })?;
+        let _serial: der::asn1::Int = r.decode()?;
+        let time: GeneralizedTime = r.decode()?;
+        let mut nonce = None;
+        while !r.is_finished() {
+            let any: der::Any = r.decode()?;
+            if der::Tagged::tag(&any) == der::Tag::Integer && nonce.is_none() {
+                nonce = Some(any.decode_as::<der::asn1::Int>()?);
+            }
+        }
+        Ok((imprint, time, nonce))
+    }).map_err(e)?;
+    r.finish().map_err(e)?;
+    let time = time.to_system_time();
+    if !trusted.is_empty() {
+        chain_to(signer, &carried, &trusted, time).map_err(|_| "its certificate does not lead to the authority's CA (tsa_ca_file)".to_string())?;
+    }
+    Ok(TokenInfo { imprint: imprint.as_bytes().to_vec(), nonce: nonce.map(|n| unsigned(n.as_bytes())), time })
 }
 
 /// The certificates of a PEM file (`signer_ca_file`), as DER.

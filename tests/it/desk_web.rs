@@ -77,7 +77,7 @@ fn held_ids(s: &Setup) -> Vec<i64> {
 pub(crate) struct Login {
     base: String,
     pub(crate) cookie: String,
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 fn set_cookie(headers: &[(String, String)], name: &str) -> Option<String> {
@@ -117,7 +117,7 @@ impl Login {
         (st, String::from_utf8_lossy(&b).into_owned())
     }
 
-    fn post(&self, path: &str, form: &str) -> u16 {
+    pub(crate) fn post(&self, path: &str, form: &str) -> u16 {
         http(&self.base, "POST", path, &[("Cookie", &self.cookie), ("Content-Type", "application/x-www-form-urlencoded")], form.as_bytes()).0
     }
 }

@@ -267,6 +267,22 @@ fn the_registry_serves_the_signed_file_it_mailed_and_the_hash_of_each_document()
     let documents = answer["certificate"]["documents"].as_array().unwrap();
     assert!(documents.iter().any(|d| d["kind"] == "notice" && d["sha256"] == sha256_hex(&again("認証キーのお知らせ"))), "the resent notice's hash too: {documents:?}");
     assert!(documents.iter().any(|d| d["kind"] == "notice" && d["sha256"] == sha256_hex(&notice)), "and the first notice's");
+
+    // A resend by staff on the desk: the kept certificate again, and the new notice listed.
+    crate::desk_web::add_user(&s, "佐藤", &["branch:kanagawa@ejcs.example"]);
+    let staff = crate::desk_web::login(&registry.url, "佐藤");
+    assert_eq!(staff.post("/desk/certificates/35075-00001M/resend", &format!("csrf={}", staff.csrf)), 303);
+    drop(registry);
+    s.once();
+    let by_staff = s.mails(MARUICHI).into_iter().filter(|m| m.subject.contains("再送")).last().expect("the staff's resend");
+    let file = |prefix: &str| by_staff.attachments.iter().find(|(n, _)| n.starts_with(prefix)).unwrap().1.clone();
+    assert_eq!(sha256_hex(&file("保証証書")), sha256_hex(&certificate), "the certificate as first mailed");
+    let registry = Serving::start(&s, &["serve"]);
+    let (_, _, body) = http(&registry.url, "POST", "/api/v1/verify", &[("Authorization", &bearer(&token)), ("Content-Type", "application/json")], verify.as_bytes());
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let documents = answer["certificate"]["documents"].as_array().unwrap();
+    assert!(documents.iter().any(|d| d["kind"] == "notice" && d["sha256"] == sha256_hex(&file("認証キーのお知らせ"))), "the staff's notice listed: {documents:?}");
+    assert_eq!(documents.iter().filter(|d| d["kind"] == "certificate").count(), 1, "one certificate file: {documents:?}");
 }
 
 /// A real RFC 3161 authority (`tests/servers/tsa.sh`: OpenSSL's `ts -reply` behind
@@ -343,6 +359,64 @@ fn with_a_timestamp_authority_every_signature_is_timestamped_and_an_authority_aw
     assert_eq!(mails.len(), 2, "mailed once the authority is back");
     let before = pdfs.len();
     assert_eq!(tsa.issued(), before + mails.iter().find(|m| m.attachments != *pdfs).unwrap().attachments.len());
+}
+
+#[test]
+fn a_token_larger_than_the_room_kept_for_it_is_fitted_by_signing_again() {
+    let s = Setup::new();
+    let tsa = Tsa::start(&s.dir.join("tsa"));
+    tsa.run(&["bigchain"]);
+    s.edit_config(|t| t.replace("chain = \"signing-chain.pem\"\n", &format!("chain = \"signing-chain.pem\"\ntsa_url = \"{}\"\n", tsa.url)));
+    s.drop_mail(KANAGAWA, &application(0));
+    s.once();
+    let mails = s.mails(MARUICHI);
+    assert_eq!(mails.len(), 1, "mailed, not held");
+    let pdfs = &mails[0].attachments;
+    assert_eq!(tsa.issued(), 2 * pdfs.len(), "each document stamped, then signed again with room and stamped again");
+    let (signer_ca, tsa_ca) = (s.dir.join("signing-chain.pem"), tsa.dir.join("tsa-ca.pem"));
+    for (name, pdf) in pdfs {
+        assert_valid_by(&s.dir, name, pdf, &[&signer_ca, &tsa_ca]);
+    }
+}
+
+#[test]
+fn with_tsa_ca_file_a_token_of_another_authority_is_refused() {
+    let s = Setup::new();
+    let tsa = Tsa::start(&s.dir.join("tsa"));
+    // The operator names a CA that is not this authority's: its tokens are not taken.
+    s.edit_config(|t| t.replace("chain = \"signing-chain.pem\"\n", &format!("chain = \"signing-chain.pem\"\ntsa_url = \"{}\"\ntsa_ca_file = \"signing-chain.pem\"\n", tsa.url)));
+    s.drop_mail(KANAGAWA, &application(0));
+    let out = s.run(&["run", "--once"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{said}");
+    assert!(s.mails(MARUICHI).is_empty(), "nothing mailed with a token of an unknown authority");
+    assert!(said.contains("tsa_ca_file"), "the log says why: {said}");
+    std::fs::copy(tsa.dir.join("tsa-ca.pem"), s.dir.join("tsa-ca.pem")).unwrap();
+    s.edit_config(|t| t.replace("tsa_ca_file = \"signing-chain.pem\"", "tsa_ca_file = \"tsa-ca.pem\""));
+    s.once();
+    assert_eq!(s.mails(MARUICHI).len(), 1, "mailed once the authority's own CA is named");
+}
+
+#[test]
+fn an_authority_that_hangs_is_waited_for_once_per_pass_not_once_per_application() {
+    let s = Setup::new();
+    let tsa = Tsa::start(&s.dir.join("tsa"));
+    s.edit_config(|t| t.replace("chain = \"signing-chain.pem\"\n", &format!("chain = \"signing-chain.pem\"\ntsa_url = \"{}\"\n", tsa.url)));
+    tsa.run(&["hang"]);
+    for n in 0..4 {
+        s.drop_mail(KANAGAWA, &application(n));
+    }
+    let out = s.run(&["run", "--once"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{said}");
+    assert!(s.mails(MARUICHI).is_empty(), "nothing mailed unstamped");
+    // The first application waited for the authority; the others were told at once that
+    // it did not answer a moment ago.
+    assert!(said.contains("no answer in 10 s"), "{said}");
+    assert!(said.contains("(a moment ago; asked again within 30 s)"), "the others deferred at once: {said}");
+    tsa.run(&["resume"]);
+    s.once();
+    assert_eq!(s.mails(MARUICHI).len(), 4, "all mailed, stamped, once the authority answers");
 }
 
 /// `pdf` with one byte changed where no reader looks: the binary comment on its second

@@ -8,6 +8,11 @@
 #   tests/servers/tsa.sh stop DIR
 #   tests/servers/tsa.sh restart DIR        the same authority again, after a stop
 #   tests/servers/tsa.sh count DIR          how many tokens it has issued
+#   tests/servers/tsa.sh hang DIR           the server stopped (SIGSTOP): connections are
+#                                           taken by the kernel and never answered
+#   tests/servers/tsa.sh resume DIR         and going on again (SIGCONT)
+#   tests/servers/tsa.sh bigchain DIR       from now on its tokens carry about 16 KB of
+#                                           extra certificates (a long chain)
 set -eu
 cmd=$1
 DIR=$2
@@ -89,9 +94,28 @@ start|restart)
 stop)
     if [ -s "$DIR/lighttpd.pid" ]; then
         pid=$(cat "$DIR/lighttpd.pid")
+        kill -CONT "$pid" 2>/dev/null || true
         kill "$pid" 2>/dev/null || true
         while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
     fi
+    ;;
+bigchain)
+    (
+        cd "$DIR"
+        pad=$(head -c 3500 /dev/zero | tr '\0' x)
+        for i in 1 2 3 4 5; do
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=esurety test padding $i" \
+                -addext "nsComment=$pad" -keyout /dev/null -out "pad$i.pem" >/dev/null 2>&1
+        done
+        cat tsa-ca.pem pad*.pem > bigchain.pem
+        sed -i "s|^certs = .*|certs = $DIR/bigchain.pem|" openssl.cnf
+    )
+    ;;
+hang)
+    kill -STOP "$(cat "$DIR/lighttpd.pid")"
+    ;;
+resume)
+    kill -CONT "$(cat "$DIR/lighttpd.pid")"
     ;;
 count)
     wc -l < "$DIR/count" | tr -d ' '

@@ -86,6 +86,15 @@ impl Documents {
             }
             None => vec![None; presigned.len()],
         };
-        presigned.into_iter().zip(tokens).zip(&pdfs).map(|((p, token), (kind, _))| signer.finish(p, token.as_deref()).map_err(sign_err(*kind))).collect()
+        presigned.into_iter().zip(tokens).zip(&pdfs).map(|((p, token), (kind, pdf))| match signer.finish(p, token.as_deref()) {
+            // A token larger than the room kept (a long chain in it): signed again with
+            // room for it, and stamped again (the signature value is new).
+            Err(crate::signature::SignError::Pdf(crate::signature::pdf::PdfError::TooLong(..))) if let (Some(tsa), Some(t)) = (&self.tsa, &token) => {
+                let again = signer.presign_with_room(pdf, now, true, t.len()).map_err(sign_err(*kind))?;
+                let token = tsa.stamp_all(&[again.signature_digest()]).map_err(|e| RenderError::Timestamp(e.to_string()))?.pop();
+                signer.finish(again, token.as_deref()).map_err(sign_err(*kind))
+            }
+            other => other.map_err(sign_err(*kind)),
+        }).collect()
     }
 }
