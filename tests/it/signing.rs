@@ -498,3 +498,20 @@ fn the_owner_side_registers_each_pdfs_signature_and_flags_an_altered_file_to_sta
     assert!(!b.overflows());
     b.screenshot("desk-signature-broken");
 }
+
+#[test]
+fn a_signing_certificate_out_of_its_validity_is_refused_at_start() {
+    let s = Setup::new();
+    let year = std::time::Duration::from_secs(365 * 86_400);
+    let now = std::time::SystemTime::now();
+    for (from, said) in [(now - 6 * year, "ended on"), (now + year, "is valid only from")] {
+        let (key, cert) = esurety::signature::demo::certificate("東日本建設業保証株式会社", from, 5).unwrap();
+        std::fs::write(s.dir.join("signing-key.pem"), key).unwrap();
+        std::fs::write(s.dir.join("signing-chain.pem"), cert).unwrap();
+        s.drop_mail(KANAGAWA, &application(0));
+        let out = s.run(&["run", "--once"]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success() && err.contains(said), "{err}");
+        assert!(s.mails(MARUICHI).is_empty(), "nothing signed with it");
+    }
+}
