@@ -67,17 +67,9 @@ pub fn signed_attributes_of(content_type: ObjectIdentifier, digest: &[u8; 32], s
     Ok((set.to_der()?, set))
 }
 
-/// The `ContentInfo` of a detached `SignedData` with one signer.
-pub fn signed_data(
-    signer: &Certificate,
-    chain: &[Certificate],
-    signed_attrs: SetOfVec<Attribute>,
-    signature_algorithm: ObjectIdentifier,
-    signature: &[u8],
-    timestamp_token: Option<&[u8]>,
-) -> der::Result<Vec<u8>> {
-    let detached = EncapsulatedContentInfo { econtent_type: ID_DATA, econtent: None };
-    signed_data_of(detached, signer, chain, signed_attrs, signature_algorithm, signature, timestamp_token)
+/// What a PAdES signature signs: nothing inside (detached; the PDF's byte range is it).
+pub fn detached() -> EncapsulatedContentInfo {
+    EncapsulatedContentInfo { econtent_type: ID_DATA, econtent: None }
 }
 
 /// The `ContentInfo` of a `SignedData` with one signer over `content` (detached when it

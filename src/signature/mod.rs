@@ -6,6 +6,7 @@
 //! configuration (`[signing]`: a PKCS#12 file, or a PEM key and chain). Its `Debug`
 //! never shows the key.
 
+mod chain;
 pub mod cms;
 pub mod demo;
 pub mod pdf;
@@ -186,7 +187,7 @@ impl Signer {
 
     /// The signed file of a [`Presigned`] PDF, with its timestamp token (PAdES B-T) if any.
     pub fn finish(&self, p: Presigned, timestamp_token: Option<&[u8]>) -> Result<Vec<u8>, SignError> {
-        let cms = cms::signed_data(&self.certificate, &self.chain, p.attrs, p.algorithm, &p.signature, timestamp_token).map_err(encode)?;
+        let cms = cms::signed_data_of(cms::detached(), &self.certificate, &self.chain, p.attrs, p.algorithm, &p.signature, timestamp_token).map_err(encode)?;
         Ok(p.prepared.embed(&cms)?)
     }
 }
