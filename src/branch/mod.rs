@@ -126,7 +126,7 @@ impl Existing for TxExisting<'_, '_> {
 /// fault of the message.
 pub(crate) fn render_failed(e: documents::RenderError) -> ProcessError {
     match e {
-        documents::RenderError::Timestamp(why) => ProcessError::Deferred(why),
+        documents::RenderError::Timestamp(why) | documents::RenderError::SignerOutOfValidity(why) => ProcessError::Deferred(why),
         e => ProcessError::Render(e.to_string()),
     }
 }

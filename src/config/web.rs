@@ -120,6 +120,9 @@ pub struct RawRegistry {
     /// PEM certificates the owner trusts for this issuer's signed PDFs (its signing
     /// certificate, or the CA that issues it).
     pub signer_ca_file: Option<PathBuf>,
+    /// PEM CAs of the timestamp authorities this issuer uses: a signature's timestamp
+    /// counts (its time is when the signature was made) only from one of them.
+    pub tsa_ca_file: Option<PathBuf>,
 }
 
 /// One registry an owner's deployment checks through.
@@ -136,6 +139,8 @@ pub struct RegistryConfig {
     /// The certificates (DER) trusted for this issuer's signatures (`signer_ca_file`);
     /// empty: a signed PDF of this issuer is registered `untrusted`.
     pub signers: Vec<Vec<u8>>,
+    /// The timestamp authorities' CAs (DER) trusted for its signatures (`tsa_ca_file`).
+    pub timestamps: Vec<Vec<u8>>,
 }
 
 pub fn registries(raw: Vec<RawRegistry>, base: &Path, problems: &mut Vec<String>) -> Vec<RegistryConfig> {
@@ -173,22 +178,25 @@ pub fn registries(raw: Vec<RawRegistry>, base: &Path, problems: &mut Vec<String>
                 None
             }
         });
-        let signers = match &r.signer_ca_file {
+        let pem_file = |file: &Option<PathBuf>, key: &str, problems: &mut Vec<String>| match file {
             None => Vec::new(),
             Some(p) => match crate::signature::verify::anchors_pem(&std::fs::read(base.join(p)).unwrap_or_default()) {
                 Ok(v) if !v.is_empty() => v,
                 Ok(_) => {
-                    problems.push(format!("registries[{i}].signer_ca_file: {} holds no certificate", base.join(p).display()));
+                    problems.push(format!("registries[{i}].{key}: {} holds no certificate", base.join(p).display()));
                     Vec::new()
                 }
                 Err(e) => {
-                    problems.push(format!("registries[{i}].signer_ca_file: {}: {e}", base.join(p).display()));
+                    problems.push(format!("registries[{i}].{key}: {}: {e}", base.join(p).display()));
                     Vec::new()
                 }
             },
         };
+        let signers = pem_file(&r.signer_ca_file, "signer_ca_file", problems);
+        let timestamps = pem_file(&r.tsa_ca_file, "tsa_ca_file", problems);
         Some(RegistryConfig {
             signers,
+            timestamps,
             issuer: r.issuer,
             url: url?,
             token: token?,

@@ -30,7 +30,10 @@ pub(super) fn process_pending(engine: &Engine, store: &mut Store, report: &mut R
 impl Process<'_> {
     fn pending(&self, store: &mut Store, report: &mut RunReport, clock: &dyn Clock, rng: &dyn Random) -> Result<(), RunError> {
         let flow = BranchFlow { config: &self.config, composer: &self.composer, documents: &self.documents, auth: self.auth.as_ref(), secrets: &self.secrets, clock, rng };
-        let local = LocalRegistry { secrets: &self.secrets, lockout: Lockout::default(), company: self.config.company.name.clone(), signers: self.config.signing.as_ref().map(|s| s.signer.certificates_der()).unwrap_or_default() };
+        let local = LocalRegistry { secrets: &self.secrets, lockout: Lockout::default(), company: self.config.company.name.clone(), trust: self.config.signing.as_ref().map(|s| crate::signature::verify::Trust {
+            signers: s.signer.certificates_der(),
+            timestamps: s.tsa.as_ref().map(|t| t.anchors().to_vec()).unwrap_or_default(),
+        }).unwrap_or_default() };
         let registry: &dyn crate::registry::Registry = match &self.remote {
             Some(remote) => remote,
             None => &local,

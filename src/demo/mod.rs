@@ -199,14 +199,20 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     // the company's signing certificate as it publishes it (signer_ca_file), so the water
     // authority checks each submitted PDF's signature.
     let company_signers = engine.config.signing.as_ref().map(|s| s.signer.certificates_der()).unwrap_or_default();
+    let company_timestamps = engine.config.signing.as_ref().and_then(|s| s.tsa.as_ref()).map(|t| t.anchors().to_vec()).unwrap_or_default();
     if let Some(s) = &engine.config.signing {
         std::fs::write(owner_dir.join("ejcs-signing.pem"), s.signer.certificate_pem())?;
-        let text = std::fs::read_to_string(&owner_config.path)?;
-        std::fs::write(&owner_config.path, text.replace("# signer_ca_file = \"ejcs-signing.pem\"", "signer_ca_file = \"ejcs-signing.pem\""))?;
+        let mut text = std::fs::read_to_string(&owner_config.path)?.replace("# signer_ca_file = \"ejcs-signing.pem\"", "signer_ca_file = \"ejcs-signing.pem\"");
+        if company_dir.join("demo-tsa.pem").exists() {
+            std::fs::copy(company_dir.join("demo-tsa.pem"), owner_dir.join("ejcs-tsa.pem"))?;
+            text = text.replace("# tsa_ca_file = \"ejcs-tsa.pem\"", "tsa_ca_file = \"ejcs-tsa.pem\"");
+        }
+        std::fs::write(&owner_config.path, text)?;
     }
     for r in &mut owner_config.registries {
         r.token = Ok(crate::config::Secret::new(token.clone()));
         r.signers = company_signers.clone();
+        r.timestamps = company_timestamps.clone();
     }
     println!("   発注者: {}（esurety init --side owner --registry-url {}）", owner_dir.display(), serving.url);
     let owner_root = owner_config.mail.maildir_root.clone();

@@ -139,7 +139,7 @@ impl OwnerFlow<'_> {
                 Answer::Checked { issuer, .. } | Answer::Unchecked { issuer, .. } => issuer.as_deref(),
             };
             let inspected = reading.signatures.get(&f.number).and_then(Option::as_ref);
-            judge(inspected, &self.registry.signers(issuer), now.into())
+            judge(inspected, &self.registry.trust(issuer), now.into())
         }).collect();
         let reply = ReplyTo { message_id: letter.message_id.clone(), references: letter.references.clone(), subject: letter.subject.clone() };
         let checked_at = now.to_rfc3339();

@@ -115,9 +115,9 @@ pub trait Registry {
     /// The answer to number + key; a failure counts once per (number, `asked_for`).
     #[allow(clippy::too_many_arguments)]
     fn verify(&self, store: &mut Store, issuer: Option<&str>, number: &str, key: &str, sender: Option<&str>, asked_for: &str, now: DateTime<FixedOffset>) -> std::result::Result<Verification, RegistryError>;
-    /// The certificates (DER) trusted for `issuer`'s signed PDFs (any registry's, when
-    /// the issuer is not known); empty: none.
-    fn signers(&self, issuer: Option<&str>) -> Vec<Vec<u8>>;
+    /// Whom the owner trusts for `issuer`'s signed PDFs (any registry's, when the issuer
+    /// is not known): signers and timestamp authorities.
+    fn trust(&self, issuer: Option<&str>) -> crate::signature::verify::Trust;
 }
 
 /// Why the registry gave no answer. The first is this store's; the others are a remote
@@ -164,8 +164,9 @@ pub struct LocalRegistry<'a> {
     pub lockout: Lockout,
     /// The company whose registry this is: a notice naming another issuer is not checked here.
     pub company: String,
-    /// The company's own signing certificate and chain (`[signing]`), trusted for its PDFs.
-    pub signers: Vec<Vec<u8>>,
+    /// The company's own signing chain (`[signing]`) and its timestamp authority's CA
+    /// (`tsa_ca_file`), trusted for its PDFs.
+    pub trust: crate::signature::verify::Trust,
 }
 
 impl Registry for LocalRegistry<'_> {
@@ -181,8 +182,8 @@ impl Registry for LocalRegistry<'_> {
         Ok(store.write(|tx| verify(tx, self.secrets, number, key, Caller::sender(sender), Some(asked_for), now, self.lockout))?)
     }
 
-    fn signers(&self, _issuer: Option<&str>) -> Vec<Vec<u8>> {
-        self.signers.clone()
+    fn trust(&self, _issuer: Option<&str>) -> crate::signature::verify::Trust {
+        self.trust.clone()
     }
 }
 
@@ -322,7 +323,7 @@ mod tests {
         let dir = crate::testing::tempdir().unwrap();
         let mut store = Store::open_file(&dir.path().join("s.db")).unwrap();
         let secrets = Secrets::from_bytes(&[1u8; 32]);
-        let registry = LocalRegistry { secrets: &secrets, lockout: Lockout::default(), company: String::new(), signers: vec![] };
+        let registry = LocalRegistry { secrets: &secrets, lockout: Lockout::default(), company: String::new(), trust: Default::default() };
         let now = FixedClock::parse("2026-07-04T10:00:00+09:00").unwrap().now();
         for _ in 0..3 {
             let v = registry.verify(&mut store, None, "35075-00001M", "CDEF34679HJK", Some("a@x"), "message 7", now).unwrap();

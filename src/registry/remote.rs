@@ -223,10 +223,14 @@ impl RemoteRegistries {
 }
 
 impl Registry for RemoteRegistries {
-    fn signers(&self, issuer: Option<&str>) -> Vec<Vec<u8>> {
+    fn trust(&self, issuer: Option<&str>) -> crate::signature::verify::Trust {
+        use crate::signature::verify::Trust;
         match issuer.and_then(|i| self.named(i)) {
-            Some(r) => r.config.signers.clone(),
-            None => self.remotes.iter().flat_map(|r| r.config.signers.iter().cloned()).collect(),
+            Some(r) => Trust { signers: r.config.signers.clone(), timestamps: r.config.timestamps.clone() },
+            None => Trust {
+                signers: self.remotes.iter().flat_map(|r| r.config.signers.iter().cloned()).collect(),
+                timestamps: self.remotes.iter().flat_map(|r| r.config.timestamps.iter().cloned()).collect(),
+            },
         }
     }
 

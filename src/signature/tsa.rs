@@ -119,15 +119,19 @@ impl Tsa {
     /// `tls`: the connector for an `https` URL (the configuration makes it, with the
     /// operator's CA when given).
     pub fn new(url: &str, tls: Option<tokio_rustls::TlsConnector>) -> Result<Tsa, String> {
-        let url = url::Url::parse(url).map_err(|e| format!("\"{url}\" is not a URL: {e}"))?;
+        // Never the URL itself in a message: it may carry a login.
+        let url = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+        let mut shown = url.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
         let tls = match (url.scheme(), tls) {
             ("https", Some(tls)) => Some(tls),
             ("http", _) => None,
-            ("https", None) => return Err(format!("{url}: https needs a TLS connector")),
+            ("https", None) => return Err(format!("{shown}: https needs a TLS connector")),
             (other, _) => return Err(format!("{other}: the timestamp authority's URL is http or https")),
         };
         if url.host_str().is_none() {
-            return Err(format!("{url}: no host"));
+            return Err(format!("{shown}: no host"));
         }
         Ok(Tsa { url, tls, anchors: Vec::new(), away_until: std::sync::Mutex::new(None) })
     }
@@ -136,6 +140,11 @@ impl Tsa {
     pub fn with_anchors(mut self, anchors: Vec<Vec<u8>>) -> Tsa {
         self.anchors = anchors;
         self
+    }
+
+    /// The authority's CA, as configured (`tsa_ca_file`).
+    pub fn anchors(&self) -> &[Vec<u8>] {
+        &self.anchors
     }
 
     /// The authority's URL as logged: without its user and password.
@@ -221,9 +230,11 @@ impl Tsa {
             futures::future::join_all(asks).await.into_iter().collect()
         });
         let mut away = self.away_until.lock().unwrap_or_else(|p| p.into_inner());
+        // Any failure: an authority that refuses or answers garbage slowly costs each
+        // application as much as one that does not answer.
         *away = match &got {
-            Err(TsaError::Away(_, why)) => Some((std::time::Instant::now() + AWAY_FOR, why.clone())),
-            _ => None,
+            Err(TsaError::Away(_, why) | TsaError::Refused(_, why) | TsaError::Invalid(why)) => Some((std::time::Instant::now() + AWAY_FOR, why.clone())),
+            Ok(_) => None,
         };
         got
     }

@@ -10,8 +10,8 @@
 //! attributes verifies with a certificate the signature carries; that certificate leads,
 //! through certificates the signature carries, to one the owner trusts, each issuer's
 //! signature verifying and each certificate in force at the time of the signature (its
-//! timestamp's, when it carries one for its value; else the time of the check). The
-//! timestamp authority's own signature is not judged here (pyHanko and Adobe do).
+//! timestamp's, when it carries one for its value from an authority the owner trusts for
+//! that issuer; else the time of the check).
 
 use der::asn1::{GeneralizedTime, ObjectIdentifier, OctetString};
 use der::{Decode, Encode, Reader};
@@ -32,8 +32,9 @@ const MAX_CERTIFICATES: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Inspected {
     /// The file is as signed: the certificates it carries (DER, the signer's first) and
-    /// the time of its timestamp (RFC 3339), when it has one for this signature.
-    Intact { certificates: Vec<Vec<u8>>, timestamp: Option<String> },
+    /// its timestamp token (DER) when it has one, and the SHA-256 of the signature value
+    /// (what a token for it stamps).
+    Intact { certificates: Vec<Vec<u8>>, token: Option<Vec<u8>>, stamped: Vec<u8> },
     /// The file is not as signed, or the signature is not one: why, in Japanese.
     Broken(String),
     /// A signature made in a way not checked here (another digest, another key type).
@@ -191,38 +192,44 @@ fn cms(contents: &[u8], digest: &[u8; 32]) -> Inspected {
     };
     let mut ders: Vec<Vec<u8>> = vec![signer.to_der().unwrap_or_default()];
     ders.extend(certificates.iter().filter(|c| *c != signer).filter_map(|c| c.to_der().ok()));
-    let timestamp = si.unsigned_attrs.as_ref()
+    let token = si.unsigned_attrs.as_ref()
         .and_then(|u| u.iter().find(|a| a.oid == ID_TIME_STAMP_TOKEN))
         .and_then(|a| a.values.iter().next())
-        .and_then(|token| token_time(&token.to_der().ok()?, signature));
-    Inspected::Intact { certificates: ders, timestamp }
+        .and_then(|token| token.to_der().ok());
+    let stamped: [u8; 32] = Sha256::digest(signature).into();
+    Inspected::Intact { certificates: ders, token, stamped: stamped.to_vec() }
 }
 
-/// The time of a timestamp token, intact and for timestamping, whose imprint is the
-/// SHA-256 of `signature` (its authority's trust is not judged here).
-fn token_time(token: &[u8], signature: &[u8]) -> Option<String> {
-    let info = timestamp_token(token, &[]).ok()?;
-    let want: [u8; 32] = Sha256::digest(signature).into();
-    (info.imprint == want).then(|| chrono::DateTime::<chrono::Utc>::from(info.time).to_rfc3339())
+/// Whom the owner trusts for an issuer: its signers (the company's signing certificate or
+/// its CA) and the timestamp authorities whose time it takes (their CAs).
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    pub signers: Vec<Vec<u8>>,
+    pub timestamps: Vec<Vec<u8>>,
 }
 
 /// What an inspected signature means to an owner who trusts `anchors` (DER certificates:
 /// the issuer's signing certificate, or the CA that issues it), at `now` when the
 /// signature has no timestamp.
-pub fn judge(inspected: Option<&Inspected>, anchors: &[Vec<u8>], now: std::time::SystemTime) -> SignatureCheck {
+pub fn judge(inspected: Option<&Inspected>, trust: &Trust, now: std::time::SystemTime) -> SignatureCheck {
+    let anchors = &trust.signers;
     let said = |status, reason: String| SignatureCheck { status, reason: Some(reason) };
-    let (ders, timestamp) = match inspected {
+    let (ders, token, stamped) = match inspected {
         None => return SignatureCheck { status: SignatureStatus::None, reason: None },
         Some(Inspected::Broken(why)) => return said(SignatureStatus::Broken, why.clone()),
         Some(Inspected::Unsupported(why)) => return said(SignatureStatus::Untrusted, why.clone()),
-        Some(Inspected::Intact { certificates, timestamp }) => (certificates, timestamp),
+        Some(Inspected::Intact { certificates, token, stamped }) => (certificates, token, stamped),
     };
     if anchors.is_empty() {
         return said(SignatureStatus::Untrusted, "この発行元の署名証明書が設定されていません（[[registries]] signer_ca_file）".into());
     }
-    let at = timestamp.as_deref()
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(std::time::SystemTime::from)
+    // A timestamp's time counts only from an authority trusted for this issuer: anyone
+    // can make a token, and a token's time is what would let a retired key sign.
+    let at = token.as_deref()
+        .filter(|_| !trust.timestamps.is_empty())
+        .and_then(|t| timestamp_token(t, &trust.timestamps).ok())
+        .filter(|info| &info.imprint == stamped)
+        .map(|info| info.time)
         .unwrap_or(now);
     let carried: Vec<Certificate> = ders.iter().filter_map(|d| Certificate::from_der(d).ok()).collect();
     let trusted: Vec<Certificate> = anchors.iter().filter_map(|d| Certificate::from_der(d).ok()).collect();
@@ -351,7 +358,7 @@ mod tests {
     #[test]
     fn a_file_without_a_signature_has_none() {
         assert_eq!(inspect(b"%PDF-1.7\n%%EOF\n", &[]), None);
-        assert_eq!(judge(None, &[], std::time::SystemTime::now()).status, SignatureStatus::None);
+        assert_eq!(judge(None, &Trust::default(), std::time::SystemTime::now()).status, SignatureStatus::None);
     }
 
     #[test]
@@ -381,11 +388,11 @@ mod tests {
 
     #[test]
     fn an_intact_signature_without_a_trusted_certificate_is_untrusted() {
-        let intact = Inspected::Intact { certificates: vec![vec![0x30, 0x00]], timestamp: None };
-        let c = judge(Some(&intact), &[], std::time::SystemTime::now());
+        let intact = Inspected::Intact { certificates: vec![vec![0x30, 0x00]], token: None, stamped: vec![] };
+        let c = judge(Some(&intact), &Trust::default(), std::time::SystemTime::now());
         assert_eq!(c.status, SignatureStatus::Untrusted);
         assert!(c.reason.unwrap().contains("signer_ca_file"));
         let unsupported = Inspected::Unsupported("x".into());
-        assert_eq!(judge(Some(&unsupported), &[vec![1]], std::time::SystemTime::now()).status, SignatureStatus::Untrusted);
+        assert_eq!(judge(Some(&unsupported), &Trust { signers: vec![vec![1]], timestamps: vec![] }, std::time::SystemTime::now()).status, SignatureStatus::Untrusted);
     }
 }

@@ -128,12 +128,12 @@ fn a_company_certificate_from_a_pkcs12_file_signs_and_chains_to_its_ca() {
         let (pdfsig, _) = judged(&s.dir, name, pdf, &ca);
         assert!(pdfsig.contains("Signer Certificate Common Name: Higashi Nihon Surety Co."), "{pdfsig}");
         // The owner side, trusting the CA (signer_ca_file), follows the same chain.
-        use esurety::signature::verify::{SignatureStatus, anchors_pem, judge};
+        use esurety::signature::verify::{SignatureStatus, Trust, anchors_pem, judge};
         let read = esurety::owner::submission::pdf::read(pdf).unwrap();
         let now = std::time::SystemTime::now();
-        assert_eq!(judge(read.signature.as_ref(), &anchors_pem(&std::fs::read(&ca).unwrap()).unwrap(), now).status, SignatureStatus::Valid, "{name}");
+        assert_eq!(judge(read.signature.as_ref(), &Trust { signers: anchors_pem(&std::fs::read(&ca).unwrap()).unwrap(), timestamps: vec![] }, now).status, SignatureStatus::Valid, "{name}");
         let other = esurety::signature::demo::certificate("別会社", now, 1).unwrap().1;
-        assert_eq!(judge(read.signature.as_ref(), &anchors_pem(other.as_bytes()).unwrap(), now).status, SignatureStatus::Untrusted, "{name}");
+        assert_eq!(judge(read.signature.as_ref(), &Trust { signers: anchors_pem(other.as_bytes()).unwrap(), timestamps: vec![] }, now).status, SignatureStatus::Untrusted, "{name}");
     }
 }
 
@@ -342,6 +342,16 @@ fn with_a_timestamp_authority_every_signature_is_timestamped_and_an_authority_aw
         // A validator that does not trust the authority does not take the signature.
         let (_, pyhanko) = judged(&s.dir, name, pdf, &signer_ca);
         assert!(pyhanko.contains(":INVALID"), "{pyhanko}");
+        // The owner side, ten years on (the demo certificate long ended): the signature
+        // stays valid through the timestamp of an authority it trusts, and only then.
+        use esurety::signature::verify::{SignatureStatus, Trust, anchors_pem, judge};
+        let read = esurety::owner::submission::pdf::read(pdf).unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(10 * 365 * 86_400);
+        let pem = |p: &Path| anchors_pem(&std::fs::read(p).unwrap()).unwrap();
+        let with = |timestamps: Vec<Vec<u8>>| judge(read.signature.as_ref(), &Trust { signers: pem(&signer_ca), timestamps }, later).status;
+        assert_eq!(with(pem(&tsa_ca)), SignatureStatus::Valid, "{name}: B-T keeps it checkable");
+        assert_eq!(with(vec![]), SignatureStatus::Untrusted, "{name}: no trusted authority, the time of the check");
+        assert_eq!(with(pem(&signer_ca)), SignatureStatus::Untrusted, "{name}: a token of an authority not trusted does not count");
     }
 
     // The authority away: the application waits (no mail, no unstamped PDF), and goes out
@@ -429,6 +439,24 @@ fn altered_unseen(pdf: &[u8]) -> Vec<u8> {
     b
 }
 
+/// An incremental update appended to `pdf` that redefines the object holding its
+/// signature dictionary as an empty `/Sig`: a reader's latest view of the file has no
+/// signature, though the signed bytes are all still there.
+fn hide_signature(pdf: &[u8]) -> Vec<u8> {
+    let doc = lopdf::Document::load_mem(pdf).unwrap();
+    let (id, _) = doc.objects.iter().find(|(_, o)| o.as_dict().is_ok_and(|d| d.has(b"ByteRange"))).expect("a signature dictionary");
+    let root = doc.trailer.get(b"Root").unwrap().as_reference().unwrap();
+    let size = doc.trailer.get(b"Size").unwrap().as_i64().unwrap();
+    let sx = pdf.windows(9).rposition(|w| w == b"startxref").unwrap();
+    let prev: usize = String::from_utf8_lossy(&pdf[sx + 9..]).split_whitespace().next().unwrap().parse().unwrap();
+    let mut out = pdf.to_vec();
+    let obj_at = out.len() + 1;
+    out.extend_from_slice(format!("\n{} {} obj\n<< /Type /Sig >>\nendobj\n", id.0, id.1).as_bytes());
+    let xref_at = out.len();
+    out.extend_from_slice(format!("xref\n0 1\n0000000000 65535 f \n{} 1\n{:010} {:05} n \ntrailer\n<< /Size {} /Root {} {} R /Prev {} >>\nstartxref\n{}\n%%EOF\n", id.0, obj_at, id.1, size, root.0, root.1, prev, xref_at).as_bytes());
+    out
+}
+
 #[test]
 fn the_owner_side_registers_each_pdfs_signature_and_flags_an_altered_file_to_staff() {
     let s = Setup::new();
@@ -453,6 +481,8 @@ fn the_owner_side_registers_each_pdfs_signature_and_flags_an_altered_file_to_sta
     // As mailed (forwarded whole), a changed file attached, and the number typed.
     s.drop_mail("keiyaku@kwsa.example", &crate::support::forward(MARUICHI, "keiyaku@kwsa.example", "<sig-fwd@maruichi.example>", &mails[0].raw));
     s.drop_mail("keiyaku@kwsa.example", &crate::support::attach(MARUICHI, "keiyaku@kwsa.example", "<sig-changed@maruichi.example>", "notice.pdf", &changed));
+    // A changed file whose signature is hidden by a later update: still broken.
+    s.drop_mail("keiyaku@kwsa.example", &crate::support::attach(MARUICHI, "keiyaku@kwsa.example", "<sig-hidden@maruichi.example>", "notice.pdf", &hide_signature(&changed)));
     let key1 = crate::common::key_in(&pdf_text(&first)).unwrap();
     s.drop_mail("keiyaku@kwsa.example", &crate::support::typed(MARUICHI, "keiyaku@kwsa.example", "<sig-typed@maruichi.example>", &n1, &key1));
     s.once();
@@ -465,6 +495,8 @@ fn the_owner_side_registers_each_pdfs_signature_and_flags_an_altered_file_to_sta
     let bad = of("<sig-changed@maruichi.example>");
     assert_eq!((bad["result"].as_str(), bad["signature"].as_str()), (Some("accepted"), Some("broken")), "{bad}");
     assert!(bad["signature_reason"].as_str().unwrap().contains("変更"), "{bad}");
+    let hidden = of("<sig-hidden@maruichi.example>");
+    assert_eq!(hidden["signature"], "broken", "{hidden}");
     let typed = of("<sig-typed@maruichi.example>");
     assert_eq!(typed["signature"], "none", "{typed}");
     // The sender is answered as before.

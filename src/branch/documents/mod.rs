@@ -77,6 +77,12 @@ impl Documents {
     /// The PDFs signed (and timestamped), or as they are without `[signing]`.
     fn sign_all(&self, pdfs: Vec<(DocumentKind, Vec<u8>)>, now: DateTime<FixedOffset>) -> Result<Vec<Vec<u8>>, RenderError> {
         let Some(signer) = &self.signer else { return Ok(pdfs.into_iter().map(|(_, pdf)| pdf).collect()) };
+        // Against the real time, as at start: a certificate's validity is the world's
+        // (a test's fixed clock only dates the documents).
+        let at = std::time::SystemTime::now();
+        if !(signer.not_before() <= at && at <= signer.not_after()) {
+            return Err(RenderError::SignerOutOfValidity(format!("the signing certificate ({}) is not in force; renew it and reload", signer.subject())));
+        }
         let sign_err = |kind: DocumentKind| move |e: crate::signature::SignError| RenderError::Sign { kind, message: e.to_string() };
         let presigned = pdfs.iter().map(|(kind, pdf)| signer.presign(pdf, now, self.tsa.is_some()).map_err(sign_err(*kind))).collect::<Result<Vec<_>, _>>()?;
         let tokens = match &self.tsa {

@@ -91,6 +91,10 @@ pub enum RenderError {
     /// The timestamp authority did not give a token (`tsa_url`): the document waits.
     #[error("no timestamp: {0}")]
     Timestamp(String),
+    /// The signing certificate is not in force now (it ended while the daemon ran): the
+    /// document waits for a renewed one (a reload).
+    #[error("not signed: {0}")]
+    SignerOutOfValidity(String),
     /// The supplied fonts could not be loaded.
     #[error("font loading failed: {0}")]
     Font(String),

@@ -36,11 +36,18 @@ pub fn read(letter: &Letter, reader: &dyn PdfReader) -> Reading {
                     if let Some(f) = from_data(&t) {
                         r.found.push(f);
                     }
-                    // A number in two PDFs: a broken signature is what staff must see.
+                    // A signature vouches for its file: a number other than the one the file
+                    // was issued for (its embedded data) is not vouched for by it.
+                    let issued_for = t.data.as_ref().and_then(|d| d.get("number")).and_then(|n| n.as_str()).map(str::to_string);
                     for f in &r.found[before..] {
-                        let slot = r.signatures.entry(f.number.clone()).or_insert_with(|| t.signature.clone());
-                        if matches!(t.signature, Some(Inspected::Broken(_))) {
-                            *slot = t.signature.clone();
+                        let said = match (&t.signature, &issued_for) {
+                            (Some(Inspected::Intact { .. }), Some(n)) if *n != f.number => Some(Inspected::Unsupported(format!("署名されたファイルは保証契約番号 {n} のものです"))),
+                            (s, _) => s.clone(),
+                        };
+                        // A number in several PDFs: the worst of them is what staff see.
+                        let slot = r.signatures.entry(f.number.clone()).or_insert_with(|| said.clone());
+                        if rank(&said) > rank(slot) {
+                            *slot = said;
                         }
                     }
                 }
@@ -67,6 +74,17 @@ pub fn read(letter: &Letter, reader: &dyn PdfReader) -> Reading {
     }
     r.found = out;
     r
+}
+
+/// How much a PDF's signature should worry staff: broken, then unchecked, then none,
+/// then intact.
+fn rank(s: &Option<Inspected>) -> u8 {
+    match s {
+        Some(Inspected::Broken(_)) => 3,
+        Some(Inspected::Unsupported(_)) => 2,
+        None => 1,
+        Some(Inspected::Intact { .. }) => 0,
+    }
 }
 
 /// esurety's own PDFs carry their data; it is used only when the page text confirms it

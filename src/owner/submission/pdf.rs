@@ -76,31 +76,28 @@ pub fn read_with(bytes: &[u8], limits: PdfLimits) -> Result<PdfText, PdfError> {
     let pages = page_numbers.iter().map(|p| doc.extract_text(&[*p]).unwrap_or_default()).collect();
     // The text is what the submission needs: a signature that trips the check is broken,
     // never a reason to lose the text.
-    let ranges = byte_ranges(&doc);
+    let ranges = byte_ranges(bytes);
     let signature = std::panic::catch_unwind(|| crate::signature::verify::inspect(bytes, &ranges))
         .unwrap_or_else(|_| Some(crate::signature::verify::Inspected::Broken("署名の値が読み取れません".into())));
     Ok(PdfText { pages, data: embedded_json(&doc), signature })
 }
 
-/// The `/ByteRange` of every signature dictionary (an object of its own, or a field's
-/// `/V` written in place).
-fn byte_ranges(doc: &Document) -> Vec<[i64; 4]> {
-    fn range(d: &lopdf::Dictionary) -> Option<[i64; 4]> {
-        let a = d.get(b"ByteRange").ok()?.as_array().ok()?;
-        d.get(b"Contents").ok()?.as_str().ok()?;
-        match a.as_slice() {
-            [a, b, c, d] => Some([a.as_i64().ok()?, b.as_i64().ok()?, c.as_i64().ok()?, d.as_i64().ok()?]),
-            _ => None,
-        }
-    }
+/// The `/ByteRange` of every signature ever written into the file, read from its bytes:
+/// an update that rewrites or drops a signature dictionary leaves the signed range in the
+/// file, and it is that range that tells the file was changed.
+fn byte_ranges(bytes: &[u8]) -> Vec<[i64; 4]> {
+    const KEY: &[u8] = b"/ByteRange";
     let mut out = Vec::new();
-    for object in doc.objects.values() {
-        let Ok(d) = object.as_dict() else { continue };
-        if let Some(r) = range(d) {
-            out.push(r);
-        } else if let Some(r) = d.get(b"V").ok().and_then(|v| v.as_dict().ok()).and_then(range) {
-            out.push(r);
-        }
+    let mut at = 0;
+    while let Some(i) = bytes[at..].windows(KEY.len()).position(|w| w == KEY) {
+        at += i + KEY.len();
+        let rest = &bytes[at..bytes.len().min(at + 128)];
+        let Some(open) = rest.iter().position(|c| !c.is_ascii_whitespace()).filter(|&p| rest[p] == b'[') else { continue };
+        let Some(close) = rest[open..].iter().position(|&c| c == b']') else { continue };
+        let numbers: Vec<i64> = std::str::from_utf8(&rest[open + 1..open + close]).unwrap_or("")
+            .split_ascii_whitespace().map(|n| n.parse::<i64>().unwrap_or(-1)).collect();
+        // Not four integers: a range that cannot be right, which `inspect` says so.
+        out.push(<[i64; 4]>::try_from(numbers.as_slice()).unwrap_or([-1; 4]));
         if out.len() >= 64 {
             break;
         }
