@@ -265,7 +265,12 @@ pub fn resend(engine: &Engine, store: &mut Store, number: &str, by: &str, clock:
     let mut attachments = Vec::new();
     let mut issued = Vec::new();
     for kind in kinds {
-        let (name, pdf) = document(engine, store, number, *kind, clock)?;
+        let source = document_source(engine, store, number, *kind)?;
+        // A 変更 committed meanwhile: the documents would be of two versions.
+        if source.row.latest.version != c.version {
+            return Err(DeskError::NotApplicable(format!("{number} changed while it was being resent; resend it again")));
+        }
+        let (name, pdf) = typeset(engine, &source, *kind, clock)?;
         issued.push((kind.as_str(), pdf.clone()));
         entry[match kind { DocumentKind::Notice => "notice_file", DocumentKind::Certificate => "certificate_file", DocumentKind::Fee => "fee_file", DocumentKind::Reservation => "reservation_file" }] = json!(name);
         attachments.push((name, pdf));

@@ -102,3 +102,51 @@ fn from_data(t: &pdf::PdfText) -> Option<Found> {
     let issuer = find::issuer(&t.pages.concat());
     Some(Found { number, key, product: s("product"), project: s("project"), contractor: s("contractor"), source: "pdf".into(), label, issuer, viewing: false })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each PDF "read" as the text of a notice of 35075-00001M with its key, carrying
+    /// the signature given for it (its first byte picks which).
+    struct Notices(Vec<Option<Inspected>>, Option<&'static str>);
+
+    impl PdfReader for Notices {
+        fn read(&self, bytes: &[u8]) -> Result<pdf::PdfText, PdfError> {
+            let data = self.1.map(|n| serde_json::json!({"number": n, "key": "ABCD2345EFGH"}));
+            Ok(pdf::PdfText { pages: vec!["保証契約番号 35075-00001M 認証キー ABCD2345EFGH".into()], data, signature: self.0[bytes[0] as usize].clone() })
+        }
+    }
+
+    fn letter(pdfs: usize) -> Letter {
+        Letter { message_id: None, from: None, envelope: None, subject: String::new(), references: vec![],
+                 pieces: (0..pdfs).map(|i| Piece::Pdf { name: None, depth: 0, bytes: vec![i as u8] }).collect() }
+    }
+
+    fn intact() -> Option<Inspected> {
+        Some(Inspected::Intact { certificates: vec![], token: None, stamped: vec![] })
+    }
+
+    #[test]
+    fn of_several_pdfs_of_one_number_the_worst_signature_is_kept() {
+        let broken = Some(Inspected::Broken("x".into()));
+        for (signatures, worst) in [
+            (vec![intact(), None], None),
+            (vec![None, intact()], None),
+            (vec![intact(), broken.clone()], broken.clone()),
+            (vec![broken.clone(), intact()], broken.clone()),
+            (vec![intact(), intact()], intact()),
+        ] {
+            let r = read(&letter(signatures.len()), &Notices(signatures.clone(), None));
+            assert_eq!(r.signatures.get("35075-00001M"), Some(&worst), "{signatures:?}");
+        }
+    }
+
+    #[test]
+    fn a_signed_file_vouches_only_for_the_number_it_was_issued_for() {
+        let r = read(&letter(1), &Notices(vec![intact()], Some("35075-00003M")));
+        assert!(matches!(r.signatures.get("35075-00001M"), Some(Some(Inspected::Unsupported(why))) if why.contains("35075-00003M")), "{:?}", r.signatures);
+        let r = read(&letter(1), &Notices(vec![intact()], Some("35075-00001M")));
+        assert_eq!(r.signatures.get("35075-00001M"), Some(&intact()));
+    }
+}
