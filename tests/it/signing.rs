@@ -198,6 +198,19 @@ fn the_qr_code_on_the_certificate_and_the_notice_opens_the_lookup_page_with_the_
     drop(serving);
 }
 
+/// The documents the registry lists for a right key (`certificate.documents`).
+fn documents_of(base: &str, token: &str, verify: &str) -> Vec<serde_json::Value> {
+    let (_, _, body) = crate::registry_service::http(base, "POST", "/api/v1/verify", &[("Authorization", &format!("Bearer {token}")), ("Content-Type", "application/json")], verify.as_bytes());
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    answer["certificate"]["documents"].as_array().unwrap_or_else(|| panic!("documents in {answer}")).clone()
+}
+
+/// `s` with its signatures timestamped by the authority at `url` (and `extra` lines of
+/// `[signing]`).
+fn use_tsa(s: &Setup, url: &str, extra: &str) {
+    s.edit_config(|t| t.replace("chain = \"signing-chain.pem\"\n", &format!("chain = \"signing-chain.pem\"\ntsa_url = \"{url}\"\n{extra}")));
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
@@ -262,9 +275,7 @@ fn the_registry_serves_the_signed_file_it_mailed_and_the_hash_of_each_document()
     let again = |prefix: &str| resent.attachments.iter().find(|(n, _)| n.starts_with(prefix)).unwrap().1.clone();
     assert_eq!(sha256_hex(&again("保証証書")), sha256_hex(&certificate), "the certificate as first mailed");
     let registry = Serving::start(&s, &["serve"]);
-    let (_, _, body) = http(&registry.url, "POST", "/api/v1/verify", &[("Authorization", &bearer(&token)), ("Content-Type", "application/json")], verify.as_bytes());
-    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let documents = answer["certificate"]["documents"].as_array().unwrap();
+    let documents = documents_of(&registry.url, &token, &verify);
     assert!(documents.iter().any(|d| d["kind"] == "notice" && d["sha256"] == sha256_hex(&again("認証キーのお知らせ"))), "the resent notice's hash too: {documents:?}");
     assert!(documents.iter().any(|d| d["kind"] == "notice" && d["sha256"] == sha256_hex(&notice)), "and the first notice's");
 
@@ -278,9 +289,7 @@ fn the_registry_serves_the_signed_file_it_mailed_and_the_hash_of_each_document()
     let file = |prefix: &str| by_staff.attachments.iter().find(|(n, _)| n.starts_with(prefix)).unwrap().1.clone();
     assert_eq!(sha256_hex(&file("保証証書")), sha256_hex(&certificate), "the certificate as first mailed");
     let registry = Serving::start(&s, &["serve"]);
-    let (_, _, body) = http(&registry.url, "POST", "/api/v1/verify", &[("Authorization", &bearer(&token)), ("Content-Type", "application/json")], verify.as_bytes());
-    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let documents = answer["certificate"]["documents"].as_array().unwrap();
+    let documents = documents_of(&registry.url, &token, &verify);
     assert!(documents.iter().any(|d| d["kind"] == "notice" && d["sha256"] == sha256_hex(&file("認証キーのお知らせ"))), "the staff's notice listed: {documents:?}");
     assert_eq!(documents.iter().filter(|d| d["kind"] == "certificate").count(), 1, "one certificate file: {documents:?}");
 }
@@ -322,7 +331,7 @@ impl Drop for Tsa {
 fn with_a_timestamp_authority_every_signature_is_timestamped_and_an_authority_away_delays_the_mail() {
     let s = Setup::new();
     let tsa = Tsa::start(&s.dir.join("tsa"));
-    s.edit_config(|t| t.replace("chain = \"signing-chain.pem\"\n", &format!("chain = \"signing-chain.pem\"\ntsa_url = \"{}\"\n", tsa.url)));
+    use_tsa(&s, &tsa.url, "");
     s.drop_mail(KANAGAWA, &application(0));
     s.once();
     let mails = s.mails(MARUICHI);
@@ -376,7 +385,7 @@ fn a_token_larger_than_the_room_kept_for_it_is_fitted_by_signing_again() {
     let s = Setup::new();
     let tsa = Tsa::start(&s.dir.join("tsa"));
     tsa.run(&["bigchain"]);
-    s.edit_config(|t| t.replace("chain = \"signing-chain.pem\"\n", &format!("chain = \"signing-chain.pem\"\ntsa_url = \"{}\"\n", tsa.url)));
+    use_tsa(&s, &tsa.url, "");
     s.drop_mail(KANAGAWA, &application(0));
     s.once();
     let mails = s.mails(MARUICHI);
@@ -394,7 +403,7 @@ fn with_tsa_ca_file_a_token_of_another_authority_is_refused() {
     let s = Setup::new();
     let tsa = Tsa::start(&s.dir.join("tsa"));
     // The operator names a CA that is not this authority's: its tokens are not taken.
-    s.edit_config(|t| t.replace("chain = \"signing-chain.pem\"\n", &format!("chain = \"signing-chain.pem\"\ntsa_url = \"{}\"\ntsa_ca_file = \"signing-chain.pem\"\n", tsa.url)));
+    use_tsa(&s, &tsa.url, "tsa_ca_file = \"signing-chain.pem\"\n");
     s.drop_mail(KANAGAWA, &application(0));
     let out = s.run(&["run", "--once"]);
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -411,7 +420,7 @@ fn with_tsa_ca_file_a_token_of_another_authority_is_refused() {
 fn an_authority_that_hangs_is_waited_for_once_per_pass_not_once_per_application() {
     let s = Setup::new();
     let tsa = Tsa::start(&s.dir.join("tsa"));
-    s.edit_config(|t| t.replace("chain = \"signing-chain.pem\"\n", &format!("chain = \"signing-chain.pem\"\ntsa_url = \"{}\"\n", tsa.url)));
+    use_tsa(&s, &tsa.url, "");
     tsa.run(&["hang"]);
     for n in 0..4 {
         s.drop_mail(KANAGAWA, &application(n));
