@@ -101,6 +101,27 @@ impl Engine {
         all
     }
 
+    /// This store's own registry (the company's process), with the company's signing chain
+    /// trusted for its PDFs.
+    pub fn local_registry(&self) -> crate::registry::LocalRegistry<'_> {
+        crate::registry::LocalRegistry {
+            secrets: &self.secrets, lockout: crate::registry::Lockout::default(), company: self.config.company.name.clone(),
+            trust: self.config.signing.as_ref().map(|s| crate::signature::verify::Trust {
+                signers: s.signer.certificates_der(),
+                timestamps: s.tsa.as_ref().map(|t| t.anchors().to_vec()).unwrap_or_default(),
+            }).unwrap_or_default(),
+        }
+    }
+
+    /// Where the owner side asks: the issuers' registries over HTTP when configured, else
+    /// `local` (this store's).
+    pub fn registry<'a>(&'a self, local: &'a crate::registry::LocalRegistry<'a>) -> &'a dyn crate::registry::Registry {
+        match &self.remote {
+            Some(remote) => remote,
+            None => local,
+        }
+    }
+
     /// Maildirs and local delivery, or IMAP and SMTP, as configured. `rt` runs the
     /// network adapters' I/O.
     pub fn adapters(&self, rt: &tokio::runtime::Handle) -> Result<Adapters, SetupError> {

@@ -17,6 +17,7 @@ pub mod application;
 pub mod classify;
 pub mod documents;
 pub mod issuance;
+pub mod lifecycle;
 pub mod list;
 mod draft;
 mod reply;

@@ -2,7 +2,7 @@
 //! 保証契約一覧 (its certificates, narrowed as asked) and 変更申込 (a change of a
 //! certificate, checked by the application rules).
 
-use super::{BranchFlow, Outcome, TxExisting, application, list};
+use super::{BranchFlow, Outcome, TxExisting, application, lifecycle, list};
 use super::draft::{documents_of, file_field};
 use super::reply::REJECT_CHANGE;
 use super::application::change::{self, ChangeDecision};
@@ -15,7 +15,7 @@ use crate::error::ProcessError;
 use crate::outbound::compose::ReplyTo;
 use crate::domain::Format;
 use crate::store::{CertificateRow, Store, StoredMessage};
-use crate::domain::MessageOutcome;
+use crate::domain::{EventKind, MessageOutcome};
 use serde_json::json;
 
 impl BranchFlow<'_> {
@@ -141,6 +141,11 @@ impl BranchFlow<'_> {
             };
             return self.reject(store, msg, branch, reply, from, Some(&contractor.name), vec![problem], raw.warnings.clone(), Some(text), REJECT_CHANGE);
         };
+        // Only a guarantee in force is changed: one that has ended or was withdrawn is told so.
+        if row.status != crate::domain::CertificateStatus::Valid {
+            let problem = format!("保証契約番号：{} は「{}」のため変更できません。ご不明な点は担当支店までお問い合わせください", row.number, row.status.label());
+            return self.reject(store, msg, branch, reply, from, Some(&contractor.name), vec![problem], raw.warnings.clone(), Some(text), REJECT_CHANGE);
+        }
         let issuing = self.config.branch_by_code(&row.latest.office_code).unwrap_or(branch);
         let config = self.config;
         let decision = store.write(|tx| {
@@ -184,9 +189,15 @@ impl BranchFlow<'_> {
         });
         let out = self.draft(branch, "change_done", "mail/change_done.txt", ctx, reply, vec![from.to_string()], attachments)?;
         let works = application::works_key(&c.contractor, &c.owner, &c.project, c.product);
+        // The owner is told of the 変更 (`lifecycle.md`); the contractor has its completion mail.
+        let why = raw.reason.clone().filter(|r| !r.trim().is_empty()).unwrap_or_else(|| format!("変更（{}）：{}", c.change_label().unwrap_or_default(), changed.join("、")));
+        let event = lifecycle::new_event(&c.number, EventKind::Changed, row.status, from, &why, None, Some(c.version), self.rng, now);
+        let notices = lifecycle::notices(self.config, self.composer, c, &event, false, self.rng, now)?;
         store.write(|tx| -> Result<(), ProcessError> {
             tx.record_application(msg.id, &c.office_code, "changed", from, Some(&contractor.name), &json!([]), &raw.warnings, Some(text), now)?;
             tx.append_version(c, &works, now)?;
+            let id = tx.insert_event(&event)?;
+            notices.write(tx, id, &c.number, Some(msg.id), now)?;
             tx.enqueue(&out, Some(msg.id), now)?;
             for (kind, pdf) in &typeset {
                 tx.put_issued_document(&c.number, c.version, kind, pdf, now)?;

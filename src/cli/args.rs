@@ -87,11 +87,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// One certificate with its versions.
+    /// One certificate with its versions and history; with an action, staff change its
+    /// state (`lifecycle.md`): the contractor and the owner are told.
     Certificate {
         number: String,
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        action: Option<CertificateAction>,
     },
     /// The registry's answer to an owner who types number and key.
     Verify {
@@ -102,6 +105,12 @@ pub enum Command {
     },
     /// Every outgoing message and its state.
     Outbox {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Webhooks to owners' systems (`lifecycle.md`): each event, where it goes, how often
+    /// it was tried and what the last try said.
+    Webhooks {
         #[arg(long)]
         json: bool,
     },
@@ -134,6 +143,42 @@ pub enum Command {
         output: PathBuf,
         /// Who takes it (default: $USER): a key notice carries the key in clear, so its
         /// taking is recorded as a staff action, as on the desk.
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CertificateAction {
+    /// 取消: issued by mistake, never in force.
+    Cancel {
+        #[arg(long)]
+        reason: String,
+        /// Who does it (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// 解約: ended early (the contract cancelled, the advance returned).
+    Terminate {
+        #[arg(long)]
+        reason: String,
+        /// The day it takes effect (default: today), YYYY-MM-DD.
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// 履行請求: the owner has claimed under the guarantee (shown until settled).
+    Claim {
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// The claim is settled: 有効 again (期限満了 once 保証期限 has passed).
+    Settle {
+        #[arg(long)]
+        reason: String,
         #[arg(long)]
         by: Option<String>,
     },

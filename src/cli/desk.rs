@@ -127,16 +127,22 @@ pub fn run(config: &Path, action: StaffCommand) -> Result<i32> {
             let held = desk::held(&engine, &store)?;
             let paper = desk::paper(&store)?;
             let failed = desk::failed(&store)?;
+            let webhooks = store.failing_webhooks()?;
             if json {
                 print_json(&json!({
                     "held": held.iter().map(held_json).collect::<Vec<_>>(),
                     "paper": paper.iter().map(paper_json).collect::<Vec<_>>(),
                     "failed": failed.iter().map(cj::outbox).collect::<Vec<_>>(),
+                    "webhooks": webhooks.iter().map(cj::webhook).collect::<Vec<_>>(),
                 }));
             } else {
                 println!("held messages: {}  (esurety staff held)", held.len());
                 println!("paper certificates to print: {}  (esurety staff paper)", paper.len());
                 println!("failed outgoing mail: {}  (esurety staff failed)", failed.len());
+                println!("webhooks to owners not yet delivered: {}  (esurety webhooks; retried until delivered)", webhooks.len());
+                for w in &webhooks {
+                    println!("  webhook {} {} to {}: tried {} time(s), last: {}; next try {}", w.number, w.event.kind, w.endpoint, w.attempts, w.last_error.as_deref().unwrap_or(""), w.next_attempt_at);
+                }
             }
         }
         StaffCommand::Held { json } => {

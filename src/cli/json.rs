@@ -40,3 +40,11 @@ pub fn outbox(r: &OutboxRow) -> Value {
         "sent_at": r.sent_at,
     })
 }
+
+/// A webhook to an owner's system (`esurety webhooks --json`, the desk).
+pub fn webhook(w: &crate::store::WebhookRow) -> Value {
+    json!({
+        "id": w.id, "endpoint": w.endpoint, "number": w.number, "event": w.event.id, "kind": w.event.kind,
+        "status": w.status, "attempts": w.attempts, "next_attempt_at": w.next_attempt_at, "last_error": w.last_error,
+    })
+}

@@ -127,7 +127,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Certificate { number, json } => {
+        Command::Certificate { number, json: _, action: Some(action) } => certificate_action(&cli.config, &number, action),
+        Command::Certificate { number, json, action: None } => {
             let (_, store) = open(&cli.config)?;
             let Some(row) = store.certificate(&normal_number(&number))? else {
                 eprintln!("esurety: no certificate {number}");
@@ -139,6 +140,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 v["versions"] = versions.iter().map(json::version).collect();
                 v["documents"] = store.documents_of(&row.number)?.into_iter()
                     .map(|(id, kind, name, size)| serde_json::json!({"id": id, "kind": kind, "name": name, "size": size})).collect();
+                v["events"] = serde_json::to_value(store.events_of(&row.number)?)?;
                 print_json(&v);
             } else {
                 let c = &row.latest;
@@ -146,6 +148,10 @@ pub fn run(cli: Cli) -> Result<i32> {
                 println!("  受注者: {}\n  発注者: {}\n  工事名: {}\n  保証金額: {}\n  保証期限: {}", c.contractor, c.owner, c.project, crate::text::format_yen(c.amount), crate::text::format_era(c.guarantee_end));
                 for v in &versions {
                     println!("  version {} {} {}", v.version, v.kind, v.issued_at);
+                }
+                for e in store.events_of(&row.number)? {
+                    let effective = e.effective.as_deref().map(|d| format!(" (from {d})")).unwrap_or_default();
+                    println!("  {} {} {}{effective} by {}: {}", e.at, e.kind, e.kind.label(), e.by, e.reason);
                 }
             }
             Ok(0)
@@ -174,18 +180,21 @@ pub fn run(cli: Cli) -> Result<i32> {
                 print_json(&crate::registry::json::verification(&v));
             } else {
                 match &v {
-                    crate::registry::Verification::Valid { number, latest, history, .. } => {
+                    crate::registry::Verification::Valid { number, latest, history, status, events, .. } => {
                         let c = &latest.contents;
-                        println!("valid: {number} {} {} / {} / {} / 保証金額 {} / 保証期限 {}", c.product.name(), c.contractor, c.owner, c.project, crate::text::format_yen(c.amount), crate::text::format_era(c.guarantee_end));
+                        println!("{}: {number} {} {} / {} / {} / 保証金額 {} / 保証期限 {} / 状態 {}", v.result(), c.product.name(), c.contractor, c.owner, c.project, crate::text::format_yen(c.amount), crate::text::format_era(c.guarantee_end), status.label());
                         println!("  ※最新の情報を表示しています（{}）", c.change_label().unwrap_or_else(|| "新規".into()));
                         for h in history {
                             println!("  {} {}", h.contents.change_label().unwrap_or_else(|| h.kind.clone()), h.issued_at);
+                        }
+                        for e in events.iter().filter(|e| e.kind != crate::domain::EventKind::Changed) {
+                            println!("  {} {}  {}", e.kind.label(), e.at, e.reason);
                         }
                     }
                     other => println!("{}", other.result()),
                 }
             }
-            Ok(if matches!(v, crate::registry::Verification::Valid { .. }) { 0 } else { 1 })
+            Ok(if v.result() == "valid" { 0 } else { 1 })
         }
         Command::Outbox { json } => {
             let (_, store) = open(&cli.config)?;
@@ -199,13 +208,28 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Webhooks { json } => {
+            let (_, store) = open(&cli.config)?;
+            let rows = store.webhooks(10_000)?;
+            if json {
+                print_json(&serde_json::Value::Array(rows.iter().map(json::webhook).collect()));
+            } else {
+                for w in &rows {
+                    println!("{}  {}  {} {}  to {}  attempts={}  {}", w.status, w.event.id, w.number, w.event.kind, w.endpoint, w.attempts, w.last_error.as_deref().unwrap_or(""));
+                }
+                if rows.is_empty() {
+                    println!("(no webhooks)");
+                }
+            }
+            Ok(0)
+        }
         Command::Extract { file, json } => {
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let exe = std::env::current_exe()?;
             let reader = crate::owner::submission::worker::Isolated::new(exe, std::time::Duration::from_secs(10), 1 << 30);
             let letter = if bytes.starts_with(b"%PDF-") {
                 crate::intake::letter::Letter {
-                    message_id: None, from: None, envelope: None, subject: String::new(), references: vec![],
+                    message_id: None, from: None, envelope: None, subject: String::new(), references: vec![], event: None,
                     pieces: vec![crate::intake::letter::Piece::Pdf { name: file.file_name().map(|n| n.to_string_lossy().into_owned()), depth: 0, bytes }],
                 }
             } else {
@@ -231,8 +255,23 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Submissions { json } => {
             let (_, store) = open(&cli.config)?;
             let rows = store.submissions()?;
+            // What the company told of each accepted certificate since (`lifecycle.md`).
+            let mut told = std::collections::HashMap::new();
+            for r in rows.iter().filter(|r| r.result == "accepted") {
+                if !told.contains_key(&r.number) {
+                    told.insert(r.number.clone(), store.owner_events_of(&r.number)?);
+                }
+            }
             if json {
-                print_json(&serde_json::to_value(&rows)?);
+                let mut out = Vec::new();
+                for r in &rows {
+                    let mut v = serde_json::to_value(r)?;
+                    if let Some(events) = told.get(&r.number).filter(|_| r.result == "accepted") {
+                        v["events"] = serde_json::to_value(events)?;
+                    }
+                    out.push(v);
+                }
+                print_json(&serde_json::Value::Array(out));
             } else {
                 for r in &rows {
                     let signature = match (r.signature.as_deref(), r.signature_reason.as_deref()) {
@@ -241,6 +280,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                         (Some(s), Some(why)) => format!("  signature {s} ({why})"),
                     };
                     println!("{}  {}  {}  {}  {}  {}{signature}", r.received_at, r.owner, r.from, r.number, r.result, r.reasons.join(" / "));
+                    for e in told.get(&r.number).filter(|_| r.result == "accepted").into_iter().flatten() {
+                        println!("    {}  {} → {} ({} by {})  {}", e.at, e.kind, e.status, e.registry, e.via, e.reason);
+                    }
                 }
                 if rows.is_empty() {
                     println!("(no submissions)");
@@ -259,6 +301,16 @@ pub fn run(cli: Cli) -> Result<i32> {
             let lapsed = crate::desk::digest::lapse_reservations(&engine, &mut store, clock.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
             for n in &lapsed {
                 println!("{n}: 契約保証予約 lapsed (失効)");
+            }
+            for n in crate::desk::certificates::expire_due(&engine, &mut store, clock.as_ref(), rng.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))? {
+                println!("{n}: expired (期限満了)");
+            }
+            if engine.config.sides.owner {
+                let local = engine.local_registry();
+                let new = crate::owner::events::poll(engine.registry(&local), &mut store, clock.as_ref())?;
+                if new > 0 {
+                    println!("{new} event(s) of accepted certificates learnt from the registry");
+                }
             }
             let n = crate::desk::digest::send_digests(&engine, &mut store, clock.as_ref(), rng.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
             let sent = crate::daemon::pass::sweep_outbox(&engine, &mut store, &mut adapters, clock.as_ref(), rng.as_ref())?;
@@ -287,6 +339,33 @@ pub fn run(cli: Cli) -> Result<i32> {
             std::fs::write(&output, pdf).with_context(|| format!("cannot write {}", output.display()))?;
             println!("wrote {}", output.display());
             Ok(0)
+        }
+    }
+}
+
+/// `esurety certificate NUMBER cancel|terminate|claim|settle`: staff change a
+/// certificate's state; its contractor and owner are told by the next sweep.
+fn certificate_action(config: &Path, number: &str, action: args::CertificateAction) -> Result<i32> {
+    use crate::domain::StaffAction;
+    let (clock, rng) = sources()?;
+    let (action, reason, date, by) = match action {
+        args::CertificateAction::Cancel { reason, by } => (StaffAction::Cancel, reason, None, by),
+        args::CertificateAction::Terminate { reason, date, by } => (StaffAction::Terminate, reason, date, by),
+        args::CertificateAction::Claim { reason, by } => (StaffAction::Claim, reason, None, by),
+        args::CertificateAction::Settle { reason, by } => (StaffAction::Settle, reason, None, by),
+    };
+    let by = desk::who(by)?;
+    let (config, mut store) = open(config)?;
+    let engine = Engine::new(config)?;
+    match crate::desk::certificates::act(&engine, &mut store, number, action, &reason, &by, date, clock.as_ref(), rng.as_ref()) {
+        Ok(e) => {
+            let status = crate::domain::CertificateStatus::parse(&e.status).map(|s| s.label()).unwrap_or("");
+            println!("{}: {} ({}) — now {status}; the contractor and the owner are told (event {})", e.number, e.kind.label(), e.kind, e.id);
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("esurety: {e}");
+            Ok(1)
         }
     }
 }

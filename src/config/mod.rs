@@ -19,6 +19,7 @@ pub mod schedule;
 pub mod signing;
 mod store;
 pub mod web;
+pub mod webhooks;
 
 pub use store::{PgTarget, StoreAt};
 
@@ -175,6 +176,8 @@ pub struct Owner {
     /// Check 5: the owner's list of contracts, when it keeps one.
     pub contracts: Option<Vec<ContractEntry>>,
     pub staff_address: Option<String>,
+    /// Where this owner's systems take webhooks of the events on its certificates.
+    pub webhook: Option<webhooks::WebhookEndpoint>,
 }
 
 #[derive(Debug, Clone)]

@@ -222,6 +222,10 @@ pub struct RawOwner {
     pub contracts_csv: Option<std::path::PathBuf>,
     /// Where the daily digest goes.
     pub staff_address: Option<String>,
+    /// Where the owner's systems take webhooks of its certificates' events (branch side).
+    pub webhook_url: Option<String>,
+    /// The environment variable holding that endpoint's secret (whsec_…).
+    pub webhook_secret_env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

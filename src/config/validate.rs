@@ -71,6 +71,7 @@ impl Config {
                     }
                 }
             });
+            let webhook = super::webhooks::endpoint(i, o.webhook_url.as_deref(), o.webhook_secret_env.as_deref(), &mut problems);
             if !is_email(&o.contracts_address) {
                 problems.push(format!("owners[{i}].contracts_address: \"{}\" is not an email address", o.contracts_address));
             }
@@ -93,6 +94,7 @@ impl Config {
                 bid_bond: o.bid_bond,
                 contracts,
                 staff_address: o.staff_address.map(|a| a.to_ascii_lowercase()),
+                webhook,
             }
         }).collect();
 

@@ -123,6 +123,9 @@ pub struct RawRegistry {
     /// PEM CAs of the timestamp authorities this issuer uses: a signature's timestamp
     /// counts (its time is when the signature was made) only from one of them.
     pub tsa_ca_file: Option<PathBuf>,
+    /// The environment variable holding the secret this registry signs its webhooks with
+    /// (`POST /api/v1/webhooks/{issuer}` on this owner's `esurety serve`).
+    pub webhook_secret_env: Option<String>,
 }
 
 /// One registry an owner's deployment checks through.
@@ -141,6 +144,19 @@ pub struct RegistryConfig {
     pub signers: Vec<Vec<u8>>,
     /// The timestamp authorities' CAs (DER) trusted for its signatures (`tsa_ca_file`).
     pub timestamps: Vec<Vec<u8>>,
+    /// The secret its webhooks are signed with (`webhook_secret_env`), or why it is not
+    /// there; none: its webhooks are refused (events still come by mail and by asking).
+    pub webhook_secret: Option<Result<super::webhooks::WebhookSecret, String>>,
+}
+
+/// Whether a URL's host is this machine (where plain http:// is allowed).
+pub fn is_loopback_host(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 pub fn registries(raw: Vec<RawRegistry>, base: &Path, problems: &mut Vec<String>) -> Vec<RegistryConfig> {
@@ -156,7 +172,7 @@ pub fn registries(raw: Vec<RawRegistry>, base: &Path, problems: &mut Vec<String>
         };
         if let Some(u) = &url
             && u.scheme() == "http"
-            && !u.host_str().is_some_and(|h| h == "localhost" || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()))
+            && !is_loopback_host(u)
         {
             problems.push(format!("registries[{i}].url: plain http:// to {} would send keys and the token in clear; use https://", r.url));
         }
@@ -194,9 +210,11 @@ pub fn registries(raw: Vec<RawRegistry>, base: &Path, problems: &mut Vec<String>
         };
         let signers = pem_file(&r.signer_ca_file, "signer_ca_file", problems);
         let timestamps = pem_file(&r.tsa_ca_file, "tsa_ca_file", problems);
+        let webhook_secret = r.webhook_secret_env.as_deref().map(|var| super::webhooks::secret_from_env(var, &format!("registries[{i}].webhook_secret_env")));
         Some(RegistryConfig {
             signers,
             timestamps,
+            webhook_secret,
             issuer: r.issuer,
             url: url?,
             token: token?,

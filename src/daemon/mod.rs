@@ -172,6 +172,15 @@ pub fn run(mut config: Config, once: bool, interval: Option<u64>, shared_clock: 
             if let Err(e) = crate::desk::digest::lapse_reservations(&engine, &mut store, clock) {
                 tracing::error!(event = "reservation_lapse_failed", error = %e);
             }
+            if let Err(e) = crate::desk::certificates::expire_due(&engine, &mut store, clock, rng) {
+                tracing::error!(event = "expiry_failed", error = %e);
+            }
+            if engine.config.sides.owner {
+                let local = engine.local_registry();
+                if let Err(e) = crate::owner::events::poll(engine.registry(&local), &mut store, clock) {
+                    tracing::error!(event = "owner_events_poll_failed", error = %e);
+                }
+            }
             if let Err(e) = crate::desk::digest::send_digests(&engine, &mut store, clock, rng) {
                 tracing::error!(event = "digest_failed", error = %e);
             }
@@ -371,6 +380,9 @@ pub fn summary(r: &RunReport) -> String {
         "stored {} new message(s): issued {}, rejected {}, held {}, changed {}, other replies {}; submissions {} (pairs accepted {}, rejected {}), other mail left alone {}; errors {}; left for a later pass {}; mail sent {}, retrying {}, failed {}",
         r.stored, r.issued, r.rejected, r.held, r.changed, r.replied, r.submissions, r.accepted, r.refused, r.ignored, r.errors, r.deferred, r.delivery.sent, r.delivery.retrying, r.delivery.failed
     );
+    if r.notices > 0 {
+        s += &format!("; companies' notices of events registered {}", r.notices);
+    }
     if !r.unavailable.is_empty() {
         s += &format!("; unavailable: {}", r.unavailable.join(", "));
     }

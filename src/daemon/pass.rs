@@ -115,6 +115,8 @@ pub fn sweep_outbox(engine: &Engine, store: &mut Store, adapters: &mut Adapters,
         Err(crate::desk::digest::DigestError::Store(e)) => return Err(e.into()),
         Err(e) => tracing::error!(event = "staff_notice_failed", error = %e),
     }
+    // The owners' systems are told of events beside their mail (`lifecycle.md`).
+    crate::outbound::webhook::sweep(&engine.config, store, clock)?;
     Ok(report)
 }
 

@@ -7,7 +7,6 @@ use crate::branch::{BranchFlow, Outcome, Pending, Step};
 use crate::error::ProcessError;
 use crate::clock::{Clock, Random};
 use crate::owner::{OwnerFlow, OwnerOutcome};
-use crate::registry::{LocalRegistry, Lockout};
 use crate::store::{Store, StoreError};
 use crate::domain::{MessageOutcome, Side};
 use crate::engine::Engine;
@@ -30,14 +29,8 @@ pub(super) fn process_pending(engine: &Engine, store: &mut Store, report: &mut R
 impl Process<'_> {
     fn pending(&self, store: &mut Store, report: &mut RunReport, clock: &dyn Clock, rng: &dyn Random) -> Result<(), RunError> {
         let flow = BranchFlow { config: &self.config, composer: &self.composer, documents: &self.documents, auth: self.auth.as_ref(), secrets: &self.secrets, clock, rng };
-        let local = LocalRegistry { secrets: &self.secrets, lockout: Lockout::default(), company: self.config.company.name.clone(), trust: self.config.signing.as_ref().map(|s| crate::signature::verify::Trust {
-            signers: s.signer.certificates_der(),
-            timestamps: s.tsa.as_ref().map(|t| t.anchors().to_vec()).unwrap_or_default(),
-        }).unwrap_or_default() };
-        let registry: &dyn crate::registry::Registry = match &self.remote {
-            Some(remote) => remote,
-            None => &local,
-        };
+        let local = self.local_registry();
+        let registry = self.registry(&local);
         let owner_flow = OwnerFlow { config: &self.config, composer: &self.composer, reader: self.reader.as_ref(), registry, clock, rng };
         // One commit per batch of messages; each message's outcome is still all or nothing
         // (a savepoint), and nothing leaves before the commit (the outbox is swept after).
@@ -326,6 +319,10 @@ fn count_owner(report: &mut RunReport, outcome: &OwnerOutcome) {
         OwnerOutcome::Duplicate => {
             report.replied += 1;
             "duplicate"
+        }
+        OwnerOutcome::Notice => {
+            report.notices += 1;
+            "notice"
         }
         OwnerOutcome::Checked { accepted, rejected } => {
             report.submissions += 1;

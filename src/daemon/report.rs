@@ -28,6 +28,8 @@ pub struct RunReport {
     pub accepted: usize,
     pub refused: usize,
     pub ignored: usize,
+    /// Owner side: companies' notices of events, confirmed and registered.
+    pub notices: usize,
     pub errors: usize,
     /// Messages left for a later pass (a temporary DNS failure while checking the sender).
     pub deferred: usize,
@@ -61,6 +63,7 @@ impl RunReport {
         self.accepted += b.accepted;
         self.refused += b.refused;
         self.ignored += b.ignored;
+        self.notices += b.notices;
         self.errors += b.errors;
         self.deferred += b.deferred;
     }

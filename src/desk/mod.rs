@@ -9,6 +9,7 @@
 //! mails to staff (the daily digest, a mail given up on), [`users`] the desk's users, roles,
 //! passwords and sessions. The store keeps what they record (`store/desk.rs`).
 
+pub mod certificates;
 pub mod digest;
 pub mod users;
 

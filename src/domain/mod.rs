@@ -9,6 +9,7 @@ pub mod certificate;
 pub mod fee;
 pub mod found;
 pub mod key;
+pub mod lifecycle;
 pub mod product;
 pub mod state;
 
@@ -17,5 +18,6 @@ pub use certificate::{BidBondOf, Certificate, CertificateNumber, IntermediateOf,
 pub use fee::{Fee, FeeRate, fee, fee_from};
 pub use found::Found;
 pub use key::AuthKey;
+pub use lifecycle::{Event, EventKind, StaffAction};
 pub use product::{Format, Product};
 pub use state::{CertificateStatus, MessageOutcome, OutboxStatus, PrintState, Side};

@@ -58,6 +58,9 @@ words!(
         NoChangeNeeded = "no_change_needed",
         /// Owner side: a submission checked and answered.
         Submission = "submission",
+        /// Owner side: a company's notice of an event on a certificate, confirmed by its
+        /// registry and registered (never answered).
+        Notice = "notice",
         /// Owner side: not a submission, left to the people of the mailbox.
         Ignored = "ignored",
         /// A fault of ours on this message (owner side; the branch side holds instead).
@@ -71,9 +74,18 @@ words!(
 );
 
 words!(
-    /// A certificate's state in the registry: in force, or a 契約保証予約 used by its
-    /// 契約保証 (履行済) or lapsed after its bid (失効).
-    CertificateStatus { Valid = "valid", Fulfilled = "fulfilled", Lapsed = "lapsed" }
+    /// A certificate's state in the registry (`lifecycle.md`): in force (有効, or 履行請求
+    /// while the owner's claim is open), ended (期限満了, 解約), never in force (取消), or a
+    /// 契約保証予約 used by its 契約保証 (履行済) or lapsed after its bid (失効).
+    CertificateStatus {
+        Valid = "valid",
+        Expired = "expired",
+        Terminated = "terminated",
+        Cancelled = "cancelled",
+        Claimed = "claimed",
+        Fulfilled = "fulfilled",
+        Lapsed = "lapsed",
+    }
 );
 
 impl CertificateStatus {
@@ -81,9 +93,19 @@ impl CertificateStatus {
     pub fn label(self) -> &'static str {
         match self {
             CertificateStatus::Valid => "有効",
+            CertificateStatus::Expired => "期限満了",
+            CertificateStatus::Terminated => "解約",
+            CertificateStatus::Cancelled => "取消",
+            CertificateStatus::Claimed => "履行請求",
             CertificateStatus::Fulfilled => "履行済",
             CertificateStatus::Lapsed => "失効",
         }
+    }
+
+    /// Whether an owner may accept it now: 有効, or 履行請求 (the guarantee still stands
+    /// while the claim is open).
+    pub fn in_force(self) -> bool {
+        matches!(self, CertificateStatus::Valid | CertificateStatus::Claimed)
     }
 }
 

@@ -21,6 +21,10 @@ pub struct Letter {
     pub envelope: Option<String>,
     pub subject: String,
     pub references: Vec<String>,
+    /// The `X-Esurety-Event` header (a company's notice of an event, `lifecycle.md`), when
+    /// it has the shape of an event id. Anyone can write it: the owner side believes only
+    /// what the registry confirms.
+    pub event: Option<String>,
     pub pieces: Vec<Piece>,
 }
 
@@ -94,6 +98,9 @@ pub fn read_with(raw: &[u8], limits: &crate::config::Limits) -> Result<Letter, L
         subject: header_text(msg.subject().unwrap_or_default(), MAX_SUBJECT),
         // The latest references are the ones a reply is threaded by.
         references: references.iter().rev().take(MAX_REFERENCES).rev().filter_map(|s| message_id_value(s)).collect(),
+        event: msg.header_raw("X-Esurety-Event").map(str::trim)
+            .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+            .map(str::to_string),
         pieces,
     })
 }

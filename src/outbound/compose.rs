@@ -68,6 +68,21 @@ impl Composer {
     }
 
     pub fn compose(&self, draft: Draft<'_>, rng: &dyn Random, now: DateTime<FixedOffset>) -> Result<Outgoing, ComposeError> {
+        self.compose_marked(draft, &[], rng, now)
+    }
+
+    /// As [`Self::compose`], with headers of our own (`X-Esurety-Event`) before the rest.
+    /// Their names and values are ours, never a sender's: anything but printable ASCII is
+    /// refused.
+    pub fn compose_marked(&self, draft: Draft<'_>, headers: &[(&str, &str)], rng: &dyn Random, now: DateTime<FixedOffset>) -> Result<Outgoing, ComposeError> {
+        let mut extra = Vec::new();
+        for (name, value) in headers {
+            let printable = |s: &str| !s.is_empty() && s.bytes().all(|b| (0x21..=0x7e).contains(&b) || b == b' ');
+            if !printable(name) || name.contains(':') || name.contains(' ') || !printable(value) {
+                return Err(ComposeError::Build(format!("the header {name:?} is not one to write")));
+            }
+            extra.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
         let mut context = draft.context.clone();
         if let Some(obj) = context.as_object_mut() {
             let re = draft.reply.map(|r| one_line(&r.subject)).filter(|s| !s.is_empty())
@@ -108,9 +123,11 @@ impl Composer {
             }
             b.multipart(mp)
         }.map_err(|e| build(&e))?;
+        let mut formatted = extra;
+        formatted.extend_from_slice(&msg.formatted());
         let raw = match &self.signer {
-            Some(signer) => signer.sign(&msg.formatted()).map_err(ComposeError::Build)?,
-            None => msg.formatted(),
+            Some(signer) => signer.sign(&formatted).map_err(ComposeError::Build)?,
+            None => formatted,
         };
         Ok(Outgoing { message_id, kind: draft.kind, sender: draft.from, recipients: draft.to, subject, raw })
     }

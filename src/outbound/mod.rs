@@ -8,6 +8,7 @@
 
 pub mod compose;
 pub mod maildir;
+pub mod webhook;
 pub mod smtp;
 
 use crate::clock::Clock;

@@ -24,8 +24,8 @@ pub struct Checked {
 pub fn check(found: &Found, v: &Verification, owner: &Owner, contracts: Option<&[ContractEntry]>) -> Checked {
     let rejected = |reason: String| Checked { accepted: false, reasons: vec![reason], version: None, proven: false, notes: vec![] };
     // 1. Known number and the right key (unknown and wrong are the same answer).
-    let (status, latest, history) = match v {
-        Verification::Valid { status, latest, history, .. } => (status, latest, history),
+    let (status, latest, history, events) = match v {
+        Verification::Valid { status, latest, history, events, .. } => (status, latest, history, events),
         Verification::Mismatch => return rejected("保証契約番号または認証キーが一致しません。お手元の「認証キーのお知らせ」をご確認ください".into()),
         Verification::Malformed => return rejected(format!("保証契約番号または認証キーの形式が正しくありません（認証キーは12文字です：{}文字読み取りました）", found.key.chars().count())),
         Verification::Locked { until } => return rejected(format!("この保証契約番号は確認の失敗が続いたため、{}まで確認できません", until.format("%Y-%m-%d %H:%M"))),
@@ -33,9 +33,16 @@ pub fn check(found: &Found, v: &Verification, owner: &Owner, contracts: Option<&
     };
     let c = &latest.contents;
     let mut reasons = Vec::new();
-    // 2. Current: not cancelled.
-    if *status != crate::domain::CertificateStatus::Valid {
-        reasons.push(format!("この保証は現在有効ではありません（{}）", status.label()));
+    let mut notes = Vec::new();
+    // 2. In force: not expired, ended or cancelled (`lifecycle.md`), and why when not.
+    let why = events.iter().rev().find(|e| e.status == status.as_str());
+    let when = why.and_then(|e| e.effective.as_deref().and_then(|d| d.parse().ok()).or_else(|| chrono::DateTime::parse_from_rfc3339(&e.at).ok().map(|t| t.with_timezone(&crate::clock::jst()).date_naive())));
+    let since = when.map(|d| format!("{}から", crate::text::format_era(d))).unwrap_or_default();
+    let because = why.map(|e| e.reason.as_str()).filter(|r| !r.is_empty()).map(|r| format!("（理由：{r}）")).unwrap_or_default();
+    if !status.in_force() {
+        reasons.push(format!("この保証は{since}{}となっており、有効ではありません{because}", status.label()));
+    } else if *status == crate::domain::CertificateStatus::Claimed {
+        notes.push(format!("この保証には{since}履行請求が記録されています（保証は有効です）"));
     }
     // 3. For this owner.
     if squash(&c.owner) != squash(&owner.name) {
@@ -43,7 +50,6 @@ pub fn check(found: &Found, v: &Verification, owner: &Owner, contracts: Option<&
     }
     // 4. The notice agrees with the registry. A notice of an earlier version (the
     // certificate has changed since) is checked against the latest contents, and told so.
-    let mut notes = Vec::new();
     if let Some(p) = &found.project
         && squash(p) != squash(&c.project)
     {

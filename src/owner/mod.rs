@@ -9,6 +9,7 @@
 //! company's registry, local or remote) and never imports the branch side.
 
 pub mod check;
+pub mod events;
 pub mod submission;
 
 use crate::error::ProcessError;
@@ -30,6 +31,8 @@ pub enum OwnerOutcome {
     Ignored,
     /// The same Message-ID was already checked and answered.
     Duplicate,
+    /// A company's notice of an event, confirmed and registered (`events`).
+    Notice,
     Checked { accepted: usize, rejected: usize },
 }
 
@@ -70,6 +73,9 @@ impl OwnerFlow<'_> {
             return ignore(store, "larger than limits.max_message_mib");
         }
         let Ok(letter) = letter::read_with(&msg.raw, &self.config.limits) else { return ignore(store, "not a readable email") };
+        if let Some(id) = letter.event.clone() {
+            return self.notice(store, msg, &letter, &id);
+        }
         let reading = submission::read(&letter, self.reader);
         if reading.found.is_empty() {
             let why = if reading.unreadable.is_empty() { "no number/key pair" } else { "no number/key pair; a PDF could not be read" };

@@ -52,13 +52,21 @@ pub fn verification_with_office(v: &Verification, config: &crate::config::Config
     out
 }
 
+/// An event as owners read it (`lifecycle.md`): never who did it.
+pub fn event(e: &crate::domain::Event) -> Value {
+    e.public()
+}
+
 pub fn verification(v: &Verification) -> Value {
     match v {
-        Verification::Valid { number, status, latest, history, documents } => {
+        Verification::Valid { number, status, latest, history, documents, events } => {
             let mut certificate = contents(number, status, &latest.contents);
             certificate["documents"] = json!(documents);
+            certificate["status_label"] = json!(status.label());
             json!({
-                "result": "valid",
+                "result": v.result(),
+                "status": status,
+                "events": events.iter().map(event).collect::<Vec<_>>(),
                 "certificate": certificate,
                 "history": history.iter().map(|h| json!({"kind": h.kind, "version": h.version, "label": h.contents.change_label(), "issued_at": h.issued_at, "project": h.contents.project})).collect::<Vec<_>>(),
             })
@@ -68,3 +76,23 @@ pub fn verification(v: &Verification) -> Value {
     }
 }
 
+
+/// An event as a registry sends it (its API, a webhook), read with care: it comes over the
+/// network. `None` for anything that is not one (an unknown kind, an id or number not of
+/// their form, a time that is not RFC 3339).
+pub fn read_event(v: &Value) -> Option<crate::domain::Event> {
+    let s = |k: &str| v.get(k).and_then(Value::as_str);
+    let id = s("id")?;
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return None;
+    }
+    let kind = s("kind").or_else(|| s("type").and_then(|t| t.strip_prefix("certificate.")))?;
+    let kind = crate::domain::EventKind::parse(kind)?;
+    let number = crate::domain::CertificateNumber::parse(s("number")?)?.to_string();
+    let status = crate::domain::CertificateStatus::parse(s("status")?)?;
+    let at = chrono::DateTime::parse_from_rfc3339(s("at")?).ok()?;
+    let effective = s("effective").and_then(|d| d.parse::<chrono::NaiveDate>().ok()).map(|d| d.to_string());
+    let reason: String = crate::outbound::compose::one_line(s("reason").unwrap_or_default()).chars().take(1000).collect();
+    let version = v.get("version").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok());
+    Some(crate::domain::Event { id: id.to_string(), number, kind, status: status.as_str().to_string(), at: at.to_rfc3339(), effective, by: String::new(), reason, version })
+}

@@ -74,7 +74,11 @@ impl Default for Lockout {
 pub enum Verification {
     /// `documents`: the current version's documents as issued (kind and SHA-256), so an
     /// owner's system can compare a submitted file with what was issued.
-    Valid { number: String, status: crate::domain::CertificateStatus, latest: VersionRow, history: Vec<VersionRow>, documents: Vec<crate::store::IssuedDocument> },
+    ///
+    /// A right key for a certificate not in force (`status` says why) is `Valid` too: its
+    /// `result()` is `not_in_force`. `events`: what happened to it after its issue
+    /// (`lifecycle.md`), without who did it.
+    Valid { number: String, status: crate::domain::CertificateStatus, latest: VersionRow, history: Vec<VersionRow>, documents: Vec<crate::store::IssuedDocument>, events: Vec<crate::domain::Event> },
     Mismatch,
     Malformed,
     Locked { until: DateTime<FixedOffset> },
@@ -85,7 +89,8 @@ pub enum Verification {
 impl Verification {
     pub fn result(&self) -> &'static str {
         match self {
-            Verification::Valid { .. } => "valid",
+            Verification::Valid { status, .. } if status.in_force() => "valid",
+            Verification::Valid { .. } => "not_in_force",
             Verification::Mismatch => "mismatch",
             Verification::Malformed => "malformed",
             Verification::Locked { .. } | Verification::SenderLocked { .. } => "locked",
@@ -118,6 +123,10 @@ pub trait Registry {
     /// Whom the owner trusts for `issuer`'s signed PDFs (any registry's, when the issuer
     /// is not known): signers and timestamp authorities.
     fn trust(&self, issuer: Option<&str>) -> crate::signature::verify::Trust;
+    /// What happened to `number` after its issue (after `since`, RFC 3339), as the
+    /// registry of `issuer` (or any that holds it) tells this owner: (that registry's
+    /// name, the events, oldest first). None when it does not know the number for us.
+    fn events(&self, store: &mut Store, issuer: Option<&str>, number: &str, since: Option<&str>) -> std::result::Result<(String, Vec<crate::domain::Event>), RegistryError>;
 }
 
 /// Why the registry gave no answer. The first is this store's; the others are a remote
@@ -184,6 +193,13 @@ impl Registry for LocalRegistry<'_> {
 
     fn trust(&self, _issuer: Option<&str>) -> crate::signature::verify::Trust {
         self.trust.clone()
+    }
+
+    fn events(&self, store: &mut Store, _issuer: Option<&str>, number: &str, since: Option<&str>) -> std::result::Result<(String, Vec<crate::domain::Event>), RegistryError> {
+        let since = since.and_then(|s| DateTime::parse_from_rfc3339(s).ok());
+        let events = store.registry_events(number)?.into_iter()
+            .filter(|e| since.is_none_or(|s| DateTime::parse_from_rfc3339(&e.at).is_ok_and(|t| t > s))).collect();
+        Ok((self.company.clone(), events))
     }
 }
 
@@ -284,7 +300,8 @@ fn answer(store: &dyn RegistryStore, secrets: &Secrets, number: &str, key: &str,
     // (訂正) and withdrawn changes (変更取消) are not listed (`domain.md` § History).
     history.retain(|h| matches!(h.kind.as_str(), "新規" | "変更"));
     let documents = store.issued_documents(&number, latest.version)?;
-    Ok(Verification::Valid { number, status, latest, history, documents })
+    let events = store.registry_events(&number)?;
+    Ok(Verification::Valid { number, status, latest, history, documents, events })
 }
 
 /// Many callers failing on one number: not a lock (that would let strangers lock the

@@ -27,6 +27,8 @@ const MAX_ANSWER: usize = 1 << 20;
 /// (so a pass over many waiting submissions does not wait a timeout for each).
 const AWAY: std::time::Duration = std::time::Duration::from_secs(30);
 
+mod events;
+
 pub struct RemoteRegistries {
     remotes: Vec<Remote>,
     /// Drives the requests: the owner side asks from the pass's thread, one at a time.
@@ -148,6 +150,11 @@ impl Remote {
     /// POSTs JSON to `path` under the registry's URL; once more on a fresh connection
     /// when the kept one turns out closed.
     async fn post(&self, path: &str, body: Vec<u8>) -> Result<(u16, hyper::HeaderMap, Bytes), String> {
+        self.request(hyper::Method::POST, path, body).await
+    }
+
+    /// A request to `path` (with its query) under the registry's URL, with our token.
+    async fn request(&self, method: hyper::Method, path: &str, body: Vec<u8>) -> Result<(u16, hyper::HeaderMap, Bytes), String> {
         let url = self.config.url.join(path).map_err(|e| e.to_string())?;
         let authority = match url.port() {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
@@ -163,7 +170,11 @@ impl Remote {
             if sender.ready().await.is_err() {
                 continue;
             }
-            let req = hyper::Request::post(url.path())
+            let target = match url.query() {
+                Some(q) => format!("{}?{q}", url.path()),
+                None => url.path().to_string(),
+            };
+            let req = hyper::Request::builder().method(method.clone()).uri(target)
                 .header(hyper::header::HOST, &authority)
                 .header(hyper::header::AUTHORIZATION, format!("Bearer {}", self.config.token.as_ref().map(|t| t.expose()).unwrap_or_default()))
                 .header(hyper::header::CONTENT_TYPE, "application/json")
@@ -260,6 +271,10 @@ impl Registry for RemoteRegistries {
         Ok(store.write(|tx| super::lock_in_force(tx, number, crate::domain::Caller::sender(sender), now, lockout))?)
     }
 
+    fn events(&self, _store: &mut Store, issuer: Option<&str>, number: &str, since: Option<&str>) -> Result<(String, Vec<crate::domain::Event>), RegistryError> {
+        self.events_of(issuer, number, since)
+    }
+
     fn verify(&self, store: &mut Store, issuer: Option<&str>, number: &str, key: &str, sender: Option<&str>, asked_for: &str, now: DateTime<FixedOffset>) -> Result<Verification, RegistryError> {
         let answer = match issuer.and_then(|i| self.named(i)) {
             Some(r) => self.ask(r, number, key, sender, asked_for, now)?,
@@ -288,7 +303,7 @@ fn same_number(answered: &str, asked: &str) -> bool {
 /// The API's answer (the JSON of `esurety verify --json`) as a [`Verification`].
 pub fn answer(v: &Value, now: DateTime<FixedOffset>) -> Option<Verification> {
     match v.get("result")?.as_str()? {
-        "valid" => {
+        "valid" | "not_in_force" => {
             let c = v.get("certificate")?;
             let latest = certificate(c)?;
             let history = v.get("history")?.as_array()?.iter().map(|h| {
@@ -311,6 +326,8 @@ pub fn answer(v: &Value, now: DateTime<FixedOffset>) -> Option<Verification> {
                     kind: d.get("kind")?.as_str()?.chars().take(32).collect(),
                     sha256: d.get("sha256")?.as_str().filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))?.to_ascii_lowercase(),
                 })).take(16).collect()).unwrap_or_default(),
+                // A registry from before events were kept answers without them.
+                events: v.get("events").and_then(Value::as_array).map(|es| es.iter().take(1000).filter_map(super::json::read_event).collect()).unwrap_or_default(),
             })
         }
         "mismatch" => Some(Verification::Mismatch),

@@ -44,6 +44,9 @@ pub struct OwnerFigures {
     /// Pairs of the period whose PDF's signature is broken (the file was altered): number
     /// and sender, for staff to look at.
     pub broken_signatures: Vec<BrokenSignature>,
+    /// What the companies told in the period about certificates this owner accepted
+    /// (`lifecycle.md`): number, what happened (as people read it), the state now, why.
+    pub events: Vec<(String, String, String, String)>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -88,13 +91,21 @@ impl Store {
         let mut f = self.conn.query_row(
             "SELECT count(DISTINCT message), count(*) FILTER (WHERE result = 'accepted'), count(*) FILTER (WHERE result = 'rejected'), count(*) FILTER (WHERE result = 'unchecked')
              FROM submissions WHERE owner = ?1 AND checked_at > ?2 AND checked_at <= ?3",
-            params![owner, from, to], |r| Ok(OwnerFigures { submissions: r.get(0)?, accepted: r.get(1)?, rejected: r.get(2)?, unchecked: r.get(3)?, unchecked_waiting: 0, pending: 0, broken_signatures: vec![] }),
+            params![owner, from, to], |r| Ok(OwnerFigures { submissions: r.get(0)?, accepted: r.get(1)?, rejected: r.get(2)?, unchecked: r.get(3)?, unchecked_waiting: 0, pending: 0, broken_signatures: vec![], events: vec![] }),
         )?;
         f.unchecked_waiting = self.conn.query_row("SELECT count(*) FROM submissions WHERE owner = ?1 AND result = 'unchecked'", [owner], |r| r.get(0))?;
         f.pending = self.conn.query_row("SELECT count(*) FROM messages WHERE mailbox = ?1 AND side = 'owner' AND state = 'new'", [mailbox], |r| r.get(0))?;
         f.broken_signatures = self.conn.query_map(
             "SELECT number, sender, result FROM submissions WHERE owner = ?1 AND checked_at > ?2 AND checked_at <= ?3 AND signature = 'broken' ORDER BY id LIMIT 50",
             params![owner, from, to], |r| Ok(BrokenSignature { number: r.get(0)?, from: r.get(1)?, result: r.get(2)? }),
+        )?;
+        let label = |k: &str| crate::domain::EventKind::parse(k).map(|k| k.label().to_string()).unwrap_or_default();
+        let state = |s: &str| super::CertificateStatus::parse(s).map(|s| s.label().to_string()).unwrap_or_default();
+        f.events = self.conn.query_map(
+            "SELECT e.number, e.kind, e.status, e.reason FROM owner_events e
+             WHERE e.received_at > ?2 AND e.received_at <= ?3 AND EXISTS (SELECT 1 FROM submissions s WHERE s.number = e.number AND s.owner = ?1 AND s.result = 'accepted')
+             ORDER BY e.received_at, e.id LIMIT 200",
+            params![owner, from, to], |r| Ok((r.get::<String>(0)?, label(&r.get::<String>(1)?), state(&r.get::<String>(2)?), r.get::<String>(3)?)),
         )?;
         Ok(f)
     }

@@ -15,7 +15,7 @@ pub(super) const TABLES: &[&str] = &[
     "messages", "message_bodies", "applications", "serials", "certificates", "certificate_versions", "certificate_keys",
     "sealed_keys", "certificate_documents", "issued_documents", "reservations", "registry", "registry_versions", "registry_failures", "outbox", "outbox_bodies", "outbox_deliveries",
     "outbox_refusals", "submissions", "digests", "staff_actions", "imap_resyncs", "api_tokens", "registry_checks", "users",
-    "sessions", "login_failures", "known_callers", "oauth_tokens",
+    "sessions", "login_failures", "known_callers", "oauth_tokens", "certificate_events", "webhook_deliveries", "token_numbers", "owner_events",
 ];
 
 /// What was copied, and the checks that passed.

@@ -28,6 +28,8 @@ pub trait RegistryStore {
     fn registry_versions(&self, number: &str) -> Result<Vec<VersionRow>>;
     /// The documents of a version as issued (kind and SHA-256).
     fn issued_documents(&self, number: &str, version: u32) -> Result<Vec<super::IssuedDocument>>;
+    /// A number's events as owners see them (who did it left out), oldest first.
+    fn registry_events(&self, number: &str) -> Result<Vec<crate::domain::Event>>;
     /// Failed checks on a number by every caller since a time, and the latest.
     fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)>;
     /// Failed checks on a number by one caller (its sender if it has one, else its
@@ -60,6 +62,9 @@ impl RegistryStore for Tx<'_> {
     }
     fn issued_documents(&self, number: &str, version: u32) -> Result<Vec<super::IssuedDocument>> {
         self.c().issued_documents(number, version)
+    }
+    fn registry_events(&self, number: &str) -> Result<Vec<crate::domain::Event>> {
+        self.c().registry_events(number)
     }
     fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)> {
         self.c().failures_since(number, since)
@@ -97,6 +102,9 @@ impl RegistryStore for Store {
     }
     fn issued_documents(&self, number: &str, version: u32) -> Result<Vec<super::IssuedDocument>> {
         self.conn.issued_documents(number, version)
+    }
+    fn registry_events(&self, number: &str) -> Result<Vec<crate::domain::Event>> {
+        self.conn.registry_events(number)
     }
     fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)> {
         self.conn.failures_since(number, since)
@@ -138,6 +146,9 @@ impl RegistryStore for Conn {
     }
     fn issued_documents(&self, number: &str, version: u32) -> Result<Vec<super::IssuedDocument>> {
         Conn::issued_documents(self, number, version)
+    }
+    fn registry_events(&self, number: &str) -> Result<Vec<crate::domain::Event>> {
+        Ok(self.events_of(number)?.into_iter().map(|e| crate::domain::Event { by: String::new(), ..e }).collect())
     }
 
     fn failures_since(&self, number: &str, since: i64) -> Result<(u32, Option<i64>)> {

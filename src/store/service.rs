@@ -85,6 +85,11 @@ impl Store {
         Ok(Some(checked))
     }
 
+    /// A token's id, when it is known and not revoked.
+    pub fn token_of(&self, hash: &[u8]) -> Result<Option<i64>> {
+        self.conn.query_row("SELECT id FROM api_tokens WHERE hash = ?1 AND revoked_at IS NULL", [hash], |r| r.get(0)).optional()
+    }
+
     /// The latest `limit` checks, newest first.
     pub fn checks(&self, limit: u32) -> Result<Vec<CheckRow>> {
         self.conn.query_map("SELECT at, via, token, address, number, result FROM registry_checks ORDER BY id DESC LIMIT ?1", [limit], |r| Ok(CheckRow { at: r.get(0)?, via: r.get(1)?, token: r.get(2)?, address: r.get(3)?, number: r.get(4)?, result: r.get(5)? }))

@@ -31,6 +31,8 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/api/v1/health", get(health))
         .route("/api/v1/verify", post(verify))
         .route("/api/v1/certificates/{number}/document", get(document))
+        .route("/api/v1/certificates/{number}/events", get(events))
+        .route("/api/v1/webhooks/{registry}", post(super::webhooks::receive))
         .route("/api/{*rest}", axum::routing::any(not_found))
 }
 
@@ -149,6 +151,58 @@ async fn verify(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInf
             too_many_as("too_many_failures", wait, "too many failed checks from this token or address; try again after Retry-After seconds")
         }
         Ok(Told::Checked(v)) => Json(crate::registry::json::verification_with_office(&v, &app.engine.config)).into_response(),
+    }
+}
+
+/// A certificate's events after `since` (RFC 3339; all when absent), oldest first
+/// (`lifecycle.md`): for an owner's system to catch up on what a lost push told. Only for
+/// a number this token has checked with the right key; anything else is the same 404.
+async fn events(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInfo<Peer>, headers: HeaderMap,
+                axum::extract::Path(number): axum::extract::Path<String>, axum::extract::RawQuery(query): axum::extract::RawQuery) -> Response {
+    let (address, token_hash) = match bearer(&app, peer, &headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let query = query.unwrap_or_default();
+    let since = match url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "since").map(|(_, v)| v.into_owned()) {
+        None => None,
+        Some(s) => match chrono::DateTime::parse_from_rfc3339(&s) {
+            Ok(t) if s.len() <= 64 => Some(t),
+            _ => return error(StatusCode::BAD_REQUEST, "bad_since", "since is a time in RFC 3339 (2026-12-06T09:00:00+09:00)"),
+        },
+    };
+    let not_found = || error(StatusCode::NOT_FOUND, "not_found", "no such certificate for this token: check the number with its key first (POST /api/v1/verify)");
+    let Some(number) = (number.len() <= MAX_FIELD).then(|| crate::domain::CertificateNumber::parse(&number)).flatten().map(|n| n.to_string()) else {
+        return not_found();
+    };
+    let n = number.clone();
+    let found = super::desk::with_store(&app, move |store, _| -> Result<Option<Option<(String, Vec<crate::domain::Event>)>>, crate::store::StoreError> {
+        let Some(id) = store.token_of(&token_hash)? else { return Ok(None) };
+        if !store.token_follows(id, &n)? {
+            return Ok(Some(None));
+        }
+        use crate::store::RegistryStore;
+        let Some(entry) = store.registry_entry(&n)? else { return Ok(Some(None)) };
+        Ok(Some(Some((entry.status.as_str().to_string(), store.registry_events(&n)?))))
+    }).await;
+    match found {
+        Ok(Ok(Some(Some((status, events))))) => {
+            let after = |e: &crate::domain::Event| since.is_none_or(|s| chrono::DateTime::parse_from_rfc3339(&e.at).is_ok_and(|t| t > s));
+            let events: Vec<serde_json::Value> = events.iter().filter(|e| after(e)).map(crate::registry::json::event).collect();
+            tracing::info!(event = "api_events", number = %number, address = %address, count = events.len());
+            Json(json!({"number": number, "status": status, "events": events})).into_response()
+        }
+        Ok(Ok(Some(None))) => not_found(),
+        Ok(Ok(None)) => {
+            tracing::info!(event = "api_token_refused", address = %address);
+            let _ = app.limiter.hit(&format!("api-bad-token:{address}"), BAD_TOKENS_PER_MINUTE);
+            error(StatusCode::UNAUTHORIZED, "bad_token", "the token is not known or was revoked")
+        }
+        Ok(Err(e)) => {
+            tracing::error!(event = "api_events_failed", error = %e);
+            error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the registry cannot answer now; try again shortly")
+        }
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the registry cannot answer now; try again shortly"),
     }
 }
 

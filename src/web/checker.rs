@@ -129,6 +129,10 @@ fn one(tx: &Tx, engine: &Engine, ask: &Ask, now: chrono::DateTime<chrono::FixedO
             let asked_for = reference.as_ref().map(|r| format!("token {id}: {r}: {}", secrets.tag(key)));
             let v = verify(tx, secrets, number, key, Caller { sender: Some(&sender), address: Some(address), known }, asked_for.as_deref(), now, lockout)?;
             tx.record_check(CheckRecord { via: "api", token: Some(id), address: Some(address), number, result: v.result() }, now)?;
+            // The right key: this token may follow the number's events (`lifecycle.md`).
+            if let Verification::Valid { number, .. } = &v {
+                tx.remember_token_number(id, number, now)?;
+            }
             Ok(Told::Checked(v))
         }
         Ask::Page { number, key, address, via } => {

@@ -145,7 +145,7 @@ async fn pdf(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInfo<P
 
 /// Screen ④ of the leaflets: the certificate's latest contents and its history.
 fn view(app: &App, v: &Verification, key: &str) -> Value {
-    let Verification::Valid { number, status, latest, history, .. } = v else { return json!({}) };
+    let Verification::Valid { number, status, latest, history, events, .. } = v else { return json!({}) };
     let c = &latest.contents;
     let office = app.engine.config.branch_by_code(&c.office_code).map(|b| format!("{} （TEL {}）", b.name, b.tel));
     let contractor = match &c.jv {
@@ -157,7 +157,8 @@ fn view(app: &App, v: &Verification, key: &str) -> Value {
         "key": key,
         "product": c.product.name(),
         "status": status.label(),
-        "valid": *status == crate::domain::CertificateStatus::Valid,
+        "valid": status.in_force(),
+        "ended": !status.in_force(),
         "label": c.change_label(),
         "rows": [
             ["保証契約番号", number],
@@ -172,12 +173,23 @@ fn view(app: &App, v: &Verification, key: &str) -> Value {
             ["預託金融機関", c.bank.clone().unwrap_or_else(|| "―".into())],
             ["取扱箇所", office.unwrap_or_else(|| c.office_code.clone())],
         ],
-        "history": history.iter().enumerate().map(|(i, h)| json!({
-            "no": i + 1,
-            "at": issued_at(&h.issued_at),
-            "kind": h.contents.change_label().map(|l| format!("変更（{l}）")).unwrap_or_else(|| h.kind.clone()),
-        })).collect::<Vec<_>>(),
+        "history": history_rows(history, events),
     })
+}
+
+/// The history as the page lists it: each version (新規, 変更) and each change of state
+/// after the issue (期限満了, 解約, 取消, 履行請求 and its settling), with its reason, in
+/// the order they happened. A 変更 is listed once, as its version.
+fn history_rows(history: &[crate::store::VersionRow], events: &[crate::domain::Event]) -> Vec<Value> {
+    let mut rows: Vec<(String, String, String)> = history.iter().map(|h| {
+        (h.issued_at.clone(), h.contents.change_label().map(|l| format!("変更（{l}）")).unwrap_or_else(|| h.kind.clone()), String::new())
+    }).collect();
+    for e in events.iter().filter(|e| e.kind != crate::domain::EventKind::Changed) {
+        let from = e.effective.as_deref().and_then(|d| d.parse().ok()).map(|d| format!("（{}から）", format_era(d))).unwrap_or_default();
+        rows.push((e.at.clone(), format!("{}{from}", e.kind.label()), e.reason.clone()));
+    }
+    rows.sort_by_key(|(at, _, _)| chrono::DateTime::parse_from_rfc3339(at).map(|t| t.timestamp()).unwrap_or(0));
+    rows.into_iter().enumerate().map(|(i, (at, kind, reason))| json!({"no": i + 1, "at": issued_at(&at), "kind": kind, "reason": reason})).collect()
 }
 
 /// `2026-07-04T10:00:00+09:00` as `2026/07/04 10:00`.

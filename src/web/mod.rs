@@ -15,6 +15,7 @@ mod desk;
 mod health;
 pub mod limit;
 mod lookup;
+mod webhooks;
 pub mod metrics;
 
 use crate::clock::Clock;

@@ -18,6 +18,7 @@ mod failover;
 mod fixtures;
 mod fuzz_regressions;
 mod layout;
+mod lifecycle;
 mod operations;
 mod hostile;
 mod lists;

@@ -151,6 +151,8 @@ pub fn reservation_problem(named: &str, found: Option<(&Certificate, Certificate
         CertificateStatus::Valid => Some(format!("{} は{}への入札の予約です（このお申込みの発注者は{owner}）", c.number, c.owner)),
         CertificateStatus::Fulfilled => Some(format!("{} は既に契約保証に使われています（履行済）", c.number)),
         CertificateStatus::Lapsed => Some(format!("{} は失効しています（入札日 {} から期限が過ぎました）", c.number, c.bid_bond.as_ref().map(|b| format_era(b.bid_date)).unwrap_or_default())),
+        // Ended or withdrawn by staff (`lifecycle.md`).
+        other => Some(format!("{} は使えません（{}）", c.number, other.label())),
     }
 }
 

@@ -119,7 +119,7 @@ mod tests {
     }
 
     fn letter(pdfs: usize) -> Letter {
-        Letter { message_id: None, from: None, envelope: None, subject: String::new(), references: vec![],
+        Letter { message_id: None, from: None, envelope: None, subject: String::new(), references: vec![], event: None,
                  pieces: (0..pdfs).map(|i| Piece::Pdf { name: None, depth: 0, bytes: vec![i as u8] }).collect() }
     }
 

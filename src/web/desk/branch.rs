@@ -39,7 +39,7 @@ pub struct Done {
 }
 
 /// The user, when a branch user.
-async fn branch_staff(app: &Arc<App>, headers: &HeaderMap) -> Result<Staff, Response> {
+pub(super) async fn branch_staff(app: &Arc<App>, headers: &HeaderMap) -> Result<Staff, Response> {
     let s = staff(app, headers).await?;
     if !s.scope.any_branch() {
         return Err(forbidden());
@@ -290,7 +290,10 @@ async fn certificate(State(app): State<Arc<App>>, headers: HeaderMap, Path(numbe
             "amount": crate::text::format_yen(v.contents.amount), "project": v.contents.project})).collect();
         let documents: Vec<Value> = s.documents_of(&number)?.into_iter()
             .map(|(id, kind, name, size)| json!({"id": id, "kind": kind, "name": name, "size": crate::text::group_thousands(size.max(0) as u64)})).collect();
-        Ok(Some((counts(s, e, &scope)?, json!({"c": certificate_json(&c), "versions": versions, "documents": documents}))))
+        let events: Vec<Value> = s.events_of(&number)?.iter().map(|ev| json!({"at": short_time(&ev.at), "kind": ev.kind.label(), "by": ev.by, "reason": ev.reason,
+            "effective": ev.effective.as_deref().and_then(|d| d.parse().ok()).map(crate::text::format_era)})).collect();
+        Ok(Some((counts(s, e, &scope)?, json!({"c": certificate_json(&c), "versions": versions, "documents": documents, "events": events,
+            "actions": super::lifecycle::offered(c.status)}))))
     }).await;
     match got {
         Ok(Ok(Some((c, mut ctx)))) => {

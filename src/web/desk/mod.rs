@@ -9,6 +9,7 @@
 mod admin;
 mod auth;
 mod branch;
+mod lifecycle;
 mod owner;
 
 use super::App;
@@ -31,6 +32,7 @@ pub fn routes() -> Router<Arc<App>> {
         .merge(admin::routes())
         .merge(auth::routes())
         .merge(branch::routes())
+        .merge(lifecycle::routes())
         .merge(owner::routes())
         .route("/desk", axum::routing::get(|| async { Redirect::to("/desk/") }))
         .route("/desk/", axum::routing::get(index))
@@ -144,17 +146,22 @@ pub fn error_page(message: &str, status: StatusCode) -> Response {
 pub fn counts(store: &Store, engine: &Engine, scope: &Scope) -> Result<Value, crate::store::StoreError> {
     let config = &engine.config;
     let (mut held, mut paper, mut failed, mut unchecked) = (0, 0, 0, 0);
+    let mut webhooks = Vec::new();
     if scope.any_branch() {
         held = store.held_mailboxes()?.iter().filter(|(_, m)| scope.branch(m)).count();
         paper = store.paper_waiting()?.iter().filter(|c| scope.office(config, &c.latest.office_code)).count();
         failed = store.failed_outbox()?.iter().filter(|r| scope.branch(&r.sender)).count();
+        // Webhooks to owners' systems that failed at least once (retried until delivered).
+        webhooks = store.failing_webhooks()?.into_iter().filter(|w| scope.office(config, w.number.get(..5).unwrap_or(""))).map(|w| json!({
+            "number": w.number, "endpoint": w.endpoint, "kind": w.event.kind.label(), "attempts": w.attempts, "error": w.last_error, "next": short_time(&w.next_attempt_at),
+        })).collect();
     }
     if scope.any_owner() {
         unchecked = store.unchecked_counts()?.iter().filter(|(o, _)| scope.owner_named(config, o)).map(|(_, n)| *n as usize).sum();
     }
     let mail_refused = crate::desk::digest::oauth_refusals(engine, store, |a| scope.branch(a) || scope.owner(a))?;
-    let total = held + paper + failed + unchecked + mail_refused.len();
-    Ok(json!({"held": held, "paper": paper, "failed": failed, "unchecked": unchecked, "mail_refused": mail_refused, "total": total}))
+    let total = held + paper + failed + unchecked + mail_refused.len() + webhooks.len();
+    Ok(json!({"held": held, "paper": paper, "failed": failed, "unchecked": unchecked, "mail_refused": mail_refused, "webhooks": webhooks, "total": total}))
 }
 
 /// Renders a desk page: the user, their menu, what waits (in the title too), the CSRF
@@ -196,6 +203,7 @@ pub fn notice(code: Option<&str>) -> Option<&'static str> {
         "printed" => "印刷済みにしました。",
         "retried" => "送信をやり直します。",
         "resent" => "登録アドレスに再送しました。",
+        "state_changed" => "状態を変更しました。受注者と発注者に通知します。",
         "settled" => "確認結果を登録しました。",
         "user_added" => "ユーザーを登録しました。",
         "user_disabled" => "ユーザーを無効にしました。そのユーザーのログインは終わりました。",

@@ -41,10 +41,17 @@ async fn submissions(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): 
             "signature": r.signature, "signature_reason": r.signature_reason,
             "signature_label": r.signature.as_deref().and_then(SignatureStatus::parse).map(SignatureStatus::label),
         })).collect();
-        Ok((counts(s, e, &scope)?, json!(rows)))
+        // What the companies told of the certificates accepted here (`lifecycle.md`).
+        let accepted: std::collections::HashSet<String> = rows.iter().filter(|r| r["result"] == "accepted").filter_map(|r| r["number"].as_str().map(str::to_string)).collect();
+        let events: Vec<Value> = s.owner_events(500)?.into_iter().filter(|ev| accepted.contains(&ev.number)).map(|ev| json!({
+            "number": ev.number, "at": short_time(&ev.at), "received": short_time(&ev.received_at), "registry": ev.registry, "via": ev.via, "reason": ev.reason,
+            "kind": crate::domain::EventKind::parse(&ev.kind).map(|k| k.label()).unwrap_or(""), "ended": !crate::domain::CertificateStatus::parse(&ev.status).is_some_and(|s| s.in_force()),
+            "status": crate::domain::CertificateStatus::parse(&ev.status).map(|s| s.label()).unwrap_or(""),
+        })).collect();
+        Ok((counts(s, e, &scope)?, json!({"rows": rows, "events": events})))
     }).await;
     match got {
-        Ok(Ok((c, rows))) => page(&app, "web/desk/submissions.html", &staff, c, json!({"submissions": rows, "notice": notice(q.done.as_deref())})),
+        Ok(Ok((c, v))) => page(&app, "web/desk/submissions.html", &staff, c, json!({"submissions": v["rows"], "events": v["events"], "notice": notice(q.done.as_deref())})),
         Ok(Err(e)) => store_failed(e),
         Err(r) => r,
     }

@@ -1,0 +1,296 @@
+//! The life of a guarantee and what its owner is told (`lifecycle.md`), across two
+//! deployments on loopback as in the registry-service tests: the company's (its registry
+//! on `esurety serve`, its daemon's passes) and the water authority's own (its mailbox,
+//! its `esurety serve` taking webhooks, its register).
+
+use crate::common::{Mail, Setup, key_in, pdf_text};
+use crate::registry_service::{Serving, company, fixture, http};
+use crate::support;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+
+const KANAGAWA: &str = "kanagawa@ejcs.example";
+const KWSA: &str = "keiyaku@kwsa.example";
+const MARUICHI: &str = "soumu@maruichi.example";
+const ISSUER: &str = "東日本建設業保証株式会社";
+/// The secret the company and the water authority agreed for webhooks.
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// 「変更申込」 in RFC 2047.
+const CHANGE_SUBJECT: &str = "=?utf-8?B?5aSJ5pu055Sz6L68?=";
+const EXTENSION: &str = "【変更申込】\n保証契約番号：35075-00001M\n工期：令和8年7月10日 ～ 令和9年6月30日\n請負金額：55,000,000円\n前払金保証金額：22,000,000円\n変更理由：工期延長";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn change_mail(mid: &str, body: &str) -> Vec<u8> {
+    format!("From: {MARUICHI}\r\nTo: {KANAGAWA}\r\nSubject: {CHANGE_SUBJECT}\r\nMessage-ID: <{mid}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n", body.replace('\n', "\r\n")).into_bytes()
+}
+
+/// 丸一建設's application 001 for other works (another 工事名): two more certificates.
+fn second_works() -> Vec<u8> {
+    let raw = fixture("valid/001.eml");
+    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let body = m.body_text(0).unwrap().replace("○○浄水場△△修繕工事", "□□配水池耐震補強工事");
+    format!("From: {MARUICHI}\r\nTo: {KANAGAWA}\r\nSubject: =?utf-8?b?5L+d6Ki855Sz6L68?=\r\nMessage-ID: <second-works@maruichi.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n", body.replace('\n', "\r\n")).into_bytes()
+}
+
+/// The two deployments: the company's registry serving, with 35075-00001M/00002K and
+/// 00003M/00004K issued to 丸一建設 for the water authority, webhooks to the water
+/// authority's `esurety serve` on `port` when `webhooks`; the water authority's own
+/// deployment, which has accepted all four.
+struct Pair {
+    company: Setup,
+    registry: Serving,
+    owner: Setup,
+    port: u16,
+    /// The company's mails already carried to the water authority's mailbox.
+    carried: HashSet<Vec<u8>>,
+}
+
+impl Pair {
+    fn new(webhooks: bool) -> Pair {
+        let (company, token) = company();
+        company.drop_mail(KANAGAWA, &second_works());
+        company.once();
+        let port = free_port();
+        if webhooks {
+            company.edit_config(|t| t
+                .replace("# webhook_url = \"https://esurety.kwsa.example/api/v1/webhooks/東日本建設業保証株式会社\"", &format!("webhook_url = \"http://127.0.0.1:{port}/api/v1/webhooks/{ISSUER}\""))
+                .replace("# webhook_secret_env = \"ESURETY_WEBHOOK_KWSA\"", "webhook_secret_env = \"ESURETY_WEBHOOK_KWSA\""));
+            company.env.borrow_mut().push(("ESURETY_WEBHOOK_KWSA".into(), SECRET.into()));
+        }
+        let registry = Serving::start(&company, &["serve"]);
+        let owner = Setup::init(&["--side", "owner", "--registry-url", &registry.url, "--listen", &format!("127.0.0.1:{port}")]);
+        owner.env.borrow_mut().push(("ESURETY_REGISTRY_TOKEN".into(), token));
+        owner.env.borrow_mut().push(("ESURETY_WEBHOOK_SECRET".into(), SECRET.into()));
+        owner.edit_config(|t| t.replace("# webhook_secret_env = \"ESURETY_WEBHOOK_SECRET\"", "webhook_secret_env = \"ESURETY_WEBHOOK_SECRET\""));
+        for (i, m) in company.mails(MARUICHI).iter().enumerate() {
+            owner.drop_mail(KWSA, &support::forward(MARUICHI, KWSA, &format!("<fwd{i}@maruichi.example>"), &m.raw));
+        }
+        owner.once();
+        let accepted: Vec<String> = submissions(&owner).iter().filter(|s| s["result"] == "accepted").map(|s| s["number"].as_str().unwrap().to_string()).collect();
+        assert_eq!(accepted.len(), 4, "{:?}", submissions(&owner));
+        Pair { company, registry, owner, port, carried: HashSet::new() }
+    }
+
+    /// The water authority's `esurety serve`, taking webhooks.
+    fn owner_web(&self) -> Serving {
+        let s = Serving::start(&self.owner, &["serve"]);
+        assert_eq!(s.port(), self.port);
+        s
+    }
+
+    /// Both deployments' clocks at `now` (each process started after this reads it).
+    fn at(&self, now: &str) {
+        for s in [&self.company, &self.owner] {
+            s.env.borrow_mut().push(("ESURETY_TEST_NOW".into(), now.into()));
+        }
+    }
+
+    /// What the company mailed to the water authority's contracts address since the last
+    /// call, delivered into its mailbox (the company's transport relays it).
+    fn carry(&mut self) -> Vec<Mail> {
+        let mut out = Vec::new();
+        for m in crate::common::mails_in(&self.company.maildir("relay")) {
+            if m.to.contains(&KWSA.to_string()) && self.carried.insert(m.raw.clone()) {
+                self.owner.drop_mail(KWSA, &m.raw);
+                out.push(m);
+            }
+        }
+        out
+    }
+}
+
+fn submissions(o: &Setup) -> Vec<Value> {
+    o.json(&["submissions"]).as_array().unwrap().clone()
+}
+
+/// The events the water authority registered for `number` (from its accepted submission).
+fn told(o: &Setup, number: &str) -> Vec<Value> {
+    let subs = submissions(o);
+    let s = subs.iter().find(|s| s["number"] == number && s["result"] == "accepted").unwrap_or_else(|| panic!("{number} accepted: {subs:?}"));
+    s["events"].as_array().cloned().unwrap_or_default()
+}
+
+fn kinds(events: &[Value]) -> Vec<(String, String)> {
+    events.iter().map(|e| (e["kind"].as_str().unwrap().to_string(), e["via"].as_str().unwrap().to_string())).collect()
+}
+
+#[test]
+fn a_change_a_termination_a_cancellation_and_an_expiry_reach_the_owner_by_mail_and_webhook_once() {
+    let mut p = Pair::new(true);
+    let web = p.owner_web();
+    // 変更 by email: the contractor's change makes version 2, and the owner is told.
+    p.company.drop_mail(KANAGAWA, &change_mail("chg-1@maruichi.example", EXTENSION));
+    p.company.once();
+    // 解約 and 取消 by staff.
+    let out = p.company.run_ok(&["certificate", "35075-00002K", "terminate", "--reason", "発注者による契約解除", "--date", "2026-07-03", "--by", "山田"]);
+    assert!(out.contains("解約") && out.contains("evt_"), "{out}");
+    p.company.run_ok(&["certificate", "35075-00004K", "cancel", "--reason", "誤って発行したため", "--by", "山田"]);
+    // Staff cannot cancel what is already ended, nor settle what has no claim.
+    let again = p.company.run(&["certificate", "35075-00002K", "cancel", "--reason", "x", "--by", "山田"]);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("解約"), "{}", String::from_utf8_lossy(&again.stderr));
+    let no_reason = p.company.run(&["certificate", "35075-00003M", "claim", "--reason", " ", "--by", "山田"]);
+    assert!(!no_reason.status.success() && String::from_utf8_lossy(&no_reason.stderr).contains("reason"));
+    p.company.once();
+    // The 保証期限 of 35075-00003M (令和9年3月31日) has passed: the daily job.
+    drop(web);
+    p.at("2027-04-01T07:00:00+09:00");
+    let web = p.owner_web();
+    let out = p.company.run_ok(&["digest"]);
+    assert!(out.contains("35075-00003M: expired"), "{out}");
+    assert!(!out.contains("35075-00001M"), "extended to 令和9年6月30日 by its change: still in force: {out}");
+
+    // Each event reached the water authority's server once, by webhook.
+    let expect = [("35075-00001M", "changed"), ("35075-00002K", "terminated"), ("35075-00003M", "expired"), ("35075-00004K", "cancelled")];
+    for (number, kind) in expect {
+        assert_eq!(kinds(&told(&p.owner, number)), [(kind.to_string(), "webhook".to_string())], "{number}: {}", web.log.lock().unwrap());
+    }
+    let webhooks = p.company.json(&["webhooks"]);
+    assert_eq!(webhooks.as_array().unwrap().len(), 4, "{webhooks}");
+    assert!(webhooks.as_array().unwrap().iter().all(|w| w["status"] == "sent" && w["attempts"] == 1), "{webhooks}");
+
+    // And by mail: the notices, readable, recognised, registered against the same events.
+    let notices = p.carry();
+    assert_eq!(notices.len(), 4, "{:?}", notices.iter().map(|m| &m.subject).collect::<Vec<_>>());
+    let cancelled = notices.iter().find(|m| m.subject == "【電子保証】保証契約の状態の変更（35075-00004K）").unwrap();
+    assert!(cancelled.body.contains("取消") && cancelled.body.contains("誤って発行したため") && cancelled.body.contains("□□配水池耐震補強工事"), "{}", cancelled.body);
+    assert!(!cancelled.body.contains("山田"), "who did it stays in the company");
+    let said = String::from_utf8_lossy(&p.owner.once().stderr).into_owned();
+    assert!(said.contains("companies' notices of events registered 4"), "{said}");
+    for (number, kind) in expect {
+        assert_eq!(kinds(&told(&p.owner, number)), [(kind.to_string(), "webhook".to_string())], "{number}: once, whichever way came first");
+    }
+    // Never answered: nothing went back to the company's branch.
+    let answers: Vec<Mail> = crate::common::mails_in(&p.owner.maildir("relay")).into_iter().filter(|m| m.to.iter().any(|t| t.ends_with("@ejcs.example"))).collect();
+    assert!(answers.is_empty(), "{:?}", answers.iter().map(|m| &m.subject).collect::<Vec<_>>());
+
+    // The contractor was told in Japanese, by the branch.
+    let to_contractor: Vec<Mail> = p.company.mails(MARUICHI).into_iter().filter(|m| m.subject.starts_with("【電子保証】保証契約の状態の変更のお知らせ")).collect();
+    assert_eq!(to_contractor.len(), 3, "解約, 取消 and 期限満了 (the change has its own completion mail)");
+    let t = to_contractor.iter().find(|m| m.subject.contains("35075-00002K")).unwrap();
+    assert!(t.body.contains("解約") && t.body.contains("発注者による契約解除") && t.body.contains("令和8年7月3日"), "{}", t.body);
+
+    // The company's history: who, when, why.
+    let c = p.company.json(&["certificate", "35075-00002K"]);
+    assert_eq!(c["status"], "terminated", "{c}");
+    let e = &c["events"][0];
+    assert_eq!((e["kind"].as_str(), e["by"].as_str(), e["reason"].as_str(), e["effective"].as_str()), (Some("terminated"), Some("山田"), Some("発注者による契約解除"), Some("2026-07-03")), "{c}");
+    assert_eq!(p.company.json(&["certificate", "35075-00003M"])["events"][0]["by"], "system");
+    drop(web);
+    drop(p.registry);
+}
+
+#[test]
+fn an_owner_server_that_was_down_gets_everything_afterwards_once_and_in_order() {
+    let p = Pair::new(true);
+    // The water authority's server is down: a claim, its settling and a cancellation.
+    p.company.run_ok(&["certificate", "35075-00001M", "claim", "--reason", "前払金の返還請求", "--by", "佐藤"]);
+    p.company.run_ok(&["certificate", "35075-00001M", "settle", "--reason", "返還を受けて精算", "--by", "佐藤"]);
+    p.company.run_ok(&["certificate", "35075-00002K", "cancel", "--reason", "二重に発行したため", "--by", "佐藤"]);
+    p.company.once();
+    let w = p.company.json(&["webhooks"]);
+    let failed: Vec<&Value> = w.as_array().unwrap().iter().filter(|w| w["attempts"] == 1 && w["status"] == "pending").collect();
+    assert_eq!(failed.len(), 2, "the claim and the cancellation were tried; the settling waits behind its claim: {w}");
+    assert!(failed.iter().all(|w| w["last_error"].as_str().unwrap().contains("connect")), "{w}");
+    // The desk shows what cannot be delivered.
+    let staff = p.company.run_ok(&["staff", "list"]);
+    assert!(staff.contains("webhook") && staff.contains("35075-00001M"), "{staff}");
+
+    // Back up, ten minutes later: everything, once, in order.
+    p.at("2026-07-04T10:10:00+09:00");
+    let web = p.owner_web();
+    p.company.once();
+    // Both were recorded at the same (fixed) instant: the register lists them in the
+    // order they were received.
+    let events = told(&p.owner, "35075-00001M");
+    assert_eq!(events[0]["at"], events[1]["at"]);
+    assert_eq!(kinds(&events), [("claimed".into(), "webhook".into()), ("settled".into(), "webhook".into())], "received in order: {events:?}");
+    assert_eq!(kinds(&told(&p.owner, "35075-00002K")), [("cancelled".to_string(), "webhook".to_string())]);
+    // Sent again (a second pass, a second daemon): nothing twice.
+    p.company.once();
+    assert!(p.company.json(&["webhooks"]).as_array().unwrap().iter().all(|w| w["status"] == "sent"));
+    assert_eq!(told(&p.owner, "35075-00001M").len(), 2);
+    drop(web);
+}
+
+#[test]
+fn the_owner_asks_daily_for_what_no_push_told_it() {
+    let p = Pair::new(false);
+    p.company.run_ok(&["certificate", "35075-00003M", "terminate", "--reason", "工事の中止", "--by", "山田"]);
+    p.company.once();
+    // Neither mail (not carried) nor webhook (none configured): the daily question.
+    let out = p.owner.run_ok(&["digest"]);
+    assert!(out.contains("1 event(s)"), "{out}");
+    assert_eq!(kinds(&told(&p.owner, "35075-00003M")), [("terminated".to_string(), "poll".to_string())]);
+    // Asked again, nothing new; a certificate no longer in force is not asked about.
+    let out = p.owner.run_ok(&["digest"]);
+    assert!(!out.contains("event(s)"), "{out}");
+}
+
+#[test]
+fn webhooks_with_a_wrong_signature_an_old_timestamp_or_a_replayed_id_are_refused() {
+    let p = Pair::new(false);
+    let web = p.owner_web();
+    let path = format!("/api/v1/webhooks/{}", url::form_urlencoded::byte_serialize(ISSUER.as_bytes()).collect::<String>());
+    let secret = esurety::config::webhooks::WebhookSecret::parse(SECRET).unwrap();
+    let now = chrono::DateTime::parse_from_rfc3339(crate::common::NOW).unwrap().timestamp();
+    let event = |id: &str| json!({"id": id, "type": "certificate.cancelled", "number": "35075-00002K", "status": "cancelled", "at": crate::common::NOW, "reason": "偽の取消"}).to_string();
+    let post = |id: &str, ts: i64, sig: Option<String>, body: &str| {
+        let sig = sig.unwrap_or_else(|| esurety::outbound::webhook::sign(secret.bytes(), id, ts, body.as_bytes()));
+        let (status, _, b) = http(&web.url, "POST", &path, &[("Content-Type", "application/json"), ("webhook-id", id), ("webhook-timestamp", &ts.to_string()), ("webhook-signature", &sig)], body.as_bytes());
+        (status, serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null))
+    };
+    let forged = esurety::outbound::webhook::sign(b"a secret the sender guessed wrong!!", "evt_forged", now, event("evt_forged").as_bytes());
+    assert_eq!(post("evt_forged", now, Some(forged), &event("evt_forged")).0, 401, "a wrong signature");
+    let (st, v) = post("evt_old", now - 600, None, &event("evt_old"));
+    assert_eq!((st, v["error"].as_str()), (401, Some("bad_signature")), "ten minutes old: {v}");
+    assert!(v["message"].as_str().unwrap().contains("timestamp"), "{v}");
+    assert_eq!(post("evt_other", now, None, &event("evt_not_the_header_id")).0, 422, "a body of another id");
+    assert_eq!(post("evt_good", now, None, &event("evt_good")), (200, json!({"registered": "evt_good"})));
+    let (st, v) = post("evt_good", now, None, &event("evt_good"));
+    assert_eq!((st, v["error"].as_str()), (409, Some("replayed")), "{v}");
+    let (st, _, _) = http(&web.url, "POST", "/api/v1/webhooks/unknown", &[("webhook-id", "evt_x")], b"{}");
+    assert_eq!(st, 404, "a registry this owner takes no webhooks from");
+    let (st, _, _) = http(&web.url, "POST", &path, &[("webhook-id", "evt_big"), ("webhook-timestamp", &now.to_string()), ("webhook-signature", "v1,x")], &vec![b'x'; 1 << 20]);
+    assert_eq!(st, 413);
+    let events = told(&p.owner, "35075-00002K");
+    assert_eq!(events.len(), 1, "only the signed one, once: {events:?}");
+    assert_eq!(events[0]["id"], "evt_good");
+}
+
+#[test]
+fn a_cancelled_certificate_is_refused_with_its_reason_and_shown_so_by_the_registry() {
+    let (company, token) = company();
+    let m = company.mails(MARUICHI).remove(0);
+    let key = key_in(&pdf_text(&m.attachments.iter().find(|(n, _)| n.contains("35075-00002K")).unwrap().1)).unwrap();
+    company.run_ok(&["certificate", "35075-00002K", "cancel", "--reason", "誤って発行したため", "--by", "山田"]);
+    let verify = |key: &str| {
+        let out = company.run(&["verify", "35075-00002K", key, "--json"]);
+        assert!(!out.status.success(), "exit 0 only for a certificate in force");
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let v = verify(&key);
+    assert_eq!((v["result"].as_str(), v["status"].as_str()), (Some("not_in_force"), Some("cancelled")), "{v}");
+    assert_eq!(v["events"][0]["kind"], "cancelled");
+    assert!(v["events"][0].get("by").is_none_or(Value::is_null), "the owner never sees who: {v}");
+    assert_eq!(verify("CDEF34679HJK"), json!({"result": "mismatch"}), "a wrong key still gets the one answer");
+    // An owner's new submission of it is refused, and told why.
+    let registry = Serving::start(&company, &["serve"]);
+    let o = crate::registry_service::owner(&registry.url, &token);
+    o.drop_mail(KWSA, &support::typed(MARUICHI, KWSA, "<late@maruichi.example>", "35075-00002K", &key));
+    o.once();
+    let subs = submissions(&o);
+    assert_eq!(subs[0]["result"], "rejected", "{subs:?}");
+    let why = subs[0]["reasons"][0].as_str().unwrap();
+    assert!(why.contains("取消") && why.contains("有効ではありません") && why.contains("誤って発行したため"), "{why}");
+    let reply = crate::common::mails_in(&o.maildir("relay")).into_iter().find(|m| m.to.contains(&MARUICHI.to_string())).unwrap();
+    assert!(reply.body.contains("取消"), "{}", reply.body);
+    // A change of it is refused too.
+    company.drop_mail(KANAGAWA, &change_mail("chg-late@maruichi.example", &EXTENSION.replace("35075-00001M", "35075-00002K").replace("前払金保証金額", "契約保証金額")));
+    company.once();
+    let refused = company.mails(MARUICHI).into_iter().find(|m| m.in_reply_to.as_deref() == Some("<chg-late@maruichi.example>")).unwrap();
+    assert!(refused.body.contains("取消") && refused.body.contains("変更できません"), "{}", refused.body);
+    drop(registry);
+}
