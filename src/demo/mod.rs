@@ -7,6 +7,7 @@
 //! company's registry over HTTP with a token made by `token add`.
 
 pub mod contractor;
+pub mod lifecycle;
 pub mod timestamps;
 
 use crate::clock::{Clock, Random};
@@ -69,6 +70,14 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
         let anchors = crate::signature::verify::anchors_pem(cert.as_bytes()).map_err(|e| anyhow::anyhow!(e))?;
         signing.tsa = Some(std::sync::Arc::new(crate::signature::tsa::Tsa::new(&url, None).map_err(|e| anyhow::anyhow!(e))?.with_anchors(anchors)));
         println!("   署名: {}（デモ用の署名証明書 signing-chain.pem）、タイムスタンプ: デモ用の時刻認証局 {url}（demo-tsa.pem）", signing.signer.subject());
+    }
+    // The water authority's own server takes the company's webhooks of its certificates'
+    // events (lifecycle.md), signed with a secret the two agreed.
+    let owner_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port())?;
+    let webhook_secret = lifecycle::secret(rng);
+    if let Some(o) = config.owners.iter_mut().find(|o| o.name == lifecycle::KWSA_OWNER) {
+        let url = url::Url::parse(&format!("http://127.0.0.1:{owner_port}/api/v1/webhooks/{}", config.company.name))?;
+        o.webhook = Some(crate::config::webhooks::WebhookEndpoint { url, secret: Ok(webhook_secret.clone()) });
     }
     let _lock = crate::daemon::lock(&config)?;
     let mut store = Store::open(&config.store)?;
@@ -192,7 +201,7 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     println!("\n6. 保証会社が確認サービス（登録簿）を公開します: {}/（esurety serve）", serving.url);
     println!("   発注者のシステム用のトークンを発行しました（esurety token add --name 神奈川県内広域水道企業団）");
     let owner_dir = dir.join("water-authority");
-    let owner_options = crate::config::default::InitOptions { side: Some(crate::domain::Side::Owner), listen: None, registry_url: Some(serving.url.clone()), public_url: None, now: Some(clock.now().into()) };
+    let owner_options = crate::config::default::InitOptions { side: Some(crate::domain::Side::Owner), listen: Some(format!("127.0.0.1:{owner_port}")), registry_url: Some(serving.url.clone()), public_url: None, now: Some(clock.now().into()) };
     let mut owner_config = crate::config::default::init_with(&owner_dir, &owner_options)?;
     owner_config.store = crate::config::StoreAt::File(owner_dir.join("esurety.db"));
     // What ESURETY_REGISTRY_TOKEN carries in life (never written into the file); and
@@ -213,6 +222,8 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
         r.token = Ok(crate::config::Secret::new(token.clone()));
         r.signers = company_signers.clone();
         r.timestamps = company_timestamps.clone();
+        // What ESURETY_WEBHOOK_SECRET carries in life.
+        r.webhook_secret = Some(Ok(webhook_secret.clone()));
     }
     println!("   発注者: {}（esurety init --side owner --registry-url {}）", owner_dir.display(), serving.url);
     let owner_root = owner_config.mail.maildir_root.clone();
@@ -254,7 +265,7 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
 
     let _owner_lock = crate::daemon::lock(&owner_config)?;
     let mut owner_store = Store::open(&owner_config.store)?;
-    let owner_engine = Engine::new(owner_config)?;
+    let owner_engine = std::sync::Arc::new(Engine::new(owner_config)?);
     let mut owner_adapters = owner_engine.adapters(rt.handle())?;
     let report = crate::daemon::pass::run_once(&owner_engine, &mut owner_store, &mut owner_adapters, clock, rng)?;
     println!("\n8. esurety run --once（発注者の esurety が保証会社の確認サービスに問い合わせます）: {}\n", crate::daemon::summary(&report));
@@ -273,6 +284,11 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     let checks = store.checks(1000)?;
     println!("\n11. 保証会社の確認サービスの記録: {} 件の確認（{}）", checks.len(),
              ["valid", "mismatch", "locked", "malformed"].iter().map(|r| format!("{r} {}", checks.iter().filter(|c| c.result == *r).count())).collect::<Vec<_>>().join("、"));
+    lifecycle::follow(
+        lifecycle::Side { engine: engine.clone(), store: &mut store, adapters: &mut adapters },
+        lifecycle::Side { engine: owner_engine.clone(), store: &mut owner_store, adapters: &mut owner_adapters },
+        &rt, clock, rng,
+    )?;
     let _ = stop_web.send(true);
     let _ = rt.block_on(serving.task);
 

@@ -53,7 +53,7 @@ pub fn verify(secret: &[u8], id: &str, timestamp: &str, signatures: &str, body: 
         return Err(Refusal::Headers);
     }
     let ts: i64 = timestamp.trim().parse().map_err(|_| Refusal::Headers)?;
-    if (now - ts).abs() > TOLERANCE_SECS {
+    if now.abs_diff(ts) > TOLERANCE_SECS as u64 {
         return Err(Refusal::Timestamp);
     }
     let expected = sign(secret, id, ts, body);
@@ -94,7 +94,10 @@ pub fn sweep(config: &crate::config::Config, store: &mut Store, clock: &dyn Cloc
     }
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return Ok(report) };
     // Each round takes what is due now; a certificate's next event is due once its
-    // earlier one is sent, so a few rounds send a backlog in order.
+    // earlier one is sent, so a few rounds send a backlog in order. An endpoint that
+    // fails once is left alone for the rest of the sweep: one that hangs costs one
+    // timeout per sweep, not one per waiting event.
+    let mut failing: std::collections::HashSet<String> = std::collections::HashSet::new();
     for _ in 0..16 {
         let due = store.due_webhooks(clock.now(), 200)?;
         if due.is_empty() {
@@ -102,6 +105,9 @@ pub fn sweep(config: &crate::config::Config, store: &mut Store, clock: &dyn Cloc
         }
         let mut progressed = false;
         for w in due {
+            if failing.contains(&w.endpoint) {
+                continue;
+            }
             let Some(endpoint) = config.owner_by_name(&w.endpoint).and_then(|o| o.webhook.as_ref()) else { continue };
             let now = clock.now();
             if !store.write(|tx| tx.claim_webhook(w.id, now, 60))? {
@@ -120,6 +126,7 @@ pub fn sweep(config: &crate::config::Config, store: &mut Store, clock: &dyn Cloc
                     tracing::warn!(event = "webhook_failed", endpoint = %w.endpoint, number = %w.number, event_id = %w.event.id, attempts = w.attempts + 1, error = %why);
                     metrics::counter!("esurety_webhooks_total", "result" => "failed").increment(1);
                     report.failed += 1;
+                    failing.insert(w.endpoint.clone());
                 }
             }
         }
@@ -201,6 +208,7 @@ mod tests {
         assert_eq!(verify(secret.bytes(), "msg_other", "1614265330", &sig, body, 1614265330), Err(Refusal::Signature));
         assert_eq!(verify(secret.bytes(), "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", &sig, body, 1614265330 + 301), Err(Refusal::Timestamp));
         assert_eq!(verify(secret.bytes(), "msg_p5jXN8AQM9LWM0D4loKWxJek", "soon", &sig, body, 1614265330), Err(Refusal::Headers));
+        assert_eq!(verify(secret.bytes(), "msg_p5jXN8AQM9LWM0D4loKWxJek", &i64::MIN.to_string(), &sig, body, 1614265330), Err(Refusal::Timestamp), "no overflow");
         assert_eq!(verify(b"another secret of twenty-four bytes", "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", &sig, body, 1614265330), Err(Refusal::Signature));
     }
 

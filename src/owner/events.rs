@@ -42,15 +42,17 @@ pub fn register(store: &mut Store, registry: &str, events: &[Event], via: &str, 
 
 impl OwnerFlow<'_> {
     /// A company's notice of event `id` (the mail's `X-Esurety-Event`) on the number its
-    /// subject names. Confirmed by the registry, it is registered; a registry away leaves
-    /// it for a later pass; a notice the registry does not confirm is left to people.
-    pub(super) fn notice(&self, store: &mut Store, msg: &StoredMessage, letter: &Letter, id: &str) -> Result<OwnerOutcome, ProcessError> {
+    /// subject names. Confirmed by the registry, it is registered (`Some`); a registry away
+    /// leaves it for a later pass; a mail whose header the registry does not confirm is
+    /// `None`: read as any other mail (a submission is still checked, anything else left
+    /// to people), so the header alone never changes what becomes of a mail.
+    pub(super) fn notice(&self, store: &mut Store, msg: &StoredMessage, letter: &Letter, id: &str) -> Result<Option<OwnerOutcome>, ProcessError> {
         let now = self.clock.now();
         let number = crate::domain::certificate_numbers(&letter.subject).into_iter().next().and_then(|n| CertificateNumber::parse(&n)).map(|n| n.to_string());
         let confirmed = match &number {
             None => None,
             Some(n) => match self.registry.events(store, None, n, None) {
-                Ok((registry, events)) => events.into_iter().find(|e| e.id == id).map(|e| (registry, e)),
+                Ok((registry, events)) => events.iter().any(|e| e.id == id).then_some((registry, events)),
                 Err(RegistryError::Store(e)) => return Err(e.into()),
                 Err(e) => {
                     tracing::warn!(event = "owner_event_wait", mailbox = %msg.mailbox, reason = %e);
@@ -58,29 +60,28 @@ impl OwnerFlow<'_> {
                 }
             },
         };
-        let Some((registry, e)) = confirmed else {
-            store.write(|tx| -> Result<(), ProcessError> {
-                tx.forget_content(msg.id)?;
-                tx.finish_message(msg.id, MessageOutcome::Ignored, None, now)?;
-                Ok(())
-            })?;
-            tracing::warn!(event = "owner_event_unconfirmed", mailbox = %msg.mailbox, number = number.as_deref().unwrap_or(""), "a notice the registry does not confirm: left to the people of the mailbox");
-            return Ok(OwnerOutcome::Ignored);
+        let Some((registry, events)) = confirmed else {
+            tracing::warn!(event = "owner_event_unconfirmed", mailbox = %msg.mailbox, number = number.as_deref().unwrap_or(""), "an X-Esurety-Event the registry does not confirm: read as any other mail");
+            return Ok(None);
         };
-        register(store, &registry, std::slice::from_ref(&e), VIA_MAIL, now)?;
+        // Every event the registry told of the number: an earlier notice that was lost is
+        // registered with this one, in their order.
+        register(store, &registry, &events, VIA_MAIL, now)?;
+        let e = events.iter().find(|e| e.id == id).expect("confirmed");
         store.write(|tx| tx.finish_message(msg.id, MessageOutcome::Notice, Some(&format!("{} {} {}", e.number, e.kind, e.id)), now))?;
-        Ok(OwnerOutcome::Notice)
+        Ok(Some(OwnerOutcome::Notice))
     }
 }
 
 /// The daily question: for every accepted certificate still in force as far as this owner
-/// knows, the registry is asked for what happened since the last event known. Returns how
-/// many events were new. A registry away is logged and asked again the next day.
+/// knows, the registry is asked for all its events (a few per certificate), so one lost
+/// before a later one that came is found too; each is registered once. Returns how many
+/// were new. A registry away is logged and asked again the next day.
 pub fn poll(registry: &dyn Registry, store: &mut Store, clock: &dyn Clock) -> Result<usize, StoreError> {
     let mut new = 0;
     for f in store.followed()? {
         let number = f.number;
-        match registry.events(store, f.issuer.as_deref(), &number, f.since.as_deref()) {
+        match registry.events(store, f.issuer.as_deref(), &number, None) {
             Ok((name, events)) => new += register(store, &name, &events, VIA_POLL, clock.now())?,
             Err(RegistryError::Store(e)) => return Err(e),
             Err(e) => tracing::warn!(event = "owner_events_poll_failed", number = %number, error = %e),

@@ -73,10 +73,15 @@ impl OwnerFlow<'_> {
             return ignore(store, "larger than limits.max_message_mib");
         }
         let Ok(letter) = letter::read_with(&msg.raw, &self.config.limits) else { return ignore(store, "not a readable email") };
-        if let Some(id) = letter.event.clone() {
-            return self.notice(store, msg, &letter, &id);
-        }
         let reading = submission::read(&letter, self.reader);
+        // A company's notice carries no key: a mail with a number/key pair is a submission
+        // and is checked as one, whatever its headers say.
+        if reading.found.is_empty()
+            && let Some(id) = letter.event.clone()
+            && let Some(told) = self.notice(store, msg, &letter, &id)?
+        {
+            return Ok(told);
+        }
         if reading.found.is_empty() {
             let why = if reading.unreadable.is_empty() { "no number/key pair" } else { "no number/key pair; a PDF could not be read" };
             return ignore(store, why);

@@ -24,13 +24,11 @@ pub struct OwnerEventRow {
     pub submission: Option<i64>,
 }
 
-/// An accepted certificate the owner side follows: its issuer, number, and the time of
-/// the latest event known (asked for what came after).
+/// An accepted certificate the owner side follows: its issuer and number.
 #[derive(Debug, Clone)]
 pub struct Followed {
     pub issuer: Option<String>,
     pub number: String,
-    pub since: Option<String>,
 }
 
 const COLUMNS: &str = "registry, event_id, number, kind, status, at, reason, via, received_at, submission";
@@ -74,8 +72,7 @@ impl Store {
     }
 
     /// The accepted certificates still in force as far as the owner knows (no event yet,
-    /// or the latest says `valid` or `claimed`): (issuer, number, the latest event's time).
-    /// What the daily question asks about.
+    /// or the latest says `valid` or `claimed`): what the daily question asks about.
     pub fn followed(&self) -> Result<Vec<Followed>> {
         self.conn.query_map(
             "SELECT max(s.issuer), s.number, (SELECT max(e.at) FROM owner_events e WHERE e.number = s.number),
@@ -85,6 +82,6 @@ impl Store {
             |r| Ok((r.get::<Option<String>>(0)?, r.get::<String>(1)?, r.get::<Option<String>>(2)?, r.get::<Option<String>>(3)?)),
         ).map(|rows| rows.into_iter()
             .filter(|(_, _, _, status)| status.as_deref().is_none_or(|s| s == "valid" || s == "claimed"))
-            .map(|(issuer, number, since, _)| Followed { issuer, number, since }).collect())
+            .map(|(issuer, number, _, _)| Followed { issuer, number }).collect())
     }
 }

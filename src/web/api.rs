@@ -166,7 +166,8 @@ async fn events(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInf
     let query = query.unwrap_or_default();
     let since = match url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "since").map(|(_, v)| v.into_owned()) {
         None => None,
-        Some(s) => match chrono::DateTime::parse_from_rfc3339(&s) {
+        // `+09:00` sent unencoded arrives as a space: read it as meant.
+        Some(s) => match chrono::DateTime::parse_from_rfc3339(&s.replace(' ', "+")) {
             Ok(t) if s.len() <= 64 => Some(t),
             _ => return error(StatusCode::BAD_REQUEST, "bad_since", "since is a time in RFC 3339 (2026-12-06T09:00:00+09:00)"),
         },

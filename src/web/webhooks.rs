@@ -54,6 +54,10 @@ pub async fn receive(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): Conne
     let Some(event) = event else {
         return error(StatusCode::UNPROCESSABLE_ENTITY, "bad_event", "the body is not an event whose id is the webhook-id");
     };
+    // A registry speaks only for its own numbers (`[[registries]] numbers`).
+    if config.and_then(|r| r.numbers.as_ref()).is_some_and(|re| !re.is_match(&event.number)) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "not_this_registry", "this registry's webhooks are for its own numbers only");
+    }
     let now = app.clock.now();
     let e = event.clone();
     let registered = super::desk::with_store(&app, move |store, _| crate::owner::events::register(store, &issuer, std::slice::from_ref(&e), crate::owner::events::VIA_WEBHOOK, now)).await;

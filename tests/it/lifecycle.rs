@@ -102,6 +102,19 @@ impl Pair {
     }
 }
 
+impl Pair {
+    /// What the company mailed to the water authority since the last call, lost on the way.
+    fn lose(&mut self) -> usize {
+        let mut n = 0;
+        for m in crate::common::mails_in(&self.company.maildir("relay")) {
+            if m.to.contains(&KWSA.to_string()) && self.carried.insert(m.raw.clone()) {
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
 fn submissions(o: &Setup) -> Vec<Value> {
     o.json(&["submissions"]).as_array().unwrap().clone()
 }
@@ -191,9 +204,14 @@ fn an_owner_server_that_was_down_gets_everything_afterwards_once_and_in_order() 
     p.company.run_ok(&["certificate", "35075-00002K", "cancel", "--reason", "二重に発行したため", "--by", "佐藤"]);
     p.company.once();
     let w = p.company.json(&["webhooks"]);
-    let failed: Vec<&Value> = w.as_array().unwrap().iter().filter(|w| w["attempts"] == 1 && w["status"] == "pending").collect();
-    assert_eq!(failed.len(), 2, "the claim and the cancellation were tried; the settling waits behind its claim: {w}");
-    assert!(failed.iter().all(|w| w["last_error"].as_str().unwrap().contains("connect")), "{w}");
+    let w = w.as_array().unwrap();
+    assert_eq!(w.len(), 3, "{w:?}");
+    assert!(w.iter().all(|w| w["status"] == "pending"), "{w:?}");
+    // One try: an endpoint that fails is left alone for the rest of the sweep (the
+    // settling waits behind its claim anyway).
+    let tried: Vec<&Value> = w.iter().filter(|w| w["attempts"] == 1).collect();
+    assert_eq!(tried.len(), 1, "{w:?}");
+    assert!(tried[0]["last_error"].as_str().unwrap().contains("connect"), "{w:?}");
     // The desk shows what cannot be delivered.
     let staff = p.company.run_ok(&["staff", "list"]);
     assert!(staff.contains("webhook") && staff.contains("35075-00001M"), "{staff}");
@@ -227,6 +245,12 @@ fn the_owner_asks_daily_for_what_no_push_told_it() {
     // Asked again, nothing new; a certificate no longer in force is not asked about.
     let out = p.owner.run_ok(&["digest"]);
     assert!(!out.contains("event(s)"), "{out}");
+    // A stranger's notice of a made-up event is not believed: the mail is left as it was.
+    let forged = format!("From: x@stranger.example\r\nTo: {KWSA}\r\nSubject: =?utf-8?B?44CQ6Zu75a2Q5L+d6Ki844CR?= 35075-00001M\r\nMessage-ID: <forged@stranger.example>\r\nX-Esurety-Event: evt_000000000000000000000000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n35075-00001M は取消されました\r\n");
+    let uid = p.owner.drop_mail(KWSA, forged.as_bytes());
+    p.owner.once();
+    assert!(told(&p.owner, "35075-00001M").is_empty());
+    assert!(p.owner.files(KWSA).iter().any(|(u, flags, new)| *u == uid && flags.is_empty() && *new), "untouched");
 }
 
 #[test]
@@ -293,4 +317,98 @@ fn a_cancelled_certificate_is_refused_with_its_reason_and_shown_so_by_the_regist
     let refused = company.mails(MARUICHI).into_iter().find(|m| m.in_reply_to.as_deref() == Some("<chg-late@maruichi.example>")).unwrap();
     assert!(refused.body.contains("取消") && refused.body.contains("変更できません"), "{}", refused.body);
     drop(registry);
+}
+
+/// A 取消 on the desk in a real browser (the form, its confirmation page, the history),
+/// then the lookup page as an owner's staff see it: 取消 and the history with its reason.
+#[test]
+fn a_cancellation_on_the_desk_shows_on_the_lookup_page_in_a_real_browser() {
+    let _one = crate::browser::ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let (company, _) = company();
+    let m = company.mails(MARUICHI).remove(0);
+    let key = key_in(&pdf_text(&m.attachments.iter().find(|(n, _)| n.contains("35075-00002K")).unwrap().1)).unwrap();
+    crate::desk_web::add_user(&company, "鈴木神奈川", &["branch:kanagawa@ejcs.example"]);
+    crate::desk_web::add_user(&company, "田中茨城", &["branch:ibaraki@ejcs.example"]);
+    let registry = Serving::start(&company, &["serve"]);
+    let base = registry.url.clone();
+
+    let b = crate::browser::Browser::start();
+    b.go(&format!("{base}/desk/"));
+    b.type_into("#name", "鈴木神奈川");
+    b.type_into("#password", crate::desk_web::PASSWORD);
+    b.click("#login");
+    b.wait_text("#summary", "保留メール");
+    b.go(&format!("{base}/desk/certificates/35075-00002K"));
+    b.click("#state-action option[value=cancel]");
+    b.type_into("#state-reason", "契約保証は不要となったため（誤発行）");
+    b.screenshot("desk-state-form");
+    b.click("#state-next");
+    // The confirmation: nothing is done yet.
+    assert!(b.wait_text("h1", "取消").contains("35075-00002K"), "{}", b.text("h1"));
+    assert_eq!(b.text("#confirm-reason"), "契約保証は不要となったため（誤発行）");
+    assert!(b.text("#confirm").contains("keiyaku@kwsa.example"), "says who is told: {}", b.text("#confirm"));
+    assert!(!b.overflows());
+    b.screenshot("desk-state-confirm");
+    assert_eq!(company.json(&["certificate", "35075-00002K"])["status"], "valid", "not before it is confirmed");
+    b.click("#confirm-state");
+    assert!(b.wait_text("#notice", "状態を変更しました").contains("通知します"));
+    let history = b.text("#events");
+    assert!(history.contains("取消") && history.contains("鈴木神奈川") && history.contains("誤発行"), "{history}");
+    assert!(b.source().contains("id=\"state-form\"") == false, "nothing more to do to a cancelled certificate");
+    b.screenshot("desk-state-done");
+    let c = company.json(&["certificate", "35075-00002K"]);
+    assert_eq!((c["status"].as_str(), c["events"][0]["by"].as_str()), (Some("cancelled"), Some("鈴木神奈川")), "{c}");
+    let actions = company.json(&["staff", "actions"]);
+    assert!(actions.as_array().unwrap().iter().any(|a| a["action"] == "certificate cancel" && a["target"] == "35075-00002K" && a["by"] == "鈴木神奈川"), "{actions}");
+
+    // The lookup page: 取消, and why, in the history.
+    b.go(&format!("{base}/"));
+    b.type_into("#number", "35075-00002K");
+    b.type_into("#key", &key);
+    b.click("#submit");
+    assert_eq!(b.wait_text("#status", "取消"), "状態：取消");
+    assert!(b.text("#ended").contains("有効ではありません"));
+    let history = b.text("#history");
+    assert!(history.contains("新規") && history.contains("取消") && history.contains("誤発行"), "{history}");
+    assert!(!history.contains("鈴木"), "who did it is not shown to owners: {history}");
+    assert!(!b.overflows());
+    b.screenshot("lookup-cancelled");
+    b.call("POST", &b.s("/execute/sync"), json!({"script": "document.getElementById('history').scrollIntoView()", "args": []}));
+    b.screenshot("lookup-cancelled-history");
+    b.close();
+
+    // Another branch's staff cannot, and a post without the form's token is refused.
+    let other = crate::desk_web::login(&base, "田中茨城");
+    let form = "action=cancel&reason=x&confirm=yes&csrf=";
+    assert_eq!(other.post("/desk/certificates/35075-00001M/state", &format!("{form}{}", other.csrf)), 403, "another branch's certificate");
+    let own = crate::desk_web::login(&base, "鈴木神奈川");
+    assert_eq!(own.post("/desk/certificates/35075-00001M/state", form), 403, "no CSRF token");
+    assert_eq!(company.json(&["certificate", "35075-00001M"])["status"], "valid");
+}
+
+#[test]
+fn a_notice_brings_the_events_lost_before_it_and_a_submission_stays_a_submission_whatever_its_headers() {
+    let mut p = Pair::new(false);
+    p.company.run_ok(&["certificate", "35075-00001M", "claim", "--reason", "前払金の返還請求", "--by", "佐藤"]);
+    p.company.once();
+    assert_eq!(p.lose(), 1, "the claim's notice is lost on the way");
+    p.company.run_ok(&["certificate", "35075-00001M", "settle", "--reason", "返還を受けて精算", "--by", "佐藤"]);
+    p.company.once();
+    let settled = p.carry();
+    assert_eq!(settled.len(), 1);
+    p.owner.once();
+    assert_eq!(kinds(&told(&p.owner, "35075-00001M")), [("claimed".to_string(), "mail".to_string()), ("settled".to_string(), "mail".to_string())],
+               "the registry told both when asked about the second");
+    // A contractor's submission that carries the header of a real event is still checked
+    // and answered as a submission.
+    let id = told(&p.owner, "35075-00001M")[1]["id"].as_str().unwrap().to_string();
+    let m = p.company.mails(MARUICHI).into_iter().find(|m| m.attachments.iter().any(|(n, _)| n.contains("35075-00003M"))).unwrap();
+    let key = key_in(&pdf_text(&m.attachments.iter().find(|(n, _)| n.contains("35075-00003M")).unwrap().1)).unwrap();
+    let typed = support::typed(MARUICHI, KWSA, "<with-header@maruichi.example>", "35075-00003M", &key);
+    let typed = [format!("X-Esurety-Event: {id}\r\n").into_bytes(), typed].concat();
+    p.owner.drop_mail(KWSA, &typed);
+    p.owner.once();
+    let subs = submissions(&p.owner);
+    let s = subs.iter().find(|s| s["message_id"] == "<with-header@maruichi.example>").unwrap_or_else(|| panic!("checked as a submission: {subs:?}"));
+    assert_eq!(s["result"], "accepted", "{s}");
 }

@@ -40,11 +40,21 @@ impl RemoteRegistries {
         if let Some(s) = since {
             path.push_str(&format!("?since={}", url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()));
         }
+        // A registry found away (by this question or a check) is not asked again until
+        // then: a pass meeting many notices waits one timeout, not one each.
+        if let Some((until, why)) = remote.away.lock().expect("not poisoned").clone()
+            && std::time::Instant::now() < until
+        {
+            return Err(unavailable(why));
+        }
         let sent = self.rt.block_on(async {
             tokio::time::timeout(remote.config.timeout, remote.request(hyper::Method::GET, &path, Vec::new())).await
                 .unwrap_or_else(|_| Err(format!("no answer within {} s", remote.config.timeout.as_secs())))
         });
-        let (status, _, bytes) = sent.map_err(&unavailable)?;
+        let (status, headers, bytes) = sent.map_err(|why| {
+            *remote.away.lock().expect("not poisoned") = Some((std::time::Instant::now() + super::AWAY, why.clone()));
+            unavailable(why)
+        })?;
         match status {
             200 => {
                 let v: Value = serde_json::from_slice(&bytes).map_err(|_| unavailable("an answer that is not the API's".into()))?;
@@ -54,6 +64,12 @@ impl RemoteRegistries {
             }
             404 => Ok(None),
             401 | 403 => Err(RegistryError::Refused { registry: name, status }),
+            429 => {
+                let secs = headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(60).clamp(1, 86_400);
+                let why = format!("too many requests; the registry asks to wait {secs} s");
+                *remote.away.lock().expect("not poisoned") = Some((std::time::Instant::now() + std::time::Duration::from_secs(secs), why.clone()));
+                Err(unavailable(why))
+            }
             s => Err(unavailable(format!("HTTP {s}"))),
         }
     }
