@@ -137,10 +137,16 @@ fn a_change_a_termination_a_cancellation_and_an_expiry_reach_the_owner_by_mail_a
     // 変更 by email: the contractor's change makes version 2, and the owner is told.
     p.company.drop_mail(KANAGAWA, &change_mail("chg-1@maruichi.example", EXTENSION));
     p.company.once();
-    // 解約 and 取消 by staff.
-    let out = p.company.run_ok(&["certificate", "35075-00002K", "terminate", "--reason", "発注者による契約解除", "--date", "2026-07-03", "--by", "山田"]);
-    assert!(out.contains("解約") && out.contains("evt_"), "{out}");
-    p.company.run_ok(&["certificate", "35075-00004K", "cancel", "--reason", "誤って発行したため", "--by", "山田"]);
+    // 解約 on the desk (the form, then its confirmation), 取消 at the terminal.
+    crate::desk_web::add_user(&p.company, "山田", &["branch:kanagawa@ejcs.example"]);
+    let desk = crate::desk_web::login(&p.registry.url, "山田");
+    let form = format!("csrf={}&action=terminate&reason={}&date=2026-07-03", desk.csrf, url::form_urlencoded::byte_serialize("発注者による契約解除".as_bytes()).collect::<String>());
+    assert_eq!(desk.post("/desk/certificates/35075-00002K/state", &form), 200, "the confirmation page");
+    assert_eq!(p.company.json(&["certificate", "35075-00002K"])["status"], "valid", "nothing before it is confirmed");
+    assert_eq!(desk.post("/desk/certificates/35075-00002K/state", &format!("{form}&confirm=yes")), 303);
+    assert_eq!(desk.post("/desk/certificates/35075-00002K/state", &format!("{form}&confirm=yes")), 409, "done once: the second is refused");
+    let out = p.company.run_ok(&["certificate", "35075-00004K", "cancel", "--reason", "誤って発行したため", "--by", "山田"]);
+    assert!(out.contains("取消") && out.contains("evt_"), "{out}");
     // Staff cannot cancel what is already ended, nor settle what has no claim.
     let again = p.company.run(&["certificate", "35075-00002K", "cancel", "--reason", "x", "--by", "山田"]);
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("解約"), "{}", String::from_utf8_lossy(&again.stderr));
@@ -230,6 +236,16 @@ fn an_owner_server_that_was_down_gets_everything_afterwards_once_and_in_order() 
     p.company.once();
     assert!(p.company.json(&["webhooks"]).as_array().unwrap().iter().all(|w| w["status"] == "sent"));
     assert_eq!(told(&p.owner, "35075-00001M").len(), 2);
+
+    // The water authority's staff see them on their desk and in their digest.
+    crate::desk_web::add_user(&p.owner, "契約課", &["owner:keiyaku@kwsa.example"]);
+    let (st, page) = crate::desk_web::login(&web.url, "契約課").get("/desk/submissions");
+    assert_eq!(st, 200);
+    assert!(page.contains("状態の変更") && page.contains("履行請求の精算") && page.contains("二重に発行したため"), "{page}");
+    p.owner.edit_config(|t| t.replacen("contracts_address = \"keiyaku@kwsa.example\"", "contracts_address = \"keiyaku@kwsa.example\"\nstaff_address = \"keiyaku-staff@kwsa.example\"", 1));
+    p.owner.run_ok(&["digest"]);
+    let digest = crate::common::mails_in(&p.owner.maildir("relay")).into_iter().find(|m| m.to.contains(&"keiyaku-staff@kwsa.example".to_string())).expect("the digest");
+    assert!(digest.body.contains("35075-00002K") && digest.body.contains("取消") && digest.body.contains("履行請求"), "{}", digest.body);
     drop(web);
 }
 
@@ -411,4 +427,56 @@ fn a_notice_brings_the_events_lost_before_it_and_a_submission_stays_a_submission
     let subs = submissions(&p.owner);
     let s = subs.iter().find(|s| s["message_id"] == "<with-header@maruichi.example>").unwrap_or_else(|| panic!("checked as a submission: {subs:?}"));
     assert_eq!(s["result"], "accepted", "{s}");
+}
+
+/// Something on `port` (or any free one) that takes connections and never answers; how
+/// many it took.
+fn silent_listener(port: u16) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = taken.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming().flatten() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(c);
+        }
+    });
+    (port, taken)
+}
+
+/// An owner's endpoint that never answers costs one try (one timeout) per sweep, not one
+/// per waiting event: the other events wait, and the mail goes as ever.
+#[test]
+fn an_owner_endpoint_that_never_answers_is_tried_once_a_sweep() {
+    let p = Pair::new(true);
+    let (_, taken) = silent_listener(p.port);
+    for (n, a) in [("35075-00002K", "cancel"), ("35075-00003M", "terminate"), ("35075-00004K", "cancel")] {
+        p.company.run_ok(&["certificate", n, a, "--reason", "テスト", "--by", "佐藤"]);
+    }
+    p.company.once();
+    assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), 1, "one connection to the silent endpoint");
+    let w = p.company.json(&["webhooks"]);
+    let tried: Vec<&Value> = w.as_array().unwrap().iter().filter(|w| w["attempts"] == 1).collect();
+    assert_eq!(tried.len(), 1, "{w}");
+    assert!(tried[0]["last_error"].as_str().unwrap().contains("no answer"), "{w}");
+    let notices = crate::common::mails_in(&p.company.maildir("relay")).into_iter().filter(|m| m.to.contains(&KWSA.to_string())).count();
+    assert_eq!(notices, 3, "the owner's mail went all the same");
+}
+
+/// A stranger's forged notices while the registry does not answer: the registry is asked
+/// once a pass (then taken as away), never once per notice; the notices wait.
+#[test]
+fn forged_notices_cost_one_question_a_pass_while_the_registry_is_away() {
+    let (port, taken) = silent_listener(0);
+    let o = crate::registry_service::owner(&format!("http://127.0.0.1:{port}"), "esr_0123456789abcdef0123456789abcdef0123456789ab");
+    o.edit_config(|t| t.replacen("numbers = ", "timeout_seconds = 1\nnumbers = ", 1));
+    for i in 1..=3 {
+        let raw = format!("From: stranger@evil.example\r\nTo: {KWSA}\r\nSubject: =?utf-8?B?44CQ6Zu75a2Q5L+d6Ki844CR?= 35075-0000{i}M\r\nMessage-ID: <forged{i}@evil.example>\r\nX-Esurety-Event: evt_00000000000000000000000{i}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n");
+        o.drop_mail(KWSA, raw.as_bytes());
+    }
+    let out = o.once();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("left for a later pass 3"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), 1, "asked once, then taken as away");
 }
