@@ -186,13 +186,20 @@ async fn events(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInf
         let Some(entry) = store.registry_entry(&n)? else { return Ok(Some(None)) };
         Ok(Some(Some((entry.status.as_str().to_string(), store.registry_events(&n)?))))
     }).await;
+    answer_for_token(&app, &address, found, not_found, |(status, events)| {
+        let after = |e: &crate::domain::Event| since.is_none_or(|s| chrono::DateTime::parse_from_rfc3339(&e.at).is_ok_and(|t| t > s));
+        let events: Vec<serde_json::Value> = events.iter().filter(|e| after(e)).map(crate::registry::json::event).collect();
+        tracing::info!(event = "api_events", number = %number, address = %address, count = events.len());
+        Json(json!({"number": number, "status": status, "events": events})).into_response()
+    })
+}
+
+/// The answer to a question about a number for a token: `Ok(None)` the token is not known
+/// (or revoked), `Some(None)` nothing for it (`not_found`), `Some(Some(v))` the answer.
+fn answer_for_token<T>(app: &App, address: &str, found: Result<Result<Option<Option<T>>, crate::store::StoreError>, Response>,
+                       not_found: impl Fn() -> Response, answer: impl FnOnce(T) -> Response) -> Response {
     match found {
-        Ok(Ok(Some(Some((status, events))))) => {
-            let after = |e: &crate::domain::Event| since.is_none_or(|s| chrono::DateTime::parse_from_rfc3339(&e.at).is_ok_and(|t| t > s));
-            let events: Vec<serde_json::Value> = events.iter().filter(|e| after(e)).map(crate::registry::json::event).collect();
-            tracing::info!(event = "api_events", number = %number, address = %address, count = events.len());
-            Json(json!({"number": number, "status": status, "events": events})).into_response()
-        }
+        Ok(Ok(Some(Some(v)))) => answer(v),
         Ok(Ok(Some(None))) => not_found(),
         Ok(Ok(None)) => {
             tracing::info!(event = "api_token_refused", address = %address);
@@ -200,7 +207,7 @@ async fn events(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectInf
             error(StatusCode::UNAUTHORIZED, "bad_token", "the token is not known or was revoked")
         }
         Ok(Err(e)) => {
-            tracing::error!(event = "api_events_failed", error = %e);
+            tracing::error!(event = "api_store_failed", error = %e);
             error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the registry cannot answer now; try again shortly")
         }
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the registry cannot answer now; try again shortly"),
@@ -237,25 +244,12 @@ async fn document(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): ConnectI
         let Some(latest) = store.registry_versions(&n)?.last().map(|v| v.version) else { return Ok(Some(None)) };
         Ok(Some(store.issued_pdf(&n, latest, &kind)?))
     }).await;
-    match found {
-        Ok(Ok(Some(Some(pdf)))) => {
-            tracing::info!(event = "api_document", number = %number, address = %address);
-            let mut r = pdf.into_response();
-            let h = r.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
-            h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&format!("attachment; filename=\"{number}.pdf\"")).unwrap_or(HeaderValue::from_static("attachment")));
-            r
-        }
-        Ok(Ok(Some(None))) => not_found(),
-        Ok(Ok(None)) => {
-            tracing::info!(event = "api_token_refused", address = %address);
-            let _ = app.limiter.hit(&format!("api-bad-token:{address}"), BAD_TOKENS_PER_MINUTE);
-            error(StatusCode::UNAUTHORIZED, "bad_token", "the token is not known or was revoked")
-        }
-        Ok(Err(e)) => {
-            tracing::error!(event = "api_document_failed", error = %e);
-            error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the registry cannot answer now; try again shortly")
-        }
-        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the registry cannot answer now; try again shortly"),
-    }
+    answer_for_token(&app, &address, found, not_found, |pdf| {
+        tracing::info!(event = "api_document", number = %number, address = %address);
+        let mut r = pdf.into_response();
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+        h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&format!("attachment; filename=\"{number}.pdf\"")).unwrap_or(HeaderValue::from_static("attachment")));
+        r
+    })
 }
