@@ -18,7 +18,11 @@ fn the_demo_tells_the_whole_story_without_printing_a_key() {
                  "[unchecked] 神奈川県内広域水道企業団 企業長  27075-00012M", "[unchecked] 神奈川県内広域水道企業団 企業長  T2026-0034471", "5 件の確認（valid 5、mismatch 0",
                  // A 予約証書 waiting to be printed, and a contractor's list by email.
                  "08075-00002Y  契約保証予約  証書(紙)  6,000,000 円（入札日 ", "予約手数料 3,300 円（うち消費税 300 円）", "08075-00002Y  契約保証予約  取手興業株式会社  取手駅西口広場整備工事",
-                 "「保証契約一覧（Re: 保証契約一覧の送付のお願い）」", "3 件", "■ 35075-00003C　中間前払金保証（電子保証）　有効"] {
+                 "「保証契約一覧（Re: 保証契約一覧の送付のお願い）」", "3 件", "■ 35075-00003C　中間前払金保証（電子保証）　有効",
+                 // A 変更 and a 取消 reach the water authority by webhook and by mail, once each.
+                 "Webhook 35075-00001M 変更 → 神奈川県内広域水道企業団 企業長: 届きました（1 回目）", "Webhook 35075-00002K 取消 → 神奈川県内広域水道企業団 企業長: 届きました（1 回目）",
+                 "→ keiyaku@kwsa.example「【電子保証】保証契約の状態の変更（35075-00002K）」", "companies' notices of events registered 2",
+                 "35075-00001M  変更 → 現在の状態 有効（東日本建設業保証株式会社、最初に届いた経路: Webhook）", "35075-00002K  取消 → 現在の状態 取消（東日本建設業保証株式会社、最初に届いた経路: Webhook）"] {
         assert!(stdout.contains(step), "{step} in:\n{stdout}");
     }
     let reservation = pdf_text(&std::fs::read(dir.join("print/契約保証予約証書_08075-00002Y.pdf")).expect("the 予約証書, printable"));
@@ -47,6 +51,8 @@ fn the_demo_tells_the_whole_story_without_printing_a_key() {
     }
     assert!(listings.contains("35075-00001M") && listings.contains("\"result\": \"unchecked\"") && listings.contains("西日本建設業保証株式会社"));
     assert!(!said.contains("esr_") && !listings.contains("esr_"), "the demo's registry token is never printed");
+    assert!(!said.contains("whsec_") && !listings.contains("whsec_"), "nor the webhook secret");
+    assert!(listings.contains("\"kind\": \"cancelled\""), "the water authority's register carries the events: {listings}");
     for k in keys {
         assert!(!said.contains(&k), "key {k} printed by the demo");
         assert!(!listings.contains(&k), "key {k} printed by a listing");
