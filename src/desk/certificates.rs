@@ -14,18 +14,25 @@ use crate::store::Store;
 /// The longest reason kept (characters): a sentence or two, as staff write it.
 pub const MAX_REASON: usize = 500;
 
+/// Staff's text as it is recorded and mailed: one line, without control characters or
+/// the invisible and direction-changing ones (nothing in it shows other than it reads).
+pub fn staff_text(s: &str) -> String {
+    let invisible = |c: char| matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}');
+    crate::outbound::compose::one_line(&s.chars().filter(|&c| !invisible(c)).collect::<String>())
+}
+
 /// Does `action` to certificate `number` with staff's `reason`; `effective` is the day a
 /// 解約 takes effect (default: today). Returns the event recorded.
 #[allow(clippy::too_many_arguments)]
 pub fn act(engine: &Engine, store: &mut Store, number: &str, action: StaffAction, reason: &str, by: &str, effective: Option<chrono::NaiveDate>, clock: &dyn Clock, rng: &dyn Random) -> Result<Event, DeskError> {
-    let reason = crate::outbound::compose::one_line(reason);
+    let reason = staff_text(reason);
     if reason.is_empty() {
         return Err(DeskError::Needs("give the reason with --reason (it is recorded, and told to the contractor and the owner)".into()));
     }
     if reason.chars().count() > MAX_REASON {
         return Err(DeskError::Needs(format!("the reason is longer than {MAX_REASON} characters")));
     }
-    let by = by.trim();
+    let by = &staff_text(by);
     if by.is_empty() {
         return Err(DeskError::Needs("say who does it with --by NAME".into()));
     }
@@ -37,6 +44,13 @@ pub fn act(engine: &Engine, store: &mut Store, number: &str, action: StaffAction
     let now = clock.now();
     let today = now.with_timezone(&crate::clock::jst()).date_naive();
     let (status, kind) = transition(row.status, action, row.latest.guarantee_end, today).map_err(|e| DeskError::NotApplicable(format!("{number}: {e}")))?;
+    // A 解約 takes effect within a year of today either way: anything further is a typo,
+    // and the notice it makes cannot be taken back.
+    if let Some(d) = effective
+        && (d < today - chrono::Days::new(366) || d > today + chrono::Days::new(366))
+    {
+        return Err(DeskError::Needs(format!("--date {d} is more than a year from today ({today}): give the day the 解約 takes effect")));
+    }
     let effective = (action == StaffAction::Terminate).then(|| effective.unwrap_or(today));
     let e = new_event(&number, kind, status, by, &reason, effective, None, rng, now);
     let n = notices(&engine.config, &engine.composer, &row.latest, &e, true, rng, now)?;

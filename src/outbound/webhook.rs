@@ -84,54 +84,63 @@ pub struct WebhookReport {
     pub failed: usize,
 }
 
-/// Sends every due webhook (the first waiting of each certificate and endpoint), one try
-/// each. The owners' endpoints come from the configuration: an endpoint no longer
-/// configured, or without its secret, waits.
+/// The most time one sweep spends sending webhooks: the rest wait for the next sweep, so
+/// slow owners' systems never hold up the daemon's pass for long.
+const SWEEP_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Sends the due webhooks, endpoint by endpoint (the first waiting of each certificate,
+/// oldest first), one try each, within [`SWEEP_BUDGET`]. An endpoint that fails is left
+/// alone for the rest of the sweep, so one that hangs costs one timeout, and never holds
+/// up another owner's. An endpoint no longer configured (or without its secret) is
+/// counted a failed try, with why, so staff see it on the desk; its webhooks wait.
 pub fn sweep(config: &crate::config::Config, store: &mut Store, clock: &dyn Clock) -> Result<WebhookReport, StoreError> {
     let mut report = WebhookReport::default();
-    if !config.sides.branch || !config.owners.iter().any(|o| o.webhook.is_some()) {
+    if !config.sides.branch {
+        return Ok(report);
+    }
+    let endpoints = store.due_endpoints(clock.now())?;
+    if endpoints.is_empty() {
         return Ok(report);
     }
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return Ok(report) };
-    // Each round takes what is due now; a certificate's next event is due once its
-    // earlier one is sent, so a few rounds send a backlog in order. An endpoint that
-    // fails once is left alone for the rest of the sweep: one that hangs costs one
-    // timeout per sweep, not one per waiting event.
-    let mut failing: std::collections::HashSet<String> = std::collections::HashSet::new();
-    for _ in 0..16 {
-        let due = store.due_webhooks(clock.now(), 200)?;
-        if due.is_empty() {
-            break;
-        }
-        let mut progressed = false;
-        for w in due {
-            if failing.contains(&w.endpoint) {
-                continue;
+    let began = std::time::Instant::now();
+    for name in endpoints {
+        let endpoint = config.owner_by_name(&name).and_then(|o| o.webhook.as_ref());
+        // A certificate's next event is due once its earlier one is sent: a few rounds
+        // send a backlog in order.
+        'rounds: for _ in 0..16 {
+            let due = store.due_webhooks(&name, clock.now(), 200)?;
+            if due.is_empty() {
+                break;
             }
-            let Some(endpoint) = config.owner_by_name(&w.endpoint).and_then(|o| o.webhook.as_ref()) else { continue };
-            let now = clock.now();
-            if !store.write(|tx| tx.claim_webhook(w.id, now, 60))? {
-                continue;
-            }
-            match rt.block_on(send(endpoint, &w, now)) {
-                Ok(()) => {
-                    store.write(|tx| tx.webhook_sent(w.id, clock.now()))?;
-                    tracing::info!(event = "webhook_sent", endpoint = %w.endpoint, number = %w.number, event_id = %w.event.id);
-                    metrics::counter!("esurety_webhooks_total", "result" => "sent").increment(1);
-                    report.sent += 1;
-                    progressed = true;
+            for w in due {
+                if began.elapsed() > SWEEP_BUDGET {
+                    return Ok(report);
                 }
-                Err(why) => {
-                    store.write(|tx| tx.webhook_failed(w.id, &why, next_try(w.attempts, clock.now())))?;
-                    tracing::warn!(event = "webhook_failed", endpoint = %w.endpoint, number = %w.number, event_id = %w.event.id, attempts = w.attempts + 1, error = %why);
-                    metrics::counter!("esurety_webhooks_total", "result" => "failed").increment(1);
-                    report.failed += 1;
-                    failing.insert(w.endpoint.clone());
+                let now = clock.now();
+                if !store.write(|tx| tx.claim_webhook(w.id, now, 60))? {
+                    continue;
+                }
+                let tried = match endpoint {
+                    Some(e) => rt.block_on(send(e, &w, now)),
+                    None => Err(format!("no webhook_url for the owner {name} in the configuration: it waits until one is set")),
+                };
+                match tried {
+                    Ok(()) => {
+                        store.write(|tx| tx.webhook_sent(w.id, clock.now()))?;
+                        tracing::info!(event = "webhook_sent", endpoint = %w.endpoint, number = %w.number, event_id = %w.event.id);
+                        metrics::counter!("esurety_webhooks_total", "result" => "sent").increment(1);
+                        report.sent += 1;
+                    }
+                    Err(why) => {
+                        store.write(|tx| tx.webhook_failed(w.id, &why, next_try(w.attempts, clock.now())))?;
+                        tracing::warn!(event = "webhook_failed", endpoint = %w.endpoint, number = %w.number, event_id = %w.event.id, attempts = w.attempts + 1, error = %why);
+                        metrics::counter!("esurety_webhooks_total", "result" => "failed").increment(1);
+                        report.failed += 1;
+                        break 'rounds;
+                    }
                 }
             }
-        }
-        if !progressed {
-            break;
         }
     }
     Ok(report)

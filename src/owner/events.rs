@@ -51,7 +51,8 @@ impl OwnerFlow<'_> {
         let number = crate::domain::certificate_numbers(&letter.subject).into_iter().next().and_then(|n| CertificateNumber::parse(&n)).map(|n| n.to_string());
         let confirmed = match &number {
             None => None,
-            Some(n) => match self.registry.events(store, None, n, None) {
+            // Only the registry the number was accepted from speaks for it.
+            Some(n) => match self.registry.events(store, store.accepted_issuer(n)?.as_deref(), n, None) {
                 Ok((registry, events)) => events.iter().any(|e| e.id == id).then_some((registry, events)),
                 Err(RegistryError::Store(e)) => return Err(e.into()),
                 Err(e) => {

@@ -74,10 +74,13 @@ impl OwnerFlow<'_> {
         }
         let Ok(letter) = letter::read_with(&msg.raw, &self.config.limits) else { return ignore(store, "not a readable email") };
         let reading = submission::read(&letter, self.reader);
-        // A company's notice carries no key: a mail with a number/key pair is a submission
-        // and is checked as one, whatever its headers say.
-        if reading.found.is_empty()
-            && let Some(id) = letter.event.clone()
+        // A company's notice names one number (its subject's) and carries no key, though
+        // its reason may hold text that reads like one: a mail with a pair of any other
+        // number is a submission and is checked as one, whatever its headers say; and a
+        // header the registry does not confirm changes nothing.
+        let subject_number = crate::domain::certificate_numbers(&letter.subject).into_iter().next();
+        if let Some(id) = letter.event.clone()
+            && reading.found.iter().all(|f| crate::domain::CertificateNumber::parse(&f.number).map(|n| n.to_string()) == subject_number)
             && let Some(told) = self.notice(store, msg, &letter, &id)?
         {
             return Ok(told);

@@ -146,13 +146,19 @@ impl Store {
         self.conn.query_row("SELECT EXISTS (SELECT 1 FROM token_numbers WHERE token = ?1 AND number = ?2)", params![token, number], |r| r.get(0))
     }
 
-    /// Webhooks due now, each the first of its certificate and endpoint not yet sent (the
-    /// later ones wait for it: in order per certificate).
-    pub fn due_webhooks(&self, now: DateTime<FixedOffset>, limit: u32) -> Result<Vec<WebhookRow>> {
+    /// The endpoints with a webhook due now.
+    pub fn due_endpoints(&self, now: DateTime<FixedOffset>) -> Result<Vec<String>> {
+        self.conn.query_map("SELECT DISTINCT endpoint FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY endpoint",
+            [now.to_rfc3339()], |r| r.get(0))
+    }
+
+    /// An endpoint's webhooks due now, each the first of its certificate not yet sent (the
+    /// later ones wait for it: in order per certificate), oldest first.
+    pub fn due_webhooks(&self, endpoint: &str, now: DateTime<FixedOffset>, limit: u32) -> Result<Vec<WebhookRow>> {
         self.webhooks_where(
-            "w.status = 'pending' AND w.next_attempt_at <= ?1 AND NOT EXISTS (
+            "w.endpoint = ?1 AND w.status = 'pending' AND w.next_attempt_at <= ?2 AND NOT EXISTS (
                  SELECT 1 FROM webhook_deliveries p WHERE p.endpoint = w.endpoint AND p.number = w.number AND p.status = 'pending' AND p.event < w.event)",
-            vec![Value::Text(now.to_rfc3339()), Value::Int(limit.into())])
+            vec![Value::Text(endpoint.to_string()), Value::Text(now.to_rfc3339()), Value::Int(limit.into())])
     }
 
     /// Every webhook still pending after at least one failed try: what the desk shows.

@@ -2,7 +2,7 @@
 //! (`lifecycle.md` § What the owner is told): once per event id and registry, whichever way
 //! it came first (mail, webhook, its daily question), kept against the accepted submission.
 
-use super::db::params;
+use super::db::{OptionalExtension, params};
 use super::{Result, Store, Tx};
 use crate::domain::Event;
 use chrono::{DateTime, FixedOffset};
@@ -47,7 +47,7 @@ impl Tx<'_> {
         let n = self.c().execute(
             &format!("INSERT INTO owner_events ({COLUMNS})
                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
-                              (SELECT max(id) FROM submissions WHERE number = ?3 AND result = 'accepted'))
+                              (SELECT max(id) FROM submissions WHERE number = ?3 AND result = 'accepted' AND (issuer IS NULL OR issuer = ?1)))
                       ON CONFLICT (registry, event_id) DO NOTHING"),
             params![registry, e.id, e.number, e.kind.as_str(), e.status, e.at, e.reason, via, now.to_rfc3339()],
         )?;
@@ -71,13 +71,21 @@ impl Store {
         self.conn.query_map(&format!("SELECT {COLUMNS} FROM owner_events WHERE received_at >= ?1 AND received_at < ?2 ORDER BY received_at, id"), params![from, to], row)
     }
 
-    /// The accepted certificates still in force as far as the owner knows (no event yet,
-    /// or the latest says `valid` or `claimed`): what the daily question asks about.
+    /// The company a number was accepted from (its latest accepted submission's issuer):
+    /// the only registry whose events about it count.
+    pub fn accepted_issuer(&self, number: &str) -> Result<Option<String>> {
+        self.conn.query_row("SELECT issuer FROM submissions WHERE number = ?1 AND result = 'accepted' ORDER BY id DESC LIMIT 1", [number], |r| r.get(0))
+            .optional().map(Option::flatten)
+    }
+
+    /// The accepted certificates still in force as far as the owner knows (no event yet
+    /// from the registry it was accepted from, or the latest it received says `valid` or
+    /// `claimed`): what the daily question asks about.
     pub fn followed(&self) -> Result<Vec<Followed>> {
         self.conn.query_map(
-            "SELECT max(s.issuer), s.number, (SELECT max(e.at) FROM owner_events e WHERE e.number = s.number),
-                    (SELECT e.status FROM owner_events e WHERE e.number = s.number ORDER BY e.at DESC, e.id DESC LIMIT 1)
-             FROM submissions s WHERE s.result = 'accepted' GROUP BY s.number ORDER BY s.number",
+            "SELECT f.issuer, f.number, NULL,
+                    (SELECT e.status FROM owner_events e WHERE e.number = f.number AND (f.issuer IS NULL OR e.registry = f.issuer) ORDER BY e.id DESC LIMIT 1)
+             FROM (SELECT max(s.issuer) AS issuer, s.number AS number FROM submissions s WHERE s.result = 'accepted' GROUP BY s.number) f ORDER BY f.number",
             (),
             |r| Ok((r.get::<Option<String>>(0)?, r.get::<String>(1)?, r.get::<Option<String>>(2)?, r.get::<Option<String>>(3)?)),
         ).map(|rows| rows.into_iter()

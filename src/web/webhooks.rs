@@ -60,7 +60,19 @@ pub async fn receive(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): Conne
     }
     let now = app.clock.now();
     let e = event.clone();
-    let registered = super::desk::with_store(&app, move |store, _| crate::owner::events::register(store, &issuer, std::slice::from_ref(&e), crate::owner::events::VIA_WEBHOOK, now)).await;
+    let registered = super::desk::with_store(&app, move |store, _| -> Result<Option<usize>, crate::store::StoreError> {
+        // A number accepted from another company: this registry does not speak for it.
+        if store.accepted_issuer(&e.number)?.is_some_and(|from| crate::text::squash(&from) != crate::text::squash(&issuer)) {
+            return Ok(None);
+        }
+        crate::owner::events::register(store, &issuer, std::slice::from_ref(&e), crate::owner::events::VIA_WEBHOOK, now).map(Some)
+    }).await;
+    let registered = match registered {
+        Ok(Ok(None)) => return error(StatusCode::UNPROCESSABLE_ENTITY, "not_this_registry", "that number was accepted from another company"),
+        Ok(Ok(Some(n))) => Ok(Ok(n)),
+        Ok(Err(e)) => Ok(Err(e)),
+        Err(r) => Err(r),
+    };
     match registered {
         Ok(Ok(1)) => {
             metrics::counter!("esurety_webhooks_received_total", "result" => "registered").increment(1);

@@ -150,8 +150,10 @@ fn a_change_a_termination_a_cancellation_and_an_expiry_reach_the_owner_by_mail_a
     // Staff cannot cancel what is already ended, nor settle what has no claim.
     let again = p.company.run(&["certificate", "35075-00002K", "cancel", "--reason", "x", "--by", "山田"]);
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("解約"), "{}", String::from_utf8_lossy(&again.stderr));
-    let no_reason = p.company.run(&["certificate", "35075-00003M", "claim", "--reason", " ", "--by", "山田"]);
-    assert!(!no_reason.status.success() && String::from_utf8_lossy(&no_reason.stderr).contains("reason"));
+    let no_reason = p.company.run(&["certificate", "35075-00003M", "claim", "--reason", " \u{200B}\u{202E}", "--by", "山田"]);
+    assert!(!no_reason.status.success() && String::from_utf8_lossy(&no_reason.stderr).contains("reason"), "invisible characters are no reason");
+    let typo = p.company.run(&["certificate", "35075-00003M", "terminate", "--reason", "契約解除", "--date", "0001-01-01", "--by", "山田"]);
+    assert!(!typo.status.success() && String::from_utf8_lossy(&typo.stderr).contains("more than a year"), "{}", String::from_utf8_lossy(&typo.stderr));
     p.company.once();
     // The 保証期限 of 35075-00003M (令和9年3月31日) has passed: the daily job.
     drop(web);
@@ -295,6 +297,16 @@ fn webhooks_with_a_wrong_signature_an_old_timestamp_or_a_replayed_id_are_refused
     assert_eq!(st, 404, "a registry this owner takes no webhooks from");
     let (st, _, _) = http(&web.url, "POST", &path, &[("webhook-id", "evt_big"), ("webhook-timestamp", &now.to_string()), ("webhook-signature", "v1,x")], &vec![b'x'; 1 << 20]);
     assert_eq!(st, 413);
+    // Another company's registry (its own secret, an overlapping number shape) does not
+    // speak for a number accepted from this one.
+    drop(web);
+    p.owner.edit_config(|t| t + "\n[[registries]]\nissuer = \"西日本建設業保証株式会社\"\nurl = \"http://127.0.0.1:9\"\ntoken_env = \"ESURETY_REGISTRY_TOKEN\"\nnumbers = '^\\d{5}-\\d{5}[MK]$'\nwebhook_secret_env = \"ESURETY_WEBHOOK_SECRET\"\n");
+    let web = p.owner_web();
+    let west = format!("/api/v1/webhooks/{}", url::form_urlencoded::byte_serialize("西日本建設業保証株式会社".as_bytes()).collect::<String>());
+    let body = event("evt_west");
+    let sig = esurety::outbound::webhook::sign(secret.bytes(), "evt_west", now, body.as_bytes());
+    let (st, _, b) = http(&web.url, "POST", &west, &[("Content-Type", "application/json"), ("webhook-id", "evt_west"), ("webhook-timestamp", &now.to_string()), ("webhook-signature", &sig)], body.as_bytes());
+    assert_eq!(st, 422, "{}", String::from_utf8_lossy(&b));
     let events = told(&p.owner, "35075-00002K");
     assert_eq!(events.len(), 1, "only the signed one, once: {events:?}");
     assert_eq!(events[0]["id"], "evt_good");
@@ -408,13 +420,16 @@ fn a_notice_brings_the_events_lost_before_it_and_a_submission_stays_a_submission
     p.company.run_ok(&["certificate", "35075-00001M", "claim", "--reason", "前払金の返還請求", "--by", "佐藤"]);
     p.company.once();
     assert_eq!(p.lose(), 1, "the claim's notice is lost on the way");
-    p.company.run_ok(&["certificate", "35075-00001M", "settle", "--reason", "返還を受けて精算", "--by", "佐藤"]);
+    // A reason with text that reads like a key: the notice is still a notice.
+    p.company.run_ok(&["certificate", "35075-00001M", "settle", "--reason", "返還を受けて精算（認証キー：ABCD2345EFGH の照会済み）", "--by", "佐藤"]);
     p.company.once();
     let settled = p.carry();
     assert_eq!(settled.len(), 1);
     p.owner.once();
     assert_eq!(kinds(&told(&p.owner, "35075-00001M")), [("claimed".to_string(), "mail".to_string()), ("settled".to_string(), "mail".to_string())],
                "the registry told both when asked about the second");
+    assert_eq!(submissions(&p.owner).len(), 4, "the notice was not taken for a submission");
+    assert!(crate::common::mails_in(&p.owner.maildir("relay")).iter().all(|m| !m.to.iter().any(|t| t.ends_with("@ejcs.example"))), "nor answered");
     // A contractor's submission that carries the header of a real event is still checked
     // and answered as a submission.
     let id = told(&p.owner, "35075-00001M")[1]["id"].as_str().unwrap().to_string();
@@ -463,6 +478,13 @@ fn an_owner_endpoint_that_never_answers_is_tried_once_a_sweep() {
     assert!(tried[0]["last_error"].as_str().unwrap().contains("no answer"), "{w}");
     let notices = crate::common::mails_in(&p.company.maildir("relay")).into_iter().filter(|m| m.to.contains(&KWSA.to_string())).count();
     assert_eq!(notices, 3, "the owner's mail went all the same");
+    // The owner's endpoint taken out of the configuration: its webhooks wait, and staff
+    // see why.
+    p.company.edit_config(|t| t.replace("webhook_url = ", "# webhook_url = "));
+    p.at("2026-07-04T10:05:00+09:00");
+    p.company.once();
+    let staff = p.company.run_ok(&["staff", "list"]);
+    assert!(staff.contains("no webhook_url"), "{staff}");
 }
 
 /// A stranger's forged notices while the registry does not answer: the registry is asked

@@ -58,7 +58,7 @@ async fn change(State(app): State<Arc<App>>, headers: HeaderMap, Path(number): P
     let Some(action) = StaffAction::parse(&f.action) else {
         return super::error_page("この操作はありません。", StatusCode::BAD_REQUEST);
     };
-    let reason: String = crate::outbound::compose::one_line(&f.reason).chars().take(crate::desk::certificates::MAX_REASON + 1).collect();
+    let reason: String = crate::desk::certificates::staff_text(&f.reason).chars().take(crate::desk::certificates::MAX_REASON + 1).collect();
     if reason.is_empty() {
         return super::error_page("理由を入力してください（記録され、受注者と発注者に伝えられます）。", StatusCode::BAD_REQUEST);
     }
