@@ -146,7 +146,7 @@ pub struct RegistryConfig {
     pub timestamps: Vec<Vec<u8>>,
     /// The secret its webhooks are signed with (`webhook_secret_env`), or why it is not
     /// there; none: its webhooks are refused (events still come by mail and by asking).
-    pub webhook_secret: Option<Result<super::webhooks::WebhookSecret, String>>,
+    pub webhook_secret: Option<Result<super::webhooks::WebhookSecrets, String>>,
 }
 
 /// Whether a URL's host is this machine (where plain http:// is allowed).

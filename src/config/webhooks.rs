@@ -34,19 +34,46 @@ impl std::fmt::Debug for WebhookSecret {
     }
 }
 
+/// The secrets of one endpoint: one, or two while it is rotated (the new one and the
+/// old one, space separated in the variable). The sender signs with each (a webhook then
+/// carries a `v1,` signature per secret, as the Standard Webhooks specification allows);
+/// the receiver takes a signature of any of them. So a rotation never loses a webhook:
+/// add the new secret on both sides, then drop the old one on both.
+#[derive(Debug, Clone)]
+pub struct WebhookSecrets(Vec<WebhookSecret>);
+
+impl WebhookSecrets {
+    /// One to four secrets, separated by spaces.
+    pub fn parse(s: &str) -> Result<WebhookSecrets, String> {
+        let all = s.split_whitespace().map(WebhookSecret::parse).collect::<Result<Vec<_>, _>>()?;
+        if all.is_empty() || all.len() > 4 {
+            return Err(format!("holds {} secrets; give one, or two while rotating", all.len()));
+        }
+        Ok(WebhookSecrets(all))
+    }
+
+    pub fn one(secret: WebhookSecret) -> WebhookSecrets {
+        WebhookSecrets(vec![secret])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &WebhookSecret> {
+        self.0.iter()
+    }
+}
+
 /// An owner's endpoint, as the company's side sends to it.
 #[derive(Debug, Clone)]
 pub struct WebhookEndpoint {
     pub url: Url,
-    /// The secret, or why it is not there: read when the daemon starts, so commands that
-    /// only read the store work without it; webhooks wait until it is set.
-    pub secret: Result<WebhookSecret, String>,
+    /// The secrets, or why they are not there: read when the daemon starts, so commands
+    /// that only read the store work without them; webhooks wait until they are set.
+    pub secret: Result<WebhookSecrets, String>,
 }
 
-/// The secret in the environment variable `var`, for `what` (a configuration key).
-pub fn secret_from_env(var: &str, what: &str) -> Result<WebhookSecret, String> {
+/// The secrets in the environment variable `var`, for `what` (a configuration key).
+pub fn secret_from_env(var: &str, what: &str) -> Result<WebhookSecrets, String> {
     match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => WebhookSecret::parse(&v).map_err(|e| format!("{what}: the environment variable {var} {e}")),
+        Ok(v) if !v.trim().is_empty() => WebhookSecrets::parse(&v).map_err(|e| format!("{what}: the environment variable {var} {e}")),
         _ => Err(format!("{what}: the environment variable {var} is not set; set it to the webhook secret (whsec_…) agreed for this endpoint")),
     }
 }
@@ -83,5 +110,8 @@ mod tests {
         assert!(WebhookSecret::parse("whsec_not base64!").is_err());
         assert!(WebhookSecret::parse("whsec_c2hvcnQ=").unwrap_err().contains("5 bytes"));
         assert_eq!(format!("{s:?}"), "whsec_****");
+        let two = WebhookSecrets::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw  whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
+        assert_eq!(two.iter().count(), 2, "the new and the old while rotating");
+        assert!(WebhookSecrets::parse("  ").is_err());
     }
 }

@@ -45,6 +45,19 @@ pub enum Refusal {
     Signature,
 }
 
+/// [`verify`] against each of an endpoint's secrets (one, or two while rotating): any
+/// one's signature will do.
+pub fn verify_any(secrets: &crate::config::webhooks::WebhookSecrets, id: &str, timestamp: &str, signatures: &str, body: &[u8], now: i64) -> Result<(), Refusal> {
+    let mut last = Err(Refusal::Signature);
+    for s in secrets.iter() {
+        last = verify(s.bytes(), id, timestamp, signatures, body, now);
+        if last != Err(Refusal::Signature) {
+            return last;
+        }
+    }
+    last
+}
+
 /// Checks a received webhook's headers against the shared secret: the timestamp within
 /// [`TOLERANCE_SECS`] of `now`, and one of the signatures (space separated, `v1,…`) the
 /// HMAC of id, timestamp and body, compared in constant time.
@@ -148,10 +161,10 @@ pub fn sweep(config: &crate::config::Config, store: &mut Store, clock: &dyn Cloc
 
 /// One try: POST the event, signed now. Ok on a 2xx, or a 409 (the receiver has it).
 async fn send(endpoint: &WebhookEndpoint, w: &WebhookRow, now: DateTime<FixedOffset>) -> Result<(), String> {
-    let secret = endpoint.secret.as_ref().map_err(Clone::clone)?;
+    let secrets = endpoint.secret.as_ref().map_err(Clone::clone)?;
     let body = payload(&w.event);
     let ts = now.timestamp();
-    let signature = sign(secret.bytes(), &w.event.id, ts, &body);
+    let signature = secrets.iter().map(|s| sign(s.bytes(), &w.event.id, ts, &body)).collect::<Vec<_>>().join(" ");
     let status = tokio::time::timeout(TIMEOUT, post(&endpoint.url, &body, &[("webhook-id", &w.event.id), ("webhook-timestamp", &ts.to_string()), ("webhook-signature", &signature)]))
         .await
         .map_err(|_| format!("no answer within {} s", TIMEOUT.as_secs()))??;

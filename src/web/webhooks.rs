@@ -31,7 +31,7 @@ pub async fn receive(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): Conne
         return r;
     }
     let config = app.engine.config.registries.iter().find(|r| crate::text::squash(&r.issuer) == crate::text::squash(&registry));
-    let Some(Some(Ok(secret))) = config.map(|r| r.webhook_secret.as_ref()) else {
+    let Some(Some(Ok(secrets))) = config.map(|r| r.webhook_secret.as_ref()) else {
         return error(StatusCode::NOT_FOUND, "not_found", "no webhooks are taken from this registry here");
     };
     let issuer = config.map(|r| r.issuer.clone()).unwrap_or_default();
@@ -44,7 +44,7 @@ pub async fn receive(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): Conne
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
     let id = header("webhook-id");
-    if let Err(refusal) = crate::outbound::webhook::verify(secret.bytes(), id, header("webhook-timestamp"), header("webhook-signature"), &bytes, app.clock.now().timestamp()) {
+    if let Err(refusal) = crate::outbound::webhook::verify_any(secrets, id, header("webhook-timestamp"), header("webhook-signature"), &bytes, app.clock.now().timestamp()) {
         tracing::warn!(event = "webhook_refused", registry = %issuer, address = %address, reason = %refusal);
         metrics::counter!("esurety_webhooks_received_total", "result" => "refused").increment(1);
         return error(StatusCode::UNAUTHORIZED, "bad_signature", &refusal.to_string());

@@ -502,3 +502,31 @@ fn forged_notices_cost_one_question_a_pass_while_the_registry_is_away() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("left for a later pass 3"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), 1, "asked once, then taken as away");
 }
+
+/// A webhook secret is rotated without a webhook lost: the company signs with the new and
+/// the old while the owner still knows only the old, then the owner takes the new one;
+/// a sender with only the old one is refused after.
+#[test]
+fn a_webhook_secret_is_rotated_without_losing_a_webhook() {
+    const NEW: &str = "whsec_QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=";
+    let p = Pair::new(true);
+    p.company.env.borrow_mut().push(("ESURETY_WEBHOOK_KWSA".into(), format!("{NEW} {SECRET}")));
+    let web = p.owner_web();
+    p.company.run_ok(&["certificate", "35075-00002K", "cancel", "--reason", "誤発行", "--by", "佐藤"]);
+    p.company.once();
+    assert_eq!(kinds(&told(&p.owner, "35075-00002K")), [("cancelled".to_string(), "webhook".to_string())], "the owner knows the old one only");
+    drop(web);
+    p.owner.env.borrow_mut().push(("ESURETY_WEBHOOK_SECRET".into(), NEW.into()));
+    let web = p.owner_web();
+    p.company.run_ok(&["certificate", "35075-00004K", "cancel", "--reason", "誤発行", "--by", "佐藤"]);
+    p.company.once();
+    assert_eq!(kinds(&told(&p.owner, "35075-00004K")), [("cancelled".to_string(), "webhook".to_string())], "the owner knows the new one only");
+    // A sender that has only the old one now is refused, and tries again later.
+    p.company.env.borrow_mut().push(("ESURETY_WEBHOOK_KWSA".into(), SECRET.into()));
+    p.company.run_ok(&["certificate", "35075-00003M", "terminate", "--reason", "工事の中止", "--by", "佐藤"]);
+    p.company.once();
+    assert!(told(&p.owner, "35075-00003M").is_empty());
+    let w = p.company.json(&["webhooks"]);
+    assert!(w.as_array().unwrap().iter().any(|w| w["number"] == "35075-00003M" && w["status"] == "pending" && w["last_error"] == "HTTP 401"), "{w}");
+    drop(web);
+}
