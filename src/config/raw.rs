@@ -226,6 +226,8 @@ pub struct RawOwner {
     pub webhook_url: Option<String>,
     /// The environment variable holding that endpoint's secret (whsec_…).
     pub webhook_secret_env: Option<String>,
+    /// A CA to trust for that endpoint's HTTPS beside the public ones (PEM).
+    pub webhook_ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -71,7 +71,7 @@ impl Config {
                     }
                 }
             });
-            let webhook = super::webhooks::endpoint(i, o.webhook_url.as_deref(), o.webhook_secret_env.as_deref(), &mut problems);
+            let webhook = super::webhooks::endpoint(i, o.webhook_url.as_deref(), o.webhook_secret_env.as_deref(), o.webhook_ca_file.as_ref().map(|p| base.join(p)), &mut problems);
             if !is_email(&o.contracts_address) {
                 problems.push(format!("owners[{i}].contracts_address: \"{}\" is not an email address", o.contracts_address));
             }

@@ -68,6 +68,8 @@ pub struct WebhookEndpoint {
     /// The secrets, or why they are not there: read when the daemon starts, so commands
     /// that only read the store work without them; webhooks wait until they are set.
     pub secret: Result<WebhookSecrets, String>,
+    /// A CA trusted for its HTTPS beside the public ones (`webhook_ca_file`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// The secrets in the environment variable `var`, for `what` (a configuration key).
@@ -78,9 +80,10 @@ pub fn secret_from_env(var: &str, what: &str) -> Result<WebhookSecrets, String> 
     }
 }
 
-/// `[[owners]] webhook_url` and `webhook_secret_env`, checked: an http(s) URL (plain http
-/// only to this machine), and a variable to read the secret from.
-pub fn endpoint(i: usize, url: Option<&str>, secret_env: Option<&str>, problems: &mut Vec<String>) -> Option<WebhookEndpoint> {
+/// `[[owners]] webhook_url`, `webhook_secret_env` and `webhook_ca_file`, checked: an
+/// http(s) URL (plain http only to this machine), a variable to read the secret from, a
+/// CA file that reads.
+pub fn endpoint(i: usize, url: Option<&str>, secret_env: Option<&str>, ca_file: Option<std::path::PathBuf>, problems: &mut Vec<String>) -> Option<WebhookEndpoint> {
     let url = url?;
     let parsed = match Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
@@ -96,7 +99,12 @@ pub fn endpoint(i: usize, url: Option<&str>, secret_env: Option<&str>, problems:
         problems.push(format!("owners[{i}].webhook_secret_env: name the environment variable that holds the webhook secret (whsec_…)"));
         return None;
     };
-    Some(WebhookEndpoint { url: parsed, secret: secret_from_env(var, &format!("owners[{i}].webhook_secret_env")) })
+    if let Some(p) = &ca_file
+        && let Err(e) = crate::tls::connector(Some(p))
+    {
+        problems.push(format!("owners[{i}].webhook_ca_file: {e}"));
+    }
+    Some(WebhookEndpoint { url: parsed, secret: secret_from_env(var, &format!("owners[{i}].webhook_secret_env")), ca_file })
 }
 
 #[cfg(test)]

@@ -77,7 +77,7 @@ pub fn run(dir: Option<PathBuf>, clock: &dyn Clock, rng: &dyn Random) -> Result<
     let webhook_secret = lifecycle::secret(rng);
     if let Some(o) = config.owners.iter_mut().find(|o| o.name == lifecycle::KWSA_OWNER) {
         let url = url::Url::parse(&format!("http://127.0.0.1:{owner_port}/api/v1/webhooks/{}", config.company.name))?;
-        o.webhook = Some(crate::config::webhooks::WebhookEndpoint { url, secret: Ok(crate::config::webhooks::WebhookSecrets::one(webhook_secret.clone())) });
+        o.webhook = Some(crate::config::webhooks::WebhookEndpoint { url, secret: Ok(crate::config::webhooks::WebhookSecrets::one(webhook_secret.clone())), ca_file: None });
     }
     let _lock = crate::daemon::lock(&config)?;
     let mut store = Store::open(&config.store)?;

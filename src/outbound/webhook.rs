@@ -165,7 +165,7 @@ async fn send(endpoint: &WebhookEndpoint, w: &WebhookRow, now: DateTime<FixedOff
     let body = payload(&w.event);
     let ts = now.timestamp();
     let signature = secrets.iter().map(|s| sign(s.bytes(), &w.event.id, ts, &body)).collect::<Vec<_>>().join(" ");
-    let status = tokio::time::timeout(TIMEOUT, post(&endpoint.url, &body, &[("webhook-id", &w.event.id), ("webhook-timestamp", &ts.to_string()), ("webhook-signature", &signature)]))
+    let status = tokio::time::timeout(TIMEOUT, post(&endpoint.url, endpoint.ca_file.as_deref(), &body, &[("webhook-id", &w.event.id), ("webhook-timestamp", &ts.to_string()), ("webhook-signature", &signature)]))
         .await
         .map_err(|_| format!("no answer within {} s", TIMEOUT.as_secs()))??;
     match status {
@@ -178,12 +178,12 @@ trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 /// POSTs JSON to `url` on a connection of its own; the answer's status.
-async fn post(url: &url::Url, body: &[u8], headers: &[(&str, &str)]) -> Result<u16, String> {
+async fn post(url: &url::Url, ca_file: Option<&std::path::Path>, body: &[u8], headers: &[(&str, &str)]) -> Result<u16, String> {
     let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
     let port = url.port_or_known_default().unwrap_or(443);
     let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
     let io: Box<dyn Io> = if url.scheme() == "https" {
-        let tls = crate::tls::connector(None)?;
+        let tls = crate::tls::connector(ca_file)?;
         Box::new(tls.connect(crate::tls::server_name(&host)?, tcp).await.map_err(|e| format!("TLS with {host}: {e}"))?)
     } else {
         Box::new(tcp)

@@ -530,3 +530,31 @@ fn a_webhook_secret_is_rotated_without_losing_a_webhook() {
     assert!(w.as_array().unwrap().iter().any(|w| w["number"] == "35075-00003M" && w["status"] == "pending" && w["last_error"] == "HTTP 401"), "{w}");
     drop(web);
 }
+
+/// An owner's server on HTTPS with a certificate of its own CA: webhooks go to it when the
+/// company trusts that CA (`webhook_ca_file`), and never in clear or to a server it does
+/// not trust.
+#[test]
+fn webhooks_go_over_https_to_an_owner_whose_ca_the_company_trusts() {
+    let p = Pair::new(true);
+    let tls = p.owner.dir.join("tls");
+    let ok = std::process::Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/ca.sh")).arg(&tls).status().unwrap();
+    assert!(ok.success(), "openssl made the test CA");
+    let listen = format!("listen = \"127.0.0.1:{}\"", p.port);
+    p.owner.edit_config(|t| t.replace(&listen, &format!("{listen}\ntls_cert = \"{}\"\ntls_key = \"{}\"", tls.join("cert.pem").display(), tls.join("key.pem").display())));
+    let web = p.owner_web();
+    assert!(web.url.starts_with("https://"), "{}", web.url);
+    // Not yet trusted: the webhook waits, with why.
+    p.company.edit_config(|t| t.replace(&format!("http://127.0.0.1:{}", p.port), &format!("https://localhost:{}", p.port)));
+    p.company.run_ok(&["certificate", "35075-00002K", "cancel", "--reason", "誤発行", "--by", "佐藤"]);
+    p.company.once();
+    let w = p.company.json(&["webhooks"]);
+    assert!(w[0]["last_error"].as_str().unwrap().contains("TLS"), "{w}");
+    assert!(told(&p.owner, "35075-00002K").is_empty());
+    // Trusted, a minute later: delivered.
+    p.company.edit_config(|t| t.replace("webhook_secret_env = \"ESURETY_WEBHOOK_KWSA\"", &format!("webhook_secret_env = \"ESURETY_WEBHOOK_KWSA\"\nwebhook_ca_file = \"{}\"", tls.join("ca.pem").display())));
+    p.company.env.borrow_mut().push(("ESURETY_TEST_NOW".into(), "2026-07-04T10:01:00+09:00".into()));
+    p.company.once();
+    assert_eq!(kinds(&told(&p.owner, "35075-00002K")), [("cancelled".to_string(), "webhook".to_string())]);
+    drop(web);
+}
