@@ -68,10 +68,10 @@ impl Tx<'_> {
         let paper = c.format == crate::domain::Format::Paper;
         self.c().execute(
             "INSERT INTO certificates (number, product, format, status, office_code, contractor, owner, project, works_key,
-                                       application, application_message_id, current_version, print_state, created_at)
-             VALUES (?1, ?2, ?3, 'valid', ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?12)",
+                                       application, application_message_id, current_version, print_state, created_at, guarantee_end)
+             VALUES (?1, ?2, ?3, 'valid', ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?12, ?13)",
             params![c.number, c.product.name(), c.format.name(), c.office_code, c.contractor, c.owner, c.project, works_key,
-                    application, message_id, paper.then_some("waiting"), at],
+                    application, message_id, paper.then_some("waiting"), at, c.guarantee_end.to_string()],
         )?;
         self.c().execute(
             "INSERT INTO certificate_versions (number, version, kind, issued_at, contents) VALUES (?1, 1, '新規', ?2, ?3)",
@@ -115,9 +115,10 @@ impl Tx<'_> {
         self.c().execute(
             "UPDATE certificates SET current_version = ?2, project = ?3, works_key = ?4,
                     print_state = CASE WHEN ?5 THEN 'waiting' ELSE print_state END,
-                    printed_at = CASE WHEN ?5 THEN NULL ELSE printed_at END
+                    printed_at = CASE WHEN ?5 THEN NULL ELSE printed_at END,
+                    guarantee_end = ?6
              WHERE number = ?1",
-            params![c.number, c.version, c.project, works_key, paper],
+            params![c.number, c.version, c.project, works_key, paper, c.guarantee_end.to_string()],
         )?;
         let published: bool = self.c().query_row("SELECT count(*) FROM registry WHERE number = ?1", [&c.number], |r| r.get::<i64>(0))? > 0;
         if published {

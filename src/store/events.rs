@@ -106,15 +106,16 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Valid certificates whose 保証期限 is before `today`, for the daily job (under its
-    /// lock: one daemon does it).
+    /// Valid certificates whose 保証期限 is before `today` (by the index on state and
+    /// 保証期限), for the daily job, under its lock: one daemon does it.
     pub fn due_to_expire(&self, today: chrono::NaiveDate) -> Result<Vec<String>> {
         self.lock_job("expiry")?;
         let rows: Vec<(String, String)> = self.c().query_map(
-            "SELECT c.number, v.contents FROM certificates c JOIN certificate_versions v ON v.number = c.number AND v.version = c.current_version
-             WHERE c.status = 'valid' AND c.product <> '契約保証予約' ORDER BY c.number", (), |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.into_iter().filter_map(|(n, contents)| {
-            let end = serde_json::from_str::<serde_json::Value>(&contents).ok()?.get("guarantee_end")?.as_str()?.parse::<chrono::NaiveDate>().ok()?;
+            "SELECT number, guarantee_end FROM certificates
+             WHERE status = 'valid' AND guarantee_end < ?1 AND product <> '契約保証予約' ORDER BY guarantee_end, number",
+            [today.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.into_iter().filter_map(|(n, end)| {
+            let end = end.parse::<chrono::NaiveDate>().ok()?;
             crate::domain::lifecycle::expires(CertificateStatus::Valid, end, today).then_some(n)
         }).collect())
     }

@@ -383,7 +383,7 @@ fn a_store_from_before_these_products_is_brought_up_to_date_with_its_data() {
     let version = |db: &mut crate::pg::Db| db.count(if pg { "SELECT max(version) FROM schema_version" } else { "SELECT user_version FROM pragma_user_version" });
     // The latest version (later ones than 12 are dropped too, to be made again).
     let latest = version(&mut db);
-    db.execute("DROP TABLE owner_events; DROP TABLE token_numbers; DROP TABLE webhook_deliveries; DROP TABLE certificate_events; DROP TABLE issued_documents; DROP TABLE oauth_tokens; DROP TABLE known_callers; DROP TABLE fresh_tokens; DROP TABLE reservations; DROP TABLE certificate_documents; ALTER TABLE messages DROP COLUMN lease_until; ALTER TABLE submissions DROP COLUMN signature; ALTER TABLE submissions DROP COLUMN signature_reason;");
+    db.execute("DROP INDEX certificates_due; ALTER TABLE certificates DROP COLUMN guarantee_end; DROP TABLE owner_events; DROP TABLE token_numbers; DROP TABLE webhook_deliveries; DROP TABLE certificate_events; DROP TABLE issued_documents; DROP TABLE oauth_tokens; DROP TABLE known_callers; DROP TABLE fresh_tokens; DROP TABLE reservations; DROP TABLE certificate_documents; ALTER TABLE messages DROP COLUMN lease_until; ALTER TABLE submissions DROP COLUMN signature; ALTER TABLE submissions DROP COLUMN signature_reason;");
     db.execute(if pg { "DELETE FROM schema_version WHERE version > 10" } else { "PRAGMA user_version = 10" });
     assert_eq!(version(&mut db), 10);
     drop(db);
@@ -401,4 +401,9 @@ fn a_store_from_before_these_products_is_brought_up_to_date_with_its_data() {
     assert_eq!(numbers, ["08075-00001Y", "35075-00001M", "35075-00002K", "35075-00003C"]);
     assert_eq!(s.json(&["certificate", "35075-00003C"])["documents"][0]["kind"], "認定調書");
     assert_eq!(s.json(&["certificate", "08075-00001Y"])["bid_bond"]["bid_date"], "2027-01-20");
+    // The certificates from before know their 保証期限 (version 20): the daily job expires
+    // them once it has passed.
+    s.env.borrow_mut().push(("ESURETY_TEST_NOW".into(), "2027-04-02T09:00:00+09:00".into()));
+    let out = s.run_ok(&["digest"]);
+    assert!(out.contains("35075-00001M: expired") && out.contains("35075-00002K: expired"), "{out}");
 }

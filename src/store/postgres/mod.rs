@@ -29,7 +29,7 @@ const RECHECK_AFTER: Duration = Duration::from_secs(2);
 /// The schema, made at once at the version it stands for (PostgreSQL stores begin there);
 /// later versions add files of their own, numbered like SQLite's.
 pub(super) const BASELINE: (i64, &str) = (10, include_str!("schema_v10.sql"));
-pub(super) const MIGRATIONS: &[(i64, &str)] = &[(11, include_str!("schema_v11.sql")), (12, include_str!("schema_v12.sql")), (13, include_str!("schema_v13.sql")), (14, include_str!("schema_v14.sql")), (15, include_str!("schema_v15.sql")), (16, include_str!("schema_v16.sql")), (17, include_str!("schema_v17.sql")), (18, include_str!("schema_v18.sql")), (19, include_str!("schema_v19.sql"))];
+pub(super) const MIGRATIONS: &[(i64, &str)] = &[(11, include_str!("schema_v11.sql")), (12, include_str!("schema_v12.sql")), (13, include_str!("schema_v13.sql")), (14, include_str!("schema_v14.sql")), (15, include_str!("schema_v15.sql")), (16, include_str!("schema_v16.sql")), (17, include_str!("schema_v17.sql")), (18, include_str!("schema_v18.sql")), (19, include_str!("schema_v19.sql")), (20, include_str!("schema_v20.sql"))];
 
 
 pub struct Pg {

@@ -14,7 +14,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("schema_v9.sql"), include_str!("schema_v10.sql"), include_str!("schema_v11.sql"),
     include_str!("schema_v12.sql"), include_str!("schema_v13.sql"), include_str!("schema_v14.sql"), include_str!("schema_v15.sql"),
     include_str!("schema_v16.sql"), include_str!("schema_v17.sql"), include_str!("schema_v18.sql"),
-    include_str!("schema_v19.sql"),
+    include_str!("schema_v19.sql"), include_str!("schema_v20.sql"),
 ];
 
 pub(super) fn open(path: &Path) -> Result<Connection> {
