@@ -1,7 +1,8 @@
 //! What branch staff do to a certificate after its issue (`lifecycle.md` § Staff): 取消,
 //! 解約, 履行請求 and its settling, at the terminal (`esurety certificate NUMBER ACTION`)
 //! and on the desk alike. Each is an event in the certificate's history, a staff action,
-//! a mail to the contractor and a notice to the owner, in one transaction.
+//! a mail to the contractor and a notice to the owner, in one transaction. And the daily
+//! job's expiry of certificates past their 保証期限 ([`expire_due`]), told alike.
 
 use super::DeskError;
 use crate::branch::lifecycle::{SYSTEM, new_event, notices};
@@ -80,7 +81,13 @@ pub fn expire_due(engine: &Engine, store: &mut Store, clock: &dyn Clock, rng: &d
         let c = &row.latest;
         let reason = format!("保証期限（{}）を過ぎました", crate::text::format_era(c.guarantee_end));
         let e = new_event(&number, EventKind::Expired, CertificateStatus::Expired, SYSTEM, &reason, Some(c.guarantee_end + chrono::Days::new(1)), None, rng, now);
-        let n = notices(&engine.config, &engine.composer, c, &e, true, rng, now)?;
+        let n = match notices(&engine.config, &engine.composer, c, &e, true, rng, now) {
+            Ok(n) => n,
+            Err(err) => {
+                tracing::error!(event = "expiry_notice_failed", number = %number, error = %err);
+                continue;
+            }
+        };
         // Only from 有効: another daemon's job (or staff) that got there first wins.
         let expired = store.write(|tx| -> Result<bool, DeskError> {
             match tx.record_event(&e, CertificateStatus::Valid) {

@@ -67,18 +67,13 @@ pub async fn receive(State(app): State<Arc<App>>, ConnectInfo(Peer(peer)): Conne
         }
         crate::owner::events::register(store, &issuer, std::slice::from_ref(&e), crate::owner::events::VIA_WEBHOOK, now).map(Some)
     }).await;
-    let registered = match registered {
-        Ok(Ok(None)) => return error(StatusCode::UNPROCESSABLE_ENTITY, "not_this_registry", "that number was accepted from another company"),
-        Ok(Ok(Some(n))) => Ok(Ok(n)),
-        Ok(Err(e)) => Ok(Err(e)),
-        Err(r) => Err(r),
-    };
     match registered {
-        Ok(Ok(1)) => {
+        Ok(Ok(None)) => error(StatusCode::UNPROCESSABLE_ENTITY, "not_this_registry", "that number was accepted from another company"),
+        Ok(Ok(Some(1))) => {
             metrics::counter!("esurety_webhooks_received_total", "result" => "registered").increment(1);
             Json(json!({"registered": event.id})).into_response()
         }
-        Ok(Ok(_)) => {
+        Ok(Ok(Some(_))) => {
             tracing::info!(event = "webhook_replayed", event_id = %event.id, address = %address);
             metrics::counter!("esurety_webhooks_received_total", "result" => "replayed").increment(1);
             error(StatusCode::CONFLICT, "replayed", "this webhook-id is registered already")
